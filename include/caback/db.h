@@ -1,0 +1,56 @@
+/* Opening an NSS database (and choosing its token) for one run of caback. */
+#pragma once
+
+#include <glib.h>
+
+#include <caback/secret.h>
+
+#include <nss.h>
+#include <pk11pub.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+    const char *dbdir;               /* -d: folder, with or without "sql:"; NULL for the default */
+    const char *token;               /* --token: NULL or "internal" for the internal key token */
+    CabackPasswordSource password;   /* -f / --password-env / prompt */
+    gboolean read_only;              /* open without write access */
+} CabackDbOptions;
+
+typedef struct {
+    NSSInitContext *context;
+    char *dir;         /* the folder, without "sql:" */
+    char *spec;        /* "sql:<dir>", as given to NSS */
+    PK11SlotInfo *slot; /* the selected token (owned reference) */
+    char *token_name;  /* its name as NSS reports it */
+    CabackPasswordSource password;
+    char *password_file;
+    char *password_env;
+} CabackDb;
+
+/* The database folder to use when -d is not given: $CABACK_DBDIR, else the alias folder of the
+ * only Dogtag instance under /var/lib/pki. Fails with CABACK_ERROR_USAGE, saying to use -d. */
+char *caback_db_default_dir(GError **error);
+
+/* Initialise NSS on the database of @options (in its own NSS context, so several can be open) and
+ * select the token. Does not log in (see caback_db_login). On failure nothing stays open. */
+CabackDb *caback_db_open(const CabackDbOptions *options, GError **error);
+
+/* Log in to the selected token if it needs it, reading the password from the database's password
+ * source. A wrong password is CABACK_ERROR_BAD_PASSWORD; there is no retry. */
+gboolean caback_db_login(CabackDb *db, GError **error);
+
+/* Release the slot and shut the NSS context down. Returns FALSE (CABACK_ERROR_DATABASE) when NSS
+ * reports that a reference was leaked (SEC_ERROR_BUSY); @db is freed in every case. */
+gboolean caback_db_close(CabackDb *db, GError **error);
+
+/* caback_db_close that ignores a busy shutdown, for g_autoptr on error paths. */
+void caback_db_free(CabackDb *db);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackDb, caback_db_free)
+
+/* The PK11 password callback used for every token: returns the password read from the CabackDb
+ * passed as its argument, and NULL when NSS retries (so a wrong PIN never loops). */
+char *caback_db_password_callback(PK11SlotInfo *slot, PRBool retry, void *arg);
+
+G_END_DECLS

@@ -1,0 +1,32 @@
+/* A small writer for the JSON that --json prints: objects, arrays, strings, numbers, booleans. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct CabackJson CabackJson;
+
+CabackJson *caback_json_new(void);
+void caback_json_free(CabackJson *json);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackJson, caback_json_free)
+
+/* In each call, @key is the member name inside an object and must be NULL inside an array or at
+ * the top level. */
+void caback_json_begin_object(CabackJson *json, const char *key);
+void caback_json_end_object(CabackJson *json);
+void caback_json_begin_array(CabackJson *json, const char *key);
+void caback_json_end_array(CabackJson *json);
+/* A string member (escaped as JSON requires); NULL @value writes null. */
+void caback_json_string(CabackJson *json, const char *key, const char *value);
+void caback_json_int(CabackJson *json, const char *key, gint64 value);
+void caback_json_bool(CabackJson *json, const char *key, gboolean value);
+void caback_json_null(CabackJson *json, const char *key);
+
+/* The text written so far, with a final newline; valid only while @json lives. */
+const char *caback_json_text(CabackJson *json);
+
+/* @value escaped as the contents of a JSON string (without the quotes); caller frees. */
+char *caback_json_escape(const char *value);
+
+G_END_DECLS

@@ -1,0 +1,50 @@
+/* NSS key IDs (CKA_ID, 20 bytes; `certutil -K` prints them as 40 unsigned hex digits) and the
+ * signed Java BigInteger hex form that Dogtag writes as cloning.<tag>.privkey.id in CS.cfg.
+ * Pure functions: no NSS, no I/O. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define CABACK_KEYID_LEN 20
+
+/* A key ID as 20 bytes, big-endian; shorter IDs are sign-extended (Dogtag form) or zero-extended
+ * (unsigned forms) to 20 bytes when parsed. */
+typedef struct {
+    guint8 bytes[CABACK_KEYID_LEN];
+} CabackKeyId;
+
+/* Parse @text in any accepted form: 40-digit unsigned hex (certutil -K), "0x"-prefixed unsigned
+ * hex, colon-separated bytes ("ba:76:2f:..."), or the Dogtag signed form ("-584f..." or
+ * "6006..."), upper or lower case, surrounding white space ignored. Fails with
+ * CABACK_ERROR_USAGE naming @text when it is empty, not hex, or longer than 20 bytes. */
+gboolean caback_keyid_parse(const char *text, CabackKeyId *id, GError **error);
+
+/* A key ID from raw CKA_ID bytes. IDs of exactly 20 bytes are copied; shorter ones are
+ * zero-extended on the left; longer ones fail with CABACK_ERROR_USAGE. */
+gboolean caback_keyid_from_bytes(const guint8 *data, gsize len, CabackKeyId *id, GError **error);
+
+/* The 40-digit lowercase unsigned hex form printed by certutil -K; caller frees. */
+char *caback_keyid_to_nss(const CabackKeyId *id);
+
+/* "0x" followed by the 40-digit lowercase unsigned hex form; caller frees. */
+char *caback_keyid_to_0x(const CabackKeyId *id);
+
+/* The Dogtag CS.cfg form: new BigInteger(bytes).toString(16) - lowercase, "-" and the magnitude
+ * when the first byte is >= 0x80, no leading zeros, "0" for zero; caller frees. */
+char *caback_keyid_to_dogtag(const CabackKeyId *id);
+
+/* The Dogtag form of raw bytes of any length (BigInteger of the two's-complement value); caller
+ * frees. Used for IDs that are not 20 bytes long. */
+char *caback_keyid_bytes_to_dogtag(const guint8 *data, gsize len);
+
+/* TRUE when Dogtag before 10.5.6 could not decode the CS.cfg form of @id: its minimal signed
+ * form is shorter than 20 bytes (first byte 0x00 with the second < 0x80, or 0xff with the second
+ * >= 0x80). */
+gboolean caback_keyid_dogtag_legacy_problem(const CabackKeyId *id);
+
+/* TRUE when @a and @b are the same ID. */
+gboolean caback_keyid_equal(const CabackKeyId *a, const CabackKeyId *b);
+
+G_END_DECLS

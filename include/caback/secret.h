@@ -1,0 +1,51 @@
+/* Secrets (passwords, PINs) in buffers that wipe themselves, and the password sources every verb
+ * accepts: a file, an environment variable, or a prompt on the terminal without echo. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* A NUL-terminated secret. Its memory is cleared with explicit_bzero before it is freed. */
+typedef struct {
+    char *data;
+    gsize len;
+} CabackSecret;
+
+/* A copy of the @len bytes at @data (NUL-terminated); never returns NULL. */
+CabackSecret *caback_secret_new(const char *data, gsize len);
+/* Wipe and free @secret; NULL is allowed. */
+void caback_secret_free(CabackSecret *secret);
+/* Wipe @len bytes at @p (a wrapper that the compiler cannot drop). */
+void caback_secret_wipe(void *p, gsize len);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackSecret, caback_secret_free)
+
+/* Where a password may come from, in this order of precedence: @file, then @env_var, then a prompt
+ * when standard input or /dev/tty is a terminal. All fields may be NULL. */
+typedef struct {
+    const char *file;    /* -f FILE: first line, or Dogtag password.conf "name=value" lines */
+    const char *env_var; /* --password-env VAR: the variable's value */
+    gboolean no_prompt;  /* never prompt (batch use) */
+} CabackPasswordSource;
+
+/* Read the password for token @token_name ("internal" for the NSS internal token, or the token's
+ * name, looked up as "hardware-<name>" in password.conf files) from @source. @what names the
+ * password in prompts and errors ("password for the NSS database /x"). With @confirm, a prompt
+ * asks twice and fails if the answers differ. Fails with CABACK_ERROR_NO_PASSWORD when no
+ * source can give a password, CABACK_ERROR_IO when the file cannot be read. */
+CabackSecret *caback_password_read(const CabackPasswordSource *source, const char *token_name,
+                                   const char *what, gboolean confirm, GError **error);
+
+/* Parse the contents of a password file: when it holds "name=value" lines of Dogtag's
+ * password.conf ("internal=", "hardware-<token>="), the value for @token_name; otherwise its first
+ * line (without the line end). @path is only used in error messages. Fails with
+ * CABACK_ERROR_NOT_FOUND when a password.conf-style file has no entry for the token. */
+CabackSecret *caback_password_parse_file(const char *contents, gsize len, const char *path,
+                                         const char *token_name, GError **error);
+
+/* Ask for a secret on the controlling terminal without echo. Fails with
+ * CABACK_ERROR_NO_PASSWORD when there is no terminal. */
+CabackSecret *caback_password_prompt(const char *prompt, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,60 @@
+/* The caback command: one handler per verb (one file each, src/cli/cmd-<verb>.c), and the options
+ * and output helpers every verb shares (src/cli/common.c). */
+#pragma once
+
+#include <glib.h>
+
+#include <caback/db.h>
+#include <caback/error.h>
+
+G_BEGIN_DECLS
+
+/* A verb's handler: @argv[0] is the verb's name. Returns FALSE and sets @error on failure; only
+ * main() prints the error and chooses the exit status. */
+typedef gboolean (*CabackCommandFunc)(int argc, char **argv, GError **error);
+
+gboolean caback_cmd_keyid(int argc, char **argv, GError **error);
+gboolean caback_cmd_listkeys(int argc, char **argv, GError **error);
+gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error);
+
+/* Options shared by the verbs (filled by GOptionContext). */
+typedef struct {
+    char *dbdir;
+    char *token;
+    char *password_file;
+    char *password_env;
+    gboolean json;
+    gboolean verbose;
+    gboolean quiet;
+} CabackCommonOptions;
+
+typedef enum {
+    CABACK_COMMON_DB = 1 << 0,   /* -d, --token, -f, --password-env */
+    CABACK_COMMON_JSON = 1 << 1, /* --json */
+} CabackCommonFlags;
+
+/* Add the shared options selected by @flags (and always -v / -q) to @context as its main
+ * entries; @options must outlive the parse. */
+void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options,
+                           CabackCommonFlags flags);
+
+/* Parse the verb's command line; an option error becomes CABACK_ERROR_USAGE naming the verb and
+ * pointing to "caback help VERB". Applies -v / -q from @options (may be NULL). */
+gboolean caback_cli_parse(GOptionContext *context, const char *verb,
+                          const CabackCommonOptions *options, int *argc, char ***argv,
+                          GError **error);
+
+/* Free the strings of @options. */
+void caback_cli_common_clear(CabackCommonOptions *options);
+
+/* Open (and log in to) the database named by @options. */
+CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only,
+                             GError **error);
+
+/* Output: info is suppressed by -q, detail needs -v; warnings go to stderr always. */
+extern int caback_cli_verbosity; /* -1 quiet, 0 normal, 1 verbose */
+void caback_cli_info(const char *format, ...) G_GNUC_PRINTF(1, 2);
+void caback_cli_detail(const char *format, ...) G_GNUC_PRINTF(1, 2);
+void caback_cli_warning(const char *format, ...) G_GNUC_PRINTF(1, 2);
+
+G_END_DECLS

@@ -1,0 +1,119 @@
+/* Options, database opening and output helpers shared by every verb. */
+#include "config.h"
+
+#include "cli.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+int caback_cli_verbosity = 0;
+
+void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options,
+                           CabackCommonFlags flags)
+{
+    const GOptionEntry db_entries[] = {
+        {"dbdir", 'd', 0, G_OPTION_ARG_FILENAME, &options->dbdir,
+         "NSS database folder, with or without sql: (default: $CABACK_DBDIR, else the only "
+         "Dogtag instance's alias folder)",
+         "DIR"},
+        {"token", 0, 0, G_OPTION_ARG_STRING, &options->token,
+         "Token holding the keys (default: the database's internal key token)", "NAME"},
+        {"password-file", 'f', 0, G_OPTION_ARG_FILENAME, &options->password_file,
+         "Database password or token PIN: the file's first line, or Dogtag password.conf lines "
+         "internal=... / hardware-TOKEN=...",
+         "FILE"},
+        {"password-env", 0, 0, G_OPTION_ARG_STRING, &options->password_env,
+         "Read the database password or token PIN from environment variable VAR", "VAR"},
+        {NULL}};
+    const GOptionEntry json_entries[] = {
+        {"json", 0, 0, G_OPTION_ARG_NONE, &options->json, "Print the result as JSON", NULL},
+        {NULL}};
+    const GOptionEntry output_entries[] = {
+        {"verbose", 'v', 0, G_OPTION_ARG_NONE, &options->verbose, "Print more detail", NULL},
+        {"quiet", 'q', 0, G_OPTION_ARG_NONE, &options->quiet, "Print errors only", NULL},
+        {NULL}};
+
+    if (flags & CABACK_COMMON_DB)
+        g_option_context_add_main_entries(context, db_entries, NULL);
+    if (flags & CABACK_COMMON_JSON)
+        g_option_context_add_main_entries(context, json_entries, NULL);
+    g_option_context_add_main_entries(context, output_entries, NULL);
+}
+
+gboolean caback_cli_parse(GOptionContext *context, const char *verb,
+                          const CabackCommonOptions *options, int *argc, char ***argv,
+                          GError **error)
+{
+    g_autoptr(GError) local = NULL;
+
+    if (!g_option_context_parse(context, argc, argv, &local)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help %s)",
+                    local->message, verb);
+        return FALSE;
+    }
+    if (options != NULL && options->verbose)
+        caback_cli_verbosity = 1;
+    if (options != NULL && options->quiet)
+        caback_cli_verbosity = -1;
+    return TRUE;
+}
+
+void caback_cli_common_clear(CabackCommonOptions *options)
+{
+    g_clear_pointer(&options->dbdir, g_free);
+    g_clear_pointer(&options->token, g_free);
+    g_clear_pointer(&options->password_file, g_free);
+    g_clear_pointer(&options->password_env, g_free);
+}
+
+CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only,
+                             GError **error)
+{
+    CabackDbOptions db_options = {
+        .dbdir = options->dbdir,
+        .token = options->token,
+        .password = {.file = options->password_file, .env_var = options->password_env},
+        .read_only = read_only,
+    };
+    g_autoptr(CabackDb) db = caback_db_open(&db_options, error);
+    if (db == NULL)
+        return NULL;
+    caback_cli_detail("Opened NSS database %s, token \"%s\"", db->dir, db->token_name);
+    if (!caback_db_login(db, error))
+        return NULL;
+    return g_steal_pointer(&db);
+}
+
+void caback_cli_info(const char *format, ...)
+{
+    va_list args;
+
+    if (caback_cli_verbosity < 0)
+        return;
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_print("%s\n", text);
+}
+
+void caback_cli_detail(const char *format, ...)
+{
+    va_list args;
+
+    if (caback_cli_verbosity < 1)
+        return;
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_printerr("caback: %s\n", text);
+}
+
+void caback_cli_warning(const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_printerr("caback: warning: %s\n", text);
+}

@@ -1,0 +1,102 @@
+/* caback: the command table. Each verb lives in src/cli/cmd-<verb>.c; main() only dispatches,
+ * prints the error a verb returns and turns it into the exit status. */
+#include "config.h"
+
+#include "cli.h"
+
+#include <locale.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    CabackCommandFunc handler;
+    const char *summary;
+} CabackCommand;
+
+static const CabackCommand commands[] = {
+    {"listkeys", caback_cmd_listkeys, "List the private keys of a token, as certutil -K does"},
+    {"keyid", caback_cmd_keyid, "Convert key IDs between NSS and Dogtag CS.cfg forms"},
+    {"fix-clone-ids", caback_cmd_fix_clone_ids,
+     "Check and repair the cloning key IDs in a Dogtag CS.cfg"},
+    {NULL, NULL, NULL}};
+
+/* Windows certutil-style verbs, accepted for compatibility. */
+static const struct {
+    const char *alias;
+    const char *verb;
+} aliases[] = {{"-K", "listkeys"}, {NULL, NULL}};
+
+static const CabackCommand *find_command(const char *name)
+{
+    for (int i = 0; aliases[i].alias != NULL; i++)
+        if (strcmp(name, aliases[i].alias) == 0)
+            name = aliases[i].verb;
+    for (int i = 0; commands[i].name != NULL; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "Usage: caback VERB [OPTIONS]\n"
+                 "Back up, restore and repair the keys of a certificate authority.\n\n"
+                 "Verbs:\n");
+    for (int i = 0; commands[i].name != NULL; i++)
+        fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nWindows certutil forms:");
+    for (int i = 0; aliases[i].alias != NULL; i++)
+        fprintf(out, " %s (= %s)", aliases[i].alias, aliases[i].verb);
+    fprintf(out, "\n\n"
+                 "caback help VERB     show the options of VERB\n"
+                 "caback --version     show the version\n\n"
+                 "Exit status: 0 success, 1 failure, 2 usage error, 3 wrong password or PIN,\n"
+                 "4 refused because of a conflict, 5 a key cannot be exported. See caback(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+    g_autoptr(GError) error = NULL;
+
+    setlocale(LC_ALL, "");
+    g_set_prgname("caback");
+
+    if (argc < 2) {
+        print_usage(stderr);
+        return CABACK_EXIT_USAGE;
+    }
+    const char *verb = argv[1];
+    if (strcmp(verb, "--version") == 0 || strcmp(verb, "version") == 0) {
+        printf("caback %s\n", PACKAGE_VERSION);
+        return CABACK_EXIT_OK;
+    }
+    if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 ||
+        (strcmp(verb, "help") == 0 && argc == 2)) {
+        print_usage(stdout);
+        return CABACK_EXIT_OK;
+    }
+    if (strcmp(verb, "help") == 0) {
+        const CabackCommand *cmd = find_command(argv[2]);
+        if (cmd == NULL) {
+            fprintf(stderr, "caback: unknown verb \"%s\"; run \"caback help\" for the list\n",
+                    argv[2]);
+            return CABACK_EXIT_USAGE;
+        }
+        char *help_argv[] = {(char *)cmd->name, "--help", NULL};
+        return cmd->handler(2, help_argv, &error) ? CABACK_EXIT_OK
+                                                  : caback_error_exit_code(error);
+    }
+
+    const CabackCommand *cmd = find_command(verb);
+    if (cmd == NULL) {
+        fprintf(stderr, "caback: unknown verb \"%s\"; run \"caback help\" for the list\n", verb);
+        return CABACK_EXIT_USAGE;
+    }
+    if (cmd->handler(argc - 1, argv + 1, &error))
+        return CABACK_EXIT_OK;
+
+    if (error == NULL)
+        g_set_error(&error, CABACK_ERROR, CABACK_ERROR_FAILED, "failed for an unknown reason");
+    fprintf(stderr, "caback %s: %s\n", cmd->name, error->message);
+    return caback_error_exit_code(error);
+}

@@ -1,0 +1,76 @@
+/* The caback error domain and the mapping of NSS error numbers to words and exit codes. */
+#include "config.h"
+
+#include <caback/error.h>
+
+#include <prerror.h>
+#include <secerr.h>
+#include <secport.h>
+#include <sslerr.h>
+
+G_DEFINE_QUARK(caback-error-quark, caback_error)
+
+int caback_error_exit_code(const GError *error)
+{
+    if (error == NULL)
+        return CABACK_EXIT_OK;
+    if (error->domain == G_OPTION_ERROR)
+        return CABACK_EXIT_USAGE;
+    if (error->domain != CABACK_ERROR)
+        return CABACK_EXIT_FAILURE;
+    switch ((CabackErrorCode)error->code) {
+    case CABACK_ERROR_USAGE:
+        return CABACK_EXIT_USAGE;
+    case CABACK_ERROR_BAD_PASSWORD:
+        return CABACK_EXIT_BAD_PASSWORD;
+    case CABACK_ERROR_CONFLICT:
+        return CABACK_EXIT_CONFLICT;
+    case CABACK_ERROR_NOT_EXPORTABLE:
+        return CABACK_EXIT_NOT_EXPORTABLE;
+    default:
+        return CABACK_EXIT_FAILURE;
+    }
+}
+
+char *caback_nss_error_describe(int nss_error)
+{
+    const char *name = PR_ErrorToName(nss_error);
+    const char *text = PR_ErrorToString(nss_error, PR_LANGUAGE_I_DEFAULT);
+
+    if (name == NULL)
+        return g_strdup_printf("unknown NSS error %d", nss_error);
+    if (text == NULL || *text == '\0')
+        return g_strdup(name);
+    return g_strdup_printf("%s (%s)", name, text);
+}
+
+static void set_nss_valist(GError **error, CabackErrorCode code, int nss_error,
+                           const char *format, va_list args)
+{
+    g_autofree char *what = g_strdup_vprintf(format, args);
+    g_autofree char *why = caback_nss_error_describe(nss_error);
+
+    if (nss_error == SEC_ERROR_BAD_PASSWORD)
+        code = CABACK_ERROR_BAD_PASSWORD;
+    g_set_error(error, CABACK_ERROR, code, "%s: %s", what, why);
+}
+
+void caback_error_set_nss(GError **error, CabackErrorCode code, const char *format, ...)
+{
+    int nss_error = PORT_GetError();
+    va_list args;
+
+    va_start(args, format);
+    set_nss_valist(error, code, nss_error, format, args);
+    va_end(args);
+}
+
+void caback_error_set_nss_code(GError **error, CabackErrorCode code, int nss_error,
+                               const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    set_nss_valist(error, code, nss_error, format, args);
+    va_end(args);
+}

@@ -1,0 +1,205 @@
+/* Wiping secret buffers and the password sources (file, environment, terminal prompt). */
+#include "config.h"
+
+#include <caback/error.h>
+#include <caback/secret.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+void caback_secret_wipe(void *p, gsize len)
+{
+    if (p != NULL && len > 0)
+        explicit_bzero(p, len);
+}
+
+CabackSecret *caback_secret_new(const char *data, gsize len)
+{
+    CabackSecret *secret = g_new0(CabackSecret, 1);
+
+    secret->data = g_malloc(len + 1);
+    if (len > 0)
+        memcpy(secret->data, data, len);
+    secret->data[len] = '\0';
+    secret->len = len;
+    return secret;
+}
+
+void caback_secret_free(CabackSecret *secret)
+{
+    if (secret == NULL)
+        return;
+    caback_secret_wipe(secret->data, secret->len + 1);
+    g_free(secret->data);
+    g_free(secret);
+}
+
+/* Length of the line starting at @p, without its "\n" or "\r\n". */
+static gsize line_length(const char *p, const char *end)
+{
+    const char *nl = memchr(p, '\n', end - p);
+    gsize n = (nl != NULL ? nl : end) - p;
+
+    if (n > 0 && p[n - 1] == '\r')
+        n--;
+    return n;
+}
+
+/* A password.conf line is "internal=..." or "hardware-...=..." (other names Dogtag writes there,
+ * such as "internaldb=" or "replicationdb=", are database passwords, not token passwords). */
+static gboolean looks_like_password_conf(const char *contents, gsize len)
+{
+    const char *p = contents, *end = contents + len;
+
+    while (p < end) {
+        gsize n = line_length(p, end);
+        if ((n > 9 && strncmp(p, "internal=", 9) == 0) ||
+            (n > 9 && strncmp(p, "hardware-", 9) == 0 && memchr(p, '=', n) != NULL))
+            return TRUE;
+        const char *nl = memchr(p, '\n', end - p);
+        p = nl != NULL ? nl + 1 : end;
+    }
+    return FALSE;
+}
+
+CabackSecret *caback_password_parse_file(const char *contents, gsize len, const char *path,
+                                         const char *token_name, GError **error)
+{
+    const char *p = contents, *end = contents + len;
+
+    if (!looks_like_password_conf(contents, len))
+        return caback_secret_new(contents, line_length(contents, end));
+
+    g_autofree char *key = NULL;
+    if (token_name == NULL || g_strcmp0(token_name, "internal") == 0 ||
+        g_strcmp0(token_name, "NSS Certificate DB") == 0 ||
+        g_strcmp0(token_name, "NSS FIPS 140-2 Certificate DB") == 0)
+        key = g_strdup("internal=");
+    else
+        key = g_strdup_printf("hardware-%s=", token_name);
+    gsize keylen = strlen(key);
+
+    while (p < end) {
+        gsize n = line_length(p, end);
+        if (n >= keylen && memcmp(p, key, keylen) == 0)
+            return caback_secret_new(p + keylen, n - keylen);
+        const char *nl = memchr(p, '\n', end - p);
+        p = nl != NULL ? nl + 1 : end;
+    }
+    key[keylen - 1] = '\0';
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                "password file %s has no line \"%s=...\" for token %s; add one, or give the "
+                "password another way (--password-env, or the prompt)",
+                path, key, token_name != NULL ? token_name : "internal");
+    return NULL;
+}
+
+CabackSecret *caback_password_prompt(const char *prompt, GError **error)
+{
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    struct termios saved, quiet;
+    char buf[1024];
+    gsize n = 0;
+
+    if (fd < 0 || !isatty(fd)) {
+        if (fd >= 0)
+            close(fd);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "no terminal to ask for the %s; give it with -f FILE or --password-env VAR",
+                    prompt);
+        return NULL;
+    }
+    if (tcgetattr(fd, &saved) != 0) {
+        close(fd);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "cannot turn off echo on the terminal to ask for the %s: %s", prompt,
+                    g_strerror(errno));
+        return NULL;
+    }
+    quiet = saved;
+    quiet.c_lflag &= ~(ECHO | ECHONL);
+    quiet.c_lflag |= ICANON;
+    g_autofree char *text = g_strdup_printf("Enter the %s: ", prompt);
+    if (write(fd, text, strlen(text)) < 0) {
+        /* The prompt is a courtesy; reading still works. */
+    }
+    tcsetattr(fd, TCSAFLUSH, &quiet);
+    for (;;) {
+        char c;
+        ssize_t r = read(fd, &c, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || c == '\n' || c == '\r')
+            break;
+        if (n < sizeof buf - 1)
+            buf[n++] = c;
+    }
+    tcsetattr(fd, TCSAFLUSH, &saved);
+    if (write(fd, "\n", 1) < 0) {
+        /* Only cosmetic. */
+    }
+    close(fd);
+
+    CabackSecret *secret = caback_secret_new(buf, n);
+    caback_secret_wipe(buf, sizeof buf);
+    return secret;
+}
+
+CabackSecret *caback_password_read(const CabackPasswordSource *source, const char *token_name,
+                                   const char *what, gboolean confirm, GError **error)
+{
+    if (source != NULL && source->file != NULL) {
+        g_autoptr(GError) local = NULL;
+        char *contents = NULL;
+        gsize len = 0;
+
+        if (!g_file_get_contents(source->file, &contents, &len, &local)) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "cannot read the %s from password file %s: %s", what, source->file,
+                        local->message);
+            return NULL;
+        }
+        CabackSecret *secret =
+            caback_password_parse_file(contents, len, source->file, token_name, error);
+        caback_secret_wipe(contents, len);
+        g_free(contents);
+        return secret;
+    }
+    if (source != NULL && source->env_var != NULL) {
+        const char *value = g_getenv(source->env_var);
+        if (value == NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                        "environment variable %s is not set; it should hold the %s",
+                        source->env_var, what);
+            return NULL;
+        }
+        return caback_secret_new(value, strlen(value));
+    }
+    if (source != NULL && source->no_prompt) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "the %s is needed; give it with -f FILE or --password-env VAR", what);
+        return NULL;
+    }
+
+    g_autoptr(CabackSecret) first = caback_password_prompt(what, error);
+    if (first == NULL)
+        return NULL;
+    if (confirm) {
+        g_autofree char *again = g_strdup_printf("%s again", what);
+        g_autoptr(CabackSecret) second = caback_password_prompt(again, error);
+        if (second == NULL)
+            return NULL;
+        if (first->len != second->len || memcmp(first->data, second->data, first->len) != 0) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                        "the two entries of the %s differ; nothing was changed, run the command "
+                        "again",
+                        what);
+            return NULL;
+        }
+    }
+    return g_steal_pointer(&first);
+}
