@@ -1,0 +1,143 @@
+/* caback's PKCS#12 codec: one reader and one writer, used by backup, list, restore and verify.
+ * ASN.1 goes through NSS's SEC_ASN1 / SEC_QuickDER templates; every cryptographic step (PBE key
+ * derivation for PBES2 and the PKCS#12 KDF, private-key wrap and unwrap, encryption of safes,
+ * HMAC) is done by NSS. NSS must be initialised (any context) before these are called.
+ *
+ * This header is a contract between the reader/writer and the verbs: add, never rename. */
+#pragma once
+
+#include <glib.h>
+
+#include <caback/secret.h>
+
+#include <cert.h>
+#include <keyhi.h>
+#include <pk11pub.h>
+
+G_BEGIN_DECLS
+
+/* ---- what a file holds (reader output) ---- */
+
+/* The attributes of a bag that caback uses; all may be NULL. */
+typedef struct {
+    char *friendly_name;  /* friendlyName (BMPString) as UTF-8, trailing NULs removed */
+    GBytes *local_key_id; /* localKeyID octets */
+    char *trust_flags;    /* Dogtag/JSS trust attribute 2.16.840.1.113730.5.1.1.1, e.g. "CTu,Cu,Cu" */
+} CabackP12Attributes;
+
+typedef struct {
+    CabackP12Attributes attrs;
+    GBytes *der;           /* the X.509 certificate, DER */
+    char *protection;      /* how its safe was protected, e.g. "PBES2 (PBKDF2-HMAC-SHA256,
+                              AES-256-CBC), 600000 iterations" or "none" */
+} CabackP12Cert;
+
+typedef struct {
+    CabackP12Attributes attrs;
+    gboolean shrouded;     /* PKCS8ShroudedKeyBag (TRUE) or plain KeyBag (FALSE) */
+    char *protection;      /* how the key was encrypted, same style as CabackP12Cert.protection */
+    char *algorithm_oid;   /* the key's algorithm OID (dotted), once known (after decryption for
+                              shrouded keys; see caback_p12_key_describe) */
+    /* Private to the codec: the encrypted or plain key as found in the file. */
+    GBytes *encoded;
+    gint64 index;          /* position among the file's key bags, from 0 */
+} CabackP12Key;
+
+typedef struct {
+    CabackP12Attributes attrs;
+    GBytes *der;           /* the CRL, DER (kept so that list can show it; restore skips it) */
+} CabackP12Crl;
+
+typedef struct {
+    char *mac;             /* e.g. "HMAC-SHA256, 600000 iterations", "PBMAC1 (...)", or NULL when
+                              the file has no MAC */
+    gint64 mac_iterations; /* 0 when no MAC */
+    GPtrArray *safes;      /* of char*: one description per authenticated-safe content, e.g.
+                              "encrypted: PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC), 600000
+                              iterations" or "plain" */
+    GPtrArray *warnings;   /* of char*: things the reader tolerated (no MAC, trailing bytes, ...) */
+} CabackP12Info;
+
+typedef struct CabackP12File CabackP12File;
+
+/* Decode @data (a PKCS#12 file; @path is only for messages) and check its MAC with @password
+ * (UTF-8; NULL or empty also tries the empty BMPString and the NULL password, as OpenSSL does).
+ * Encrypted safes are decrypted; shrouded keys stay encrypted until imported. Fails with
+ * CABACK_ERROR_BAD_PASSWORD when the MAC does not match (wrong password), CABACK_ERROR_PKCS12
+ * for a malformed, truncated or unsupported file (the message names the algorithm by name). The
+ * returned file keeps a copy of the password (wiped on free) for caback_p12_key_import. */
+CabackP12File *caback_p12_read(const guint8 *data, gsize len, const CabackSecret *password,
+                               const char *path, GError **error);
+
+/* Read and decode the file at @path (as caback_p12_read). */
+CabackP12File *caback_p12_read_file(const char *path, const CabackSecret *password,
+                                    GError **error);
+
+void caback_p12_file_free(CabackP12File *file);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackP12File, caback_p12_file_free)
+
+/* The bags of @file, in file order; owned by @file. */
+GPtrArray *caback_p12_file_certs(CabackP12File *file); /* of CabackP12Cert* */
+GPtrArray *caback_p12_file_keys(CabackP12File *file);  /* of CabackP12Key* */
+GPtrArray *caback_p12_file_crls(CabackP12File *file);  /* of CabackP12Crl* */
+const CabackP12Info *caback_p12_file_info(CabackP12File *file);
+
+/* Decrypt @key into @slot as a private key object: a session object unless @permanent, with
+ * CKA_LABEL @nickname (may be NULL), CKA_ID derived by NSS from @public_value (the certificate's
+ * public key value: RSA modulus, EC point...; see PK11_ImportEncryptedPrivateKeyInfo), sensitive
+ * and, when @extractable, extractable. The key material never appears in caback's memory in clear
+ * when the key was shrouded. @wincx is passed to NSS's password callback. Returns the new key. */
+SECKEYPrivateKey *caback_p12_key_import(CabackP12File *file, CabackP12Key *key,
+                                        PK11SlotInfo *slot, const char *nickname,
+                                        const SECItem *public_value, gboolean permanent,
+                                        gboolean extractable, void *wincx, GError **error);
+
+/* Fill @key->algorithm_oid and return the key type and size in bits (0 when unknown) by
+ * decrypting it into a temporary session object on @slot (or reading the plain KeyBag), without
+ * keeping it. Key types NSS cannot handle are reported with their OID and *type = nullKey. */
+gboolean caback_p12_key_describe(CabackP12File *file, CabackP12Key *key, PK11SlotInfo *slot,
+                                 KeyType *type, guint *bits, GError **error);
+
+/* ---- writing ---- */
+
+typedef enum {
+    CABACK_P12_MODERN, /* PBES2/PBKDF2-HMAC-SHA256/AES-256-CBC, HMAC-SHA256 MAC, 600,000 it. */
+    CABACK_P12_LEGACY, /* PBE-SHA1-3DES for keys and certificates, HMAC-SHA1 MAC, 2,048 it. */
+} CabackP12Profile;
+
+typedef enum {
+    CABACK_P12_MAC_HMAC,   /* the classic PKCS#12 MAC (HMAC with the PKCS#12 KDF) */
+    CABACK_P12_MAC_PBMAC1, /* RFC 9579 PBMAC1 (PBKDF2-HMAC-SHA256, HMAC-SHA256) */
+} CabackP12MacKind;
+
+typedef struct {
+    CabackP12Profile profile;
+    CabackP12MacKind mac;
+    guint iterations; /* 0: the profile's default */
+} CabackP12WriteOptions;
+
+typedef struct CabackP12Writer CabackP12Writer;
+
+/* Start a file protected by @password (UTF-8, not empty). */
+CabackP12Writer *caback_p12_writer_new(const CabackP12WriteOptions *options,
+                                       const CabackSecret *password, GError **error);
+void caback_p12_writer_free(CabackP12Writer *writer);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackP12Writer, caback_p12_writer_free)
+
+/* Add @key as a shrouded key bag with friendlyName @friendly_name and localKeyID @local_key_id.
+ * Fails with CABACK_ERROR_NOT_EXPORTABLE when the token will not let the key out. @wincx is passed
+ * to NSS's password callback. */
+gboolean caback_p12_writer_add_key(CabackP12Writer *writer, SECKEYPrivateKey *key,
+                                   const char *friendly_name, const SECItem *local_key_id,
+                                   void *wincx, GError **error);
+
+/* Add @cert as a certificate bag; @local_key_id (may be NULL) pairs it with its key bag and
+ * @trust_flags (may be NULL) is written as the Dogtag trust attribute. */
+gboolean caback_p12_writer_add_cert(CabackP12Writer *writer, CERTCertificate *cert,
+                                    const char *friendly_name, const SECItem *local_key_id,
+                                    const char *trust_flags, GError **error);
+
+/* Encode the whole file (safes, MAC); the writer cannot be used afterwards. */
+GBytes *caback_p12_writer_finish(CabackP12Writer *writer, GError **error);
+
+G_END_DECLS
