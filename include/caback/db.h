@@ -26,6 +26,8 @@ typedef struct {
     CabackPasswordSource password;
     char *password_file;
     char *password_env;
+    GError *password_error; /* why the password callback could not give a password, if it
+                             * failed (no terminal, unreadable file...); reported by login */
 } CabackDb;
 
 /* The database folder to use when -d is not given: $CABACK_DBDIR, else the alias folder of the

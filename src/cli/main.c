@@ -82,6 +82,8 @@ int main(int argc, char **argv)
                     argv[2]);
             return CABACK_EXIT_USAGE;
         }
+        g_autofree char *prgname = g_strdup_printf("caback %s", cmd->name);
+        g_set_prgname(prgname);
         char *help_argv[] = {(char *)cmd->name, "--help", NULL};
         return cmd->handler(2, help_argv, &error) ? CABACK_EXIT_OK
                                                   : caback_error_exit_code(error);
@@ -92,6 +94,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "caback: unknown verb \"%s\"; run \"caback help\" for the list\n", verb);
         return CABACK_EXIT_USAGE;
     }
+    /* GOption's --help and error texts then say "caback VERB". */
+    g_autofree char *prgname = g_strdup_printf("caback %s", cmd->name);
+    g_set_prgname(prgname);
     if (cmd->handler(argc - 1, argv + 1, &error))
         return CABACK_EXIT_OK;
 

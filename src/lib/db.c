@@ -58,7 +58,8 @@ char *caback_db_password_callback(PK11SlotInfo *slot, PRBool retry, void *arg)
         &db->password, PK11_IsInternalKeySlot(slot) ? "internal" : token, what, FALSE, &error);
     if (secret == NULL) {
         /* The callback cannot return a GError; keep it for caback_db_login to report. */
-        g_printerr("caback: %s\n", error->message);
+        g_clear_error(&db->password_error);
+        db->password_error = g_steal_pointer(&error);
         return NULL;
     }
     return PORT_Strdup(secret->data);
@@ -174,8 +175,14 @@ gboolean caback_db_login(CabackDb *db, GError **error)
 {
     if (!PK11_NeedLogin(db->slot) || PK11_IsLoggedIn(db->slot, db))
         return TRUE;
+    g_clear_error(&db->password_error);
     if (PK11_Authenticate(db->slot, PR_TRUE, db) == SECSuccess)
         return TRUE;
+    if (db->password_error != NULL) {
+        /* No password could be read at all: not a wrong password (exit 1, not 3). */
+        g_propagate_error(error, g_steal_pointer(&db->password_error));
+        return FALSE;
+    }
 
     if (PK11_IsInternalKeySlot(db->slot))
         caback_error_set_nss_code(error, CABACK_ERROR_BAD_PASSWORD, SEC_ERROR_BAD_PASSWORD,
@@ -211,6 +218,7 @@ gboolean caback_db_close(CabackDb *db, GError **error)
     g_free(db->token_name);
     g_free(db->password_file);
     g_free(db->password_env);
+    g_clear_error(&db->password_error);
     g_free(db);
     return ok;
 }

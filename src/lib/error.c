@@ -45,6 +45,9 @@ char *caback_nss_error_describe(int nss_error)
 }
 
 static void set_nss_valist(GError **error, CabackErrorCode code, int nss_error,
+                           const char *format, va_list args) G_GNUC_PRINTF(4, 0);
+
+static void set_nss_valist(GError **error, CabackErrorCode code, int nss_error,
                            const char *format, va_list args)
 {
     g_autofree char *what = g_strdup_vprintf(format, args);

@@ -1,0 +1,292 @@
+/* caback keyid: convert key IDs between the certutil -K form, the 0x form and the signed form
+ * Dogtag writes into CS.cfg. No database is opened.
+ *
+ * Invalid input does not stop the run: every valid ID is printed, every invalid one is reported
+ * on stderr naming it, and the exit status is 2 (usage) when any was invalid. */
+#include "config.h"
+
+#include "cli.h"
+
+#include <caback/json.h>
+#include <caback/keyid.h>
+
+#include <stdio.h>
+#include <string.h>
+
+typedef enum {
+    FORM_ALL,
+    FORM_NSS,
+    FORM_DOGTAG,
+    FORM_0X,
+} OutputForm;
+
+typedef struct {
+    char *input;
+    CabackKeyId id;
+} ParsedId;
+
+static void parsed_id_free(ParsedId *p)
+{
+    g_free(p->input);
+    g_free(p);
+}
+
+static gboolean parse_form(const char *text, OutputForm *form, GError **error)
+{
+    if (text == NULL)
+        *form = FORM_ALL;
+    else if (g_ascii_strcasecmp(text, "dogtag") == 0)
+        *form = FORM_DOGTAG;
+    else if (g_ascii_strcasecmp(text, "nss") == 0)
+        *form = FORM_NSS;
+    else if (g_ascii_strcasecmp(text, "0x") == 0)
+        *form = FORM_0X;
+    else {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "--to \"%s\" is not a key ID form; use --to dogtag, --to nss or --to 0x", text);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Read the non-blank lines of standard input into @inputs. */
+static gboolean read_stdin_ids(GPtrArray *inputs, GError **error)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        g_strstrip(line);
+        if (*line != '\0')
+            g_ptr_array_add(inputs, g_strdup(line));
+    }
+    gboolean failed = ferror(stdin) != 0;
+    free(line);
+    if (failed) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read key IDs from standard "
+                                                          "input");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* GOption would take a Dogtag negative ID ("-584f...", "-0x12") for a cluster of short options.
+ * Such arguments (a "-" followed by a hex digit: keyid has no option of that shape) are swapped
+ * for placeholder strings before parsing and swapped back after it, keeping their order. */
+static gboolean looks_like_negative_id(const char *arg)
+{
+    return arg[0] == '-' && g_ascii_isxdigit(arg[1]);
+}
+
+static void warn_legacy(const ParsedId *p)
+{
+    g_autofree char *dogtag = caback_keyid_to_dogtag(&p->id);
+
+    caback_cli_warning("key ID %s: its CS.cfg form %s decodes to fewer than 20 bytes, which "
+                       "Dogtag before 10.5.6 cannot match to the key (a clone fails to find "
+                       "it); Dogtag 10.5.6 and later read it correctly",
+                       p->input, dogtag);
+}
+
+static void print_all_forms(const GPtrArray *ids)
+{
+    for (guint i = 0; i < ids->len; i++) {
+        const ParsedId *p = ids->pdata[i];
+        g_autofree char *nss = caback_keyid_to_nss(&p->id);
+        g_autofree char *dogtag = caback_keyid_to_dogtag(&p->id);
+        g_autofree char *hex0x = caback_keyid_to_0x(&p->id);
+
+        if (i > 0)
+            g_print("\n");
+        g_print("input:   %s\n"
+                "nss:     %s\n"
+                "dogtag:  %s%s\n"
+                "0x:      %s\n",
+                p->input, nss, dogtag,
+                caback_keyid_dogtag_legacy_problem(&p->id) ? "   (not readable by Dogtag < 10.5.6)"
+                                                           : "",
+                hex0x);
+    }
+}
+
+static void print_one_form(const GPtrArray *ids, OutputForm form)
+{
+    for (guint i = 0; i < ids->len; i++) {
+        const ParsedId *p = ids->pdata[i];
+        g_autofree char *text = NULL;
+
+        switch (form) {
+        case FORM_NSS:
+            text = caback_keyid_to_nss(&p->id);
+            break;
+        case FORM_DOGTAG:
+            text = caback_keyid_to_dogtag(&p->id);
+            break;
+        case FORM_0X:
+        case FORM_ALL:
+            text = caback_keyid_to_0x(&p->id);
+            break;
+        }
+        g_print("%s\n", text);
+    }
+}
+
+static void print_json(const GPtrArray *ids)
+{
+    g_autoptr(CabackJson) json = caback_json_new();
+
+    caback_json_begin_array(json, NULL);
+    for (guint i = 0; i < ids->len; i++) {
+        const ParsedId *p = ids->pdata[i];
+        g_autofree char *nss = caback_keyid_to_nss(&p->id);
+        g_autofree char *dogtag = caback_keyid_to_dogtag(&p->id);
+        g_autofree char *hex0x = caback_keyid_to_0x(&p->id);
+
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "input", p->input);
+        caback_json_string(json, "nss", nss);
+        caback_json_string(json, "dogtag", dogtag);
+        caback_json_string(json, "hex0x", hex0x);
+        caback_json_bool(json, "dogtag_legacy_problem",
+                         caback_keyid_dogtag_legacy_problem(&p->id));
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+    g_print("%s", caback_json_text(json));
+}
+
+gboolean caback_cmd_keyid(int argc, char **argv, GError **error)
+{
+    CabackCommonOptions common = {0};
+    g_autofree char *to = NULL;
+    const GOptionEntry entries[] = {
+        {"to", 0, 0, G_OPTION_ARG_STRING, &to,
+         "Print only this form, one ID per line: dogtag (CS.cfg), nss (40 hex digits, as "
+         "certutil -K) or 0x",
+         "FORM"},
+        {NULL}};
+    g_autoptr(GOptionContext) context = g_option_context_new("[ID...]");
+
+    g_option_context_set_summary(
+        context, "Convert key IDs between the NSS form (certutil -K) and the signed form Dogtag "
+                 "writes as cloning.<tag>.privkey.id in CS.cfg.");
+    g_option_context_set_description(
+        context,
+        "An ID may be 40 hex digits (certutil -K), 0x followed by hex digits, colon-separated "
+        "bytes (ba:76:2f:...),\n"
+        "or the Dogtag form (a leading \"-\" for negative values). Hex digits without a sign are "
+        "an unsigned value,\n"
+        "zero-extended to 20 bytes. Without ID arguments, IDs are read one per line from "
+        "standard input\n"
+        "(blank lines are skipped).\n\n"
+        "Every valid ID is printed; each invalid one is reported on standard error, and the "
+        "exit status\n"
+        "is then 2. A warning on standard error names IDs whose CS.cfg form Dogtag before "
+        "10.5.6 cannot read.\n\n"
+        "Example: caback keyid --to dogtag a7b0944b7b8397729a4c8c9af3a9c2b96f49c6f3\n");
+    g_option_context_add_main_entries(context, entries, NULL);
+    caback_cli_add_common(context, &common, CABACK_COMMON_JSON);
+
+    gboolean ok = FALSE;
+    OutputForm form = FORM_ALL;
+    g_autoptr(GPtrArray) inputs = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func((GDestroyNotify)parsed_id_free);
+    g_autoptr(GPtrArray) invalid = g_ptr_array_new_with_free_func((GDestroyNotify)g_error_free);
+
+    /* Placeholders for negative IDs; GOption keeps the pointers of positional arguments. */
+    g_autoptr(GPtrArray) originals = g_ptr_array_new();
+    g_autoptr(GPtrArray) placeholders = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char **args = g_new0(char *, argc + 1);
+    gboolean after_dashes = FALSE;
+    for (int i = 0; i < argc; i++) {
+        args[i] = argv[i];
+        if (i > 0 && strcmp(argv[i], "--") == 0)
+            after_dashes = TRUE;
+        if (i > 0 && !after_dashes && looks_like_negative_id(argv[i])) {
+            char *placeholder = g_strdup_printf("caback-keyid-argument-%d", i);
+            g_ptr_array_add(originals, argv[i]);
+            g_ptr_array_add(placeholders, placeholder);
+            args[i] = placeholder;
+        }
+    }
+    int nargs = argc;
+    char **parsed = args;
+    if (!caback_cli_parse(context, "keyid", &common, &nargs, &parsed, error))
+        goto out;
+    for (int i = 1; i < nargs; i++) {
+        for (guint k = 0; k < placeholders->len; k++)
+            if (parsed[i] == placeholders->pdata[k])
+                parsed[i] = originals->pdata[k];
+    }
+    argc = nargs;
+    argv = parsed;
+    /* GLib leaves the "--" that ends the options in place. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            memmove(&argv[i], &argv[i + 1], sizeof(char *) * (size_t)(argc - i));
+            argc--;
+            break;
+        }
+    }
+    if (!parse_form(to, &form, error))
+        goto out;
+    if (to != NULL && common.json) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "--to and --json cannot be combined (--json always gives every form)");
+        goto out;
+    }
+
+    if (argc > 1) {
+        for (int i = 1; i < argc; i++)
+            g_ptr_array_add(inputs, g_strdup(argv[i]));
+    } else if (!read_stdin_ids(inputs, error)) {
+        goto out;
+    }
+    if (inputs->len == 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "no key ID given: pass IDs as arguments or one per line on standard input "
+                    "(see: caback help keyid)");
+        goto out;
+    }
+
+    for (guint i = 0; i < inputs->len; i++) {
+        GError *local = NULL;
+        ParsedId *p = g_new0(ParsedId, 1);
+
+        if (!caback_keyid_parse(inputs->pdata[i], &p->id, &local)) {
+            g_ptr_array_add(invalid, local);
+            g_free(p);
+            continue;
+        }
+        p->input = g_strstrip(g_strdup(inputs->pdata[i]));
+        g_ptr_array_add(ids, p);
+        if (caback_keyid_dogtag_legacy_problem(&p->id))
+            warn_legacy(p);
+    }
+
+    if (common.json)
+        print_json(ids);
+    else if (form == FORM_ALL)
+        print_all_forms(ids);
+    else
+        print_one_form(ids, form);
+
+    if (invalid->len == 1) {
+        g_propagate_error(error, g_ptr_array_steal_index(invalid, 0));
+        goto out;
+    }
+    if (invalid->len > 1) {
+        /* main prints only one error: name every invalid input here, then summarise. */
+        for (guint i = 0; i < invalid->len; i++)
+            g_printerr("caback keyid: %s\n", ((GError *)invalid->pdata[i])->message);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "%u of %u key IDs are invalid (each is named above)", invalid->len,
+                    inputs->len);
+        goto out;
+    }
+    ok = TRUE;
+out:
+    caback_cli_common_clear(&common);
+    return ok;
+}

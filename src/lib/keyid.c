@@ -1,0 +1,309 @@
+/* Key-ID forms: NSS CKA_ID bytes, their unsigned hex (certutil -K), and the signed Java
+ * BigInteger hex Dogtag writes into CS.cfg. Pure byte and string work, no NSS. */
+#include "config.h"
+
+#include <caback/error.h>
+#include <caback/keyid.h>
+
+#include <string.h>
+
+/* Longest input quoted back in an error message; longer input is cut so that a pasted file does
+ * not flood the terminal. */
+#define QUOTE_MAX 80
+
+static char *quote_input(const char *text)
+{
+    g_autofree char *cut = NULL;
+    gsize len = strlen(text);
+
+    if (len > QUOTE_MAX)
+        cut = g_strdup_printf("%.*s...", QUOTE_MAX, text);
+    return g_strescape(cut != NULL ? cut : text, NULL);
+}
+
+static void G_GNUC_PRINTF(3, 4)
+    set_parse_error(GError **error, const char *text, const char *format, ...)
+{
+    g_autofree char *quoted = quote_input(text);
+    g_autofree char *why = NULL;
+    va_list ap;
+
+    va_start(ap, format);
+    why = g_strdup_vprintf(format, ap);
+    va_end(ap);
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "invalid key ID \"%s\": %s", quoted, why);
+}
+
+/* Fill @out (20 bytes, already zeroed) from @ndigits hex digits at @hex, right-aligned. The
+ * caller has checked that every character is a hex digit and that ndigits <= 40. */
+static void hex_to_bytes_right(const char *hex, gsize ndigits, guint8 *out)
+{
+    gsize pos = 2 * CABACK_KEYID_LEN; /* nibble position after the last one */
+
+    for (gsize i = ndigits; i > 0; i--) {
+        int v = g_ascii_xdigit_value(hex[i - 1]);
+        pos--;
+        if (pos % 2 == 1)
+            out[pos / 2] |= (guint8)v;
+        else
+            out[pos / 2] |= (guint8)(v << 4);
+    }
+}
+
+/* Check that @hex (@len characters) holds 1..40 hex digits; on failure describe it in @error
+ * naming @text, the whole input. @what names the part for the message. */
+static gboolean check_hex_digits(const char *text, const char *hex, gsize len, const char *what,
+                                 GError **error)
+{
+    if (len == 0) {
+        set_parse_error(error, text, "no hex digits after %s", what);
+        return FALSE;
+    }
+    for (gsize i = 0; i < len; i++) {
+        if (!g_ascii_isxdigit(hex[i])) {
+            if (g_ascii_isprint(hex[i]))
+                set_parse_error(error, text, "'%c' is not a hex digit", hex[i]);
+            else
+                set_parse_error(error, text, "character 0x%02x is not a hex digit",
+                                (unsigned char)hex[i]);
+            return FALSE;
+        }
+    }
+    if (len > 2 * CABACK_KEYID_LEN) {
+        set_parse_error(error, text,
+                        "%" G_GSIZE_FORMAT " hex digits, longer than a 20-byte key ID (40 digits)",
+                        len);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Two's complement negation of a 20-byte big-endian value, in place. */
+static void negate(guint8 *b, gsize len)
+{
+    unsigned carry = 1;
+
+    for (gsize i = len; i > 0; i--) {
+        unsigned v = (unsigned)(guint8)~b[i - 1] + carry;
+        b[i - 1] = (guint8)v;
+        carry = v >> 8;
+    }
+}
+
+static gboolean parse_colon_bytes(const char *text, const char *s, gsize len, CabackKeyId *id,
+                                  GError **error)
+{
+    guint8 buf[CABACK_KEYID_LEN];
+    gsize n = 0;
+    gsize start = 0;
+
+    for (gsize i = 0; i <= len; i++) {
+        if (i < len && s[i] != ':')
+            continue;
+        gsize plen = i - start;
+        if (plen == 0) {
+            set_parse_error(error, text, "empty byte between colons");
+            return FALSE;
+        }
+        if (plen > 2) {
+            set_parse_error(error, text, "\"%.*s\" is not one byte (1 or 2 hex digits)", (int)plen,
+                            s + start);
+            return FALSE;
+        }
+        for (gsize k = start; k < i; k++) {
+            if (!g_ascii_isxdigit(s[k])) {
+                set_parse_error(error, text, "'%c' is not a hex digit", s[k]);
+                return FALSE;
+            }
+        }
+        if (n == CABACK_KEYID_LEN) {
+            set_parse_error(error, text, "more than 20 colon-separated bytes");
+            return FALSE;
+        }
+        int v = g_ascii_xdigit_value(s[start]);
+        if (plen == 2)
+            v = v * 16 + g_ascii_xdigit_value(s[start + 1]);
+        buf[n++] = (guint8)v;
+        start = i + 1;
+    }
+    return caback_keyid_from_bytes(buf, n, id, error);
+}
+
+gboolean caback_keyid_parse(const char *text, CabackKeyId *id, GError **error)
+{
+    g_return_val_if_fail(text != NULL, FALSE);
+    g_return_val_if_fail(id != NULL, FALSE);
+
+    const char *s = text;
+    gsize len = strlen(text);
+    CabackKeyId tmp;
+
+    while (len > 0 && g_ascii_isspace(*s)) {
+        s++;
+        len--;
+    }
+    while (len > 0 && g_ascii_isspace(s[len - 1]))
+        len--;
+    if (len == 0) {
+        set_parse_error(error, text, "empty");
+        return FALSE;
+    }
+    if (memchr(s, '\0', len) != NULL) { /* cannot happen with a C string; keeps len honest */
+        set_parse_error(error, text, "embedded NUL");
+        return FALSE;
+    }
+
+    memset(&tmp, 0, sizeof tmp);
+
+    if (s[0] == '-') {
+        /* Dogtag negative form: "-" and the magnitude of a value in [-2^159, -1]. */
+        const char *mag = s + 1;
+        gsize mlen = len - 1;
+
+        if (mlen == 0) {
+            set_parse_error(error, text, "a lone \"-\" has no digits");
+            return FALSE;
+        }
+        if (mlen >= 2 && mag[0] == '0' && (mag[1] == 'x' || mag[1] == 'X')) {
+            set_parse_error(error, text,
+                            "\"-0x\" is not a key ID form (0x... is unsigned; the Dogtag "
+                            "negative form is \"-\" followed by hex digits)");
+            return FALSE;
+        }
+        if (memchr(mag, ':', mlen) != NULL) {
+            set_parse_error(error, text,
+                            "colon-separated bytes cannot carry a \"-\" sign");
+            return FALSE;
+        }
+        if (!check_hex_digits(text, mag, mlen, "\"-\"", error))
+            return FALSE;
+        hex_to_bytes_right(mag, mlen, tmp.bytes);
+        /* The magnitude must be at most 2^159 (0x80 00 .. 00): a larger one does not fit a
+         * 20-byte signed value. */
+        gboolean too_big = FALSE;
+        if (tmp.bytes[0] > 0x80) {
+            too_big = TRUE;
+        } else if (tmp.bytes[0] == 0x80) {
+            for (gsize i = 1; i < CABACK_KEYID_LEN; i++) {
+                if (tmp.bytes[i] != 0) {
+                    too_big = TRUE;
+                    break;
+                }
+            }
+        }
+        if (too_big) {
+            set_parse_error(error, text,
+                            "the negative value is below -2^159 and does not fit a 20-byte key ID");
+            return FALSE;
+        }
+        negate(tmp.bytes, CABACK_KEYID_LEN);
+        *id = tmp;
+        return TRUE;
+    }
+
+    if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        if (!check_hex_digits(text, s + 2, len - 2, "\"0x\"", error))
+            return FALSE;
+        hex_to_bytes_right(s + 2, len - 2, tmp.bytes);
+        *id = tmp;
+        return TRUE;
+    }
+
+    if (memchr(s, ':', len) != NULL)
+        return parse_colon_bytes(text, s, len, id, error);
+
+    /* certutil -K form or a positive Dogtag form: the same unsigned value, zero-extended. */
+    if (!check_hex_digits(text, s, len, "the start", error))
+        return FALSE;
+    hex_to_bytes_right(s, len, tmp.bytes);
+    *id = tmp;
+    return TRUE;
+}
+
+gboolean caback_keyid_from_bytes(const guint8 *data, gsize len, CabackKeyId *id, GError **error)
+{
+    g_return_val_if_fail(id != NULL, FALSE);
+    g_return_val_if_fail(data != NULL || len == 0, FALSE);
+
+    if (len > CABACK_KEYID_LEN) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "key ID of %" G_GSIZE_FORMAT " bytes is longer than 20 bytes", len);
+        return FALSE;
+    }
+    memset(id->bytes, 0, CABACK_KEYID_LEN);
+    if (len > 0)
+        memcpy(id->bytes + (CABACK_KEYID_LEN - len), data, len);
+    return TRUE;
+}
+
+static void append_hex(GString *s, const guint8 *data, gsize len)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (gsize i = 0; i < len; i++) {
+        g_string_append_c(s, digits[data[i] >> 4]);
+        g_string_append_c(s, digits[data[i] & 0x0f]);
+    }
+}
+
+char *caback_keyid_to_nss(const CabackKeyId *id)
+{
+    GString *s = g_string_sized_new(2 * CABACK_KEYID_LEN + 1);
+
+    append_hex(s, id->bytes, CABACK_KEYID_LEN);
+    return g_string_free(s, FALSE);
+}
+
+char *caback_keyid_to_0x(const CabackKeyId *id)
+{
+    GString *s = g_string_sized_new(2 * CABACK_KEYID_LEN + 3);
+
+    g_string_append(s, "0x");
+    append_hex(s, id->bytes, CABACK_KEYID_LEN);
+    return g_string_free(s, FALSE);
+}
+
+char *caback_keyid_bytes_to_dogtag(const guint8 *data, gsize len)
+{
+    g_return_val_if_fail(data != NULL || len == 0, NULL);
+
+    if (len == 0)
+        return g_strdup("0"); /* Java: new BigInteger(new byte[0]) is zero */
+
+    g_autofree guint8 *mag = g_memdup2(data, len);
+    gboolean negative = (data[0] & 0x80) != 0;
+    GString *s = g_string_sized_new(2 * len + 2);
+
+    if (negative) {
+        negate(mag, len);
+        g_string_append_c(s, '-');
+    }
+    gsize prefix = s->len;
+    append_hex(s, mag, len);
+
+    /* Strip leading zero digits, keeping one digit for zero. */
+    gsize first = prefix;
+    while (first + 1 < s->len && s->str[first] == '0')
+        first++;
+    g_string_erase(s, (gssize)prefix, (gssize)(first - prefix));
+    return g_string_free(s, FALSE);
+}
+
+char *caback_keyid_to_dogtag(const CabackKeyId *id)
+{
+    return caback_keyid_bytes_to_dogtag(id->bytes, CABACK_KEYID_LEN);
+}
+
+gboolean caback_keyid_dogtag_legacy_problem(const CabackKeyId *id)
+{
+    /* Old Dogtag turned the CS.cfg value back into bytes with BigInteger.toByteArray(), which is
+     * the minimal signed form, and compared it with the 20-byte CKA_ID: it is shorter exactly when
+     * the first byte is only sign extension of the second. */
+    return (id->bytes[0] == 0x00 && id->bytes[1] < 0x80) ||
+           (id->bytes[0] == 0xff && id->bytes[1] >= 0x80);
+}
+
+gboolean caback_keyid_equal(const CabackKeyId *a, const CabackKeyId *b)
+{
+    return memcmp(a->bytes, b->bytes, CABACK_KEYID_LEN) == 0;
+}

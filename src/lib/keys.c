@@ -1,0 +1,201 @@
+/* Private keys of a token, described as certutil -K shows them, and the key behind a certificate
+ * nickname. Every NSS reference taken here is released before returning. */
+#include "config.h"
+
+#include <caback/error.h>
+#include <caback/keys.h>
+#include <caback/nss-util.h>
+
+#include <string.h>
+
+void caback_key_info_free(CabackKeyInfo *info)
+{
+    if (info == NULL)
+        return;
+    g_bytes_unref(info->raw_id);
+    g_free(info->id_hex);
+    g_free(info->dogtag_id);
+    g_free(info->nickname);
+    g_free(info->label);
+    g_free(info);
+}
+
+const char *caback_keys_type_name(KeyType type)
+{
+    /* The names certutil -K prints (its keyTypeName table / SECKEY_GetKeyTypeString). */
+    switch (type) {
+    case nullKey:
+        return "null";
+    case rsaKey:
+        return "rsa";
+    case dsaKey:
+        return "dsa";
+    case fortezzaKey:
+        return "fortezza";
+    case dhKey:
+        return "dh";
+    case keaKey:
+        return "kea";
+    case ecKey:
+        return "ec";
+    case rsaPssKey:
+        return "rsaPss";
+    case rsaOaepKey:
+        return "rsaOaep";
+    }
+    return "unknown";
+}
+
+/* NSS names certificates of the database's own token "NSS Certificate DB:nick" when it finds them
+ * through a key; certutil -n, pk12util -n and CS.cfg use the bare nickname there, and the
+ * "Token:nick" form only for other tokens. */
+static char *usable_nickname(PK11SlotInfo *slot, const char *nickname)
+{
+    if (nickname == NULL || *nickname == '\0')
+        return NULL;
+    if (slot != NULL && PK11_IsInternalKeySlot(slot)) {
+        const char *token = PK11_GetTokenName(slot);
+        gsize tlen = token != NULL ? strlen(token) : 0;
+        if (tlen > 0 && strncmp(nickname, token, tlen) == 0 && nickname[tlen] == ':' &&
+            nickname[tlen + 1] != '\0')
+            return g_strdup(nickname + tlen + 1);
+    }
+    return g_strdup(nickname);
+}
+
+static guint key_size_bits(SECKEYPrivateKey *key, CERTCertificate *cert)
+{
+    g_autoptr(SECKEYPublicKey) pub = NULL;
+
+    /* The certificate's public key is always complete; a private key object may lack the public
+     * parts (EC points on some tokens), so it is only the fallback. */
+    if (cert != NULL)
+        pub = CERT_ExtractPublicKey(cert);
+    if (pub == NULL)
+        pub = SECKEY_ConvertToPublicKey(key);
+    if (pub != NULL) {
+        unsigned bits = SECKEY_PublicKeyStrengthInBits(pub);
+        if (bits > 0)
+            return bits;
+    }
+    if (key->keyType == rsaKey || key->keyType == rsaPssKey) {
+        int len = PK11_GetPrivateModulusLen(key);
+        if (len > 0)
+            return (guint)len * 8;
+    }
+    return 0;
+}
+
+CabackKeyInfo *caback_keys_describe(CabackDb *db, SECKEYPrivateKey *key, CERTCertificate *cert)
+{
+    (void)db; /* kept in the signature so that token-specific lookups can use its password */
+    g_autoptr(CERTCertificate) found = NULL;
+    CabackKeyInfo *info = g_new0(CabackKeyInfo, 1);
+
+    info->key_type = key->keyType;
+    info->type = caback_keys_type_name(key->keyType);
+
+    SECItem *ckaid = PK11_GetLowLevelKeyIDForPrivateKey(key);
+    if (ckaid != NULL && ckaid->len > 0) {
+        info->raw_id = g_bytes_new(ckaid->data, ckaid->len);
+        GString *hex = g_string_sized_new(2 * ckaid->len + 1);
+        for (unsigned i = 0; i < ckaid->len; i++)
+            g_string_append_printf(hex, "%02x", ckaid->data[i]);
+        info->id_hex = g_string_free(hex, FALSE);
+        if (ckaid->len <= CABACK_KEYID_LEN) {
+            info->id_valid = caback_keyid_from_bytes(ckaid->data, ckaid->len, &info->id, NULL);
+            /* Dogtag takes the BigInteger of the bytes as they are, whatever their length. */
+            info->dogtag_id = caback_keyid_bytes_to_dogtag(ckaid->data, ckaid->len);
+        }
+    } else {
+        info->raw_id = g_bytes_new(NULL, 0);
+        info->id_hex = g_strdup("");
+    }
+    if (ckaid != NULL)
+        SECITEM_ZfreeItem(ckaid, PR_TRUE);
+
+    char *label = PK11_GetPrivateKeyNickname(key);
+    if (label != NULL && *label != '\0')
+        info->label = g_strdup(label);
+    if (label != NULL)
+        PORT_Free(label);
+
+    if (cert == NULL) {
+        found = PK11_GetCertFromPrivateKey(key);
+        cert = found;
+    }
+    info->orphan = cert == NULL;
+    if (cert != NULL)
+        info->nickname = usable_nickname(key->pkcs11Slot, cert->nickname);
+
+    info->size_bits = key_size_bits(key, cert);
+    return info;
+}
+
+GPtrArray *caback_keys_list(CabackDb *db, GError **error)
+{
+    g_autoptr(SECKEYPrivateKeyList) list = PK11_ListPrivateKeysInSlot(db->slot);
+    if (list == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "cannot list the private keys of token \"%s\" in NSS database %s",
+                             db->token_name, db->dir);
+        return NULL;
+    }
+
+    GPtrArray *keys = g_ptr_array_new_with_free_func((GDestroyNotify)caback_key_info_free);
+    for (SECKEYPrivateKeyListNode *node = PRIVKEY_LIST_HEAD(list); !PRIVKEY_LIST_END(node, list);
+         node = PRIVKEY_LIST_NEXT(node)) {
+        CabackKeyInfo *info = caback_keys_describe(db, node->key, NULL);
+        info->index = keys->len;
+        g_ptr_array_add(keys, info);
+    }
+    return keys;
+}
+
+SECKEYPrivateKey *caback_keys_find_private_key(CabackDb *db, const char *nickname,
+                                               CERTCertificate **cert_out, GError **error)
+{
+    g_return_val_if_fail(nickname != NULL, NULL);
+
+    g_autoptr(CERTCertificate) cert = PK11_FindCertFromNickname(nickname, db);
+    if (cert == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "no certificate with nickname \"%s\" in NSS database %s; list the "
+                    "nicknames with: certutil -L -d sql:%s (a certificate on another token is "
+                    "named \"TOKEN:nickname\")",
+                    nickname, db->dir, db->dir);
+        return NULL;
+    }
+    SECKEYPrivateKey *key = PK11_FindKeyByAnyCert(cert, db);
+    if (key == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "certificate \"%s\" in NSS database %s has no private key on any token "
+                    "(see caback listkeys: the key may have been deleted, or it lives on a token "
+                    "that is not loaded)",
+                    nickname, db->dir);
+        return NULL;
+    }
+    if (cert_out != NULL)
+        *cert_out = g_steal_pointer(&cert);
+    return key;
+}
+
+CabackKeyInfo *caback_keys_find_by_nickname(CabackDb *db, const char *nickname, GError **error)
+{
+    g_autoptr(CERTCertificate) cert = NULL;
+    g_autoptr(SECKEYPrivateKey) key = caback_keys_find_private_key(db, nickname, &cert, error);
+    if (key == NULL)
+        return NULL;
+
+    g_autoptr(CabackKeyInfo) info = caback_keys_describe(db, key, cert);
+    if (!info->id_valid) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "the private key of \"%s\" has a CKA_ID of %" G_GSIZE_FORMAT
+                    " bytes (%s), not an NSS key ID of at most 20 bytes; Dogtag cannot refer "
+                    "to it",
+                    nickname, g_bytes_get_size(info->raw_id),
+                    *info->id_hex != '\0' ? info->id_hex : "empty");
+        return NULL;
+    }
+    return g_steal_pointer(&info);
+}
