@@ -171,3 +171,95 @@ certutil_key_ids() {
     certutil -K -d "sql:$1" -f "$1.pass" 2>/dev/null |
         sed -n 's/^<[ 0-9]*> *[a-z]* *\([0-9a-f]\{40\}\) *\(.*\)$/\1 \2/p' | sort
 }
+
+# dogtag_id HEX: the Dogtag CS.cfg form of a key ID (Java's new BigInteger(bytes).toString(16)),
+# computed with Python integers, independently of caback.
+dogtag_id() {
+    "$PYTHON3" -c 'import sys
+v = int.from_bytes(bytes.fromhex(sys.argv[1]), "big", signed=True)
+print(("-" + format(-v, "x")) if v < 0 else format(v, "x"))' "$1"
+}
+
+# CS.cfg tags of the fixture CA and their nicknames (Dogtag's ca.cert.list order).
+DOGTAG_TAGS=("signing|caSigningCert cert-pki-ca" "ocsp_signing|ocspSigningCert cert-pki-ca"
+    "sslserver|Server-Cert cert-pki-ca" "subsystem|subsystemCert cert-pki-ca"
+    "audit_signing|auditSigningCert cert-pki-ca")
+
+# cscfg_key_lines DBDIR TAG NICKNAME: the cloning.TAG.* lines that Dogtag (before 10.9) writes for
+# the certificate NICKNAME of DBDIR: its key ID (certutil -K, converted by dogtag_id), RSA modulus
+# and exponent (openssl: lowercase hex without leading zeros), subject and nickname.
+cscfg_key_lines() {
+    local dir=$1 tag=$2 nick=$3 id pem modulus exponent dn
+    id=$(certutil_key_ids "$dir" | sed -n "s/^\([0-9a-f]*\) NSS Certificate DB:$nick\$/\1/p")
+    pem=$(certutil -L -d "sql:$dir" -n "$nick" -a)
+    modulus=$(printf '%s\n' "$pem" | openssl x509 -noout -modulus | sed 's/^Modulus=//' |
+        tr 'A-F' 'a-f' | sed 's/^0*//')
+    exponent=$(printf '%s\n' "$pem" | openssl x509 -noout -text |
+        sed -n 's/^ *Exponent: [0-9]* (0x\([0-9a-f]*\)).*/\1/p')
+    dn=$(printf '%s\n' "$pem" | openssl x509 -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
+    printf 'cloning.%s.dn=%s\n' "$tag" "$dn"
+    printf 'cloning.%s.keyalgorithm=SHA256withRSA\n' "$tag"
+    printf 'cloning.%s.keytype=rsa\n' "$tag"
+    printf 'cloning.%s.nickname=%s\n' "$tag" "$nick"
+    printf 'cloning.%s.privkey.id=%s\n' "$tag" "$(dogtag_id "$id")"
+    printf 'cloning.%s.pubkey.encoded=\n' "$tag"
+    printf 'cloning.%s.pubkey.exponent=%s\n' "$tag" "$exponent"
+    printf 'cloning.%s.pubkey.modulus=%s\n' "$tag" "$modulus"
+}
+
+# make_cscfg DBDIR OUT: a CA's CS.cfg as Dogtag 10.x (before 10.9) leaves it after installation,
+# for the keys of DBDIR (made by make_dogtag_ca): cs.type, ca.cert.list and the nicknames, and
+# the cloning.<tag>.* entries with correct key IDs, moduli and exponents for every tag but
+# sslserver (Dogtag writes none for it), cloning.list and cloning.module.token; one key=value per
+# line, sorted by key, as Dogtag writes the file.
+make_cscfg() {
+    local dir=$1 out=$2 entry tag nick list=""
+    {
+        printf 'cs.type=CA\ninstanceId=pki-tomcat\ncloning.module.token=internal\n'
+        printf 'ca.signing.certnickname=%s\n' "$DOGTAG_CA_NICK"
+        printf 'ca.signing.tokenname=internal\n'
+        for entry in "${DOGTAG_TAGS[@]}"; do
+            IFS='|' read -r tag nick <<<"$entry"
+            list=${list:+$list,}$tag
+            printf 'ca.cert.%s.nickname=%s\n' "$tag" "$nick"
+            [ "$tag" = sslserver ] || cscfg_key_lines "$dir" "$tag" "$nick"
+        done
+        printf 'ca.cert.list=%s\ncloning.list=%s\n' "$list" "$list"
+    } | LC_ALL=C sort -t= -k1,1 >"$out"
+}
+
+# make_p12_variants SRCDIR OUTDIR PASSWORD: PKCS#12 files of the subsystem certificate of SRCDIR
+# (made by make_dogtag_ca), with its key and the CA certificate, as other tools write them, in
+# OUTDIR: pk12util.p12 (pk12util -o; the CA certificate has its nickname), openssl.p12 (OpenSSL
+# 3 default: PBES2/AES-256, HMAC-SHA256), openssl-legacy.p12 (-legacy: RC2-40 certificates, 3DES
+# key, HMAC-SHA1), openssl-empty.p12 (empty password), openssl-nopass.p12 (no encryption, no
+# MAC), openssl-keyonly.p12 (-nocerts) and openssl-certonly.p12 (-nokeys, the CA certificate),
+# all but pk12util.p12 with PASSWORD except the last three noted; certtool.p12 (GnuTLS) when
+# certtool is installed. The OpenSSL files give no friendlyName to the CA certificate. Also
+# writes the PEM files sub.crt, sub.key and ca.crt there.
+make_p12_variants() {
+    local src=$1 out=$2 pw=$3 nick="subsystemCert cert-pki-ca"
+    local sub="$out/sub.crt" key="$out/sub.key" ca="$out/ca.crt"
+    mkdir -p "$out"
+    pk12util -o "$out/pk12util.p12" -n "$nick" -d "sql:$src" -k "$src.pass" -W "$pw" >/dev/null
+    openssl pkcs12 -in "$out/pk12util.p12" -passin "pass:$pw" -nokeys -clcerts -out "$sub" 2>/dev/null
+    openssl pkcs12 -in "$out/pk12util.p12" -passin "pass:$pw" -nokeys -cacerts -out "$ca" 2>/dev/null
+    openssl pkcs12 -in "$out/pk12util.p12" -passin "pass:$pw" -nocerts -nodes -out "$key" 2>/dev/null
+    openssl pkcs12 -export -in "$sub" -inkey "$key" -certfile "$ca" -name "$nick" \
+        -passout "pass:$pw" -out "$out/openssl.p12"
+    openssl pkcs12 -export -legacy -in "$sub" -inkey "$key" -certfile "$ca" -name "$nick" \
+        -passout "pass:$pw" -out "$out/openssl-legacy.p12"
+    openssl pkcs12 -export -in "$sub" -inkey "$key" -certfile "$ca" -name "$nick" \
+        -passout "pass:" -out "$out/openssl-empty.p12"
+    openssl pkcs12 -export -in "$sub" -inkey "$key" -certfile "$ca" -name "$nick" \
+        -keypbe NONE -certpbe NONE -nomac -passout "pass:" -out "$out/openssl-nopass.p12"
+    openssl pkcs12 -export -nocerts -inkey "$key" -name "$nick" -passout "pass:$pw" \
+        -out "$out/openssl-keyonly.p12" 2>/dev/null
+    openssl pkcs12 -export -nokeys -in "$ca" -passout "pass:$pw" \
+        -out "$out/openssl-certonly.p12" 2>/dev/null
+    if command -v certtool >/dev/null 2>&1; then
+        certtool --to-p12 --load-certificate "$sub" --load-privkey "$key" \
+            --load-ca-certificate "$ca" --p12-name "$nick" --password "$pw" --outder \
+            --outfile "$out/certtool.p12" >/dev/null 2>&1
+    fi
+}

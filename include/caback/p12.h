@@ -86,15 +86,25 @@ const CabackP12Info *caback_p12_file_info(CabackP12File *file);
  * CKA_LABEL @nickname (may be NULL), CKA_ID derived by NSS from @public_value (the certificate's
  * public key value: RSA modulus, EC point...; see PK11_ImportEncryptedPrivateKeyInfo), sensitive
  * and, when @extractable, extractable. The key material never appears in caback's memory in clear
- * when the key was shrouded. @wincx is passed to NSS's password callback. Returns the new key. */
+ * when the key was shrouded. @wincx is passed to NSS's password callback. Returns the new key.
+ * (Also: a wrong password shows as CABACK_ERROR_BAD_PASSWORD only for a file without MAC; a key
+ * type NSS cannot import is CABACK_ERROR_PKCS12 naming its OID. Release a session key with
+ * caback_p12_key_discard, which also removes the token object.) */
 SECKEYPrivateKey *caback_p12_key_import(CabackP12File *file, CabackP12Key *key,
                                         PK11SlotInfo *slot, const char *nickname,
                                         const SECItem *public_value, gboolean permanent,
                                         gboolean extractable, void *wincx, GError **error);
 
+/* Destroy @key as returned by caback_p12_key_import: for a session key (@permanent FALSE) also
+ * the token object, which SECKEY_DestroyPrivateKey alone would leave in the token until NSS shuts
+ * down; a permanent key stays in its token. NULL is allowed. (Addition.) */
+void caback_p12_key_discard(SECKEYPrivateKey *key);
+
 /* Fill @key->algorithm_oid and return the key type and size in bits (0 when unknown) by
  * decrypting it into a temporary session object on @slot (or reading the plain KeyBag), without
- * keeping it. Key types NSS cannot handle are reported with their OID and *type = nullKey. */
+ * keeping it. Key types NSS cannot handle are reported with their OID and *type = nullKey.
+ * (Also: @slot may be NULL for NSS's internal slot. The first describe or import of a file
+ * derives the keys of all its shrouded key bags at once, on all processors.) */
 gboolean caback_p12_key_describe(CabackP12File *file, CabackP12Key *key, PK11SlotInfo *slot,
                                  KeyType *type, guint *bits, GError **error);
 
@@ -118,7 +128,9 @@ typedef struct {
 
 typedef struct CabackP12Writer CabackP12Writer;
 
-/* Start a file protected by @password (UTF-8, not empty). */
+/* Start a file protected by @password (UTF-8, not empty). (Also: the file's key derivations,
+ * the shared PBES2 key and the MAC key, are done here, side by side on two processors; an empty
+ * or non-UTF-8 password is CABACK_ERROR_USAGE.) */
 CabackP12Writer *caback_p12_writer_new(const CabackP12WriteOptions *options,
                                        const CabackSecret *password, GError **error);
 void caback_p12_writer_free(CabackP12Writer *writer);
@@ -139,5 +151,12 @@ gboolean caback_p12_writer_add_cert(CabackP12Writer *writer, CERTCertificate *ce
 
 /* Encode the whole file (safes, MAC); the writer cannot be used afterwards. */
 GBytes *caback_p12_writer_finish(CabackP12Writer *writer, GError **error);
+
+/* ---- diagnostics (additions) ---- */
+
+/* How many password-based key derivations (PBKDF2, PKCS#12 KDF) this process has run so far
+ * through the codec: a backup of any number of keys in the modern profile costs two (the shared
+ * PBES2 key and the MAC key), its verification two more. For tests and the benchmark. */
+guint caback_p12_derivations(void);
 
 G_END_DECLS

@@ -16,6 +16,11 @@ typedef gboolean (*CabackCommandFunc)(int argc, char **argv, GError **error);
 gboolean caback_cmd_keyid(int argc, char **argv, GError **error);
 gboolean caback_cmd_listkeys(int argc, char **argv, GError **error);
 gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error);
+gboolean caback_cmd_backup(int argc, char **argv, GError **error);
+gboolean caback_cmd_sign(int argc, char **argv, GError **error);
+gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error);
+gboolean caback_cmd_list(int argc, char **argv, GError **error);
+gboolean caback_cmd_restore(int argc, char **argv, GError **error);
 
 /* Options shared by the verbs (filled by GOptionContext). */
 typedef struct {

@@ -18,13 +18,21 @@ static const CabackCommand commands[] = {
     {"keyid", caback_cmd_keyid, "Convert key IDs between NSS and Dogtag CS.cfg forms"},
     {"fix-clone-ids", caback_cmd_fix_clone_ids,
      "Check and repair the cloning key IDs in a Dogtag CS.cfg"},
+    {"backup", caback_cmd_backup,
+     "Back up the CA's keys and certificates into one verified PKCS#12 file"},
+    {"sign", caback_cmd_sign, "Sign a file (a backup) with a detached CMS signature"},
+    {"verify-signature", caback_cmd_verify_signature,
+     "Check a file's detached CMS signature (caback, cmsutil or openssl)"},
+    {"list", caback_cmd_list, "Show what a PKCS#12 file holds (no database is touched)"},
+    {"restore", caback_cmd_restore,
+     "Restore a PKCS#12 file into an NSS database: plan first, all or nothing"},
     {NULL, NULL, NULL}};
 
 /* Windows certutil-style verbs, accepted for compatibility. */
 static const struct {
     const char *alias;
     const char *verb;
-} aliases[] = {{"-K", "listkeys"}, {NULL, NULL}};
+} aliases[] = {{"-K", "listkeys"}, {"-backup", "backup"}, {"-restore", "restore"}, {NULL, NULL}};
 
 static const CabackCommand *find_command(const char *name)
 {

@@ -34,6 +34,17 @@ static void G_GNUC_PRINTF(3, 4)
     g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "invalid key ID \"%s\": %s", quoted, why);
 }
 
+/* Name the offending character @c: itself when printable ASCII, else its byte value, so that the
+ * message never carries a control character or a stray byte of a multi-byte character (it goes
+ * to the terminal and into the UTF-8 run log). */
+static void set_not_hex_error(GError **error, const char *text, char c)
+{
+    if (g_ascii_isprint(c))
+        set_parse_error(error, text, "'%c' is not a hex digit", c);
+    else
+        set_parse_error(error, text, "character 0x%02x is not a hex digit", (unsigned char)c);
+}
+
 /* Fill @out (20 bytes, already zeroed) from @ndigits hex digits at @hex, right-aligned. The
  * caller has checked that every character is a hex digit and that ndigits <= 40. */
 static void hex_to_bytes_right(const char *hex, gsize ndigits, guint8 *out)
@@ -61,11 +72,7 @@ static gboolean check_hex_digits(const char *text, const char *hex, gsize len, c
     }
     for (gsize i = 0; i < len; i++) {
         if (!g_ascii_isxdigit(hex[i])) {
-            if (g_ascii_isprint(hex[i]))
-                set_parse_error(error, text, "'%c' is not a hex digit", hex[i]);
-            else
-                set_parse_error(error, text, "character 0x%02x is not a hex digit",
-                                (unsigned char)hex[i]);
+            set_not_hex_error(error, text, hex[i]);
             return FALSE;
         }
     }
@@ -106,13 +113,15 @@ static gboolean parse_colon_bytes(const char *text, const char *s, gsize len, Ca
             return FALSE;
         }
         if (plen > 2) {
-            set_parse_error(error, text, "\"%.*s\" is not one byte (1 or 2 hex digits)", (int)plen,
-                            s + start);
+            /* The part is quoted like the whole input: escaped, and cut when long. */
+            g_autofree char *part = g_strndup(s + start, plen);
+            g_autofree char *quoted = quote_input(part);
+            set_parse_error(error, text, "\"%s\" is not one byte (1 or 2 hex digits)", quoted);
             return FALSE;
         }
         for (gsize k = start; k < i; k++) {
             if (!g_ascii_isxdigit(s[k])) {
-                set_parse_error(error, text, "'%c' is not a hex digit", s[k]);
+                set_not_hex_error(error, text, s[k]);
                 return FALSE;
             }
         }

@@ -1,0 +1,113 @@
+/* caback backup: choosing what goes into a backup (certificates that have their private key on
+ * the token, each with its key and issuer chain), writing it through the PKCS#12 writer, and
+ * verifying the written file before it replaces anything. NSS-touching; the selection keeps NSS
+ * references until it is freed, so free it before caback_db_close. */
+#pragma once
+
+#include <glib.h>
+
+#include <caback/db.h>
+#include <caback/keys.h>
+#include <caback/p12.h>
+#include <caback/secret.h>
+
+#include <cert.h>
+#include <keyhi.h>
+
+G_BEGIN_DECLS
+
+typedef struct CabackBackupCert CabackBackupCert;
+
+/* One private key of the backup (keys are distinct by CKA_ID). */
+typedef struct {
+    SECKEYPrivateKey *key;  /* owned reference */
+    CabackKeyInfo *info;    /* CKA_ID in every form (info->raw_id is the localKeyID) */
+    char *nickname;         /* friendlyName: the nickname of its certificate */
+    CabackBackupCert *cert; /* the certificate the key is checked against (borrowed) */
+} CabackBackupKey;
+
+/* One certificate of the backup. */
+struct CabackBackupCert {
+    CERTCertificate *cert; /* owned reference */
+    char *nickname;        /* as certutil -n takes it; NULL when the certificate has none */
+    char *subject;         /* the subject DN as NSS prints it */
+    char *trust;           /* the NSS trust string, e.g. "CTu,Cu,Cu" (caback_backup_trust_string) */
+    CabackBackupKey *key;  /* its private key (borrowed), NULL for a chain certificate */
+    gboolean selected;     /* chosen (has a key) rather than only part of an issuer chain */
+};
+
+typedef struct {
+    GPtrArray *keys;     /* of CabackBackupKey*, in selection order */
+    GPtrArray *certs;    /* of CabackBackupCert*: selected ones first, then the chain */
+    GPtrArray *warnings; /* of char*: incomplete chains, keys without certificate... */
+    char *token_name;    /* the token the keys come from */
+} CabackBackupSelection;
+
+void caback_backup_selection_free(CabackBackupSelection *selection);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackBackupSelection, caback_backup_selection_free)
+
+/* Choose what a backup of @db's token holds. With @nicknames NULL or empty: every certificate on
+ * the token whose private key is on the token. Otherwise every certificate with one of
+ * @nicknames (all of them when a nickname names several, e.g. an old and a re-keyed CA
+ * certificate) with its private key. Each selected certificate brings its issuer chain from the
+ * database (without keys). Fails with CABACK_ERROR_NOT_FOUND naming every unknown nickname or a
+ * nickname none of whose certificates has a private key, or when the token has no certificate
+ * with a key; with CABACK_ERROR_NOT_EXPORTABLE naming each key (nickname, key ID, token) that the
+ * token marks not extractable, so nothing slow is started in vain. */
+CabackBackupSelection *caback_backup_select(CabackDb *db, const char *const *nicknames,
+                                            GError **error);
+
+/* Called before each slow step: @stage is "export" (wrapping the key into the file) or "verify"
+ * (decrypting it again); @index counts from 1 to @total. */
+typedef void (*CabackBackupProgress)(const char *stage, guint index, guint total,
+                                     const CabackBackupKey *key, gpointer user_data);
+
+/* Encode @selection as a PKCS#12 file protected by @password: for each key a shrouded key bag
+ * and its certificate bag sharing friendlyName (the nickname) and localKeyID (the CKA_ID), every
+ * certificate bag with its trust flags. Fails with CABACK_ERROR_NOT_EXPORTABLE (naming the key)
+ * when the token will not let a key out. @progress may be NULL. */
+GBytes *caback_backup_encode(CabackDb *db, CabackBackupSelection *selection,
+                             const CabackP12WriteOptions *options, const CabackSecret *password,
+                             CabackBackupProgress progress, gpointer user_data, GError **error);
+
+/* What verification found. */
+typedef struct {
+    guint keys;     /* keys decrypted and matched with their certificate */
+    guint certs;    /* certificates found with the right attributes */
+    char *mac;      /* the MAC as the reader describes it */
+    char *key_alg;  /* how the keys are protected (the first key's description) */
+    char *cert_alg; /* how the certificates' safe is protected */
+} CabackBackupReport;
+
+void caback_backup_report_clear(CabackBackupReport *report);
+
+/* Read the PKCS#12 file at @path back with @password (MAC checked), decrypt every key into a
+ * throwaway session object on NSS's internal slot, check that it signs a test value that its
+ * certificate's public key verifies, and that every key and certificate of @selection is in the
+ * file exactly once with its friendlyName, localKeyID and trust flags, and nothing else is.
+ * Fails with CABACK_ERROR_PKCS12 saying what is wrong. Fills @report on success. */
+gboolean caback_backup_verify(CabackBackupSelection *selection, const char *path,
+                              const CabackSecret *password, CabackBackupProgress progress,
+                              gpointer user_data, CabackBackupReport *report, GError **error);
+
+/* The first line of the file @path (without its line end) as a PKCS#12 password; unlike the
+ * database password files, "name=value" lines get no special meaning. */
+CabackSecret *caback_backup_read_password_file(const char *path, GError **error);
+
+/* The nicknames of a Dogtag subsystem's system certificates, from the CS.cfg file @path: the
+ * tags of <sub>.cert.list (<sub> is the file's subsystem: ca, kra, ocsp, tks or tps) mapped to
+ * their nicknames, leaving out sslserver unless @include_sslserver. Fails with
+ * CABACK_ERROR_CSCFG when the file has no cert list or a tag has no nickname. A NULL-terminated
+ * array; caller frees (g_strfreev). */
+char **caback_backup_cscfg_nicknames(const char *path, gboolean include_sslserver, GError **error);
+
+/* @trust as certutil -L prints it and Dogtag stores it in its PKCS#12 trust attribute, e.g.
+ * "CTu,Cu,Cu" or "u,u,Pu" (libnss3 does not export CERT_EncodeTrustString). Pure; caller frees. */
+char *caback_backup_trust_string(const CERTCertTrust *trust);
+
+/* Describe the algorithms @options writes: @keys and @certs ("PBES2 (PBKDF2-HMAC-SHA256,
+ * AES-256-CBC)"), @mac ("HMAC-SHA256"); returns the iteration count used. Static strings. */
+guint caback_backup_describe_options(const CabackP12WriteOptions *options, const char **keys,
+                                     const char **certs, const char **mac);
+
+G_END_DECLS

@@ -1,0 +1,72 @@
+/* Checking the cloning.<tag>.* entries of a Dogtag CS.cfg against the keys of an NSS database:
+ * for each tag, the certificate CS.cfg names, its private key, the key's CKA_ID and public key
+ * in the forms Dogtag writes. NSS-touching; the CS.cfg rules themselves are in cscfg.h. */
+#pragma once
+
+#include <glib.h>
+
+#include <caback/cscfg.h>
+#include <caback/db.h>
+
+G_BEGIN_DECLS
+
+/* What the database holds for one nickname. Plain data: no NSS reference is kept. */
+typedef struct {
+    guint n_certs;      /* certificates with this nickname on the token (2 or more after a
+                         * re-key that kept the old certificate) */
+    char *cert_summary; /* the certificate used: serial number and validity, for messages */
+    char *other_certs;  /* the other certificates with this nickname, "; "-separated; NULL
+                         * when there is only one */
+    gboolean rsa;       /* the key is an RSA key */
+    char *nss_id;       /* the private key's CKA_ID in lowercase hex (certutil -K form) */
+    char *dogtag_id;    /* the same ID as Dogtag writes it: new BigInteger(id).toString(16) */
+    char *modulus;      /* RSA: modulus as Dogtag writes it (lowercase hex, no leading zeros);
+                         * "" for other keys */
+    char *exponent;     /* RSA: public exponent, same form; "" for other keys */
+    char *encoded;      /* other keys: hex of the certificate's SubjectPublicKeyInfo DER; ""
+                         * for RSA */
+} CabackCloneKey;
+
+void caback_clone_key_free(CabackCloneKey *key);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackCloneKey, caback_clone_key_free)
+
+/* Find the certificate @nickname (without a token prefix) on the selected token of @db, the one
+ * NSS returns as current when several share the nickname (the newest valid), and its private key
+ * on that token. Fails with CABACK_ERROR_NOT_FOUND, naming the nickname, the token and the
+ * database, when there is no such certificate or no private key for it; with
+ * CABACK_ERROR_DATABASE when NSS cannot read the key's ID or public key. */
+CabackCloneKey *caback_clone_ids_find_key(CabackDb *db, const char *nickname, GError **error);
+
+typedef enum {
+    CABACK_CLONE_OK,      /* every entry matches the key */
+    CABACK_CLONE_STALE,   /* some entries differ: see changes */
+    CABACK_CLONE_MISSING, /* the key cannot be found: see reason */
+} CabackCloneStatus;
+
+/* "OK", "STALE" or "MISSING". */
+const char *caback_clone_status_name(CabackCloneStatus status);
+
+/* The result for one tag. */
+typedef struct {
+    char *tag;
+    char *nickname;     /* as CS.cfg gives it (maybe "token:nickname"); NULL when none */
+    char *nickname_key; /* the CS.cfg key it came from; NULL when none */
+    CabackCloneStatus status;
+    char *old_id;       /* cloning.<tag>.privkey.id as CS.cfg has it */
+    char *new_id;       /* the Dogtag form of the key's CKA_ID; NULL when MISSING */
+    char *nss_id;       /* the CKA_ID as certutil -K prints it; NULL when MISSING */
+    GPtrArray *changes; /* of CabackCsCfgChange*: the entries to rewrite (empty unless STALE) */
+    char *reason;       /* MISSING: why, and which nickname to look for; else NULL */
+    gboolean legacy_problem; /* Dogtag before 10.5.6 cannot decode new_id (see keyid.h) */
+    GPtrArray *notes;        /* of char*: details for -v (which certificate was used, ...) */
+} CabackCloneResult;
+
+void caback_clone_result_free(CabackCloneResult *result);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackCloneResult, caback_clone_result_free)
+
+/* Check every tag of caback_cscfg_clone_entries(@cfg) against the selected token of @db (logged
+ * in). A tag whose key cannot be found is MISSING, not an error. Returns a new array of
+ * CabackCloneResult* (with a free function); fails only when the database itself fails. */
+GPtrArray *caback_clone_ids_audit(CabackDb *db, const CabackCsCfg *cfg, GError **error);
+
+G_END_DECLS

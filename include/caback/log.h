@@ -1,0 +1,111 @@
+/* The run log and the state folder.
+ *
+ * Every backup, restore, fix-clone-ids and verify appends one record to a human-readable log and
+ * to its JSON-lines twin (one JSON object per line): time (UTC), user, host, the command (built
+ * from the options the verb describes, never from raw argv), database, file and its SHA-256,
+ * each key (nickname, NSS and Dogtag IDs), the result (OK, WARNING or ERROR), warnings and the
+ * error. Both files are mode 0600 whatever the umask, and each record is written with a single
+ * write() in append mode so that concurrent runs do not interleave.
+ *
+ * The state folder also holds the latest_backup pointer read by "caback restore automatic". */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* The state folder chosen by the rules, without touching the file system: @state_env
+ * ($CABACK_STATE_DIR) when set and not empty; else /var/lib/caback when @is_root; else
+ * @xdg_state_home/caback when $XDG_STATE_HOME is an absolute path; else
+ * @home/.local/state/caback. NULL when no rule applies (no home folder). Caller frees. */
+char *caback_state_dir_for(const char *state_env, gboolean is_root, const char *xdg_state_home,
+                           const char *home);
+
+/* The state folder for this process (from its environment and effective user), created with
+ * mode 0700 (and missing parents) when it does not exist; an existing folder's mode is left as
+ * the administrator set it. Fails with CABACK_ERROR_IO naming the folder. Caller frees. */
+char *caback_state_dir(GError **error);
+
+/* The log used when --log is not given: "caback.log" in the state folder (created). */
+char *caback_log_default_path(GError **error);
+
+/* The JSON-lines twin of the log @log_path: "@log_path.jsonl". Caller frees. */
+char *caback_log_json_path(const char *log_path);
+
+typedef struct CabackLogRecord CabackLogRecord;
+
+/* A new record for a run of @verb ("backup", "restore", "fix-clone-ids", "verify"); its command
+ * starts as "caback VERB". Free it with caback_log_record_finish (or _free to drop it). */
+CabackLogRecord *caback_log_record_new(const char *verb);
+
+/* Drop @record without writing it (NULL allowed); secrets it holds are wiped. */
+void caback_log_record_free(CabackLogRecord *record);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackLogRecord, caback_log_record_free)
+
+/* Append one word to the recorded command (quoted for the shell when needed). The verb passes
+ * only what is safe to keep: option names, file names, nicknames, variable names; never a
+ * password or PIN. */
+void caback_log_record_add_arg(CabackLogRecord *record, const char *arg);
+
+/* Append @option and, when not NULL, its @value (two words), e.g. ("-d", "/x"). */
+void caback_log_record_add_option(CabackLogRecord *record, const char *option, const char *value);
+
+/* Register a secret the run used (a password, a PIN): it is never written; wherever it appears in
+ * any field (an error text, a file name...) it is replaced by "(hidden)". Empty or NULL is
+ * ignored. The copy is wiped when the record is freed. */
+void caback_log_record_add_secret(CabackLogRecord *record, const char *secret);
+
+/* The NSS database folder (without "sql:") and the token (NULL for the internal one). */
+void caback_log_record_set_database(CabackLogRecord *record, const char *dir, const char *token);
+
+/* The file the run wrote or read (the PKCS#12 archive, the CS.cfg). Its SHA-256 is computed when
+ * the record is finished, so it describes the file as the run left it. */
+void caback_log_record_set_file(CabackLogRecord *record, const char *path);
+
+/* Record @sha256 (hex) as the file's digest instead of computing it at the end. */
+void caback_log_record_set_file_sha256(CabackLogRecord *record, const char *sha256);
+
+/* One key the run handled: its certificate's nickname (NULL when it has none), its NSS key ID
+ * (40 hex digits as certutil -K prints it) and its Dogtag CS.cfg form (either may be NULL). */
+void caback_log_record_add_key(CabackLogRecord *record, const char *nickname, const char *nss_id,
+                               const char *dogtag_id);
+
+/* A warning the run printed; the result becomes WARNING unless the run fails. */
+void caback_log_record_add_warning(CabackLogRecord *record, const char *format, ...)
+    G_GNUC_PRINTF(2, 3);
+
+/* Use @time (UTC) as the record's time instead of the moment it is finished (for tests). */
+void caback_log_record_set_time(CabackLogRecord *record, GDateTime *time);
+
+/* The record as a block of text lines (ending with an empty line), and as one JSON object on one
+ * line (ending with "\n"), for the outcome @outcome (NULL when the run succeeded). The file's
+ * digest must already be known (set, or computed by _finish); secrets are redacted. */
+char *caback_log_record_format_text(CabackLogRecord *record, const GError *outcome);
+char *caback_log_record_format_json(CabackLogRecord *record, const GError *outcome);
+
+/* Finish the run's record: compute the file's SHA-256, then append the record to @log_path (the
+ * --log value; NULL for the default in the state folder) and its ".jsonl" twin. @outcome is the
+ * verb's error, NULL on success. @record is freed in every case. Returns FALSE when a log cannot
+ * be written (CABACK_ERROR_IO, naming the file); the verb should then warn rather than change
+ * its own result, since its work is done. */
+gboolean caback_log_record_finish(CabackLogRecord *record, const GError *outcome,
+                                  const char *log_path, GError **error);
+
+/* Append @len bytes of @text to @path with one write(), creating the file with mode 0600 and
+ * tightening an existing file that is readable by others to 0600. */
+gboolean caback_log_append(const char *path, const char *text, gsize len, GError **error);
+
+/* Point latest_backup in the state folder at @path (made absolute) with its @sha256 (64 hex
+ * digits), replacing the previous pointer atomically. */
+gboolean caback_state_set_latest_backup(const char *path, const char *sha256, GError **error);
+
+/* Read latest_backup: the archive's absolute @path and its recorded @sha256 (caller frees both).
+ * Fails with CABACK_ERROR_NOT_FOUND when no backup was recorded yet, CABACK_ERROR_FAILED when
+ * the pointer is damaged. */
+gboolean caback_state_get_latest_backup(char **path, char **sha256, GError **error);
+
+/* Parse the contents of a latest_backup file (@where names it in errors). */
+gboolean caback_state_parse_latest_backup(const char *contents, const char *where, char **path,
+                                          char **sha256, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,217 @@
+/* Restoring a PKCS#12 file into an NSS database (caback restore) and describing what a file holds
+ * (caback list).
+ *
+ * Three steps, so that nothing changes before everything is known:
+ *   1. caback_restore_inspect: the facts of the file (certificates decoded, keys described and
+ *      paired with their certificates, key IDs computed as NSS computes them); no database.
+ *   2. caback_restore_plan: for each certificate and key, add / already present (skip) /
+ *      conflict, with the nickname and trust each certificate gets; reads the database only.
+ *   3. caback_restore_apply: the import, all or nothing: on any failure every change of the run
+ *      is undone, then each imported key is checked to pair with its certificate.
+ *
+ * The rules that need no NSS (default trust by role, --trust parsing, renamed nicknames, the
+ * CS.cfg tag of a Dogtag nickname) are plain functions at the end, implemented in
+ * src/lib/restore-rules.c and unit-tested. */
+#pragma once
+
+#include <glib.h>
+
+#include <caback/db.h>
+#include <caback/keyid.h>
+#include <caback/p12.h>
+
+#include <cert.h>
+#include <keyhi.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+    CABACK_RESTORE_ADD,       /* not in the database: imported */
+    CABACK_RESTORE_SKIP,      /* already present and identical: left as it is */
+    CABACK_RESTORE_TRUST,     /* certificate present; only its trust flags change */
+    CABACK_RESTORE_CONFLICT,  /* refused: same nickname, different certificate; or the key ID is
+                                 held by a different key */
+    CABACK_RESTORE_REPLACE,   /* --replace: imported, and takes the nickname from the certificates
+                                 listed in "replaced" (removed; their keys stay) */
+    CABACK_RESTORE_RENAME,    /* --rename: imported as "NICKNAME (restored N)" */
+} CabackRestoreAction;
+
+/* The word the plan prints for @action ("add", "skip", "trust", "conflict", "replace",
+ * "rename"); a static string. */
+const char *caback_restore_action_name(CabackRestoreAction action);
+
+/* A certificate that --replace removes from a nickname. Its private key is never deleted. */
+typedef struct {
+    char *nickname;
+    char *subject;
+    char *serial_hex;
+    GBytes *der;        /* kept so that a failed run can put it back */
+    char *trust;        /* its trust flags as certutil -L shows them (NULL: none) */
+    gboolean has_key;   /* a private key for it is on the token */
+    gboolean key_kept_in_use; /* that key is also the key of the restored certificate */
+    char *key_nss_id;   /* its key ID (certutil -K form), NULL when it has no key */
+    char *key_dogtag_id;
+} CabackRestoreReplaced;
+
+/* One certificate bag of the file. */
+typedef struct {
+    guint index;             /* position among the file's certificate bags, from 0 */
+    CabackP12Cert *bag;      /* owned by the file */
+    CERTCertificate *cert;   /* decoded, not in any database (owned) */
+    char *subject;           /* as NSS prints names (CN=...,O=...) */
+    char *issuer;
+    char *serial_hex;        /* uppercase hex, no leading zero bytes (as openssl -serial) */
+    char *serial_decimal;
+    GDateTime *not_before;   /* UTC */
+    GDateTime *not_after;
+    char *sha256;            /* fingerprint, uppercase hex bytes separated by ':' */
+    gboolean is_ca;          /* basicConstraints cA, or a self-signed version 1 certificate */
+    gboolean self_signed;    /* subject == issuer */
+    gboolean audit_signing;  /* see caback_restore_is_audit_signing */
+    gint key_index;          /* the key bag of this certificate, -1 when none */
+    GBytes *public_value;    /* what NSS derives the key ID from (RSA modulus, EC point...) */
+    gboolean id_known;
+    CabackKeyId id;          /* SHA-1 of public_value: the CKA_ID NSS gives this key */
+
+    /* Filled by caback_restore_plan. */
+    char *nickname;          /* the nickname it gets (or has, when already present) */
+    char *nickname_source;   /* "friendlyName", "subject CN, made unique", ... */
+    char *trust;             /* flags set on import (NULL: none / left as they are) */
+    char *trust_source;      /* why these flags ("Dogtag trust attribute", "default: ...") */
+    CabackRestoreAction action;
+    char *note;              /* why skipped / in conflict, or NULL */
+    GPtrArray *replaced;     /* of CabackRestoreReplaced*, for CABACK_RESTORE_REPLACE */
+    char *old_trust;         /* for CABACK_RESTORE_TRUST: the flags before */
+} CabackRestoreCert;
+
+/* One key bag of the file. */
+typedef struct {
+    guint index;             /* position among the file's key bags, from 0 */
+    CabackP12Key *bag;       /* owned by the file */
+    KeyType type;            /* nullKey when NSS cannot handle the algorithm */
+    const char *type_name;   /* "rsa", "ec", ... (static) */
+    guint bits;              /* 0 when unknown */
+    gint cert_index;         /* the certificate bag of this key, -1 when the file has none */
+    char *pairing;           /* how the certificate was found: "localKeyID", "friendlyName",
+                                "public key" */
+    GBytes *public_value;    /* NULL when unknown */
+    gboolean id_known;
+    CabackKeyId id;
+    char *nss_id;            /* certutil -K form, NULL when unknown */
+    char *dogtag_id;         /* CS.cfg form, NULL when unknown */
+    char *problem;           /* why it cannot be restored (unsupported type...), or NULL */
+
+    /* Filled by caback_restore_plan. */
+    char *nickname;          /* its certificate's nickname (the key's label), may be NULL */
+    CabackRestoreAction action;
+    char *note;
+
+    /* Filled by caback_restore_apply. */
+    gboolean pair_checked;   /* signed and verified with its certificate after import */
+} CabackRestoreKey;
+
+typedef struct {
+    CabackP12File *file;     /* not owned; must outlive the plan */
+    char *path;
+    GPtrArray *certs;        /* of CabackRestoreCert* */
+    GPtrArray *keys;         /* of CabackRestoreKey* */
+    GPtrArray *crls;         /* of CabackP12Crl* (not owned): listed, never imported */
+    GPtrArray *notes;        /* of char*: things the plan or run wants the user to know */
+    guint conflicts;         /* entries in conflict (after --replace / --rename) */
+    guint changes;           /* entries that change the database */
+} CabackRestorePlan;
+
+void caback_restore_plan_free(CabackRestorePlan *plan);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackRestorePlan, caback_restore_plan_free)
+
+/* Describe the bags of @file (read from @path): decode each certificate, describe each key into
+ * NSS's internal crypto slot (nothing permanent is created), pair keys with certificates (by
+ * localKeyID, then friendlyName, then by checking that the key signs what the certificate's
+ * public key verifies) and compute each key ID as NSS does (SHA-1 of the public value). NSS must
+ * be initialised. A certificate that does not decode, or a key that cannot be decrypted, fails
+ * with CABACK_ERROR_PKCS12 (wrong password: CABACK_ERROR_BAD_PASSWORD) naming the bag; a key
+ * type NSS cannot handle is not an error here (its problem field says so). */
+CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path, GError **error);
+
+/* Read the PKCS#12 file @path (any readable file, a pipe too) and inspect it. The password is
+ * @given when not NULL, else read from @source (a file's first line, an environment variable);
+ * with neither, the empty password is tried first (files made without one) and the password is
+ * then asked once on the terminal. A wrong password is CABACK_ERROR_BAD_PASSWORD (exit 3). On
+ * success *@file is the decoded file, which the caller frees after the plan. */
+CabackRestorePlan *caback_restore_read(const char *path, const CabackSecret *given,
+                                       const CabackPasswordSource *source, CabackP12File **file,
+                                       GError **error);
+
+typedef enum {
+    CABACK_RESTORE_ON_CONFLICT_STOP,    /* conflicts stay conflicts (exit 4) */
+    CABACK_RESTORE_ON_CONFLICT_REPLACE, /* --replace */
+    CABACK_RESTORE_ON_CONFLICT_RENAME,  /* --rename */
+} CabackRestoreConflictMode;
+
+typedef struct {
+    CabackRestoreConflictMode on_conflict;
+    GHashTable *trust;    /* --trust: nickname (char*) -> flags (char*); may be NULL */
+} CabackRestoreOptions;
+
+/* Fill the plan fields of @plan for restoring into @db (logged in): nicknames, trust flags and
+ * the action of each certificate and key. Reads the database only. Fails with
+ * CABACK_ERROR_USAGE when a --trust nickname is not in the file, CABACK_ERROR_PKCS12 when a key
+ * cannot be restored (type NSS cannot import, no way to find its public key); conflicts are not
+ * failures here (see plan->conflicts). */
+gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
+                             const CabackRestoreOptions *options, GError **error);
+
+/* Carry out @plan on @db: remove the certificates --replace takes the nicknames from (never a
+ * private key), import the keys and certificates, set trust, then check that each imported key
+ * pairs with its certificate. All or nothing: when a step fails, every change of this run is
+ * undone and the error says what failed (and, should undoing fail too, what is left). Refuses a
+ * plan with conflicts (CABACK_ERROR_CONFLICT) without changing anything. */
+gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **error);
+
+/* Make a new NSS database (sql) in @dir (created with mode 0700 when missing) whose password is
+ * @password (empty: no password). Fails with CABACK_ERROR_CONFLICT when a database is already
+ * there, CABACK_ERROR_DATABASE / CABACK_ERROR_IO otherwise. Must be called while NSS is not
+ * initialised by any other context. *@created_dir is set when the folder itself was made. */
+gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
+                                  gboolean *created_dir, GError **error);
+
+/* Remove a database made by caback_restore_create_db (its files, and the folder when
+ * @remove_dir), after a failed run, so that the run leaves nothing behind. */
+void caback_restore_remove_created_db(const char *dir, gboolean remove_dir);
+
+/* ---- pure rules (restore-rules.c) ---- */
+
+/* The trust flags a certificate gets when neither the file nor --trust gives them, and in
+ * @reason (static) the rule that chose them: a self-signed CA certificate with its key
+ * "CTu,Cu,Cu"; a CA certificate without its key "CT,C,C"; an audit-signing certificate with its
+ * key "u,u,Pu"; any other certificate with its key "u,u,u"; anything else ",," (no trust). */
+const char *caback_restore_default_trust(gboolean is_ca, gboolean self_signed, gboolean has_key,
+                                         gboolean audit_signing, const char **reason);
+
+/* TRUE when a certificate looks like an audit-signing certificate: its nickname contains
+ * "auditSigningCert" (Dogtag's name, any case), or it is not a CA and its key usage extension
+ * allows only digitalSignature and nonRepudiation, with nonRepudiation, and it has no extended
+ * key usage (the profile Dogtag uses for audit signing). @key_usage is the first byte of the
+ * keyUsage bits, @has_key_usage / @has_ext_key_usage say whether the extensions are present. */
+gboolean caback_restore_is_audit_signing(const char *nickname, gboolean is_ca,
+                                         gboolean has_key_usage, guint8 key_usage,
+                                         gboolean has_ext_key_usage);
+
+/* TRUE when @flags is a valid NSS trust string: three comma-separated fields (SSL, S/MIME,
+ * code signing) of the letters p P c C T u w g i, as certutil -t takes it. */
+gboolean caback_restore_trust_valid(const char *flags);
+
+/* Parse a --trust argument "NICKNAME=FLAGS" (split at the last '=', so nicknames may contain
+ * '='). Fails with CABACK_ERROR_USAGE quoting @arg. */
+gboolean caback_restore_parse_trust(const char *arg, char **nickname, char **flags,
+                                    GError **error);
+
+/* "NICKNAME (restored N)", the name --rename gives; caller frees. */
+char *caback_restore_renamed(const char *nickname, guint n);
+
+/* The CS.cfg tag (cloning.<tag>.privkey.id) of a Dogtag subsystem certificate nickname
+ * ("caSigningCert cert-pki-ca" -> "signing", "Server-Cert cert-x" -> "sslserver", ...), or NULL
+ * when the nickname is not one Dogtag uses. The token prefix "TOKEN:" is ignored. */
+const char *caback_restore_cscfg_tag(const char *nickname);
+
+G_END_DECLS

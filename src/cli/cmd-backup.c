@@ -1,0 +1,525 @@
+/* caback backup (Windows form: caback -backup PASSWORD FILE): every certificate of the token that
+ * has its private key there, with the key and the issuer chain, into one PKCS#12 file that is
+ * written to a 0600 temporary file, read back and checked, and only then renamed into place. */
+#include "config.h"
+
+#include "cli.h"
+
+#include <caback/atomic-file.h>
+#include <caback/backup.h>
+#include <caback/json.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    char *output;
+    char **nicknames;
+    char *cscfg;
+    gboolean include_sslserver;
+    char *p12_password_file;
+    char *p12_password_env;
+    char *iterations;
+    gboolean legacy;
+    char *mac;
+    gboolean force;
+    gboolean no_verify;
+} BackupOptions;
+
+static void backup_options_clear(BackupOptions *o)
+{
+    g_free(o->output);
+    g_strfreev(o->nicknames);
+    g_free(o->cscfg);
+    g_free(o->p12_password_file);
+    g_free(o->p12_password_env);
+    g_free(o->iterations);
+    g_free(o->mac);
+}
+
+static gboolean usage_error(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static gboolean usage_error(GError **error, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help backup)", text);
+    return FALSE;
+}
+
+/* Turn the options into writer settings; every combination that cannot work is a usage error
+ * here, before anything is opened or asked. */
+static gboolean parse_write_options(const BackupOptions *o, CabackP12WriteOptions *w,
+                                    GError **error)
+{
+    *w = (CabackP12WriteOptions){.profile = o->legacy ? CABACK_P12_LEGACY : CABACK_P12_MODERN,
+                                 .mac = CABACK_P12_MAC_HMAC,
+                                 .iterations = 0};
+    if (o->mac != NULL) {
+        if (g_ascii_strcasecmp(o->mac, "pbmac1") == 0)
+            w->mac = CABACK_P12_MAC_PBMAC1;
+        else if (g_ascii_strcasecmp(o->mac, "hmac") != 0)
+            return usage_error(error,
+                               "--mac \"%s\" is not a MAC kind; use --mac hmac (the "
+                               "default) or --mac pbmac1",
+                               o->mac);
+    }
+    if (o->legacy && w->mac == CABACK_P12_MAC_PBMAC1)
+        return usage_error(error, "--legacy and --mac pbmac1 cannot be combined: the readers "
+                                  "--legacy is for (Windows Server 2012, Java 8, OpenSSL 1.0) "
+                                  "do not know PBMAC1");
+    if (o->iterations != NULL) {
+        guint64 n = 0;
+        if (!g_ascii_string_to_unsigned(o->iterations, 10, 1, 10000000, &n, NULL))
+            return usage_error(error,
+                               "--iterations \"%s\" is not a whole number from 1 to "
+                               "10000000",
+                               o->iterations);
+        w->iterations = (guint)n;
+    }
+    return TRUE;
+}
+
+static gboolean check_empty_password(const CabackSecret *password, const char *where,
+                                     GError **error)
+{
+    if (password->len > 0)
+        return TRUE;
+    return usage_error(error,
+                       "the PKCS#12 password %s is empty; a backup of private keys needs "
+                       "a password, nothing was written",
+                       where);
+}
+
+/* ---- output ---- */
+
+static gboolean show_progress(void)
+{
+    return caback_cli_verbosity >= 0 && isatty(STDERR_FILENO);
+}
+
+static void progress_line(const char *stage, guint index, guint total, const CabackBackupKey *key,
+                          gpointer user_data)
+{
+    (void)user_data;
+    g_printerr("caback: [%u/%u] %s the private key of \"%s\" (%s)\n", index, total,
+               strcmp(stage, "verify") == 0 ? "checking" : "encrypting",
+               key->nickname != NULL ? key->nickname : key->cert->subject, key->info->id_hex);
+}
+
+static void append_key_lines(GString *out, const CabackBackupSelection *sel)
+{
+    for (guint i = 0; i < sel->certs->len; i++) {
+        const CabackBackupCert *c = sel->certs->pdata[i];
+        if (c->key != NULL)
+            g_string_append_printf(
+                out, "  %s\n      key ID %s (CS.cfg form %s), trust %s\n",
+                c->nickname != NULL ? c->nickname : c->subject, c->key->info->id_hex,
+                c->key->info->dogtag_id ? c->key->info->dogtag_id : "-", c->trust);
+        else
+            g_string_append_printf(out, "  %s\n      %s, no key, trust %s\n",
+                                   c->nickname != NULL ? c->nickname : "(no nickname)",
+                                   c->selected ? "certificate" : "issuer certificate", c->trust);
+        if (c->nickname == NULL || c->key == NULL)
+            g_string_append_printf(out, "      subject %s\n", c->subject);
+    }
+}
+
+static char *selection_text(const CabackDb *db, const CabackBackupSelection *sel,
+                            const char *output)
+{
+    GString *out = g_string_new(NULL);
+
+    g_string_append_printf(out,
+                           "Backing up %u private key%s and %u certificate%s from token \"%s\" "
+                           "of NSS database %s to %s:\n",
+                           sel->keys->len, sel->keys->len == 1 ? "" : "s", sel->certs->len,
+                           sel->certs->len == 1 ? "" : "s", sel->token_name, db->dir, output);
+    append_key_lines(out, sel);
+    return g_string_free(out, FALSE);
+}
+
+typedef struct {
+    const char *output;
+    const CabackP12WriteOptions *write;
+    gboolean verified;
+    const CabackBackupReport *report;
+} Summary;
+
+static char *summary_text(const CabackBackupSelection *sel, const Summary *s)
+{
+    const char *keys_alg, *certs_alg, *mac;
+    guint iterations = caback_backup_describe_options(s->write, &keys_alg, &certs_alg, &mac);
+    GString *out = g_string_new(NULL);
+
+    g_string_append_printf(out, "Wrote %s (mode 0600): %u private key%s, %u certificate%s\n",
+                           s->output, sel->keys->len, sel->keys->len == 1 ? "" : "s",
+                           sel->certs->len, sel->certs->len == 1 ? "" : "s");
+    append_key_lines(out, sel);
+    if (s->verified && s->report->key_alg != NULL)
+        g_string_append_printf(out, "Keys: %s\n", s->report->key_alg);
+    else
+        g_string_append_printf(out, "Keys: %s, %u iterations\n", keys_alg, iterations);
+    if (s->verified && s->report->cert_alg != NULL)
+        g_string_append_printf(out, "Certificates: %s\n", s->report->cert_alg);
+    else
+        g_string_append_printf(out, "Certificates: %s, %u iterations\n", certs_alg, iterations);
+    if (s->verified && s->report->mac != NULL)
+        g_string_append_printf(out, "MAC: %s\n", s->report->mac);
+    else
+        g_string_append_printf(out, "MAC: %s, %u iterations\n", mac, iterations);
+    if (s->verified)
+        g_string_append_printf(
+            out,
+            "Verified: read back with the password (MAC checked), %u key%s decrypted and "
+            "matched to %s certificate%s by a test signature, %u certificate%s with their "
+            "nicknames, key IDs and trust flags\n",
+            s->report->keys, s->report->keys == 1 ? "" : "s",
+            s->report->keys == 1 ? "its" : "their", s->report->keys == 1 ? "" : "s",
+            s->report->certs, s->report->certs == 1 ? "" : "s");
+    else
+        g_string_append(out, "Not verified (--no-verify)\n");
+    return g_string_free(out, FALSE);
+}
+
+static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, const Summary *s)
+{
+    const char *keys_alg, *certs_alg, *mac;
+    guint iterations = caback_backup_describe_options(s->write, &keys_alg, &certs_alg, &mac);
+    g_autoptr(CabackJson) json = caback_json_new();
+
+    caback_json_begin_object(json, NULL);
+    caback_json_string(json, "file", s->output);
+    caback_json_string(json, "database", db->dir);
+    caback_json_string(json, "token", sel->token_name);
+    caback_json_begin_array(json, "keys");
+    for (guint i = 0; i < sel->keys->len; i++) {
+        const CabackBackupKey *k = sel->keys->pdata[i];
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "nickname", k->nickname);
+        caback_json_string(json, "nss_id", k->info->id_hex);
+        caback_json_string(json, "dogtag_id", k->info->dogtag_id);
+        caback_json_string(json, "subject", k->cert->subject);
+        caback_json_string(json, "type", k->info->type);
+        if (k->info->size_bits > 0)
+            caback_json_int(json, "size", k->info->size_bits);
+        else
+            caback_json_null(json, "size");
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+    caback_json_begin_array(json, "certificates");
+    for (guint i = 0; i < sel->certs->len; i++) {
+        const CabackBackupCert *c = sel->certs->pdata[i];
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "nickname", c->nickname);
+        caback_json_string(json, "subject", c->subject);
+        caback_json_string(json, "trust", c->trust);
+        caback_json_bool(json, "has_key", c->key != NULL);
+        caback_json_string(json, "nss_id", c->key != NULL ? c->key->info->id_hex : NULL);
+        caback_json_bool(json, "chain_only", !c->selected);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+    caback_json_string(json, "profile",
+                       s->write->profile == CABACK_P12_LEGACY ? "legacy" : "modern");
+    caback_json_begin_object(json, "algorithms");
+    caback_json_string(json, "keys", keys_alg);
+    caback_json_string(json, "certificates", certs_alg);
+    caback_json_end_object(json);
+    caback_json_string(json, "mac", mac);
+    caback_json_int(json, "iterations", iterations);
+    caback_json_bool(json, "verified", s->verified);
+    if (s->verified) {
+        caback_json_begin_object(json, "verification");
+        caback_json_int(json, "keys", s->report->keys);
+        caback_json_int(json, "certificates", s->report->certs);
+        caback_json_string(json, "mac", s->report->mac);
+        caback_json_end_object(json);
+    }
+    caback_json_begin_array(json, "warnings");
+    for (guint i = 0; i < sel->warnings->len; i++)
+        caback_json_string(json, NULL, sel->warnings->pdata[i]);
+    caback_json_end_array(json);
+    caback_json_end_object(json);
+    return g_strdup(caback_json_text(json));
+}
+
+/* ---- the work, once the options are known ---- */
+
+typedef struct {
+    BackupOptions *o;
+    CabackCommonOptions *common;
+    CabackP12WriteOptions write;
+    CabackSecret *password; /* the PKCS#12 password, when already known */
+    char **nicknames;
+} BackupRun;
+
+static CabackSecret *ask_p12_password(GError **error)
+{
+    CabackPasswordSource source = {0};
+    g_autoptr(GError) local = NULL;
+    CabackSecret *password =
+        caback_password_read(&source, NULL, "password for the new PKCS#12 file", TRUE, &local);
+
+    if (password == NULL && local->code == CABACK_ERROR_NO_PASSWORD) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "no password for the new PKCS#12 file: there is no terminal to ask it on; "
+                    "give it with -w FILE or --p12-password-env VAR");
+        return NULL;
+    }
+    if (password == NULL)
+        g_propagate_error(error, g_steal_pointer(&local));
+    return password;
+}
+
+/* Write the selection to a temporary file next to the output, verify it there, then put it in
+ * place. Any failure removes the temporary file and leaves an existing output untouched. */
+static gboolean write_backup(BackupRun *run, CabackDb *db, CabackBackupSelection *sel,
+                             CabackBackupReport *report, GError **error)
+{
+    CabackBackupProgress progress = show_progress() ? progress_line : NULL;
+
+    g_autoptr(CabackAtomicFile) file =
+        caback_atomic_file_new(run->o->output, 0600, (uid_t)-1, (gid_t)-1, error);
+    if (file == NULL)
+        return FALSE;
+    g_autoptr(GBytes) bytes =
+        caback_backup_encode(db, sel, &run->write, run->password, progress, NULL, error);
+    if (bytes == NULL)
+        return FALSE;
+    gsize len = 0;
+    const void *data = g_bytes_get_data(bytes, &len);
+    if (!caback_atomic_file_write(file, data, len, error))
+        return FALSE;
+    if (!run->o->no_verify && !caback_backup_verify(sel, caback_atomic_file_temp_path(file),
+                                                    run->password, progress, NULL, report, error))
+        return FALSE;
+    return caback_atomic_file_commit(g_steal_pointer(&file), run->o->force, error);
+}
+
+static gboolean run_backup(BackupRun *run, GError **error)
+{
+    BackupOptions *o = run->o;
+    CabackBackupReport report = {0};
+    g_autofree char *result = NULL;
+
+    CabackDb *db = caback_cli_open_db(run->common, TRUE, error);
+    if (db == NULL)
+        return FALSE;
+
+    gboolean ok = FALSE;
+    g_autoptr(CabackBackupSelection) sel =
+        caback_backup_select(db, (const char *const *)run->nicknames, error);
+    if (sel == NULL)
+        goto close;
+
+    if (!run->common->json) {
+        g_autofree char *text = selection_text(db, sel, o->output);
+        caback_cli_info("%s", g_strchomp(text));
+    }
+    for (guint i = 0; i < sel->warnings->len; i++)
+        caback_cli_warning("%s", (const char *)sel->warnings->pdata[i]);
+
+    if (run->password == NULL) {
+        run->password = ask_p12_password(error);
+        if (run->password == NULL ||
+            !check_empty_password(run->password, "given at the prompt", error))
+            goto close;
+    }
+
+    if (!write_backup(run, db, sel, &report, error))
+        goto close;
+
+    Summary s = {
+        .output = o->output, .write = &run->write, .verified = !o->no_verify, .report = &report};
+    result = run->common->json ? summary_json(db, sel, &s) : summary_text(sel, &s);
+    ok = TRUE;
+close:
+    caback_backup_report_clear(&report);
+    /* The selection holds NSS references: release them before NSS shuts down. */
+    g_clear_pointer(&sel, caback_backup_selection_free);
+    if (!caback_db_close(db, ok ? error : NULL))
+        ok = FALSE;
+    if (ok && run->common->json)
+        g_print("%s", result);
+    else if (ok)
+        caback_cli_info("%s", g_strchomp(result));
+    return ok;
+}
+
+/* The Windows form takes the password as an argument. Copy it, then blank the argument in place:
+ * /proc/PID/cmdline (what ps shows) reads this very memory. */
+static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GError **error)
+{
+    BackupOptions *o = run->o;
+
+    if (argc != 3)
+        return usage_error(error, "the Windows form is: caback -backup PASSWORD FILE [-d DIR] "
+                                  "[-f FILE]");
+    run->password = caback_secret_new(argv[1], strlen(argv[1]));
+    caback_secret_wipe(argv[1], strlen(argv[1]));
+    caback_cli_warning("a password given on the command line can be seen by other users of this "
+                       "machine (ps, /proc) and may stay in the shell history; prefer: caback "
+                       "backup -o FILE, with -w FILE, --p12-password-env VAR or the prompt");
+    if (o->output != NULL || o->p12_password_file != NULL || o->p12_password_env != NULL)
+        return usage_error(error, "the Windows form caback -backup PASSWORD FILE takes the "
+                                  "password and the file as arguments; -o, -w and "
+                                  "--p12-password-env belong to caback backup");
+    o->output = g_strdup(argv[2]);
+    return check_empty_password(run->password, "given on the command line", error);
+}
+
+gboolean caback_cmd_backup(int argc, char **argv, GError **error)
+{
+    gboolean windows = strcmp(argv[0], "-backup") == 0;
+    BackupOptions o = {0};
+    CabackCommonOptions common = {0};
+    BackupRun run = {.o = &o, .common = &common};
+    g_autofree char *folder = NULL;
+    gboolean ok = FALSE;
+    const GOptionEntry entries[] = {
+        {"output", 'o', 0, G_OPTION_ARG_FILENAME, &o.output,
+         "The PKCS#12 file to write (refused when it exists, unless --force)", "FILE"},
+        {"nickname", 'n', 0, G_OPTION_ARG_STRING_ARRAY, &o.nicknames,
+         "Back up only this certificate (every certificate with the nickname) and its key; "
+         "repeat for more",
+         "NICKNAME"},
+        {"cscfg", 0, 0, G_OPTION_ARG_FILENAME, &o.cscfg,
+         "Back up the system certificates a Dogtag CS.cfg lists (<subsystem>.cert.list), "
+         "without sslserver",
+         "CS.cfg"},
+        {"include-sslserver", 0, 0, G_OPTION_ARG_NONE, &o.include_sslserver,
+         "With --cscfg, also back up the sslserver certificate", NULL},
+        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &o.p12_password_file,
+         "Password for the PKCS#12 file: the file's first line (default: asked twice)", "FILE"},
+        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o.p12_password_env,
+         "Read the password for the PKCS#12 file from environment variable VAR", "VAR"},
+        {"iterations", 0, 0, G_OPTION_ARG_STRING, &o.iterations,
+         "Key derivation iterations (default 600000; 2048 with --legacy)", "N"},
+        {"legacy", 0, 0, G_OPTION_ARG_NONE, &o.legacy,
+         "Write what Windows Server 2012, Java 8 and OpenSSL 1.0 read: PBE-SHA1-3DES, HMAC-SHA1",
+         NULL},
+        {"mac", 0, 0, G_OPTION_ARG_STRING, &o.mac,
+         "The file's MAC: hmac (default: HMAC-SHA256) or pbmac1 (RFC 9579)", "KIND"},
+        {"force", 0, 0, G_OPTION_ARG_NONE, &o.force, "Replace the output file if it exists", NULL},
+        {"no-verify", 0, 0, G_OPTION_ARG_NONE, &o.no_verify,
+         "Do not read the file back and check every key before putting it in place", NULL},
+        {NULL}};
+    g_autoptr(GOptionContext) context = g_option_context_new(NULL);
+
+    g_option_context_set_summary(
+        context,
+        "Back up a CA's private keys and certificates into one PKCS#12 file: by default every "
+        "certificate of the token\n"
+        "that has its private key there, each with its key and its issuer chain. Every bag "
+        "carries the NSS nickname\n"
+        "(friendlyName), the NSS key ID (localKeyID, as certutil -K prints it) and, on "
+        "certificates, the NSS trust flags\n"
+        "(Dogtag's trust attribute). The file is written to a 0600 temporary file next to "
+        "FILE, read back and checked\n"
+        "(each key must sign for its certificate), and only then renamed to FILE.\n\n"
+        "Windows form: caback -backup PASSWORD FILE [-d DIR] [-f FILE] (the password is then "
+        "visible to other users).");
+    g_option_context_set_description(
+        context, "Examples:\n"
+                 "  caback backup -d /var/lib/pki/pki-tomcat/alias "
+                 "-f /var/lib/pki/pki-tomcat/conf/password.conf -o ca-backup.p12\n"
+                 "  caback backup -d DIR -f password.conf --cscfg "
+                 "/var/lib/pki/pki-tomcat/ca/conf/CS.cfg -o clone.p12\n"
+                 "Exit status: 0 written and verified, 1 failure, 2 usage, 3 wrong database "
+                 "password, 4 FILE exists,\n"
+                 "5 a key cannot leave its token.\n");
+    g_option_context_add_main_entries(context, entries, NULL);
+    caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
+
+    if (!caback_cli_parse(context, "backup", &common, &argc, &argv, error))
+        goto out;
+    if (windows) {
+        if (!take_windows_arguments(argc, argv, &run, error))
+            goto out;
+    } else if (argc > 1) {
+        usage_error(error, "unexpected argument \"%s\"; the file to write is given with -o FILE",
+                    argv[1]);
+        goto out;
+    } else if (o.output == NULL) {
+        usage_error(error, "no output file; give it with -o FILE");
+        goto out;
+    }
+
+    if (!parse_write_options(&o, &run.write, error))
+        goto out;
+    if (o.include_sslserver && o.cscfg == NULL) {
+        usage_error(error, "--include-sslserver goes with --cscfg CS.cfg");
+        goto out;
+    }
+    if (o.cscfg != NULL && o.nicknames != NULL) {
+        usage_error(error, "choose either -n NICKNAME or --cscfg CS.cfg, not both");
+        goto out;
+    }
+    if (o.p12_password_file != NULL && o.p12_password_env != NULL) {
+        usage_error(error, "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
+                           "password, not both");
+        goto out;
+    }
+    if (g_file_test(o.output, G_FILE_TEST_IS_DIR)) {
+        usage_error(error, "%s is a folder; give the file to write, e.g. %s/ca-backup.p12",
+                    o.output, o.output);
+        goto out;
+    }
+    folder = g_path_get_dirname(o.output);
+    if (!g_file_test(folder, G_FILE_TEST_IS_DIR)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot write %s: folder %s does not exist; create it first", o.output, folder);
+        goto out;
+    }
+    /* Checked again, atomically, when the file is put in place; saying it now spares the user
+     * the key derivations. */
+    if (!o.force && g_file_test(o.output, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                    "%s already exists; it was left untouched (use --force to replace it)",
+                    o.output);
+        goto out;
+    }
+
+    if (o.p12_password_file != NULL) {
+        run.password = caback_backup_read_password_file(o.p12_password_file, error);
+        if (run.password == NULL)
+            goto out;
+        g_autofree char *where = g_strdup_printf("in %s", o.p12_password_file);
+        if (!check_empty_password(run.password, where, error))
+            goto out;
+    } else if (o.p12_password_env != NULL) {
+        const char *value = g_getenv(o.p12_password_env);
+        if (value == NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                        "environment variable %s is not set; it should hold the password for "
+                        "the new PKCS#12 file",
+                        o.p12_password_env);
+            goto out;
+        }
+        run.password = caback_secret_new(value, strlen(value));
+        g_autofree char *where = g_strdup_printf("in environment variable %s", o.p12_password_env);
+        if (!check_empty_password(run.password, where, error))
+            goto out;
+    }
+
+    if (o.cscfg != NULL) {
+        run.nicknames = caback_backup_cscfg_nicknames(o.cscfg, o.include_sslserver, error);
+        if (run.nicknames == NULL)
+            goto out;
+    } else if (o.nicknames != NULL) {
+        run.nicknames = g_strdupv(o.nicknames);
+    }
+
+    ok = run_backup(&run, error);
+out:
+    caback_secret_free(run.password);
+    g_strfreev(run.nicknames);
+    backup_options_clear(&o);
+    caback_cli_common_clear(&common);
+    return ok;
+}

@@ -1,0 +1,565 @@
+/* caback restore -i FILE: bring certificates and keys back from a PKCS#12 file into an NSS
+ * database, losing nothing and breaking nothing: plan first (add / already present / conflict),
+ * then import all or nothing, then check each key against its certificate and print the key IDs
+ * for CS.cfg. Also the Windows certutil form "caback -restore PASSWORD FILE". */
+#include "config.h"
+
+#include "cli.h"
+
+#include <caback/json.h>
+#include <caback/nss-util.h>
+#include <caback/restore.h>
+#include <caback/secret.h>
+
+#include <string.h>
+
+typedef struct {
+    char *in;
+    char *password_file;
+    char *password_env;
+    gboolean create;
+    gboolean dry_run;
+    gboolean replace;
+    gboolean rename;
+    char **trust;
+} RestoreOptions;
+
+static void restore_options_clear(RestoreOptions *ro)
+{
+    g_free(ro->in);
+    g_free(ro->password_file);
+    g_free(ro->password_env);
+    g_strfreev(ro->trust);
+}
+
+/* ---- output ---- */
+
+static char *key_text(const CabackRestoreKey *k)
+{
+    if (k->type == nullKey)
+        return g_strdup("(type NSS cannot import)");
+    if (k->bits > 0)
+        return g_strdup_printf("%s %u", k->type_name, k->bits);
+    return g_strdup(k->type_name);
+}
+
+static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboolean would_create)
+{
+    if (would_create)
+        caback_cli_info("Restore plan for %s into a new NSS database %s (--create):", plan->path,
+                        db->dir);
+    else
+        caback_cli_info("Restore plan for %s into NSS database %s, token \"%s\":", plan->path,
+                        db->dir, db->token_name);
+    for (guint i = 0; i < plan->certs->len; i++) {
+        const CabackRestoreCert *c = plan->certs->pdata[i];
+        const char *word = c->action == CABACK_RESTORE_CONFLICT
+                               ? "CONFLICT"
+                               : caback_restore_action_name(c->action);
+        switch (c->action) {
+        case CABACK_RESTORE_ADD:
+        case CABACK_RESTORE_RENAME:
+        case CABACK_RESTORE_REPLACE:
+            caback_cli_info("  %-9s certificate \"%s\", trust %s (%s)", word, c->nickname,
+                            c->trust, c->trust_source);
+            caback_cli_info("            subject %s, serial 0x%s; nickname from %s", c->subject,
+                            c->serial_hex, c->nickname_source);
+            if (c->note != NULL)
+                caback_cli_info("            %s", c->note);
+            for (guint j = 0; c->replaced != NULL && j < c->replaced->len; j++) {
+                const CabackRestoreReplaced *r = c->replaced->pdata[j];
+                if (!r->has_key)
+                    caback_cli_info("            old certificate serial 0x%s (%s) leaves the "
+                                    "name; it has no private key",
+                                    r->serial_hex, r->subject);
+                else
+                    caback_cli_info("            old certificate serial 0x%s (%s) leaves the "
+                                    "name; its private key %s (CS.cfg form %s) stays in the "
+                                    "database%s",
+                                    r->serial_hex, r->subject,
+                                    r->key_nss_id != NULL ? r->key_nss_id : "(unknown ID)",
+                                    r->key_dogtag_id != NULL ? r->key_dogtag_id : "?",
+                                    r->key_kept_in_use
+                                        ? " and is the restored certificate's key too"
+                                        : ", without a certificate (an orphan; see caback "
+                                          "listkeys)");
+            }
+            break;
+        case CABACK_RESTORE_TRUST:
+            caback_cli_info("  %-9s certificate \"%s\": %s to %s (%s)", word, c->nickname,
+                            c->note, c->trust, c->trust_source);
+            break;
+        case CABACK_RESTORE_SKIP:
+        case CABACK_RESTORE_CONFLICT:
+            caback_cli_info("  %-9s certificate \"%s\": %s", word, c->nickname, c->note);
+            break;
+        }
+    }
+    for (guint i = 0; i < plan->keys->len; i++) {
+        const CabackRestoreKey *k = plan->keys->pdata[i];
+        const char *word = k->action == CABACK_RESTORE_CONFLICT
+                               ? "CONFLICT"
+                               : caback_restore_action_name(k->action);
+        g_autofree char *type = key_text(k);
+        g_autofree char *owner = k->nickname != NULL ? g_strdup_printf("\"%s\"", k->nickname)
+                                                     : g_strdup("(no name)");
+        caback_cli_info("  %-9s key %s %s of %s%s%s", word, type, k->nss_id, owner,
+                        k->note != NULL ? ": " : "", k->note != NULL ? k->note : "");
+    }
+    for (guint i = 0; i < plan->notes->len; i++)
+        caback_cli_info("  note: %s", (const char *)plan->notes->pdata[i]);
+}
+
+static void print_key_ids(const CabackRestorePlan *plan)
+{
+    gboolean any = FALSE;
+
+    for (guint i = 0; i < plan->keys->len; i++) {
+        const CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->nss_id == NULL || k->action == CABACK_RESTORE_CONFLICT)
+            continue;
+        if (!any)
+            caback_cli_info("Key IDs (certutil -K form, then the CS.cfg form):");
+        any = TRUE;
+        const char *tag = caback_restore_cscfg_tag(k->nickname);
+        caback_cli_info("  %s", k->nickname != NULL ? k->nickname : "(key without certificate)");
+        caback_cli_info("      %s", k->nss_id);
+        if (tag != NULL)
+            caback_cli_info("      cloning.%s.privkey.id=%s", tag, k->dogtag_id);
+        else
+            caback_cli_info("      %s", k->dogtag_id);
+    }
+}
+
+static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
+{
+    caback_json_begin_array(json, "certificates");
+    for (guint i = 0; i < plan->certs->len; i++) {
+        const CabackRestoreCert *c = plan->certs->pdata[i];
+        caback_json_begin_object(json, NULL);
+        caback_json_int(json, "index", c->index);
+        caback_json_string(json, "nickname", c->nickname);
+        caback_json_string(json, "nickname_source", c->nickname_source);
+        caback_json_string(json, "action", caback_restore_action_name(c->action));
+        caback_json_string(json, "subject", c->subject);
+        caback_json_string(json, "serial_hex", c->serial_hex);
+        caback_json_string(json, "trust", c->trust);
+        caback_json_string(json, "trust_source", c->trust_source);
+        caback_json_string(json, "old_trust", c->old_trust);
+        caback_json_bool(json, "key_in_file", c->key_index >= 0);
+        caback_json_string(json, "note", c->note);
+        caback_json_begin_array(json, "replaced");
+        for (guint j = 0; c->replaced != NULL && j < c->replaced->len; j++) {
+            const CabackRestoreReplaced *r = c->replaced->pdata[j];
+            caback_json_begin_object(json, NULL);
+            caback_json_string(json, "nickname", r->nickname);
+            caback_json_string(json, "subject", r->subject);
+            caback_json_string(json, "serial_hex", r->serial_hex);
+            caback_json_string(json, "trust", r->trust);
+            caback_json_string(json, "key_id", r->key_nss_id);
+            caback_json_string(json, "key_dogtag_id", r->key_dogtag_id);
+            caback_json_bool(json, "key_kept", r->has_key);
+            caback_json_bool(json, "key_in_use", r->key_kept_in_use);
+            caback_json_end_object(json);
+        }
+        caback_json_end_array(json);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+
+    caback_json_begin_array(json, "keys");
+    for (guint i = 0; i < plan->keys->len; i++) {
+        const CabackRestoreKey *k = plan->keys->pdata[i];
+        const char *tag = caback_restore_cscfg_tag(k->nickname);
+        caback_json_begin_object(json, NULL);
+        caback_json_int(json, "index", k->index);
+        caback_json_string(json, "nickname", k->nickname);
+        caback_json_string(json, "action", caback_restore_action_name(k->action));
+        caback_json_string(json, "type", k->type_name);
+        if (k->bits > 0)
+            caback_json_int(json, "size", k->bits);
+        else
+            caback_json_null(json, "size");
+        caback_json_string(json, "id", k->nss_id);
+        caback_json_string(json, "dogtag_id", k->dogtag_id);
+        if (tag != NULL && k->dogtag_id != NULL) {
+            g_autofree char *entry = g_strdup_printf("cloning.%s.privkey.id=%s", tag,
+                                                     k->dogtag_id);
+            caback_json_string(json, "cscfg", entry);
+        } else {
+            caback_json_null(json, "cscfg");
+        }
+        if (k->cert_index >= 0)
+            caback_json_int(json, "certificate_index", k->cert_index);
+        else
+            caback_json_null(json, "certificate_index");
+        caback_json_bool(json, "pair_checked", k->pair_checked);
+        caback_json_string(json, "note", k->note);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+
+    caback_json_begin_array(json, "notes");
+    for (guint i = 0; i < plan->notes->len; i++)
+        caback_json_string(json, NULL, plan->notes->pdata[i]);
+    caback_json_end_array(json);
+}
+
+static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const char *result,
+                       gboolean dry_run, gboolean created)
+{
+    g_autoptr(CabackJson) json = caback_json_new();
+
+    caback_json_begin_object(json, NULL);
+    caback_json_string(json, "file", plan->path);
+    caback_json_string(json, "database", db->dir);
+    caback_json_string(json, "token", db->token_name);
+    caback_json_bool(json, "dry_run", dry_run);
+    caback_json_bool(json, "created", created);
+    caback_json_string(json, "result", result);
+    caback_json_int(json, "conflicts", plan->conflicts);
+    caback_json_int(json, "changes", plan->changes);
+    json_plan(json, plan);
+    caback_json_end_object(json);
+    g_print("%s", caback_json_text(json));
+}
+
+/* ---- databases ---- */
+
+static gboolean db_exists(const char *dir)
+{
+    static const char *const names[] = {"cert9.db", "cert8.db"};
+
+    for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_autofree char *path = g_build_filename(dir, names[i], NULL);
+        if (g_file_test(path, G_FILE_TEST_EXISTS))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/* For --dry-run --create on a missing database: plan against an empty token, creating nothing. */
+static CabackDb *open_nothing(const char *dir, GError **error)
+{
+    g_autoptr(CabackDb) db = g_new0(CabackDb, 1);
+
+    db->dir = g_canonicalize_filename(dir, NULL);
+    db->spec = g_strdup_printf("sql:%s", db->dir);
+    db->context = NSS_InitContext("", "", "", "", NULL,
+                                  NSS_INIT_READONLY | NSS_INIT_NOCERTDB | NSS_INIT_NOMODDB |
+                                      NSS_INIT_FORCEOPEN | NSS_INIT_NOROOTINIT |
+                                      NSS_INIT_OPTIMIZESPACE);
+    if (db->context == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot start NSS without a database");
+        return NULL;
+    }
+    db->slot = PK11_GetInternalKeySlot();
+    db->token_name = g_strdup("NSS Certificate DB");
+    return g_steal_pointer(&db);
+}
+
+static gboolean create_db(const char *dir, const CabackCommonOptions *common, gboolean *created,
+                          gboolean *created_dir, GError **error)
+{
+    CabackPasswordSource source = {.file = common->password_file,
+                                   .env_var = common->password_env};
+    g_autofree char *what = g_strdup_printf("new password for the NSS database %s", dir);
+
+    if (common->token != NULL && g_strcmp0(common->token, "internal") != 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "--create makes an NSS database, not token \"%s\"; create the database "
+                    "first, or restore into the internal token",
+                    common->token);
+        return FALSE;
+    }
+    g_autoptr(CabackSecret) password = caback_password_read(&source, "internal", what, TRUE, error);
+    if (password == NULL)
+        return FALSE;
+    if (!caback_restore_create_db(dir, password, created_dir, error))
+        return FALSE;
+    *created = TRUE;
+    caback_cli_info("Created NSS database %s%s", dir,
+                    password->len == 0 ? " (without a password)" : "");
+    return TRUE;
+}
+
+/* ---- the verb ---- */
+
+/* "caback -restore PASSWORD FILE [OPTIONS]": takes the password out of argv (and wipes it there,
+ * so that ps no longer shows it) and rewrites the rest as "restore -i FILE [OPTIONS]". */
+static gboolean windows_form(int *argc, char ***argv, char ***owned, CabackSecret **password,
+                             GError **error)
+{
+    if (*argc < 3 || (*argv)[1][0] == '-' || (*argv)[2][0] == '-') {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "usage: caback -restore PASSWORD FILE [-d DIR] (better: caback restore -i "
+                    "FILE -w PASSWORD_FILE, which keeps the password off the command line)");
+        return FALSE;
+    }
+    char *given = (*argv)[1];
+    *password = caback_secret_new(given, strlen(given));
+    caback_secret_wipe(given, strlen(given));
+    caback_cli_warning("a password given on the command line can be seen by other users (ps, "
+                       "/proc) and stays in the shell history; use caback restore -i FILE -w "
+                       "PASSWORD_FILE instead");
+
+    GPtrArray *args = g_ptr_array_new();
+    g_ptr_array_add(args, g_strdup("restore"));
+    g_ptr_array_add(args, g_strdup("-i"));
+    g_ptr_array_add(args, g_strdup((*argv)[2]));
+    for (int i = 3; i < *argc; i++)
+        g_ptr_array_add(args, g_strdup((*argv)[i]));
+    *argc = (int)args->len;
+    g_ptr_array_add(args, NULL);
+    *owned = (char **)g_ptr_array_free(args, FALSE);
+    *argv = *owned;
+    return TRUE;
+}
+
+static gboolean check_options(const RestoreOptions *ro, int argc, char **argv, GError **error)
+{
+    if (argc > 1 && g_strcmp0(argv[1], "automatic") == 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "automatic restore needs the backup log (where caback backup records its "
+                    "newest backup), which is not implemented yet; give the file with: caback "
+                    "restore -i FILE");
+        return FALSE;
+    }
+    if (argc > 1) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "unexpected argument \"%s\"; give the PKCS#12 file with -i FILE (see: caback "
+                    "help restore)",
+                    argv[1]);
+        return FALSE;
+    }
+    if (ro->in == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "which PKCS#12 file? give it with -i FILE (see: caback help restore)");
+        return FALSE;
+    }
+    if (ro->replace && ro->rename) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "--replace and --rename exclude each other: choose what happens to a "
+                    "nickname the database already uses for another certificate");
+        return FALSE;
+    }
+    if (ro->password_file != NULL && ro->password_env != NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "give the PKCS#12 password one way: -w FILE or --p12-password-env VAR, not "
+                    "both");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions *common,
+                            const CabackSecret *given, GHashTable *trust, GError **error)
+{
+    g_autofree char *dir = NULL;
+    gboolean created = FALSE, created_dir = FALSE, would_create = FALSE;
+
+    /* --json: standard output carries the JSON document only. */
+    if (common->json)
+        caback_cli_verbosity = -1;
+
+    if (common->dbdir != NULL)
+        dir = g_strdup(g_str_has_prefix(common->dbdir, "sql:") ? common->dbdir + 4
+                                                               : common->dbdir);
+    else if ((dir = caback_db_default_dir(error)) == NULL)
+        return FALSE;
+
+    CabackDb *db = NULL;
+    if (!db_exists(dir) && !g_str_has_prefix(dir, "dbm:")) {
+        if (!ro->create) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
+                        "NSS database %s does not exist; add --create to make it (its new "
+                        "password comes from -f FILE or --password-env VAR, or is asked twice), "
+                        "or create it with: certutil -N -d sql:%s",
+                        dir, dir);
+            return FALSE;
+        }
+        if (ro->dry_run) {
+            would_create = TRUE;
+            db = open_nothing(dir, error);
+        } else if (create_db(dir, common, &created, &created_dir, error)) {
+            db = caback_cli_open_db(common, FALSE, error);
+        }
+    } else {
+        db = caback_cli_open_db(common, ro->dry_run, error);
+    }
+    if (db == NULL) {
+        if (created)
+            caback_restore_remove_created_db(dir, created_dir);
+        return FALSE;
+    }
+
+    gboolean ok = FALSE;
+    CabackPasswordSource source = {.file = ro->password_file, .env_var = ro->password_env};
+    CabackRestoreOptions options = {
+        .on_conflict = ro->replace  ? CABACK_RESTORE_ON_CONFLICT_REPLACE
+                       : ro->rename ? CABACK_RESTORE_ON_CONFLICT_RENAME
+                                    : CABACK_RESTORE_ON_CONFLICT_STOP,
+        .trust = trust,
+    };
+    CabackP12File *file = NULL;
+    CabackRestorePlan *plan = caback_restore_read(ro->in, given, &source, &file, error);
+    if (plan != NULL && caback_restore_plan(plan, would_create ? NULL : db, &options, error)) {
+        if (!common->json)
+            print_plan(plan, db, would_create);
+        if (ro->dry_run) {
+            caback_cli_info("Dry run: nothing was changed (%u change(s) and %u conflict(s) "
+                            "planned).",
+                            plan->changes, plan->conflicts);
+            if (common->json)
+                print_json(plan, db, "planned", TRUE, FALSE);
+            ok = TRUE;
+        } else if (plan->conflicts > 0) {
+            if (common->json)
+                print_json(plan, db, "conflict", FALSE, created);
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                        "%u conflict(s) with what NSS database %s holds (see the plan); nothing "
+                        "was changed. Use --replace to give the nicknames to the restored "
+                        "certificates (no private key is ever deleted), or --rename to restore "
+                        "them under new nicknames",
+                        plan->conflicts, db->dir);
+        } else if (plan->changes == 0) {
+            caback_cli_info("Nothing to do: everything in %s is already in the database.",
+                            ro->in);
+            print_key_ids(plan);
+            if (common->json)
+                print_json(plan, db, "unchanged", FALSE, created);
+            ok = TRUE;
+        } else if (caback_restore_apply(plan, db, error)) {
+            guint certs = 0, keys = 0, checked = 0, key_only = 0;
+            for (guint i = 0; i < plan->certs->len; i++) {
+                const CabackRestoreCert *c = plan->certs->pdata[i];
+                certs += c->action != CABACK_RESTORE_SKIP && c->action != CABACK_RESTORE_TRUST;
+            }
+            for (guint i = 0; i < plan->keys->len; i++) {
+                const CabackRestoreKey *k = plan->keys->pdata[i];
+                keys += k->action == CABACK_RESTORE_ADD;
+                checked += k->pair_checked;
+                key_only += k->action == CABACK_RESTORE_ADD && k->cert_index < 0;
+            }
+            caback_cli_info("Restored %u certificate(s) and %u key(s) into NSS database %s.",
+                            certs, keys, db->dir);
+            if (checked > 0)
+                caback_cli_info("%u key(s) checked: each signs a test value its certificate "
+                                "verifies.",
+                                checked);
+            if (key_only > 0)
+                caback_cli_warning("%u key(s) came without a certificate in the file; they "
+                                   "could not be checked against one",
+                                   key_only);
+            print_key_ids(plan);
+            if (common->json)
+                print_json(plan, db, "restored", FALSE, created);
+            ok = TRUE;
+        }
+    }
+    if (plan != NULL)
+        caback_restore_plan_free(plan);
+    if (file != NULL)
+        caback_p12_file_free(file);
+
+    /* Close even after a failure, but report the first error. */
+    ok = caback_db_close(db, ok ? error : NULL) && ok;
+    if (!ok && created)
+        caback_restore_remove_created_db(dir, created_dir);
+    return ok;
+}
+
+gboolean caback_cmd_restore(int argc, char **argv, GError **error)
+{
+    CabackCommonOptions common = {0};
+    RestoreOptions ro = {0};
+    g_auto(GStrv) owned_argv = NULL;
+    g_autoptr(CabackSecret) given = NULL;
+    g_autoptr(GHashTable) trust = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_autoptr(GOptionContext) context = g_option_context_new(NULL);
+    gboolean ok = FALSE;
+    const GOptionEntry entries[] = {
+        {"in", 'i', 0, G_OPTION_ARG_FILENAME, &ro.in, "The PKCS#12 file to restore", "FILE"},
+        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &ro.password_file,
+         "Read the PKCS#12 password from the first line of FILE", "FILE"},
+        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &ro.password_env,
+         "Read the PKCS#12 password from environment variable VAR", "VAR"},
+        {"create", 0, 0, G_OPTION_ARG_NONE, &ro.create,
+         "Create the NSS database when it does not exist (new password from -f / "
+         "--password-env, or asked twice)",
+         NULL},
+        {"dry-run", 'n', 0, G_OPTION_ARG_NONE, &ro.dry_run, "Print the plan and change nothing",
+         NULL},
+        {"replace", 0, 0, G_OPTION_ARG_NONE, &ro.replace,
+         "On a nickname conflict, the restored certificate takes the nickname; the old "
+         "certificate leaves it, its private key stays",
+         NULL},
+        {"rename", 0, 0, G_OPTION_ARG_NONE, &ro.rename,
+         "On a nickname conflict, restore as \"NICKNAME (restored N)\"", NULL},
+        {"trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &ro.trust,
+         "Trust flags for a certificate, as certutil -t takes them (repeatable)",
+         "NICKNAME=FLAGS"},
+        {NULL}};
+
+    if (argc >= 1 && strcmp(argv[0], "-restore") == 0 &&
+        !(argc == 2 && strcmp(argv[1], "--help") == 0)) {
+        if (!windows_form(&argc, &argv, &owned_argv, &given, error))
+            return FALSE;
+    }
+
+    g_option_context_set_summary(
+        context,
+        "Restore the certificates and keys of a PKCS#12 file into an NSS database (or the token "
+        "--token names).\n"
+        "Nicknames come from friendlyName (else the subject CN, made unique); trust flags from "
+        "the Dogtag\n"
+        "trust attribute, else by role: a self-signed CA certificate with its key CTu,Cu,Cu, a "
+        "CA certificate\n"
+        "without its key CT,C,C, an audit-signing certificate u,u,Pu, any other certificate "
+        "with its key u,u,u.\n"
+        "The plan comes first: each certificate and key is added, skipped (already present and "
+        "identical:\n"
+        "a second restore changes nothing) or in conflict. Conflicts stop the restore (exit 4) "
+        "unless\n"
+        "--replace or --rename is given. All or nothing: a failure undoes every change of the "
+        "run.\n"
+        "Each restored key is checked against its certificate, and the key IDs are printed for "
+        "CS.cfg.");
+    g_option_context_set_description(
+        context,
+        "Windows certutil form: caback -restore PASSWORD FILE [-d DIR] (the password is visible "
+        "to other users\n"
+        "while the command runs; prefer -w FILE).\n"
+        "\"caback restore automatic\" (restore the newest backup caback recorded) needs the "
+        "backup log, which\n"
+        "is not implemented yet.\n"
+        "Example:\n"
+        "  caback restore -i ca-backup.p12 -w ca-backup.pass -d /var/lib/pki/pki-tomcat/alias "
+        "\\\n"
+        "      -f /var/lib/pki/pki-tomcat/conf/password.conf --dry-run\n");
+    g_option_context_add_main_entries(context, entries, NULL);
+    caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
+
+    if (!caback_cli_parse(context, "restore", &common, &argc, &argv, error))
+        goto out;
+    if (!check_options(&ro, argc, argv, error))
+        goto out;
+    if (given != NULL && (ro.password_file != NULL || ro.password_env != NULL)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "-restore PASSWORD FILE already gives the PKCS#12 password; drop -w / "
+                    "--p12-password-env");
+        goto out;
+    }
+    for (char **t = ro.trust; t != NULL && *t != NULL; t++) {
+        char *nickname, *flags;
+        if (!caback_restore_parse_trust(*t, &nickname, &flags, error))
+            goto out;
+        g_hash_table_replace(trust, nickname, flags);
+    }
+
+    ok = run_restore(&ro, &common, given, trust, error);
+out:
+    restore_options_clear(&ro);
+    caback_cli_common_clear(&common);
+    return ok;
+}

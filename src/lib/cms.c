@@ -1,0 +1,637 @@
+/* Detached CMS signatures over files with NSS's S/MIME library (libsmime3). */
+#include "config.h"
+
+#include <caback/atomic-file.h>
+#include <caback/cms.h>
+#include <caback/digest.h>
+#include <caback/error.h>
+#include <caback/nss-util.h>
+
+#include <cms.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <secerr.h>
+#include <smime.h>
+#include <string.h>
+#include <unistd.h>
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NSSCMSMessage, NSS_CMSMessage_Destroy)
+
+/* ---- PEM (pure) ---- */
+
+/* The next PEM block at or after @from: its label and body. */
+static gboolean pem_next(const char *data, gsize len, gsize *from, char **label, GBytes **der)
+{
+    static const char begin[] = "-----BEGIN ";
+    const char *end_data = data + len;
+    const char *p = data + *from;
+
+    while (p < end_data) {
+        const char *b = g_strstr_len(p, end_data - p, begin);
+        if (b == NULL)
+            break;
+        const char *label_start = b + strlen(begin);
+        const char *label_end = g_strstr_len(label_start, end_data - label_start, "-----");
+        if (label_end == NULL)
+            break;
+        g_autofree char *lab = g_strndup(label_start, label_end - label_start);
+        g_autofree char *end_marker = g_strdup_printf("-----END %s-----", lab);
+        const char *body = label_end + 5;
+        const char *e = g_strstr_len(body, end_data - body, end_marker);
+        if (e == NULL)
+            break;
+        g_autofree char *text = g_strndup(body, e - body);
+        gsize n = 0;
+        /* g_base64_decode skips the line ends and spaces between the base64 characters. */
+        guchar *bytes = g_base64_decode(text, &n);
+        *from = (e + strlen(end_marker)) - data;
+        *label = g_steal_pointer(&lab);
+        *der = g_bytes_new_take(bytes, n);
+        return TRUE;
+    }
+    *from = len;
+    return FALSE;
+}
+
+static gboolean looks_like_pem(const char *data, gsize len)
+{
+    return g_strstr_len(data, len, "-----BEGIN ") != NULL;
+}
+
+GPtrArray *caback_pem_certificates(const char *data, gsize len)
+{
+    GPtrArray *certs = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+
+    if (!looks_like_pem(data, len)) {
+        if (len > 0)
+            g_ptr_array_add(certs, g_bytes_new(data, len));
+        return certs;
+    }
+    gsize from = 0;
+    char *label = NULL;
+    GBytes *der = NULL;
+    while (pem_next(data, len, &from, &label, &der)) {
+        if ((strcmp(label, "CERTIFICATE") == 0 || strcmp(label, "X509 CERTIFICATE") == 0 ||
+             strcmp(label, "TRUSTED CERTIFICATE") == 0) &&
+            g_bytes_get_size(der) > 0)
+            g_ptr_array_add(certs, der);
+        else
+            g_bytes_unref(der);
+        g_free(label);
+    }
+    return certs;
+}
+
+GBytes *caback_pem_decode_first(const char *data, gsize len, const char *const *labels)
+{
+    gsize from = 0;
+    char *label = NULL;
+    GBytes *der = NULL;
+
+    while (pem_next(data, len, &from, &label, &der)) {
+        gboolean wanted = g_strv_contains(labels, label);
+        g_free(label);
+        if (wanted)
+            return der;
+        g_bytes_unref(der);
+    }
+    return NULL;
+}
+
+/* ---- signing ---- */
+
+CERTCertificate *caback_cms_find_signer(CabackDb *db, const char *nickname, GError **error)
+{
+    g_autoptr(CERTCertificate) cert = NULL;
+
+    if (!PK11_IsInternalKeySlot(db->slot) && strchr(nickname, ':') == NULL) {
+        g_autofree char *full = g_strdup_printf("%s:%s", db->token_name, nickname);
+        cert = PK11_FindCertFromNickname(full, db);
+    }
+    if (cert == NULL)
+        cert = PK11_FindCertFromNickname(nickname, db);
+    if (cert == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "no certificate \"%s\" in NSS database %s; list the certificates with: "
+                    "certutil -L -d sql:%s",
+                    nickname, db->dir, db->dir);
+        return NULL;
+    }
+    g_autoptr(SECKEYPrivateKey) key = PK11_FindKeyByAnyCert(cert, db);
+    if (key == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "certificate \"%s\" (%s) has no private key in NSS database %s%s%s; sign "
+                    "with a certificate whose key is there (certutil -K -d sql:%s lists the "
+                    "keys)",
+                    nickname, cert->subjectName, db->dir,
+                    PK11_IsInternalKeySlot(db->slot) ? "" : ", token ",
+                    PK11_IsInternalKeySlot(db->slot) ? "" : db->token_name, db->dir);
+        return NULL;
+    }
+    return g_steal_pointer(&cert);
+}
+
+/* The usages a signer certificate may have, in the order they are tried. */
+static const struct {
+    SECCertUsage usage;
+    SECCertificateUsage usage_bit;
+    const char *name;
+} signer_usages[] = {
+    {certUsageEmailSigner, certificateUsageEmailSigner, "email signing"},
+    {certUsageObjectSigner, certificateUsageObjectSigner, "object signing"},
+};
+
+/* Errors that no trust setting can cure: the certificate cannot sign for these usages. */
+static gboolean unusable_error(int err)
+{
+    return err == SEC_ERROR_INADEQUATE_CERT_TYPE || err == SEC_ERROR_INADEQUATE_KEY_USAGE ||
+           err == SEC_ERROR_EXPIRED_CERTIFICATE;
+}
+
+/* Verify @cert for one of the signer usages at @when; returns the usage's name, or NULL with
+ * *@why describing each usage's failure (once when they agree) and *@unusable telling whether
+ * every failure is about the certificate itself rather than about trust. */
+static const char *verify_signer_cert(CERTCertificate *cert, CERTCertList *anchors, PRTime when,
+                                      void *wincx, char **why, gboolean *unusable)
+{
+    int errors[G_N_ELEMENTS(signer_usages)];
+
+    for (gsize i = 0; i < G_N_ELEMENTS(signer_usages); i++) {
+        SECStatus rv;
+        if (anchors != NULL) {
+            CERTValInParam in[4];
+            in[0].type = cert_pi_trustAnchors;
+            in[0].value.pointer.chain = anchors;
+            in[1].type = cert_pi_date;
+            in[1].value.scalar.time = when;
+            /* Offline: no OCSP fetches from a tool run on a CA's machine. */
+            in[2].type = cert_pi_revocationFlags;
+            in[2].value.pointer.revocation =
+                (CERTRevocationFlags *)CERT_GetClassicOCSPDisabledPolicy();
+            in[3].type = cert_pi_end;
+            rv = CERT_PKIXVerifyCert(cert, signer_usages[i].usage_bit, in, NULL, wincx);
+        } else {
+            rv = CERT_VerifyCert(CERT_GetDefaultCertDB(), cert, PR_TRUE, signer_usages[i].usage,
+                                 when, wincx, NULL);
+        }
+        if (rv == SECSuccess)
+            return signer_usages[i].name;
+        errors[i] = PORT_GetError();
+    }
+
+    GString *text = g_string_new(NULL);
+    gboolean all_same = TRUE;
+    *unusable = TRUE;
+    for (gsize i = 0; i < G_N_ELEMENTS(signer_usages); i++) {
+        all_same = all_same && errors[i] == errors[0];
+        *unusable = *unusable && unusable_error(errors[i]);
+    }
+    for (gsize i = 0; i < G_N_ELEMENTS(signer_usages); i++) {
+        g_autofree char *d = caback_nss_error_describe(errors[i]);
+        if (all_same) {
+            g_string_append(text, d);
+            break;
+        }
+        g_string_append_printf(text, "%sfor %s: %s", i > 0 ? "; " : "", signer_usages[i].name, d);
+    }
+    *why = g_string_free(text, FALSE);
+    return NULL;
+}
+
+char *caback_cms_check_signer(CERTCertificate *signer, void *wincx, gboolean *unusable)
+{
+    char *why = NULL;
+    gboolean dummy = FALSE;
+
+    if (unusable == NULL)
+        unusable = &dummy;
+    *unusable = FALSE;
+    if (verify_signer_cert(signer, NULL, PR_Now(), wincx, &why, unusable) != NULL)
+        return NULL;
+    return why;
+}
+
+static void encoder_cancel(NSSCMSEncoderContext *ecx)
+{
+    NSS_CMSEncoder_Cancel(ecx);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NSSCMSEncoderContext, encoder_cancel)
+
+GBytes *caback_cms_sign_file(const char *path, CERTCertificate *signer, void *wincx,
+                             gint64 signing_time, GError **error)
+{
+    const char *who = signer->nickname != NULL ? signer->nickname : signer->subjectName;
+    g_autoptr(NSSCMSMessage) cmsg = NSS_CMSMessage_Create(NULL);
+    if (cmsg == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot create a CMS message");
+        return NULL;
+    }
+
+    /* message -> signedData -> data (detached: the content is digested, not included) */
+    NSSCMSSignedData *sigd = NSS_CMSSignedData_Create(cmsg);
+    if (sigd == NULL || NSS_CMSContentInfo_SetContent_SignedData(
+                            cmsg, NSS_CMSMessage_GetContentInfo(cmsg), sigd) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot create a CMS SignedData");
+        if (sigd != NULL)
+            NSS_CMSSignedData_Destroy(sigd);
+        return NULL;
+    }
+    if (NSS_CMSContentInfo_SetContent_Data(cmsg, NSS_CMSSignedData_GetContentInfo(sigd), NULL,
+                                           PR_TRUE) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot create the CMS data content");
+        return NULL;
+    }
+    NSSCMSSignerInfo *si = NSS_CMSSignerInfo_Create(cmsg, signer, SEC_OID_SHA256);
+    if (si == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                             "cannot prepare a signature with certificate %s (is its private key "
+                             "in the database, and is it an RSA, EC or DSA key?)",
+                             who);
+        return NULL;
+    }
+    /* The chain without the root: a verifier must already trust the root, and intermediate CAs
+     * let it build the path without having them. */
+    if (NSS_CMSSignerInfo_IncludeCerts(si, NSSCMSCM_CertChain, certUsageEmailSigner) !=
+            SECSuccess ||
+        NSS_CMSSignerInfo_AddSigningTime(si, (PRTime)signing_time * PR_USEC_PER_SEC) !=
+            SECSuccess ||
+        NSS_CMSSignedData_AddSignerInfo(sigd, si) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                             "cannot add the signer %s to the CMS signature", who);
+        NSS_CMSSignerInfo_Destroy(si);
+        return NULL;
+    }
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, e == ENOENT ? CABACK_ERROR_NOT_FOUND : CABACK_ERROR_IO,
+                    "cannot read %s: %s", path, g_strerror(e));
+        return NULL;
+    }
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(4096);
+    SECItem out = {siBuffer, NULL, 0};
+    g_autoptr(NSSCMSEncoderContext) ecx = NSS_CMSEncoder_Start(
+        cmsg, NULL, NULL, &out, arena, caback_db_password_callback, wincx, NULL, NULL, NULL, NULL);
+    if (ecx == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot start signing %s", path);
+        close(fd);
+        return NULL;
+    }
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s: %s", path,
+                        g_strerror(e));
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        if (NSS_CMSEncoder_Update(ecx, buf, (unsigned long)n) != SECSuccess) {
+            caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot digest %s for signing", path);
+            close(fd);
+            return NULL;
+        }
+    }
+    close(fd);
+    /* Finish signs (the private key is used here) and frees the context in every case. */
+    SECStatus rv = NSS_CMSEncoder_Finish(g_steal_pointer(&ecx));
+    if (rv != SECSuccess || out.data == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot sign %s with certificate %s", path,
+                             who);
+        return NULL;
+    }
+    return g_bytes_new(out.data, out.len);
+}
+
+gboolean caback_cms_write_signature(const char *path, const char *sig_path, CERTCertificate *signer,
+                                    void *wincx, gint64 signing_time, gboolean replace,
+                                    GError **error)
+{
+    g_autoptr(GBytes) der = caback_cms_sign_file(path, signer, wincx, signing_time, error);
+    if (der == NULL)
+        return FALSE;
+    gsize len = 0;
+    const void *data = g_bytes_get_data(der, &len);
+    /* A signature is public; 0644 lets the people who check backups read it. */
+    return caback_atomic_file_replace(sig_path, data, len, 0644, (uid_t)-1, (gid_t)-1, replace,
+                                      error);
+}
+
+/* ---- verification ---- */
+
+static void signer_free(CabackCmsSigner *s)
+{
+    g_free(s->subject);
+    g_free(s->issuer);
+    g_free(s->serial);
+    g_free(s->nickname);
+    g_free(s->digest_algorithm);
+    g_free(s->digest);
+    g_free(s->trusted_for);
+    g_free(s->problem);
+    g_free(s);
+}
+
+void caback_cms_verification_free(CabackCmsVerification *v)
+{
+    if (v == NULL)
+        return;
+    g_free(v->file);
+    g_free(v->signature);
+    g_free(v->sha256);
+    g_free(v->trust);
+    g_ptr_array_unref(v->signers);
+    g_free(v);
+}
+
+CERTCertList *caback_cms_load_anchors(const char *path, GError **error)
+{
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    g_autoptr(GError) local = NULL;
+
+    if (!g_file_get_contents(path, &data, &len, &local)) {
+        g_set_error(error, CABACK_ERROR,
+                    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
+                        ? CABACK_ERROR_NOT_FOUND
+                        : CABACK_ERROR_IO,
+                    "cannot read the CA certificate file %s: %s", path, local->message);
+        return NULL;
+    }
+    g_autoptr(GPtrArray) ders = caback_pem_certificates(data, len);
+    g_autoptr(CERTCertList) list = CERT_NewCertList();
+    for (guint i = 0; i < ders->len; i++) {
+        gsize n = 0;
+        const void *p = g_bytes_get_data(ders->pdata[i], &n);
+        SECItem item = {siDERCertBuffer, (unsigned char *)p, (unsigned int)n};
+        CERTCertificate *cert =
+            CERT_NewTempCertificate(CERT_GetDefaultCertDB(), &item, NULL, PR_FALSE, PR_TRUE);
+        if (cert == NULL) {
+            caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                                 "%s: certificate %u is not a valid X.509 certificate (give a "
+                                 "PEM or DER CA certificate)",
+                                 path, i + 1);
+            return NULL;
+        }
+        if (CERT_AddCertToListTail(list, cert) != SECSuccess) {
+            CERT_DestroyCertificate(cert);
+            caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot use the certificates of %s",
+                                 path);
+            return NULL;
+        }
+    }
+    if (CERT_LIST_EMPTY(list)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s holds no certificate (give a PEM or DER CA certificate)", path);
+        return NULL;
+    }
+    return g_steal_pointer(&list);
+}
+
+/* Read @sig_path as DER, or as the first CMS/PKCS7 block of a PEM file. */
+static GBytes *read_signature(const char *sig_path, GError **error)
+{
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    g_autoptr(GError) local = NULL;
+    static const char *const labels[] = {"CMS", "PKCS7", "PKCS #7 SIGNED DATA", NULL};
+
+    if (!g_file_get_contents(sig_path, &data, &len, &local)) {
+        g_set_error(error, CABACK_ERROR,
+                    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
+                        ? CABACK_ERROR_NOT_FOUND
+                        : CABACK_ERROR_IO,
+                    "cannot read the signature %s: %s (sign the file with caback sign, or give "
+                    "the signature file as the second argument)",
+                    sig_path, local->message);
+        return NULL;
+    }
+    if (looks_like_pem(data, len)) {
+        GBytes *der = caback_pem_decode_first(data, len, labels);
+        if (der == NULL)
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "%s is a PEM file without a CMS or PKCS7 block, not a signature", sig_path);
+        return der;
+    }
+    return g_bytes_new_take(g_steal_pointer(&data), len);
+}
+
+static char *format_time(PRTime t)
+{
+    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t / PR_USEC_PER_SEC);
+    return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("?");
+}
+
+static char *hex_of(const SECItem *item)
+{
+    g_autoptr(GBytes) b = g_bytes_new(item->data, item->len);
+    return caback_digest_to_hex(b);
+}
+
+/* Everything done with one decoded signature; the message owns the signers' certificates. */
+typedef struct {
+    const char *path;
+    const char *sig_path;
+    CERTCertList *anchors;
+    const char *trust;
+    void *wincx;
+    GHashTable *digests; /* SECOidTag -> GBytes, each file digest computed once */
+} VerifyRun;
+
+static GBytes *file_digest(VerifyRun *run, SECOidTag alg, GError **error)
+{
+    GBytes *d = g_hash_table_lookup(run->digests, GINT_TO_POINTER(alg));
+    if (d != NULL)
+        return d;
+    d = caback_digest_file(run->path, alg, error);
+    if (d != NULL)
+        g_hash_table_insert(run->digests, GINT_TO_POINTER(alg), d);
+    return d;
+}
+
+/* Check signer @i; fills @s. Returns FALSE only for errors that stop everything (the file cannot
+ * be read). */
+static gboolean verify_one(VerifyRun *run, NSSCMSSignedData *sigd, int i, CabackCmsSigner *s,
+                           GError **error)
+{
+    NSSCMSSignerInfo *si = NSS_CMSSignedData_GetSignerInfo(sigd, i);
+    /* libsmime3 does not export NSS_CMSSignerInfo_GetDigestAlgTag; the field is public. */
+    SECOidTag alg = SECOID_GetAlgorithmTag(&si->digestAlg);
+    PRTime when = 0;
+
+    s->signing_time = -1;
+    if (NSS_CMSSignerInfo_GetSigningTime(si, &when) == SECSuccess)
+        s->signing_time = when / PR_USEC_PER_SEC;
+    else
+        when = PR_Now(); /* no stated time: the certificate must be valid now */
+
+    /* The certificate first, so that even a failing signature names its signer. */
+    CERTCertificate *cert = NSS_CMSSignerInfo_GetSigningCertificate(si, CERT_GetDefaultCertDB());
+    if (cert == NULL) {
+        s->problem = g_strdup_printf(
+            "the signer's certificate is neither in the signature %s nor in %s; sign with the "
+            "certificate chain included (caback sign and cmsutil -S do; openssl cms -sign without "
+            "-nocerts)",
+            run->sig_path, run->trust);
+        return TRUE;
+    }
+    s->subject = g_strdup(cert->subjectName);
+    s->issuer = g_strdup(cert->issuerName);
+    s->serial = hex_of(&cert->serialNumber);
+    s->nickname = g_strdup(cert->nickname);
+
+    const char *alg_name = caback_digest_name(alg);
+    if (alg_name == NULL) {
+        s->problem = g_strdup_printf(
+            "the signature by %s uses the digest %s, which caback does not accept (only SHA-256, "
+            "SHA-384 and SHA-512); sign the file again with caback sign",
+            s->subject, SECOID_FindOIDTagDescription(alg));
+        return TRUE;
+    }
+    s->digest_algorithm = g_strdup(alg_name);
+    GBytes *digest = file_digest(run, alg, error);
+    if (digest == NULL)
+        return FALSE;
+    s->digest = caback_digest_to_hex(digest);
+    gsize dlen = 0;
+    const void *dp = g_bytes_get_data(digest, &dlen);
+    SECItem ditem = {siBuffer, (unsigned char *)dp, (unsigned int)dlen};
+    if (NSS_CMSSignedData_SetDigestValue(sigd, alg, &ditem) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot check the signature %s",
+                             run->sig_path);
+        return FALSE;
+    }
+
+    SECOidData *type_data = SECOID_FindOIDByTag(
+        NSS_CMSContentInfo_GetContentTypeTag(NSS_CMSSignedData_GetContentInfo(sigd)));
+    SECItem *content_type = type_data != NULL ? &type_data->oid : NULL;
+    if (NSS_CMSSignerInfo_Verify(si, &ditem, content_type) != SECSuccess) {
+        int err = PORT_GetError();
+        NSSCMSVerificationStatus vs = NSS_CMSSignerInfo_GetVerificationStatus(si);
+        g_autofree char *why = caback_nss_error_describe(err);
+        gboolean has_attrs = si->authAttr != NULL && si->authAttr[0] != NULL;
+        if (vs == NSSCMSVS_DigestMismatch || (vs == NSSCMSVS_BadSignature && !has_attrs))
+            /* The signed digest differs from the file's: the file changed, or it is not the
+             * signature's file. Without signed attributes the two cases look the same. */
+            s->problem = g_strdup_printf(
+                "signature does not match %s (the file was changed after signing, or the "
+                "signature %s belongs to another file)",
+                run->path, run->sig_path);
+        else if (vs == NSSCMSVS_BadSignature)
+            s->problem = g_strdup_printf(
+                "the signature %s is damaged or forged: its signed attributes do not verify "
+                "with the key of %s: %s",
+                run->sig_path, s->subject, why);
+        else
+            s->problem =
+                g_strdup_printf("the signature %s by %s cannot be checked (%s): %s", run->sig_path,
+                                s->subject, NSS_CMSUtil_VerificationStatusToString(vs), why);
+        return TRUE;
+    }
+    s->signature_ok = TRUE;
+
+    g_autofree char *why = NULL;
+    gboolean unusable = FALSE;
+    const char *usage = verify_signer_cert(cert, run->anchors, when, run->wincx, &why, &unusable);
+    if (usage == NULL) {
+        g_autofree char *at = format_time(when);
+        s->problem = g_strdup_printf(
+            "the signer %s, issued by %s, is not trusted by %s for signing at %s: %s; %s",
+            s->subject, s->issuer, run->trust, at, why,
+            run->anchors != NULL
+                ? "give the certificate of the CA that issued the signer with --ca CACERT"
+                : "check the signature against the issuing CA with --ca CACERT, or trust that "
+                  "CA in the database (certutil -M -n NICK -t C,C,C)");
+        return TRUE;
+    }
+    s->trusted_for = g_strdup(usage);
+    return TRUE;
+}
+
+gboolean caback_cms_verify_file(const char *path, const char *sig_path, CERTCertList *anchors,
+                                const char *trust, void *wincx, CabackCmsVerification **result,
+                                GError **error)
+{
+    if (result != NULL)
+        *result = NULL;
+    g_autoptr(GBytes) der = read_signature(sig_path, error);
+    if (der == NULL)
+        return FALSE;
+    if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "cannot check the signature %s: the signed file %s does not exist", sig_path,
+                    path);
+        return FALSE;
+    }
+
+    gsize len = 0;
+    const void *p = g_bytes_get_data(der, &len);
+    SECItem item = {siBuffer, (unsigned char *)p, (unsigned int)len};
+    g_autoptr(NSSCMSMessage) cmsg = NSS_CMSMessage_CreateFromDER(
+        &item, NULL, NULL, caback_db_password_callback, wincx, NULL, NULL);
+    if (cmsg == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                             "%s is not a CMS signature (DER or PEM) or is damaged", sig_path);
+        return FALSE;
+    }
+    NSSCMSContentInfo *cinfo = NSS_CMSMessage_ContentLevel(cmsg, 0);
+    if (cinfo == NULL || NSS_CMSContentInfo_GetContentTypeTag(cinfo) != SEC_OID_PKCS7_SIGNED_DATA) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s is a CMS message but not a signature (no SignedData)", sig_path);
+        return FALSE;
+    }
+    NSSCMSSignedData *sigd = NSS_CMSContentInfo_GetContent(cinfo);
+    int nsigners = sigd != NULL ? NSS_CMSSignedData_SignerInfoCount(sigd) : 0;
+    if (nsigners <= 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s holds no signer (it is a certificates-only message, not a signature)",
+                    sig_path);
+        return FALSE;
+    }
+    /* The certificates the signature carries become temporary certificates (owned by the
+     * message), so that the signer and its intermediate CAs are found. */
+    if (NSS_CMSSignedData_ImportCerts(sigd, CERT_GetDefaultCertDB(), certUsageEmailSigner,
+                                      PR_FALSE) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                             "cannot read the certificates in the signature %s", sig_path);
+        return FALSE;
+    }
+
+    g_autoptr(CabackCmsVerification) v = g_new0(CabackCmsVerification, 1);
+    v->file = g_strdup(path);
+    v->signature = g_strdup(sig_path);
+    v->trust = g_strdup(trust);
+    v->signers = g_ptr_array_new_with_free_func((GDestroyNotify)signer_free);
+    VerifyRun run = {
+        path,  sig_path, anchors,
+        trust, wincx,    g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)g_bytes_unref)};
+    gboolean ok = TRUE;
+    const char *problem = NULL;
+    for (int i = 0; i < nsigners && ok; i++) {
+        CabackCmsSigner *s = g_new0(CabackCmsSigner, 1);
+        g_ptr_array_add(v->signers, s);
+        ok = verify_one(&run, sigd, i, s, error);
+        if (ok && problem == NULL)
+            problem = s->problem;
+    }
+    if (ok) {
+        GBytes *sha256 = file_digest(&run, SEC_OID_SHA256, error);
+        ok = sha256 != NULL;
+        if (ok)
+            v->sha256 = caback_digest_to_hex(sha256);
+    }
+    g_hash_table_unref(run.digests);
+    if (!ok)
+        return FALSE;
+    if (problem != NULL)
+        g_set_error_literal(error, CABACK_ERROR, CABACK_ERROR_FAILED, problem);
+    if (result != NULL)
+        *result = g_steal_pointer(&v);
+    return problem == NULL;
+}

@@ -1,0 +1,563 @@
+/* The run log (text and JSON lines), the state folder and the latest_backup pointer. */
+#include "config.h"
+
+#include <caback/atomic-file.h>
+#include <caback/digest.h>
+#include <caback/error.h>
+#include <caback/json.h>
+#include <caback/log.h>
+#include <caback/secret.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_NAME "caback.log"
+#define LATEST_NAME "latest_backup"
+#define HIDDEN "(hidden)"
+
+/* ---- state folder ---- */
+
+char *caback_state_dir_for(const char *state_env, gboolean is_root, const char *xdg_state_home,
+                           const char *home)
+{
+    if (state_env != NULL && *state_env != '\0')
+        return g_strdup(state_env);
+    if (is_root)
+        return g_strdup("/var/lib/caback");
+    /* The XDG base directory specification says relative values are invalid and ignored. */
+    if (xdg_state_home != NULL && g_path_is_absolute(xdg_state_home))
+        return g_build_filename(xdg_state_home, "caback", NULL);
+    if (home != NULL && *home != '\0')
+        return g_build_filename(home, ".local", "state", "caback", NULL);
+    return NULL;
+}
+
+char *caback_state_dir(GError **error)
+{
+    const char *home = g_getenv("HOME");
+    if (home == NULL || *home == '\0')
+        home = g_get_home_dir();
+    g_autofree char *dir = caback_state_dir_for(g_getenv("CABACK_STATE_DIR"), geteuid() == 0,
+                                                g_getenv("XDG_STATE_HOME"), home);
+    if (dir == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot choose caback's state folder: there is no home folder; set "
+                    "CABACK_STATE_DIR to a folder for the log and the latest_backup pointer");
+        return NULL;
+    }
+    if (g_mkdir_with_parents(dir, 0700) != 0 || !g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot create caback's state folder %s: %s; create it (mode 0700) or set "
+                    "CABACK_STATE_DIR to another folder",
+                    dir, g_strerror(e));
+        return NULL;
+    }
+    return g_steal_pointer(&dir);
+}
+
+char *caback_log_default_path(GError **error)
+{
+    g_autofree char *dir = caback_state_dir(error);
+    return dir != NULL ? g_build_filename(dir, LOG_NAME, NULL) : NULL;
+}
+
+char *caback_log_json_path(const char *log_path)
+{
+    return g_strconcat(log_path, ".jsonl", NULL);
+}
+
+/* ---- records ---- */
+
+typedef struct {
+    char *nickname;
+    char *nss_id;
+    char *dogtag_id;
+} LogKey;
+
+struct CabackLogRecord {
+    char *verb;
+    GPtrArray *command; /* words */
+    GPtrArray *secrets; /* CabackSecret */
+    char *database;
+    char *token;
+    char *file;
+    char *sha256;
+    GPtrArray *keys; /* LogKey */
+    GPtrArray *warnings;
+    GDateTime *time;
+};
+
+static void log_key_free(LogKey *key)
+{
+    g_free(key->nickname);
+    g_free(key->nss_id);
+    g_free(key->dogtag_id);
+    g_free(key);
+}
+
+CabackLogRecord *caback_log_record_new(const char *verb)
+{
+    CabackLogRecord *record = g_new0(CabackLogRecord, 1);
+
+    record->verb = g_strdup(verb);
+    record->command = g_ptr_array_new_with_free_func(g_free);
+    record->secrets = g_ptr_array_new_with_free_func((GDestroyNotify)caback_secret_free);
+    record->keys = g_ptr_array_new_with_free_func((GDestroyNotify)log_key_free);
+    record->warnings = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(record->command, g_strdup("caback"));
+    g_ptr_array_add(record->command, g_strdup(verb));
+    return record;
+}
+
+void caback_log_record_free(CabackLogRecord *record)
+{
+    if (record == NULL)
+        return;
+    g_free(record->verb);
+    g_ptr_array_unref(record->command);
+    g_ptr_array_unref(record->secrets);
+    g_free(record->database);
+    g_free(record->token);
+    g_free(record->file);
+    g_free(record->sha256);
+    g_ptr_array_unref(record->keys);
+    g_ptr_array_unref(record->warnings);
+    if (record->time != NULL)
+        g_date_time_unref(record->time);
+    g_free(record);
+}
+
+void caback_log_record_add_arg(CabackLogRecord *record, const char *arg)
+{
+    g_ptr_array_add(record->command, g_strdup(arg != NULL ? arg : ""));
+}
+
+void caback_log_record_add_option(CabackLogRecord *record, const char *option, const char *value)
+{
+    caback_log_record_add_arg(record, option);
+    if (value != NULL)
+        caback_log_record_add_arg(record, value);
+}
+
+static gint longer_first(gconstpointer a, gconstpointer b)
+{
+    const CabackSecret *x = *(CabackSecret *const *)a;
+    const CabackSecret *y = *(CabackSecret *const *)b;
+    return x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
+}
+
+void caback_log_record_add_secret(CabackLogRecord *record, const char *secret)
+{
+    if (secret == NULL || *secret == '\0')
+        return;
+    g_ptr_array_add(record->secrets, caback_secret_new(secret, strlen(secret)));
+    g_ptr_array_sort(record->secrets, longer_first);
+}
+
+void caback_log_record_set_database(CabackLogRecord *record, const char *dir, const char *token)
+{
+    g_free(record->database);
+    g_free(record->token);
+    record->database = g_strdup(dir);
+    record->token = g_strdup(token);
+}
+
+void caback_log_record_set_file(CabackLogRecord *record, const char *path)
+{
+    g_free(record->file);
+    record->file = g_strdup(path);
+}
+
+void caback_log_record_set_file_sha256(CabackLogRecord *record, const char *sha256)
+{
+    g_free(record->sha256);
+    record->sha256 = g_strdup(sha256);
+}
+
+void caback_log_record_add_key(CabackLogRecord *record, const char *nickname, const char *nss_id,
+                               const char *dogtag_id)
+{
+    LogKey *key = g_new0(LogKey, 1);
+
+    key->nickname = g_strdup(nickname);
+    key->nss_id = g_strdup(nss_id);
+    key->dogtag_id = g_strdup(dogtag_id);
+    g_ptr_array_add(record->keys, key);
+}
+
+void caback_log_record_add_warning(CabackLogRecord *record, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_ptr_array_add(record->warnings, g_strdup_vprintf(format, args));
+    va_end(args);
+}
+
+void caback_log_record_set_time(CabackLogRecord *record, GDateTime *time)
+{
+    if (record->time != NULL)
+        g_date_time_unref(record->time);
+    record->time = g_date_time_to_utc(time);
+}
+
+/* @value made safe for the log: every registered secret replaced (longest first: the list is
+ * kept sorted, so a secret that contains another is not left half visible), and valid UTF-8 for
+ * the JSON twin. NULL stays NULL. */
+static char *clean(CabackLogRecord *record, const char *value)
+{
+    if (value == NULL)
+        return NULL;
+    GString *s = g_string_new(value);
+    for (guint i = 0; i < record->secrets->len; i++) {
+        const CabackSecret *secret = record->secrets->pdata[i];
+        g_string_replace(s, secret->data, HIDDEN, 0);
+    }
+    char *valid = g_utf8_make_valid(s->str, (gssize)s->len);
+    g_string_free(s, TRUE);
+    return valid;
+}
+
+/* A word of the command as a shell would need it. */
+static char *quote_word(const char *word)
+{
+    if (*word == '\0')
+        return g_strdup("''");
+    for (const char *p = word; *p != '\0'; p++)
+        if (!g_ascii_isalnum(*p) && strchr("_@%+=:,./-", *p) == NULL)
+            return g_shell_quote(word);
+    return g_strdup(word);
+}
+
+static char *command_text(CabackLogRecord *record)
+{
+    GString *s = g_string_new(NULL);
+
+    for (guint i = 0; i < record->command->len; i++) {
+        /* Redacted before quoting: quoting could split a secret that holds a quote. */
+        g_autofree char *clean_word = clean(record, record->command->pdata[i]);
+        g_autofree char *word = quote_word(clean_word);
+        if (i > 0)
+            g_string_append_c(s, ' ');
+        g_string_append(s, word);
+    }
+    return g_string_free(s, FALSE);
+}
+
+static const char *result_word(CabackLogRecord *record, const GError *outcome)
+{
+    if (outcome != NULL)
+        return "ERROR";
+    return record->warnings->len > 0 ? "WARNING" : "OK";
+}
+
+/* The administrator behind sudo, when there is one: the log should name the person, not only
+ * root. Informational (the environment can say anything), so it is recorded beside the user. */
+static const char *sudo_user(void)
+{
+    const char *s = g_getenv("SUDO_USER");
+    return s != NULL && *s != '\0' && g_strcmp0(s, g_get_user_name()) != 0 ? s : NULL;
+}
+
+static GDateTime *record_time(CabackLogRecord *record)
+{
+    if (record->time == NULL)
+        record->time = g_date_time_new_now_utc();
+    return record->time;
+}
+
+/* One "    label: value" line of the text form; control characters cannot break the block
+ * apart: line ends continue on an indented line, other control characters become '?'. */
+static void text_line(GString *out, CabackLogRecord *record, const char *label, const char *value)
+{
+    g_autofree char *v = clean(record, value);
+
+    g_string_append_printf(out, "    %s: ", label);
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p == '\n')
+            g_string_append(out, "\n        ");
+        else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            g_string_append_c(out, '?');
+        else
+            g_string_append_c(out, *p);
+    }
+    g_string_append_c(out, '\n');
+}
+
+char *caback_log_record_format_text(CabackLogRecord *record, const GError *outcome)
+{
+    GString *out = g_string_new(NULL);
+    g_autofree char *when = g_date_time_format(record_time(record), "%Y-%m-%dT%H:%M:%SZ");
+    g_autofree char *command = command_text(record);
+    g_autofree char *user = clean(record, g_get_user_name());
+    g_autofree char *host = clean(record, g_get_host_name());
+
+    g_string_append_printf(out, "%s %s %s\n", when, record->verb, result_word(record, outcome));
+    g_autofree char *via = clean(record, sudo_user());
+    g_string_append_printf(out, "    user: %s%s%s%s  host: %s\n", user,
+                           via != NULL ? " (sudo by " : "", via != NULL ? via : "",
+                           via != NULL ? ")" : "", host);
+    text_line(out, record, "command", command);
+    if (record->database != NULL) {
+        g_autofree char *db =
+            record->token != NULL
+                ? g_strdup_printf("%s (token %s)", record->database, record->token)
+                : g_strdup(record->database);
+        text_line(out, record, "database", db);
+    }
+    if (record->file != NULL) {
+        text_line(out, record, "file", record->file);
+        text_line(out, record, "sha256", record->sha256 != NULL ? record->sha256 : "(unknown)");
+    }
+    for (guint i = 0; i < record->keys->len; i++) {
+        const LogKey *key = record->keys->pdata[i];
+        g_autofree char *text = g_strdup_printf(
+            "%s%s%s  nss %s  dogtag %s", key->nickname != NULL ? "\"" : "",
+            key->nickname != NULL ? key->nickname : "(no certificate)",
+            key->nickname != NULL ? "\"" : "", key->nss_id != NULL ? key->nss_id : "-",
+            key->dogtag_id != NULL ? key->dogtag_id : "-");
+        text_line(out, record, "key", text);
+    }
+    for (guint i = 0; i < record->warnings->len; i++)
+        text_line(out, record, "WARNING", record->warnings->pdata[i]);
+    if (outcome != NULL)
+        text_line(out, record, "ERROR", outcome->message);
+    g_string_append_c(out, '\n');
+    return g_string_free(out, FALSE);
+}
+
+static void json_member(GString *out, CabackLogRecord *record, const char *key, const char *value)
+{
+    char last = out->str[out->len - 1];
+    if (last != '{' && last != '[')
+        g_string_append_c(out, ',');
+    if (key != NULL)
+        g_string_append_printf(out, "\"%s\":", key);
+    if (value == NULL) {
+        g_string_append(out, "null");
+        return;
+    }
+    g_autofree char *v = clean(record, value);
+    g_autofree char *escaped = caback_json_escape(v);
+    g_string_append_printf(out, "\"%s\"", escaped);
+}
+
+char *caback_log_record_format_json(CabackLogRecord *record, const GError *outcome)
+{
+    GString *out = g_string_new("{");
+    g_autofree char *when = g_date_time_format(record_time(record), "%Y-%m-%dT%H:%M:%SZ");
+    g_autofree char *command = command_text(record);
+
+    json_member(out, record, "time", when);
+    json_member(out, record, "user", g_get_user_name());
+    json_member(out, record, "sudo_user", sudo_user());
+    json_member(out, record, "host", g_get_host_name());
+    json_member(out, record, "verb", record->verb);
+    json_member(out, record, "command", command);
+    json_member(out, record, "database", record->database);
+    json_member(out, record, "token", record->token);
+    json_member(out, record, "file", record->file);
+    json_member(out, record, "sha256", record->sha256);
+    g_string_append(out, ",\"keys\":[");
+    for (guint i = 0; i < record->keys->len; i++) {
+        const LogKey *key = record->keys->pdata[i];
+        g_string_append(out, i > 0 ? ",{" : "{");
+        json_member(out, record, "nickname", key->nickname);
+        json_member(out, record, "nss_id", key->nss_id);
+        json_member(out, record, "dogtag_id", key->dogtag_id);
+        g_string_append_c(out, '}');
+    }
+    g_string_append_c(out, ']');
+    json_member(out, record, "result", result_word(record, outcome));
+    g_string_append(out, ",\"warnings\":[");
+    for (guint i = 0; i < record->warnings->len; i++)
+        json_member(out, record, NULL, record->warnings->pdata[i]);
+    g_string_append_c(out, ']');
+    json_member(out, record, "error", outcome != NULL ? outcome->message : NULL);
+    json_member(out, record, "caback_version", PACKAGE_VERSION);
+    g_string_append(out, "}\n");
+    return g_string_free(out, FALSE);
+}
+
+gboolean caback_log_append(const char *path, const char *text, gsize len, GError **error)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot open the log %s: %s; check that its folder exists and is writable, "
+                    "or choose another log with --log FILE",
+                    path, g_strerror(e));
+        return FALSE;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "the log %s is not a regular file; choose another log with --log FILE", path);
+        return FALSE;
+    }
+    /* open() applied the umask only when it created the file; an existing log may have been
+     * made readable by others. The log names keys and files: keep it private either way. */
+    if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
+        int e = errno;
+        close(fd);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot make the log %s private (mode 0600): %s", path, g_strerror(e));
+        return FALSE;
+    }
+    /* One write() per record: with O_APPEND the kernel places it at the end as a whole, so two
+     * runs writing at once cannot mix their lines. A short write is reported, not continued. */
+    ssize_t n;
+    do
+        n = write(fd, text, len);
+    while (n < 0 && errno == EINTR);
+    int e = n < 0 ? errno : ENOSPC;
+    gboolean synced = n == (ssize_t)len && fsync(fd) == 0;
+    if (n == (ssize_t)len && !synced)
+        e = errno;
+    if (close(fd) != 0 && synced) {
+        synced = FALSE;
+        e = errno;
+    }
+    if (!synced) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot write the log %s: %s", path,
+                    g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean caback_log_record_finish(CabackLogRecord *record, const GError *outcome,
+                                  const char *log_path, GError **error)
+{
+    /* Owned from here on, freed on every path. */
+    g_autoptr(CabackLogRecord) r = g_steal_pointer(&record);
+    g_autofree char *default_path = NULL;
+
+    if (r->file != NULL && r->sha256 == NULL && g_file_test(r->file, G_FILE_TEST_IS_REGULAR)) {
+        g_autoptr(GError) local = NULL;
+        r->sha256 = caback_digest_file_sha256_hex(r->file, &local);
+        if (r->sha256 == NULL)
+            caback_log_record_add_warning(r, "cannot compute the SHA-256 of %s: %s", r->file,
+                                          local->message);
+    }
+
+    if (log_path == NULL) {
+        default_path = caback_log_default_path(error);
+        if (default_path == NULL)
+            return FALSE;
+        log_path = default_path;
+    }
+    g_autofree char *json_path = caback_log_json_path(log_path);
+    g_autofree char *text = caback_log_record_format_text(r, outcome);
+    g_autofree char *json = caback_log_record_format_json(r, outcome);
+
+    g_autoptr(GError) text_error = NULL;
+    gboolean text_ok = caback_log_append(log_path, text, strlen(text), &text_error);
+    /* The JSON twin is still attempted, so that one broken file does not lose the record. */
+    gboolean json_ok = caback_log_append(json_path, json, strlen(json), text_ok ? error : NULL);
+    if (!text_ok)
+        g_propagate_error(error, g_steal_pointer(&text_error));
+    return text_ok && json_ok;
+}
+
+/* ---- latest_backup ---- */
+
+static gboolean is_sha256_hex(const char *s)
+{
+    if (s == NULL || strlen(s) != 64)
+        return FALSE;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!g_ascii_isxdigit(*p))
+            return FALSE;
+    return TRUE;
+}
+
+gboolean caback_state_set_latest_backup(const char *path, const char *sha256, GError **error)
+{
+    if (strpbrk(path, "\n\r") != NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "cannot record %s as the latest backup: its name contains a line break; "
+                    "rename the file",
+                    path);
+        return FALSE;
+    }
+    if (!is_sha256_hex(sha256)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "cannot record %s as the latest backup: \"%s\" is not a SHA-256 digest", path,
+                    sha256 != NULL ? sha256 : "(null)");
+        return FALSE;
+    }
+    g_autofree char *dir = caback_state_dir(error);
+    if (dir == NULL)
+        return FALSE;
+    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
+    g_autofree char *lower = g_ascii_strdown(sha256, -1);
+    g_autofree char *target = g_build_filename(dir, LATEST_NAME, NULL);
+    g_autofree char *contents = g_strdup_printf(
+        "# caback: the newest verified backup, written by \"caback backup\" and read by "
+        "\"caback restore automatic\"\n"
+        "path=%s\n"
+        "sha256=%s\n",
+        absolute, lower);
+    return caback_atomic_file_replace(target, contents, strlen(contents), 0600, (uid_t)-1,
+                                      (gid_t)-1, TRUE, error);
+}
+
+gboolean caback_state_parse_latest_backup(const char *contents, const char *where, char **path,
+                                          char **sha256, GError **error)
+{
+    g_auto(GStrv) lines = g_strsplit(contents, "\n", -1);
+    g_autofree char *p = NULL;
+    g_autofree char *s = NULL;
+
+    for (char **line = lines; *line != NULL; line++) {
+        g_strchomp(*line);
+        if (**line == '\0' || **line == '#')
+            continue;
+        if (g_str_has_prefix(*line, "path=") && p == NULL)
+            p = g_strdup(*line + 5);
+        else if (g_str_has_prefix(*line, "sha256=") && s == NULL)
+            s = g_ascii_strdown(*line + 7, -1);
+    }
+    if (p == NULL || !g_path_is_absolute(p) || !is_sha256_hex(s)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s is damaged (it needs an absolute path= line and a sha256= line of 64 hex "
+                    "digits); run a new backup to rewrite it, or give the backup file explicitly",
+                    where);
+        return FALSE;
+    }
+    *path = g_steal_pointer(&p);
+    *sha256 = g_steal_pointer(&s);
+    return TRUE;
+}
+
+gboolean caback_state_get_latest_backup(char **path, char **sha256, GError **error)
+{
+    g_autofree char *dir = caback_state_dir(error);
+    if (dir == NULL)
+        return FALSE;
+    g_autofree char *target = g_build_filename(dir, LATEST_NAME, NULL);
+    g_autofree char *contents = NULL;
+    g_autoptr(GError) local = NULL;
+
+    if (!g_file_get_contents(target, &contents, NULL, &local)) {
+        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                        "no backup has been recorded yet: %s does not exist (caback backup "
+                        "writes it after each verified backup); give the backup file "
+                        "explicitly",
+                        target);
+        else
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s: %s", target,
+                        local->message);
+        return FALSE;
+    }
+    return caback_state_parse_latest_backup(contents, target, path, sha256, error);
+}

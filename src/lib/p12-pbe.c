@@ -1,0 +1,987 @@
+/* Passwords, PBE key derivation with a per-file cache, and the PKCS#12 MAC, all computed by NSS.
+ * See p12-pbe.h for the contracts and doc/design.md for the reasons. */
+#include "config.h"
+
+#include "p12-pbe.h"
+
+#include <caback/error.h>
+#include <caback/nss-util.h>
+#include <caback/p12.h>
+#include <caback/secret.h>
+
+#include <pkcs11n.h>
+#include <secerr.h>
+#include <secitem.h>
+#include <secpkcs5.h>
+#include <string.h>
+
+SEC_ASN1_MKSUB(SECOID_AlgorithmIDTemplate)
+
+static gint derivation_count;
+
+void p12_count_derivation(void)
+{
+    g_atomic_int_inc(&derivation_count);
+}
+
+guint caback_p12_derivations(void)
+{
+    return (guint)g_atomic_int_get(&derivation_count);
+}
+
+/* ---- passwords ---- */
+
+static SECItem *password_item(P12Passwords *pw, const guint8 *data, gsize len)
+{
+    /* Never a NULL data pointer, even for the empty password: some PKCS#11 paths refuse one. */
+    SECItem *item = SECITEM_AllocItem(NULL, NULL, len > 0 ? (unsigned int)len : 1);
+    if (len > 0)
+        memcpy(item->data, data, len);
+    else
+        item->data[0] = 0;
+    item->len = (unsigned int)len;
+    g_ptr_array_add(pw->items, item);
+    return item;
+}
+
+static void password_item_free(gpointer p)
+{
+    SECItem *item = p;
+    /* The buffer is at least one byte (see password_item); wipe all of it. */
+    if (item->data != NULL)
+        caback_secret_wipe(item->data, MAX(item->len, 1));
+    SECITEM_FreeItem(item, PR_TRUE);
+}
+
+static SECItem *widened_bmp(P12Passwords *pw, const guint8 *data, gsize len)
+{
+    /* OpenSSL 1.0.2 (OPENSSL_asc2uni) put each byte of the password in the low half of one
+     * UTF-16 unit, whatever the encoding: reproduce that for files it wrote. */
+    g_autofree guint8 *buf = g_malloc(len * 2 + 2);
+    for (gsize i = 0; i < len; i++) {
+        buf[2 * i] = 0;
+        buf[2 * i + 1] = data[i];
+    }
+    buf[2 * len] = buf[2 * len + 1] = 0;
+    SECItem *item = password_item(pw, buf, len * 2 + 2);
+    caback_secret_wipe(buf, len * 2 + 2);
+    return item;
+}
+
+P12Passwords *p12_passwords_new(const char *password, gsize len)
+{
+    P12Passwords *pw = g_new0(P12Passwords, 1);
+    pw->items = g_ptr_array_new_with_free_func(password_item_free);
+    const guint8 *bytes = (const guint8 *)password;
+    static const guint8 bmp_empty[2] = {0, 0};
+
+    if (password == NULL)
+        len = 0;
+
+    if (len == 0) {
+        /* OpenSSL tries both the empty BMPString (00 00) and no bytes at all. */
+        SECItem *empty = password_item(pw, NULL, 0);
+        SECItem *bmp = password_item(pw, bmp_empty, 2);
+        pw->variants[0] =
+            (P12PasswordVariant){"empty password as BMPString (00 00)", bmp, {empty, bmp}};
+        pw->variants[1] = (P12PasswordVariant){"NULL password (no bytes)", empty, {empty, NULL}};
+        pw->n_variants = 2;
+        return pw;
+    }
+
+    g_autoptr(GByteArray) bmp = p12_utf8_to_bmp(password, len, TRUE);
+    if (bmp == NULL) {
+        /* Not UTF-8 (a Latin-1 password file, say): the bytes as they are, widened for the
+         * PKCS#12 KDF as OpenSSL does when it cannot convert. */
+        SECItem *raw = password_item(pw, bytes, len);
+        pw->variants[0] = (P12PasswordVariant){"password bytes widened to a BMPString "
+                                               "(the password is not UTF-8)",
+                                               widened_bmp(pw, bytes, len),
+                                               {raw, NULL}};
+        pw->n_variants = 1;
+        return pw;
+    }
+
+    SECItem *utf8 = password_item(pw, bytes, len);
+    SECItem *bmp_item = password_item(pw, bmp->data, bmp->len);
+    caback_secret_wipe(bmp->data, bmp->len);
+    /* NSS before 3.31 fed the BMPString to PBKDF2 too: the fallback for its PBES2 bags. */
+    pw->variants[0] = (P12PasswordVariant){"BMPString (UTF-16BE)", bmp_item, {utf8, bmp_item}};
+    pw->n_variants = 1;
+
+    gboolean ascii = TRUE;
+    for (gsize i = 0; i < len; i++)
+        if (bytes[i] & 0x80)
+            ascii = FALSE;
+    if (!ascii) {
+        pw->variants[1] = (P12PasswordVariant){"UTF-8 bytes widened to a BMPString (as "
+                                               "OpenSSL 1.0.2 wrote non-ASCII passwords)",
+                                               widened_bmp(pw, bytes, len),
+                                               {utf8, NULL}};
+        pw->n_variants = 2;
+    }
+    return pw;
+}
+
+void p12_passwords_free(P12Passwords *passwords)
+{
+    if (passwords == NULL)
+        return;
+    g_ptr_array_unref(passwords->items);
+    g_free(passwords);
+}
+
+/* ---- algorithm names ---- */
+
+static const struct {
+    SECOidTag tag;
+    const char *name;
+} alg_names[] = {
+    {SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_3KEY_TRIPLE_DES_CBC, "PBE-SHA1-3DES"},
+    {SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_2KEY_TRIPLE_DES_CBC, "PBE-SHA1-2DES"},
+    {SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_128_BIT_RC2_CBC, "PBE-SHA1-RC2-128"},
+    {SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_40_BIT_RC2_CBC, "PBE-SHA1-RC2-40"},
+    {SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_128_BIT_RC4, "PBE-SHA1-RC4-128"},
+    {SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_40_BIT_RC4, "PBE-SHA1-RC4-40"},
+    {SEC_OID_PKCS12_PBE_WITH_SHA1_AND_TRIPLE_DES_CBC, "PBE-SHA1-3DES (PKCS#12 draft OID)"},
+    {SEC_OID_PKCS12_PBE_WITH_SHA1_AND_128_BIT_RC2_CBC, "PBE-SHA1-RC2-128 (PKCS#12 draft OID)"},
+    {SEC_OID_PKCS12_PBE_WITH_SHA1_AND_40_BIT_RC2_CBC, "PBE-SHA1-RC2-40 (PKCS#12 draft OID)"},
+    {SEC_OID_PKCS12_PBE_WITH_SHA1_AND_128_BIT_RC4, "PBE-SHA1-RC4-128 (PKCS#12 draft OID)"},
+    {SEC_OID_PKCS12_PBE_WITH_SHA1_AND_40_BIT_RC4, "PBE-SHA1-RC4-40 (PKCS#12 draft OID)"},
+    {SEC_OID_PKCS5_PBE_WITH_SHA1_AND_DES_CBC, "PBE-SHA1-DES (PKCS#5 v1)"},
+    {SEC_OID_PKCS5_PBE_WITH_MD5_AND_DES_CBC, "PBE-MD5-DES (PKCS#5 v1)"},
+    {SEC_OID_PKCS5_PBE_WITH_MD2_AND_DES_CBC, "PBE-MD2-DES (PKCS#5 v1)"},
+    {SEC_OID_AES_128_CBC, "AES-128-CBC"},
+    {SEC_OID_AES_192_CBC, "AES-192-CBC"},
+    {SEC_OID_AES_256_CBC, "AES-256-CBC"},
+    {SEC_OID_CAMELLIA_128_CBC, "Camellia-128-CBC"},
+    {SEC_OID_CAMELLIA_192_CBC, "Camellia-192-CBC"},
+    {SEC_OID_CAMELLIA_256_CBC, "Camellia-256-CBC"},
+    {SEC_OID_DES_EDE3_CBC, "3DES-CBC"},
+    {SEC_OID_DES_CBC, "DES-CBC"},
+    {SEC_OID_RC2_CBC, "RC2-CBC"},
+    {SEC_OID_RC4, "RC4"},
+    {SEC_OID_HMAC_SHA1, "HMAC-SHA1"},
+    {SEC_OID_HMAC_SHA224, "HMAC-SHA224"},
+    {SEC_OID_HMAC_SHA256, "HMAC-SHA256"},
+    {SEC_OID_HMAC_SHA384, "HMAC-SHA384"},
+    {SEC_OID_HMAC_SHA512, "HMAC-SHA512"},
+    {SEC_OID_SHA1, "SHA-1"},
+    {SEC_OID_SHA224, "SHA-224"},
+    {SEC_OID_SHA256, "SHA-256"},
+    {SEC_OID_SHA384, "SHA-384"},
+    {SEC_OID_SHA512, "SHA-512"},
+    {SEC_OID_MD5, "MD5"},
+    {SEC_OID_MD2, "MD2"},
+};
+
+const char *p12_alg_name(SECOidTag tag)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(alg_names); i++)
+        if (alg_names[i].tag == tag)
+            return alg_names[i].name;
+    return NULL;
+}
+
+/* "AES-256-CBC" or, for what caback has no short name for, NSS's description and the OID. */
+static char *alg_label(const SECItem *oid)
+{
+    SECOidTag tag = SECOID_FindOIDTag(oid);
+    const char *name = p12_alg_name(tag);
+    g_autofree char *dotted = p12_oid_dotted(oid);
+    if (name != NULL)
+        return g_strdup(name);
+    SECOidData *data = SECOID_FindOID(oid);
+    if (data != NULL && data->desc != NULL)
+        return g_strdup_printf("%s (OID %s)", data->desc, dotted);
+    return g_strdup_printf("OID %s", dotted);
+}
+
+/* The cipher a PKCS#12 / PKCS#5 v1 PBE OID implies, named as the user knows it. */
+static const char *pkcs12_cipher_name(SECOidTag tag)
+{
+    switch (tag) {
+    case SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_3KEY_TRIPLE_DES_CBC:
+    case SEC_OID_PKCS12_PBE_WITH_SHA1_AND_TRIPLE_DES_CBC:
+        return "3DES-CBC";
+    case SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_2KEY_TRIPLE_DES_CBC:
+        return "2-key 3DES-CBC";
+    case SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_128_BIT_RC2_CBC:
+    case SEC_OID_PKCS12_PBE_WITH_SHA1_AND_128_BIT_RC2_CBC:
+        return "RC2-128-CBC";
+    case SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_40_BIT_RC2_CBC:
+    case SEC_OID_PKCS12_PBE_WITH_SHA1_AND_40_BIT_RC2_CBC:
+        return "RC2-40-CBC";
+    case SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_128_BIT_RC4:
+    case SEC_OID_PKCS12_PBE_WITH_SHA1_AND_128_BIT_RC4:
+        return "RC4-128";
+    case SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_40_BIT_RC4:
+    case SEC_OID_PKCS12_PBE_WITH_SHA1_AND_40_BIT_RC4:
+        return "RC4-40";
+    case SEC_OID_PKCS5_PBE_WITH_SHA1_AND_DES_CBC:
+    case SEC_OID_PKCS5_PBE_WITH_MD5_AND_DES_CBC:
+    case SEC_OID_PKCS5_PBE_WITH_MD2_AND_DES_CBC:
+        return "DES-CBC";
+    default:
+        return NULL;
+    }
+}
+
+static gboolean slot_does(CK_MECHANISM_TYPE mech)
+{
+    if (mech == CKM_INVALID_MECHANISM)
+        return FALSE;
+    g_autoptr(PK11SlotInfo) slot = PK11_GetInternalSlot();
+    return slot != NULL && PK11_DoesMechanism(slot, mech);
+}
+
+static GBytes *make_cache_id(P12PbeKind kind, SECOidTag cipher, const SECItem *key_length,
+                             const SECItem *oid, const SECItem *params)
+{
+    GByteArray *id = g_byte_array_new();
+    guint8 head[5] = {(guint8)kind, (guint8)(cipher >> 24), (guint8)(cipher >> 16),
+                      (guint8)(cipher >> 8), (guint8)cipher};
+    guint8 sep[4];
+
+    g_byte_array_append(id, head, sizeof(head));
+    /* Length-prefixed fields, so that no two different parameter sets share an identity. */
+    const SECItem *fields[3] = {key_length, oid, params};
+    for (int i = 0; i < 3; i++) {
+        guint32 n = fields[i] != NULL ? fields[i]->len : 0;
+        sep[0] = n >> 24;
+        sep[1] = n >> 16;
+        sep[2] = n >> 8;
+        sep[3] = n;
+        g_byte_array_append(id, sep, 4);
+        if (n > 0)
+            g_byte_array_append(id, fields[i]->data, n);
+    }
+    return g_byte_array_free_to_bytes(id);
+}
+
+static gboolean check_iterations(const SECItem *item, const char *what, guint64 *out,
+                                 GError **error)
+{
+    guint64 it = 0;
+    if (!p12_uint_get(item, G_MAXUINT64, &it) || it == 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the %s iteration count is missing, zero or negative", what);
+        return FALSE;
+    }
+    if (it > P12_MAX_ITERATIONS) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the %s iteration count %" G_GUINT64_FORMAT " is above caback's limit of %u "
+                    "(a guard against files made to keep caback busy)",
+                    what, it, P12_MAX_ITERATIONS);
+        return FALSE;
+    }
+    *out = it;
+    return TRUE;
+}
+
+static gboolean parse_pkcs12_pbe(const SECAlgorithmID *alg, SECOidTag tag, P12PbeInfo *info,
+                                 GError **error)
+{
+    const char *name = p12_alg_name(tag);
+    const char *cipher = pkcs12_cipher_name(tag);
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(512);
+    P12PbeParams params;
+
+    memset(&params, 0, sizeof(params));
+    if (alg->parameters.len == 0 || SEC_ASN1DecodeItem(arena, &params, p12_pbe_params_template,
+                                                       &alg->parameters) != SECSuccess) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "the parameters of %s are malformed",
+                    name);
+        return FALSE;
+    }
+    if (!check_iterations(&params.iterations, name, &info->iterations, error))
+        return FALSE;
+    if (params.salt.len > 1024) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the salt of %s is implausibly long (%u bytes)", name, params.salt.len);
+        return FALSE;
+    }
+    CK_MECHANISM_TYPE pbe_mech = PK11_AlgtagToMechanism(tag);
+    SECOidTag cipher_tag = SEC_PKCS5GetCryptoAlgorithm((SECAlgorithmID *)alg);
+    if (!slot_does(pbe_mech) || !slot_does(PK11_AlgtagToMechanism(cipher_tag))) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s (%s) is not supported by this NSS build; decrypt the file with a tool "
+                    "that still has it (for example openssl pkcs12 -legacy) and export it again",
+                    cipher != NULL ? cipher : name, name);
+        return FALSE;
+    }
+    info->kind = P12_PBE_PKCS12;
+    info->alg_tag = tag;
+    info->cipher_tag = cipher_tag;
+    info->cache_id =
+        make_cache_id(P12_PBE_PKCS12, cipher_tag, NULL, &alg->algorithm, &alg->parameters);
+    info->description =
+        g_strdup_printf("%s, %" G_GUINT64_FORMAT " iterations", name, info->iterations);
+    return TRUE;
+}
+
+static gboolean parse_pbkdf2(PLArenaPool *arena, const SECAlgorithmID *kdf, const char *what,
+                             P12Pbkdf2Params *params, SECOidTag *prf_tag, guint64 *iterations,
+                             GError **error)
+{
+    if (SECITEM_ItemsAreEqual(&kdf->algorithm, &p12_oid_scrypt)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s uses the scrypt key derivation function (OID 1.3.6.1.4.1.11591.4.11), "
+                    "which NSS does not implement; re-encrypt the file with PBKDF2 (for example "
+                    "with OpenSSL 3's pkcs12 -export) to use it with caback",
+                    what);
+        return FALSE;
+    }
+    if (!p12_oid_is(&kdf->algorithm, SEC_OID_PKCS5_PBKDF2)) {
+        g_autofree char *label = alg_label(&kdf->algorithm);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s uses the key derivation function %s, which caback does not support "
+                    "(only PBKDF2)",
+                    what, label);
+        return FALSE;
+    }
+    memset(params, 0, sizeof(*params));
+    if (kdf->parameters.len == 0 || SEC_ASN1DecodeItem(arena, params, p12_pbkdf2_params_template,
+                                                       &kdf->parameters) != SECSuccess) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the PBKDF2 parameters of %s are malformed (or use a salt source other than "
+                    "an OCTET STRING)",
+                    what);
+        return FALSE;
+    }
+    if (!check_iterations(&params->iterations, "PBKDF2", iterations, error))
+        return FALSE;
+    if (params->salt.len > 1024) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the PBKDF2 salt of %s is implausibly long (%u bytes)", what, params->salt.len);
+        return FALSE;
+    }
+    guint64 key_length = 0;
+    if (params->key_length.len > 0 &&
+        (!p12_uint_get(&params->key_length, 128, &key_length) || key_length == 0)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the PBKDF2 key length of %s is invalid", what);
+        return FALSE;
+    }
+    *prf_tag = SEC_OID_HMAC_SHA1; /* RFC 8018: DEFAULT algid-hmacWithSHA1 */
+    if (params->prf != NULL)
+        *prf_tag = SECOID_GetAlgorithmTag(params->prf);
+    switch (*prf_tag) {
+    case SEC_OID_HMAC_SHA1:
+    case SEC_OID_HMAC_SHA224:
+    case SEC_OID_HMAC_SHA256:
+    case SEC_OID_HMAC_SHA384:
+    case SEC_OID_HMAC_SHA512:
+        return TRUE;
+    default: {
+        g_autofree char *label = alg_label(&params->prf->algorithm);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s uses PBKDF2 with the pseudo-random function %s, which NSS does not "
+                    "support",
+                    what, label);
+        return FALSE;
+    }
+    }
+}
+
+static gboolean parse_pbes2(const SECAlgorithmID *alg, P12PbeInfo *info, GError **error)
+{
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(1024);
+    P12Pbes2Params params;
+    P12Pbkdf2Params kdf;
+
+    memset(&params, 0, sizeof(params));
+    if (alg->parameters.len == 0 || SEC_ASN1DecodeItem(arena, &params, p12_pbes2_params_template,
+                                                       &alg->parameters) != SECSuccess) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "the PBES2 parameters are malformed");
+        return FALSE;
+    }
+    if (!parse_pbkdf2(arena, &params.kdf, "PBES2", &kdf, &info->prf_tag, &info->iterations, error))
+        return FALSE;
+
+    SECOidTag cipher = SECOID_GetAlgorithmTag(&params.scheme);
+    g_autofree char *cipher_label = alg_label(&params.scheme.algorithm);
+    switch (cipher) {
+    case SEC_OID_AES_128_CBC:
+    case SEC_OID_AES_192_CBC:
+    case SEC_OID_AES_256_CBC:
+    case SEC_OID_CAMELLIA_128_CBC:
+    case SEC_OID_CAMELLIA_192_CBC:
+    case SEC_OID_CAMELLIA_256_CBC:
+    case SEC_OID_DES_EDE3_CBC:
+    case SEC_OID_DES_CBC:
+    case SEC_OID_RC2_CBC:
+        break;
+    default:
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "PBES2 with the cipher %s is not supported by caback", cipher_label);
+        return FALSE;
+    }
+    if (!slot_does(PK11_AlgtagToMechanism(cipher)) || !slot_does(CKM_PKCS5_PBKD2)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s is not supported by this NSS build", cipher_label);
+        return FALSE;
+    }
+    if (params.scheme.parameters.len == 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the PBES2 cipher %s has no parameters (no IV)", cipher_label);
+        return FALSE;
+    }
+    info->kind = P12_PBE_PBES2;
+    info->alg_tag = SEC_OID_PKCS5_PBES2;
+    info->cipher_tag = cipher;
+    info->cache_id = make_cache_id(P12_PBE_PBES2, cipher, &kdf.key_length, &params.kdf.algorithm,
+                                   &params.kdf.parameters);
+    info->description =
+        g_strdup_printf("PBES2 (PBKDF2-%s, %s), %" G_GUINT64_FORMAT " iterations",
+                        p12_alg_name(info->prf_tag), cipher_label, info->iterations);
+    return TRUE;
+}
+
+gboolean p12_pbe_info_parse(const SECAlgorithmID *alg, P12PbeInfo *info, GError **error)
+{
+    memset(info, 0, sizeof(*info));
+    SECOidTag tag = SECOID_GetAlgorithmTag(alg);
+
+    if (tag == SEC_OID_PKCS5_PBES2)
+        return parse_pbes2(alg, info, error);
+    if (pkcs12_cipher_name(tag) != NULL)
+        return parse_pkcs12_pbe(alg, tag, info, error);
+
+    g_autofree char *label = alg_label(&alg->algorithm);
+    if (SECITEM_ItemsAreEqual(&alg->algorithm, &p12_oid_scrypt))
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "scrypt is not supported by NSS (and is not an encryption scheme by itself)");
+    else
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "unknown or unsupported encryption algorithm %s", label);
+    return FALSE;
+}
+
+void p12_pbe_info_clear(P12PbeInfo *info)
+{
+    if (info == NULL)
+        return;
+    g_clear_pointer(&info->cache_id, g_bytes_unref);
+    g_clear_pointer(&info->description, g_free);
+}
+
+/* ---- derived-key cache ---- */
+
+typedef struct {
+    GBytes *id;
+    const SECItem *password; /* owned by the caller's P12Passwords */
+    PK11SymKey *key;
+    guint8 iv[16]; /* PKCS#12 PBE: the IV derived with the key */
+    int iv_len;
+} CacheEntry;
+
+struct P12KeyCache {
+    GMutex lock;
+    GPtrArray *entries;
+};
+
+static void cache_entry_free(gpointer p)
+{
+    CacheEntry *e = p;
+    g_bytes_unref(e->id);
+    if (e->key != NULL)
+        PK11_FreeSymKey(e->key);
+    caback_secret_wipe(e->iv, sizeof(e->iv));
+    g_free(e);
+}
+
+P12KeyCache *p12_key_cache_new(void)
+{
+    P12KeyCache *cache = g_new0(P12KeyCache, 1);
+    g_mutex_init(&cache->lock);
+    cache->entries = g_ptr_array_new_with_free_func(cache_entry_free);
+    return cache;
+}
+
+void p12_key_cache_free(P12KeyCache *cache)
+{
+    if (cache == NULL)
+        return;
+    g_ptr_array_unref(cache->entries);
+    g_mutex_clear(&cache->lock);
+    g_free(cache);
+}
+
+static gboolean same_password(const SECItem *a, const SECItem *b)
+{
+    return a == b || (a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0));
+}
+
+/* The entry for (@password, @id); called with the lock held. */
+static CacheEntry *cache_find_locked(P12KeyCache *cache, const SECItem *password, GBytes *id)
+{
+    for (guint i = 0; i < cache->entries->len; i++) {
+        CacheEntry *e = cache->entries->pdata[i];
+        if (g_bytes_equal(e->id, id) && same_password(e->password, password))
+            return e;
+    }
+    return NULL;
+}
+
+/* Derive a new entry for @alg under @password (no lock held: this is the slow part). */
+static CacheEntry *derive_entry(const SECItem *password, const SECAlgorithmID *alg,
+                                const P12PbeInfo *info)
+{
+    g_autoptr(PK11SlotInfo) slot = PK11_GetInternalSlot();
+    if (slot == NULL)
+        return NULL;
+    CacheEntry *e = g_new0(CacheEntry, 1);
+    e->id = g_bytes_ref(info->cache_id);
+    e->password = password;
+
+    p12_count_derivation();
+    if (info->kind == P12_PBE_PBES2) {
+        e->key = PK11_PBEKeyGen(slot, (SECAlgorithmID *)alg, (SECItem *)password, PR_FALSE, NULL);
+    } else {
+        /* PK11_RawPBEKeyGen fills the IV derived from the same password and salt into the
+         * parameters, so key and IV come from one call (PK11_GetPBECryptoMechanism would derive
+         * everything a second time just for the IV). */
+        CK_MECHANISM_TYPE pbe_mech = PK11_AlgtagToMechanism(info->alg_tag);
+        SECItem *param = PK11_ParamFromAlgid((SECAlgorithmID *)alg);
+        if (param != NULL && param->len >= sizeof(CK_PBE_PARAMS)) {
+            e->key = PK11_RawPBEKeyGen(slot, pbe_mech, param, (SECItem *)password, PR_FALSE, NULL);
+            CK_PBE_PARAMS *pbe = (CK_PBE_PARAMS *)param->data;
+            int iv_len = PK11_GetIVLength(pbe_mech);
+            if (e->key != NULL && iv_len > 0 && iv_len <= (int)sizeof(e->iv) &&
+                pbe->pInitVector != NULL) {
+                memcpy(e->iv, pbe->pInitVector, iv_len);
+                e->iv_len = iv_len;
+                caback_secret_wipe(pbe->pInitVector, iv_len);
+            }
+            /* The parameters point at the caller's password: forget that pointer. */
+            pbe->pPassword = NULL;
+            pbe->ulPasswordLen = 0;
+        }
+        if (param != NULL)
+            SECITEM_ZfreeItem(param, PR_TRUE);
+    }
+    if (e->key == NULL) {
+        int err = PORT_GetError();
+        cache_entry_free(e);
+        PORT_SetError(err);
+        return NULL;
+    }
+    return e;
+}
+
+/* The cached or newly derived entry; NULL with NSS's error set. */
+static CacheEntry *cache_get(P12KeyCache *cache, const SECItem *password, const SECAlgorithmID *alg,
+                             const P12PbeInfo *info)
+{
+    g_mutex_lock(&cache->lock);
+    CacheEntry *found = cache_find_locked(cache, password, info->cache_id);
+    g_mutex_unlock(&cache->lock);
+    if (found != NULL)
+        return found;
+
+    CacheEntry *e = derive_entry(password, alg, info);
+    if (e == NULL)
+        return NULL;
+    g_mutex_lock(&cache->lock);
+    found = cache_find_locked(cache, password, info->cache_id);
+    if (found == NULL) {
+        g_ptr_array_add(cache->entries, e);
+        found = e;
+        e = NULL;
+    }
+    g_mutex_unlock(&cache->lock);
+    if (e != NULL)
+        cache_entry_free(e);
+    return found;
+}
+
+static SECItem *pkcs12_cipher_param(const SECAlgorithmID *alg, const CacheEntry *e,
+                                    CK_MECHANISM_TYPE *mech)
+{
+    SECOidTag cipher = SEC_PKCS5GetCryptoAlgorithm((SECAlgorithmID *)alg);
+    CK_MECHANISM_TYPE m = PK11_AlgtagToMechanism(cipher);
+
+    if (m == CKM_INVALID_MECHANISM) {
+        PORT_SetError(SEC_ERROR_INVALID_ALGORITHM);
+        return NULL;
+    }
+    *mech = PK11_GetPadMechanism(m);
+    if (m == CKM_RC2_CBC) {
+        /* RC2's parameter carries the effective key size (40 or 128 bits) besides the IV. */
+        int key_len = SEC_PKCS5GetKeyLength((SECAlgorithmID *)alg);
+        if (key_len <= 0 || e->iv_len != 8) {
+            PORT_SetError(SEC_ERROR_INVALID_ALGORITHM);
+            return NULL;
+        }
+        SECItem *param = SECITEM_AllocItem(NULL, NULL, sizeof(CK_RC2_CBC_PARAMS));
+        if (param == NULL)
+            return NULL;
+        CK_RC2_CBC_PARAMS *rc2 = (CK_RC2_CBC_PARAMS *)param->data;
+        memset(rc2, 0, sizeof(*rc2));
+        rc2->ulEffectiveBits = (CK_ULONG)key_len * 8;
+        memcpy(rc2->iv, e->iv, 8);
+        return param;
+    }
+    if (e->iv_len > 0) {
+        SECItem iv = {siBuffer, (unsigned char *)e->iv, (unsigned int)e->iv_len};
+        return PK11_ParamFromIV(m, &iv);
+    }
+    return PK11_ParamFromIV(m, NULL);
+}
+
+PK11SymKey *p12_pbe_key(P12KeyCache *cache, const SECItem *password, const SECAlgorithmID *alg,
+                        const P12PbeInfo *info, CK_MECHANISM_TYPE *mech, SECItem **param,
+                        GError **error)
+{
+    CacheEntry *e = cache_get(cache, password, alg, info);
+    if (e == NULL) {
+        int err = PORT_GetError();
+        const char *cipher = info->kind == P12_PBE_PKCS12 ? pkcs12_cipher_name(info->alg_tag)
+                                                          : p12_alg_name(info->cipher_tag);
+        if (err == SEC_ERROR_INVALID_KEY || err == SEC_ERROR_INVALID_ALGORITHM ||
+            err == SEC_ERROR_BAD_KEY)
+            /* NSS lists the mechanism but cannot make such a key (2-key 3DES in NSS 3.87, for
+             * one: pk12util fails on those files too). */
+            caback_error_set_nss_code(error, CABACK_ERROR_PKCS12, err,
+                                      "%s (%s) is not supported by this NSS build",
+                                      cipher != NULL ? cipher : "this cipher", info->description);
+        else
+            caback_error_set_nss_code(error, CABACK_ERROR_PKCS12, err,
+                                      "NSS cannot derive the key for %s", info->description);
+        return NULL;
+    }
+    *param = NULL;
+    if (info->kind == P12_PBE_PBES2) {
+        /* For PBES2 this only reads the IV from the parameters: no derivation. */
+        CK_MECHANISM_TYPE m =
+            PK11_GetPBECryptoMechanism((SECAlgorithmID *)alg, param, (SECItem *)password);
+        if (m == CKM_INVALID_MECHANISM || *param == NULL) {
+            if (*param != NULL)
+                SECITEM_FreeItem(*param, PR_TRUE);
+            *param = NULL;
+            caback_error_set_nss(error, CABACK_ERROR_PKCS12,
+                                 "the cipher parameters of %s are malformed", info->description);
+            return NULL;
+        }
+        *mech = PK11_GetPadMechanism(m);
+    } else {
+        *param = pkcs12_cipher_param(alg, e, mech);
+        if (*param == NULL) {
+            caback_error_set_nss(error, CABACK_ERROR_PKCS12, "NSS cannot use the cipher of %s",
+                                 info->description);
+            return NULL;
+        }
+    }
+    return PK11_ReferenceSymKey(e->key);
+}
+
+/* ---- parallel derivations ---- */
+
+typedef struct {
+    P12KeyCache *cache;
+    GPtrArray *todo; /* of P12PbeRequest* */
+    gint next;
+} Prefetch;
+
+static void prefetch_work(Prefetch *pf)
+{
+    for (;;) {
+        gint i = g_atomic_int_add(&pf->next, 1);
+        if (i >= (gint)pf->todo->len)
+            return;
+        const P12PbeRequest *r = pf->todo->pdata[i];
+        (void)cache_get(pf->cache, r->password, r->alg, r->info);
+    }
+}
+
+static gpointer prefetch_thread(gpointer data)
+{
+    prefetch_work(data);
+    return NULL;
+}
+
+void p12_pbe_prefetch(P12KeyCache *cache, GArray *requests, void (*also)(gpointer data),
+                      gpointer data)
+{
+    Prefetch pf = {cache, g_ptr_array_new(), 0};
+
+    g_mutex_lock(&cache->lock);
+    for (guint i = 0; requests != NULL && i < requests->len; i++) {
+        P12PbeRequest *r = &g_array_index(requests, P12PbeRequest, i);
+        if (cache_find_locked(cache, r->password, r->info->cache_id) != NULL)
+            continue;
+        gboolean dup = FALSE;
+        for (guint j = 0; j < pf.todo->len && !dup; j++) {
+            const P12PbeRequest *o = pf.todo->pdata[j];
+            dup = g_bytes_equal(o->info->cache_id, r->info->cache_id) &&
+                  same_password(o->password, r->password);
+        }
+        if (!dup)
+            g_ptr_array_add(pf.todo, r);
+    }
+    g_mutex_unlock(&cache->lock);
+
+    /* Each derivation is one long, independent computation in the token: spread them over the
+     * processors, the calling thread taking its share after @also. */
+    guint cpus = g_get_num_processors();
+    guint n = pf.todo->len;
+    guint threads = 0;
+    if (cpus > 1 && n > 0)
+        threads = MIN(also != NULL ? n : n - 1, cpus - 1);
+
+    g_autoptr(GPtrArray) running = g_ptr_array_new();
+    for (guint i = 0; i < threads; i++) {
+        GThread *t = g_thread_try_new("caback-kdf", prefetch_thread, &pf, NULL);
+        if (t == NULL)
+            break;
+        g_ptr_array_add(running, t);
+    }
+    if (also != NULL)
+        also(data);
+    prefetch_work(&pf);
+    for (guint i = 0; i < running->len; i++)
+        g_thread_join(running->pdata[i]);
+    g_ptr_array_unref(pf.todo);
+}
+
+/* ---- cipher ---- */
+
+SECItem *p12_decrypt(PK11SymKey *key, CK_MECHANISM_TYPE mech, SECItem *param, const SECItem *in)
+{
+    if (in == NULL || in->len == 0 || in->len > G_MAXUINT - 64) {
+        PORT_SetError(SEC_ERROR_BAD_DATA);
+        return NULL;
+    }
+    SECItem *out = SECITEM_AllocItem(NULL, NULL, in->len + 64);
+    if (out == NULL)
+        return NULL;
+    unsigned int out_len = 0;
+    if (PK11_Decrypt(key, mech, param, out->data, &out_len, in->len + 64, in->data, in->len) !=
+        SECSuccess) {
+        int err = PORT_GetError();
+        SECITEM_ZfreeItem(out, PR_TRUE);
+        PORT_SetError(err);
+        return NULL;
+    }
+    if (out_len > in->len + 64) {
+        SECITEM_ZfreeItem(out, PR_TRUE);
+        PORT_SetError(SEC_ERROR_BAD_DATA);
+        return NULL;
+    }
+    out->len = out_len;
+    return out;
+}
+
+SECItem *p12_encrypt(PLArenaPool *arena, PK11SymKey *key, CK_MECHANISM_TYPE mech, SECItem *param,
+                     const SECItem *in)
+{
+    unsigned int max = in->len + 64;
+    SECItem *out = SECITEM_AllocItem(arena, NULL, max);
+    if (out == NULL)
+        return NULL;
+    unsigned int out_len = 0;
+    if (PK11_Encrypt(key, mech, param, out->data, &out_len, max, in->data, in->len) != SECSuccess)
+        return NULL;
+    out->len = out_len;
+    return out;
+}
+
+/* ---- MAC ---- */
+
+static CK_MECHANISM_TYPE classic_mac_keygen(SECOidTag hash)
+{
+    switch (hash) {
+    case SEC_OID_SHA1:
+        return CKM_NSS_PBE_SHA1_HMAC_KEY_GEN;
+    case SEC_OID_SHA224:
+        return CKM_NSS_PKCS12_PBE_SHA224_HMAC_KEY_GEN;
+    case SEC_OID_SHA256:
+        return CKM_NSS_PKCS12_PBE_SHA256_HMAC_KEY_GEN;
+    case SEC_OID_SHA384:
+        return CKM_NSS_PKCS12_PBE_SHA384_HMAC_KEY_GEN;
+    case SEC_OID_SHA512:
+        return CKM_NSS_PKCS12_PBE_SHA512_HMAC_KEY_GEN;
+    default:
+        return CKM_INVALID_MECHANISM;
+    }
+}
+
+static CK_MECHANISM_TYPE hmac_mech_for_hash(SECOidTag hash)
+{
+    switch (hash) {
+    case SEC_OID_SHA1:
+        return CKM_SHA_1_HMAC;
+    case SEC_OID_SHA224:
+        return CKM_SHA224_HMAC;
+    case SEC_OID_SHA256:
+        return CKM_SHA256_HMAC;
+    case SEC_OID_SHA384:
+        return CKM_SHA384_HMAC;
+    case SEC_OID_SHA512:
+        return CKM_SHA512_HMAC;
+    default:
+        return CKM_INVALID_MECHANISM;
+    }
+}
+
+static SECOidTag hash_of_hmac(SECOidTag hmac)
+{
+    switch (hmac) {
+    case SEC_OID_HMAC_SHA1:
+        return SEC_OID_SHA1;
+    case SEC_OID_HMAC_SHA224:
+        return SEC_OID_SHA224;
+    case SEC_OID_HMAC_SHA256:
+        return SEC_OID_SHA256;
+    case SEC_OID_HMAC_SHA384:
+        return SEC_OID_SHA384;
+    case SEC_OID_HMAC_SHA512:
+        return SEC_OID_SHA512;
+    default:
+        return SEC_OID_UNKNOWN;
+    }
+}
+
+static unsigned int hash_len(SECOidTag hash)
+{
+    switch (hash) {
+    case SEC_OID_SHA1:
+        return 20;
+    case SEC_OID_SHA224:
+        return 28;
+    case SEC_OID_SHA256:
+        return 32;
+    case SEC_OID_SHA384:
+        return 48;
+    case SEC_OID_SHA512:
+        return 64;
+    default:
+        return 0;
+    }
+}
+
+gboolean p12_mac_info_parse(const P12MacData *mac, P12MacInfo *info, GError **error)
+{
+    memset(info, 0, sizeof(*info));
+    SECOidTag tag = SECOID_GetAlgorithmTag(&mac->mac.algorithm);
+
+    if (tag == SEC_OID_PKCS5_PBMAC1) {
+        g_autoptr(PLArenaPool) arena = PORT_NewArena(1024);
+        P12Pbes2Params params;
+        P12Pbkdf2Params kdf;
+        memset(&params, 0, sizeof(params));
+        if (mac->mac.algorithm.parameters.len == 0 ||
+            SEC_ASN1DecodeItem(arena, &params, p12_pbes2_params_template,
+                               &mac->mac.algorithm.parameters) != SECSuccess) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                        "the PBMAC1 parameters of the MAC are malformed");
+            return FALSE;
+        }
+        if (!parse_pbkdf2(arena, &params.kdf, "the PBMAC1 MAC", &kdf, &info->prf_tag,
+                          &info->iterations, error))
+            return FALSE;
+        if (kdf.key_length.len == 0) {
+            /* RFC 9579 requires keyLength: without it the key size is a guess, and NSS would
+             * guess the largest HMAC key. Its test vector A.4 is such a file. */
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                        "the PBMAC1 MAC has no PBKDF2 keyLength, which RFC 9579 requires");
+            return FALSE;
+        }
+        SECOidTag scheme = SECOID_GetAlgorithmTag(&params.scheme);
+        info->hash_tag = hash_of_hmac(scheme);
+        if (info->hash_tag == SEC_OID_UNKNOWN) {
+            g_autofree char *label = alg_label(&params.scheme.algorithm);
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                        "the PBMAC1 MAC uses %s, which is not an HMAC caback supports", label);
+            return FALSE;
+        }
+        info->pbmac1 = TRUE;
+        info->description =
+            g_strdup_printf("PBMAC1 (PBKDF2-%s, %s), %" G_GUINT64_FORMAT " iterations",
+                            p12_alg_name(info->prf_tag), p12_alg_name(scheme), info->iterations);
+    } else {
+        if (classic_mac_keygen(tag) == CKM_INVALID_MECHANISM) {
+            g_autofree char *label = alg_label(&mac->mac.algorithm.algorithm);
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                        "the MAC uses the digest %s, which caback does not support (SHA-1, "
+                        "SHA-224, SHA-256, SHA-384, SHA-512 and PBMAC1 are)",
+                        label);
+            return FALSE;
+        }
+        info->hash_tag = tag;
+        if (mac->iterations.len == 0)
+            info->iterations = 1; /* DEFAULT 1 */
+        else if (!check_iterations(&mac->iterations, "MAC", &info->iterations, error))
+            return FALSE;
+        if (mac->salt.len == 0 || mac->salt.len > 1024) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                        "the MAC salt has an invalid length (%u bytes)", mac->salt.len);
+            return FALSE;
+        }
+        g_autofree char *hmac = g_strdup(p12_alg_name(tag));
+        /* "SHA-256" -> "HMAC-SHA256", the name users see in openssl -info. */
+        g_autoptr(GString) name = g_string_new("HMAC-");
+        for (const char *p = hmac; *p != '\0'; p++)
+            if (*p != '-')
+                g_string_append_c(name, *p);
+        info->description =
+            g_strdup_printf("%s, %" G_GUINT64_FORMAT " iterations", name->str, info->iterations);
+    }
+    if (mac->mac.digest.len != hash_len(info->hash_tag)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the MAC value has %u bytes where %s gives %u", mac->mac.digest.len,
+                    info->description, hash_len(info->hash_tag));
+        p12_mac_info_clear(info);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+void p12_mac_info_clear(P12MacInfo *info)
+{
+    if (info != NULL)
+        g_clear_pointer(&info->description, g_free);
+}
+
+PK11SymKey *p12_mac_key(const P12MacData *mac, const P12MacInfo *info, const SECItem *password,
+                        CK_MECHANISM_TYPE *hmac_mech)
+{
+    g_autoptr(PK11SlotInfo) slot = PK11_GetInternalSlot();
+    if (slot == NULL)
+        return NULL;
+    *hmac_mech = hmac_mech_for_hash(info->hash_tag);
+
+    p12_count_derivation();
+    if (info->pbmac1) {
+        /* RFC 9579: PBKDF2 over the UTF-8 password gives the HMAC key. */
+        return PK11_PBEKeyGen(slot, (SECAlgorithmID *)&mac->mac.algorithm, (SECItem *)password,
+                              PR_FALSE, NULL);
+    }
+    /* RFC 7292 appendix B: the PKCS#12 KDF with ID 3, over the BMPString password; NSS's
+     * CKM_NSS_PKCS12_PBE_SHA*_HMAC_KEY_GEN mechanisms are exactly that (see its p12local.c). */
+    SECItem *params = PK11_CreatePBEParams((SECItem *)&mac->salt, (SECItem *)password,
+                                           (unsigned int)info->iterations);
+    if (params == NULL)
+        return NULL;
+    PK11SymKey *key = PK11_KeyGen(slot, classic_mac_keygen(info->hash_tag), params, 0, NULL);
+    int err = PORT_GetError();
+    PK11_DestroyPBEParams(params);
+    if (key == NULL)
+        PORT_SetError(err);
+    return key;
+}
+
+gboolean p12_hmac(PK11SymKey *key, CK_MECHANISM_TYPE hmac_mech, const SECItem *data, guint8 *out,
+                  unsigned int *out_len)
+{
+    SECItem no_param = {siBuffer, NULL, 0};
+    g_autoptr(PK11Context) ctx = PK11_CreateContextBySymKey(hmac_mech, CKA_SIGN, key, &no_param);
+    if (ctx == NULL)
+        return FALSE;
+    if (PK11_DigestBegin(ctx) != SECSuccess ||
+        PK11_DigestOp(ctx, data->data, data->len) != SECSuccess ||
+        PK11_DigestFinal(ctx, out, out_len, 64) != SECSuccess)
+        return FALSE;
+    return TRUE;
+}

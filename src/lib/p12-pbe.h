@@ -1,0 +1,132 @@
+/* Internal to caback's PKCS#12 codec: passwords as the different writers encode them, the PBE
+ * algorithms (PKCS#12 PBE and PBES2/PBKDF2) with a per-file cache of derived keys, and the MAC
+ * (classic PKCS#12 HMAC and RFC 9579 PBMAC1). Every derivation, cipher and HMAC is done by NSS. */
+#pragma once
+
+#include <glib.h>
+
+#include "p12-asn1.h"
+
+#include <pk11pub.h>
+#include <secoid.h>
+
+G_BEGIN_DECLS
+
+/* Iteration counts above this are refused, so a hostile file cannot make caback spin for hours
+ * (10,000,000 PBKDF2-HMAC-SHA256 iterations take a few seconds). */
+#define P12_MAX_ITERATIONS 10000000u
+
+/* ---- passwords ---- */
+
+/* One way a writer may have turned the user's password into bytes. */
+typedef struct {
+    const char *name;   /* for messages, e.g. "BMPString (UTF-16BE)" */
+    SECItem *bmp;       /* fed to the PKCS#12 KDF (classic MAC, PKCS#12 PBE) */
+    SECItem *pbkdf2[2]; /* fed to PBKDF2 (PBES2, PBMAC1), most likely first; NULL when unused */
+} P12PasswordVariant;
+
+typedef struct {
+    P12PasswordVariant variants[3];
+    guint n_variants;
+    GPtrArray *items; /* owns every SECItem above; wiped on free */
+} P12Passwords;
+
+/* The variants to try for @password (@len bytes, UTF-8 expected; NULL or empty means the empty
+ * password): the standard encodings (BMPString with terminator for the PKCS#12 KDF, UTF-8 for
+ * PBKDF2, with NSS < 3.31's BMPString-into-PBKDF2 as a fallback), OpenSSL 1.0.2's byte-widened
+ * BMPString for non-ASCII passwords, and the NULL password (no bytes) for an empty one. */
+P12Passwords *p12_passwords_new(const char *password, gsize len);
+void p12_passwords_free(P12Passwords *passwords);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(P12Passwords, p12_passwords_free)
+
+/* ---- PBE algorithms ---- */
+
+typedef enum {
+    P12_PBE_PKCS12, /* a PKCS#12 (or PKCS#5 v1) PBE OID: key and IV from the password */
+    P12_PBE_PBES2,  /* PBES2: PBKDF2 key, IV in the parameters */
+} P12PbeKind;
+
+typedef struct {
+    P12PbeKind kind;
+    SECOidTag alg_tag;    /* the AlgorithmIdentifier's OID */
+    SECOidTag cipher_tag; /* the cipher */
+    SECOidTag prf_tag;    /* PBES2 only: PBKDF2's PRF */
+    guint64 iterations;
+    GBytes *cache_id;  /* identifies the derivation (not the IV) */
+    char *description; /* "PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC), 600000 iterations" */
+} P12PbeInfo;
+
+/* Check and describe the PBE AlgorithmIdentifier @alg. Fails with CABACK_ERROR_PKCS12 naming
+ * the algorithm when it is malformed or NSS cannot do it (scrypt, an unknown PRF or cipher, a
+ * mechanism this NSS build lacks, an iteration count above P12_MAX_ITERATIONS). */
+gboolean p12_pbe_info_parse(const SECAlgorithmID *alg, P12PbeInfo *info, GError **error);
+void p12_pbe_info_clear(P12PbeInfo *info);
+
+/* Derived keys of one file (or one writer), keyed by (password bytes, derivation parameters):
+ * bags that share a parameter set share one derivation. Thread-safe. */
+typedef struct P12KeyCache P12KeyCache;
+P12KeyCache *p12_key_cache_new(void);
+void p12_key_cache_free(P12KeyCache *cache);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(P12KeyCache, p12_key_cache_free)
+
+/* The symmetric key and cipher for @alg (described by @info) under @password: derived by NSS at
+ * the first request for these parameters, then taken from @cache. Returns a new reference;
+ * *mech is the padded cipher mechanism and *param its parameter (caller frees with
+ * SECITEM_FreeItem(param, PR_TRUE)). Fails with CABACK_ERROR_PKCS12 and NSS's error. */
+PK11SymKey *p12_pbe_key(P12KeyCache *cache, const SECItem *password, const SECAlgorithmID *alg,
+                        const P12PbeInfo *info, CK_MECHANISM_TYPE *mech, SECItem **param,
+                        GError **error);
+
+/* One derivation that may be done ahead of time. */
+typedef struct {
+    const SECItem *password;
+    const SECAlgorithmID *alg;
+    const P12PbeInfo *info;
+} P12PbeRequest;
+
+/* Derive, in parallel on the available processors, every key of @requests (an array of
+ * P12PbeRequest) that @cache does not hold yet, while the calling thread runs @also(@data) (may
+ * be NULL). Failures are not reported here: a later p12_pbe_key reports them. */
+void p12_pbe_prefetch(P12KeyCache *cache, GArray *requests, void (*also)(gpointer data),
+                      gpointer data);
+
+/* Decrypt @in with @key / @mech / @param. Returns the plaintext (caller frees with
+ * SECITEM_ZfreeItem(item, PR_TRUE)) or NULL with NSS's error set (bad padding with a wrong key). */
+SECItem *p12_decrypt(PK11SymKey *key, CK_MECHANISM_TYPE mech, SECItem *param, const SECItem *in);
+
+/* Encrypt @in; the result is allocated in @arena. NULL with NSS's error set. */
+SECItem *p12_encrypt(PLArenaPool *arena, PK11SymKey *key, CK_MECHANISM_TYPE mech, SECItem *param,
+                     const SECItem *in);
+
+/* A short name for a cipher or PBE tag ("AES-256-CBC", "PBE-SHA1-3DES"), or NULL. */
+const char *p12_alg_name(SECOidTag tag);
+
+/* ---- MAC ---- */
+
+typedef struct {
+    gboolean pbmac1;
+    SECOidTag hash_tag; /* classic: the digest (SHA-256...); PBMAC1: the HMAC's digest */
+    SECOidTag prf_tag;  /* PBMAC1: PBKDF2's PRF (an HMAC tag) */
+    guint64 iterations;
+    char *description; /* "HMAC-SHA256, 600000 iterations", "PBMAC1 (PBKDF2-HMAC-SHA256,
+                          HMAC-SHA256), 600000 iterations" */
+} P12MacInfo;
+
+/* Check and describe @mac. Fails with CABACK_ERROR_PKCS12 for an unknown or malformed MAC
+ * algorithm (including PBMAC1 without its required keyLength). */
+gboolean p12_mac_info_parse(const P12MacData *mac, P12MacInfo *info, GError **error);
+void p12_mac_info_clear(P12MacInfo *info);
+
+/* Derive the MAC key of @mac for @password (a variant's bmp for the classic MAC, its pbkdf2[0]
+ * for PBMAC1) and return it with its HMAC mechanism. NULL with NSS's error set. */
+PK11SymKey *p12_mac_key(const P12MacData *mac, const P12MacInfo *info, const SECItem *password,
+                        CK_MECHANISM_TYPE *hmac_mech);
+
+/* HMAC of @data with @key; @out must hold 64 bytes. FALSE with NSS's error set. */
+gboolean p12_hmac(PK11SymKey *key, CK_MECHANISM_TYPE hmac_mech, const SECItem *data, guint8 *out,
+                  unsigned int *out_len);
+
+/* Count one password-based derivation (for caback_p12_derivations). */
+void p12_count_derivation(void);
+
+G_END_DECLS

@@ -1,0 +1,595 @@
+/* The PKCS#12 writer: shrouded key bags and certificate bags with caback's attributes, one
+ * encrypted certificate safe, and the MAC. The modern profile derives one PBES2 key for the
+ * whole file (a shared salt and iteration count, a fresh IV per bag) and, in parallel, the MAC
+ * key: two password derivations whatever the number of keys. See doc/design.md. */
+#include "config.h"
+
+#include <caback/error.h>
+#include <caback/nss-util.h>
+#include <caback/p12.h>
+
+#include "p12-asn1.h"
+#include "p12-pbe.h"
+
+#include <secerr.h>
+#include <string.h>
+
+#define P12_SALT_LEN 16
+#define P12_MODERN_ITERATIONS 600000u
+#define P12_LEGACY_ITERATIONS 2048u
+/* Larger than the PKCS#8 of any RSA key NSS can hold (RSA-16384 is about 9.5 KiB). */
+#define P12_WRAP_BUFFER 32768
+
+SEC_ASN1_MKSUB(SEC_BMPStringTemplate)
+
+struct CabackP12Writer {
+    CabackP12WriteOptions options;
+    guint iterations;
+    PLArenaPool *arena;
+    P12Passwords *passwords;
+    const SECItem *pw_utf8; /* for PBKDF2 (PBES2, PBMAC1) */
+    const SECItem *pw_bmp;  /* for the PKCS#12 KDF (MAC, legacy PBE) */
+    P12KeyCache *cache;
+
+    /* Modern profile: the one PBES2 parameter set of the file (salt, iterations, PRF, cipher). */
+    SECItem pbes2_salt;
+    SECAlgorithmID *pbes2_template; /* with an all-zero IV; only its KDF part identifies keys */
+    P12PbeInfo pbes2_info;
+
+    /* The MAC: parameters chosen and key derived in caback_p12_writer_new. */
+    P12MacData mac;
+    P12MacInfo mac_info;
+    PK11SymKey *mac_key;
+    CK_MECHANISM_TYPE mac_hmac;
+    int mac_error;
+
+    GPtrArray *key_bags;  /* of SECItem* in arena: encoded SafeBags */
+    GPtrArray *cert_bags; /* idem */
+    gboolean finished;
+};
+
+static const guint8 der_null[] = {0x05, 0x00};
+static const SECItem der_null_item = {siBuffer, (unsigned char *)der_null, sizeof(der_null)};
+
+static gboolean random_item(PLArenaPool *arena, SECItem *item, unsigned int len)
+{
+    if (SECITEM_AllocItem(arena, item, len) == NULL)
+        return FALSE;
+    return PK11_GenerateRandom(item->data, (int)len) == SECSuccess;
+}
+
+static gboolean set_algid(PLArenaPool *arena, SECAlgorithmID *alg, SECOidTag tag,
+                          const SECItem *params)
+{
+    memset(alg, 0, sizeof(*alg));
+    if (!p12_oid_set(arena, &alg->algorithm, tag))
+        return FALSE;
+    if (params != NULL && SECITEM_CopyItem(arena, &alg->parameters, params) != SECSuccess)
+        return FALSE;
+    return TRUE;
+}
+
+/* PBKDF2-params { salt, iterations, [keyLength], prf } as an AlgorithmIdentifier. */
+static gboolean pbkdf2_algid(PLArenaPool *arena, SECAlgorithmID *out, const SECItem *salt,
+                             guint iterations, guint key_length, SECOidTag prf)
+{
+    P12Pbkdf2Params p;
+    SECAlgorithmID prf_alg;
+
+    memset(&p, 0, sizeof(p));
+    p.salt = *salt;
+    if (!p12_uint_set(arena, &p.iterations, iterations))
+        return FALSE;
+    /* keyLength only where the algorithm cannot tell the size (PBMAC1's HMAC key); OpenSSL
+     * leaves it out for AES too. */
+    if (key_length > 0 && !p12_uint_set(arena, &p.key_length, key_length))
+        return FALSE;
+    if (!set_algid(arena, &prf_alg, prf, &der_null_item))
+        return FALSE;
+    p.prf = &prf_alg;
+    SECItem *der = SEC_ASN1EncodeItem(arena, NULL, &p, p12_pbkdf2_params_template);
+    return der != NULL && set_algid(arena, out, SEC_OID_PKCS5_PBKDF2, der);
+}
+
+/* PBES2 { PBKDF2 (the file's salt and count, HMAC-SHA256), AES-256-CBC with @iv }. */
+static SECAlgorithmID *pbes2_algid(CabackP12Writer *w, const SECItem *iv)
+{
+    P12Pbes2Params params;
+    memset(&params, 0, sizeof(params));
+    if (!pbkdf2_algid(w->arena, &params.kdf, &w->pbes2_salt, w->iterations, 0, SEC_OID_HMAC_SHA256))
+        return NULL;
+    SECItem *iv_der = p12_encode_octet_string(w->arena, iv);
+    if (iv_der == NULL || !set_algid(w->arena, &params.scheme, SEC_OID_AES_256_CBC, iv_der))
+        return NULL;
+    SECItem *der = SEC_ASN1EncodeItem(w->arena, NULL, &params, p12_pbes2_params_template);
+    SECAlgorithmID *alg = PORT_ArenaZNew(w->arena, SECAlgorithmID);
+    if (der == NULL || alg == NULL || !set_algid(w->arena, alg, SEC_OID_PKCS5_PBES2, der))
+        return NULL;
+    return alg;
+}
+
+/* A PKCS#12 PBE (legacy profile) AlgorithmIdentifier with a fresh salt. */
+static SECAlgorithmID *legacy_algid(CabackP12Writer *w)
+{
+    SECItem salt;
+    if (!random_item(w->arena, &salt, P12_SALT_LEN))
+        return NULL;
+    SECAlgorithmID *made = PK11_CreatePBEAlgorithmID(
+        SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_3KEY_TRIPLE_DES_CBC, (int)w->iterations, &salt);
+    if (made == NULL)
+        return NULL;
+    SECAlgorithmID *alg = PORT_ArenaZNew(w->arena, SECAlgorithmID);
+    SECStatus rv = alg != NULL ? SECOID_CopyAlgorithmID(w->arena, alg, made) : SECFailure;
+    SECOID_DestroyAlgorithmID(made, PR_TRUE);
+    return rv == SECSuccess ? alg : NULL;
+}
+
+/* The AlgorithmIdentifier, symmetric key and cipher for one more encrypted item (a key bag or
+ * the certificate safe): the shared PBES2 key with a fresh IV, or a fresh legacy PBE. */
+static PK11SymKey *next_cipher(CabackP12Writer *w, SECAlgorithmID **alg_out,
+                               CK_MECHANISM_TYPE *mech, SECItem **param, GError **error)
+{
+    if (w->options.profile == CABACK_P12_LEGACY) {
+        SECAlgorithmID *alg = legacy_algid(w);
+        if (alg == NULL) {
+            caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                                 "cannot make the PBE-SHA1-3DES parameters");
+            return NULL;
+        }
+        P12PbeInfo info;
+        if (!p12_pbe_info_parse(alg, &info, error))
+            return NULL;
+        PK11SymKey *key = p12_pbe_key(w->cache, w->pw_bmp, alg, &info, mech, param, error);
+        p12_pbe_info_clear(&info);
+        *alg_out = alg;
+        return key;
+    }
+
+    SECItem iv;
+    if (!random_item(w->arena, &iv, 16)) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot make a random IV");
+        return NULL;
+    }
+    SECAlgorithmID *alg = pbes2_algid(w, &iv);
+    if (alg == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot encode the PBES2 parameters");
+        return NULL;
+    }
+    *alg_out = alg;
+    return p12_pbe_key(w->cache, w->pw_utf8, alg, &w->pbes2_info, mech, param, error);
+}
+
+/* ---- the MAC parameters ---- */
+
+static gboolean setup_mac(CabackP12Writer *w)
+{
+    P12MacData *mac = &w->mac;
+    memset(mac, 0, sizeof(*mac));
+    if (!random_item(w->arena, &mac->salt, P12_SALT_LEN))
+        return FALSE;
+    /* DER leaves out iterations when it has its DEFAULT value 1. */
+    if (w->iterations > 1 && !p12_uint_set(w->arena, &mac->iterations, w->iterations))
+        return FALSE;
+
+    unsigned int digest_len = 32;
+    if (w->options.mac == CABACK_P12_MAC_PBMAC1) {
+        /* RFC 9579: PBKDF2-HMAC-SHA256 with keyLength 32 (required), HMAC-SHA256. Like OpenSSL
+         * 3.4 and NSS 3.102, the (ignored) MacData salt and count repeat PBKDF2's. */
+        P12Pbes2Params params;
+        memset(&params, 0, sizeof(params));
+        if (!pbkdf2_algid(w->arena, &params.kdf, &mac->salt, w->iterations, 32,
+                          SEC_OID_HMAC_SHA256) ||
+            !set_algid(w->arena, &params.scheme, SEC_OID_HMAC_SHA256, &der_null_item))
+            return FALSE;
+        SECItem *der = SEC_ASN1EncodeItem(w->arena, NULL, &params, p12_pbes2_params_template);
+        if (der == NULL || !set_algid(w->arena, &mac->mac.algorithm, SEC_OID_PKCS5_PBMAC1, der))
+            return FALSE;
+    } else {
+        SECOidTag hash = w->options.profile == CABACK_P12_LEGACY ? SEC_OID_SHA1 : SEC_OID_SHA256;
+        digest_len = hash == SEC_OID_SHA1 ? 20 : 32;
+        if (!set_algid(w->arena, &mac->mac.algorithm, hash, &der_null_item))
+            return FALSE;
+    }
+    /* A placeholder of the right size, so the reader's checks describe the parameters. */
+    return SECITEM_AllocItem(w->arena, &mac->mac.digest, digest_len) != NULL;
+}
+
+static PK11SymKey *derive_mac_key(gpointer data)
+{
+    CabackP12Writer *w = data;
+    const SECItem *pw = w->options.mac == CABACK_P12_MAC_PBMAC1 ? w->pw_utf8 : w->pw_bmp;
+    return p12_mac_key(&w->mac, &w->mac_info, pw, &w->mac_hmac);
+}
+
+static void derive_mac_also(gpointer data)
+{
+    CabackP12Writer *w = data;
+    w->mac_key = derive_mac_key(w);
+    if (w->mac_key == NULL)
+        w->mac_error = PORT_GetError();
+}
+
+/* ---- public API ---- */
+
+CabackP12Writer *caback_p12_writer_new(const CabackP12WriteOptions *options,
+                                       const CabackSecret *password, GError **error)
+{
+    CabackP12WriteOptions defaults = {CABACK_P12_MODERN, CABACK_P12_MAC_HMAC, 0};
+    if (options == NULL)
+        options = &defaults;
+
+    if (password == NULL || password->data == NULL || password->len == 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "an empty PKCS#12 password is refused: anyone could open the file");
+        return NULL;
+    }
+    if (!g_utf8_validate_len(password->data, password->len, NULL)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "the PKCS#12 password is not valid UTF-8 text; other programs could not "
+                    "open the file with it");
+        return NULL;
+    }
+    guint iterations = options->iterations;
+    if (iterations == 0)
+        iterations =
+            options->profile == CABACK_P12_LEGACY ? P12_LEGACY_ITERATIONS : P12_MODERN_ITERATIONS;
+    if (iterations > P12_MAX_ITERATIONS) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "%u iterations is more than caback reads back (at most %u)", iterations,
+                    P12_MAX_ITERATIONS);
+        return NULL;
+    }
+
+    g_autoptr(CabackP12Writer) w = g_new0(CabackP12Writer, 1);
+    w->options = *options;
+    w->iterations = iterations;
+    w->arena = PORT_NewArena(4096);
+    w->cache = p12_key_cache_new();
+    w->key_bags = g_ptr_array_new();
+    w->cert_bags = g_ptr_array_new();
+    w->passwords = p12_passwords_new(password->data, password->len);
+    w->pw_utf8 = w->passwords->variants[0].pbkdf2[0];
+    w->pw_bmp = w->passwords->variants[0].bmp;
+    if (w->arena == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED, "out of memory");
+        return NULL;
+    }
+
+    if (!setup_mac(w)) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot make the MAC parameters");
+        return NULL;
+    }
+    if (!p12_mac_info_parse(&w->mac, &w->mac_info, error))
+        return NULL;
+
+    g_autoptr(GArray) requests = g_array_new(FALSE, TRUE, sizeof(P12PbeRequest));
+    if (options->profile == CABACK_P12_MODERN) {
+        static const guint8 zero_iv[16];
+        SECItem iv = {siBuffer, (unsigned char *)zero_iv, sizeof(zero_iv)};
+        if (!random_item(w->arena, &w->pbes2_salt, P12_SALT_LEN) ||
+            (w->pbes2_template = pbes2_algid(w, &iv)) == NULL) {
+            caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot make the PBES2 parameters");
+            return NULL;
+        }
+        if (!p12_pbe_info_parse(w->pbes2_template, &w->pbes2_info, error))
+            return NULL;
+        P12PbeRequest r = {w->pw_utf8, w->pbes2_template, &w->pbes2_info};
+        g_array_append_val(requests, r);
+    }
+
+    /* The two slow derivations, PBES2 and MAC, side by side on two processors. */
+    p12_pbe_prefetch(w->cache, requests, derive_mac_also, w);
+    if (w->mac_key == NULL) {
+        caback_error_set_nss_code(error, CABACK_ERROR_FAILED, w->mac_error,
+                                  "NSS cannot derive the MAC key (%s)", w->mac_info.description);
+        return NULL;
+    }
+    return g_steal_pointer(&w);
+}
+
+void caback_p12_writer_free(CabackP12Writer *writer)
+{
+    if (writer == NULL)
+        return;
+    if (writer->mac_key != NULL)
+        PK11_FreeSymKey(writer->mac_key);
+    p12_key_cache_free(writer->cache);
+    p12_pbe_info_clear(&writer->pbes2_info);
+    p12_mac_info_clear(&writer->mac_info);
+    p12_passwords_free(writer->passwords);
+    if (writer->key_bags != NULL)
+        g_ptr_array_unref(writer->key_bags);
+    if (writer->cert_bags != NULL)
+        g_ptr_array_unref(writer->cert_bags);
+    if (writer->arena != NULL)
+        PORT_FreeArena(writer->arena, PR_TRUE);
+    g_free(writer);
+}
+
+static SECItem *bmp_value(PLArenaPool *arena, const char *text)
+{
+    g_autoptr(GByteArray) bmp = p12_utf8_to_bmp(text, strlen(text), FALSE);
+    if (bmp == NULL)
+        return NULL;
+    SECItem item = {siBMPString, bmp->data, bmp->len};
+    return SEC_ASN1EncodeItem(arena, NULL, &item, SEC_BMPStringTemplate);
+}
+
+static SECItem **bag_attributes(PLArenaPool *arena, const char *friendly_name,
+                                const SECItem *local_key_id, const char *trust_flags,
+                                GError **error)
+{
+    SECItem **attrs = PORT_ArenaZNewArray(arena, SECItem *, 4);
+    int n = 0;
+
+    if (attrs == NULL)
+        goto nomem;
+    if (friendly_name != NULL && *friendly_name != '\0') {
+        SECItem *value = bmp_value(arena, friendly_name);
+        if (value == NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "the friendly name \"%s\" is not valid UTF-8", friendly_name);
+            return NULL;
+        }
+        SECOidData *oid = SECOID_FindOIDByTag(SEC_OID_PKCS9_FRIENDLY_NAME);
+        if ((attrs[n++] = p12_encode_attribute(arena, &oid->oid, value)) == NULL)
+            goto nomem;
+    }
+    if (local_key_id != NULL && local_key_id->len > 0) {
+        SECItem *value = p12_encode_octet_string(arena, local_key_id);
+        SECOidData *oid = SECOID_FindOIDByTag(SEC_OID_PKCS9_LOCAL_KEY_ID);
+        if (value == NULL || (attrs[n++] = p12_encode_attribute(arena, &oid->oid, value)) == NULL)
+            goto nomem;
+    }
+    if (trust_flags != NULL && *trust_flags != '\0') {
+        /* Dogtag/JSS (PKCS12Util.createCertBagAttrs) write the NSS trust string as a BMPString
+         * in the attribute 2.16.840.1.113730.5.1.1.1 and read it back the same way. */
+        SECItem *value = bmp_value(arena, trust_flags);
+        if (value == NULL ||
+            (attrs[n++] = p12_encode_attribute(arena, &p12_oid_trust_flags, value)) == NULL)
+            goto nomem;
+    }
+    if (n == 0)
+        return NULL;
+    p12_der_sort_set(attrs);
+    return attrs;
+
+nomem:
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED, "cannot encode the bag attributes");
+    return NULL;
+}
+
+static SECItem *encode_bag(PLArenaPool *arena, SECOidTag type, const SECItem *value,
+                           SECItem **attrs)
+{
+    P12SafeBagOut bag;
+    memset(&bag, 0, sizeof(bag));
+    if (!p12_oid_set(arena, &bag.bag_id, type))
+        return NULL;
+    bag.value = *value;
+    bag.attributes = attrs;
+    return SEC_ASN1EncodeItem(arena, NULL, &bag, p12_safe_bag_out_template);
+}
+
+static gboolean check_writable(CabackP12Writer *writer, GError **error)
+{
+    if (writer == NULL || writer->finished) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "internal error: the PKCS#12 writer was already finished");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean caback_p12_writer_add_key(CabackP12Writer *writer, SECKEYPrivateKey *key,
+                                   const char *friendly_name, const SECItem *local_key_id,
+                                   void *wincx, GError **error)
+{
+    if (!check_writable(writer, error))
+        return FALSE;
+    const char *who = friendly_name != NULL ? friendly_name : "(no name)";
+    const char *token = key->pkcs11Slot != NULL ? PK11_GetTokenName(key->pkcs11Slot) : "?";
+
+    /* A key marked not extractable cannot be wrapped by any means: say so plainly. */
+    SECItem attr = {siBuffer, NULL, 0};
+    if (PK11_ReadRawAttribute(PK11_TypePrivKey, key, CKA_EXTRACTABLE, &attr) == SECSuccess) {
+        gboolean extractable = attr.len >= 1 && attr.data[0] != 0;
+        SECITEM_FreeItem(&attr, PR_FALSE);
+        if (!extractable) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_EXPORTABLE,
+                        "the private key of \"%s\" cannot leave token \"%s\": it is marked not "
+                        "extractable (CKA_EXTRACTABLE false), so no PKCS#12 file can hold it; "
+                        "back up the token itself with its vendor's tools",
+                        who, token);
+            return FALSE;
+        }
+    }
+
+    SECAlgorithmID *alg = NULL;
+    CK_MECHANISM_TYPE mech;
+    g_autoptr(SECItem) param = NULL;
+    g_autoptr(PK11SymKey) wrap_key = next_cipher(writer, &alg, &mech, &param, error);
+    if (wrap_key == NULL)
+        return FALSE;
+
+    /* The token encrypts the key (C_WrapKey): its clear form never reaches caback's memory. */
+    SECItem wrapped = {siBuffer, NULL, 0};
+    if (SECITEM_AllocItem(writer->arena, &wrapped, P12_WRAP_BUFFER) == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED, "out of memory");
+        return FALSE;
+    }
+    if (PK11_WrapPrivKey(key->pkcs11Slot, wrap_key, key, mech, param, &wrapped, wincx) !=
+            SECSuccess ||
+        wrapped.len == 0) {
+        caback_error_set_nss(error, CABACK_ERROR_NOT_EXPORTABLE,
+                             "token \"%s\" will not export (wrap) the private key of \"%s\"", token,
+                             who);
+        return FALSE;
+    }
+
+    P12EncryptedPrivateKeyInfo epki = {*alg, wrapped};
+    SECItem *epki_der = SEC_ASN1EncodeItem(writer->arena, NULL, &epki, p12_epki_template);
+    GError *attr_error = NULL;
+    SECItem **attrs = bag_attributes(writer->arena, friendly_name, local_key_id, NULL, &attr_error);
+    if (attr_error != NULL) {
+        g_propagate_error(error, attr_error);
+        return FALSE;
+    }
+    SECItem *bag = epki_der != NULL
+                       ? encode_bag(writer->arena, SEC_OID_PKCS12_V1_PKCS8_SHROUDED_KEY_BAG_ID,
+                                    epki_der, attrs)
+                       : NULL;
+    if (bag == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot encode the key bag of \"%s\"",
+                             who);
+        return FALSE;
+    }
+    g_ptr_array_add(writer->key_bags, bag);
+    return TRUE;
+}
+
+gboolean caback_p12_writer_add_cert(CabackP12Writer *writer, CERTCertificate *cert,
+                                    const char *friendly_name, const SECItem *local_key_id,
+                                    const char *trust_flags, GError **error)
+{
+    if (!check_writable(writer, error))
+        return FALSE;
+    if (cert == NULL || cert->derCert.len == 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "internal error: no certificate to add");
+        return FALSE;
+    }
+    const char *who = friendly_name != NULL ? friendly_name : cert->subjectName;
+
+    P12TypedValue cert_bag;
+    memset(&cert_bag, 0, sizeof(cert_bag));
+    SECItem *octets = p12_encode_octet_string(writer->arena, &cert->derCert);
+    if (octets == NULL || !p12_oid_set(writer->arena, &cert_bag.type_id, SEC_OID_PKCS9_X509_CERT)) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot encode certificate \"%s\"", who);
+        return FALSE;
+    }
+    cert_bag.value = *octets;
+    SECItem *value = SEC_ASN1EncodeItem(writer->arena, NULL, &cert_bag, p12_typed_value_template);
+    GError *attr_error = NULL;
+    SECItem **attrs =
+        bag_attributes(writer->arena, friendly_name, local_key_id, trust_flags, &attr_error);
+    if (attr_error != NULL) {
+        g_propagate_error(error, attr_error);
+        return FALSE;
+    }
+    SECItem *bag = value != NULL
+                       ? encode_bag(writer->arena, SEC_OID_PKCS12_V1_CERT_BAG_ID, value, attrs)
+                       : NULL;
+    if (bag == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot encode the bag of \"%s\"", who);
+        return FALSE;
+    }
+    g_ptr_array_add(writer->cert_bags, bag);
+    return TRUE;
+}
+
+/* SEQUENCE OF the encodings in @items. */
+static SECItem *encode_sequence(PLArenaPool *arena, GPtrArray *items)
+{
+    SECItem **array = PORT_ArenaZNewArray(arena, SECItem *, items->len + 1);
+    if (array == NULL)
+        return NULL;
+    for (guint i = 0; i < items->len; i++)
+        array[i] = items->pdata[i];
+    return SEC_ASN1EncodeItem(arena, NULL, &array, p12_sequence_of_any_template);
+}
+
+static SECItem *encrypted_safe(CabackP12Writer *w, SECItem *safe, GError **error)
+{
+    SECAlgorithmID *alg = NULL;
+    CK_MECHANISM_TYPE mech;
+    g_autoptr(SECItem) param = NULL;
+    g_autoptr(PK11SymKey) key = next_cipher(w, &alg, &mech, &param, error);
+    if (key == NULL)
+        return NULL;
+    SECItem *encrypted = p12_encrypt(w->arena, key, mech, param, safe);
+    if (encrypted == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot encrypt the certificate safe");
+        return NULL;
+    }
+    P12EncryptedData ed;
+    memset(&ed, 0, sizeof(ed));
+    if (!p12_uint_set(w->arena, &ed.version, 0) ||
+        !p12_oid_set(w->arena, &ed.info.content_type, SEC_OID_PKCS7_DATA))
+        return NULL;
+    ed.info.algorithm = *alg;
+    ed.info.encrypted = *encrypted;
+    SECItem *der = SEC_ASN1EncodeItem(w->arena, NULL, &ed, p12_encrypted_data_template);
+    if (der == NULL)
+        return NULL;
+    return p12_encode_content_info(w->arena, SEC_OID_PKCS7_ENCRYPTED_DATA, der);
+}
+
+GBytes *caback_p12_writer_finish(CabackP12Writer *writer, GError **error)
+{
+    if (!check_writable(writer, error))
+        return NULL;
+    writer->finished = TRUE;
+    PLArenaPool *arena = writer->arena;
+    g_autoptr(GPtrArray) contents = g_ptr_array_new();
+
+    /* Certificates first, in one encrypted safe (as OpenSSL orders them); then the key bags in
+     * a plain safe, each bag being encrypted on its own. */
+    if (writer->cert_bags->len > 0) {
+        SECItem *safe = encode_sequence(arena, writer->cert_bags);
+        SECItem *ci = safe != NULL ? encrypted_safe(writer, safe, error) : NULL;
+        if (ci == NULL) {
+            if (error != NULL && *error == NULL)
+                caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                                     "cannot encode the certificate safe");
+            return NULL;
+        }
+        g_ptr_array_add(contents, ci);
+    }
+    if (writer->key_bags->len > 0) {
+        SECItem *safe = encode_sequence(arena, writer->key_bags);
+        SECItem *octets = safe != NULL ? p12_encode_octet_string(arena, safe) : NULL;
+        SECItem *ci =
+            octets != NULL ? p12_encode_content_info(arena, SEC_OID_PKCS7_DATA, octets) : NULL;
+        if (ci == NULL) {
+            caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot encode the key safe");
+            return NULL;
+        }
+        g_ptr_array_add(contents, ci);
+    }
+
+    SECItem *auth_safe = encode_sequence(arena, contents);
+    SECItem *auth_octets = auth_safe != NULL ? p12_encode_octet_string(arena, auth_safe) : NULL;
+    SECItem *auth_ci = auth_octets != NULL
+                           ? p12_encode_content_info(arena, SEC_OID_PKCS7_DATA, auth_octets)
+                           : NULL;
+    if (auth_ci == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot encode the authenticated safe");
+        return NULL;
+    }
+
+    /* The MAC covers the contents of the authSafe OCTET STRING. */
+    guint8 digest[64];
+    unsigned int digest_len = 0;
+    if (!p12_hmac(writer->mac_key, writer->mac_hmac, auth_safe, digest, &digest_len) ||
+        digest_len != writer->mac.mac.digest.len) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute the MAC");
+        return NULL;
+    }
+    memcpy(writer->mac.mac.digest.data, digest, digest_len);
+    SECItem *mac_der = SEC_ASN1EncodeItem(arena, NULL, &writer->mac, p12_mac_data_template);
+
+    P12PfxOut pfx;
+    memset(&pfx, 0, sizeof(pfx));
+    SECItem *der = NULL;
+    if (mac_der != NULL && p12_uint_set(arena, &pfx.version, 3)) {
+        pfx.auth_safe = *auth_ci;
+        pfx.mac_data = *mac_der;
+        der = SEC_ASN1EncodeItem(arena, NULL, &pfx, p12_pfx_out_template);
+    }
+    if (der == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot encode the PKCS#12 file");
+        return NULL;
+    }
+    return g_bytes_new(der->data, der->len);
+}

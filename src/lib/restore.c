@@ -1,0 +1,1462 @@
+/* caback restore / list: the facts of a PKCS#12 file, the restore plan against an NSS database,
+ * and the import with all-or-nothing undo. Every NSS reference taken here is released before
+ * returning, so that caback_db_close shuts NSS down cleanly. */
+#include "config.h"
+
+#include <caback/error.h>
+#include <caback/keys.h>
+#include <caback/nss-util.h>
+#include <caback/restore.h>
+
+#include <certdb.h>
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <secerr.h>
+#include <string.h>
+
+/* NSS's certificate decoder, exported under this name only (cert.h declares the name without
+ * underscores, which the library maps to this one internally). Unlike CERT_NewTempCertificate it
+ * leaves NSS's certificate cache alone, so a certificate of the file that clashes with one of the
+ * database (same issuer and serial number, different certificate) can still be read and shown. */
+extern CERTCertificate *__CERT_DecodeDERCertificate(SECItem *derSignedCert, PRBool copyDER,
+                                                    char *nickname);
+
+/* ---- small helpers ---- */
+
+static char *hex_bytes(const guint8 *data, gsize len, const char *separator, gboolean upper)
+{
+    GString *s = g_string_sized_new(3 * len + 1);
+
+    for (gsize i = 0; i < len; i++) {
+        if (i > 0 && separator != NULL)
+            g_string_append(s, separator);
+        g_string_append_printf(s, upper ? "%02X" : "%02x", data[i]);
+    }
+    return g_string_free(s, FALSE);
+}
+
+/* The decimal form of an unsigned big-endian integer (serial numbers have up to 20 bytes). */
+static char *decimal_of(const guint8 *data, gsize len)
+{
+    g_autofree guint8 *n = g_memdup2(data, len);
+    GString *digits = g_string_new(NULL);
+    gboolean zero;
+
+    do {
+        guint rem = 0;
+        zero = TRUE;
+        for (gsize i = 0; i < len; i++) {
+            guint v = (rem << 8) | n[i];
+            n[i] = (guint8)(v / 10);
+            rem = v % 10;
+            if (n[i] != 0)
+                zero = FALSE;
+        }
+        g_string_prepend_c(digits, (char)('0' + rem));
+    } while (!zero);
+    return g_string_free(digits, FALSE);
+}
+
+static GDateTime *datetime_of(PRTime t)
+{
+    return g_date_time_new_from_unix_utc(t / PR_USEC_PER_SEC);
+}
+
+/* NSS prints certificates of the internal token as "NSS Certificate DB:nick" in some paths;
+ * certutil -n and CS.cfg take the bare nickname there. */
+static char *usable_nickname(PK11SlotInfo *slot, const char *nickname)
+{
+    if (nickname == NULL)
+        return NULL;
+    if (slot != NULL && PK11_IsInternalKeySlot(slot)) {
+        const char *token = PK11_GetTokenName(slot);
+        gsize n = strlen(token);
+        if (strncmp(nickname, token, n) == 0 && nickname[n] == ':')
+            return g_strdup(nickname + n + 1);
+    }
+    return g_strdup(nickname);
+}
+
+/* The name NSS looks a nickname up by on @slot: bare on the internal token, "TOKEN:nick"
+ * elsewhere. */
+static char *lookup_name(PK11SlotInfo *slot, const char *nickname)
+{
+    if (PK11_IsInternalKeySlot(slot))
+        return g_strdup(nickname);
+    return g_strdup_printf("%s:%s", PK11_GetTokenName(slot), nickname);
+}
+
+/* The value NSS derives a key's CKA_ID from (see PK11_MakeIDFromPubKey and its users). */
+static GBytes *public_value_of(const SECKEYPublicKey *pub)
+{
+    const SECItem *item = NULL;
+
+    switch (pub->keyType) {
+    case rsaKey:
+    case rsaPssKey:
+    case rsaOaepKey:
+        item = &pub->u.rsa.modulus;
+        break;
+    case dsaKey:
+        item = &pub->u.dsa.publicValue;
+        break;
+    case dhKey:
+        item = &pub->u.dh.publicValue;
+        break;
+    case ecKey:
+        item = &pub->u.ec.publicValue;
+        break;
+    default:
+        return NULL;
+    }
+    if (item->data == NULL || item->len == 0)
+        return NULL;
+    return g_bytes_new(item->data, item->len);
+}
+
+static gboolean id_of_public_value(GBytes *value, CabackKeyId *id)
+{
+    gsize len;
+    const guint8 *data = g_bytes_get_data(value, &len);
+    SECItem item = {siBuffer, (unsigned char *)data, (unsigned int)len};
+    g_autoptr(SECItem) hash = PK11_MakeIDFromPubKey(&item);
+
+    return hash != NULL && caback_keyid_from_bytes(hash->data, hash->len, id, NULL);
+}
+
+/* " (\"name\")" after a bag number in messages, or "" when the bag has no friendlyName. */
+static char *bag_label(const CabackP12Attributes *attrs)
+{
+    if (attrs->friendly_name == NULL)
+        return g_strdup("");
+    return g_strdup_printf(" (\"%s\")", attrs->friendly_name);
+}
+
+/* Sign a random value with @priv and verify it with @pub: TRUE when they are one key pair.
+ * FALSE with @error set when the check could not be made at all. */
+static gboolean pair_check(SECKEYPrivateKey *priv, SECKEYPublicKey *pub, gboolean *pairs,
+                           void *wincx, GError **error)
+{
+    guint8 value[32];
+    /* DSA signs a digest of the size of its subgroup; 20 bytes suits every DSA key. */
+    unsigned int value_len = priv->keyType == dsaKey ? 20 : 32;
+
+    *pairs = FALSE;
+    if (PK11_GenerateRandom(value, sizeof value) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot make a random test value");
+        return FALSE;
+    }
+    int sig_len = PK11_SignatureLen(priv);
+    if (sig_len <= 0) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                             "cannot use the %s key for a signature test",
+                             caback_keys_type_name(priv->keyType));
+        return FALSE;
+    }
+    g_autofree guint8 *sig_data = g_malloc0(sig_len);
+    SECItem digest = {siBuffer, value, value_len};
+    SECItem sig = {siBuffer, sig_data, (unsigned int)sig_len};
+    if (PK11_Sign(priv, &sig, &digest) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "test signature with the %s key failed",
+                             caback_keys_type_name(priv->keyType));
+        return FALSE;
+    }
+    *pairs = PK11_Verify(pub, &sig, &digest, wincx) == SECSuccess;
+    return TRUE;
+}
+
+/* ---- plan lifetime ---- */
+
+static void replaced_free(CabackRestoreReplaced *r)
+{
+    g_free(r->nickname);
+    g_free(r->subject);
+    g_free(r->serial_hex);
+    g_bytes_unref(r->der);
+    g_free(r->trust);
+    g_free(r->key_nss_id);
+    g_free(r->key_dogtag_id);
+    g_free(r);
+}
+
+static void cert_free(CabackRestoreCert *c)
+{
+    if (c->cert != NULL)
+        CERT_DestroyCertificate(c->cert);
+    g_free(c->subject);
+    g_free(c->issuer);
+    g_free(c->serial_hex);
+    g_free(c->serial_decimal);
+    g_clear_pointer(&c->not_before, g_date_time_unref);
+    g_clear_pointer(&c->not_after, g_date_time_unref);
+    g_free(c->sha256);
+    g_clear_pointer(&c->public_value, g_bytes_unref);
+    g_free(c->nickname);
+    g_free(c->nickname_source);
+    g_free(c->trust);
+    g_free(c->trust_source);
+    g_free(c->note);
+    g_clear_pointer(&c->replaced, g_ptr_array_unref);
+    g_free(c->old_trust);
+    g_free(c);
+}
+
+static void key_free(CabackRestoreKey *k)
+{
+    g_free(k->pairing);
+    g_clear_pointer(&k->public_value, g_bytes_unref);
+    g_free(k->nss_id);
+    g_free(k->dogtag_id);
+    g_free(k->problem);
+    g_free(k->nickname);
+    g_free(k->note);
+    g_free(k);
+}
+
+void caback_restore_plan_free(CabackRestorePlan *plan)
+{
+    if (plan == NULL)
+        return;
+    g_free(plan->path);
+    g_ptr_array_unref(plan->certs);
+    g_ptr_array_unref(plan->keys);
+    g_ptr_array_unref(plan->crls);
+    g_ptr_array_unref(plan->notes);
+    g_free(plan);
+}
+
+static void plan_note(CabackRestorePlan *plan, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static void plan_note(CabackRestorePlan *plan, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_ptr_array_add(plan->notes, g_strdup_vprintf(format, args));
+    va_end(args);
+}
+
+/* ---- inspect ---- */
+
+static gboolean describe_cert(CabackRestorePlan *plan, CabackRestoreCert *c, GError **error)
+{
+    gsize len;
+    const guint8 *der = g_bytes_get_data(c->bag->der, &len);
+    SECItem item = {siBuffer, (unsigned char *)der, (unsigned int)len};
+    g_autofree char *label = bag_label(&c->bag->attrs);
+
+    c->cert = __CERT_DecodeDERCertificate(&item, PR_TRUE, NULL);
+    if (c->cert == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_PKCS12,
+                             "%s: certificate %u%s is not a valid X.509 certificate; the file "
+                             "is damaged or was not written by a PKCS#12 tool",
+                             plan->path, c->index + 1, label);
+        return FALSE;
+    }
+    CERTCertificate *cert = c->cert;
+    c->subject = g_strdup(cert->subjectName != NULL ? cert->subjectName : "");
+    c->issuer = g_strdup(cert->issuerName != NULL ? cert->issuerName : "");
+
+    /* Serial: drop the sign byte(s) DER adds, as openssl and certutil print it. */
+    const guint8 *s = cert->serialNumber.data;
+    gsize slen = cert->serialNumber.len;
+    while (slen > 1 && s[0] == 0) {
+        s++;
+        slen--;
+    }
+    c->serial_hex = hex_bytes(s, slen, NULL, TRUE);
+    c->serial_decimal = decimal_of(s, slen);
+
+    PRTime nb, na;
+    if (CERT_GetCertTimes(cert, &nb, &na) == SECSuccess) {
+        c->not_before = datetime_of(nb);
+        c->not_after = datetime_of(na);
+    }
+    guint8 digest[32];
+    if (PK11_HashBuf(SEC_OID_SHA256, digest, der, (PRInt32)len) == SECSuccess)
+        c->sha256 = hex_bytes(digest, sizeof digest, ":", TRUE);
+
+    c->self_signed = SECITEM_ItemsAreEqual(&cert->derSubject, &cert->derIssuer);
+    CERTBasicConstraints bc;
+    SECItem bc_ext = {siBuffer, NULL, 0};
+    if (CERT_FindCertExtension(cert, SEC_OID_X509_BASIC_CONSTRAINTS, &bc_ext) == SECSuccess) {
+        c->is_ca = CERT_DecodeBasicConstraintValue(&bc, &bc_ext) == SECSuccess && bc.isCA;
+        SECITEM_FreeItem(&bc_ext, PR_FALSE);
+    } else
+        /* Version 1 roots have no extensions at all; a self-signed one is a CA. */
+        c->is_ca = c->self_signed && cert->version.len == 0;
+
+    SECItem ku = {siBuffer, NULL, 0};
+    gboolean has_ku = CERT_FindKeyUsageExtension(cert, &ku) == SECSuccess;
+    guint8 ku_bits = has_ku && ku.len > 0 ? ku.data[0] : 0;
+    SECITEM_FreeItem(&ku, PR_FALSE);
+    SECItem eku = {siBuffer, NULL, 0};
+    gboolean has_eku = CERT_FindCertExtension(cert, SEC_OID_X509_EXT_KEY_USAGE, &eku) ==
+                       SECSuccess;
+    SECITEM_FreeItem(&eku, PR_FALSE);
+    c->audit_signing = caback_restore_is_audit_signing(c->bag->attrs.friendly_name, c->is_ca,
+                                                       has_ku, ku_bits, has_eku);
+
+    g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(cert);
+    if (pub != NULL)
+        c->public_value = public_value_of(pub);
+    if (c->public_value != NULL)
+        c->id_known = id_of_public_value(c->public_value, &c->id);
+    return TRUE;
+}
+
+/* Decrypt @k into a session object of NSS's internal slot: only to learn its public half. The
+ * CKA_ID it gets there does not matter (the object dies with the reference). */
+static SECKEYPrivateKey *probe_key(CabackRestorePlan *plan, CabackRestoreKey *k, GError **error)
+{
+    static const guint8 probe_id[] = "caback probe";
+    SECItem value = {siBuffer, (unsigned char *)probe_id, sizeof probe_id - 1};
+    g_autoptr(PK11SlotInfo) slot = PK11_GetInternalSlot();
+
+    return caback_p12_key_import(plan->file, k->bag, slot, NULL, &value, FALSE, FALSE, NULL,
+                                 error);
+}
+
+static void pair(CabackRestorePlan *plan, CabackRestoreKey *k, CabackRestoreCert *c,
+                 const char *how)
+{
+    (void)plan;
+    k->cert_index = (gint)c->index;
+    c->key_index = (gint)k->index;
+    k->pairing = g_strdup(how);
+}
+
+static gboolean same_bytes(GBytes *a, GBytes *b)
+{
+    return a != NULL && b != NULL && g_bytes_equal(a, b);
+}
+
+/* Pair key bags with certificate bags: by localKeyID (what every writer sets), then by
+ * friendlyName, then for what is left by the key itself (its public value, or a signature its
+ * certificate's public key verifies). */
+static gboolean pair_bags(CabackRestorePlan *plan, GError **error)
+{
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        for (guint j = 0; k->cert_index < 0 && j < plan->certs->len; j++) {
+            CabackRestoreCert *c = plan->certs->pdata[j];
+            if (c->key_index < 0 && same_bytes(k->bag->attrs.local_key_id,
+                                               c->bag->attrs.local_key_id))
+                pair(plan, k, c, "localKeyID");
+        }
+    }
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        for (guint j = 0; k->cert_index < 0 && j < plan->certs->len; j++) {
+            CabackRestoreCert *c = plan->certs->pdata[j];
+            if (c->key_index < 0 && k->bag->attrs.friendly_name != NULL &&
+                c->bag->attrs.local_key_id == NULL &&
+                g_strcmp0(k->bag->attrs.friendly_name, c->bag->attrs.friendly_name) == 0)
+                pair(plan, k, c, "friendlyName");
+        }
+    }
+
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->cert_index >= 0) {
+            CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
+            if (c->public_value != NULL)
+                k->public_value = g_bytes_ref(c->public_value);
+            continue;
+        }
+        if (k->type == nullKey)
+            continue;
+        g_autoptr(GError) local = NULL;
+        g_autoptr(SECKEYPrivateKey) probe = probe_key(plan, k, &local);
+        if (probe == NULL) {
+            if (g_error_matches(local, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD)) {
+                g_propagate_error(error, g_steal_pointer(&local));
+                return FALSE;
+            }
+            k->problem = g_strdup_printf("cannot be decrypted to find its public key: %s",
+                                         local->message);
+            continue;
+        }
+        g_autoptr(SECKEYPublicKey) pub = SECKEY_ConvertToPublicKey(probe);
+        if (pub != NULL)
+            k->public_value = public_value_of(pub);
+        for (guint j = 0; k->cert_index < 0 && j < plan->certs->len; j++) {
+            CabackRestoreCert *c = plan->certs->pdata[j];
+            if (c->key_index >= 0)
+                continue;
+            if (k->public_value != NULL && c->public_value != NULL) {
+                if (g_bytes_equal(k->public_value, c->public_value))
+                    pair(plan, k, c, "public key");
+                continue;
+            }
+            g_autoptr(SECKEYPublicKey) cpub = CERT_ExtractPublicKey(c->cert);
+            gboolean pairs = FALSE;
+            if (cpub != NULL && cpub->keyType == probe->keyType &&
+                pair_check(probe, cpub, &pairs, NULL, NULL) && pairs)
+                pair(plan, k, c, "public key");
+        }
+        if (k->cert_index >= 0) {
+            CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
+            if (c->public_value != NULL) {
+                g_clear_pointer(&k->public_value, g_bytes_unref);
+                k->public_value = g_bytes_ref(c->public_value);
+            }
+        }
+    }
+    return TRUE;
+}
+
+CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path, GError **error)
+{
+    g_autoptr(CabackRestorePlan) plan = g_new0(CabackRestorePlan, 1);
+    plan->file = file;
+    plan->path = g_strdup(path);
+    plan->certs = g_ptr_array_new_with_free_func((GDestroyNotify)cert_free);
+    plan->keys = g_ptr_array_new_with_free_func((GDestroyNotify)key_free);
+    plan->crls = g_ptr_array_ref(caback_p12_file_crls(file));
+    plan->notes = g_ptr_array_new_with_free_func(g_free);
+
+    GPtrArray *certs = caback_p12_file_certs(file);
+    for (guint i = 0; i < certs->len; i++) {
+        CabackRestoreCert *c = g_new0(CabackRestoreCert, 1);
+        c->index = i;
+        c->bag = certs->pdata[i];
+        c->key_index = -1;
+        g_ptr_array_add(plan->certs, c);
+        if (!describe_cert(plan, c, error))
+            return NULL;
+    }
+
+    g_autoptr(PK11SlotInfo) slot = PK11_GetInternalSlot();
+    GPtrArray *keys = caback_p12_file_keys(file);
+    for (guint i = 0; i < keys->len; i++) {
+        CabackRestoreKey *k = g_new0(CabackRestoreKey, 1);
+        k->index = i;
+        k->bag = keys->pdata[i];
+        k->cert_index = -1;
+        g_ptr_array_add(plan->keys, k);
+
+        g_autoptr(GError) local = NULL;
+        if (!caback_p12_key_describe(file, k->bag, slot, &k->type, &k->bits, &local)) {
+            g_autofree char *label = bag_label(&k->bag->attrs);
+            g_propagate_prefixed_error(error, g_steal_pointer(&local), "%s: key %u%s: ", path,
+                                       i + 1, label);
+            return NULL;
+        }
+        k->type_name = caback_keys_type_name(k->type);
+        if (k->type == nullKey)
+            k->problem = g_strdup_printf(
+                "its algorithm (OID %s) is not one NSS can import",
+                k->bag->algorithm_oid != NULL ? k->bag->algorithm_oid : "unknown");
+    }
+
+    if (!pair_bags(plan, error))
+        return NULL;
+
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->public_value != NULL)
+            k->id_known = id_of_public_value(k->public_value, &k->id);
+        if (k->id_known) {
+            k->nss_id = caback_keyid_to_nss(&k->id);
+            k->dogtag_id = caback_keyid_to_dogtag(&k->id);
+        } else if (k->problem == NULL) {
+            k->problem = g_strdup("its public key (and so its NSS key ID) cannot be determined "
+                                  "without its certificate");
+        }
+    }
+    return g_steal_pointer(&plan);
+}
+
+/* Read @path into memory (any kind of file, a pipe too). */
+static GBytes *read_whole_file(const char *path, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    char *data = NULL;
+    gsize len = 0;
+
+    if (!g_file_get_contents(path, &data, &len, &local)) {
+        g_set_error(error, CABACK_ERROR,
+                    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
+                        ? CABACK_ERROR_NOT_FOUND
+                        : CABACK_ERROR_IO,
+                    "cannot read PKCS#12 file %s: %s", path, local->message);
+        return NULL;
+    }
+    return g_bytes_new_take(data, len);
+}
+
+static CabackRestorePlan *read_with(GBytes *data, const char *path, const CabackSecret *password,
+                                    CabackP12File **file, GError **error)
+{
+    gsize len;
+    const guint8 *bytes = g_bytes_get_data(data, &len);
+
+    g_autoptr(CabackP12File) f = caback_p12_read(bytes, len, password, path, error);
+    if (f == NULL)
+        return NULL;
+    CabackRestorePlan *plan = caback_restore_inspect(f, path, error);
+    if (plan == NULL)
+        return NULL;
+    *file = g_steal_pointer(&f);
+    return plan;
+}
+
+CabackRestorePlan *caback_restore_read(const char *path, const CabackSecret *given,
+                                       const CabackPasswordSource *source, CabackP12File **file,
+                                       GError **error)
+{
+    g_autoptr(GBytes) data = read_whole_file(path, error);
+    if (data == NULL)
+        return NULL;
+
+    g_autofree char *what = g_strdup_printf("password of PKCS#12 file %s", path);
+    if (given != NULL)
+        return read_with(data, path, given, file, error);
+    if (source != NULL && (source->file != NULL || source->env_var != NULL)) {
+        g_autoptr(CabackSecret) password = caback_password_read(source, NULL, what, FALSE, error);
+        if (password == NULL)
+            return NULL;
+        return read_with(data, path, password, file, error);
+    }
+
+    /* No password given: a file made without one opens without asking; any other is asked for
+     * once. */
+    g_autoptr(GError) local = NULL;
+    g_autoptr(CabackSecret) empty = caback_secret_new("", 0);
+    CabackRestorePlan *plan = read_with(data, path, empty, file, &local);
+    if (plan != NULL || !g_error_matches(local, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD)) {
+        if (local != NULL)
+            g_propagate_error(error, g_steal_pointer(&local));
+        return plan;
+    }
+    CabackPasswordSource prompt = {.file = NULL, .env_var = NULL, .no_prompt = FALSE};
+    g_autoptr(GError) asked = NULL;
+    g_autoptr(CabackSecret) password = caback_password_read(&prompt, NULL, what, FALSE, &asked);
+    if (password == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "%s is protected by a password (the empty one is not it); give it with -w "
+                    "FILE or --p12-password-env VAR (%s)",
+                    path, asked->message);
+        return NULL;
+    }
+    return read_with(data, path, password, file, error);
+}
+
+/* ---- plan ---- */
+
+/* One field of a trust string, in the order certutil -L prints the letters. */
+static void trust_field(GString *s, unsigned int flags)
+{
+    if ((flags & CERTDB_VALID_CA) && !(flags & (CERTDB_TRUSTED_CA | CERTDB_TRUSTED_CLIENT_CA)))
+        g_string_append_c(s, 'c');
+    if ((flags & CERTDB_TERMINAL_RECORD) && !(flags & CERTDB_TRUSTED))
+        g_string_append_c(s, 'p');
+    if (flags & CERTDB_TRUSTED_CA)
+        g_string_append_c(s, 'C');
+    if (flags & CERTDB_TRUSTED_CLIENT_CA)
+        g_string_append_c(s, 'T');
+    if (flags & CERTDB_TRUSTED)
+        g_string_append_c(s, 'P');
+    if (flags & CERTDB_USER)
+        g_string_append_c(s, 'u');
+    if (flags & CERTDB_SEND_WARN)
+        g_string_append_c(s, 'w');
+    if (flags & CERTDB_INVISIBLE_CA)
+        g_string_append_c(s, 'I');
+    if (flags & CERTDB_GOVT_APPROVED_CA)
+        g_string_append_c(s, 'G');
+}
+
+/* Trust flags as certutil -L prints them (NSS does not export its encoder). */
+static char *trust_string(const CERTCertTrust *trust)
+{
+    GString *s = g_string_new(NULL);
+
+    trust_field(s, trust->sslFlags);
+    g_string_append_c(s, ',');
+    trust_field(s, trust->emailFlags);
+    g_string_append_c(s, ',');
+    trust_field(s, trust->objectSigningFlags);
+    return g_string_free(s, FALSE);
+}
+
+/* @flags in the canonical order, or NULL when it is not a trust string. */
+static char *canonical_trust(const char *flags)
+{
+    CERTCertTrust trust;
+
+    if (flags == NULL || CERT_DecodeTrustString(&trust, flags) != SECSuccess)
+        return NULL;
+    return trust_string(&trust);
+}
+
+static char *trust_of(CERTCertificate *cert)
+{
+    CERTCertTrust trust;
+
+    if (CERT_GetCertTrust(cert, &trust) != SECSuccess)
+        return NULL;
+    return trust_string(&trust);
+}
+
+/* TRUE when a certificate with @nickname exists on the token of @db. */
+static gboolean nickname_taken(CabackDb *db, const char *nickname)
+{
+    g_autofree char *name = lookup_name(db->slot, nickname);
+    g_autoptr(CERTCertList) list = PK11_FindCertsFromNickname(name, db);
+
+    return list != NULL && !CERT_LIST_EMPTY(list);
+}
+
+static gboolean planned_elsewhere(CabackRestorePlan *plan, CabackRestoreCert *self,
+                                  const char *nickname, gboolean *same_subject)
+{
+    *same_subject = TRUE;
+    for (guint i = 0; i < plan->certs->len; i++) {
+        CabackRestoreCert *o = plan->certs->pdata[i];
+        if (o == self || o->nickname == NULL || g_strcmp0(o->nickname, nickname) != 0)
+            continue;
+        if (!SECITEM_ItemsAreEqual(&o->cert->derSubject, &self->cert->derSubject))
+            *same_subject = FALSE;
+        return TRUE;
+    }
+    return FALSE;
+}
+
+/* The nickname a certificate without friendlyName gets: its subject's CN (the whole subject
+ * when it has none), made unique among the database and the other certificates of the file. */
+static char *nickname_from_subject(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCert *c)
+{
+    char *cn = CERT_GetCommonName(&c->cert->subject);
+    g_autofree char *base = g_strdup(cn != NULL && *cn != '\0' ? cn : c->subject);
+    if (cn != NULL)
+        PORT_Free(cn);
+
+    for (guint n = 1;; n++) {
+        g_autofree char *candidate = n == 1 ? g_strdup(base) : g_strdup_printf("%s (%u)", base, n);
+        gboolean same_subject;
+        gboolean in_file = planned_elsewhere(plan, c, candidate, &same_subject);
+        if ((!in_file || same_subject) && (db == NULL || !nickname_taken(db, candidate)))
+            return g_steal_pointer(&candidate);
+    }
+}
+
+static void add_replaced(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCert *c,
+                         const char *nickname)
+{
+    (void)plan;
+    g_autofree char *name = lookup_name(db->slot, nickname);
+    g_autoptr(CERTCertList) list = PK11_FindCertsFromNickname(name, db);
+
+    c->replaced = g_ptr_array_new_with_free_func((GDestroyNotify)replaced_free);
+    for (CERTCertListNode *node = list != NULL ? CERT_LIST_HEAD(list) : NULL;
+         node != NULL && !CERT_LIST_END(node, list); node = CERT_LIST_NEXT(node)) {
+        CERTCertificate *old = node->cert;
+        CabackRestoreReplaced *r = g_new0(CabackRestoreReplaced, 1);
+        r->nickname = g_strdup(nickname);
+        r->subject = g_strdup(old->subjectName);
+        r->serial_hex = hex_bytes(old->serialNumber.data, old->serialNumber.len, NULL, TRUE);
+        r->der = g_bytes_new(old->derCert.data, old->derCert.len);
+        r->trust = trust_of(old);
+        g_autoptr(SECKEYPrivateKey) key = PK11_FindKeyByAnyCert(old, db);
+        if (key != NULL) {
+            r->has_key = TRUE;
+            g_autoptr(SECItem) id = PK11_GetLowLevelKeyIDForPrivateKey(key);
+            CabackKeyId kid;
+            if (id != NULL && caback_keyid_from_bytes(id->data, id->len, &kid, NULL)) {
+                r->key_nss_id = caback_keyid_to_nss(&kid);
+                r->key_dogtag_id = caback_keyid_to_dogtag(&kid);
+                r->key_kept_in_use = c->id_known && caback_keyid_equal(&kid, &c->id);
+            }
+        }
+        g_ptr_array_add(c->replaced, r);
+    }
+}
+
+/* TRUE when @a and @b set the same trust. The "u" flag is left out: NSS computes it from the
+ * presence of the private key (it is never stored), and may report it on some fields only. */
+static gboolean trust_equal(const char *a, const char *b)
+{
+    CERTCertTrust ta, tb;
+
+    if (CERT_DecodeTrustString(&ta, a != NULL ? a : ",,") != SECSuccess ||
+        CERT_DecodeTrustString(&tb, b != NULL ? b : ",,") != SECSuccess)
+        return FALSE;
+    return (ta.sslFlags & ~CERTDB_USER) == (tb.sslFlags & ~CERTDB_USER) &&
+           (ta.emailFlags & ~CERTDB_USER) == (tb.emailFlags & ~CERTDB_USER) &&
+           (ta.objectSigningFlags & ~CERTDB_USER) == (tb.objectSigningFlags & ~CERTDB_USER);
+}
+
+static void resolve_nickname_conflict(CabackRestorePlan *plan, CabackDb *db,
+                                      const CabackRestoreOptions *options, CabackRestoreCert *c)
+{
+    switch (options != NULL ? options->on_conflict : CABACK_RESTORE_ON_CONFLICT_STOP) {
+    case CABACK_RESTORE_ON_CONFLICT_STOP:
+        c->action = CABACK_RESTORE_CONFLICT;
+        c->note = g_strdup_printf("the database has a different certificate named \"%s\"; "
+                                  "use --replace to give the name to the restored one, or "
+                                  "--rename to restore it under another name",
+                                  c->nickname);
+        break;
+    case CABACK_RESTORE_ON_CONFLICT_REPLACE:
+        c->action = CABACK_RESTORE_REPLACE;
+        add_replaced(plan, db, c, c->nickname);
+        c->note = g_strdup_printf("takes the name \"%s\" from the certificate(s) the database "
+                                  "has under it; their private keys stay in the database",
+                                  c->nickname);
+        break;
+    case CABACK_RESTORE_ON_CONFLICT_RENAME: {
+        g_autofree char *old = g_steal_pointer(&c->nickname);
+        gboolean same_subject;
+        for (guint n = 1;; n++) {
+            g_autofree char *candidate = caback_restore_renamed(old, n);
+            if (!nickname_taken(db, candidate) &&
+                !planned_elsewhere(plan, c, candidate, &same_subject)) {
+                c->nickname = g_steal_pointer(&candidate);
+                break;
+            }
+        }
+        c->action = CABACK_RESTORE_RENAME;
+        c->note = g_strdup_printf("the database has a different certificate named \"%s\"; "
+                                  "restored as \"%s\"",
+                                  old, c->nickname);
+        break;
+    }
+    }
+}
+
+static void check_issuer_serial(CabackDb *db, CabackRestoreCert *c);
+
+/* The --trust flags given for a certificate named @friendly in the file or @nickname in the
+ * plan, or NULL. */
+static const char *trust_override(const CabackRestoreOptions *options, const char *friendly,
+                                  const char *nickname)
+{
+    const char *t = NULL;
+
+    if (options == NULL || options->trust == NULL)
+        return NULL;
+    if (friendly != NULL)
+        t = g_hash_table_lookup(options->trust, friendly);
+    if (t == NULL && nickname != NULL)
+        t = g_hash_table_lookup(options->trust, nickname);
+    return t;
+}
+
+static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestoreOptions *options,
+                      CabackRestoreCert *c)
+{
+    gsize len;
+    const guint8 *der = g_bytes_get_data(c->bag->der, &len);
+    SECItem item = {siBuffer, (unsigned char *)der, (unsigned int)len};
+    const char *friendly = c->bag->attrs.friendly_name;
+    gboolean has_key = c->key_index >= 0;
+    const char *explicit_trust = NULL, *explicit_source = NULL;
+
+    g_autoptr(CERTCertificate) existing =
+        db != NULL ? PK11_FindCertFromDERCertItem(db->slot, &item, db) : NULL;
+    if (existing != NULL) {
+        g_autofree char *have = usable_nickname(db->slot, existing->nickname);
+        c->nickname = g_strdup(have != NULL ? have : (friendly != NULL ? friendly : ""));
+        c->nickname_source = g_strdup("already in the database");
+    } else if (friendly != NULL && *friendly != '\0') {
+        gboolean same_subject;
+        if (planned_elsewhere(plan, c, friendly, &same_subject) && !same_subject) {
+            c->nickname = nickname_from_subject(plan, db, c);
+            c->nickname_source = g_strdup_printf(
+                "subject CN, made unique (another certificate of the file with a different "
+                "subject has friendlyName \"%s\")",
+                friendly);
+        } else {
+            c->nickname = g_strdup(friendly);
+            c->nickname_source = g_strdup("friendlyName");
+        }
+    } else {
+        c->nickname = nickname_from_subject(plan, db, c);
+        c->nickname_source = g_strdup("subject CN, made unique (no friendlyName)");
+    }
+
+    /* The flags the user or the file asks for, if any. */
+    explicit_trust = trust_override(options, friendly, c->nickname);
+    if (explicit_trust != NULL)
+        explicit_source = "--trust";
+    else if (c->bag->attrs.trust_flags != NULL) {
+        explicit_trust = c->bag->attrs.trust_flags;
+        explicit_source = "Dogtag trust attribute in the file";
+    }
+
+    if (existing != NULL) {
+        g_autofree char *old = trust_of(existing);
+        /* Default trust never overrides what the database has; explicit trust does. */
+        if (explicit_trust != NULL && !trust_equal(old, explicit_trust)) {
+            c->action = CABACK_RESTORE_TRUST;
+            c->old_trust = g_strdup(old != NULL ? old : ",,");
+            c->trust = canonical_trust(explicit_trust);
+            c->trust_source = g_strdup(explicit_source);
+            c->note = g_strdup_printf("already in the database; its trust changes from %s",
+                                      c->old_trust);
+        } else {
+            c->action = CABACK_RESTORE_SKIP;
+            c->trust = g_strdup(old);
+            c->trust_source = g_strdup("as in the database");
+            if (friendly != NULL && g_strcmp0(friendly, c->nickname) != 0)
+                c->note = g_strdup_printf("already in the database as \"%s\" (the file calls "
+                                          "it \"%s\"); left as it is",
+                                          c->nickname, friendly);
+            else
+                c->note = g_strdup("already in the database, identical");
+        }
+        return;
+    }
+
+    if (explicit_trust != NULL) {
+        c->trust = canonical_trust(explicit_trust);
+        c->trust_source = g_strdup(explicit_source);
+    } else {
+        const char *why;
+        c->trust = g_strdup(caback_restore_default_trust(c->is_ca, c->self_signed, has_key,
+                                                         c->audit_signing, &why));
+        c->trust_source = g_strdup(why);
+    }
+
+    c->action = CABACK_RESTORE_ADD;
+    if (db == NULL)
+        return;
+    if (nickname_taken(db, c->nickname))
+        resolve_nickname_conflict(plan, db, options, c);
+    check_issuer_serial(db, c);
+}
+
+/* NSS cannot hold two different certificates with the same issuer and serial number (a CA
+ * installed twice with the same name issues them): such a certificate of the database must be
+ * one --replace removes, otherwise restoring this one is a conflict. */
+static void check_issuer_serial(CabackDb *db, CabackRestoreCert *c)
+{
+    CERTIssuerAndSN isn = {.derIssuer = c->cert->derIssuer,
+                           .serialNumber = c->cert->serialNumber};
+    g_autoptr(CERTCertificate) clash = CERT_FindCertByIssuerAndSN(CERT_GetDefaultCertDB(), &isn);
+    gsize len;
+    const guint8 *der = g_bytes_get_data(c->bag->der, &len);
+
+    if (clash == NULL || (clash->derCert.len == len && memcmp(clash->derCert.data, der, len) == 0))
+        return;
+    for (guint i = 0; c->replaced != NULL && i < c->replaced->len; i++) {
+        CabackRestoreReplaced *r = c->replaced->pdata[i];
+        if (g_bytes_get_size(r->der) == clash->derCert.len &&
+            memcmp(g_bytes_get_data(r->der, NULL), clash->derCert.data, clash->derCert.len) == 0)
+            return;
+    }
+    if (c->action == CABACK_RESTORE_CONFLICT)
+        return; /* already refused, for its nickname */
+    g_autofree char *nick = usable_nickname(db->slot, clash->nickname);
+    c->action = CABACK_RESTORE_CONFLICT;
+    g_free(c->note);
+    c->note = g_strdup_printf(
+        "the database has a different certificate with the same issuer and serial number 0x%s "
+        "(nickname \"%s\"), and NSS cannot hold both; neither --rename nor --replace of "
+        "another nickname can solve that: remove that certificate first if it is not needed "
+        "(certutil -D -n \"%s\"; its key stays)",
+        c->serial_hex, nick != NULL ? nick : "(none)", nick != NULL ? nick : "NICKNAME");
+}
+
+static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, CabackRestoreKey *k,
+                         GError **error)
+{
+    CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
+    g_autofree char *label = bag_label(&k->bag->attrs);
+
+    if (c != NULL)
+        k->nickname = g_strdup(c->nickname);
+    else
+        k->nickname = g_strdup(k->bag->attrs.friendly_name);
+
+    if (k->problem != NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s: key %u%s cannot be restored: %s; nothing was changed", plan->path,
+                    k->index + 1, label, k->problem);
+        return FALSE;
+    }
+    if (db == NULL) {
+        k->action = CABACK_RESTORE_ADD;
+        return TRUE;
+    }
+
+    SECItem id = {siBuffer, k->id.bytes, CABACK_KEYID_LEN};
+    g_autoptr(SECKEYPrivateKey) existing = PK11_FindKeyByKeyID(db->slot, &id, db);
+    if (existing == NULL) {
+        k->action = CABACK_RESTORE_ADD;
+        return TRUE;
+    }
+
+    /* Same ID: the same key only if it has this key's public half. NSS-made IDs are the SHA-1
+     * of the public value, so a mismatch means a token that sets its own IDs. The public values
+     * are compared when the token shows the existing key's (RSA always does: cheap, and no
+     * private key operation); otherwise a test signature decides. */
+    gboolean pairs = FALSE;
+    g_autoptr(GError) local = NULL;
+    g_autoptr(SECKEYPublicKey) have = SECKEY_ConvertToPublicKey(existing);
+    g_autoptr(GBytes) value = have != NULL ? public_value_of(have) : NULL;
+    if (value != NULL && k->public_value != NULL) {
+        pairs = same_bytes(value, k->public_value);
+    } else if (c != NULL) {
+        g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(c->cert);
+        if (pub == NULL || !pair_check(existing, pub, &pairs, db, &local))
+            pairs = FALSE;
+    }
+    if (pairs) {
+        k->action = CABACK_RESTORE_SKIP;
+        k->note = g_strdup("already in the database, the same key");
+    } else {
+        k->action = CABACK_RESTORE_CONFLICT;
+        k->note = g_strdup_printf(
+            "the database has a different private key with key ID %s%s%s; caback never deletes "
+            "a private key: check it with caback listkeys and remove it yourself (certutil -F "
+            "-k %s) if it is not needed",
+            k->nss_id, local != NULL ? " (the check failed: " : "",
+            local != NULL ? local->message : "", k->nss_id);
+        if (local != NULL) {
+            char *fixed = g_strdup_printf("%s)", k->note);
+            g_free(k->note);
+            k->note = fixed;
+        }
+    }
+    return TRUE;
+}
+
+gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
+                             const CabackRestoreOptions *options, GError **error)
+{
+    for (guint i = 0; i < plan->certs->len; i++)
+        plan_cert(plan, db, options, plan->certs->pdata[i]);
+    for (guint i = 0; i < plan->keys->len; i++)
+        if (!plan_key(plan, db, plan->keys->pdata[i], error))
+            return FALSE;
+
+    /* --trust must name a certificate of the file: a typo would otherwise go unnoticed. */
+    if (options != NULL && options->trust != NULL) {
+        GHashTableIter iter;
+        gpointer name;
+        g_hash_table_iter_init(&iter, options->trust);
+        while (g_hash_table_iter_next(&iter, &name, NULL)) {
+            gboolean found = FALSE;
+            for (guint i = 0; i < plan->certs->len && !found; i++) {
+                CabackRestoreCert *c = plan->certs->pdata[i];
+                found = g_strcmp0(c->bag->attrs.friendly_name, name) == 0 ||
+                        g_strcmp0(c->nickname, name) == 0;
+            }
+            if (!found) {
+                g_autoptr(GString) names = g_string_new(NULL);
+                for (guint i = 0; i < plan->certs->len; i++) {
+                    CabackRestoreCert *c = plan->certs->pdata[i];
+                    g_string_append_printf(names, "%s\"%s\"", names->len > 0 ? ", " : "",
+                                           c->nickname);
+                }
+                g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                            "--trust names \"%s\", but %s has no certificate of that name; "
+                            "its certificates are: %s",
+                            (const char *)name, plan->path,
+                            names->len > 0 ? names->str : "(none)");
+                return FALSE;
+            }
+        }
+    }
+
+    /* A key whose certificate is in conflict is held back with it. */
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
+        if (c != NULL && c->action == CABACK_RESTORE_CONFLICT && k->action == CABACK_RESTORE_ADD)
+            k->note = g_strdup_printf("would be added with its certificate \"%s\", which is in "
+                                      "conflict",
+                                      c->nickname);
+        if (c != NULL && k->nickname != NULL && g_strcmp0(k->nickname, c->nickname) != 0) {
+            g_free(k->nickname);
+            k->nickname = g_strdup(c->nickname);
+        }
+    }
+
+    plan->conflicts = plan->changes = 0;
+    for (guint i = 0; i < plan->certs->len; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        if (c->action == CABACK_RESTORE_CONFLICT)
+            plan->conflicts++;
+        else if (c->action != CABACK_RESTORE_SKIP)
+            plan->changes++;
+    }
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->action == CABACK_RESTORE_CONFLICT)
+            plan->conflicts++;
+        else if (k->action != CABACK_RESTORE_SKIP)
+            plan->changes++;
+    }
+    for (guint i = 0; i < plan->crls->len; i++)
+        plan_note(plan, "CRL %u is not restored (caback restores certificates and keys only)",
+                  i + 1);
+    return TRUE;
+}
+
+/* ---- apply ---- */
+
+typedef enum {
+    UNDO_DELETE_KEY,    /* a key this run imported */
+    UNDO_DELETE_PUBKEY, /* the public key object this run stored for it */
+    UNDO_DELETE_CERT,   /* a certificate this run imported */
+    UNDO_SET_TRUST,     /* trust this run changed on a certificate it did not import */
+    UNDO_REIMPORT_CERT, /* a certificate --replace removed */
+} UndoKind;
+
+typedef struct {
+    UndoKind kind;
+    SECKEYPrivateKey *key; /* UNDO_DELETE_KEY */
+    CK_OBJECT_HANDLE handle; /* UNDO_DELETE_PUBKEY */
+    GBytes *der;           /* the certificate */
+    char *nickname;
+    char *trust;           /* UNDO_SET_TRUST / UNDO_REIMPORT_CERT: the flags before, or NULL */
+    char *what;            /* for messages */
+} UndoStep;
+
+static void undo_step_free(UndoStep *u)
+{
+    if (u->key != NULL)
+        SECKEY_DestroyPrivateKey(u->key);
+    g_clear_pointer(&u->der, g_bytes_unref);
+    g_free(u->nickname);
+    g_free(u->trust);
+    g_free(u->what);
+    g_free(u);
+}
+
+static CERTCertificate *find_cert(CabackDb *db, GBytes *der)
+{
+    gsize len;
+    const guint8 *data = g_bytes_get_data(der, &len);
+    SECItem item = {siBuffer, (unsigned char *)data, (unsigned int)len};
+    return PK11_FindCertFromDERCertItem(db->slot, &item, db);
+}
+
+static gboolean set_trust(CabackDb *db, GBytes *der, const char *flags, const char *nickname,
+                          GError **error)
+{
+    CERTCertTrust trust;
+    g_autoptr(CERTCertificate) cert = find_cert(db, der);
+
+    if (cert == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "cannot find certificate \"%s\" again to set its trust flags",
+                             nickname);
+        return FALSE;
+    }
+    if (CERT_DecodeTrustString(&trust, flags) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_USAGE, "bad trust flags \"%s\" for \"%s\"",
+                             flags, nickname);
+        return FALSE;
+    }
+    if (CERT_ChangeCertTrust(CERT_GetDefaultCertDB(), cert, &trust) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "cannot set trust flags %s on certificate \"%s\"", flags, nickname);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean import_cert(CabackDb *db, GBytes *der, const char *nickname, GError **error)
+{
+    gsize len;
+    const guint8 *data = g_bytes_get_data(der, &len);
+    SECItem item = {siBuffer, (unsigned char *)data, (unsigned int)len};
+
+    if (PK11_ImportDERCert(db->slot, &item, CK_INVALID_HANDLE, (char *)nickname, PR_FALSE) !=
+        SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "cannot import certificate \"%s\" into token \"%s\"", nickname,
+                             db->token_name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean delete_cert(CabackDb *db, GBytes *der, const char *nickname, GError **error)
+{
+    g_autoptr(CERTCertificate) cert = find_cert(db, der);
+
+    if (cert == NULL)
+        return TRUE; /* already gone */
+    /* SEC_DeletePermCertificate removes the certificate and its trust, never its key. */
+    if (SEC_DeletePermCertificate(cert) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot remove certificate \"%s\"",
+                             nickname);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Undo the steps of @journal, newest first. Returns a description of what could not be undone,
+ * or NULL when everything was. */
+static char *undo(CabackDb *db, GPtrArray *journal)
+{
+    g_autoptr(GString) failures = g_string_new(NULL);
+
+    for (guint i = journal->len; i > 0; i--) {
+        UndoStep *u = journal->pdata[i - 1];
+        g_autoptr(GError) local = NULL;
+        gboolean ok = TRUE;
+
+        switch (u->kind) {
+        case UNDO_DELETE_KEY:
+            /* Only ever a key this run imported (its ID was not in the database before). */
+            ok = PK11_DeleteTokenPrivateKey(u->key, PR_TRUE) == SECSuccess;
+            u->key = NULL; /* PK11_DeleteTokenPrivateKey released the reference */
+            if (!ok)
+                caback_error_set_nss(&local, CABACK_ERROR_DATABASE, "cannot delete it");
+            break;
+        case UNDO_DELETE_PUBKEY:
+            ok = PK11_DestroyTokenObject(db->slot, u->handle) == SECSuccess;
+            if (!ok)
+                caback_error_set_nss(&local, CABACK_ERROR_DATABASE, "cannot delete it");
+            break;
+        case UNDO_DELETE_CERT:
+            ok = delete_cert(db, u->der, u->nickname, &local);
+            break;
+        case UNDO_SET_TRUST:
+            ok = set_trust(db, u->der, u->trust != NULL ? u->trust : ",,", u->nickname, &local);
+            break;
+        case UNDO_REIMPORT_CERT:
+            ok = import_cert(db, u->der, u->nickname, &local) &&
+                 (u->trust == NULL || set_trust(db, u->der, u->trust, u->nickname, &local));
+            break;
+        }
+        if (!ok)
+            g_string_append_printf(failures, "%s%s: %s", failures->len > 0 ? "; " : "", u->what,
+                                   local != NULL ? local->message : "failed");
+    }
+    return failures->len > 0 ? g_strdup(failures->str) : NULL;
+}
+
+/* Test hook: CABACK_TEST_RESTORE_FAIL_STEP=N makes the N-th change of a run fail, so that the
+ * test suite can prove that a failure in the middle leaves the database as it was. */
+static gboolean injected_failure(guint *step, GError **error)
+{
+    const char *env = g_getenv("CABACK_TEST_RESTORE_FAIL_STEP");
+
+    (*step)++;
+    if (env != NULL && *env != '\0' && g_ascii_strtoull(env, NULL, 10) == *step) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
+                    "failure injected by CABACK_TEST_RESTORE_FAIL_STEP=%s", env);
+        return TRUE;
+    }
+    return FALSE;
+}
+
+static UndoStep *journal_add(GPtrArray *journal, UndoKind kind, GBytes *der,
+                             const char *nickname, const char *trust, char *what)
+{
+    UndoStep *u = g_new0(UndoStep, 1);
+    u->kind = kind;
+    u->der = der != NULL ? g_bytes_ref(der) : NULL;
+    u->nickname = g_strdup(nickname);
+    u->trust = g_strdup(trust);
+    u->what = what;
+    g_ptr_array_add(journal, u);
+    return u;
+}
+
+/* TRUE when @slot already has a public key object with CKA_ID @id. */
+static gboolean public_key_stored(PK11SlotInfo *slot, const CabackKeyId *id)
+{
+    SECKEYPublicKeyList *list = PK11_ListPublicKeysInSlot(slot, NULL);
+    gboolean found = FALSE;
+
+    if (list == NULL)
+        return FALSE;
+    for (SECKEYPublicKeyListNode *node = PUBKEY_LIST_HEAD(list);
+         !PUBKEY_LIST_END(node, list) && !found; node = PUBKEY_LIST_NEXT(node)) {
+        SECItem ckaid = {siBuffer, NULL, 0};
+        if (PK11_ReadRawAttribute(PK11_TypePubKey, node->key, CKA_ID, &ckaid) == SECSuccess) {
+            found = ckaid.len == CABACK_KEYID_LEN &&
+                    memcmp(ckaid.data, id->bytes, CABACK_KEYID_LEN) == 0;
+            SECITEM_FreeItem(&ckaid, PR_FALSE);
+        }
+    }
+    SECKEY_DestroyPublicKeyList(list);
+    return found;
+}
+
+/* Check that the key NSS finds for certificate @c (as imported) pairs with it. */
+static gboolean check_pair(CabackDb *db, CabackRestoreCert *c, GError **error)
+{
+    g_autoptr(CERTCertificate) cert = find_cert(db, c->bag->der);
+    if (cert == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "certificate \"%s\" is not in the database after its import",
+                             c->nickname);
+        return FALSE;
+    }
+    g_autoptr(SECKEYPrivateKey) key = PK11_FindKeyByAnyCert(cert, db);
+    if (key == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "NSS finds no private key for certificate \"%s\" after the import "
+                             "(the key's ID does not match the certificate)",
+                             c->nickname);
+        return FALSE;
+    }
+    g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(cert);
+    gboolean pairs = FALSE;
+    if (pub == NULL || !pair_check(key, pub, &pairs, db, error)) {
+        if (pub == NULL)
+            caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                                 "cannot read the public key of certificate \"%s\"",
+                                 c->nickname);
+        else
+            g_prefix_error(error, "cannot check that the key of \"%s\" pairs with it: ",
+                           c->nickname);
+        return FALSE;
+    }
+    if (!pairs) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the private key restored for \"%s\" does not pair with its certificate (a "
+                    "test signature does not verify); the file pairs the wrong key with it",
+                    c->nickname);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **error)
+{
+    g_autoptr(GPtrArray) journal = g_ptr_array_new_with_free_func((GDestroyNotify)undo_step_free);
+    g_autoptr(GError) failure = NULL;
+    guint step = 0;
+
+    if (plan->conflicts > 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                    "%u conflict(s) with what NSS database %s holds; nothing was changed",
+                    plan->conflicts, db->dir);
+        return FALSE;
+    }
+
+    /* 1. --replace: take the nicknames (the certificates go; their keys stay). */
+    for (guint i = 0; i < plan->certs->len && failure == NULL; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        if (c->action != CABACK_RESTORE_REPLACE || c->replaced == NULL)
+            continue;
+        for (guint j = 0; j < c->replaced->len && failure == NULL; j++) {
+            CabackRestoreReplaced *r = c->replaced->pdata[j];
+            char *what = g_strdup_printf("removing the old certificate \"%s\" (serial 0x%s)",
+                                         r->nickname, r->serial_hex);
+            if (injected_failure(&step, &failure) ||
+                !delete_cert(db, r->der, r->nickname, &failure)) {
+                g_prefix_error(&failure, "%s: ", what);
+                g_free(what);
+                break;
+            }
+            journal_add(journal, UNDO_REIMPORT_CERT, r->der, r->nickname, r->trust,
+                        g_strdup_printf("putting back the old certificate \"%s\" (serial 0x%s)",
+                                        r->nickname, r->serial_hex));
+            g_free(what);
+        }
+    }
+
+    /* 2. Keys, before their certificates, so that NSS pairs each certificate with its key. */
+    for (guint i = 0; i < plan->keys->len && failure == NULL; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->action != CABACK_RESTORE_ADD)
+            continue;
+        g_autofree char *what = g_strdup_printf("importing key %s%s%s%s", k->nss_id,
+                                                k->nickname != NULL ? " (\"" : "",
+                                                k->nickname != NULL ? k->nickname : "",
+                                                k->nickname != NULL ? "\")" : "");
+        if (injected_failure(&step, &failure)) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
+        gsize len;
+        const guint8 *pv = g_bytes_get_data(k->public_value, &len);
+        SECItem value = {siBuffer, (unsigned char *)pv, (unsigned int)len};
+        /* A key with a certificate gets no label of its own, as keys NSS generates have none:
+         * certutil -K then names it by its certificate, and shows it as an orphan should that
+         * certificate ever go. A key without certificate keeps its friendlyName as label. */
+        CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
+        SECKEYPrivateKey *key = caback_p12_key_import(plan->file, k->bag, db->slot,
+                                                      c != NULL ? NULL : k->nickname, &value,
+                                                      TRUE, TRUE, db, &failure);
+        if (key == NULL) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
+        UndoStep *u = journal_add(journal, UNDO_DELETE_KEY, NULL, k->nickname, NULL,
+                                  g_strdup_printf("deleting the imported key %s", k->nss_id));
+        u->key = key;
+
+        /* The ID NSS gave the key must be the one computed (and printed for CS.cfg). */
+        g_autoptr(SECItem) got = PK11_GetLowLevelKeyIDForPrivateKey(key);
+        if (got == NULL || got->len != CABACK_KEYID_LEN ||
+            memcmp(got->data, k->id.bytes, CABACK_KEYID_LEN) != 0) {
+            g_set_error(&failure, CABACK_ERROR, CABACK_ERROR_DATABASE,
+                        "%s: the token gave the key a different key ID than NSS computes from "
+                        "its public key",
+                        what);
+            break;
+        }
+
+        /* The public key object NSS stores beside a key it generates (and pk12util beside a key
+         * it imports): without it, NSS cannot tell without logging in that a certificate has
+         * its key, and certutil -L would show no "u" trust flag. */
+        g_autoptr(SECKEYPublicKey) pub =
+            c != NULL ? CERT_ExtractPublicKey(c->cert) : SECKEY_ConvertToPublicKey(key);
+        if (pub == NULL || public_key_stored(db->slot, &k->id))
+            continue;
+        g_free(what);
+        what = g_strdup_printf("storing the public key of key %s", k->nss_id);
+        if (injected_failure(&step, &failure)) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
+        CK_OBJECT_HANDLE handle = PK11_ImportPublicKey(db->slot, pub, PR_TRUE);
+        if (handle == CK_INVALID_HANDLE) {
+            caback_error_set_nss(&failure, CABACK_ERROR_DATABASE, "%s", what);
+            break;
+        }
+        u = journal_add(journal, UNDO_DELETE_PUBKEY, NULL, k->nickname, NULL,
+                        g_strdup_printf("deleting the stored public key %s", k->nss_id));
+        u->handle = handle;
+    }
+
+    /* 3. Certificates. */
+    for (guint i = 0; i < plan->certs->len && failure == NULL; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        if (c->action != CABACK_RESTORE_ADD && c->action != CABACK_RESTORE_REPLACE &&
+            c->action != CABACK_RESTORE_RENAME)
+            continue;
+        g_autofree char *what = g_strdup_printf("importing certificate \"%s\"", c->nickname);
+        if (injected_failure(&step, &failure) ||
+            !import_cert(db, c->bag->der, c->nickname, &failure)) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
+        journal_add(journal, UNDO_DELETE_CERT, c->bag->der, c->nickname, NULL,
+                    g_strdup_printf("removing the imported certificate \"%s\"", c->nickname));
+        if (c->trust == NULL || trust_equal(c->trust, ",,"))
+            continue;
+        g_free(what);
+        what = g_strdup_printf("setting trust %s on \"%s\"", c->trust, c->nickname);
+        if (injected_failure(&step, &failure) ||
+            !set_trust(db, c->bag->der, c->trust, c->nickname, &failure)) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
+    }
+
+    /* 4. Trust of certificates already present. */
+    for (guint i = 0; i < plan->certs->len && failure == NULL; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        if (c->action != CABACK_RESTORE_TRUST)
+            continue;
+        g_autofree char *what = g_strdup_printf("changing the trust of \"%s\" from %s to %s",
+                                                c->nickname, c->old_trust, c->trust);
+        if (injected_failure(&step, &failure) ||
+            !set_trust(db, c->bag->der, c->trust, c->nickname, &failure)) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
+        journal_add(journal, UNDO_SET_TRUST, c->bag->der, c->nickname, c->old_trust,
+                    g_strdup_printf("putting back trust %s on \"%s\"", c->old_trust,
+                                    c->nickname));
+    }
+
+    /* 5. Each imported key must pair with its certificate. */
+    for (guint i = 0; i < plan->keys->len && failure == NULL; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->cert_index < 0)
+            continue;
+        CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
+        if (k->action != CABACK_RESTORE_ADD && c->action == CABACK_RESTORE_SKIP)
+            continue;
+        if (!check_pair(db, c, &failure))
+            break;
+        k->pair_checked = TRUE;
+    }
+
+    if (failure == NULL) {
+        /* Keep what was imported: drop the journal's references without undoing. */
+        return TRUE;
+    }
+
+    g_autofree char *left = undo(db, journal);
+    if (left == NULL)
+        g_propagate_prefixed_error(error, g_steal_pointer(&failure),
+                                   "restore into NSS database %s failed; every change of this "
+                                   "run was undone, the database holds what it held before. "
+                                   "What failed: ",
+                                   db->dir);
+    else
+        g_propagate_prefixed_error(
+            error, g_steal_pointer(&failure),
+            "restore into NSS database %s failed, and undoing it failed too (%s); check the "
+            "database with certutil -L and caback listkeys. What failed first: ",
+            db->dir, left);
+    return FALSE;
+}
+
+/* ---- creating a database ---- */
+
+static const char *const db_files[] = {"cert9.db", "key4.db", "pkcs11.txt"};
+
+gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
+                                  gboolean *created_dir, GError **error)
+{
+    g_autofree char *cert9 = g_build_filename(dir, "cert9.db", NULL);
+
+    *created_dir = FALSE;
+    if (g_file_test(cert9, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                    "%s already holds an NSS database", dir);
+        return FALSE;
+    }
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        if (g_mkdir_with_parents(dir, 0700) != 0) {
+            int e = errno;
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "cannot create the database folder %s: %s", dir, g_strerror(e));
+            return FALSE;
+        }
+        *created_dir = TRUE;
+    }
+
+    g_autofree char *spec = g_strdup_printf("sql:%s", dir);
+    NSSInitContext *context =
+        NSS_InitContext(spec, "", "", "", NULL, NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE);
+    if (context == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "cannot create an NSS database in %s", dir);
+        caback_restore_remove_created_db(dir, *created_dir);
+        return FALSE;
+    }
+    gboolean ok = TRUE;
+    PK11SlotInfo *slot = PK11_GetInternalKeySlot();
+    if (PK11_NeedUserInit(slot) &&
+        PK11_InitPin(slot, NULL, password != NULL ? password->data : "") != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "cannot set the password of the new NSS database %s", dir);
+        ok = FALSE;
+    }
+    PK11_FreeSlot(slot);
+    if (NSS_ShutdownContext(context) != SECSuccess && ok) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "the new NSS database %s did not shut down cleanly", dir);
+        ok = FALSE;
+    }
+    if (!ok)
+        caback_restore_remove_created_db(dir, *created_dir);
+    return ok;
+}
+
+void caback_restore_remove_created_db(const char *dir, gboolean remove_dir)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(db_files); i++) {
+        g_autofree char *path = g_build_filename(dir, db_files[i], NULL);
+        g_unlink(path);
+    }
+    if (remove_dir)
+        g_rmdir(dir);
+}
