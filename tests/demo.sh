@@ -40,4 +40,17 @@ printf '%s\n' 'demo backup password' >"$DEMO/p12.pass"
 chmod 600 "$DEMO/p12.pass"
 show "$CABACK" backup -d "$DB" -f "$DB.pass" -o "$DEMO/ca-backup.p12" -w "$DEMO/p12.pass" --force
 
-say "Done. The demo CA, its CS.cfg and the backup are in $DEMO"
+say "5. Show what the backup holds, without touching any database"
+show "$CABACK" list "$DEMO/ca-backup.p12" -w "$DEMO/p12.pass"
+
+say "6. Restore the backup into a second, new database: plan, import, check, key IDs for CS.cfg"
+printf '%s\n' 'demo restored db password' >"$DEMO/restored.pass"
+chmod 600 "$DEMO/restored.pass"
+show "$CABACK" restore -i "$DEMO/ca-backup.p12" -w "$DEMO/p12.pass" -d "$DEMO/restored" --create \
+    -f "$DEMO/restored.pass"
+certutil -L -d "sql:$DEMO/restored"
+say "   Restoring it again changes nothing (the plan says every object is already present)"
+show "$CABACK" restore -i "$DEMO/ca-backup.p12" -w "$DEMO/p12.pass" -d "$DEMO/restored" \
+    -f "$DEMO/restored.pass" --dry-run
+
+say "Done. The demo CA, its CS.cfg, the backup and the restored copy are in $DEMO"

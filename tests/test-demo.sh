@@ -18,4 +18,13 @@ if command -v pk12util >/dev/null; then
     run pk12util -l "$demo/ca-backup.p12" -w "$demo/p12.pass"
     expect_equal "pk12util reads the demo backup" 0 "$STATUS"
 fi
+expect_grep "demo lists the backup's keys" 'caSigningCert cert-pki-ca' "$OUT"
+# The restored database holds the same keys as the source (compared with certutil itself).
+printf '%s\n' "$(cat "$demo/restored.pass")" >"$TEST_TMP/restored.pass"
+src_ids=$(certutil -K -d "sql:$demo/alias" -f "$demo/alias.pass" 2>/dev/null | grep -o '[0-9a-f]\{40\}' | sort)
+dst_ids=$(certutil -K -d "sql:$demo/restored" -f "$demo/restored.pass" 2>/dev/null | grep -o '[0-9a-f]\{40\}' | sort)
+# The re-keyed subsystem's old key is an orphan in the source and is not backed up.
+missing=$(comm -23 <(echo "$src_ids") <(echo "$dst_ids") | wc -l)
+extra=$(comm -13 <(echo "$src_ids") <(echo "$dst_ids") | wc -l)
+expect_equal "restored database has every certified key of the demo CA (1 orphan left out)" "1 0" "$missing $extra"
 done_testing

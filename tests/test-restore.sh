@@ -86,7 +86,7 @@ expect_equal "same nicknames and trust flags (certutil -L) as the source" \
     "$(trust_listing "$SRC")" "$(trust_listing "$DST")"
 expect_equal "same key IDs and nicknames (certutil -K) as the source" \
     "$(key_listing "$SRC" "$SRC.pass")" "$(key_listing "$DST" "$DST.pass")"
-expect_grep "the output says each key pairs with its certificate" 'checked: each signs a test value' "$OUT"
+expect_grep "the output says each key pairs with its certificate" 'pair\(s\) checked: each key signs a test value' "$OUT"
 ca_id=$(key_listing "$SRC" "$SRC.pass" | sed -n 's/ NSS Certificate DB:caSigningCert cert-pki-ca$//p')
 ca_dogtag=$("$CABACK" keyid --to dogtag "$ca_id")
 expect_grep "the CA key ID is printed ready for CS.cfg" "^ +cloning\\.signing\\.privkey\\.id=$ca_dogtag\$" "$OUT"
@@ -122,6 +122,21 @@ run "$PYTHON3" "$TEST_TMP/check_json.py" "$TEST_TMP/restore.json" unchanged "$ca
 check "--json is one document python3 parses, with the plan and key IDs" test "$STATUS" -eq 0
 [ "$STATUS" -eq 0 ] && [ "${#FILES[@]}" -eq 1 ] && expect_equal "--json lists 5 certificates and 5 keys" "5 5" "$(cat "$OUT")"
 [ "$STATUS" -eq 0 ] || diag "$(cat "$ERR")"
+
+# ---- trust changed since the backup: the file's trust attribute sets it back ----
+if [ "${#FILES[@]}" -eq 1 ]; then
+    certutil -M -d "sql:$DST" -f "$DST.pass" -n "caSigningCert cert-pki-ca" -t "C,C,C"
+    snapshot "$DST" "$DST.pass" "$TEST_TMP/before.txt"
+    run env CABACK_TEST_RESTORE_FAIL_STEP=1 "$CABACK" restore -i "$F" -w "$PW" -d "$DST" -f "$DST.pass"
+    expect_equal "a failure while setting trust back (exit 1, undone)" "1 1" \
+        "$STATUS $(grep -c 'every change of this run was undone' "$ERR")"
+    unchanged "... leaves the changed trust as it was" "$DST" "$DST.pass" "$TEST_TMP/before.txt"
+    expect_status 0 "restore into a database whose CA trust was changed" "$CABACK" restore -i "$F" -w "$PW" -d "$DST" -f "$DST.pass"
+    expect_grep "the plan says the trust changes back" '^  trust +certificate "caSigningCert cert-pki-ca": already in the database; its trust changes from Cu?,Cu?,Cu? to CTu,Cu,Cu \(Dogtag trust attribute in the file\)' "$OUT"
+    expect_equal "the trust flags are the source's again" "$(trust_listing "$SRC")" "$(trust_listing "$DST")"
+else
+    skip "trust set back from the file's trust attribute" "pk12util files have no trust attribute"
+fi
 
 # ---- conflicts: another CA with the same nicknames ----
 # (A database without password: NSS encrypts every private attribute with the password, which
@@ -165,6 +180,10 @@ check "a failure injected at $steps steps of --replace: exit 1, 'undone', the da
 run env CABACK_TEST_RESTORE_FAIL_STEP=2 "$CABACK" restore -i "$F" -w "$PW" -d "$TEST_TMP/fresh-undo" --create -f "$NEWPW"
 expect_equal "a failed restore --create leaves no database behind" "1 no" \
     "$STATUS $(test -e "$TEST_TMP/fresh-undo" && echo yes || echo no)"
+printf 'wrong\n' >"$TEST_TMP/wrong.pass"
+run "$CABACK" restore -i "$F" -w "$TEST_TMP/wrong.pass" -d "$TEST_TMP/fresh-wrong" --create -f "$NEWPW"
+expect_equal "restore --create with a wrong PKCS#12 password: exit 3, no database left" "3 no" \
+    "$STATUS $(test -e "$TEST_TMP/fresh-wrong" && echo yes || echo no)"
 
 # ---- --replace: the restored certificates take the nicknames, the old keys stay ----
 old_ids=$(key_listing "$OTHER" "$OTHER.pass" | cut -d' ' -f1)
@@ -251,6 +270,62 @@ expect_grep "the plan says where each trust comes from" 'trust [A-Za-z,]+ \(--tr
 expect_status 2 "--trust for a nickname the file does not have" "$CABACK" restore -i "$F" -w "$PW" \
     -d "$TR" -f "$TR.pass" --trust "nobody=P,,"
 expect_status 2 "--trust with bad flags" "$CABACK" restore -i "$F" -w "$PW" -d "$TR" -f "$TR.pass" --trust "x=Q,,"
+
+# ---- a renewed certificate (same key) replaces the old one; the key is kept, not orphaned ----
+REN=$TEST_TMP/renew-src
+cp -a "$SRC" "$REN"; cp "$SRC.pass" "$REN.pass"; cp "$SRC.noise" "$REN.noise"
+sub_nick="subsystemCert cert-pki-ca"
+sub_id=$(key_listing "$SRC" "$SRC.pass" | sed -n "s/ NSS Certificate DB:$sub_nick\$//p")
+certutil -R -d "sql:$REN" -f "$REN.pass" -z "$REN.noise" -k "$sub_id" \
+    -s "CN=Subsystem Certificate,OU=pki-tomcat,O=EXAMPLE.TEST Security Domain" -o "$TEST_TMP/renew.req" >/dev/null 2>&1
+certutil -C -d "sql:$REN" -f "$REN.pass" -c "caSigningCert cert-pki-ca" -i "$TEST_TMP/renew.req" \
+    -o "$TEST_TMP/renew.der" -m 999 -v 24 >/dev/null 2>&1
+certutil -D -d "sql:$REN" -n "$sub_nick"
+certutil -A -d "sql:$REN" -f "$REN.pass" -n "$sub_nick" -t u,u,u -i "$TEST_TMP/renew.der" >/dev/null
+pk12util -o "$TEST_TMP/renew.p12" -n "$sub_nick" -d "sql:$REN" -k "$REN.pass" -w "$PW" >/dev/null
+snapshot "$DST" "$DST.pass" "$TEST_TMP/before.txt"
+expect_status 4 "a renewed certificate under the same nickname is a conflict" \
+    "$CABACK" restore -i "$TEST_TMP/renew.p12" -w "$PW" -d "$DST" -f "$DST.pass"
+expect_grep "its key is already there (the same key)" "^  skip +key rsa 2048 $sub_id .*the same key" "$OUT"
+unchanged "the conflict changed nothing" "$DST" "$DST.pass" "$TEST_TMP/before.txt"
+expect_status 0 "--replace with the renewed certificate" \
+    "$CABACK" restore -i "$TEST_TMP/renew.p12" -w "$PW" -d "$DST" -f "$DST.pass" --replace
+expect_grep "the plan says the old certificate's key is the renewed one's too" \
+    "private key $sub_id .*stays in the database and is the restored certificate's key too" "$OUT"
+expect_equal "no key was orphaned or added" "$(key_listing "$SRC" "$SRC.pass")" "$(key_listing "$DST" "$DST.pass")"
+expect_grep "the nickname now names the renewed certificate (serial 999)" 'Serial Number: 999' \
+    <(certutil -L -d "sql:$DST" -n "$sub_nick")
+
+# ---- both certificates of a renewal under one nickname, one key: pk12util writes the key and
+# the CA certificate twice; each is restored once ----
+certutil -L -d "sql:$SRC" -n "$sub_nick" -r >"$TEST_TMP/old-sub.der"
+certutil -A -d "sql:$REN" -f "$REN.pass" -n "$sub_nick" -t u,u,u -i "$TEST_TMP/old-sub.der" >/dev/null
+pk12util -o "$TEST_TMP/two.p12" -n "$sub_nick" -d "sql:$REN" -k "$REN.pass" -w "$PW" >/dev/null
+TWO=$TEST_TMP/two
+expect_status 0 "a file with the same key and CA certificate twice" \
+    "$CABACK" restore -i "$TEST_TMP/two.p12" -w "$PW" -d "$TWO" --create -f "$TEST_TMP/empty.pass"
+expect_grep "the second copy of a certificate is skipped" 'the same certificate as certificate [0-9]+ of the file' "$OUT"
+expect_grep "the second copy of the key is skipped" 'the same key as key [0-9]+ of the file' "$OUT"
+cp "$TEST_TMP/empty.pass" "$TWO.pass"
+expect_equal "both certificates under the nickname, the CA once, one key" \
+    "caSigningCert cert-pki-ca|CT,C,C $sub_nick|u,u,u $sub_nick|u,u,u 1" \
+    "$(trust_listing "$TWO" | tr '\n' ' ')$(key_listing "$TWO" "$TWO.pass" | wc -l)"
+expect_status 0 "restoring it again" "$CABACK" restore -i "$TEST_TMP/two.p12" -w "$PW" -d "$TWO" -f "$TWO.pass"
+expect_grep "... does nothing" 'Nothing to do' "$OUT"
+
+# ---- same issuer and serial number under another nickname: NSS cannot hold both ----
+# (A CA installed again under the same name issues the same serial numbers.)
+CLASH=$TEST_TMP/clash
+make_nssdb "$CLASH" ""
+ca_serial=$(certutil -L -d "sql:$SRC" -n "caSigningCert cert-pki-ca" | sed -n 's/^ *Serial Number: \([0-9]*\) .*/\1/p')
+printf 'y\n-1\ny\n' | certutil -S -x -d "sql:$CLASH" -f "$CLASH.pass" -z "$CLASH.noise" -n "Old CA" \
+    -s "CN=CA Signing Certificate,OU=pki-tomcat,O=EXAMPLE.TEST Security Domain" -t "CT,C,C" -k rsa \
+    -g 2048 -v 12 -m "$ca_serial" -2 >/dev/null 2>&1
+snapshot "$CLASH" "$CLASH.pass" "$TEST_TMP/clash-before.txt"
+expect_status 4 "a different certificate with the same issuer and serial number is a conflict" \
+    "$CABACK" restore -i "$F" -w "$PW" -d "$CLASH" -f "$CLASH.pass" --rename
+expect_grep "the plan says why" "same issuer and serial number 0x$(printf '%X' "$ca_serial") \\(nickname \"Old CA\"\\)" "$OUT"
+unchanged "the clash changed nothing" "$CLASH" "$CLASH.pass" "$TEST_TMP/clash-before.txt"
 
 # ---- Windows form: caback -restore PASSWORD FILE ----
 WIN=$TEST_TMP/win

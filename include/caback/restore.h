@@ -26,14 +26,14 @@
 G_BEGIN_DECLS
 
 typedef enum {
-    CABACK_RESTORE_ADD,       /* not in the database: imported */
-    CABACK_RESTORE_SKIP,      /* already present and identical: left as it is */
-    CABACK_RESTORE_TRUST,     /* certificate present; only its trust flags change */
-    CABACK_RESTORE_CONFLICT,  /* refused: same nickname, different certificate; or the key ID is
-                                 held by a different key */
-    CABACK_RESTORE_REPLACE,   /* --replace: imported, and takes the nickname from the certificates
-                                 listed in "replaced" (removed; their keys stay) */
-    CABACK_RESTORE_RENAME,    /* --rename: imported as "NICKNAME (restored N)" */
+    CABACK_RESTORE_ADD,      /* not in the database: imported */
+    CABACK_RESTORE_SKIP,     /* already present and identical: left as it is */
+    CABACK_RESTORE_TRUST,    /* certificate present; only its trust flags change */
+    CABACK_RESTORE_CONFLICT, /* refused: same nickname, different certificate; or the key ID is
+                                held by a different key */
+    CABACK_RESTORE_REPLACE,  /* --replace: imported, and takes the nickname from the certificates
+                                listed in "replaced" (removed; their keys stay) */
+    CABACK_RESTORE_RENAME,   /* --rename: imported as "NICKNAME (restored N)" */
 } CabackRestoreAction;
 
 /* The word the plan prints for @action ("add", "skip", "trust", "conflict", "replace",
@@ -45,80 +45,82 @@ typedef struct {
     char *nickname;
     char *subject;
     char *serial_hex;
-    GBytes *der;        /* kept so that a failed run can put it back */
-    char *trust;        /* its trust flags as certutil -L shows them (NULL: none) */
-    gboolean has_key;   /* a private key for it is on the token */
+    GBytes *der;              /* kept so that a failed run can put it back */
+    char *trust;              /* its trust flags as certutil -L shows them (NULL: none) */
+    gboolean has_key;         /* a private key for it is on the token */
     gboolean key_kept_in_use; /* that key is also the key of the restored certificate */
-    char *key_nss_id;   /* its key ID (certutil -K form), NULL when it has no key */
+    char *key_nss_id;         /* its key ID (certutil -K form), NULL when it has no key */
     char *key_dogtag_id;
 } CabackRestoreReplaced;
 
 /* One certificate bag of the file. */
 typedef struct {
-    guint index;             /* position among the file's certificate bags, from 0 */
-    CabackP12Cert *bag;      /* owned by the file */
-    CERTCertificate *cert;   /* decoded, not in any database (owned) */
-    char *subject;           /* as NSS prints names (CN=...,O=...) */
+    guint index;           /* position among the file's certificate bags, from 0 */
+    CabackP12Cert *bag;    /* owned by the file */
+    CERTCertificate *cert; /* decoded, not in any database (owned) */
+    char *subject;         /* as NSS prints names (CN=...,O=...) */
     char *issuer;
-    char *serial_hex;        /* uppercase hex, no leading zero bytes (as openssl -serial) */
+    char *serial_hex; /* uppercase hex, no leading zero bytes (as openssl -serial) */
     char *serial_decimal;
-    GDateTime *not_before;   /* UTC */
+    GDateTime *not_before; /* UTC */
     GDateTime *not_after;
-    char *sha256;            /* fingerprint, uppercase hex bytes separated by ':' */
-    gboolean is_ca;          /* basicConstraints cA, or a self-signed version 1 certificate */
-    gboolean self_signed;    /* subject == issuer */
-    gboolean audit_signing;  /* see caback_restore_is_audit_signing */
-    gint key_index;          /* the key bag of this certificate, -1 when none */
-    GBytes *public_value;    /* what NSS derives the key ID from (RSA modulus, EC point...) */
+    char *sha256;           /* fingerprint, uppercase hex bytes separated by ':' */
+    gboolean is_ca;         /* basicConstraints cA, or a self-signed version 1 certificate */
+    gboolean self_signed;   /* subject == issuer */
+    gboolean audit_signing; /* see caback_restore_is_audit_signing */
+    gint key_index;         /* the key bag of this certificate, -1 when none */
+    GBytes *public_value;   /* what NSS derives the key ID from (RSA modulus, EC point...) */
     gboolean id_known;
-    CabackKeyId id;          /* SHA-1 of public_value: the CKA_ID NSS gives this key */
+    CabackKeyId id; /* SHA-1 of public_value: the CKA_ID NSS gives this key */
 
     /* Filled by caback_restore_plan. */
-    char *nickname;          /* the nickname it gets (or has, when already present) */
-    char *nickname_source;   /* "friendlyName", "subject CN, made unique", ... */
-    char *trust;             /* flags set on import (NULL: none / left as they are) */
-    char *trust_source;      /* why these flags ("Dogtag trust attribute", "default: ...") */
+    char *nickname;        /* the nickname it gets (or has, when already present) */
+    char *nickname_source; /* "friendlyName", "subject CN, made unique", ... */
+    char *trust;           /* flags set on import (NULL: none / left as they are) */
+    char *trust_source;    /* why these flags ("Dogtag trust attribute", "default: ...") */
     CabackRestoreAction action;
-    char *note;              /* why skipped / in conflict, or NULL */
-    GPtrArray *replaced;     /* of CabackRestoreReplaced*, for CABACK_RESTORE_REPLACE */
-    char *old_trust;         /* for CABACK_RESTORE_TRUST: the flags before */
+    char *note;          /* why skipped / in conflict, or NULL */
+    gint duplicate_of;   /* an earlier certificate bag with the same certificate, or -1 */
+    GPtrArray *replaced; /* of CabackRestoreReplaced*, for CABACK_RESTORE_REPLACE */
+    char *old_trust;     /* for CABACK_RESTORE_TRUST: the flags before */
 } CabackRestoreCert;
 
 /* One key bag of the file. */
 typedef struct {
-    guint index;             /* position among the file's key bags, from 0 */
-    CabackP12Key *bag;       /* owned by the file */
-    KeyType type;            /* nullKey when NSS cannot handle the algorithm */
-    const char *type_name;   /* "rsa", "ec", ... (static) */
-    guint bits;              /* 0 when unknown */
-    gint cert_index;         /* the certificate bag of this key, -1 when the file has none */
-    char *pairing;           /* how the certificate was found: "localKeyID", "friendlyName",
-                                "public key" */
-    GBytes *public_value;    /* NULL when unknown */
+    guint index;           /* position among the file's key bags, from 0 */
+    CabackP12Key *bag;     /* owned by the file */
+    KeyType type;          /* nullKey when NSS cannot handle the algorithm */
+    const char *type_name; /* "rsa", "ec", ... (static) */
+    guint bits;            /* 0 when unknown */
+    gint cert_index;       /* the certificate bag of this key, -1 when the file has none */
+    char *pairing;         /* how the certificate was found: "localKeyID", "friendlyName",
+                              "public key" */
+    GBytes *public_value;  /* NULL when unknown */
     gboolean id_known;
     CabackKeyId id;
-    char *nss_id;            /* certutil -K form, NULL when unknown */
-    char *dogtag_id;         /* CS.cfg form, NULL when unknown */
-    char *problem;           /* why it cannot be restored (unsupported type...), or NULL */
+    char *nss_id;    /* certutil -K form, NULL when unknown */
+    char *dogtag_id; /* CS.cfg form, NULL when unknown */
+    char *problem;   /* why it cannot be restored (unsupported type...), or NULL */
 
     /* Filled by caback_restore_plan. */
-    char *nickname;          /* its certificate's nickname (the key's label), may be NULL */
+    char *nickname; /* its certificate's nickname (the key's label), may be NULL */
     CabackRestoreAction action;
     char *note;
+    gint duplicate_of; /* an earlier key bag with the same key, or -1 */
 
     /* Filled by caback_restore_apply. */
-    gboolean pair_checked;   /* signed and verified with its certificate after import */
+    gboolean pair_checked; /* signed and verified with its certificate after import */
 } CabackRestoreKey;
 
 typedef struct {
-    CabackP12File *file;     /* not owned; must outlive the plan */
+    CabackP12File *file; /* not owned; must outlive the plan */
     char *path;
-    GPtrArray *certs;        /* of CabackRestoreCert* */
-    GPtrArray *keys;         /* of CabackRestoreKey* */
-    GPtrArray *crls;         /* of CabackP12Crl* (not owned): listed, never imported */
-    GPtrArray *notes;        /* of char*: things the plan or run wants the user to know */
-    guint conflicts;         /* entries in conflict (after --replace / --rename) */
-    guint changes;           /* entries that change the database */
+    GPtrArray *certs; /* of CabackRestoreCert* */
+    GPtrArray *keys;  /* of CabackRestoreKey* */
+    GPtrArray *crls;  /* of CabackP12Crl* (not owned): listed, never imported */
+    GPtrArray *notes; /* of char*: things the plan or run wants the user to know */
+    guint conflicts;  /* entries in conflict (after --replace / --rename) */
+    guint changes;    /* entries that change the database */
 } CabackRestorePlan;
 
 void caback_restore_plan_free(CabackRestorePlan *plan);
@@ -150,7 +152,7 @@ typedef enum {
 
 typedef struct {
     CabackRestoreConflictMode on_conflict;
-    GHashTable *trust;    /* --trust: nickname (char*) -> flags (char*); may be NULL */
+    GHashTable *trust; /* --trust: nickname (char*) -> flags (char*); may be NULL */
 } CabackRestoreOptions;
 
 /* Fill the plan fields of @plan for restoring into @db (logged in): nicknames, trust flags and
@@ -167,6 +169,13 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
  * undone and the error says what failed (and, should undoing fail too, what is left). Refuses a
  * plan with conflicts (CABACK_ERROR_CONFLICT) without changing anything. */
 gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **error);
+
+/* When @db's token is not the database's own, log in to the database's own token too (with the
+ * password source of @db: "internal=" in a password.conf): NSS keeps the trust flags of the
+ * token's certificates there, and reads them right only when it is logged in before the token is
+ * (it caches what it reads at the token's login). Restore calls it before caback_db_login; plan
+ * and apply call it again (a no-op then). Wrong password: CABACK_ERROR_BAD_PASSWORD. */
+gboolean caback_restore_login_internal(CabackDb *db, GError **error);
 
 /* Make a new NSS database (sql) in @dir (created with mode 0700 when missing) whose password is
  * @password (empty: no password). Fails with CABACK_ERROR_CONFLICT when a database is already
@@ -203,8 +212,7 @@ gboolean caback_restore_trust_valid(const char *flags);
 
 /* Parse a --trust argument "NICKNAME=FLAGS" (split at the last '=', so nicknames may contain
  * '='). Fails with CABACK_ERROR_USAGE quoting @arg. */
-gboolean caback_restore_parse_trust(const char *arg, char **nickname, char **flags,
-                                    GError **error);
+gboolean caback_restore_parse_trust(const char *arg, char **nickname, char **flags, GError **error);
 
 /* "NICKNAME (restored N)", the name --rename gives; caller frees. */
 char *caback_restore_renamed(const char *nickname, guint n);

@@ -63,8 +63,8 @@ static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
         g_print("  Safe %u:       %s\n", i + 1, (const char *)info->safes->pdata[i]);
     for (guint i = 0; i < info->warnings->len; i++)
         g_print("  Warning:      %s\n", (const char *)info->warnings->pdata[i]);
-    g_print("  Holds %u certificate(s), %u key(s), %u CRL(s)\n", plan->certs->len,
-            plan->keys->len, plan->crls->len);
+    g_print("  Holds %u certificate(s), %u key(s), %u CRL(s)\n", plan->certs->len, plan->keys->len,
+            plan->crls->len);
 
     for (guint i = 0; i < plan->certs->len; i++) {
         const CabackRestoreCert *c = plan->certs->pdata[i];
@@ -86,7 +86,12 @@ static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
                                             : "(none in the file)");
         if (c->key_index >= 0) {
             const CabackRestoreKey *k = plan->keys->pdata[c->key_index];
-            g_print("  Key in file:  yes, key %d (paired by %s)\n", c->key_index + 1, k->pairing);
+            if (k->cert_index == (gint)c->index)
+                g_print("  Key in file:  yes, key %d (paired by %s)\n", c->key_index + 1,
+                        k->pairing);
+            else
+                g_print("  Key in file:  yes, key %d (the same key as certificate %d's)\n",
+                        c->key_index + 1, k->cert_index + 1);
         } else {
             g_print("  Key in file:  no\n");
         }
@@ -117,9 +122,10 @@ static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
         else
             g_print("  Certificate:  none in the file\n");
         g_print("  localKeyID:   %s\n", lkid != NULL ? lkid : "(none)");
-        g_print("  Protection:   %s\n", k->bag->protection != NULL
-                                            ? k->bag->protection
-                                            : (k->bag->shrouded ? "shrouded" : "none (plain key bag)"));
+        g_print("  Protection:   %s\n",
+                k->bag->protection != NULL
+                    ? k->bag->protection
+                    : (k->bag->shrouded ? "shrouded" : "none (plain key bag)"));
         if (k->problem != NULL)
             g_print("  Problem:      %s\n", k->problem);
     }
@@ -247,8 +253,7 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
 }
 
 /* Read and print @path inside an NSS context without databases. */
-static gboolean list_file(const char *path, const ListOptions *lo, gboolean json,
-                          GError **error)
+static gboolean list_file(const char *path, const ListOptions *lo, gboolean json, GError **error)
 {
     CabackPasswordSource source = {.file = lo->password_file, .env_var = lo->password_env};
     g_autoptr(CabackP12File) file = NULL;
@@ -320,10 +325,10 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
     }
 
     /* No database: NSS's internal slot only (session objects, nothing written). */
-    NSSInitContext *nss = NSS_InitContext("", "", "", "", NULL,
-                                          NSS_INIT_READONLY | NSS_INIT_NOCERTDB |
-                                              NSS_INIT_NOMODDB | NSS_INIT_FORCEOPEN |
-                                              NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE);
+    NSSInitContext *nss =
+        NSS_InitContext("", "", "", "", NULL,
+                        NSS_INIT_READONLY | NSS_INIT_NOCERTDB | NSS_INIT_NOMODDB |
+                            NSS_INIT_FORCEOPEN | NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE);
     if (nss == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot start NSS without a database");
         goto out;

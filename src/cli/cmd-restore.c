@@ -60,8 +60,8 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
         case CABACK_RESTORE_ADD:
         case CABACK_RESTORE_RENAME:
         case CABACK_RESTORE_REPLACE:
-            caback_cli_info("  %-9s certificate \"%s\", trust %s (%s)", word, c->nickname,
-                            c->trust, c->trust_source);
+            caback_cli_info("  %-9s certificate \"%s\", trust %s (%s)", word, c->nickname, c->trust,
+                            c->trust_source);
             caback_cli_info("            subject %s, serial 0x%s; nickname from %s", c->subject,
                             c->serial_hex, c->nickname_source);
             if (c->note != NULL)
@@ -86,8 +86,8 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
             }
             break;
         case CABACK_RESTORE_TRUST:
-            caback_cli_info("  %-9s certificate \"%s\": %s to %s (%s)", word, c->nickname,
-                            c->note, c->trust, c->trust_source);
+            caback_cli_info("  %-9s certificate \"%s\": %s to %s (%s)", word, c->nickname, c->note,
+                            c->trust, c->trust_source);
             break;
         case CABACK_RESTORE_SKIP:
         case CABACK_RESTORE_CONFLICT:
@@ -101,8 +101,8 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
                                ? "CONFLICT"
                                : caback_restore_action_name(k->action);
         g_autofree char *type = key_text(k);
-        g_autofree char *owner = k->nickname != NULL ? g_strdup_printf("\"%s\"", k->nickname)
-                                                     : g_strdup("(no name)");
+        g_autofree char *owner =
+            k->nickname != NULL ? g_strdup_printf("\"%s\"", k->nickname) : g_strdup("(no name)");
         caback_cli_info("  %-9s key %s %s of %s%s%s", word, type, k->nss_id, owner,
                         k->note != NULL ? ": " : "", k->note != NULL ? k->note : "");
     }
@@ -116,7 +116,7 @@ static void print_key_ids(const CabackRestorePlan *plan)
 
     for (guint i = 0; i < plan->keys->len; i++) {
         const CabackRestoreKey *k = plan->keys->pdata[i];
-        if (k->nss_id == NULL || k->action == CABACK_RESTORE_CONFLICT)
+        if (k->nss_id == NULL || k->action == CABACK_RESTORE_CONFLICT || k->duplicate_of >= 0)
             continue;
         if (!any)
             caback_cli_info("Key IDs (certutil -K form, then the CS.cfg form):");
@@ -128,6 +128,10 @@ static void print_key_ids(const CabackRestorePlan *plan)
             caback_cli_info("      cloning.%s.privkey.id=%s", tag, k->dogtag_id);
         else
             caback_cli_info("      %s", k->dogtag_id);
+        if (caback_keyid_dogtag_legacy_problem(&k->id))
+            caback_cli_warning("the CS.cfg form of key %s (%s) is shorter than 20 bytes: Dogtag "
+                               "before 10.5.6 cannot match it to the key (10.5.6 and later can)",
+                               k->nss_id, k->nickname != NULL ? k->nickname : "no name");
     }
 }
 
@@ -183,8 +187,7 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
         caback_json_string(json, "id", k->nss_id);
         caback_json_string(json, "dogtag_id", k->dogtag_id);
         if (tag != NULL && k->dogtag_id != NULL) {
-            g_autofree char *entry = g_strdup_printf("cloning.%s.privkey.id=%s", tag,
-                                                     k->dogtag_id);
+            g_autofree char *entry = g_strdup_printf("cloning.%s.privkey.id=%s", tag, k->dogtag_id);
             caback_json_string(json, "cscfg", entry);
         } else {
             caback_json_null(json, "cscfg");
@@ -245,10 +248,10 @@ static CabackDb *open_nothing(const char *dir, GError **error)
 
     db->dir = g_canonicalize_filename(dir, NULL);
     db->spec = g_strdup_printf("sql:%s", db->dir);
-    db->context = NSS_InitContext("", "", "", "", NULL,
-                                  NSS_INIT_READONLY | NSS_INIT_NOCERTDB | NSS_INIT_NOMODDB |
-                                      NSS_INIT_FORCEOPEN | NSS_INIT_NOROOTINIT |
-                                      NSS_INIT_OPTIMIZESPACE);
+    db->context =
+        NSS_InitContext("", "", "", "", NULL,
+                        NSS_INIT_READONLY | NSS_INIT_NOCERTDB | NSS_INIT_NOMODDB |
+                            NSS_INIT_FORCEOPEN | NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE);
     if (db->context == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot start NSS without a database");
         return NULL;
@@ -261,8 +264,7 @@ static CabackDb *open_nothing(const char *dir, GError **error)
 static gboolean create_db(const char *dir, const CabackCommonOptions *common, gboolean *created,
                           gboolean *created_dir, GError **error)
 {
-    CabackPasswordSource source = {.file = common->password_file,
-                                   .env_var = common->password_env};
+    CabackPasswordSource source = {.file = common->password_file, .env_var = common->password_env};
     g_autofree char *what = g_strdup_printf("new password for the NSS database %s", dir);
 
     if (common->token != NULL && g_strcmp0(common->token, "internal") != 0) {
@@ -283,14 +285,32 @@ static gboolean create_db(const char *dir, const CabackCommonOptions *common, gb
     return TRUE;
 }
 
+/* caback_cli_open_db, with the database's own token logged in before the selected one (see
+ * caback_restore_login_internal). */
+static CabackDb *open_db(const CabackCommonOptions *common, gboolean read_only, GError **error)
+{
+    CabackDbOptions options = {
+        .dbdir = common->dbdir,
+        .token = common->token,
+        .password = {.file = common->password_file, .env_var = common->password_env},
+        .read_only = read_only,
+    };
+    g_autoptr(CabackDb) db = caback_db_open(&options, error);
+    if (db == NULL || !caback_restore_login_internal(db, error) || !caback_db_login(db, error))
+        return NULL;
+    return g_steal_pointer(&db);
+}
+
 /* ---- the verb ---- */
 
 /* "caback -restore PASSWORD FILE [OPTIONS]": takes the password out of argv (and wipes it there,
- * so that ps no longer shows it) and rewrites the rest as "restore -i FILE [OPTIONS]". */
-static gboolean windows_form(int *argc, char ***argv, char ***owned, CabackSecret **password,
-                             GError **error)
+ * so that ps no longer shows it) and rewrites the rest as "restore -i FILE [OPTIONS]". The new
+ * strings are kept in @owned, since option parsing drops pointers from the array it is given. */
+static gboolean windows_form(int *argc, char ***argv, GPtrArray *owned, char ***array,
+                             CabackSecret **password, GError **error)
 {
-    if (*argc < 3 || (*argv)[1][0] == '-' || (*argv)[2][0] == '-') {
+    /* The password may start with '-'; the file must not (that is an option: a misuse). */
+    if (*argc < 3 || (*argv)[2][0] == '-') {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "usage: caback -restore PASSWORD FILE [-d DIR] (better: caback restore -i "
                     "FILE -w PASSWORD_FILE, which keeps the password off the command line)");
@@ -303,16 +323,15 @@ static gboolean windows_form(int *argc, char ***argv, char ***owned, CabackSecre
                        "/proc) and stays in the shell history; use caback restore -i FILE -w "
                        "PASSWORD_FILE instead");
 
-    GPtrArray *args = g_ptr_array_new();
-    g_ptr_array_add(args, g_strdup("restore"));
-    g_ptr_array_add(args, g_strdup("-i"));
-    g_ptr_array_add(args, g_strdup((*argv)[2]));
+    g_ptr_array_add(owned, g_strdup("restore"));
+    g_ptr_array_add(owned, g_strdup("-i"));
+    g_ptr_array_add(owned, g_strdup((*argv)[2]));
     for (int i = 3; i < *argc; i++)
-        g_ptr_array_add(args, g_strdup((*argv)[i]));
-    *argc = (int)args->len;
-    g_ptr_array_add(args, NULL);
-    *owned = (char **)g_ptr_array_free(args, FALSE);
-    *argv = *owned;
+        g_ptr_array_add(owned, g_strdup((*argv)[i]));
+    *argc = (int)owned->len;
+    *array = g_new0(char *, owned->len + 1);
+    memcpy(*array, owned->pdata, owned->len * sizeof(char *));
+    *argv = *array;
     return TRUE;
 }
 
@@ -363,8 +382,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         caback_cli_verbosity = -1;
 
     if (common->dbdir != NULL)
-        dir = g_strdup(g_str_has_prefix(common->dbdir, "sql:") ? common->dbdir + 4
-                                                               : common->dbdir);
+        dir = g_strdup(g_str_has_prefix(common->dbdir, "sql:") ? common->dbdir + 4 : common->dbdir);
     else if ((dir = caback_db_default_dir(error)) == NULL)
         return FALSE;
 
@@ -382,10 +400,10 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
             would_create = TRUE;
             db = open_nothing(dir, error);
         } else if (create_db(dir, common, &created, &created_dir, error)) {
-            db = caback_cli_open_db(common, FALSE, error);
+            db = open_db(common, FALSE, error);
         }
     } else {
-        db = caback_cli_open_db(common, ro->dry_run, error);
+        db = open_db(common, ro->dry_run, error);
     }
     if (db == NULL) {
         if (created)
@@ -403,6 +421,13 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
     };
     CabackP12File *file = NULL;
     CabackRestorePlan *plan = caback_restore_read(ro->in, given, &source, &file, error);
+    if (plan != NULL) {
+        /* What the reader tolerated (no MAC, trailing bytes...) is worth knowing before a
+         * restore. */
+        const CabackP12Info *info = caback_p12_file_info(file);
+        for (guint i = 0; i < info->warnings->len; i++)
+            caback_cli_warning("%s: %s", ro->in, (const char *)info->warnings->pdata[i]);
+    }
     if (plan != NULL && caback_restore_plan(plan, would_create ? NULL : db, &options, error)) {
         if (!common->json)
             print_plan(plan, db, would_create);
@@ -417,14 +442,14 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
             if (common->json)
                 print_json(plan, db, "conflict", FALSE, created);
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
-                        "%u conflict(s) with what NSS database %s holds (see the plan); nothing "
-                        "was changed. Use --replace to give the nicknames to the restored "
-                        "certificates (no private key is ever deleted), or --rename to restore "
-                        "them under new nicknames",
+                        "%u conflict(s) with what NSS database %s holds (the plan says what "
+                        "each is); nothing was changed. For a nickname the database uses for "
+                        "another certificate, use --replace to give it to the restored "
+                        "certificate (no private key is ever deleted) or --rename to restore "
+                        "under a new nickname",
                         plan->conflicts, db->dir);
         } else if (plan->changes == 0) {
-            caback_cli_info("Nothing to do: everything in %s is already in the database.",
-                            ro->in);
+            caback_cli_info("Nothing to do: everything in %s is already in the database.", ro->in);
             print_key_ids(plan);
             if (common->json)
                 print_json(plan, db, "unchanged", FALSE, created);
@@ -441,11 +466,11 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                 checked += k->pair_checked;
                 key_only += k->action == CABACK_RESTORE_ADD && k->cert_index < 0;
             }
-            caback_cli_info("Restored %u certificate(s) and %u key(s) into NSS database %s.",
-                            certs, keys, db->dir);
+            caback_cli_info("Restored %u certificate(s) and %u key(s) into NSS database %s.", certs,
+                            keys, db->dir);
             if (checked > 0)
-                caback_cli_info("%u key(s) checked: each signs a test value its certificate "
-                                "verifies.",
+                caback_cli_info("%u certificate and key pair(s) checked: each key signs a test "
+                                "value its certificate verifies.",
                                 checked);
             if (key_only > 0)
                 caback_cli_warning("%u key(s) came without a certificate in the file; they "
@@ -473,7 +498,8 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
 {
     CabackCommonOptions common = {0};
     RestoreOptions ro = {0};
-    g_auto(GStrv) owned_argv = NULL;
+    g_autoptr(GPtrArray) owned_args = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char **args = NULL;
     g_autoptr(CabackSecret) given = NULL;
     g_autoptr(GHashTable) trust = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_autoptr(GOptionContext) context = g_option_context_new(NULL);
@@ -497,13 +523,12 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         {"rename", 0, 0, G_OPTION_ARG_NONE, &ro.rename,
          "On a nickname conflict, restore as \"NICKNAME (restored N)\"", NULL},
         {"trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &ro.trust,
-         "Trust flags for a certificate, as certutil -t takes them (repeatable)",
-         "NICKNAME=FLAGS"},
+         "Trust flags for a certificate, as certutil -t takes them (repeatable)", "NICKNAME=FLAGS"},
         {NULL}};
 
     if (argc >= 1 && strcmp(argv[0], "-restore") == 0 &&
         !(argc == 2 && strcmp(argv[1], "--help") == 0)) {
-        if (!windows_form(&argc, &argv, &owned_argv, &given, error))
+        if (!windows_form(&argc, &argv, owned_args, &args, &given, error))
             return FALSE;
     }
 
@@ -536,7 +561,10 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         "Example:\n"
         "  caback restore -i ca-backup.p12 -w ca-backup.pass -d /var/lib/pki/pki-tomcat/alias "
         "\\\n"
-        "      -f /var/lib/pki/pki-tomcat/conf/password.conf --dry-run\n");
+        "      -f /var/lib/pki/pki-tomcat/conf/password.conf --dry-run\n"
+        "Exit status: 0 restored (or nothing to do), 1 failure (nothing changed), 2 usage, 3 "
+        "wrong password,\n"
+        "4 conflict (nothing changed).\n");
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
 

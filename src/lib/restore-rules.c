@@ -72,8 +72,7 @@ gboolean caback_restore_is_audit_signing(const char *nickname, gboolean is_ca,
     /* Without Dogtag's nickname, the profile: a signing-only end-entity certificate for
      * non-repudiation. A TLS, OCSP or e-mail certificate names its purpose in extKeyUsage, so
      * a certificate that has one is never taken for an audit-signing certificate. */
-    return !is_ca && has_key_usage && !has_ext_key_usage &&
-           (key_usage & KU_NON_REPUDIATION) != 0 &&
+    return !is_ca && has_key_usage && !has_ext_key_usage && (key_usage & KU_NON_REPUDIATION) != 0 &&
            (key_usage & ~(KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION)) == 0;
 }
 
@@ -92,8 +91,7 @@ gboolean caback_restore_trust_valid(const char *flags)
     return commas == 2;
 }
 
-gboolean caback_restore_parse_trust(const char *arg, char **nickname, char **flags,
-                                    GError **error)
+gboolean caback_restore_parse_trust(const char *arg, char **nickname, char **flags, GError **error)
 {
     const char *eq = strrchr(arg, '=');
 
@@ -130,12 +128,9 @@ const char *caback_restore_cscfg_tag(const char *nickname)
         const char *prefix;
         const char *tag;
     } tags[] = {
-        {"caSigningCert ", "signing"},
-        {"ocspSigningCert ", "ocsp_signing"},
-        {"subsystemCert ", "subsystem"},
-        {"Server-Cert ", "sslserver"},
-        {"auditSigningCert ", "audit_signing"},
-        {"storageCert ", "storage"},
+        {"caSigningCert ", "signing"},          {"ocspSigningCert ", "ocsp_signing"},
+        {"subsystemCert ", "subsystem"},        {"Server-Cert ", "sslserver"},
+        {"auditSigningCert ", "audit_signing"}, {"storageCert ", "storage"},
         {"transportCert ", "transport"},
     };
 

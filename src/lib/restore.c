@@ -290,8 +290,7 @@ static gboolean describe_cert(CabackRestorePlan *plan, CabackRestoreCert *c, GEr
     guint8 ku_bits = has_ku && ku.len > 0 ? ku.data[0] : 0;
     SECITEM_FreeItem(&ku, PR_FALSE);
     SECItem eku = {siBuffer, NULL, 0};
-    gboolean has_eku = CERT_FindCertExtension(cert, SEC_OID_X509_EXT_KEY_USAGE, &eku) ==
-                       SECSuccess;
+    gboolean has_eku = CERT_FindCertExtension(cert, SEC_OID_X509_EXT_KEY_USAGE, &eku) == SECSuccess;
     SECITEM_FreeItem(&eku, PR_FALSE);
     c->audit_signing = caback_restore_is_audit_signing(c->bag->attrs.friendly_name, c->is_ca,
                                                        has_ku, ku_bits, has_eku);
@@ -304,6 +303,18 @@ static gboolean describe_cert(CabackRestorePlan *plan, CabackRestoreCert *c, GEr
     return TRUE;
 }
 
+/* NSS's name for the dotted OID @dotted ("ED25519 Curve"...), or NULL when it has none. */
+static char *oid_name(const char *dotted)
+{
+    SECItem oid = {siBuffer, NULL, 0};
+
+    if (dotted == NULL || SEC_StringToOID(NULL, &oid, dotted, 0) != SECSuccess)
+        return NULL;
+    SECOidData *data = SECOID_FindOID(&oid);
+    SECITEM_FreeItem(&oid, PR_FALSE);
+    return data != NULL && data->desc != NULL ? g_strdup(data->desc) : NULL;
+}
+
 /* Decrypt @k into a session object of NSS's internal slot: only to learn its public half. The
  * CKA_ID it gets there does not matter (the object dies with the reference). */
 static SECKEYPrivateKey *probe_key(CabackRestorePlan *plan, CabackRestoreKey *k, GError **error)
@@ -312,8 +323,7 @@ static SECKEYPrivateKey *probe_key(CabackRestorePlan *plan, CabackRestoreKey *k,
     SECItem value = {siBuffer, (unsigned char *)probe_id, sizeof probe_id - 1};
     g_autoptr(PK11SlotInfo) slot = PK11_GetInternalSlot();
 
-    return caback_p12_key_import(plan->file, k->bag, slot, NULL, &value, FALSE, FALSE, NULL,
-                                 error);
+    return caback_p12_key_import(plan->file, k->bag, slot, NULL, &value, FALSE, FALSE, NULL, error);
 }
 
 static void pair(CabackRestorePlan *plan, CabackRestoreKey *k, CabackRestoreCert *c,
@@ -339,8 +349,8 @@ static gboolean pair_bags(CabackRestorePlan *plan, GError **error)
         CabackRestoreKey *k = plan->keys->pdata[i];
         for (guint j = 0; k->cert_index < 0 && j < plan->certs->len; j++) {
             CabackRestoreCert *c = plan->certs->pdata[j];
-            if (c->key_index < 0 && same_bytes(k->bag->attrs.local_key_id,
-                                               c->bag->attrs.local_key_id))
+            if (c->key_index < 0 &&
+                same_bytes(k->bag->attrs.local_key_id, c->bag->attrs.local_key_id))
                 pair(plan, k, c, "localKeyID");
         }
     }
@@ -372,8 +382,8 @@ static gboolean pair_bags(CabackRestorePlan *plan, GError **error)
                 g_propagate_error(error, g_steal_pointer(&local));
                 return FALSE;
             }
-            k->problem = g_strdup_printf("cannot be decrypted to find its public key: %s",
-                                         local->message);
+            k->problem =
+                g_strdup_printf("cannot be decrypted to find its public key: %s", local->message);
             continue;
         }
         g_autoptr(SECKEYPublicKey) pub = SECKEY_ConvertToPublicKey(probe);
@@ -421,6 +431,7 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
         c->index = i;
         c->bag = certs->pdata[i];
         c->key_index = -1;
+        c->duplicate_of = -1;
         g_ptr_array_add(plan->certs, c);
         if (!describe_cert(plan, c, error))
             return NULL;
@@ -433,6 +444,7 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
         k->index = i;
         k->bag = keys->pdata[i];
         k->cert_index = -1;
+        k->duplicate_of = -1;
         g_ptr_array_add(plan->keys, k);
 
         g_autoptr(GError) local = NULL;
@@ -443,10 +455,13 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
             return NULL;
         }
         k->type_name = caback_keys_type_name(k->type);
-        if (k->type == nullKey)
-            k->problem = g_strdup_printf(
-                "its algorithm (OID %s) is not one NSS can import",
-                k->bag->algorithm_oid != NULL ? k->bag->algorithm_oid : "unknown");
+        if (k->type == nullKey) {
+            g_autofree char *name = oid_name(k->bag->algorithm_oid);
+            k->problem =
+                g_strdup_printf("its algorithm (%s%sOID %s) is not one NSS can import",
+                                name ? name : "", name ? ", " : "",
+                                k->bag->algorithm_oid != NULL ? k->bag->algorithm_oid : "unknown");
+        }
     }
 
     if (!pair_bags(plan, error))
@@ -464,11 +479,22 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
                                   "without its certificate");
         }
     }
+
+    /* A renewed certificate may keep its key: both certificates have the one key bag. */
+    for (guint i = 0; i < plan->certs->len; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        for (guint j = 0; c->key_index < 0 && c->id_known && j < plan->keys->len; j++) {
+            CabackRestoreKey *k = plan->keys->pdata[j];
+            if (k->id_known && caback_keyid_equal(&k->id, &c->id))
+                c->key_index = (gint)k->index;
+        }
+    }
     return g_steal_pointer(&plan);
 }
 
-/* Read @path into memory (any kind of file, a pipe too). */
-static GBytes *read_whole_file(const char *path, GError **error)
+/* Read @path into memory (any kind of file, a pipe too), in a buffer wiped when freed: a file
+ * without encryption holds private keys in clear. */
+static CabackSecret *read_whole_file(const char *path, GError **error)
 {
     g_autoptr(GError) local = NULL;
     char *data = NULL;
@@ -482,16 +508,18 @@ static GBytes *read_whole_file(const char *path, GError **error)
                     "cannot read PKCS#12 file %s: %s", path, local->message);
         return NULL;
     }
-    return g_bytes_new_take(data, len);
+    CabackSecret *contents = caback_secret_new(data, len);
+    caback_secret_wipe(data, len);
+    g_free(data);
+    return contents;
 }
 
-static CabackRestorePlan *read_with(GBytes *data, const char *path, const CabackSecret *password,
-                                    CabackP12File **file, GError **error)
+static CabackRestorePlan *read_with(const CabackSecret *data, const char *path,
+                                    const CabackSecret *password, CabackP12File **file,
+                                    GError **error)
 {
-    gsize len;
-    const guint8 *bytes = g_bytes_get_data(data, &len);
-
-    g_autoptr(CabackP12File) f = caback_p12_read(bytes, len, password, path, error);
+    g_autoptr(CabackP12File) f =
+        caback_p12_read((const guint8 *)data->data, data->len, password, path, error);
     if (f == NULL)
         return NULL;
     CabackRestorePlan *plan = caback_restore_inspect(f, path, error);
@@ -505,7 +533,7 @@ CabackRestorePlan *caback_restore_read(const char *path, const CabackSecret *giv
                                        const CabackPasswordSource *source, CabackP12File **file,
                                        GError **error)
 {
-    g_autoptr(GBytes) data = read_whole_file(path, error);
+    g_autoptr(CabackSecret) data = read_whole_file(path, error);
     if (data == NULL)
         return NULL;
 
@@ -599,6 +627,22 @@ static char *trust_of(CERTCertificate *cert)
     return trust_string(&trust);
 }
 
+/* The trust flags of @cert (on the token of @db) as NSS applies them. For a certificate on
+ * another token, NSS keeps the trust with a copy of the certificate in the database's own token;
+ * the CERTCertificate NSS returns shows the flags of whichever instance it read last, so the
+ * copy's are read explicitly. */
+static char *db_trust_of(CabackDb *db, CERTCertificate *cert)
+{
+    if (!PK11_IsInternalKeySlot(db->slot)) {
+        g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
+        g_autoptr(CERTCertificate) copy =
+            PK11_FindCertFromDERCertItem(internal, &cert->derCert, db);
+        if (copy != NULL)
+            return trust_of(copy);
+    }
+    return trust_of(cert);
+}
+
 /* TRUE when a certificate with @nickname exists on the token of @db. */
 static gboolean nickname_taken(CabackDb *db, const char *nickname)
 {
@@ -657,7 +701,7 @@ static void add_replaced(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCer
         r->subject = g_strdup(old->subjectName);
         r->serial_hex = hex_bytes(old->serialNumber.data, old->serialNumber.len, NULL, TRUE);
         r->der = g_bytes_new(old->derCert.data, old->derCert.len);
-        r->trust = trust_of(old);
+        r->trust = db_trust_of(db, old);
         g_autoptr(SECKEYPrivateKey) key = PK11_FindKeyByAnyCert(old, db);
         if (key != NULL) {
             r->has_key = TRUE;
@@ -725,7 +769,36 @@ static void resolve_nickname_conflict(CabackRestorePlan *plan, CabackDb *db,
     }
 }
 
-static void check_issuer_serial(CabackDb *db, CabackRestoreCert *c);
+/* NSS cannot hold two different certificates with the same issuer and serial number (a CA
+ * installed twice with the same name issues them): such a certificate of the database must be
+ * one --replace removes, otherwise restoring this one is a conflict. */
+static void check_issuer_serial(CabackDb *db, CabackRestoreCert *c)
+{
+    CERTIssuerAndSN isn = {.derIssuer = c->cert->derIssuer, .serialNumber = c->cert->serialNumber};
+    g_autoptr(CERTCertificate) clash = CERT_FindCertByIssuerAndSN(CERT_GetDefaultCertDB(), &isn);
+    gsize len;
+    const guint8 *der = g_bytes_get_data(c->bag->der, &len);
+
+    if (clash == NULL || (clash->derCert.len == len && memcmp(clash->derCert.data, der, len) == 0))
+        return;
+    for (guint i = 0; c->replaced != NULL && i < c->replaced->len; i++) {
+        CabackRestoreReplaced *r = c->replaced->pdata[i];
+        if (g_bytes_get_size(r->der) == clash->derCert.len &&
+            memcmp(g_bytes_get_data(r->der, NULL), clash->derCert.data, clash->derCert.len) == 0)
+            return;
+    }
+    if (c->action == CABACK_RESTORE_CONFLICT)
+        return; /* already refused, for its nickname */
+    g_autofree char *nick = usable_nickname(db->slot, clash->nickname);
+    c->action = CABACK_RESTORE_CONFLICT;
+    g_free(c->note);
+    c->note = g_strdup_printf(
+        "the database has a different certificate with the same issuer and serial number 0x%s "
+        "(nickname \"%s\"), and NSS cannot hold both; neither --rename nor --replace of "
+        "another nickname can solve that: remove that certificate first if it is not needed "
+        "(certutil -D -n \"%s\"; its key stays)",
+        c->serial_hex, nick != NULL ? nick : "(none)", nick != NULL ? nick : "NICKNAME");
+}
 
 /* The --trust flags given for a certificate named @friendly in the file or @nickname in the
  * plan, or NULL. */
@@ -752,6 +825,23 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     const char *friendly = c->bag->attrs.friendly_name;
     gboolean has_key = c->key_index >= 0;
     const char *explicit_trust = NULL, *explicit_source = NULL;
+
+    /* pk12util writes the chain again with each certificate: a certificate the file already
+     * had is restored once. */
+    for (guint i = 0; i < c->index; i++) {
+        CabackRestoreCert *o = plan->certs->pdata[i];
+        if (!g_bytes_equal(o->bag->der, c->bag->der))
+            continue;
+        c->nickname = g_strdup(o->nickname);
+        c->nickname_source = g_strdup_printf("certificate %u of the file", o->index + 1);
+        c->trust = g_strdup(o->trust);
+        c->trust_source = g_strdup_printf("certificate %u of the file", o->index + 1);
+        c->action = CABACK_RESTORE_SKIP;
+        c->duplicate_of = (gint)o->index;
+        c->note =
+            g_strdup_printf("the same certificate as certificate %u of the file", o->index + 1);
+        return;
+    }
 
     g_autoptr(CERTCertificate) existing =
         db != NULL ? PK11_FindCertFromDERCertItem(db->slot, &item, db) : NULL;
@@ -786,20 +876,26 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     }
 
     if (existing != NULL) {
-        g_autofree char *old = trust_of(existing);
+        g_autofree char *old = db_trust_of(db, existing);
         /* Default trust never overrides what the database has; explicit trust does. */
         if (explicit_trust != NULL && !trust_equal(old, explicit_trust)) {
             c->action = CABACK_RESTORE_TRUST;
             c->old_trust = g_strdup(old != NULL ? old : ",,");
             c->trust = canonical_trust(explicit_trust);
             c->trust_source = g_strdup(explicit_source);
-            c->note = g_strdup_printf("already in the database; its trust changes from %s",
-                                      c->old_trust);
+            c->note =
+                g_strdup_printf("already in the database; its trust changes from %s", c->old_trust);
         } else {
             c->action = CABACK_RESTORE_SKIP;
             c->trust = g_strdup(old);
             c->trust_source = g_strdup("as in the database");
-            if (friendly != NULL && g_strcmp0(friendly, c->nickname) != 0)
+            /* On another token NSS names the certificate "TOKEN:nick". */
+            const char *bare = c->nickname;
+            gsize tlen = strlen(PK11_GetTokenName(db->slot));
+            if (!PK11_IsInternalKeySlot(db->slot) &&
+                strncmp(bare, PK11_GetTokenName(db->slot), tlen) == 0 && bare[tlen] == ':')
+                bare += tlen + 1;
+            if (friendly != NULL && g_strcmp0(friendly, bare) != 0)
                 c->note = g_strdup_printf("already in the database as \"%s\" (the file calls "
                                           "it \"%s\"); left as it is",
                                           c->nickname, friendly);
@@ -827,40 +923,7 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     check_issuer_serial(db, c);
 }
 
-/* NSS cannot hold two different certificates with the same issuer and serial number (a CA
- * installed twice with the same name issues them): such a certificate of the database must be
- * one --replace removes, otherwise restoring this one is a conflict. */
-static void check_issuer_serial(CabackDb *db, CabackRestoreCert *c)
-{
-    CERTIssuerAndSN isn = {.derIssuer = c->cert->derIssuer,
-                           .serialNumber = c->cert->serialNumber};
-    g_autoptr(CERTCertificate) clash = CERT_FindCertByIssuerAndSN(CERT_GetDefaultCertDB(), &isn);
-    gsize len;
-    const guint8 *der = g_bytes_get_data(c->bag->der, &len);
-
-    if (clash == NULL || (clash->derCert.len == len && memcmp(clash->derCert.data, der, len) == 0))
-        return;
-    for (guint i = 0; c->replaced != NULL && i < c->replaced->len; i++) {
-        CabackRestoreReplaced *r = c->replaced->pdata[i];
-        if (g_bytes_get_size(r->der) == clash->derCert.len &&
-            memcmp(g_bytes_get_data(r->der, NULL), clash->derCert.data, clash->derCert.len) == 0)
-            return;
-    }
-    if (c->action == CABACK_RESTORE_CONFLICT)
-        return; /* already refused, for its nickname */
-    g_autofree char *nick = usable_nickname(db->slot, clash->nickname);
-    c->action = CABACK_RESTORE_CONFLICT;
-    g_free(c->note);
-    c->note = g_strdup_printf(
-        "the database has a different certificate with the same issuer and serial number 0x%s "
-        "(nickname \"%s\"), and NSS cannot hold both; neither --rename nor --replace of "
-        "another nickname can solve that: remove that certificate first if it is not needed "
-        "(certutil -D -n \"%s\"; its key stays)",
-        c->serial_hex, nick != NULL ? nick : "(none)", nick != NULL ? nick : "NICKNAME");
-}
-
-static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, CabackRestoreKey *k,
-                         GError **error)
+static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, CabackRestoreKey *k, GError **error)
 {
     CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
     g_autofree char *label = bag_label(&k->bag->attrs);
@@ -875,6 +938,15 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, CabackRestoreKey
                     "%s: key %u%s cannot be restored: %s; nothing was changed", plan->path,
                     k->index + 1, label, k->problem);
         return FALSE;
+    }
+    for (guint i = 0; i < k->index; i++) {
+        CabackRestoreKey *o = plan->keys->pdata[i];
+        if (o->id_known && caback_keyid_equal(&o->id, &k->id)) {
+            k->action = CABACK_RESTORE_SKIP;
+            k->duplicate_of = (gint)o->index;
+            k->note = g_strdup_printf("the same key as key %u of the file", o->index + 1);
+            return TRUE;
+        }
     }
     if (db == NULL) {
         k->action = CABACK_RESTORE_ADD;
@@ -923,9 +995,27 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, CabackRestoreKey
     return TRUE;
 }
 
+gboolean caback_restore_login_internal(CabackDb *db, GError **error)
+{
+    g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
+
+    if (internal == db->slot || !PK11_NeedLogin(internal) || PK11_IsLoggedIn(internal, db) ||
+        PK11_Authenticate(internal, PR_TRUE, db) == SECSuccess)
+        return TRUE;
+    caback_error_set_nss_code(error, CABACK_ERROR_BAD_PASSWORD, SEC_ERROR_BAD_PASSWORD,
+                              "cannot log in to NSS database %s, where the trust flags of the "
+                              "certificates on token \"%s\" are kept: the password is wrong or "
+                              "missing (give it as internal=... in the -f file); nothing was "
+                              "changed",
+                              db->dir, db->token_name);
+    return FALSE;
+}
+
 gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
                              const CabackRestoreOptions *options, GError **error)
 {
+    if (db != NULL && !caback_restore_login_internal(db, error))
+        return FALSE;
     for (guint i = 0; i < plan->certs->len; i++)
         plan_cert(plan, db, options, plan->certs->pdata[i]);
     for (guint i = 0; i < plan->keys->len; i++)
@@ -954,8 +1044,7 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
                 g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                             "--trust names \"%s\", but %s has no certificate of that name; "
                             "its certificates are: %s",
-                            (const char *)name, plan->path,
-                            names->len > 0 ? names->str : "(none)");
+                            (const char *)name, plan->path, names->len > 0 ? names->str : "(none)");
                 return FALSE;
             }
         }
@@ -1008,12 +1097,12 @@ typedef enum {
 
 typedef struct {
     UndoKind kind;
-    SECKEYPrivateKey *key; /* UNDO_DELETE_KEY */
+    SECKEYPrivateKey *key;   /* UNDO_DELETE_KEY */
     CK_OBJECT_HANDLE handle; /* UNDO_DELETE_PUBKEY */
-    GBytes *der;           /* the certificate */
+    GBytes *der;             /* the certificate */
     char *nickname;
-    char *trust;           /* UNDO_SET_TRUST / UNDO_REIMPORT_CERT: the flags before, or NULL */
-    char *what;            /* for messages */
+    char *trust; /* UNDO_SET_TRUST / UNDO_REIMPORT_CERT: the flags before, or NULL */
+    char *what;  /* for messages */
 } UndoStep;
 
 static void undo_step_free(UndoStep *u)
@@ -1048,8 +1137,8 @@ static gboolean set_trust(CabackDb *db, GBytes *der, const char *flags, const ch
         return FALSE;
     }
     if (CERT_DecodeTrustString(&trust, flags) != SECSuccess) {
-        caback_error_set_nss(error, CABACK_ERROR_USAGE, "bad trust flags \"%s\" for \"%s\"",
-                             flags, nickname);
+        caback_error_set_nss(error, CABACK_ERROR_USAGE, "bad trust flags \"%s\" for \"%s\"", flags,
+                             nickname);
         return FALSE;
     }
     if (CERT_ChangeCertTrust(CERT_GetDefaultCertDB(), cert, &trust) != SECSuccess) {
@@ -1148,8 +1237,8 @@ static gboolean injected_failure(guint *step, GError **error)
     return FALSE;
 }
 
-static UndoStep *journal_add(GPtrArray *journal, UndoKind kind, GBytes *der,
-                             const char *nickname, const char *trust, char *what)
+static UndoStep *journal_add(GPtrArray *journal, UndoKind kind, GBytes *der, const char *nickname,
+                             const char *trust, char *what)
 {
     UndoStep *u = g_new0(UndoStep, 1);
     u->kind = kind;
@@ -1205,11 +1294,10 @@ static gboolean check_pair(CabackDb *db, CabackRestoreCert *c, GError **error)
     if (pub == NULL || !pair_check(key, pub, &pairs, db, error)) {
         if (pub == NULL)
             caback_error_set_nss(error, CABACK_ERROR_FAILED,
-                                 "cannot read the public key of certificate \"%s\"",
-                                 c->nickname);
+                                 "cannot read the public key of certificate \"%s\"", c->nickname);
         else
-            g_prefix_error(error, "cannot check that the key of \"%s\" pairs with it: ",
-                           c->nickname);
+            g_prefix_error(error,
+                           "cannot check that the key of \"%s\" pairs with it: ", c->nickname);
         return FALSE;
     }
     if (!pairs) {
@@ -1234,6 +1322,8 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
                     plan->conflicts, db->dir);
         return FALSE;
     }
+    if (!caback_restore_login_internal(db, error))
+        return FALSE;
 
     /* 1. --replace: take the nicknames (the certificates go; their keys stay). */
     for (guint i = 0; i < plan->certs->len && failure == NULL; i++) {
@@ -1262,10 +1352,9 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
         CabackRestoreKey *k = plan->keys->pdata[i];
         if (k->action != CABACK_RESTORE_ADD)
             continue;
-        g_autofree char *what = g_strdup_printf("importing key %s%s%s%s", k->nss_id,
-                                                k->nickname != NULL ? " (\"" : "",
-                                                k->nickname != NULL ? k->nickname : "",
-                                                k->nickname != NULL ? "\")" : "");
+        g_autofree char *what = g_strdup_printf(
+            "importing key %s%s%s%s", k->nss_id, k->nickname != NULL ? " (\"" : "",
+            k->nickname != NULL ? k->nickname : "", k->nickname != NULL ? "\")" : "");
         if (injected_failure(&step, &failure)) {
             g_prefix_error(&failure, "%s: ", what);
             break;
@@ -1277,9 +1366,9 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
          * certutil -K then names it by its certificate, and shows it as an orphan should that
          * certificate ever go. A key without certificate keeps its friendlyName as label. */
         CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
-        SECKEYPrivateKey *key = caback_p12_key_import(plan->file, k->bag, db->slot,
-                                                      c != NULL ? NULL : k->nickname, &value,
-                                                      TRUE, TRUE, db, &failure);
+        SECKEYPrivateKey *key =
+            caback_p12_key_import(plan->file, k->bag, db->slot, c != NULL ? NULL : k->nickname,
+                                  &value, TRUE, TRUE, db, &failure);
         if (key == NULL) {
             g_prefix_error(&failure, "%s: ", what);
             break;
@@ -1360,8 +1449,7 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
             break;
         }
         journal_add(journal, UNDO_SET_TRUST, c->bag->der, c->nickname, c->old_trust,
-                    g_strdup_printf("putting back trust %s on \"%s\"", c->old_trust,
-                                    c->nickname));
+                    g_strdup_printf("putting back trust %s on \"%s\"", c->old_trust, c->nickname));
     }
 
     /* 5. Each imported key must pair with its certificate. */
@@ -1409,8 +1497,8 @@ gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
 
     *created_dir = FALSE;
     if (g_file_test(cert9, G_FILE_TEST_EXISTS)) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
-                    "%s already holds an NSS database", dir);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT, "%s already holds an NSS database",
+                    dir);
         return FALSE;
     }
     if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
@@ -1427,8 +1515,8 @@ gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
     NSSInitContext *context =
         NSS_InitContext(spec, "", "", "", NULL, NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE);
     if (context == NULL) {
-        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
-                             "cannot create an NSS database in %s", dir);
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot create an NSS database in %s",
+                             dir);
         caback_restore_remove_created_db(dir, *created_dir);
         return FALSE;
     }
