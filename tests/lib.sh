@@ -263,3 +263,26 @@ make_p12_variants() {
             --outfile "$out/certtool.p12" >/dev/null 2>&1
     fi
 }
+
+# The SoftHSM2 PKCS#11 library, in $SOFTHSM_LIB; returns 1 when it is not installed.
+find_softhsm_lib() {
+    SOFTHSM_LIB=
+    local lib
+    for lib in /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so \
+        /usr/lib64/pkcs11/libsofthsm2.so /usr/lib/*/pkcs11/libsofthsm2.so; do
+        [ -f "$lib" ] && SOFTHSM_LIB=$lib && return 0
+    done
+    return 1
+}
+
+# make_softhsm_token LABEL PIN: a SoftHSM2 token LABEL with user PIN PIN (SO PIN 5678), in this
+# test's own token folder ($TEST_TMP/tokens, configured through SOFTHSM2_CONF, set on first use).
+make_softhsm_token() {
+    if [ -z "${SOFTHSM2_CONF:-}" ] || [ "${SOFTHSM2_CONF#"$TEST_TMP"}" = "$SOFTHSM2_CONF" ]; then
+        export SOFTHSM2_CONF=$TEST_TMP/softhsm2.conf
+        mkdir -p "$TEST_TMP/tokens"
+        printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+            "$TEST_TMP/tokens" >"$SOFTHSM2_CONF"
+    fi
+    softhsm2-util --init-token --free --label "$1" --pin "$2" --so-pin 5678 >/dev/null
+}

@@ -41,6 +41,7 @@ typedef struct {
     GPtrArray *certs;    /* of CabackBackupCert*: selected ones first, then the chain */
     GPtrArray *warnings; /* of char*: incomplete chains, keys without certificate... */
     char *token_name;    /* the token the keys come from */
+    gboolean certs_only; /* --certs-only: the certificates of the keys, but no key */
 } CabackBackupSelection;
 
 void caback_backup_selection_free(CabackBackupSelection *selection);
@@ -56,6 +57,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackBackupSelection, caback_backup_selection_fre
  * token marks not extractable, so nothing slow is started in vain. */
 CabackBackupSelection *caback_backup_select(CabackDb *db, const char *const *nicknames,
                                             GError **error);
+
+/* caback_backup_select, or with @certs_only the same certificates (and chains) without any
+ * private key and without the exportability check: for keys that cannot leave their token. */
+CabackBackupSelection *caback_backup_select_full(CabackDb *db, const char *const *nicknames,
+                                                 gboolean certs_only, GError **error);
 
 /* Called before each slow step: @stage is "export" (wrapping the key into the file) or "verify"
  * (decrypting it again); @index counts from 1 to @total. */

@@ -7,12 +7,15 @@
 
 #include <nss.h>
 #include <pk11pub.h>
+#include <secmod.h>
 
 G_BEGIN_DECLS
 
 typedef struct {
     const char *dbdir;               /* -d: folder, with or without "sql:"; NULL for the default */
-    const char *token;               /* --token: NULL or "internal" for the internal key token */
+    const char *token;               /* --token: NULL or "internal" for the internal key token, a
+                                      * token name, or a PKCS#11 URI "pkcs11:token=..." */
+    const char *module;              /* --module: a PKCS#11 module to load for this run only */
     CabackPasswordSource password;   /* -f / --password-env / prompt */
     gboolean read_only;              /* open without write access */
 } CabackDbOptions;
@@ -23,6 +26,7 @@ typedef struct {
     char *spec;        /* "sql:<dir>", as given to NSS */
     PK11SlotInfo *slot; /* the selected token (owned reference) */
     char *token_name;  /* its name as NSS reports it */
+    SECMODModule *user_module; /* --module, loaded for this run and unloaded by caback_db_close */
     CabackPasswordSource password;
     char *password_file;
     char *password_env;
@@ -50,6 +54,22 @@ gboolean caback_db_close(CabackDb *db, GError **error);
 void caback_db_free(CabackDb *db);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackDb, caback_db_free)
+
+/* What a PKCS#11 URI (RFC 7512) selects a token by: each field is NULL when the URI does not
+ * name it; values are percent-decoded. */
+typedef struct {
+    char *token;
+    char *manufacturer;
+    char *serial;
+    char *model;
+} CabackTokenUri;
+
+void caback_token_uri_clear(CabackTokenUri *uri);
+
+/* Parse @text, a PKCS#11 URI such as "pkcs11:token=My%20HSM;serial=42", into @uri (pure, no NSS).
+ * Only the token attributes token, manufacturer, serial and model are accepted: any other
+ * attribute, a query part or a bad percent escape fails with CABACK_ERROR_USAGE saying why. */
+gboolean caback_token_uri_parse(const char *text, CabackTokenUri *uri, GError **error);
 
 /* The PK11 password callback used for every token: returns the password read from the CabackDb
  * passed as its argument, and NULL when NSS retries (so a wrong PIN never loops). */

@@ -31,6 +31,10 @@ typedef struct {
                           * "Token:nick" on other tokens); NULL for an orphan key (and for a
                           * certificate without nickname) */
     char *label;         /* the key's own CKA_LABEL, NULL when it has none */
+    int extractable;     /* CKA_EXTRACTABLE: 1 true, 0 false, -1 the token did not say */
+    int sensitive;       /* CKA_SENSITIVE: 1 true, 0 false, -1 the token did not say */
+    char *cert_token;    /* token(s) holding the certificate ("A" or "A, B"); NULL for an orphan */
+    char *trust_token;   /* token(s) holding the certificate's NSS trust object; NULL for none */
 } CabackKeyInfo;
 
 /* Free @info and everything it holds; NULL is allowed. */

@@ -121,6 +121,7 @@ typedef struct {
     GPtrArray *notes; /* of char*: things the plan or run wants the user to know */
     guint conflicts;  /* entries in conflict (after --replace / --rename) */
     guint changes;    /* entries that change the database */
+    gboolean non_extractable; /* import keys with CKA_EXTRACTABLE false (--non-extractable) */
 } CabackRestorePlan;
 
 void caback_restore_plan_free(CabackRestorePlan *plan);
@@ -153,6 +154,7 @@ typedef enum {
 typedef struct {
     CabackRestoreConflictMode on_conflict;
     GHashTable *trust; /* --trust: nickname (char*) -> flags (char*); may be NULL */
+    gboolean non_extractable; /* keys may never leave the token again (HSM policy) */
 } CabackRestoreOptions;
 
 /* Fill the plan fields of @plan for restoring into @db (logged in): nicknames, trust flags and

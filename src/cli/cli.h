@@ -26,6 +26,7 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error);
 typedef struct {
     char *dbdir;
     char *token;
+    char *module;
     char *password_file;
     char *password_env;
     gboolean json;
@@ -34,7 +35,7 @@ typedef struct {
 } CabackCommonOptions;
 
 typedef enum {
-    CABACK_COMMON_DB = 1 << 0,   /* -d, --token, -f, --password-env */
+    CABACK_COMMON_DB = 1 << 0,   /* -d, --token, --module, -f, --password-env */
     CABACK_COMMON_JSON = 1 << 1, /* --json */
 } CabackCommonFlags;
 

@@ -25,6 +25,7 @@ typedef struct {
     char *mac;
     gboolean force;
     gboolean no_verify;
+    gboolean certs_only;
 } BackupOptions;
 
 static void backup_options_clear(BackupOptions *o)
@@ -159,6 +160,10 @@ static char *summary_text(const CabackBackupSelection *sel, const Summary *s)
                            s->output, sel->keys->len, sel->keys->len == 1 ? "" : "s",
                            sel->certs->len, sel->certs->len == 1 ? "" : "s");
     append_key_lines(out, sel);
+    if (sel->certs_only)
+        g_string_append(out, "This file holds no private keys (--certs-only): it restores "
+                             "certificates and trust flags only; the keys must come from the "
+                             "HSM's own backup\n");
     if (s->verified && s->report->key_alg != NULL)
         g_string_append_printf(out, "Keys: %s\n", s->report->key_alg);
     else
@@ -232,6 +237,7 @@ static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, 
     caback_json_end_object(json);
     caback_json_string(json, "mac", mac);
     caback_json_int(json, "iterations", iterations);
+    caback_json_bool(json, "certs_only", sel->certs_only);
     caback_json_bool(json, "verified", s->verified);
     if (s->verified) {
         caback_json_begin_object(json, "verification");
@@ -313,7 +319,7 @@ static gboolean run_backup(BackupRun *run, GError **error)
 
     gboolean ok = FALSE;
     g_autoptr(CabackBackupSelection) sel =
-        caback_backup_select(db, (const char *const *)run->nicknames, error);
+        caback_backup_select_full(db, (const char *const *)run->nicknames, o->certs_only, error);
     if (sel == NULL)
         goto close;
 
@@ -406,6 +412,10 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
         {"mac", 0, 0, G_OPTION_ARG_STRING, &o.mac,
          "The file's MAC: hmac (default: HMAC-SHA256) or pbmac1 (RFC 9579)", "KIND"},
         {"force", 0, 0, G_OPTION_ARG_NONE, &o.force, "Replace the output file if it exists", NULL},
+        {"certs-only", 0, 0, G_OPTION_ARG_NONE, &o.certs_only,
+         "Write the certificates and trust flags but no private keys (for keys that cannot "
+         "leave an HSM); the file and the summary say so",
+         NULL},
         {"no-verify", 0, 0, G_OPTION_ARG_NONE, &o.no_verify,
          "Do not read the file back and check every key before putting it in place", NULL},
         {NULL}};

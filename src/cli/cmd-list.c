@@ -65,6 +65,11 @@ static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
         g_print("  Warning:      %s\n", (const char *)info->warnings->pdata[i]);
     g_print("  Holds %u certificate(s), %u key(s), %u CRL(s)\n", plan->certs->len, plan->keys->len,
             plan->crls->len);
+    /* A caback backup --certs-only file (keys that cannot leave an HSM) must never pass for a
+     * full backup. */
+    if (plan->keys->len == 0 && plan->certs->len > 0)
+        g_print("  This file holds no private keys: certificates and trust flags only (as caback "
+                "backup --certs-only writes); the keys must come from another backup\n");
 
     for (guint i = 0; i < plan->certs->len; i++) {
         const CabackRestoreCert *c = plan->certs->pdata[i];
@@ -237,6 +242,7 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
+    caback_json_bool(json, "certs_only", plan->keys->len == 0 && plan->certs->len > 0);
 
     caback_json_begin_array(json, "crls");
     for (guint i = 0; i < plan->crls->len; i++) {

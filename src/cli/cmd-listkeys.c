@@ -14,6 +14,11 @@ static const char *id_text(const CabackKeyInfo *k)
     return *k->id_hex != '\0' ? k->id_hex : "(no CKA_ID)";
 }
 
+static const char *bool_text(int value)
+{
+    return value < 0 ? "unknown" : value ? "yes" : "no";
+}
+
 static char *nickname_text(const CabackKeyInfo *k)
 {
     if (!k->orphan)
@@ -47,6 +52,17 @@ static void print_table(const CabackDb *db, const GPtrArray *keys)
         g_autofree char *nick = nickname_text(k);
         g_print("%3u  %-7s %5s  %-*s  %-*s  %s\n", k->index, k->type, bits, idw, id_text(k), dogw,
                 k->dogtag_id != NULL ? k->dogtag_id : "-", nick);
+        /* On the internal token every key can be exported; elsewhere it is the first thing an
+         * administrator planning a backup needs to know. */
+        if (!PK11_IsInternalKeySlot(db->slot) || k->extractable == 0)
+            g_print("     export: %s (extractable %s, sensitive %s); certificate on %s, trust on "
+                    "%s\n",
+                    k->extractable == 0 ? "NO, the key cannot leave the token"
+                    : k->extractable == 1 ? "yes"
+                                          : "unknown",
+                    bool_text(k->extractable), bool_text(k->sensitive),
+                    k->cert_token != NULL ? k->cert_token : "(none)",
+                    k->trust_token != NULL ? k->trust_token : "(none)");
     }
 }
 
@@ -72,6 +88,16 @@ static void print_json(const CabackDb *db, const GPtrArray *keys)
         caback_json_string(json, "nickname", k->nickname);
         caback_json_bool(json, "orphan", k->orphan);
         caback_json_string(json, "label", k->label);
+        if (k->extractable >= 0)
+            caback_json_bool(json, "extractable", k->extractable);
+        else
+            caback_json_null(json, "extractable");
+        if (k->sensitive >= 0)
+            caback_json_bool(json, "sensitive", k->sensitive);
+        else
+            caback_json_null(json, "sensitive");
+        caback_json_string(json, "cert_token", k->cert_token);
+        caback_json_string(json, "trust_token", k->trust_token);
         caback_json_bool(json, "dogtag_legacy_problem",
                          k->id_valid && g_bytes_get_size(k->raw_id) == CABACK_KEYID_LEN &&
                              caback_keyid_dogtag_legacy_problem(&k->id));
@@ -94,10 +120,9 @@ gboolean caback_cmd_listkeys(int argc, char **argv, GError **error)
                  "its CS.cfg form (Dogtag's cloning.<tag>.privkey.id) and the nickname of the "
                  "certificate that has the key,\n"
                  "or (orphan) when no certificate has it. \"caback -K\" is the same command.");
-    g_option_context_set_description(
-        context, "The database is opened read-only. Example:\n"
-                 "  caback listkeys -d /var/lib/pki/pki-tomcat/alias "
-                 "-f /var/lib/pki/pki-tomcat/conf/password.conf\n");
+    g_option_context_set_description(context, "The database is opened read-only. Example:\n"
+                                              "  caback listkeys -d /var/lib/pki/pki-tomcat/alias "
+                                              "-f /var/lib/pki/pki-tomcat/conf/password.conf\n");
     caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
 
     if (!caback_cli_parse(context, "listkeys", &common, &argc, &argv, error))

@@ -6,6 +6,8 @@
 
 #include "cli.h"
 
+#include <caback/keys.h>
+
 #include <caback/json.h>
 #include <caback/nss-util.h>
 #include <caback/restore.h>
@@ -21,6 +23,7 @@ typedef struct {
     gboolean dry_run;
     gboolean replace;
     gboolean rename;
+    gboolean non_extractable;
     char **trust;
 } RestoreOptions;
 
@@ -108,6 +111,31 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
     }
     for (guint i = 0; i < plan->notes->len; i++)
         caback_cli_info("  note: %s", (const char *)plan->notes->pdata[i]);
+}
+
+/* NSS cannot ask a token for an extractable key when it unwraps one (PK11_UnwrapPrivKey has no
+ * CKA_EXTRACTABLE), and tokens such as SoftHSM2 then make it not extractable: say so, since a
+ * later caback backup of this token will refuse these keys. */
+static void warn_locked_keys(const CabackRestorePlan *plan, CabackDb *db)
+{
+    g_autoptr(GPtrArray) keys = caback_keys_list(db, NULL);
+    guint locked = 0;
+
+    for (guint i = 0; keys != NULL && i < keys->len; i++) {
+        const CabackKeyInfo *info = keys->pdata[i];
+        for (guint j = 0; j < plan->keys->len; j++) {
+            const CabackRestoreKey *k = plan->keys->pdata[j];
+            if (k->action == CABACK_RESTORE_ADD && k->nss_id != NULL &&
+                g_strcmp0(k->nss_id, info->id_hex) == 0 && info->extractable == 0)
+                locked++;
+        }
+    }
+    if (locked > 0)
+        caback_cli_warning("token \"%s\" made %u of the restored keys not extractable (its own "
+                           "default for imported keys; NSS cannot ask for extractable ones): "
+                           "caback backup cannot read them back from this token, so keep the "
+                           "PKCS#12 file, or back the token up with its vendor's tool",
+                           db->token_name, locked);
 }
 
 static void print_key_ids(const CabackRestorePlan *plan)
@@ -292,6 +320,7 @@ static CabackDb *open_db(const CabackCommonOptions *common, gboolean read_only, 
     CabackDbOptions options = {
         .dbdir = common->dbdir,
         .token = common->token,
+        .module = common->module,
         .password = {.file = common->password_file, .env_var = common->password_env},
         .read_only = read_only,
     };
@@ -418,6 +447,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                        : ro->rename ? CABACK_RESTORE_ON_CONFLICT_RENAME
                                     : CABACK_RESTORE_ON_CONFLICT_STOP,
         .trust = trust,
+        .non_extractable = ro->non_extractable,
     };
     CabackP12File *file = NULL;
     CabackRestorePlan *plan = caback_restore_read(ro->in, given, &source, &file, error);
@@ -468,6 +498,8 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
             }
             caback_cli_info("Restored %u certificate(s) and %u key(s) into NSS database %s.", certs,
                             keys, db->dir);
+            if (keys > 0 && !PK11_IsInternalKeySlot(db->slot) && !ro->non_extractable)
+                warn_locked_keys(plan, db);
             if (checked > 0)
                 caback_cli_info("%u certificate and key pair(s) checked: each key signs a test "
                                 "value its certificate verifies.",
@@ -522,6 +554,10 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
          NULL},
         {"rename", 0, 0, G_OPTION_ARG_NONE, &ro.rename,
          "On a nickname conflict, restore as \"NICKNAME (restored N)\"", NULL},
+        {"non-extractable", 0, 0, G_OPTION_ARG_NONE, &ro.non_extractable,
+         "Import the keys so that they can never leave the token again (CKA_EXTRACTABLE false; "
+         "keys are always sensitive)",
+         NULL},
         {"trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &ro.trust,
          "Trust flags for a certificate, as certutil -t takes them (repeatable)", "NICKNAME=FLAGS"},
         {NULL}};

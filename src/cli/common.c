@@ -17,7 +17,13 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
          "Dogtag instance's alias folder)",
          "DIR"},
         {"token", 0, 0, G_OPTION_ARG_STRING, &options->token,
-         "Token holding the keys (default: the database's internal key token)", "NAME"},
+         "Token holding the keys: its name or a PKCS#11 URI pkcs11:token=NAME (default: the "
+         "database's internal key token)",
+         "NAME"},
+        {"module", 0, 0, G_OPTION_ARG_FILENAME, &options->module,
+         "Load this PKCS#11 module (an HSM's .so) for this run only; the database's pkcs11.txt "
+         "is not changed",
+         "PATH"},
         {"password-file", 'f', 0, G_OPTION_ARG_FILENAME, &options->password_file,
          "Database password or token PIN: the file's first line, or Dogtag password.conf lines "
          "internal=... / hardware-TOKEN=...",
@@ -62,6 +68,7 @@ void caback_cli_common_clear(CabackCommonOptions *options)
 {
     g_clear_pointer(&options->dbdir, g_free);
     g_clear_pointer(&options->token, g_free);
+    g_clear_pointer(&options->module, g_free);
     g_clear_pointer(&options->password_file, g_free);
     g_clear_pointer(&options->password_env, g_free);
 }
@@ -72,6 +79,7 @@ CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_o
     CabackDbOptions db_options = {
         .dbdir = options->dbdir,
         .token = options->token,
+        .module = options->module,
         .password = {.file = options->password_file, .env_var = options->password_env},
         .read_only = read_only,
     };

@@ -321,8 +321,11 @@ static gboolean check_exportable(CabackBackupSelection *sel, GError **error)
         return TRUE;
     g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_EXPORTABLE,
                 "the token will not let %s out (marked not extractable), so %s cannot "
-                "be written to a PKCS#12 file: %s. Nothing was written. Back such keys up with "
-                "the token's own tools (an HSM backup), or leave their certificates out with -n",
+                "be written to a PKCS#12 file: %s. Nothing was written. Two honest options: back "
+                "the keys up with the HSM vendor's own backup tool (e.g. a partition backup or "
+                "key cloning to a backup HSM), and/or use --certs-only to write a file with the "
+                "certificates and trust flags but no private keys (or leave these certificates "
+                "out with -n)",
                 n == 1 ? "this private key" : "these private keys", n == 1 ? "it" : "they",
                 locked->str);
     return FALSE;
@@ -437,6 +440,12 @@ static gboolean select_nicknames(CabackDb *db, CabackBackupSelection *sel,
 CabackBackupSelection *caback_backup_select(CabackDb *db, const char *const *nicknames,
                                             GError **error)
 {
+    return caback_backup_select_full(db, nicknames, FALSE, error);
+}
+
+CabackBackupSelection *caback_backup_select_full(CabackDb *db, const char *const *nicknames,
+                                                 gboolean certs_only, GError **error)
+{
     g_autoptr(CabackBackupSelection) sel = selection_new(db->token_name);
 
     if (nicknames == NULL || nicknames[0] == NULL) {
@@ -450,12 +459,34 @@ CabackBackupSelection *caback_backup_select(CabackDb *db, const char *const *nic
     for (guint i = 0; i < selected; i++)
         add_chain(sel, sel->certs->pdata[i]);
 
+    if (certs_only) {
+        /* The certificates stay selected (they had a key); only the keys leave the backup, and
+         * with them their localKeyID, since nothing in the file carries that ID any more. */
+        for (guint i = 0; i < sel->certs->len; i++)
+            ((CabackBackupCert *)sel->certs->pdata[i])->key = NULL;
+        g_ptr_array_set_size(sel->keys, 0);
+        sel->certs_only = TRUE;
+        return g_steal_pointer(&sel);
+    }
     if (!check_exportable(sel, error))
         return NULL;
     return g_steal_pointer(&sel);
 }
 
 /* ---- writing ---- */
+
+/* The friendlyName of @nickname in the file: without the "TOKEN:" prefix NSS puts on names of
+ * the backed-up token's certificates, so that a restore names them as on the source (Dogtag's
+ * nicknames in CS.cfg carry the token separately) on whatever token it goes to. */
+static const char *file_name(const CabackBackupSelection *sel, const char *nickname)
+{
+    gsize n = sel->token_name != NULL ? strlen(sel->token_name) : 0;
+
+    if (nickname != NULL && n > 0 && strncmp(nickname, sel->token_name, n) == 0 &&
+        nickname[n] == ':' && nickname[n + 1] != '\0')
+        return nickname + n + 1;
+    return nickname;
+}
 
 static SECItem key_id_item(const CabackBackupKey *key)
 {
@@ -486,7 +517,8 @@ GBytes *caback_backup_encode(CabackDb *db, CabackBackupSelection *selection,
 
         if (progress != NULL)
             progress("export", i + 1, selection->keys->len, k, user_data);
-        if (!caback_p12_writer_add_key(writer, k->key, k->nickname, &id, db, &local)) {
+        if (!caback_p12_writer_add_key(writer, k->key, file_name(selection, k->nickname), &id, db,
+                                       &local)) {
             g_set_error(error, CABACK_ERROR, local->code,
                         "cannot put the private key of \"%s\" (key ID %s, CS.cfg form %s, token "
                         "\"%s\") into the PKCS#12 file: %s",
@@ -502,8 +534,8 @@ GBytes *caback_backup_encode(CabackDb *db, CabackBackupSelection *selection,
 
         if (c->key != NULL)
             id = key_id_item(c->key);
-        if (!caback_p12_writer_add_cert(writer, c->cert, c->nickname, c->key != NULL ? &id : NULL,
-                                        c->trust, &local)) {
+        if (!caback_p12_writer_add_cert(writer, c->cert, file_name(selection, c->nickname),
+                                        c->key != NULL ? &id : NULL, c->trust, &local)) {
             g_set_error(error, CABACK_ERROR, local->code,
                         "cannot put the certificate \"%s\" (%s) into the PKCS#12 file: %s",
                         c->nickname != NULL ? c->nickname : "(no nickname)", c->subject,
@@ -680,7 +712,7 @@ static gboolean verify_certs(CabackBackupSelection *sel, GPtrArray *file_certs, 
                         what);
             return FALSE;
         }
-        if (!check_attributes(what, &found->attrs, c->nickname,
+        if (!check_attributes(what, &found->attrs, file_name(sel, c->nickname),
                               c->key != NULL ? c->key->info->raw_id : NULL, c->trust, TRUE, error))
             return FALSE;
     }
@@ -728,7 +760,8 @@ static gboolean verify_keys(CabackBackupSelection *sel, CabackP12File *file, GPt
                         "%s is in a plain key bag, not an encrypted one", what);
             return FALSE;
         }
-        if (!check_attributes(what, &fk->attrs, k->nickname, k->info->raw_id, NULL, FALSE, error))
+        if (!check_attributes(what, &fk->attrs, file_name(sel, k->nickname), k->info->raw_id, NULL,
+                              FALSE, error))
             return FALSE;
 
         if (progress != NULL)

@@ -94,29 +94,262 @@ static gboolean check_dir(const char *dir, GError **error)
     return TRUE;
 }
 
-static PK11SlotInfo *find_token(const char *name, GError **error)
+void caback_token_uri_clear(CabackTokenUri *uri)
 {
-    if (name == NULL || g_strcmp0(name, "internal") == 0 ||
-        g_strcmp0(name, "Internal Key Storage Token") == 0)
-        return PK11_GetInternalKeySlot();
+    g_clear_pointer(&uri->token, g_free);
+    g_clear_pointer(&uri->manufacturer, g_free);
+    g_clear_pointer(&uri->serial, g_free);
+    g_clear_pointer(&uri->model, g_free);
+}
 
-    PK11SlotInfo *slot = PK11_FindSlotByName(name);
-    if (slot != NULL)
-        return slot;
+static int hex_value(char c)
+{
+    return g_ascii_isxdigit(c) ? g_ascii_xdigit_value(c) : -1;
+}
 
-    g_autoptr(GString) names = g_string_new(NULL);
-    g_autoptr(PK11SlotList) list = PK11_GetAllTokens(CKM_INVALID_MECHANISM, PR_FALSE, PR_FALSE, NULL);
+/* RFC 7512 values are percent-encoded UTF-8; a stray '%' is an error rather than a guess. */
+static char *percent_decode(const char *text, gsize len, GError **error)
+{
+    GString *out = g_string_sized_new(len + 1);
+
+    for (gsize i = 0; i < len; i++) {
+        if (text[i] != '%') {
+            g_string_append_c(out, text[i]);
+            continue;
+        }
+        int hi = i + 1 < len ? hex_value(text[i + 1]) : -1;
+        int lo = i + 2 < len ? hex_value(text[i + 2]) : -1;
+        /* %00 would cut the C string short and select a different token. */
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                        "bad percent escape \"%.*s\" in PKCS#11 URI value \"%.*s\" (write a "
+                        "byte as %%XX, e.g. a space as %%20)",
+                        (int)MIN(3, len - i), text + i, (int)len, text);
+            g_string_free(out, TRUE);
+            return NULL;
+        }
+        g_string_append_c(out, (char)(hi * 16 + lo));
+        i += 2;
+    }
+    return g_string_free(out, FALSE);
+}
+
+gboolean caback_token_uri_parse(const char *text, CabackTokenUri *uri, GError **error)
+{
+    static const char *const object_attrs[] = {"object",
+                                               "id",
+                                               "type",
+                                               "library-description",
+                                               "library-manufacturer",
+                                               "library-version",
+                                               "slot-description",
+                                               "slot-id",
+                                               "slot-manufacturer",
+                                               NULL};
+
+    memset(uri, 0, sizeof *uri);
+    if (g_ascii_strncasecmp(text, "pkcs11:", 7) != 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "\"%s\" is not a PKCS#11 URI (it must start with \"pkcs11:\")", text);
+        return FALSE;
+    }
+    const char *path = text + 7;
+    if (strchr(path, '?') != NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "PKCS#11 URI \"%s\" has a query part (after \"?\"); caback takes the PIN only "
+                    "from -f / --password-env / the prompt and the module from the database or "
+                    "--module, so leave the query out",
+                    text);
+        return FALSE;
+    }
+    g_auto(GStrv) parts = g_strsplit(path, ";", -1);
+    for (guint i = 0; parts[i] != NULL; i++) {
+        const char *part = parts[i];
+        if (*part == '\0')
+            continue;
+        const char *eq = strchr(part, '=');
+        if (eq == NULL || eq == part) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                        "PKCS#11 URI \"%s\": \"%s\" is not an attribute=value pair", text, part);
+            goto fail;
+        }
+        g_autofree char *name = g_strndup(part, eq - part);
+        char **field = NULL;
+        if (strcmp(name, "token") == 0)
+            field = &uri->token;
+        else if (strcmp(name, "manufacturer") == 0)
+            field = &uri->manufacturer;
+        else if (strcmp(name, "serial") == 0)
+            field = &uri->serial;
+        else if (strcmp(name, "model") == 0)
+            field = &uri->model;
+        if (field == NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                        "PKCS#11 URI \"%s\": attribute \"%s\" %s; only token, manufacturer, "
+                        "serial and model select a token (e.g. pkcs11:token=NAME)",
+                        text, name,
+                        g_strv_contains(object_attrs, name) ? "does not select a token"
+                                                            : "is not known");
+            goto fail;
+        }
+        if (*field != NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                        "PKCS#11 URI \"%s\" gives attribute \"%s\" twice", text, name);
+            goto fail;
+        }
+        *field = percent_decode(eq + 1, strlen(eq + 1), error);
+        if (*field == NULL)
+            goto fail;
+    }
+    if (uri->token == NULL && uri->manufacturer == NULL && uri->serial == NULL &&
+        uri->model == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "PKCS#11 URI \"%s\" names no token; write e.g. pkcs11:token=NAME", text);
+        return FALSE;
+    }
+    return TRUE;
+fail:
+    caback_token_uri_clear(uri);
+    return FALSE;
+}
+
+/* A CK_TOKEN_INFO text field: fixed width, padded with spaces. */
+static gboolean padded_equal(const unsigned char *field, gsize width, const char *want)
+{
+    gsize n = width;
+    while (n > 0 && field[n - 1] == ' ')
+        n--;
+    return strlen(want) == n && memcmp(field, want, n) == 0;
+}
+
+static gboolean uri_matches(const CabackTokenUri *uri, PK11SlotInfo *slot)
+{
+    CK_TOKEN_INFO info;
+
+    if (uri->token != NULL && g_strcmp0(PK11_GetTokenName(slot), uri->token) != 0)
+        return FALSE;
+    if (uri->manufacturer == NULL && uri->serial == NULL && uri->model == NULL)
+        return TRUE;
+    if (PK11_GetTokenInfo(slot, &info) != SECSuccess)
+        return FALSE;
+    return (uri->manufacturer == NULL ||
+            padded_equal(info.manufacturerID, sizeof info.manufacturerID, uri->manufacturer)) &&
+           (uri->serial == NULL ||
+            padded_equal(info.serialNumber, sizeof info.serialNumber, uri->serial)) &&
+           (uri->model == NULL || padded_equal(info.model, sizeof info.model, uri->model));
+}
+
+/* The tokens NSS can see, for error messages: "A", "B". */
+static char *token_names_text(void)
+{
+    GString *names = g_string_new(NULL);
+    g_autoptr(PK11SlotList) list =
+        PK11_GetAllTokens(CKM_INVALID_MECHANISM, PR_FALSE, PR_FALSE, NULL);
     for (PK11SlotListElement *le = list != NULL ? list->head : NULL; le != NULL; le = le->next) {
         if (!PK11_IsPresent(le->slot))
             continue;
         g_string_append_printf(names, "%s\"%s\"", names->len > 0 ? ", " : "",
                                PK11_GetTokenName(le->slot));
     }
+    if (names->len == 0)
+        g_string_append(names, "(none)");
+    return g_string_free(names, FALSE);
+}
+
+static PK11SlotInfo *find_token_by_uri(const char *text, GError **error)
+{
+    CabackTokenUri uri;
+    PK11SlotInfo *found = NULL;
+    guint matches = 0;
+
+    if (!caback_token_uri_parse(text, &uri, error))
+        return NULL;
+    g_autoptr(PK11SlotList) list =
+        PK11_GetAllTokens(CKM_INVALID_MECHANISM, PR_FALSE, PR_FALSE, NULL);
+    for (PK11SlotListElement *le = list != NULL ? list->head : NULL; le != NULL; le = le->next) {
+        if (!PK11_IsPresent(le->slot) || !uri_matches(&uri, le->slot))
+            continue;
+        /* The same token may be listed once per mechanism group; count tokens, not entries. */
+        if (found != NULL && found == le->slot)
+            continue;
+        if (found != NULL)
+            PK11_FreeSlot(found);
+        found = PK11_ReferenceSlot(le->slot);
+        matches++;
+    }
+    caback_token_uri_clear(&uri);
+    if (matches == 1)
+        return found;
+    if (found != NULL)
+        PK11_FreeSlot(found);
+    g_autofree char *names = token_names_text();
+    if (matches == 0)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "no token matches PKCS#11 URI \"%s\"; the tokens that exist are: %s (a "
+                    "token of an HSM appears once its module is in the database's pkcs11.txt, "
+                    "or with --module PATH)",
+                    text, names);
+    else
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "%u tokens match PKCS#11 URI \"%s\"; add serial=... to choose one (the "
+                    "tokens are: %s)",
+                    matches, text, names);
+    return NULL;
+}
+
+static PK11SlotInfo *find_token(const char *name, GError **error)
+{
+    if (name == NULL || g_strcmp0(name, "internal") == 0 ||
+        g_strcmp0(name, "Internal Key Storage Token") == 0)
+        return PK11_GetInternalKeySlot();
+    if (g_ascii_strncasecmp(name, "pkcs11:", 7) == 0)
+        return find_token_by_uri(name, error);
+
+    PK11SlotInfo *slot = PK11_FindSlotByName(name);
+    if (slot != NULL)
+        return slot;
+
+    g_autofree char *names = token_names_text();
     g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
                 "token \"%s\" not found; the tokens that exist are: %s (\"internal\" is the "
-                "database's own key token)",
-                name, names->str);
+                "database's own key token; an HSM's token appears once its module is in the "
+                "database's pkcs11.txt, see modutil -list, or with --module PATH)",
+                name, names);
     return NULL;
+}
+
+/* Load @path for this process only: SECMOD_LoadUserModule does not write pkcs11.txt, unlike
+ * modutil -add / SECMOD_AddNewModule, so the database stays as it was. */
+static SECMODModule *load_user_module(const char *path, GError **error)
+{
+    if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "--module %s: no such file; give the path of the HSM vendor's PKCS#11 "
+                    "library (a .so file)",
+                    path);
+        return NULL;
+    }
+    if (strchr(path, '"') != NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "--module %s: the path contains a double quote, which an NSS module spec "
+                    "cannot hold; use a link without one",
+                    path);
+        return NULL;
+    }
+    g_autofree char *spec =
+        g_strdup_printf("name=\"caback --module %s\" library=\"%s\"", path, path);
+    SECMODModule *module = SECMOD_LoadUserModule(spec, NULL, PR_FALSE);
+    if (module == NULL || !module->loaded) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "cannot load PKCS#11 module %s (--module); check that it is the "
+                             "vendor's PKCS#11 library and that its own configuration is in "
+                             "place",
+                             path);
+        if (module != NULL)
+            SECMOD_DestroyModule(module);
+        return NULL;
+    }
+    return module;
 }
 
 CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
@@ -164,6 +397,11 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
     }
     PK11_SetPasswordFunc(caback_db_password_callback);
 
+    if (options->module != NULL) {
+        db->user_module = load_user_module(options->module, error);
+        if (db->user_module == NULL)
+            return NULL;
+    }
     db->slot = find_token(options->token, error);
     if (db->slot == NULL)
         return NULL;
@@ -206,6 +444,17 @@ gboolean caback_db_close(CabackDb *db, GError **error)
         return TRUE;
     if (db->slot != NULL)
         PK11_FreeSlot(db->slot);
+    db->slot = NULL;
+    if (db->user_module != NULL) {
+        /* Unloaded before the context goes, so that its slots are released while NSS is up. */
+        if (SECMOD_UnloadUserModule(db->user_module) != SECSuccess && ok) {
+            caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot unload PKCS#11 module %s",
+                                 db->user_module->dllName);
+            ok = FALSE;
+        }
+        SECMOD_DestroyModule(db->user_module);
+        db->user_module = NULL;
+    }
     if (db->context != NULL && NSS_ShutdownContext(db->context) != SECSuccess) {
         caback_error_set_nss(error, CABACK_ERROR_DATABASE,
                              "NSS database %s did not shut down cleanly (a reference was leaked; "

@@ -17,6 +17,8 @@ void caback_key_info_free(CabackKeyInfo *info)
     g_free(info->dogtag_id);
     g_free(info->nickname);
     g_free(info->label);
+    g_free(info->cert_token);
+    g_free(info->trust_token);
     g_free(info);
 }
 
@@ -86,6 +88,106 @@ static guint key_size_bits(SECKEYPrivateKey *key, CERTCertificate *cert)
     return 0;
 }
 
+/* 1 / 0 for a CK_BBOOL attribute of @key, -1 when the token does not give it. */
+static int read_key_bool(SECKEYPrivateKey *key, CK_ATTRIBUTE_TYPE type)
+{
+    SECItem item = {siBuffer, NULL, 0};
+
+    if (PK11_ReadRawAttribute(PK11_TypePrivKey, key, type, &item) != SECSuccess)
+        return -1;
+    int value = item.len == sizeof(CK_BBOOL) ? item.data[0] != CK_FALSE : -1;
+    SECITEM_FreeItem(&item, PR_FALSE);
+    return value;
+}
+
+static gboolean generic_attr_equals(PK11GenericObject *obj, CK_ATTRIBUTE_TYPE type,
+                                    const SECItem *want)
+{
+    SECItem item = {siBuffer, NULL, 0};
+
+    if (PK11_ReadRawAttribute(PK11_TypeGeneric, obj, type, &item) != SECSuccess)
+        return FALSE;
+    gboolean same = SECITEM_ItemsAreEqual(&item, want);
+    SECITEM_FreeItem(&item, PR_FALSE);
+    return same;
+}
+
+/* Whether @slot holds an NSS trust object for @cert (matched, as NSS does, by issuer and DER
+ * serial number). */
+static gboolean slot_has_trust(PK11SlotInfo *slot, CERTCertificate *cert)
+{
+    /* Trust objects hold the serial as a DER INTEGER; serials are at most 20 bytes (RFC 5280),
+     * a little more in old certificates, so a short or one-byte long form is enough. */
+    unsigned char der[2 + 1 + 255];
+    unsigned int n = cert->serialNumber.len, hdr = n < 128 ? 2 : 3;
+    if (n > 255)
+        return FALSE;
+    der[0] = 0x02;
+    if (n < 128)
+        der[1] = (unsigned char)n;
+    else {
+        der[1] = 0x81;
+        der[2] = (unsigned char)n;
+    }
+    memcpy(der + hdr, cert->serialNumber.data, n);
+    SECItem serial = {siBuffer, der, hdr + n};
+
+    PK11GenericObject *objs = PK11_FindGenericObjects(slot, CKO_NSS_TRUST);
+    gboolean found = FALSE;
+
+    for (PK11GenericObject *o = objs; o != NULL && !found; o = PK11_GetNextGenericObject(o))
+        found = generic_attr_equals(o, CKA_ISSUER, &cert->derIssuer) &&
+                generic_attr_equals(o, CKA_SERIAL_NUMBER, &serial);
+    if (objs != NULL)
+        PK11_DestroyGenericObjects(objs);
+    return found;
+}
+
+static void append_name(GPtrArray *names, PK11SlotInfo *slot)
+{
+    const char *name = PK11_GetTokenName(slot);
+
+    /* The same token can come twice (once per slot list NSS keeps). */
+    for (guint i = 0; name != NULL && i < names->len; i++)
+        if (strcmp(names->pdata[i], name) == 0)
+            return;
+    if (name != NULL)
+        g_ptr_array_add(names, g_strdup(name));
+}
+
+static char *join_names(GPtrArray *names)
+{
+    if (names->len == 0)
+        return NULL;
+    g_ptr_array_add(names, NULL);
+    char *text = g_strjoinv(", ", (char **)names->pdata);
+    g_ptr_array_remove_index(names, names->len - 1);
+    return text;
+}
+
+/* Where @cert and its trust live: an HSM usually keeps the certificate but not NSS's trust
+ * objects, which NSS then keeps in the database's internal token. */
+static void describe_cert_tokens(CabackKeyInfo *info, CERTCertificate *cert)
+{
+    g_autoptr(GPtrArray) certs = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) trust = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
+    gboolean internal_seen = FALSE;
+
+    g_autoptr(PK11SlotList) slots = PK11_GetAllSlotsForCert(cert, NULL);
+    for (PK11SlotListElement *le = slots != NULL ? slots->head : NULL; le != NULL; le = le->next) {
+        append_name(certs, le->slot);
+        if (le->slot == internal)
+            internal_seen = TRUE;
+        if (slot_has_trust(le->slot, cert))
+            append_name(trust, le->slot);
+    }
+    if (!internal_seen && internal != NULL && slot_has_trust(internal, cert))
+        append_name(trust, internal);
+    info->cert_token = join_names(certs);
+    info->trust_token = join_names(trust);
+}
+
 CabackKeyInfo *caback_keys_describe(CabackDb *db, SECKEYPrivateKey *key, CERTCertificate *cert)
 {
     (void)db; /* kept in the signature so that token-specific lookups can use its password */
@@ -129,6 +231,10 @@ CabackKeyInfo *caback_keys_describe(CabackDb *db, SECKEYPrivateKey *key, CERTCer
         info->nickname = usable_nickname(key->pkcs11Slot, cert->nickname);
 
     info->size_bits = key_size_bits(key, cert);
+    info->extractable = read_key_bool(key, CKA_EXTRACTABLE);
+    info->sensitive = read_key_bool(key, CKA_SENSITIVE);
+    if (cert != NULL)
+        describe_cert_tokens(info, cert);
     return info;
 }
 

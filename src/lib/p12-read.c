@@ -1144,7 +1144,16 @@ SECKEYPrivateKey *caback_p12_key_import(CabackP12File *file, CabackP12Key *key, 
                                          permanent, NULL, wincx, error);
     if (priv == NULL)
         return NULL;
-    if (!extractable) {
+    SECItem now = {siBuffer, NULL, 0};
+    gboolean already_locked = FALSE;
+    if (!extractable &&
+        PK11_ReadRawAttribute(PK11_TypePrivKey, priv, CKA_EXTRACTABLE, &now) == SECSuccess) {
+        /* Some tokens (SoftHSM2) make imported keys not extractable anyway, and then refuse to
+         * have the attribute written again. */
+        already_locked = now.len == sizeof(CK_BBOOL) && now.data[0] == CK_FALSE;
+        SECITEM_FreeItem(&now, PR_FALSE);
+    }
+    if (!extractable && !already_locked) {
         /* PKCS#11 lets CKA_EXTRACTABLE go from true to false, never back. */
         CK_BBOOL no = CK_FALSE;
         SECItem value = {siBuffer, &no, sizeof(no)};

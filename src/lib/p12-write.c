@@ -381,6 +381,69 @@ static gboolean check_writable(CabackP12Writer *writer, GError **error)
     return TRUE;
 }
 
+/* A session copy of @key (on another token) in NSS's internal slot: the token wraps it with a
+ * fresh AES key by AES key wrap with padding (RFC 5649), which NSS's own token unwraps. NULL when
+ * the token cannot do that. */
+static SECKEYPrivateKey *copy_to_internal(SECKEYPrivateKey *key, void *wincx)
+{
+    CK_KEY_TYPE type;
+    CK_ATTRIBUTE_TYPE usage[] = {CKA_SIGN, CKA_DECRYPT};
+    int n_usage = 2;
+
+    switch (key->keyType) {
+    case rsaKey:
+        type = CKK_RSA;
+        break;
+    case ecKey:
+        type = CKK_EC;
+        n_usage = 1;
+        break;
+    default:
+        return NULL;
+    }
+    g_autoptr(PK11SlotInfo) internal = PK11_GetInternalSlot();
+    /* Made on the key's token (so that the token wraps with its own key, allowed to wrap) and
+     * readable (insensitive, extractable), so that its value can go to NSS's own token. */
+    g_autoptr(PK11SymKey) kek = PK11_TokenKeyGenWithFlags(
+        key->pkcs11Slot, CKM_AES_KEY_GEN, NULL, 32, NULL, CKF_WRAP | CKF_UNWRAP,
+        PK11_ATTR_SESSION | PK11_ATTR_EXTRACTABLE | PK11_ATTR_INSENSITIVE | PK11_ATTR_PRIVATE,
+        wincx);
+    if (kek == NULL)
+        return NULL;
+    SECItem wrapped = {siBuffer, NULL, 0};
+    if (SECITEM_AllocItem(NULL, &wrapped, P12_WRAP_BUFFER) == NULL)
+        return NULL;
+    SECKEYPrivateKey *copy = NULL;
+    if (PK11_WrapPrivKey(key->pkcs11Slot, kek, key, CKM_AES_KEY_WRAP_PAD, NULL, &wrapped, wincx) ==
+            SECSuccess &&
+        wrapped.len > 0) {
+        SECItem *id = PK11_GetLowLevelKeyIDForPrivateKey(key);
+        SECItem id_value = {siBuffer, (unsigned char *)"caback", 6};
+        /* The one-time wrapping key goes to NSS's token by value (NSS's own move of a key
+         * between tokens does the same); it protects only this one transfer. */
+        g_autoptr(PK11SymKey) local_kek = NULL;
+        if (PK11_ExtractKeyValue(kek) == SECSuccess) {
+            SECItem *value = PK11_GetKeyData(kek);
+            if (value != NULL)
+                local_kek = PK11_ImportSymKey(internal, CKM_AES_CBC, PK11_OriginUnwrap, CKA_UNWRAP,
+                                              value, wincx);
+        }
+        /* PKCS#11 defines CKM_AES_KEY_WRAP_PAD as AES key wrap with PKCS#7 padding, yet tokens
+         * such as SoftHSM2 do RFC 5649 under it (CKM_AES_KEY_WRAP_KWP): NSS's token knows both,
+         * and a wrong guess only fails the unwrap. */
+        static const CK_MECHANISM_TYPE unwrap_mechs[] = {CKM_AES_KEY_WRAP_KWP,
+                                                         CKM_AES_KEY_WRAP_PAD};
+        for (guint m = 0; local_kek != NULL && copy == NULL && m < G_N_ELEMENTS(unwrap_mechs); m++)
+            copy = PK11_UnwrapPrivKey(internal, local_kek, unwrap_mechs[m], NULL, &wrapped, NULL,
+                                      id != NULL && id->len > 0 ? id : &id_value, PR_FALSE, PR_TRUE,
+                                      type, usage, n_usage, wincx);
+        if (id != NULL)
+            SECITEM_FreeItem(id, PR_TRUE);
+    }
+    SECITEM_ZfreeItem(&wrapped, PR_FALSE);
+    return copy;
+}
+
 gboolean caback_p12_writer_add_key(CabackP12Writer *writer, SECKEYPrivateKey *key,
                                    const char *friendly_name, const SECItem *local_key_id,
                                    void *wincx, GError **error)
@@ -418,9 +481,22 @@ gboolean caback_p12_writer_add_key(CabackP12Writer *writer, SECKEYPrivateKey *ke
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED, "out of memory");
         return FALSE;
     }
-    if (PK11_WrapPrivKey(key->pkcs11Slot, wrap_key, key, mech, param, &wrapped, wincx) !=
-            SECSuccess ||
-        wrapped.len == 0) {
+    g_autoptr(SECKEYPrivateKey) copy = NULL;
+    gboolean wrapped_ok = PK11_WrapPrivKey(key->pkcs11Slot, wrap_key, key, mech, param, &wrapped,
+                                           wincx) == SECSuccess &&
+                          wrapped.len > 0;
+    if (!wrapped_ok && !PK11_IsInternal(key->pkcs11Slot)) {
+        /* Many HSMs wrap private keys only with AES key wrap, not with the PBE cipher of the
+         * file: move the key (wrapped, never in clear here) into a session object of NSS's own
+         * token and wrap it from there. */
+        copy = copy_to_internal(key, wincx);
+        wrapped.len = P12_WRAP_BUFFER;
+        wrapped_ok = copy != NULL &&
+                     PK11_WrapPrivKey(copy->pkcs11Slot, wrap_key, copy, mech, param, &wrapped,
+                                      wincx) == SECSuccess &&
+                     wrapped.len > 0;
+    }
+    if (!wrapped_ok) {
         caback_error_set_nss(error, CABACK_ERROR_NOT_EXPORTABLE,
                              "token \"%s\" will not export (wrap) the private key of \"%s\"", token,
                              who);

@@ -1016,6 +1016,7 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
 {
     if (db != NULL && !caback_restore_login_internal(db, error))
         return FALSE;
+    plan->non_extractable = options != NULL && options->non_extractable;
     for (guint i = 0; i < plan->certs->len; i++)
         plan_cert(plan, db, options, plan->certs->pdata[i]);
     for (guint i = 0; i < plan->keys->len; i++)
@@ -1368,7 +1369,7 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
         CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
         SECKEYPrivateKey *key =
             caback_p12_key_import(plan->file, k->bag, db->slot, c != NULL ? NULL : k->nickname,
-                                  &value, TRUE, TRUE, db, &failure);
+                                  &value, TRUE, !plan->non_extractable, db, &failure);
         if (key == NULL) {
             g_prefix_error(&failure, "%s: ", what);
             break;
