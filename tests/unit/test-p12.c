@@ -1,8 +1,9 @@
 /* Unit tests for the PKCS#12 codec: writer -> reader round trips in every profile, the bag
  * attributes, the number of key derivations, wrong passwords, the password encodings of old
  * writers, damaged input (every truncation, bit flips: errors, never a crash), BER and trailing
- * bytes, files without MAC, bag types the writer never makes,.
- * Keys come from a temporary NSS database made with the real certutil. */
+ * bytes, files without MAC, and bag types the writer never makes (PBMAC1 is also checked against
+ * an independent oracle by tests/test-pbmac1.sh). Keys come from a temporary NSS database made
+ * with the real certutil. */
 #include "config.h"
 
 #include <caback/db.h>
