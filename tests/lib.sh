@@ -286,3 +286,8 @@ make_softhsm_token() {
     fi
     softhsm2-util --init-token --free --label "$1" --pin "$2" --so-pin 5678 >/dev/null
 }
+
+# ---- the run log's state folder ----
+# Every test keeps caback's state folder (run log, latest_backup) in its own temporary folder, so
+# that no test writes to the real one (~/.local/state/caback, or /var/lib/caback as root).
+export CABACK_STATE_DIR=$TEST_TMP/state

@@ -21,6 +21,7 @@ gboolean caback_cmd_sign(int argc, char **argv, GError **error);
 gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error);
 gboolean caback_cmd_list(int argc, char **argv, GError **error);
 gboolean caback_cmd_restore(int argc, char **argv, GError **error);
+gboolean caback_cmd_verify(int argc, char **argv, GError **error);
 
 /* Options shared by the verbs (filled by GOptionContext). */
 typedef struct {

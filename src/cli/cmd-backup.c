@@ -4,9 +4,11 @@
 #include "config.h"
 
 #include "cli.h"
+#include "cli-log.h"
 
 #include <caback/atomic-file.h>
 #include <caback/backup.h>
+#include <caback/digest.h>
 #include <caback/json.h>
 
 #include <stdio.h>
@@ -26,6 +28,7 @@ typedef struct {
     gboolean force;
     gboolean no_verify;
     gboolean certs_only;
+    char *log_path;
 } BackupOptions;
 
 static void backup_options_clear(BackupOptions *o)
@@ -37,6 +40,7 @@ static void backup_options_clear(BackupOptions *o)
     g_free(o->p12_password_env);
     g_free(o->iterations);
     g_free(o->mac);
+    g_free(o->log_path);
 }
 
 static gboolean usage_error(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
@@ -148,6 +152,8 @@ typedef struct {
     const CabackP12WriteOptions *write;
     gboolean verified;
     const CabackBackupReport *report;
+    const char *sha256;      /* the file's SHA-256 once verified and in place, else NULL */
+    gboolean latest_updated; /* latest_backup now points at the file */
 } Summary;
 
 static char *summary_text(const CabackBackupSelection *sel, const Summary *s)
@@ -187,6 +193,13 @@ static char *summary_text(const CabackBackupSelection *sel, const Summary *s)
             s->report->certs, s->report->certs == 1 ? "" : "s");
     else
         g_string_append(out, "Not verified (--no-verify)\n");
+    if (s->sha256 != NULL)
+        g_string_append_printf(out, "SHA-256: %s\n", s->sha256);
+    if (s->latest_updated)
+        g_string_append(out, "Recorded as the latest backup (for caback restore automatic)\n");
+    else if (!s->verified)
+        g_string_append(out, "Not recorded as the latest backup: only a verified backup is "
+                             "(caback restore automatic will not pick this file)\n");
     return g_string_free(out, FALSE);
 }
 
@@ -239,6 +252,8 @@ static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, 
     caback_json_int(json, "iterations", iterations);
     caback_json_bool(json, "certs_only", sel->certs_only);
     caback_json_bool(json, "verified", s->verified);
+    caback_json_string(json, "sha256", s->sha256);
+    caback_json_bool(json, "latest_backup", s->latest_updated);
     if (s->verified) {
         caback_json_begin_object(json, "verification");
         caback_json_int(json, "keys", s->report->keys);
@@ -262,6 +277,7 @@ typedef struct {
     CabackP12WriteOptions write;
     CabackSecret *password; /* the PKCS#12 password, when already known */
     char **nicknames;
+    CabackLogRecord *rec; /* this run's log record */
 } BackupRun;
 
 static CabackSecret *ask_p12_password(GError **error)
@@ -313,25 +329,35 @@ static gboolean run_backup(BackupRun *run, GError **error)
     CabackBackupReport report = {0};
     g_autofree char *result = NULL;
 
+    g_autofree char *sha256 = NULL;
+    gboolean latest_updated = FALSE;
+
     CabackDb *db = caback_cli_open_db(run->common, TRUE, error);
     if (db == NULL)
         return FALSE;
+    caback_cli_log_database(run->rec, db);
 
     gboolean ok = FALSE;
     g_autoptr(CabackBackupSelection) sel =
         caback_backup_select_full(db, (const char *const *)run->nicknames, o->certs_only, error);
     if (sel == NULL)
         goto close;
+    for (guint i = 0; i < sel->keys->len; i++) {
+        const CabackBackupKey *k = sel->keys->pdata[i];
+        caback_log_record_add_key(run->rec, k->nickname, k->info->id_hex, k->info->dogtag_id);
+    }
 
     if (!run->common->json) {
         g_autofree char *text = selection_text(db, sel, o->output);
         caback_cli_info("%s", g_strchomp(text));
     }
     for (guint i = 0; i < sel->warnings->len; i++)
-        caback_cli_warning("%s", (const char *)sel->warnings->pdata[i]);
+        caback_cli_log_warning(run->rec, "%s", (const char *)sel->warnings->pdata[i]);
 
     if (run->password == NULL) {
         run->password = ask_p12_password(error);
+        if (run->password != NULL)
+            caback_log_record_add_secret(run->rec, run->password->data);
         if (run->password == NULL ||
             !check_empty_password(run->password, "given at the prompt", error))
             goto close;
@@ -339,9 +365,28 @@ static gboolean run_backup(BackupRun *run, GError **error)
 
     if (!write_backup(run, db, sel, &report, error))
         goto close;
+    /* Only a verified backup may become the one "restore automatic" picks; the digest lets it
+     * (and verify) tell later that the file is still the one written. */
+    if (!o->no_verify) {
+        g_autoptr(GError) e = NULL;
+        sha256 = caback_digest_file_sha256_hex(o->output, &e);
+        if (sha256 != NULL) {
+            caback_log_record_set_file_sha256(run->rec, sha256);
+            latest_updated = caback_state_set_latest_backup(o->output, sha256, &e);
+        }
+        if (!latest_updated)
+            caback_cli_log_warning(run->rec,
+                                   "%s was written and verified, but latest_backup could not be "
+                                   "updated to point at it: %s",
+                                   o->output, e->message);
+    }
 
-    Summary s = {
-        .output = o->output, .write = &run->write, .verified = !o->no_verify, .report = &report};
+    Summary s = {.output = o->output,
+                 .write = &run->write,
+                 .verified = !o->no_verify,
+                 .report = &report,
+                 .sha256 = sha256,
+                 .latest_updated = latest_updated};
     result = run->common->json ? summary_json(db, sel, &s) : summary_text(sel, &s);
     ok = TRUE;
 close:
@@ -367,16 +412,55 @@ static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GE
         return usage_error(error, "the Windows form is: caback -backup PASSWORD FILE [-d DIR] "
                                   "[-f FILE]");
     run->password = caback_secret_new(argv[1], strlen(argv[1]));
+    caback_log_record_add_secret(run->rec, run->password->data);
     caback_secret_wipe(argv[1], strlen(argv[1]));
-    caback_cli_warning("a password given on the command line can be seen by other users of this "
-                       "machine (ps, /proc) and may stay in the shell history; prefer: caback "
-                       "backup -o FILE, with -w FILE, --p12-password-env VAR or the prompt");
+    caback_cli_log_warning(
+        run->rec, "a password given on the command line can be seen by other users of this "
+                  "machine (ps, /proc) and may stay in the shell history; prefer: caback "
+                  "backup -o FILE, with -w FILE, --p12-password-env VAR or the prompt");
     if (o->output != NULL || o->p12_password_file != NULL || o->p12_password_env != NULL)
         return usage_error(error, "the Windows form caback -backup PASSWORD FILE takes the "
                                   "password and the file as arguments; -o, -w and "
                                   "--p12-password-env belong to caback backup");
     o->output = g_strdup(argv[2]);
     return check_empty_password(run->password, "given on the command line", error);
+}
+
+/* The run's command for the log, rebuilt from the options: names of files and variables only,
+ * never the password (the Windows form's password argument is left out). */
+static void log_options(CabackLogRecord *rec, const BackupOptions *o,
+                        const CabackCommonOptions *common)
+{
+    caback_cli_log_common(rec, common);
+    if (o->output != NULL) {
+        g_autofree char *absolute = g_canonicalize_filename(o->output, NULL);
+        caback_log_record_add_option(rec, "-o", o->output);
+        caback_log_record_set_file(rec, absolute);
+    }
+    for (char **n = o->nicknames; n != NULL && *n != NULL; n++)
+        caback_log_record_add_option(rec, "-n", *n);
+    if (o->cscfg != NULL)
+        caback_log_record_add_option(rec, "--cscfg", o->cscfg);
+    if (o->include_sslserver)
+        caback_log_record_add_arg(rec, "--include-sslserver");
+    if (o->p12_password_file != NULL)
+        caback_log_record_add_option(rec, "-w", o->p12_password_file);
+    if (o->p12_password_env != NULL)
+        caback_log_record_add_option(rec, "--p12-password-env", o->p12_password_env);
+    if (o->iterations != NULL)
+        caback_log_record_add_option(rec, "--iterations", o->iterations);
+    if (o->legacy)
+        caback_log_record_add_arg(rec, "--legacy");
+    if (o->mac != NULL)
+        caback_log_record_add_option(rec, "--mac", o->mac);
+    if (o->certs_only)
+        caback_log_record_add_arg(rec, "--certs-only");
+    if (o->force)
+        caback_log_record_add_arg(rec, "--force");
+    if (o->no_verify)
+        caback_log_record_add_arg(rec, "--no-verify");
+    if (o->log_path != NULL)
+        caback_log_record_add_option(rec, "--log", o->log_path);
 }
 
 gboolean caback_cmd_backup(int argc, char **argv, GError **error)
@@ -417,7 +501,10 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
          "leave an HSM); the file and the summary say so",
          NULL},
         {"no-verify", 0, 0, G_OPTION_ARG_NONE, &o.no_verify,
-         "Do not read the file back and check every key before putting it in place", NULL},
+         "Do not read the file back and check every key before putting it in place (the file "
+         "is then not recorded as the latest backup)",
+         NULL},
+        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
         {NULL}};
     g_autoptr(GOptionContext) context = g_option_context_new(NULL);
 
@@ -448,10 +535,15 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
 
     if (!caback_cli_parse(context, "backup", &common, &argc, &argv, error))
         goto out;
-    if (windows) {
-        if (!take_windows_arguments(argc, argv, &run, error))
-            goto out;
-    } else if (argc > 1) {
+    run.rec = caback_log_record_new("backup");
+    caback_cli_log_db_secrets(run.rec, &common);
+    /* The Windows form's password argument is taken (and registered as a secret) before
+     * anything is recorded. */
+    gboolean taken = !windows || take_windows_arguments(argc, argv, &run, error);
+    log_options(run.rec, &o, &common);
+    if (!taken)
+        goto out;
+    if (!windows && argc > 1) {
         usage_error(error, "unexpected argument \"%s\"; the file to write is given with -o FILE",
                     argv[1]);
         goto out;
@@ -499,6 +591,7 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
         run.password = caback_backup_read_password_file(o.p12_password_file, error);
         if (run.password == NULL)
             goto out;
+        caback_log_record_add_secret(run.rec, run.password->data);
         g_autofree char *where = g_strdup_printf("in %s", o.p12_password_file);
         if (!check_empty_password(run.password, where, error))
             goto out;
@@ -512,6 +605,7 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
             goto out;
         }
         run.password = caback_secret_new(value, strlen(value));
+        caback_log_record_add_secret(run.rec, run.password->data);
         g_autofree char *where = g_strdup_printf("in environment variable %s", o.p12_password_env);
         if (!check_empty_password(run.password, where, error))
             goto out;
@@ -527,6 +621,8 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
 
     ok = run_backup(&run, error);
 out:
+    /* Last, after the database is closed: the record says how the run ended. */
+    caback_cli_log_finish(g_steal_pointer(&run.rec), ok, error, o.log_path);
     caback_secret_free(run.password);
     g_strfreev(run.nicknames);
     backup_options_clear(&o);

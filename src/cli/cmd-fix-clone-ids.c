@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "cli.h"
+#include "cli-log.h"
 
 #include <caback/atomic-file.h>
 #include <caback/clone-ids.h>
@@ -214,7 +215,7 @@ static char *missing_summary(const GPtrArray *results, guint *count)
 }
 
 static gboolean run(const char *path, const CabackCommonOptions *common, gboolean dry_run,
-                    GError **error)
+                    CabackLogRecord *rec, GError **error)
 {
     g_autoptr(CabackCsCfg) cfg = caback_cscfg_read_file(path, error);
     if (cfg == NULL)
@@ -245,6 +246,7 @@ static gboolean run(const char *path, const CabackCommonOptions *common, gboolea
     CabackDb *db = caback_cli_open_db(common, TRUE, error);
     if (db == NULL)
         return FALSE;
+    caback_cli_log_database(rec, db);
     g_autofree char *dbdir = g_strdup(db->dir);
     g_autofree char *token = g_strdup(db->token_name);
     g_autoptr(GPtrArray) results = caback_clone_ids_audit(db, cfg, error);
@@ -258,14 +260,17 @@ static gboolean run(const char *path, const CabackCommonOptions *common, gboolea
     g_autoptr(GPtrArray) changes = g_ptr_array_new();
     for (guint i = 0; i < results->len; i++) {
         const CabackCloneResult *r = results->pdata[i];
+        if (r->nss_id != NULL)
+            caback_log_record_add_key(rec, r->nickname, r->nss_id, r->new_id);
         for (guint j = 0; j < r->notes->len; j++)
             caback_cli_detail("%s: %s", r->tag, (const char *)r->notes->pdata[j]);
         for (guint j = 0; j < r->changes->len; j++)
             g_ptr_array_add(changes, r->changes->pdata[j]);
         if (r->legacy_problem)
-            caback_cli_warning("tag %s: Dogtag before 10.5.6 cannot decode the key ID %s (its "
-                               "short form loses the sign); such a clone needs a newer Dogtag",
-                               r->tag, r->new_id);
+            caback_cli_log_warning(rec,
+                                   "tag %s: Dogtag before 10.5.6 cannot decode the key ID %s (its "
+                                   "short form loses the sign); such a clone needs a newer Dogtag",
+                                   r->tag, r->new_id);
     }
 
     g_autoptr(GBytes) fixed = NULL;
@@ -328,12 +333,15 @@ gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error)
 {
     CabackCommonOptions common = {0};
     gboolean dry_run = FALSE;
+    g_autofree char *log_path = NULL;
     g_autoptr(GOptionContext) context = g_option_context_new("CS.cfg");
-    const GOptionEntry entries[] = {{"dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run,
-                                     "Print the changes as a unified diff and change nothing",
-                                     NULL},
-                                    {NULL}};
+    const GOptionEntry entries[] = {
+        {"dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run,
+         "Print the changes as a unified diff and change nothing", NULL},
+        {"log", 0, 0, G_OPTION_ARG_FILENAME, &log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        {NULL}};
     gboolean ok = FALSE;
+    CabackLogRecord *rec = NULL;
 
     g_option_context_set_summary(
         context,
@@ -355,6 +363,15 @@ gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error)
 
     if (!caback_cli_parse(context, "fix-clone-ids", &common, &argc, &argv, error))
         goto out;
+    rec = caback_log_record_new("fix-clone-ids");
+    caback_cli_log_db_secrets(rec, &common);
+    caback_cli_log_common(rec, &common);
+    if (dry_run)
+        caback_log_record_add_arg(rec, "--dry-run");
+    if (log_path != NULL)
+        caback_log_record_add_option(rec, "--log", log_path);
+    for (int i = 1; i < argc; i++)
+        caback_log_record_add_arg(rec, argv[i]);
     if (argc != 2) {
         if (argc < 2)
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
@@ -366,8 +383,13 @@ gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error)
                         argv[2]);
         goto out;
     }
-    ok = run(argv[1], &common, dry_run, error);
+    {
+        g_autofree char *absolute = g_canonicalize_filename(argv[1], NULL);
+        caback_log_record_set_file(rec, absolute);
+    }
+    ok = run(argv[1], &common, dry_run, rec, error);
 out:
+    caback_cli_log_finish(g_steal_pointer(&rec), ok, error, log_path);
     caback_cli_common_clear(&common);
     return ok;
 }

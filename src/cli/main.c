@@ -26,6 +26,8 @@ static const CabackCommand commands[] = {
     {"list", caback_cmd_list, "Show what a PKCS#12 file holds (no database is touched)"},
     {"restore", caback_cmd_restore,
      "Restore a PKCS#12 file into an NSS database: plan first, all or nothing"},
+    {"verify", caback_cmd_verify,
+     "The restore drill: prove a backup restorable in a throwaway database"},
     {NULL, NULL, NULL}};
 
 /* Windows certutil-style verbs, accepted for compatibility. */

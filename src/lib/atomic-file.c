@@ -127,16 +127,18 @@ static void fsync_dir(const char *path)
 
 gboolean caback_atomic_file_commit(CabackAtomicFile *file, gboolean replace, GError **error)
 {
-    if (fsync(file->fd) != 0 || close(file->fd) != 0) {
-        int e = errno;
-        file->fd = -1;
+    /* Close in every case: a failed fsync must not leak the descriptor. */
+    int e = fsync(file->fd) != 0 ? errno : 0;
+    if (close(file->fd) != 0 && e == 0)
+        e = errno;
+    file->fd = -1;
+    if (e != 0) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
                     "cannot write %s (temporary file %s): %s; %s is unchanged", file->target,
                     file->temp, g_strerror(e), file->target);
         caback_atomic_file_abort(file);
         return FALSE;
     }
-    file->fd = -1;
 
     if (replace) {
         if (rename(file->temp, file->target) != 0) {

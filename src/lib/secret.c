@@ -127,7 +127,15 @@ CabackSecret *caback_password_prompt(const char *prompt, GError **error)
     if (write(fd, text, strlen(text)) < 0) {
         /* The prompt is a courtesy; reading still works. */
     }
-    tcsetattr(fd, TCSAFLUSH, &quiet);
+    /* Without echo off the password would show on the screen: refuse rather than ask. */
+    if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0) {
+        int e = errno;
+        close(fd);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "cannot turn off echo on the terminal to ask for the %s: %s", prompt,
+                    g_strerror(e));
+        return NULL;
+    }
     for (;;) {
         char c;
         ssize_t r = read(fd, &c, 1);

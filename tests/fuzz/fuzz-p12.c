@@ -3,7 +3,8 @@
  * with a CABACK_ERROR_PKCS12 or CABACK_ERROR_BAD_PASSWORD error, or give a file whose bags can
  * all be walked and whose keys can be described (decrypted into a session object of NSS's
  * internal slot and dropped, as list does). The password never appears in an error message, a
- * warning or a description. NSS is initialised once, without a database. */
+ * warning or a description. NSS is initialised once, without a database; when the replay driver
+ * ends, NSS must shut down cleanly (no leaked NSS reference). */
 #include "config.h"
 
 #include "fuzz.h"
@@ -36,6 +37,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     password = caback_secret_new(FUZZ_P12_PASSWORD, strlen(FUZZ_P12_PASSWORD));
     verbose = g_getenv("FUZZ_VERBOSE") != NULL;
     return 0;
+}
+
+void fuzz_cleanup(void)
+{
+    g_clear_pointer(&slot, PK11_FreeSlot);
+    g_clear_pointer(&password, caback_secret_free);
+    /* A busy shutdown means the reader leaked an NSS reference: a finding like a crash. */
+    FUZZ_CHECK(NSS_Shutdown() == SECSuccess);
 }
 
 static void check_text(const char *text)

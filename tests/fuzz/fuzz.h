@@ -10,6 +10,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
+/* Not a libFuzzer entry point: replay.c calls it (when a target defines it) after the last
+ * input, so that what LLVMFuzzerInitialize set up is released and valgrind and LeakSanitizer see
+ * a clean exit. libFuzzer never returns from its loop and needs none. */
+void fuzz_cleanup(void);
+
 #define FUZZ_CHECK(cond)                                                                         \
     do {                                                                                         \
         if (!(cond)) {                                                                           \

@@ -13,6 +13,7 @@
 
 /* Targets that need one-time setup (NSS) define it; the others leave it out. */
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
+void fuzz_cleanup(void) __attribute__((weak));
 
 static gboolean replay_file(const char *path)
 {
@@ -77,6 +78,8 @@ int main(int argc, char **argv)
             count++;
         }
     }
+    if (fuzz_cleanup != NULL)
+        fuzz_cleanup();
     printf("replayed %u inputs\n", count);
     return ok && count > 0 ? 0 : 1;
 }

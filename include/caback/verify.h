@@ -1,0 +1,142 @@
+/* caback verify, the restore drill: prove that a backup can be restored, without touching the live
+ * CA. The file is decoded, decrypted and restored (with the restore code itself) into a throwaway
+ * NSS database in a private temporary folder, every key signs a test value that its certificate
+ * verifies, the chain of every certificate is checked there with the file's CA certificates as
+ * the only trust anchors, and expiry dates are reported. Optionally the result is compared with
+ * an inventory of the live database, taken beforehand in a separate, read-only run, so that a
+ * stale backup (one that lacks keys or certificates the database holds) is found.
+ *
+ * NSS-touching; the comparison (caback_verify_compare) is plain data. */
+#pragma once
+
+#include <glib.h>
+
+#include <caback/db.h>
+#include <caback/secret.h>
+
+G_BEGIN_DECLS
+
+/* Certificates expiring within this many days are reported. */
+#define CABACK_VERIFY_EXPIRY_DAYS 30
+
+/* ---- the live database (taken before the drill; plain data, no NSS reference) ---- */
+
+/* A certificate that a full backup of the token takes: one with its private key on the token, or
+ * a certificate of such a certificate's issuer chain. */
+typedef struct {
+    char *nickname; /* NULL when it has none */
+    char *subject;
+    char *serial_hex; /* uppercase hex, as openssl -serial */
+    GBytes *der;
+    gboolean has_key;     /* its private key is on the token */
+    char *nss_id;         /* has_key: the key's CKA_ID as certutil -K prints it */
+    char *dogtag_id;      /* has_key: the CS.cfg form, NULL when not meaningful */
+    GBytes *key_id;       /* has_key: the key ID NSS derives from the certificate's public key
+                           * (what a restored key gets), NULL when unknown */
+    gboolean extractable; /* has_key: FALSE when the token marks the key not extractable */
+} CabackVerifyDbCert;
+
+typedef struct {
+    char *dir;            /* the database folder */
+    char *token;          /* the token's name */
+    gboolean internal;    /* the token is the database's own */
+    GPtrArray *certs;     /* of CabackVerifyDbCert*: what a full backup of the token holds */
+    GPtrArray *all_certs; /* of GBytes* (DER): every certificate the database shows */
+    GPtrArray *all_keys;  /* of GBytes*: for every private key of the token, its CKA_ID and the key
+                           * ID of its public value (when NSS can tell it) */
+    GPtrArray *notes;     /* of char*: orphan keys, incomplete chains */
+} CabackVerifyInventory;
+
+/* An empty inventory of @dir / @token (for caback_verify_inventory and tests); its arrays free
+ * their elements (CabackVerifyDbCert made with g_new0 and g_strdup / g_bytes_new fields). */
+CabackVerifyInventory *caback_verify_inventory_new(const char *dir, const char *token);
+void caback_verify_inventory_free(CabackVerifyInventory *inventory);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackVerifyInventory, caback_verify_inventory_free)
+
+/* Take the inventory of @db's token (opened, logged in; only read). Fails with
+ * CABACK_ERROR_NOT_FOUND when the token has no certificate with a private key (nothing to compare
+ * a backup with), CABACK_ERROR_DATABASE when NSS cannot list it. */
+CabackVerifyInventory *caback_verify_inventory(CabackDb *db, GError **error);
+
+/* ---- the drill ---- */
+
+typedef struct {
+    char *nickname;   /* as restored (NULL for a key without certificate) */
+    char *nss_id;     /* the key ID the restored key has, certutil -K form */
+    char *dogtag_id;  /* CS.cfg form */
+    const char *type; /* "rsa", "ec"... (static) */
+    guint bits;
+    GBytes *key_id; /* 20 bytes, the same ID as bytes; NULL when unknown */
+    gboolean signs; /* a test signature made with the restored key verifies with its
+                     * restored certificate */
+    char *problem;  /* why not, or NULL */
+} CabackVerifyKey;
+
+typedef struct {
+    char *nickname;
+    char *subject;
+    char *issuer;
+    char *serial_hex;
+    char *trust; /* as restored, e.g. "CTu,Cu,Cu" */
+    gboolean has_key;
+    GBytes *der;
+    GDateTime *not_before; /* UTC; NULL when unreadable */
+    GDateTime *not_after;
+    gint64 days_left;        /* whole days from now to not_after; negative once expired */
+    gboolean chain_ok;       /* the chain verifies up to a CA certificate of the file */
+    char *chain;             /* the usages it verifies for ("SSL server, ..."), or why it fails */
+    gboolean checked_at_now; /* FALSE: out of its validity now, checked at a time within it */
+} CabackVerifyCert;
+
+/* One difference between the backup and the live database. */
+typedef struct {
+    const char *kind; /* "key" or "certificate" (static) */
+    char *nickname;
+    char *nss_id;     /* keys */
+    char *dogtag_id;  /* keys */
+    char *subject;    /* certificates */
+    char *serial_hex; /* certificates */
+} CabackVerifyItem;
+
+typedef struct {
+    char *path;
+    char *sha256;        /* of the bytes verified, 64 lower-case hex digits */
+    GPtrArray *keys;     /* of CabackVerifyKey* */
+    GPtrArray *certs;    /* of CabackVerifyCert* (each certificate once) */
+    gboolean chain_ok;   /* every certificate's chain verifies */
+    GPtrArray *expiring; /* of CabackVerifyCert* (borrowed): expired, or expiring within
+                          * CABACK_VERIFY_EXPIRY_DAYS days */
+    gboolean compared;   /* caback_verify_compare was called */
+    char *database;      /* the database compared with, or NULL */
+    char *token;
+    GPtrArray *missing_from_backup; /* of CabackVerifyItem*: in the database, not in the file */
+    GPtrArray *not_in_database;     /* of CabackVerifyItem*: in the file, not in the database */
+    GPtrArray *notes;               /* of char*: warnings that do not make it unrestorable */
+    GPtrArray *problems; /* of char*: why the backup is not restorable (empty when it is) */
+    gboolean restorable; /* problems is empty */
+} CabackVerifyReport;
+
+/* An empty report for @path (for caback_verify_file and tests): not restorable until the drill
+ * says so; its arrays free their elements (made with g_new0, g_strdup, g_bytes_new...). */
+CabackVerifyReport *caback_verify_report_new(const char *path);
+void caback_verify_report_free(CabackVerifyReport *report);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackVerifyReport, caback_verify_report_free)
+
+/* Run the drill on the PKCS#12 file @path with @password: make a private temporary folder (mode
+ * 0700, under $TMPDIR) holding a new NSS database protected by a random password, restore the
+ * file into it as caback restore does, check every key and certificate there, shut NSS down and
+ * remove the folder, on every path. NSS must not be initialised by any other context (take the
+ * inventory first, and close it). Fails with CABACK_ERROR_NOT_FOUND / CABACK_ERROR_IO when the
+ * file cannot be read, CABACK_ERROR_BAD_PASSWORD for a wrong password (a damaged file whose MAC
+ * no longer matches looks the same), CABACK_ERROR_PKCS12 for a damaged or unsupported file, and
+ * with the restore's own error when the restore into the empty database fails. A key that does
+ * not sign or a chain that does not verify is not an error: the report lists it as a problem. */
+CabackVerifyReport *caback_verify_file(const char *path, const CabackSecret *password,
+                                       GError **error);
+
+/* Compare @report with @inventory (pure): every certificate of the inventory must be in the file
+ * and every key of the inventory (except those the token will not let out) must be; what the
+ * file holds that the database does not is listed too, without being a problem. */
+void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInventory *inventory);
+
+G_END_DECLS

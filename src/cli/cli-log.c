@@ -1,0 +1,146 @@
+/* The run log from the command's side (see cli-log.h). */
+#include "config.h"
+
+#include "cli-log.h"
+
+#include <caback/json.h>
+#include <caback/secret.h>
+
+#include <pk11pub.h>
+#include <stdio.h>
+#include <string.h>
+
+void caback_cli_log_common(CabackLogRecord *record, const CabackCommonOptions *common)
+{
+    if (common->dbdir != NULL)
+        caback_log_record_add_option(record, "-d", common->dbdir);
+    if (common->token != NULL)
+        caback_log_record_add_option(record, "--token", common->token);
+    if (common->module != NULL)
+        caback_log_record_add_option(record, "--module", common->module);
+    if (common->password_file != NULL)
+        caback_log_record_add_option(record, "-f", common->password_file);
+    if (common->password_env != NULL)
+        caback_log_record_add_option(record, "--password-env", common->password_env);
+}
+
+static void add_db_secret(CabackLogRecord *record, const CabackCommonOptions *common,
+                          const char *token)
+{
+    CabackPasswordSource source = {
+        .file = common->password_file, .env_var = common->password_env, .no_prompt = TRUE};
+    g_autoptr(GError) ignored = NULL;
+    g_autoptr(CabackSecret) secret =
+        caback_password_read(&source, token, "password for the run log", FALSE, &ignored);
+
+    if (secret != NULL)
+        caback_log_record_add_secret(record, secret->data);
+}
+
+void caback_cli_log_db_secrets(CabackLogRecord *record, const CabackCommonOptions *common)
+{
+    if (common->password_file == NULL && common->password_env == NULL)
+        return;
+    /* A pipe or FIFO (-f /dev/stdin, <(...)) gives its password once, to the database. */
+    if (common->password_file != NULL &&
+        !g_file_test(common->password_file, G_FILE_TEST_IS_REGULAR))
+        return;
+    add_db_secret(record, common, "internal");
+    if (common->token != NULL && g_strcmp0(common->token, "internal") != 0)
+        add_db_secret(record, common, common->token);
+}
+
+void caback_cli_log_database(CabackLogRecord *record, const CabackDb *db)
+{
+    caback_log_record_set_database(
+        record, db->dir,
+        db->slot != NULL && PK11_IsInternalKeySlot(db->slot) ? NULL : db->token_name);
+}
+
+void caback_cli_log_warning(CabackLogRecord *record, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    caback_cli_warning("%s", text);
+    if (record != NULL)
+        caback_log_record_add_warning(record, "%s", text);
+}
+
+void caback_cli_log_finish(CabackLogRecord *record, gboolean ok, GError *const *error,
+                           const char *log_path)
+{
+    g_autoptr(GError) log_error = NULL;
+    g_autoptr(GError) unknown = NULL;
+    const GError *outcome = NULL;
+
+    if (record == NULL)
+        return;
+    if (!ok && error != NULL && *error != NULL)
+        outcome = *error;
+    else if (!ok)
+        outcome = unknown =
+            g_error_new_literal(CABACK_ERROR, CABACK_ERROR_FAILED, "failed for an unknown reason");
+    if (!caback_log_record_finish(record, outcome, log_path, &log_error))
+        caback_cli_warning("this run was not logged: %s", log_error->message);
+}
+
+/* The sha256 of the last successful "backup" record of the JSON-lines log @jsonl whose file is
+ * @absolute. The records are caback's own (src/lib/log.c writes "file" then "sha256"), so a
+ * plain search is enough; a line that does not look right is skipped. */
+static char *sha_from_log(const char *jsonl, const char *absolute)
+{
+    g_autofree char *contents = NULL;
+
+    if (!g_file_get_contents(jsonl, &contents, NULL, NULL))
+        return NULL;
+    g_autofree char *escaped = caback_json_escape(absolute);
+    g_autofree char *needle = g_strdup_printf("\"file\":\"%s\",\"sha256\":\"", escaped);
+    char *found = NULL;
+    g_auto(GStrv) lines = g_strsplit(contents, "\n", -1);
+
+    for (char **line = lines; *line != NULL; line++) {
+        if (strstr(*line, "\"verb\":\"backup\"") == NULL ||
+            strstr(*line, "\"result\":\"ERROR\"") != NULL)
+            continue;
+        const char *at = strstr(*line, needle);
+        if (at == NULL)
+            continue;
+        at += strlen(needle);
+        gsize n = 0;
+        while (g_ascii_isxdigit(at[n]))
+            n++;
+        if (n != 64 || at[n] != '"')
+            continue;
+        g_free(found);
+        found = g_ascii_strdown(at, 64);
+    }
+    return found;
+}
+
+char *caback_cli_recorded_sha256(const char *path, const char *log_path, char **source)
+{
+    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
+    g_autofree char *latest = NULL;
+    g_autofree char *latest_sha = NULL;
+
+    if (source != NULL)
+        *source = NULL;
+    if (caback_state_get_latest_backup(&latest, &latest_sha, NULL) &&
+        strcmp(latest, absolute) == 0) {
+        if (source != NULL)
+            *source = g_strdup("the latest_backup pointer");
+        return g_steal_pointer(&latest_sha);
+    }
+
+    g_autofree char *default_path = NULL;
+    if (log_path == NULL && (default_path = caback_log_default_path(NULL)) == NULL)
+        return NULL;
+    g_autofree char *jsonl = caback_log_json_path(log_path != NULL ? log_path : default_path);
+    char *sha = sha_from_log(jsonl, absolute);
+    if (sha != NULL && source != NULL)
+        *source = g_strdup_printf("the backup's record in %s", jsonl);
+    return sha;
+}

@@ -1,0 +1,47 @@
+/* The run log from the command's side: the --log option's help text, the options every verb
+ * records, the secrets a run must keep out of the log, and finishing a record without letting a
+ * log failure change the verb's result. The record itself is caback/log.h. */
+#pragma once
+
+#include "cli.h"
+
+#include <caback/log.h>
+
+G_BEGIN_DECLS
+
+/* The --log entry's help text and argument name, shared so that every verb says the same. */
+#define CABACK_CLI_LOG_HELP                                                                        \
+    "Append this run's record to FILE and FILE.jsonl (default: caback.log in the state folder)"
+#define CABACK_CLI_LOG_ARG "FILE"
+
+/* Record the shared database options of @common (-d, --token, --module, -f, --password-env) in
+ * @record's command; file and variable names only, never what they hold. */
+void caback_cli_log_common(CabackLogRecord *record, const CabackCommonOptions *common);
+
+/* Register as secrets of @record the database password or PIN that -f / --password-env give
+ * (for the internal token and for --token), so that they can never reach the log, whatever
+ * message might quote them. A password typed at the prompt is read by NSS's callback and never
+ * seen here; nothing is asked, and a password file that is not a regular file (a pipe, which
+ * gives its contents once) is left for the database to read. Errors (no such file...) are
+ * ignored: the verb reports them. */
+void caback_cli_log_db_secrets(CabackLogRecord *record, const CabackCommonOptions *common);
+
+/* Record @db's folder and, when it is not the database's own, its token. */
+void caback_cli_log_database(CabackLogRecord *record, const CabackDb *db);
+
+/* Print a warning (as caback_cli_warning) and add it to @record (which may be NULL). */
+void caback_cli_log_warning(CabackLogRecord *record, const char *format, ...) G_GNUC_PRINTF(2, 3);
+
+/* Finish @record (NULL allowed) with the verb's outcome: @ok, else *@error. The record is
+ * appended to @log_path (NULL: the default log) and freed. A log that cannot be written is a
+ * warning on stderr, never a failure of the verb, whose work is done. */
+void caback_cli_log_finish(CabackLogRecord *record, gboolean ok, GError *const *error,
+                           const char *log_path);
+
+/* The SHA-256 (64 lower-case hex digits) that caback recorded for the backup file @path when it
+ * wrote it: from the latest_backup pointer when it names @path, else from the last successful
+ * backup record for @path in the JSON-lines twin of @log_path (NULL: the default log). NULL when
+ * nothing was recorded. *@source (may be NULL) says where it was found; caller frees both. */
+char *caback_cli_recorded_sha256(const char *path, const char *log_path, char **source);
+
+G_END_DECLS

@@ -1,0 +1,456 @@
+/* caback verify FILE: the restore drill. The file is restored into a throwaway database and every
+ * key and certificate checked there (src/lib/verify.c); with -d the live database is read first
+ * (read-only, in its own NSS run) and compared with the file. Exit 0 only when the backup is
+ * complete and restorable. */
+#include "config.h"
+
+#include "cli.h"
+#include "cli-log.h"
+
+#include <caback/backup.h>
+#include <caback/digest.h>
+#include <caback/json.h>
+#include <caback/verify.h>
+
+#include <string.h>
+
+typedef struct {
+    char *p12_password_file;
+    char *p12_password_env;
+    char *log_path;
+} VerifyOptions;
+
+static gboolean usage_error(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static gboolean usage_error(GError **error, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help verify)", text);
+    return FALSE;
+}
+
+static CabackSecret *read_p12_password(const VerifyOptions *o, const char *path, GError **error)
+{
+    if (o->p12_password_file != NULL)
+        return caback_backup_read_password_file(o->p12_password_file, error);
+    if (o->p12_password_env != NULL) {
+        const char *value = g_getenv(o->p12_password_env);
+        if (value == NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                        "environment variable %s is not set; it should hold the password of %s",
+                        o->p12_password_env, path);
+            return NULL;
+        }
+        return caback_secret_new(value, strlen(value));
+    }
+    g_autofree char *prompt = g_strdup_printf("Password for %s: ", path);
+    g_autoptr(GError) local = NULL;
+    CabackSecret *secret = caback_password_prompt(prompt, &local);
+    if (secret == NULL && g_error_matches(local, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD))
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "no password for %s: there is no terminal to ask it on; give it with -w FILE "
+                    "or --p12-password-env VAR",
+                    path);
+    else if (secret == NULL)
+        g_propagate_error(error, g_steal_pointer(&local));
+    return secret;
+}
+
+/* The live database's inventory, in an NSS run of its own that ends before the drill starts. */
+static CabackVerifyInventory *take_inventory(const CabackCommonOptions *common,
+                                             CabackLogRecord *rec, GError **error)
+{
+    CabackDb *db = caback_cli_open_db(common, TRUE, error);
+    if (db == NULL)
+        return NULL;
+    caback_cli_log_database(rec, db);
+    g_autoptr(CabackVerifyInventory) inv = caback_verify_inventory(db, error);
+    if (inv == NULL)
+        g_prefix_error(error, "cannot compare with NSS database %s: ", db->dir);
+    if (!caback_db_close(db, inv != NULL ? error : NULL))
+        return NULL;
+    return g_steal_pointer(&inv);
+}
+
+static void append_error(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static void append_error(GError **error, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_autofree char *more = g_strdup_vprintf(format, args);
+    va_end(args);
+    char *message = g_strconcat((*error)->message, more, NULL);
+    g_free((*error)->message);
+    (*error)->message = message;
+}
+
+/* A MAC that does not match looks the same for a wrong password and for a damaged file; the
+ * digest recorded when caback backup wrote the file tells them apart. */
+static void explain_failure(const char *path, const char *log_path, GError **error)
+{
+    g_autofree char *source = NULL;
+    g_autofree char *recorded = caback_cli_recorded_sha256(path, log_path, &source);
+    g_autofree char *actual = caback_digest_file_sha256_hex(path, NULL);
+    GError *e = *error;
+
+    if (e->domain != CABACK_ERROR ||
+        (e->code != CABACK_ERROR_BAD_PASSWORD && e->code != CABACK_ERROR_PKCS12))
+        return;
+    if (recorded != NULL && actual != NULL && strcmp(recorded, actual) != 0) {
+        g_autofree char *message = g_strdup_printf(
+            "%s is damaged or was changed after caback backup wrote it: its SHA-256 is now %s, "
+            "but %s recorded %s (%s); restore from another copy or another backup",
+            path, actual, source, recorded, e->message);
+        g_clear_error(error);
+        g_set_error_literal(error, CABACK_ERROR, CABACK_ERROR_PKCS12, message);
+    } else if (e->code == CABACK_ERROR_BAD_PASSWORD && recorded != NULL && actual != NULL) {
+        append_error(error,
+                     "; the file is unchanged since caback backup wrote it (its SHA-256 "
+                     "matches %s), so the password is wrong",
+                     source);
+    } else if (e->code == CABACK_ERROR_BAD_PASSWORD) {
+        append_error(error, "; the password is wrong, or the file is damaged (caback has no "
+                            "record of its SHA-256 to tell which)");
+    }
+}
+
+/* ---- output ---- */
+
+static char *date_text(GDateTime *t)
+{
+    return t != NULL ? g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ") : NULL;
+}
+
+static const char *display_name(const char *nickname, const char *subject)
+{
+    return nickname != NULL ? nickname : subject;
+}
+
+static void json_items(CabackJson *json, const char *key, const GPtrArray *items)
+{
+    caback_json_begin_array(json, key);
+    for (guint i = 0; i < items->len; i++) {
+        const CabackVerifyItem *it = items->pdata[i];
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "type", it->kind);
+        caback_json_string(json, "nickname", it->nickname);
+        caback_json_string(json, "nss_id", it->nss_id);
+        caback_json_string(json, "dogtag_id", it->dogtag_id);
+        caback_json_string(json, "subject", it->subject);
+        caback_json_string(json, "serial", it->serial_hex);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+}
+
+static void json_strings(CabackJson *json, const char *key, const GPtrArray *strings)
+{
+    caback_json_begin_array(json, key);
+    for (guint i = 0; strings != NULL && i < strings->len; i++)
+        caback_json_string(json, NULL, strings->pdata[i]);
+    caback_json_end_array(json);
+}
+
+static char *report_json(const CabackVerifyReport *r)
+{
+    g_autoptr(CabackJson) json = caback_json_new();
+
+    caback_json_begin_object(json, NULL);
+    caback_json_string(json, "file", r->path);
+    caback_json_string(json, "sha256", r->sha256);
+    caback_json_begin_array(json, "keys");
+    for (guint i = 0; i < r->keys->len; i++) {
+        const CabackVerifyKey *k = r->keys->pdata[i];
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "nickname", k->nickname);
+        caback_json_string(json, "nss_id", k->nss_id);
+        caback_json_string(json, "dogtag_id", k->dogtag_id);
+        caback_json_string(json, "type", k->type);
+        if (k->bits > 0)
+            caback_json_int(json, "size", k->bits);
+        else
+            caback_json_null(json, "size");
+        caback_json_bool(json, "signature_ok", k->signs);
+        caback_json_string(json, "problem", k->problem);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+    caback_json_begin_array(json, "certificates");
+    for (guint i = 0; i < r->certs->len; i++) {
+        const CabackVerifyCert *c = r->certs->pdata[i];
+        g_autofree char *nb = date_text(c->not_before);
+        g_autofree char *na = date_text(c->not_after);
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "nickname", c->nickname);
+        caback_json_string(json, "subject", c->subject);
+        caback_json_string(json, "issuer", c->issuer);
+        caback_json_string(json, "serial", c->serial_hex);
+        caback_json_string(json, "trust", c->trust);
+        caback_json_bool(json, "has_key", c->has_key);
+        caback_json_string(json, "not_before", nb);
+        caback_json_string(json, "not_after", na);
+        if (c->not_after != NULL)
+            caback_json_int(json, "days_left", c->days_left);
+        else
+            caback_json_null(json, "days_left");
+        caback_json_bool(json, "chain_ok", c->chain_ok);
+        caback_json_string(json, "chain", c->chain);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+    caback_json_bool(json, "chain_ok", r->chain_ok);
+    caback_json_begin_array(json, "expiring");
+    for (guint i = 0; i < r->expiring->len; i++) {
+        const CabackVerifyCert *c = r->expiring->pdata[i];
+        g_autofree char *na = date_text(c->not_after);
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "nickname", c->nickname);
+        caback_json_string(json, "subject", c->subject);
+        caback_json_string(json, "serial", c->serial_hex);
+        caback_json_string(json, "not_after", na);
+        caback_json_int(json, "days_left", c->days_left);
+        caback_json_bool(json, "expired", c->days_left < 0);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+    caback_json_string(json, "database", r->database);
+    caback_json_string(json, "token", r->token);
+    json_items(json, "missing_from_backup", r->missing_from_backup);
+    json_items(json, "not_in_database", r->not_in_database);
+    json_strings(json, "notes", r->notes);
+    json_strings(json, "problems", r->problems);
+    caback_json_bool(json, "restorable", r->restorable);
+    caback_json_end_object(json);
+    return g_strdup(caback_json_text(json));
+}
+
+/* For --json when the drill could not even start: the same object, with what is known. */
+static char *failure_json(const char *path, const GError *error)
+{
+    g_autoptr(CabackJson) json = caback_json_new();
+    g_autofree char *sha = caback_digest_file_sha256_hex(path, NULL);
+
+    caback_json_begin_object(json, NULL);
+    caback_json_string(json, "file", path);
+    caback_json_string(json, "sha256", sha);
+    caback_json_bool(json, "restorable", FALSE);
+    caback_json_string(json, "error", error != NULL ? error->message : NULL);
+    caback_json_end_object(json);
+    return g_strdup(caback_json_text(json));
+}
+
+static void print_details(const CabackVerifyReport *r)
+{
+    for (guint i = 0; i < r->keys->len; i++) {
+        const CabackVerifyKey *k = r->keys->pdata[i];
+        caback_cli_info("  key %s %s %u of \"%s\": %s", k->nss_id ? k->nss_id : "?", k->type,
+                        k->bits, k->nickname ? k->nickname : "(no certificate)",
+                        k->signs ? "signs, verified with its certificate"
+                                 : (k->problem ? k->problem : "not checked"));
+    }
+    for (guint i = 0; i < r->certs->len; i++) {
+        const CabackVerifyCert *c = r->certs->pdata[i];
+        g_autofree char *na = date_text(c->not_after);
+        caback_cli_info("  certificate \"%s\", serial 0x%s, trust %s, valid until %s: %s%s%s",
+                        display_name(c->nickname, c->subject), c->serial_hex, c->trust,
+                        na ? na : "?", c->chain_ok ? "chain verifies (" : "chain fails: ", c->chain,
+                        c->chain_ok ? ")" : "");
+    }
+}
+
+static char *summary_line(const CabackVerifyReport *r)
+{
+    GString *s = g_string_new(NULL);
+    guint signing = 0;
+
+    for (guint i = 0; i < r->keys->len; i++)
+        signing += ((const CabackVerifyKey *)r->keys->pdata[i])->signs ? 1 : 0;
+    g_string_append_printf(s,
+                           "%s: %s: %u of %u key%s restored and signing for %s certificate%s, "
+                           "%u certificate%s, chains %s",
+                           r->path, r->restorable ? "restorable" : "NOT restorable", signing,
+                           r->keys->len, r->keys->len == 1 ? "" : "s",
+                           r->keys->len == 1 ? "its" : "their", r->keys->len == 1 ? "" : "s",
+                           r->certs->len, r->certs->len == 1 ? "" : "s",
+                           r->chain_ok ? "verified" : "NOT verified");
+    if (r->compared)
+        g_string_append_printf(s, ", %s against NSS database %s",
+                               r->missing_from_backup->len == 0 ? "complete" : "STALE",
+                               r->database);
+    if (r->expiring->len > 0)
+        g_string_append_printf(s, ", %u certificate%s expired or expiring", r->expiring->len,
+                               r->expiring->len == 1 ? "" : "s");
+    g_string_append_printf(s, " (SHA-256 %s)", r->sha256);
+    return g_string_free(s, FALSE);
+}
+
+static void warn_expiring(const CabackVerifyReport *r, CabackLogRecord *rec)
+{
+    for (guint i = 0; i < r->expiring->len; i++) {
+        const CabackVerifyCert *c = r->expiring->pdata[i];
+        g_autofree char *na = date_text(c->not_after);
+        if (c->days_left < 0)
+            caback_cli_log_warning(rec, "certificate \"%s\" (serial 0x%s) expired on %s",
+                                   display_name(c->nickname, c->subject), c->serial_hex, na);
+        else
+            caback_cli_log_warning(
+                rec,
+                "certificate \"%s\" (serial 0x%s) expires on %s, in %" G_GINT64_FORMAT " day%s",
+                display_name(c->nickname, c->subject), c->serial_hex, na, c->days_left,
+                c->days_left == 1 ? "" : "s");
+    }
+}
+
+/* ---- the verb ---- */
+
+static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *common,
+                    CabackLogRecord *rec, GError **error)
+{
+    g_autoptr(CabackSecret) password = read_p12_password(o, path, error);
+    if (password == NULL)
+        return FALSE;
+    caback_log_record_add_secret(rec, password->data);
+
+    g_autoptr(CabackVerifyInventory) inv = NULL;
+    if (common->dbdir != NULL && (inv = take_inventory(common, rec, error)) == NULL)
+        return FALSE;
+
+    g_autoptr(CabackVerifyReport) report = caback_verify_file(path, password, error);
+    if (report == NULL) {
+        explain_failure(path, o->log_path, error);
+        if (common->json) {
+            g_autofree char *text = failure_json(path, *error);
+            g_print("%s", text);
+        }
+        return FALSE;
+    }
+    caback_log_record_set_file_sha256(rec, report->sha256);
+    for (guint i = 0; i < report->keys->len; i++) {
+        const CabackVerifyKey *k = report->keys->pdata[i];
+        caback_log_record_add_key(rec, k->nickname, k->nss_id, k->dogtag_id);
+    }
+    if (inv != NULL)
+        caback_verify_compare(report, inv);
+
+    g_autofree char *source = NULL;
+    g_autofree char *recorded = caback_cli_recorded_sha256(path, o->log_path, &source);
+    if (recorded != NULL && strcmp(recorded, report->sha256) != 0)
+        g_ptr_array_add(report->notes,
+                        g_strdup_printf("%s is not the file caback backup wrote under this name: "
+                                        "its SHA-256 is %s, %s recorded %s",
+                                        path, report->sha256, source, recorded));
+
+    for (guint i = 0; i < report->notes->len; i++)
+        caback_cli_log_warning(rec, "%s", (const char *)report->notes->pdata[i]);
+    warn_expiring(report, rec);
+    if (common->json) {
+        g_autofree char *text = report_json(report);
+        g_print("%s", text);
+    } else {
+        if (caback_cli_verbosity > 0)
+            print_details(report);
+        g_autofree char *line = summary_line(report);
+        caback_cli_info("%s", line);
+    }
+
+    if (report->restorable)
+        return TRUE;
+    g_autoptr(GString) why = g_string_new(NULL);
+    for (guint i = 0; i < report->problems->len; i++)
+        g_string_append_printf(why, "%s%s", i > 0 ? "; " : "",
+                               (const char *)report->problems->pdata[i]);
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED, "%s is not restorable as it is: %s", path,
+                why->str);
+    return FALSE;
+}
+
+static void log_options(CabackLogRecord *rec, const char *path, const VerifyOptions *o,
+                        const CabackCommonOptions *common)
+{
+    if (path != NULL) {
+        g_autofree char *absolute = g_canonicalize_filename(path, NULL);
+        caback_log_record_add_arg(rec, path);
+        caback_log_record_set_file(rec, absolute);
+    }
+    caback_cli_log_common(rec, common);
+    if (o->p12_password_file != NULL)
+        caback_log_record_add_option(rec, "-w", o->p12_password_file);
+    if (o->p12_password_env != NULL)
+        caback_log_record_add_option(rec, "--p12-password-env", o->p12_password_env);
+    if (o->log_path != NULL)
+        caback_log_record_add_option(rec, "--log", o->log_path);
+}
+
+gboolean caback_cmd_verify(int argc, char **argv, GError **error)
+{
+    VerifyOptions o = {0};
+    CabackCommonOptions common = {0};
+    CabackLogRecord *rec = NULL;
+    gboolean ok = FALSE;
+    const GOptionEntry entries[] = {
+        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &o.p12_password_file,
+         "Password of the PKCS#12 file: the file's first line (default: asked)", "FILE"},
+        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o.p12_password_env,
+         "Read the password of the PKCS#12 file from environment variable VAR", "VAR"},
+        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        {NULL}};
+    g_autoptr(GOptionContext) context = g_option_context_new("FILE");
+
+    g_option_context_set_summary(
+        context,
+        "The restore drill: prove that a backup can be restored, without touching the live CA.\n"
+        "FILE is decrypted and restored, as caback restore does it, into a throwaway NSS "
+        "database in a private\n"
+        "temporary folder (removed afterwards); there every key signs a test value that its "
+        "certificate verifies,\n"
+        "the chain of every certificate is checked with the file's CA certificates as the only "
+        "trust, and\n"
+        "certificates expired or expiring within 30 days are reported. With -d, the database "
+        "is read (read-only)\n"
+        "and compared: keys and certificates it holds that FILE lacks make the backup stale.");
+    g_option_context_set_description(
+        context, "Example:\n"
+                 "  caback verify ca-backup.p12 -w ca-backup.pass -d /var/lib/pki/pki-tomcat/alias "
+                 "-f /var/lib/pki/pki-tomcat/conf/password.conf\n"
+                 "Exit status: 0 complete and restorable, 1 not restorable (stale, damaged, a key "
+                 "or chain fails), 2 usage,\n"
+                 "3 wrong password (of FILE, or of the database).\n");
+    g_option_context_add_main_entries(context, entries, NULL);
+    caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
+
+    if (!caback_cli_parse(context, "verify", &common, &argc, &argv, error))
+        goto out;
+    rec = caback_log_record_new("verify");
+    caback_cli_log_db_secrets(rec, &common);
+    log_options(rec, argc >= 2 ? argv[1] : NULL, &o, &common);
+    if (argc != 2) {
+        if (argc < 2)
+            usage_error(error, "give the PKCS#12 file to verify");
+        else
+            usage_error(error, "unexpected argument \"%s\": give one PKCS#12 file", argv[2]);
+        goto out;
+    }
+    if (o.p12_password_file != NULL && o.p12_password_env != NULL) {
+        usage_error(error, "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
+                           "password, not both");
+        goto out;
+    }
+    if (common.dbdir == NULL && (common.token != NULL || common.module != NULL ||
+                                 common.password_file != NULL || common.password_env != NULL)) {
+        usage_error(error, "--token, --module, -f and --password-env choose how to read the "
+                           "database to compare with; give that database with -d DIR");
+        goto out;
+    }
+    ok = run(argv[1], &o, &common, rec, error);
+out:
+    caback_cli_log_finish(g_steal_pointer(&rec), ok, error, o.log_path);
+    g_free(o.p12_password_file);
+    g_free(o.p12_password_env);
+    g_free(o.log_path);
+    caback_cli_common_clear(&common);
+    return ok;
+}

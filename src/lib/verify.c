@@ -1,0 +1,828 @@
+/* caback verify: the restore drill (see verify.h). The restore itself is caback's own
+ * (caback_restore_inspect / _plan / _apply), so that the drill proves what a real restore does;
+ * the checks after it are independent of the restore's own pairing check. */
+#include "config.h"
+
+#include <caback/backup.h>
+#include <caback/error.h>
+#include <caback/keyid.h>
+#include <caback/keys.h>
+#include <caback/nss-util.h>
+#include <caback/p12.h>
+#include <caback/restore.h>
+#include <caback/verify.h>
+
+#include <certdb.h>
+#include <cryptohi.h>
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <secerr.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* ---- small helpers ---- */
+
+static char *hex_of(const guint8 *data, gsize len, gboolean upper)
+{
+    GString *s = g_string_sized_new(len * 2 + 1);
+
+    for (gsize i = 0; i < len; i++)
+        g_string_append_printf(s, upper ? "%02X" : "%02x", data[i]);
+    return g_string_free(s, FALSE);
+}
+
+/* The serial as openssl -serial prints it: uppercase hex without the sign byte DER adds. */
+static char *serial_hex_of(const SECItem *serial)
+{
+    const guint8 *s = serial->data;
+    gsize len = serial->len;
+
+    while (len > 1 && s[0] == 0) {
+        s++;
+        len--;
+    }
+    return hex_of(s, len, TRUE);
+}
+
+static GBytes *bytes_of(const SECItem *item)
+{
+    return g_bytes_new(item->data, item->len);
+}
+
+static gboolean bytes_in(GPtrArray *array, GBytes *bytes)
+{
+    for (guint i = 0; bytes != NULL && i < array->len; i++)
+        if (g_bytes_equal(array->pdata[i], bytes))
+            return TRUE;
+    return FALSE;
+}
+
+static char *cert_subject(CERTCertificate *cert)
+{
+    char *ascii = CERT_NameToAscii(&cert->subject);
+    char *subject = g_strdup(ascii != NULL ? ascii : "(subject not printable)");
+
+    if (ascii != NULL)
+        PORT_Free(ascii);
+    return subject;
+}
+
+/* The key ID NSS gives a key with public key @pub (PK11_MakeIDFromPubKey over the value restore
+ * and NSS's own key generation use), or NULL for a key type without one. */
+static GBytes *key_id_of(const SECKEYPublicKey *pub)
+{
+    const SECItem *value = NULL;
+
+    switch (pub->keyType) {
+    case rsaKey:
+    case rsaPssKey:
+    case rsaOaepKey:
+        value = &pub->u.rsa.modulus;
+        break;
+    case dsaKey:
+        value = &pub->u.dsa.publicValue;
+        break;
+    case dhKey:
+        value = &pub->u.dh.publicValue;
+        break;
+    case ecKey:
+        value = &pub->u.ec.publicValue;
+        break;
+    default:
+        return NULL;
+    }
+    if (value->data == NULL || value->len == 0)
+        return NULL;
+    g_autoptr(SECItem) id = PK11_MakeIDFromPubKey((SECItem *)value);
+    return id != NULL ? bytes_of(id) : NULL;
+}
+
+/* ---- the live database ---- */
+
+static void db_cert_free(CabackVerifyDbCert *c)
+{
+    if (c == NULL)
+        return;
+    g_free(c->nickname);
+    g_free(c->subject);
+    g_free(c->serial_hex);
+    if (c->der != NULL)
+        g_bytes_unref(c->der);
+    g_free(c->nss_id);
+    g_free(c->dogtag_id);
+    if (c->key_id != NULL)
+        g_bytes_unref(c->key_id);
+    g_free(c);
+}
+
+void caback_verify_inventory_free(CabackVerifyInventory *inventory)
+{
+    if (inventory == NULL)
+        return;
+    g_free(inventory->dir);
+    g_free(inventory->token);
+    g_ptr_array_unref(inventory->certs);
+    g_ptr_array_unref(inventory->all_certs);
+    g_ptr_array_unref(inventory->all_keys);
+    g_ptr_array_unref(inventory->notes);
+    g_free(inventory);
+}
+
+CabackVerifyInventory *caback_verify_inventory_new(const char *dir, const char *token)
+{
+    CabackVerifyInventory *inv = g_new0(CabackVerifyInventory, 1);
+
+    inv->dir = g_strdup(dir);
+    inv->token = g_strdup(token);
+    inv->certs = g_ptr_array_new_with_free_func((GDestroyNotify)db_cert_free);
+    inv->all_certs = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    inv->all_keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    inv->notes = g_ptr_array_new_with_free_func(g_free);
+    return inv;
+}
+
+static void inventory_keys(CabackDb *db, CabackVerifyInventory *inv)
+{
+    g_autoptr(SECKEYPrivateKeyList) keys = PK11_ListPrivKeysInSlot(db->slot, NULL, db);
+
+    if (keys == NULL)
+        return;
+    for (SECKEYPrivateKeyListNode *node = PRIVKEY_LIST_HEAD(keys); !PRIVKEY_LIST_END(node, keys);
+         node = PRIVKEY_LIST_NEXT(node)) {
+        g_autoptr(SECItem) ckaid = PK11_GetLowLevelKeyIDForPrivateKey(node->key);
+        if (ckaid != NULL)
+            g_ptr_array_add(inv->all_keys, bytes_of(ckaid));
+        /* A key whose CKA_ID is not NSS's own (some HSMs) is still the same key when its public
+         * value matches. */
+        g_autoptr(SECKEYPublicKey) pub = SECKEY_ConvertToPublicKey(node->key);
+        GBytes *id = pub != NULL ? key_id_of(pub) : NULL;
+        if (id != NULL)
+            g_ptr_array_add(inv->all_keys, id);
+    }
+}
+
+CabackVerifyInventory *caback_verify_inventory(CabackDb *db, GError **error)
+{
+    /* The selection a full backup makes (without the exportability check, which is no concern
+     * of a comparison): the certificates with their key on the token, and their chains. */
+    g_autoptr(CabackBackupSelection) sel = caback_backup_select_full(db, NULL, TRUE, error);
+    if (sel == NULL)
+        return NULL;
+
+    CabackVerifyInventory *inv = caback_verify_inventory_new(db->dir, db->token_name);
+    inv->internal = PK11_IsInternalKeySlot(db->slot);
+
+    for (guint i = 0; i < sel->certs->len; i++) {
+        const CabackBackupCert *c = sel->certs->pdata[i];
+        CabackVerifyDbCert *dc = g_new0(CabackVerifyDbCert, 1);
+        dc->nickname = g_strdup(c->nickname);
+        dc->subject = g_strdup(c->subject);
+        dc->serial_hex = serial_hex_of(&c->cert->serialNumber);
+        dc->der = bytes_of(&c->cert->derCert);
+        g_ptr_array_add(inv->certs, dc);
+        if (!c->selected)
+            continue;
+        g_autoptr(SECKEYPrivateKey) key = PK11_FindPrivateKeyFromCert(db->slot, c->cert, db);
+        if (key == NULL)
+            continue;
+        g_autoptr(CabackKeyInfo) info = caback_keys_describe(db, key, c->cert);
+        g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(c->cert);
+        dc->has_key = TRUE;
+        dc->nss_id = g_strdup(info->id_hex);
+        dc->dogtag_id = g_strdup(info->dogtag_id);
+        dc->extractable = info->extractable != 0;
+        dc->key_id = pub != NULL ? key_id_of(pub) : NULL;
+    }
+    for (guint i = 0; i < sel->warnings->len; i++)
+        g_ptr_array_add(inv->notes, g_strdup_printf("database %s: %s", db->dir,
+                                                    (const char *)sel->warnings->pdata[i]));
+
+    g_autoptr(CERTCertList) all = PK11_ListCerts(PK11CertListAll, db);
+    if (all != NULL)
+        for (CERTCertListNode *node = CERT_LIST_HEAD(all); !CERT_LIST_END(node, all);
+             node = CERT_LIST_NEXT(node))
+            g_ptr_array_add(inv->all_certs, bytes_of(&node->cert->derCert));
+    inventory_keys(db, inv);
+    return inv;
+}
+
+/* ---- report ---- */
+
+static void key_free(CabackVerifyKey *k)
+{
+    if (k == NULL)
+        return;
+    g_free(k->nickname);
+    g_free(k->nss_id);
+    g_free(k->dogtag_id);
+    if (k->key_id != NULL)
+        g_bytes_unref(k->key_id);
+    g_free(k->problem);
+    g_free(k);
+}
+
+static void cert_free(CabackVerifyCert *c)
+{
+    if (c == NULL)
+        return;
+    g_free(c->nickname);
+    g_free(c->subject);
+    g_free(c->issuer);
+    g_free(c->serial_hex);
+    g_free(c->trust);
+    if (c->der != NULL)
+        g_bytes_unref(c->der);
+    if (c->not_before != NULL)
+        g_date_time_unref(c->not_before);
+    if (c->not_after != NULL)
+        g_date_time_unref(c->not_after);
+    g_free(c->chain);
+    g_free(c);
+}
+
+static void item_free(CabackVerifyItem *item)
+{
+    if (item == NULL)
+        return;
+    g_free(item->nickname);
+    g_free(item->nss_id);
+    g_free(item->dogtag_id);
+    g_free(item->subject);
+    g_free(item->serial_hex);
+    g_free(item);
+}
+
+void caback_verify_report_free(CabackVerifyReport *report)
+{
+    if (report == NULL)
+        return;
+    g_free(report->path);
+    g_free(report->sha256);
+    g_ptr_array_unref(report->expiring);
+    g_ptr_array_unref(report->keys);
+    g_ptr_array_unref(report->certs);
+    g_free(report->database);
+    g_free(report->token);
+    g_ptr_array_unref(report->missing_from_backup);
+    g_ptr_array_unref(report->not_in_database);
+    g_ptr_array_unref(report->notes);
+    g_ptr_array_unref(report->problems);
+    g_free(report);
+}
+
+CabackVerifyReport *caback_verify_report_new(const char *path)
+{
+    CabackVerifyReport *r = g_new0(CabackVerifyReport, 1);
+
+    r->path = g_strdup(path);
+    r->keys = g_ptr_array_new_with_free_func((GDestroyNotify)key_free);
+    r->certs = g_ptr_array_new_with_free_func((GDestroyNotify)cert_free);
+    r->expiring = g_ptr_array_new();
+    r->missing_from_backup = g_ptr_array_new_with_free_func((GDestroyNotify)item_free);
+    r->not_in_database = g_ptr_array_new_with_free_func((GDestroyNotify)item_free);
+    r->notes = g_ptr_array_new_with_free_func(g_free);
+    r->problems = g_ptr_array_new_with_free_func(g_free);
+    r->chain_ok = TRUE;
+    return r;
+}
+
+static void problem(CabackVerifyReport *r, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static void problem(CabackVerifyReport *r, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_ptr_array_add(r->problems, g_strdup_vprintf(format, args));
+    va_end(args);
+    r->restorable = FALSE;
+}
+
+/* ---- checks in the temporary database ---- */
+
+static const char *cert_name(const CabackVerifyCert *c)
+{
+    return c->nickname != NULL ? c->nickname : c->subject;
+}
+
+/* A signature over a fresh random value, made with the restored private key and verified with
+ * the restored certificate's public key: the pair works as the CA will use it. */
+static void check_key(CabackDb *db, CabackRestoreCert *rc, CabackVerifyKey *vk)
+{
+    gsize len = 0;
+    const guint8 *der = g_bytes_get_data(rc->bag->der, &len);
+    SECItem item = {siBuffer, (unsigned char *)der, (unsigned int)len};
+    g_autoptr(CERTCertificate) cert = CERT_FindCertByDERCert(CERT_GetDefaultCertDB(), &item);
+    if (cert == NULL) {
+        g_autofree char *why = caback_nss_error_describe(PORT_GetError());
+        vk->problem = g_strdup_printf("its certificate is not in the temporary database after "
+                                      "the restore: %s",
+                                      why);
+        return;
+    }
+    g_autoptr(SECKEYPrivateKey) priv = PK11_FindPrivateKeyFromCert(db->slot, cert, db);
+    if (priv == NULL) {
+        g_autofree char *why = caback_nss_error_describe(PORT_GetError());
+        vk->problem = g_strdup_printf("NSS finds no private key for its certificate after the "
+                                      "restore: %s",
+                                      why);
+        return;
+    }
+    g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(cert);
+    KeyType type = priv->keyType == rsaPssKey ? rsaKey : priv->keyType;
+    SECOidTag alg = SEC_GetSignatureAlgorithmOidTag(type, SEC_OID_SHA256);
+    guint8 value[32];
+    if (pub == NULL || alg == SEC_OID_UNKNOWN) {
+        vk->problem = g_strdup_printf("caback cannot make a test signature with a %s key",
+                                      caback_keys_type_name(priv->keyType));
+        return;
+    }
+    if (PK11_GenerateRandom(value, sizeof value) != SECSuccess) {
+        g_autofree char *why = caback_nss_error_describe(PORT_GetError());
+        vk->problem = g_strdup_printf("no random test value: %s", why);
+        return;
+    }
+    SECItem sig = {siBuffer, NULL, 0};
+    if (SEC_SignData(&sig, value, sizeof value, priv, alg) != SECSuccess) {
+        g_autofree char *why = caback_nss_error_describe(PORT_GetError());
+        vk->problem = g_strdup_printf("the restored key cannot sign: %s", why);
+        return;
+    }
+    SECStatus rv = VFY_VerifyData(value, sizeof value, pub, &sig, alg, db);
+    int err = PORT_GetError();
+    SECITEM_FreeItem(&sig, PR_FALSE);
+    if (rv != SECSuccess) {
+        g_autofree char *why = caback_nss_error_describe(err);
+        vk->problem = g_strdup_printf("a test signature made with the restored key does not "
+                                      "verify with its certificate: %s",
+                                      why);
+        return;
+    }
+    vk->signs = TRUE;
+}
+
+static const struct {
+    SECCertificateUsage bit;
+    const char *name;
+} usage_names[] = {
+    {certificateUsageSSLClient, "SSL client"},
+    {certificateUsageSSLServer, "SSL server"},
+    {certificateUsageSSLCA, "SSL CA"},
+    {certificateUsageEmailSigner, "email signing"},
+    {certificateUsageEmailRecipient, "email encryption"},
+    {certificateUsageObjectSigner, "object signing"},
+    {certificateUsageStatusResponder, "OCSP responder"},
+};
+
+static char *usages_text(SECCertificateUsage usages)
+{
+    GString *s = g_string_new(NULL);
+
+    for (gsize i = 0; i < G_N_ELEMENTS(usage_names); i++)
+        if (usages & usage_names[i].bit)
+            g_string_append_printf(s, "%s%s", s->len > 0 ? ", " : "", usage_names[i].name);
+    return g_string_free(s, FALSE);
+}
+
+/* Why the chain of @cert does not verify at @when: the first error of a verification for the
+ * usage its extensions suggest, with the certificate it concerns. */
+static char *chain_failure(CERTCertificate *cert, PRTime when, void *wincx)
+{
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(DER_DEFAULT_CHUNKSIZE);
+    CERTVerifyLog log = {.arena = arena};
+    SECCertUsage usage = CERT_IsCACert(cert, NULL) ? certUsageAnyCA : certUsageSSLClient;
+
+    if (arena == NULL)
+        return g_strdup("out of memory");
+    CERT_VerifyCert(CERT_GetDefaultCertDB(), cert, PR_TRUE, usage, when, wincx, &log);
+    GString *why = g_string_new(NULL);
+    for (CERTVerifyLogNode *node = log.head; node != NULL; node = node->next) {
+        /* Usage and key-usage complaints are about the usage tried, not the chain. */
+        if (node->error == SEC_ERROR_INADEQUATE_KEY_USAGE ||
+            node->error == SEC_ERROR_INADEQUATE_CERT_TYPE || why->len > 0) {
+            CERT_DestroyCertificate(node->cert);
+            continue;
+        }
+        g_autofree char *text = caback_nss_error_describe((int)node->error);
+        g_autofree char *subject = cert_subject(node->cert);
+        if (node->error == SEC_ERROR_UNKNOWN_ISSUER) {
+            char *issuer = CERT_NameToAscii(&node->cert->issuer);
+            g_string_append_printf(why, "the issuer \"%s\" of \"%s\" is not in the file: %s",
+                                   issuer != NULL ? issuer : "?", subject, text);
+            if (issuer != NULL)
+                PORT_Free(issuer);
+        } else {
+            g_string_append_printf(why, "at \"%s\": %s", subject, text);
+        }
+        CERT_DestroyCertificate(node->cert);
+    }
+    if (why->len == 0) {
+        g_autofree char *text = caback_nss_error_describe(PORT_GetError());
+        g_string_append_printf(why, "it verifies for no usage: %s", text);
+    }
+    return g_string_free(why, FALSE);
+}
+
+/* The chain of every certificate is checked in the temporary database, where the only trust
+ * is what the restore set from the file: a chain verifies only up to a CA certificate of the
+ * file. A certificate outside its validity is checked at a moment within it (its expiry is
+ * reported on its own), so that an old certificate kept for history does not hide whether its
+ * chain is whole. */
+static void check_chain(CabackDb *db, CERTCertificate *cert, CabackVerifyCert *vc)
+{
+    PRTime now = PR_Now(), when = now, nb = 0, na = 0;
+    SECCertificateUsage usages = 0;
+
+    if (CERT_GetCertTimes(cert, &nb, &na) == SECSuccess) {
+        if (now > na)
+            when = na - PR_USEC_PER_SEC;
+        else if (now < nb)
+            when = nb + PR_USEC_PER_SEC;
+    }
+    vc->checked_at_now = when == now;
+    CERT_VerifyCertificate(CERT_GetDefaultCertDB(), cert, PR_TRUE, certificateUsageCheckAllUsages,
+                           when, db, NULL, &usages);
+    /* Only the usages that need a whole chain count: NSS reports "verify CA" and "any CA" even
+     * for a certificate whose issuer is missing. */
+    SECCertificateUsage chained = 0;
+    for (gsize i = 0; i < G_N_ELEMENTS(usage_names); i++)
+        chained |= usage_names[i].bit;
+    usages &= chained;
+    if (usages != 0) {
+        vc->chain_ok = TRUE;
+        vc->chain = usages_text(usages);
+        return;
+    }
+    vc->chain = chain_failure(cert, when, db);
+}
+
+static void check_cert(CabackVerifyReport *r, CabackDb *db, CabackRestoreCert *rc, GDateTime *now)
+{
+    CabackVerifyCert *vc = g_new0(CabackVerifyCert, 1);
+    gsize len = 0;
+    const guint8 *der = g_bytes_get_data(rc->bag->der, &len);
+    SECItem item = {siBuffer, (unsigned char *)der, (unsigned int)len};
+
+    vc->nickname = g_strdup(rc->nickname);
+    vc->subject = g_strdup(rc->subject);
+    vc->issuer = g_strdup(rc->issuer);
+    vc->serial_hex = g_strdup(rc->serial_hex);
+    vc->trust = g_strdup(rc->trust != NULL ? rc->trust : ",,");
+    vc->has_key = rc->key_index >= 0;
+    vc->der = g_bytes_ref(rc->bag->der);
+    if (rc->not_before != NULL)
+        vc->not_before = g_date_time_ref(rc->not_before);
+    if (rc->not_after != NULL) {
+        vc->not_after = g_date_time_ref(rc->not_after);
+        GTimeSpan left = g_date_time_difference(rc->not_after, now);
+        /* Floor division: an hour after expiry is day -1, not day 0. */
+        vc->days_left = left >= 0 ? left / G_TIME_SPAN_DAY : -((-left - 1) / G_TIME_SPAN_DAY) - 1;
+        if (left < (GTimeSpan)CABACK_VERIFY_EXPIRY_DAYS * G_TIME_SPAN_DAY)
+            g_ptr_array_add(r->expiring, vc);
+    }
+    g_ptr_array_add(r->certs, vc);
+
+    g_autoptr(CERTCertificate) cert = CERT_FindCertByDERCert(CERT_GetDefaultCertDB(), &item);
+    if (cert == NULL) {
+        g_autofree char *why = caback_nss_error_describe(PORT_GetError());
+        vc->chain = g_strdup_printf("not in the temporary database after the restore: %s", why);
+    } else {
+        check_chain(db, cert, vc);
+    }
+    if (!vc->chain_ok) {
+        r->chain_ok = FALSE;
+        problem(r, "the chain of certificate \"%s\" (serial 0x%s) does not verify: %s",
+                cert_name(vc), vc->serial_hex, vc->chain);
+    }
+}
+
+/* ---- the drill ---- */
+
+/* The restore into the temporary database, then the checks there. */
+static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8 *data, gsize len,
+                                    const CabackSecret *password, GError **error)
+{
+    g_autoptr(CabackVerifyReport) r = caback_verify_report_new(path);
+    guint8 digest[32];
+
+    if (PK11_HashBuf(SEC_OID_SHA256, digest, data, (PRInt32)len) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute the SHA-256 of %s", path);
+        return NULL;
+    }
+    r->sha256 = hex_of(digest, sizeof digest, FALSE);
+
+    g_autoptr(CabackP12File) file = caback_p12_read(data, len, password, path, error);
+    if (file == NULL)
+        return NULL;
+    const CabackP12Info *info = caback_p12_file_info(file);
+    for (guint i = 0; info->warnings != NULL && i < info->warnings->len; i++)
+        g_ptr_array_add(r->notes,
+                        g_strdup_printf("%s: %s", path, (const char *)info->warnings->pdata[i]));
+    if (info->mac == NULL)
+        g_ptr_array_add(r->notes, g_strdup_printf("%s has no MAC: nothing proves that it is the "
+                                                  "file that was written",
+                                                  path));
+
+    g_autoptr(CabackRestorePlan) plan = caback_restore_inspect(file, path, error);
+    if (plan == NULL)
+        return NULL;
+    CabackRestoreOptions options = {.on_conflict = CABACK_RESTORE_ON_CONFLICT_STOP};
+    if (!caback_restore_plan(plan, db, &options, error)) {
+        g_prefix_error(error, "%s cannot be restored: ", path);
+        return NULL;
+    }
+    if (plan->conflicts > 0) {
+        GString *what = g_string_new(NULL);
+        for (guint i = 0; i < plan->certs->len; i++) {
+            const CabackRestoreCert *c = plan->certs->pdata[i];
+            if (c->action == CABACK_RESTORE_CONFLICT)
+                g_string_append_printf(what, "; certificate \"%s\": %s", c->nickname,
+                                       c->note != NULL ? c->note : "conflict");
+        }
+        for (guint i = 0; i < plan->keys->len; i++) {
+            const CabackRestoreKey *k = plan->keys->pdata[i];
+            if (k->action == CABACK_RESTORE_CONFLICT)
+                g_string_append_printf(what, "; key %s: %s", k->nss_id ? k->nss_id : "?",
+                                       k->note != NULL ? k->note : "conflict");
+        }
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s cannot be restored even into an empty database: caback restore finds "
+                    "%u conflict(s) within the file%s",
+                    path, plan->conflicts, what->str);
+        g_string_free(what, TRUE);
+        return NULL;
+    }
+    if (!caback_restore_apply(plan, db, error)) {
+        g_prefix_error(error, "restoring %s into an empty temporary database failed: ", path);
+        return NULL;
+    }
+
+    r->restorable = TRUE;
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->duplicate_of >= 0)
+            continue;
+        CabackVerifyKey *vk = g_new0(CabackVerifyKey, 1);
+        vk->nickname = g_strdup(k->nickname);
+        vk->nss_id = g_strdup(k->nss_id);
+        vk->dogtag_id = g_strdup(k->dogtag_id);
+        vk->type = k->type_name;
+        vk->bits = k->bits;
+        if (k->id_known)
+            vk->key_id = g_bytes_new(k->id.bytes, sizeof k->id.bytes);
+        g_ptr_array_add(r->keys, vk);
+        if (k->cert_index < 0) {
+            g_ptr_array_add(r->notes,
+                            g_strdup_printf("key %s has no certificate in the file: it restores "
+                                            "as a key without certificate, and caback cannot "
+                                            "check it",
+                                            vk->nss_id != NULL ? vk->nss_id : "?"));
+            continue;
+        }
+        check_key(db, plan->certs->pdata[k->cert_index], vk);
+        if (vk->problem != NULL)
+            problem(r, "the key of \"%s\" (key ID %s): %s",
+                    vk->nickname != NULL ? vk->nickname : "?",
+                    vk->nss_id != NULL ? vk->nss_id : "?", vk->problem);
+    }
+    if (r->keys->len == 0)
+        g_ptr_array_add(r->notes, g_strdup_printf("%s holds no private key: restoring it brings "
+                                                  "back certificates and trust flags only",
+                                                  path));
+
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    for (guint i = 0; i < plan->certs->len; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        if (c->duplicate_of < 0)
+            check_cert(r, db, c, now);
+    }
+    if (r->certs->len == 0)
+        problem(r, "%s holds no certificate", path);
+    return g_steal_pointer(&r);
+}
+
+/* A random password for the temporary database, so that the decrypted keys it holds on disk for
+ * the drill's few seconds are protected by a secret that only this process ever knows. */
+static CabackSecret *random_password(GError **error)
+{
+    guint8 raw[24];
+    gsize got = 0;
+
+    while (got < sizeof raw) {
+        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = errno;
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "cannot make a password for the temporary database: %s", g_strerror(e));
+            return NULL;
+        }
+        got += (gsize)n;
+    }
+    g_autofree char *hex = hex_of(raw, sizeof raw, FALSE);
+    CabackSecret *secret = caback_secret_new(hex, strlen(hex));
+    caback_secret_wipe(raw, sizeof raw);
+    caback_secret_wipe(hex, strlen(hex));
+    return secret;
+}
+
+static CabackVerifyReport *drill(const char *dir, const char *path, const guint8 *data, gsize len,
+                                 const CabackSecret *password, GError **error)
+{
+    g_autoptr(CabackSecret) db_password = random_password(error);
+    gboolean created = FALSE;
+
+    if (db_password == NULL)
+        return NULL;
+    if (!caback_restore_create_db(dir, db_password, &created, error)) {
+        g_prefix_error(error, "cannot make the temporary database for the drill: ");
+        return NULL;
+    }
+    CabackDbOptions options = {.dbdir = dir, .password = {.no_prompt = TRUE}};
+    CabackDb *db = caback_db_open(&options, error);
+    if (db == NULL)
+        return NULL;
+
+    CabackVerifyReport *report = NULL;
+    if (PK11_CheckUserPassword(db->slot, db_password->data) != SECSuccess)
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "cannot log in to the temporary database %s", dir);
+    else
+        report = drill_in(db, path, data, len, password, error);
+    if (!caback_db_close(db, report != NULL ? error : NULL))
+        g_clear_pointer(&report, caback_verify_report_free);
+    return report;
+}
+
+/* Remove the temporary folder and what NSS put in it (files only: NSS makes no sub-folders). */
+static gboolean remove_folder(const char *dir, GError **error)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+        g_autofree char *file = g_build_filename(dir, name, NULL);
+        g_unlink(file);
+    }
+    if (g_rmdir(dir) != 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "the temporary folder %s (a copy of the restored keys, protected by a "
+                    "random password) could not be removed: %s; remove it with rm -r",
+                    dir, g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+CabackVerifyReport *caback_verify_file(const char *path, const CabackSecret *password,
+                                       GError **error)
+{
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    g_autoptr(GError) local = NULL;
+
+    if (!g_file_get_contents(path, &data, &len, &local)) {
+        gboolean missing = g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+        g_set_error(error, CABACK_ERROR, missing ? CABACK_ERROR_NOT_FOUND : CABACK_ERROR_IO,
+                    "cannot read %s: %s", path, local->message);
+        return NULL;
+    }
+    g_autofree char *dir = g_dir_make_tmp("caback-verify-XXXXXX", &local);
+    if (dir == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot make a private temporary folder for the drill: %s; set TMPDIR to a "
+                    "writable folder",
+                    local->message);
+        return NULL;
+    }
+
+    CabackVerifyReport *report = drill(dir, path, (const guint8 *)data, len, password, error);
+    g_autoptr(GError) removal = NULL;
+    if (!remove_folder(dir, &removal)) {
+        if (report != NULL)
+            problem(report, "%s", removal->message);
+        else
+            g_prefix_error(error, "%s; also: ", removal->message);
+    }
+    return report;
+}
+
+/* ---- comparison with the live database ---- */
+
+static CabackVerifyItem *cert_item(const char *nickname, const char *subject, const char *serial)
+{
+    CabackVerifyItem *item = g_new0(CabackVerifyItem, 1);
+
+    item->kind = "certificate";
+    item->nickname = g_strdup(nickname);
+    item->subject = g_strdup(subject);
+    item->serial_hex = g_strdup(serial);
+    return item;
+}
+
+static CabackVerifyItem *key_item(const char *nickname, const char *nss_id, const char *dogtag_id)
+{
+    CabackVerifyItem *item = g_new0(CabackVerifyItem, 1);
+
+    item->kind = "key";
+    item->nickname = g_strdup(nickname);
+    item->nss_id = g_strdup(nss_id);
+    item->dogtag_id = g_strdup(dogtag_id);
+    return item;
+}
+
+static void append_item(GString *s, const CabackVerifyItem *item)
+{
+    if (s->len > 0)
+        g_string_append(s, "; ");
+    if (strcmp(item->kind, "key") == 0)
+        g_string_append_printf(s, "the key of \"%s\" (key ID %s)",
+                               item->nickname != NULL ? item->nickname : "?",
+                               item->nss_id != NULL ? item->nss_id : "?");
+    else
+        g_string_append_printf(s, "certificate \"%s\" (serial 0x%s)",
+                               item->nickname != NULL ? item->nickname : item->subject,
+                               item->serial_hex);
+}
+
+void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInventory *inventory)
+{
+    g_autoptr(GPtrArray) file_keys = g_ptr_array_new();
+    g_autoptr(GPtrArray) file_certs = g_ptr_array_new();
+
+    report->compared = TRUE;
+    g_free(report->database);
+    g_free(report->token);
+    report->database = g_strdup(inventory->dir);
+    report->token = g_strdup(inventory->token);
+    for (guint i = 0; i < report->keys->len; i++) {
+        CabackVerifyKey *k = report->keys->pdata[i];
+        if (k->key_id != NULL)
+            g_ptr_array_add(file_keys, k->key_id);
+    }
+    for (guint i = 0; i < report->certs->len; i++)
+        g_ptr_array_add(file_certs, ((CabackVerifyCert *)report->certs->pdata[i])->der);
+
+    for (guint i = 0; i < inventory->certs->len; i++) {
+        const CabackVerifyDbCert *c = inventory->certs->pdata[i];
+        if (!bytes_in(file_certs, c->der))
+            g_ptr_array_add(report->missing_from_backup,
+                            cert_item(c->nickname, c->subject, c->serial_hex));
+        if (!c->has_key || bytes_in(file_keys, c->key_id))
+            continue;
+        if (!c->extractable) {
+            g_ptr_array_add(report->notes,
+                            g_strdup_printf("the key of \"%s\" (key ID %s) on token \"%s\" cannot "
+                                            "leave it (not extractable), so no PKCS#12 file holds "
+                                            "it; it needs the HSM vendor's own backup",
+                                            c->nickname != NULL ? c->nickname : c->subject,
+                                            c->nss_id, inventory->token));
+            continue;
+        }
+        /* A key shared by two certificates (a renewal) is listed once. */
+        gboolean listed = FALSE;
+        for (guint j = 0; j < report->missing_from_backup->len && !listed; j++) {
+            const CabackVerifyItem *m = report->missing_from_backup->pdata[j];
+            listed = strcmp(m->kind, "key") == 0 && g_strcmp0(m->nss_id, c->nss_id) == 0;
+        }
+        if (!listed)
+            g_ptr_array_add(report->missing_from_backup,
+                            key_item(c->nickname, c->nss_id, c->dogtag_id));
+    }
+
+    for (guint i = 0; i < report->keys->len; i++) {
+        const CabackVerifyKey *k = report->keys->pdata[i];
+        if (!bytes_in(inventory->all_keys, k->key_id))
+            g_ptr_array_add(report->not_in_database,
+                            key_item(k->nickname, k->nss_id, k->dogtag_id));
+    }
+    for (guint i = 0; i < report->certs->len; i++) {
+        const CabackVerifyCert *c = report->certs->pdata[i];
+        if (!bytes_in(inventory->all_certs, c->der))
+            g_ptr_array_add(report->not_in_database,
+                            cert_item(c->nickname, c->subject, c->serial_hex));
+    }
+    for (guint i = 0; i < inventory->notes->len; i++)
+        g_ptr_array_add(report->notes, g_strdup(inventory->notes->pdata[i]));
+
+    if (report->missing_from_backup->len > 0) {
+        g_autoptr(GString) what = g_string_new(NULL);
+        for (guint i = 0; i < report->missing_from_backup->len; i++)
+            append_item(what, report->missing_from_backup->pdata[i]);
+        problem(report,
+                "the backup is stale: NSS database %s (token \"%s\") holds what the file lacks "
+                "(a re-key, a renewal or a new certificate since the backup, or a backup of only "
+                "some certificates?): %s; make a new backup",
+                inventory->dir, inventory->token, what->str);
+    }
+    if (report->not_in_database->len > 0) {
+        g_autoptr(GString) what = g_string_new(NULL);
+        for (guint i = 0; i < report->not_in_database->len; i++)
+            append_item(what, report->not_in_database->pdata[i]);
+        g_ptr_array_add(report->notes,
+                        g_strdup_printf("the file holds what NSS database %s (token \"%s\") no "
+                                        "longer has: %s",
+                                        inventory->dir, inventory->token, what->str));
+    }
+}
