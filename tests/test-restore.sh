@@ -3,7 +3,7 @@
 # database: same nicknames, trust flags and key IDs), a second restore is a no-op, conflicts stop
 # with exit 4 and no change, --replace keeps the old keys (orphans), --rename, --trust, --dry-run,
 # --create, the all-or-nothing undo (a failure injected at every step leaves the database
-# byte-for-byte as it was), wrong password, damaged files, --json, "restore automatic", and the
+# byte-for-byte as it was), wrong password, damaged files, --json, "restore automatic" without a backup, and the
 # Windows form "caback -restore PASSWORD FILE" (the password disappears from ps).
 . "$CABACK_SRCDIR/tests/lib.sh"
 need certutil pk12util "$PYTHON3"
@@ -254,9 +254,9 @@ cp "$TEST_TMP/empty.pass" "$TEST_TMP/nopw.pass"
 expect_equal "a database without password is usable by certutil" \
     "$(trust_listing "$SRC")" "$(trust_listing "$TEST_TMP/nopw")"
 
-# ---- "restore automatic" is not there yet ----
-expect_status 2 "restore automatic" "$CABACK" restore automatic
-expect_grep "restore automatic says it needs the backup log" 'needs the backup log.*not implemented yet' "$ERR"
+# ---- "restore automatic" (tests/test-restore-automatic.sh has the rest) ----
+expect_status 1 "restore automatic without a recorded backup" env CABACK_STATE_DIR="$TEST_TMP/empty-state" "$CABACK" restore automatic
+expect_grep "restore automatic says no backup is recorded" 'no newest backup is recorded' "$ERR"
 expect_status 2 "restore without -i" "$CABACK" restore -d "$DST"
 
 # ---- --trust ----

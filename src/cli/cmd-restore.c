@@ -6,6 +6,9 @@
 
 #include "cli.h"
 
+#include <caback/digest.h>
+#include <caback/log.h>
+
 #include <caback/keys.h>
 
 #include <caback/json.h>
@@ -364,15 +367,55 @@ static gboolean windows_form(int *argc, char ***argv, GPtrArray *owned, char ***
     return TRUE;
 }
 
-static gboolean check_options(const RestoreOptions *ro, int argc, char **argv, GError **error)
+/* "restore automatic": take the archive that the last verified backup recorded in the state
+ * folder, and refuse it when it is gone or its bytes are no longer those that were verified. */
+static gboolean resolve_automatic(RestoreOptions *ro, GError **error)
 {
-    if (argc > 1 && g_strcmp0(argv[1], "automatic") == 0) {
+    g_autofree char *path = NULL, *recorded = NULL;
+    g_autoptr(GError) local = NULL;
+
+    if (ro->in != NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "automatic restore needs the backup log (where caback backup records its "
-                    "newest backup), which is not implemented yet; give the file with: caback "
-                    "restore -i FILE");
+                    "\"restore automatic\" takes the newest recorded backup; do not also give "
+                    "-i %s",
+                    ro->in);
         return FALSE;
     }
+    if (!caback_state_get_latest_backup(&path, &recorded, &local)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "no newest backup is recorded (%s); run caback backup first, or give the "
+                    "file with: caback restore -i FILE",
+                    local->message);
+        return FALSE;
+    }
+    if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "the newest recorded backup %s is gone (moved or deleted); nothing was "
+                    "restored. Give the file with: caback restore -i FILE",
+                    path);
+        return FALSE;
+    }
+    g_autofree char *now = caback_digest_file_sha256_hex(path, error);
+    if (now == NULL)
+        return FALSE;
+    if (g_ascii_strcasecmp(now, recorded) != 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "the newest recorded backup %s changed since it was verified (SHA-256 %s, "
+                    "recorded %s); nothing was restored. Check the file, or restore it "
+                    "explicitly with: caback restore -i FILE",
+                    path, now, recorded);
+        return FALSE;
+    }
+    caback_cli_info("Restoring the newest recorded backup %s (SHA-256 %s, as verified)", path,
+                    now);
+    ro->in = g_steal_pointer(&path);
+    return TRUE;
+}
+
+static gboolean check_options(RestoreOptions *ro, int argc, char **argv, GError **error)
+{
+    if (argc == 2 && g_strcmp0(argv[1], "automatic") == 0)
+        return resolve_automatic(ro, error) && check_options(ro, 1, argv, error);
     if (argc > 1) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "unexpected argument \"%s\"; give the PKCS#12 file with -i FILE (see: caback "
@@ -591,9 +634,9 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         "Windows certutil form: caback -restore PASSWORD FILE [-d DIR] (the password is visible "
         "to other users\n"
         "while the command runs; prefer -w FILE).\n"
-        "\"caback restore automatic\" (restore the newest backup caback recorded) needs the "
-        "backup log, which\n"
-        "is not implemented yet.\n"
+        "\"caback restore automatic\" restores the newest backup that caback backup verified and "
+        "recorded,\n"
+        "after checking that its SHA-256 is still the recorded one.\n"
         "Example:\n"
         "  caback restore -i ca-backup.p12 -w ca-backup.pass -d /var/lib/pki/pki-tomcat/alias "
         "\\\n"

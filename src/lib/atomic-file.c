@@ -70,9 +70,8 @@ CabackAtomicFile *caback_atomic_file_new(const char *target, mode_t mode, uid_t 
     if ((owner_uid != (uid_t)-1 || owner_gid != (gid_t)-1) &&
         fchown(file->fd, owner_uid, owner_gid) != 0) {
         int e = errno;
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                    "cannot give %s its owner %ld:%ld: %s", file->temp, (long)owner_uid,
-                    (long)owner_gid, g_strerror(e));
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot give %s its owner %ld:%ld: %s",
+                    file->temp, (long)owner_uid, (long)owner_gid, g_strerror(e));
         caback_atomic_file_abort(file);
         return NULL;
     }

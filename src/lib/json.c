@@ -31,6 +31,12 @@ void caback_json_free(CabackJson *json)
 
 char *caback_json_escape(const char *value)
 {
+    /* JSON text is UTF-8. Nicknames, labels and file names come from tokens, PKCS#12 files and
+     * the file system and can hold any bytes: invalid sequences become U+FFFD, so that the
+     * output stays readable by every JSON parser. */
+    g_autofree char *valid = g_utf8_validate(value, -1, NULL) ? NULL : g_utf8_make_valid(value, -1);
+    if (valid != NULL)
+        value = valid;
     GString *s = g_string_sized_new(strlen(value) + 2);
 
     for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {

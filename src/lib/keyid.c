@@ -180,8 +180,7 @@ gboolean caback_keyid_parse(const char *text, CabackKeyId *id, GError **error)
             return FALSE;
         }
         if (memchr(mag, ':', mlen) != NULL) {
-            set_parse_error(error, text,
-                            "colon-separated bytes cannot carry a \"-\" sign");
+            set_parse_error(error, text, "colon-separated bytes cannot carry a \"-\" sign");
             return FALSE;
         }
         if (!check_hex_digits(text, mag, mlen, "\"-\"", error))

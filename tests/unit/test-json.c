@@ -36,9 +36,27 @@ static void test_nested(void)
                     "}\n");
 }
 
+/* Bytes that are not UTF-8 (a nickname from a token or a PKCS#12 file) must not make the output
+ * invalid JSON: they become U+FFFD; valid UTF-8 is kept as it is. */
+static void test_invalid_utf8(void)
+{
+    g_autofree char *bad = caback_json_escape("caSigning\xff\xfe"
+                                              "Cert \xc3");
+    g_assert_true(g_utf8_validate(bad, -1, NULL));
+    g_assert_cmpstr(bad, ==,
+                    "caSigning\xef\xbf\xbd\xef\xbf\xbd"
+                    "Cert \xef\xbf\xbd");
+    g_autofree char *good = caback_json_escape("Zertifikat f\xc3\xbc"
+                                               "r \xe2\x82\xac");
+    g_assert_cmpstr(good, ==,
+                    "Zertifikat f\xc3\xbc"
+                    "r \xe2\x82\xac");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/json/nested", test_nested);
+    g_test_add_func("/json/invalid-utf8", test_invalid_utf8);
     return g_test_run();
 }
