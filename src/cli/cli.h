@@ -51,6 +51,11 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
                           const CabackCommonOptions *options, int *argc, char ***argv,
                           GError **error);
 
+/* Set a CABACK_ERROR_USAGE error whose message ends with "(see: caback help @verb)"; returns
+ * FALSE so that callers can write "return caback_cli_usage_error(...)". */
+gboolean caback_cli_usage_error(GError **error, const char *verb, const char *format, ...)
+    G_GNUC_PRINTF(3, 4);
+
 /* Free the strings of @options. */
 void caback_cli_common_clear(CabackCommonOptions *options);
 

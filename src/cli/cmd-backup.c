@@ -43,18 +43,6 @@ static void backup_options_clear(BackupOptions *o)
     g_free(o->log_path);
 }
 
-static gboolean usage_error(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
-static gboolean usage_error(GError **error, const char *format, ...)
-{
-    va_list args;
-
-    va_start(args, format);
-    g_autofree char *text = g_strdup_vprintf(format, args);
-    va_end(args);
-    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help backup)", text);
-    return FALSE;
-}
-
 /* Turn the options into writer settings; every combination that cannot work is a usage error
  * here, before anything is opened or asked. */
 static gboolean parse_write_options(const BackupOptions *o, CabackP12WriteOptions *w,
@@ -67,22 +55,23 @@ static gboolean parse_write_options(const BackupOptions *o, CabackP12WriteOption
         if (g_ascii_strcasecmp(o->mac, "pbmac1") == 0)
             w->mac = CABACK_P12_MAC_PBMAC1;
         else if (g_ascii_strcasecmp(o->mac, "hmac") != 0)
-            return usage_error(error,
-                               "--mac \"%s\" is not a MAC kind; use --mac hmac (the "
-                               "default) or --mac pbmac1",
-                               o->mac);
+            return caback_cli_usage_error(error, "backup",
+                                          "--mac \"%s\" is not a MAC kind; use --mac hmac (the "
+                                          "default) or --mac pbmac1",
+                                          o->mac);
     }
     if (o->legacy && w->mac == CABACK_P12_MAC_PBMAC1)
-        return usage_error(error, "--legacy and --mac pbmac1 cannot be combined: the readers "
-                                  "--legacy is for (Windows Server 2012, Java 8, OpenSSL 1.0) "
-                                  "do not know PBMAC1");
+        return caback_cli_usage_error(error, "backup",
+                                      "--legacy and --mac pbmac1 cannot be combined: the readers "
+                                      "--legacy is for (Windows Server 2012, Java 8, OpenSSL 1.0) "
+                                      "do not know PBMAC1");
     if (o->iterations != NULL) {
         guint64 n = 0;
         if (!g_ascii_string_to_unsigned(o->iterations, 10, 1, 10000000, &n, NULL))
-            return usage_error(error,
-                               "--iterations \"%s\" is not a whole number from 1 to "
-                               "10000000",
-                               o->iterations);
+            return caback_cli_usage_error(error, "backup",
+                                          "--iterations \"%s\" is not a whole number from 1 to "
+                                          "10000000",
+                                          o->iterations);
         w->iterations = (guint)n;
     }
     return TRUE;
@@ -93,10 +82,11 @@ static gboolean check_empty_password(const CabackSecret *password, const char *w
 {
     if (password->len > 0)
         return TRUE;
-    return usage_error(error,
-                       "the PKCS#12 password %s is empty; a backup of private keys needs "
-                       "a password, nothing was written",
-                       where);
+    return caback_cli_usage_error(
+        error, "backup",
+        "the PKCS#12 password %s is empty; a backup of private keys needs "
+        "a password, nothing was written",
+        where);
 }
 
 /* ---- output ---- */
@@ -409,8 +399,9 @@ static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GE
     BackupOptions *o = run->o;
 
     if (argc != 3)
-        return usage_error(error, "the Windows form is: caback -backup PASSWORD FILE [-d DIR] "
-                                  "[-f FILE]");
+        return caback_cli_usage_error(error, "backup",
+                                      "the Windows form is: caback -backup PASSWORD FILE [-d DIR] "
+                                      "[-f FILE]");
     run->password = caback_secret_new(argv[1], strlen(argv[1]));
     caback_log_record_add_secret(run->rec, run->password->data);
     caback_secret_wipe(argv[1], strlen(argv[1]));
@@ -419,9 +410,10 @@ static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GE
                   "machine (ps, /proc) and may stay in the shell history; prefer: caback "
                   "backup -o FILE, with -w FILE, --p12-password-env VAR or the prompt");
     if (o->output != NULL || o->p12_password_file != NULL || o->p12_password_env != NULL)
-        return usage_error(error, "the Windows form caback -backup PASSWORD FILE takes the "
-                                  "password and the file as arguments; -o, -w and "
-                                  "--p12-password-env belong to caback backup");
+        return caback_cli_usage_error(error, "backup",
+                                      "the Windows form caback -backup PASSWORD FILE takes the "
+                                      "password and the file as arguments; -o, -w and "
+                                      "--p12-password-env belong to caback backup");
     o->output = g_strdup(argv[2]);
     return check_empty_password(run->password, "given on the command line", error);
 }
@@ -544,32 +536,36 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
     if (!taken)
         goto out;
     if (!windows && argc > 1) {
-        usage_error(error, "unexpected argument \"%s\"; the file to write is given with -o FILE",
-                    argv[1]);
+        caback_cli_usage_error(
+            error, "backup", "unexpected argument \"%s\"; the file to write is given with -o FILE",
+            argv[1]);
         goto out;
     } else if (o.output == NULL) {
-        usage_error(error, "no output file; give it with -o FILE");
+        caback_cli_usage_error(error, "backup", "no output file; give it with -o FILE");
         goto out;
     }
 
     if (!parse_write_options(&o, &run.write, error))
         goto out;
     if (o.include_sslserver && o.cscfg == NULL) {
-        usage_error(error, "--include-sslserver goes with --cscfg CS.cfg");
+        caback_cli_usage_error(error, "backup", "--include-sslserver goes with --cscfg CS.cfg");
         goto out;
     }
     if (o.cscfg != NULL && o.nicknames != NULL) {
-        usage_error(error, "choose either -n NICKNAME or --cscfg CS.cfg, not both");
+        caback_cli_usage_error(error, "backup",
+                               "choose either -n NICKNAME or --cscfg CS.cfg, not both");
         goto out;
     }
     if (o.p12_password_file != NULL && o.p12_password_env != NULL) {
-        usage_error(error, "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
-                           "password, not both");
+        caback_cli_usage_error(error, "backup",
+                               "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
+                               "password, not both");
         goto out;
     }
     if (g_file_test(o.output, G_FILE_TEST_IS_DIR)) {
-        usage_error(error, "%s is a folder; give the file to write, e.g. %s/ca-backup.p12",
-                    o.output, o.output);
+        caback_cli_usage_error(error, "backup",
+                               "%s is a folder; give the file to write, e.g. %s/ca-backup.p12",
+                               o.output, o.output);
         goto out;
     }
     folder = g_path_get_dirname(o.output);

@@ -20,18 +20,6 @@ typedef struct {
     char *log_path;
 } VerifyOptions;
 
-static gboolean usage_error(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
-static gboolean usage_error(GError **error, const char *format, ...)
-{
-    va_list args;
-
-    va_start(args, format);
-    g_autofree char *text = g_strdup_vprintf(format, args);
-    va_end(args);
-    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help verify)", text);
-    return FALSE;
-}
-
 static CabackSecret *read_p12_password(const VerifyOptions *o, const char *path, GError **error)
 {
     if (o->p12_password_file != NULL)
@@ -429,20 +417,23 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
     log_options(rec, argc >= 2 ? argv[1] : NULL, &o, &common);
     if (argc != 2) {
         if (argc < 2)
-            usage_error(error, "give the PKCS#12 file to verify");
+            caback_cli_usage_error(error, "verify", "give the PKCS#12 file to verify");
         else
-            usage_error(error, "unexpected argument \"%s\": give one PKCS#12 file", argv[2]);
+            caback_cli_usage_error(error, "verify",
+                                   "unexpected argument \"%s\": give one PKCS#12 file", argv[2]);
         goto out;
     }
     if (o.p12_password_file != NULL && o.p12_password_env != NULL) {
-        usage_error(error, "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
-                           "password, not both");
+        caback_cli_usage_error(error, "verify",
+                               "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
+                               "password, not both");
         goto out;
     }
     if (common.dbdir == NULL && (common.token != NULL || common.module != NULL ||
                                  common.password_file != NULL || common.password_env != NULL)) {
-        usage_error(error, "--token, --module, -f and --password-env choose how to read the "
-                           "database to compare with; give that database with -d DIR");
+        caback_cli_usage_error(error, "verify",
+                               "--token, --module, -f and --password-env choose how to read the "
+                               "database to compare with; give that database with -d DIR");
         goto out;
     }
     ok = run(argv[1], &o, &common, rec, error);

@@ -64,6 +64,17 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
     return TRUE;
 }
 
+gboolean caback_cli_usage_error(GError **error, const char *verb, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help %s)", text, verb);
+    return FALSE;
+}
+
 void caback_cli_common_clear(CabackCommonOptions *options)
 {
     g_clear_pointer(&options->dbdir, g_free);
@@ -73,8 +84,7 @@ void caback_cli_common_clear(CabackCommonOptions *options)
     g_clear_pointer(&options->password_env, g_free);
 }
 
-CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only,
-                             GError **error)
+CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only, GError **error)
 {
     CabackDbOptions db_options = {
         .dbdir = options->dbdir,
