@@ -21,6 +21,16 @@ gboolean caback_nss_nodb_close(NSSInitContext *context, GError **error);
  * accept it for signatures (only SHA-256, SHA-384 and SHA-512 are accepted). */
 const char *caback_digest_name(SECOidTag alg);
 
+/* Called by caback_file_feed for each piece of a file; returns FALSE (setting @error) to stop. */
+typedef gboolean (*CabackFeedFunc)(const guint8 *data, gsize len, gpointer user_data,
+                                   GError **error);
+
+/* Read @path from start to end in pieces and pass each to @feed, so that a large file never has
+ * to fit in memory. Fails with CABACK_ERROR_NOT_FOUND when the file does not exist,
+ * CABACK_ERROR_IO when it cannot be read, or with @feed's error. */
+gboolean caback_file_feed(const char *path, CabackFeedFunc feed, gpointer user_data,
+                          GError **error);
+
 /* The digest of the whole contents of @path with @alg, read in pieces so that large files do
  * not need to fit in memory. NSS must be initialised. Fails with CABACK_ERROR_NOT_FOUND when the
  * file does not exist, CABACK_ERROR_IO when it cannot be read. */

@@ -217,6 +217,24 @@ static void encoder_cancel(NSSCMSEncoderContext *ecx)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(NSSCMSEncoderContext, encoder_cancel)
 
+/* caback_file_feed's callback for signing: each piece of the file goes into the encoder. */
+typedef struct {
+    NSSCMSEncoderContext *ecx;
+    const char *path;
+} EncoderFeed;
+
+static gboolean encoder_feed(const guint8 *data, gsize len, gpointer user_data, GError **error)
+{
+    EncoderFeed *feed = user_data;
+
+    if (NSS_CMSEncoder_Update(feed->ecx, (const char *)data, (unsigned long)len) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot digest %s for signing",
+                             feed->path);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 GBytes *caback_cms_sign_file(const char *path, CERTCertificate *signer, void *wincx,
                              gint64 signing_time, GError **error)
 {
@@ -262,43 +280,17 @@ GBytes *caback_cms_sign_file(const char *path, CERTCertificate *signer, void *wi
         return NULL;
     }
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        g_set_error(error, CABACK_ERROR, e == ENOENT ? CABACK_ERROR_NOT_FOUND : CABACK_ERROR_IO,
-                    "cannot read %s: %s", path, g_strerror(e));
-        return NULL;
-    }
     g_autoptr(PLArenaPool) arena = PORT_NewArena(4096);
     SECItem out = {siBuffer, NULL, 0};
     g_autoptr(NSSCMSEncoderContext) ecx = NSS_CMSEncoder_Start(
         cmsg, NULL, NULL, &out, arena, caback_db_password_callback, wincx, NULL, NULL, NULL, NULL);
     if (ecx == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot start signing %s", path);
-        close(fd);
         return NULL;
     }
-    char buf[65536];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            close(fd);
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s: %s", path,
-                        g_strerror(e));
-            return NULL;
-        }
-        if (n == 0)
-            break;
-        if (NSS_CMSEncoder_Update(ecx, buf, (unsigned long)n) != SECSuccess) {
-            caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot digest %s for signing", path);
-            close(fd);
-            return NULL;
-        }
-    }
-    close(fd);
+    EncoderFeed feed = {ecx, path};
+    if (!caback_file_feed(path, encoder_feed, &feed, error))
+        return NULL;
     /* Finish signs (the private key is used here) and frees the context in every case. */
     SECStatus rv = NSS_CMSEncoder_Finish(g_steal_pointer(&ecx));
     if (rv != SECSuccess || out.data == NULL) {

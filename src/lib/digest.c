@@ -58,6 +58,45 @@ static void hash_destroy(HASHContext *ctx)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HASHContext, hash_destroy)
 
+gboolean caback_file_feed(const char *path, CabackFeedFunc feed, gpointer user_data,
+                          GError **error)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, e == ENOENT ? CABACK_ERROR_NOT_FOUND : CABACK_ERROR_IO,
+                    "cannot read %s: %s", path, g_strerror(e));
+        return FALSE;
+    }
+    guint8 buf[65536];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s: %s", path,
+                        g_strerror(e));
+            return FALSE;
+        }
+        if (n == 0)
+            break;
+        if (!feed(buf, (gsize)n, user_data, error)) {
+            close(fd);
+            return FALSE;
+        }
+    }
+    close(fd);
+    return TRUE;
+}
+
+static gboolean hash_feed(const guint8 *data, gsize len, gpointer user_data, GError **error)
+{
+    HASH_Update(user_data, data, (unsigned int)len);
+    return TRUE;
+}
+
 GBytes *caback_digest_file(const char *path, SECOidTag alg, GError **error)
 {
     HASH_HashType type = HASH_GetHashTypeByOidTag(alg);
@@ -68,32 +107,9 @@ GBytes *caback_digest_file(const char *path, SECOidTag alg, GError **error)
                              SECOID_FindOIDTagDescription(alg), path);
         return NULL;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        g_set_error(error, CABACK_ERROR, e == ENOENT ? CABACK_ERROR_NOT_FOUND : CABACK_ERROR_IO,
-                    "cannot read %s: %s", path, g_strerror(e));
-        return NULL;
-    }
-
     HASH_Begin(ctx);
-    unsigned char buf[65536];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            close(fd);
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s: %s", path,
-                        g_strerror(e));
-            return NULL;
-        }
-        if (n == 0)
-            break;
-        HASH_Update(ctx, buf, (unsigned int)n);
-    }
-    close(fd);
+    if (!caback_file_feed(path, hash_feed, ctx, error))
+        return NULL;
 
     unsigned char out[HASH_LENGTH_MAX];
     unsigned int len = 0;
