@@ -115,6 +115,8 @@ typedef struct {
 typedef struct {
     CabackP12File *file; /* not owned; must outlive the plan */
     char *path;
+    char *sha256;     /* SHA-256 of the bytes read (64 lower-case hex digits), set by
+                         caback_restore_read: what a signature check must have seen */
     GPtrArray *certs; /* of CabackRestoreCert* */
     GPtrArray *keys;  /* of CabackRestoreKey* */
     GPtrArray *crls;  /* of CabackP12Crl* (not owned): listed, never imported */

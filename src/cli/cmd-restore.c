@@ -4,8 +4,10 @@
  * for CS.cfg. Also the Windows certutil form "caback -restore PASSWORD FILE". */
 #include "config.h"
 
+#include "cli-log.h"
 #include "cli.h"
 
+#include <caback/cms.h>
 #include <caback/digest.h>
 #include <caback/log.h>
 
@@ -28,6 +30,10 @@ typedef struct {
     gboolean rename;
     gboolean non_extractable;
     char **trust;
+    char *log_path;
+    char *signature_ca;
+    gboolean no_signature_check;
+    gboolean automatic; /* "restore automatic" */
 } RestoreOptions;
 
 static void restore_options_clear(RestoreOptions *ro)
@@ -36,6 +42,8 @@ static void restore_options_clear(RestoreOptions *ro)
     g_free(ro->password_file);
     g_free(ro->password_env);
     g_strfreev(ro->trust);
+    g_free(ro->log_path);
+    g_free(ro->signature_ca);
 }
 
 /* ---- output ---- */
@@ -239,13 +247,34 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
     caback_json_end_array(json);
 }
 
+/* What the signature step found, for the output and the log. */
+typedef struct {
+    char *path;      /* FILE.sig */
+    gboolean exists; /* there is one */
+    gboolean checked;
+    char *sha256; /* the file's digest the signature was checked against (when checked) */
+    char *signers; /* their subjects, "; "-separated (when checked) */
+} SignatureCheck;
+
+static void signature_check_clear(SignatureCheck *sc)
+{
+    g_free(sc->path);
+    g_free(sc->sha256);
+    g_free(sc->signers);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SignatureCheck, signature_check_clear)
+
 static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const char *result,
-                       gboolean dry_run, gboolean created)
+                       gboolean dry_run, gboolean created, const SignatureCheck *sc)
 {
     g_autoptr(CabackJson) json = caback_json_new();
 
     caback_json_begin_object(json, NULL);
     caback_json_string(json, "file", plan->path);
+    caback_json_string(json, "sha256", plan->sha256);
+    caback_json_string(json, "signature", sc->exists ? sc->path : NULL);
+    caback_json_bool(json, "signature_checked", sc->checked);
+    caback_json_string(json, "signers", sc->signers);
     caback_json_string(json, "database", db->dir);
     caback_json_string(json, "token", db->token_name);
     caback_json_bool(json, "dry_run", dry_run);
@@ -333,6 +362,77 @@ static CabackDb *open_db(const CabackCommonOptions *common, gboolean read_only, 
     return g_steal_pointer(&db);
 }
 
+/* ---- the signature ---- */
+
+/* Check FILE.sig, when there is one, before anything is read or changed: against the trust of
+ * @db, or only the CA certificates of --signature-ca. A bad signature, a signer nobody trusts or
+ * an unreadable signature file stops the restore. */
+static gboolean check_signature(const RestoreOptions *ro, CabackDb *db, CabackLogRecord *rec,
+                                SignatureCheck *sc, GError **error)
+{
+    sc->path = g_strconcat(ro->in, ".sig", NULL);
+    sc->exists = g_file_test(sc->path, G_FILE_TEST_EXISTS);
+    if (ro->no_signature_check) {
+        if (sc->exists)
+            caback_cli_log_warning(rec,
+                                   "signature %s was not checked (--no-signature-check): "
+                                   "nothing shows that %s is the file that was signed",
+                                   sc->path, ro->in);
+        return TRUE;
+    }
+    if (!sc->exists) {
+        if (ro->signature_ca != NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                        "--signature-ca was given but %s has no signature %s; nothing was "
+                        "restored. Sign it with caback sign, or drop --signature-ca",
+                        ro->in, sc->path);
+            return FALSE;
+        }
+        caback_cli_detail("No signature %s: the file is checked by its MAC only.", sc->path);
+        return TRUE;
+    }
+
+    g_autoptr(CERTCertList) anchors = NULL;
+    g_autofree char *trust = NULL;
+    if (ro->signature_ca != NULL) {
+        if ((anchors = caback_cms_load_anchors(ro->signature_ca, error)) == NULL)
+            return FALSE;
+        trust = g_strdup_printf("CA file %s", ro->signature_ca);
+    } else {
+        trust = g_strdup_printf("NSS database %s", db->dir);
+    }
+    g_autoptr(CabackCmsVerification) v = NULL;
+    g_autoptr(GError) local = NULL;
+    if (!caback_cms_verify_file(ro->in, sc->path, anchors, trust, db, &v, &local)) {
+        g_set_error(error, CABACK_ERROR,
+                    local->domain == CABACK_ERROR && local->code == CABACK_ERROR_IO
+                        ? CABACK_ERROR_IO
+                        : CABACK_ERROR_FAILED,
+                    "the signature %s does not vouch for %s: %s. Nothing was restored. %s",
+                    sc->path, ro->in, local->message,
+                    ro->signature_ca != NULL
+                        ? "Check that the file and its signature are the ones you made, and "
+                          "that CERTFILE holds the CA of the signer"
+                        : "When this database does not hold the signer's CA (a new host), give "
+                          "it with --signature-ca CERTFILE; restore without the check only if "
+                          "you trust the file by other means (--no-signature-check)");
+        return FALSE;
+    }
+    GString *signers = g_string_new(NULL);
+    for (guint i = 0; i < v->signers->len; i++) {
+        const CabackCmsSigner *signer = v->signers->pdata[i];
+        if (signers->len > 0)
+            g_string_append(signers, "; ");
+        g_string_append(signers, signer->subject);
+    }
+    sc->signers = g_string_free(signers, FALSE);
+    sc->sha256 = g_strdup(v->sha256);
+    sc->checked = TRUE;
+    caback_cli_info("Signature %s is valid: %s signed %s (SHA-256 %s), trusted by %s.", sc->path,
+                    sc->signers, ro->in, v->sha256, trust);
+    return TRUE;
+}
+
 /* ---- the verb ---- */
 
 /* "caback -restore PASSWORD FILE [OPTIONS]": takes the password out of argv (and wipes it there,
@@ -414,8 +514,10 @@ static gboolean resolve_automatic(RestoreOptions *ro, GError **error)
 
 static gboolean check_options(RestoreOptions *ro, int argc, char **argv, GError **error)
 {
-    if (argc == 2 && g_strcmp0(argv[1], "automatic") == 0)
+    if (argc == 2 && g_strcmp0(argv[1], "automatic") == 0) {
+        ro->automatic = TRUE;
         return resolve_automatic(ro, error) && check_options(ro, 1, argv, error);
+    }
     if (argc > 1) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "unexpected argument \"%s\"; give the PKCS#12 file with -i FILE (see: caback "
@@ -440,11 +542,57 @@ static gboolean check_options(RestoreOptions *ro, int argc, char **argv, GError 
                     "both");
         return FALSE;
     }
+    if (ro->no_signature_check && ro->signature_ca != NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "--signature-ca says whom to trust for the signature check that "
+                    "--no-signature-check skips; give one or the other");
+        return FALSE;
+    }
     return TRUE;
 }
 
+/* The run's command for the log: names of files and variables, never what they hold. */
+static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
+                        const CabackCommonOptions *common)
+{
+    if (ro->automatic)
+        caback_log_record_add_arg(rec, "automatic");
+    if (ro->in != NULL) {
+        g_autofree char *absolute = g_canonicalize_filename(ro->in, NULL);
+        if (!ro->automatic)
+            caback_log_record_add_option(rec, "-i", ro->in);
+        caback_log_record_set_file(rec, absolute);
+    }
+    caback_cli_log_common(rec, common);
+    if (ro->password_file != NULL)
+        caback_log_record_add_option(rec, "-w", ro->password_file);
+    if (ro->password_env != NULL)
+        caback_log_record_add_option(rec, "--p12-password-env", ro->password_env);
+    static const struct {
+        const char *name;
+        gsize offset;
+    } flags[] = {
+        {"--create", G_STRUCT_OFFSET(RestoreOptions, create)},
+        {"--dry-run", G_STRUCT_OFFSET(RestoreOptions, dry_run)},
+        {"--replace", G_STRUCT_OFFSET(RestoreOptions, replace)},
+        {"--rename", G_STRUCT_OFFSET(RestoreOptions, rename)},
+        {"--non-extractable", G_STRUCT_OFFSET(RestoreOptions, non_extractable)},
+        {"--no-signature-check", G_STRUCT_OFFSET(RestoreOptions, no_signature_check)},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(flags); i++)
+        if (G_STRUCT_MEMBER(gboolean, ro, flags[i].offset))
+            caback_log_record_add_arg(rec, flags[i].name);
+    for (char **t = ro->trust; t != NULL && *t != NULL; t++)
+        caback_log_record_add_option(rec, "--trust", *t);
+    if (ro->signature_ca != NULL)
+        caback_log_record_add_option(rec, "--signature-ca", ro->signature_ca);
+    if (ro->log_path != NULL)
+        caback_log_record_add_option(rec, "--log", ro->log_path);
+}
+
 static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions *common,
-                            const CabackSecret *given, GHashTable *trust, GError **error)
+                            const CabackSecret *given, GHashTable *trust, CabackLogRecord *rec,
+                            GError **error)
 {
     g_autofree char *dir = NULL;
     gboolean created = FALSE, created_dir = FALSE, would_create = FALSE;
@@ -482,8 +630,11 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
             caback_restore_remove_created_db(dir, created_dir);
         return FALSE;
     }
+    caback_cli_log_database(rec, db);
 
     gboolean ok = FALSE;
+    g_auto(SignatureCheck) sig = {0};
+    const SignatureCheck *sc = &sig;
     CabackPasswordSource source = {.file = ro->password_file, .env_var = ro->password_env};
     CabackRestoreOptions options = {
         .on_conflict = ro->replace  ? CABACK_RESTORE_ON_CONFLICT_REPLACE
@@ -493,27 +644,48 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         .non_extractable = ro->non_extractable,
     };
     CabackP12File *file = NULL;
-    CabackRestorePlan *plan = caback_restore_read(ro->in, given, &source, &file, error);
+    CabackRestorePlan *plan = NULL;
+    if (check_signature(ro, db, rec, &sig, error))
+        plan = caback_restore_read(ro->in, given, &source, &file, error);
     if (plan != NULL) {
+        caback_log_record_set_file_sha256(rec, plan->sha256);
         /* What the reader tolerated (no MAC, trailing bytes...) is worth knowing before a
          * restore. */
         const CabackP12Info *info = caback_p12_file_info(file);
         for (guint i = 0; i < info->warnings->len; i++)
-            caback_cli_warning("%s: %s", ro->in, (const char *)info->warnings->pdata[i]);
+            caback_cli_log_warning(rec, "%s: %s", ro->in, (const char *)info->warnings->pdata[i]);
+        /* The signature was checked on the file by name; what was decoded must be those bytes. */
+        if (sig.checked && g_ascii_strcasecmp(sig.sha256, plan->sha256) != 0) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "%s changed while it was being restored (SHA-256 %s when its signature "
+                        "was checked, %s when it was read); nothing was restored. Find out what "
+                        "writes to it, then run the restore again",
+                        ro->in, sig.sha256, plan->sha256);
+            caback_restore_plan_free(g_steal_pointer(&plan));
+        }
     }
-    if (plan != NULL && caback_restore_plan(plan, would_create ? NULL : db, &options, error)) {
+    gboolean planned = plan != NULL && caback_restore_plan(plan, would_create ? NULL : db,
+                                                            &options, error);
+    /* The keys of the file, with the nicknames the plan gave them. */
+    for (guint i = 0; plan != NULL && i < plan->keys->len; i++) {
+        const CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->nss_id != NULL && k->duplicate_of < 0)
+            caback_log_record_add_key(rec, k->nickname, k->nss_id, k->dogtag_id);
+    }
+    if (planned) {
         if (!common->json)
             print_plan(plan, db, would_create);
+
         if (ro->dry_run) {
             caback_cli_info("Dry run: nothing was changed (%u change(s) and %u conflict(s) "
                             "planned).",
                             plan->changes, plan->conflicts);
             if (common->json)
-                print_json(plan, db, "planned", TRUE, FALSE);
+                print_json(plan, db, "planned", TRUE, FALSE, sc);
             ok = TRUE;
         } else if (plan->conflicts > 0) {
             if (common->json)
-                print_json(plan, db, "conflict", FALSE, created);
+                print_json(plan, db, "conflict", FALSE, created, sc);
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
                         "%u conflict(s) with what NSS database %s holds (the plan says what "
                         "each is); nothing was changed. For a nickname the database uses for "
@@ -525,7 +697,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
             caback_cli_info("Nothing to do: everything in %s is already in the database.", ro->in);
             print_key_ids(plan);
             if (common->json)
-                print_json(plan, db, "unchanged", FALSE, created);
+                print_json(plan, db, "unchanged", FALSE, created, sc);
             ok = TRUE;
         } else if (caback_restore_apply(plan, db, error)) {
             guint certs = 0, keys = 0, checked = 0, key_only = 0;
@@ -553,7 +725,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                                    key_only);
             print_key_ids(plan);
             if (common->json)
-                print_json(plan, db, "restored", FALSE, created);
+                print_json(plan, db, "restored", FALSE, created, sc);
             ok = TRUE;
         }
     }
@@ -603,7 +775,15 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
          NULL},
         {"trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &ro.trust,
          "Trust flags for a certificate, as certutil -t takes them (repeatable)", "NICKNAME=FLAGS"},
+        {"signature-ca", 0, 0, G_OPTION_ARG_FILENAME, &ro.signature_ca,
+         "Check FILE.sig against only the CA certificate(s) in CERTFILE (PEM or DER) instead of "
+         "the database's trust (for a new database)",
+         "CERTFILE"},
+        {"no-signature-check", 0, 0, G_OPTION_ARG_NONE, &ro.no_signature_check,
+         "Do not check FILE.sig (the restore then rests on the file's MAC alone)", NULL},
+        {"log", 0, 0, G_OPTION_ARG_FILENAME, &ro.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
         {NULL}};
+    CabackLogRecord *rec = NULL;
 
     if (argc >= 1 && strcmp(argv[0], "-restore") == 0 &&
         !(argc == 2 && strcmp(argv[1], "--help") == 0)) {
@@ -637,19 +817,30 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         "\"caback restore automatic\" restores the newest backup that caback backup verified and "
         "recorded,\n"
         "after checking that its SHA-256 is still the recorded one.\n"
+        "A signature FILE.sig (caback sign) next to the file is checked first, against the "
+        "database's trust\n"
+        "or --signature-ca CERTFILE; a bad or untrusted one stops the restore (exit 1). Each run "
+        "is recorded\n"
+        "in the run log (--log FILE; see caback help backup).\n"
         "Example:\n"
         "  caback restore -i ca-backup.p12 -w ca-backup.pass -d /var/lib/pki/pki-tomcat/alias "
         "\\\n"
         "      -f /var/lib/pki/pki-tomcat/conf/password.conf --dry-run\n"
-        "Exit status: 0 restored (or nothing to do), 1 failure (nothing changed), 2 usage, 3 "
-        "wrong password,\n"
+        "Exit status: 0 restored (or nothing to do), 1 failure or bad signature (nothing "
+        "changed), 2 usage,\n3 wrong password, "
         "4 conflict (nothing changed).\n");
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
 
     if (!caback_cli_parse(context, "restore", &common, &argc, &argv, error))
         goto out;
-    if (!check_options(&ro, argc, argv, error))
+    rec = caback_log_record_new("restore");
+    caback_cli_log_db_secrets(rec, &common);
+    if (given != NULL)
+        caback_log_record_add_secret(rec, given->data);
+    gboolean usable = check_options(&ro, argc, argv, error);
+    log_options(rec, &ro, &common);
+    if (!usable)
         goto out;
     if (given != NULL && (ro.password_file != NULL || ro.password_env != NULL)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
@@ -664,8 +855,20 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         g_hash_table_replace(trust, nickname, flags);
     }
 
-    ok = run_restore(&ro, &common, given, trust, error);
+    /* A password from a file or the environment is read here, once, so that the log knows
+     * what it must never contain. */
+    if (given == NULL && (ro.password_file != NULL || ro.password_env != NULL)) {
+        CabackPasswordSource source = {.file = ro.password_file, .env_var = ro.password_env};
+        g_autofree char *what = g_strdup_printf("password of PKCS#12 file %s", ro.in);
+        if ((given = caback_password_read(&source, NULL, what, FALSE, error)) == NULL)
+            goto out;
+        caback_log_record_add_secret(rec, given->data);
+    }
+
+    ok = run_restore(&ro, &common, given, trust, rec, error);
 out:
+    /* Last, after the database is closed: the record says how the run ended. */
+    caback_cli_log_finish(rec, ok, error, ro.log_path);
     restore_options_clear(&ro);
     caback_cli_common_clear(&common);
     return ok;

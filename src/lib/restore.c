@@ -3,12 +3,15 @@
  * returning, so that caback_db_close shuts NSS down cleanly. */
 #include "config.h"
 
+#include <caback/digest.h>
 #include <caback/error.h>
 #include <caback/keys.h>
 #include <caback/nss-util.h>
 #include <caback/restore.h>
 
 #include <certdb.h>
+#include <hasht.h>
+#include <pk11pub.h>
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <secerr.h>
@@ -218,6 +221,7 @@ void caback_restore_plan_free(CabackRestorePlan *plan)
     if (plan == NULL)
         return;
     g_free(plan->path);
+    g_free(plan->sha256);
     g_ptr_array_unref(plan->certs);
     g_ptr_array_unref(plan->keys);
     g_ptr_array_unref(plan->crls);
@@ -525,6 +529,17 @@ static CabackRestorePlan *read_with(const CabackSecret *data, const char *path,
     CabackRestorePlan *plan = caback_restore_inspect(f, path, error);
     if (plan == NULL)
         return NULL;
+    /* The digest of these very bytes, so that a signature checked on the file by name can be
+     * tied to what is restored even if the file changed in between. */
+    guint8 digest[SHA256_LENGTH];
+    if (PK11_HashBuf(SEC_OID_SHA256, digest, (const unsigned char *)data->data,
+                     (PRInt32)data->len) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute the SHA-256 of %s", path);
+        caback_restore_plan_free(plan);
+        return NULL;
+    }
+    g_autoptr(GBytes) bytes = g_bytes_new(digest, sizeof digest);
+    plan->sha256 = caback_digest_to_hex(bytes);
     *file = g_steal_pointer(&f);
     return plan;
 }
