@@ -206,6 +206,29 @@ expect_status 2 "-w and --p12-password-env together" \
 expect_status 2 "-f without -d" "$CABACK" verify "$TEST_TMP/full.p12" -w "$PW" -f "$DB.pass"
 no_drill_left "every run"
 
+# ---- a drill killed before it cleaned up ----
+# The folder of a process that is gone is removed by the next drill; one of a live process stays.
+DEAD=$(sh -c 'echo $$')
+mkdir -p "$TMPDIR/caback-verify-$DEAD-AbC123" "$TMPDIR/caback-verify-$$-XyZ789"
+echo keys >"$TMPDIR/caback-verify-$DEAD-AbC123/key4.db"
+expect_status 0 "a drill after a killed one" "$CABACK" verify "$TEST_TMP/full.p12" -w "$PW"
+check "the killed drill's folder is gone" test ! -e "$TMPDIR/caback-verify-$DEAD-AbC123"
+check "a live process's folder is left alone" test -d "$TMPDIR/caback-verify-$$-XyZ789"
+rmdir "$TMPDIR/caback-verify-$$-XyZ789"
+# A real kill -9 in the middle of a drill at the default iterations (about a second of work).
+"$CABACK" backup -d "$DB" -f "$DB.pass" -o "$TEST_TMP/default.p12" -w "$PW" >/dev/null 2>&1
+"$CABACK" verify "$TEST_TMP/default.p12" -w "$PW" >/dev/null 2>&1 &
+victim=$!
+for _ in $(seq 100); do
+    [ -n "$(find "$TMPDIR" -mindepth 1 -maxdepth 1 -name 'caback-verify-*')" ] && break
+    sleep 0.02
+done
+kill -9 "$victim" 2>/dev/null; wait "$victim" 2>/dev/null
+check "the killed drill left its folder (the case the sweep is for)" \
+    sh -c 'find "$1" -mindepth 1 -maxdepth 1 -name "caback-verify-*" | grep -q .' _ "$TMPDIR"
+expect_status 0 "a drill after a drill killed with kill -9" "$CABACK" verify "$TEST_TMP/full.p12" -w "$PW"
+no_drill_left "after the killed drill and a new one"
+
 # ---- the log ----
 LOG=$CABACK_STATE_DIR/caback.log
 expect_grep "text log has verify records" "^[0-9T:-]+Z verify OK$" "$LOG"

@@ -18,7 +18,10 @@
 #include <glib/gstdio.h>
 #include <secerr.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- small helpers ---- */
 
@@ -675,6 +678,39 @@ static gboolean remove_folder(const char *dir, GError **error)
     return TRUE;
 }
 
+#define DRILL_PREFIX "caback-verify-"
+
+/* A drill killed before it could clean up (kill -9, power loss) leaves its folder behind: a copy
+ * of the keys under a random password nobody knows any more. The folder is named after the
+ * process that made it, so the next drill removes the folders of processes that are gone, and
+ * only its own user's. */
+static void sweep_stale_drills(const char *tmp)
+{
+    g_autoptr(GDir) d = g_dir_open(tmp, 0, NULL);
+    const char *name;
+
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+        if (!g_str_has_prefix(name, DRILL_PREFIX))
+            continue;
+        const char *digits = name + strlen(DRILL_PREFIX);
+        char *end = NULL;
+        guint64 pid = g_ascii_strtoull(digits, &end, 10);
+        if (end == digits || *end != '-' || pid <= 1 || pid > G_MAXINT)
+            continue;
+        /* Alive, or another user's process (EPERM): not ours to touch. */
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        g_autofree char *folder = g_build_filename(tmp, name, NULL);
+        struct stat st;
+        if (lstat(folder, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+            continue;
+        if (remove_folder(folder, NULL))
+            g_info("removed %s, the temporary folder of a drill (process %" G_GUINT64_FORMAT
+                   ") that did not finish",
+                   folder, pid);
+    }
+}
+
 CabackVerifyReport *caback_verify_file(const char *path, const CabackSecret *password,
                                        GError **error)
 {
@@ -688,7 +724,9 @@ CabackVerifyReport *caback_verify_file(const char *path, const CabackSecret *pas
                     "cannot read %s: %s", path, local->message);
         return NULL;
     }
-    g_autofree char *dir = g_dir_make_tmp("caback-verify-XXXXXX", &local);
+    sweep_stale_drills(g_get_tmp_dir());
+    g_autofree char *pattern = g_strdup_printf(DRILL_PREFIX "%d-XXXXXX", (int)getpid());
+    g_autofree char *dir = g_dir_make_tmp(pattern, &local);
     if (dir == NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
                     "cannot make a private temporary folder for the drill: %s; set TMPDIR to a "
