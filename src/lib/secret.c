@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -98,6 +99,23 @@ CabackSecret *caback_password_parse_file(const char *contents, gsize len, const 
     return NULL;
 }
 
+/* While echo is off, a signal that ends the process (Ctrl-C, Ctrl-\\, a hang-up, kill) must not
+ * leave the user's terminal without echo: the handler puts the saved settings back and then lets
+ * the signal do what it would have done. Only async-signal-safe calls are made there. */
+static const int prompt_signals[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP};
+static volatile sig_atomic_t prompt_fd = -1;
+static struct termios prompt_saved;
+
+static void prompt_signal(int sig)
+{
+    int saved_errno = errno;
+    if (prompt_fd >= 0)
+        tcsetattr(prompt_fd, TCSANOW, &prompt_saved);
+    signal(sig, SIG_DFL);
+    raise(sig);
+    errno = saved_errno;
+}
+
 CabackSecret *caback_password_prompt(const char *prompt, GError **error)
 {
     int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -127,15 +145,25 @@ CabackSecret *caback_password_prompt(const char *prompt, GError **error)
     if (write(fd, text, strlen(text)) < 0) {
         /* The prompt is a courtesy; reading still works. */
     }
+    struct sigaction handler = {.sa_handler = prompt_signal}, before[G_N_ELEMENTS(prompt_signals)];
+    sigemptyset(&handler.sa_mask);
+    prompt_saved = saved;
+    prompt_fd = fd;
+    for (gsize i = 0; i < G_N_ELEMENTS(prompt_signals); i++)
+        sigaction(prompt_signals[i], &handler, &before[i]);
     /* Without echo off the password would show on the screen: refuse rather than ask. */
     if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0) {
         int e = errno;
+        prompt_fd = -1;
+        for (gsize i = 0; i < G_N_ELEMENTS(prompt_signals); i++)
+            sigaction(prompt_signals[i], &before[i], NULL);
         close(fd);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
                     "cannot turn off echo on the terminal to ask for the %s: %s", prompt,
                     g_strerror(e));
         return NULL;
     }
+    gboolean too_long = FALSE;
     for (;;) {
         char c;
         ssize_t r = read(fd, &c, 1);
@@ -145,13 +173,29 @@ CabackSecret *caback_password_prompt(const char *prompt, GError **error)
             break;
         if (n < sizeof buf - 1)
             buf[n++] = c;
+        else
+            too_long = TRUE;
+        c = 0;
     }
     tcsetattr(fd, TCSAFLUSH, &saved);
+    prompt_fd = -1;
+    for (gsize i = 0; i < G_N_ELEMENTS(prompt_signals); i++)
+        sigaction(prompt_signals[i], &before[i], NULL);
     if (write(fd, "\n", 1) < 0) {
         /* Only cosmetic. */
     }
     close(fd);
 
+    /* A password cut short would be a different password: refuse it rather than guess. */
+    if (too_long) {
+        caback_secret_wipe(buf, sizeof buf);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "the %s typed is longer than the %u characters the prompt takes; give it "
+                    "from a password file or an environment variable instead (see caback help "
+                    "VERB)",
+                    prompt, (unsigned)(sizeof buf - 1));
+        return NULL;
+    }
     CabackSecret *secret = caback_secret_new(buf, n);
     caback_secret_wipe(buf, sizeof buf);
     return secret;
