@@ -143,6 +143,19 @@ gboolean caback_p12_writer_add_key(CabackP12Writer *writer, SECKEYPrivateKey *ke
                                    const char *friendly_name, const SECItem *local_key_id,
                                    void *wincx, GError **error);
 
+/* One key for caback_p12_writer_add_keys. */
+typedef struct {
+    SECKEYPrivateKey *key;
+    const char *friendly_name;
+    const SECItem *local_key_id;
+} CabackP12KeyIn;
+
+/* caback_p12_writer_add_key for @n keys, in this order, the tokens wrapping them side by side
+ * on the available processors; the bags are the same as one call per key would make. On failure
+ * *@failed (may be NULL) is the index of the key that failed; drop the writer then. */
+gboolean caback_p12_writer_add_keys(CabackP12Writer *writer, const CabackP12KeyIn *keys, guint n,
+                                    void *wincx, guint *failed, GError **error);
+
 /* Add @cert as a certificate bag; @local_key_id (may be NULL) pairs it with its key bag and
  * @trust_flags (may be NULL) is written as the Dogtag trust attribute. */
 gboolean caback_p12_writer_add_cert(CabackP12Writer *writer, CERTCertificate *cert,

@@ -331,20 +331,37 @@ static gboolean check_exportable(CabackBackupSelection *sel, GError **error)
     return FALSE;
 }
 
+/* Keys of the token that no selected certificate pairs with: every certificate with a key is
+ * selected by select_all, so these are the orphans caback listkeys shows. Compared by CKA_ID,
+ * which is cheap; asking NSS for each key's certificate would build (and re-verify the trust of)
+ * every certificate again. */
 static void warn_orphan_keys(CabackDb *db, CabackBackupSelection *sel)
 {
-    g_autoptr(GPtrArray) keys = caback_keys_list(db, NULL);
+    g_autoptr(GHashTable) paired = g_hash_table_new(g_bytes_hash, g_bytes_equal);
+    for (guint i = 0; i < sel->keys->len; i++) {
+        const CabackBackupKey *k = sel->keys->pdata[i];
+        g_hash_table_add(paired, k->info->raw_id);
+    }
+
+    g_autoptr(SECKEYPrivateKeyList) list = PK11_ListPrivateKeysInSlot(db->slot);
     g_autoptr(GString) ids = g_string_new(NULL);
     guint n = 0;
-
-    if (keys == NULL)
-        return;
-    for (guint i = 0; i < keys->len; i++) {
-        const CabackKeyInfo *k = keys->pdata[i];
-        if (!k->orphan)
+    for (SECKEYPrivateKeyListNode *node = list != NULL ? PRIVKEY_LIST_HEAD(list) : NULL;
+         node != NULL && !PRIVKEY_LIST_END(node, list); node = PRIVKEY_LIST_NEXT(node)) {
+        SECItem *ckaid = PK11_GetLowLevelKeyIDForPrivateKey(node->key);
+        g_autoptr(GBytes) id =
+            g_bytes_new(ckaid != NULL ? ckaid->data : NULL, ckaid != NULL ? ckaid->len : 0);
+        if (ckaid != NULL)
+            SECITEM_FreeItem(ckaid, PR_TRUE);
+        if (g_hash_table_contains(paired, id))
             continue;
-        g_string_append_printf(ids, "%s%s", n > 0 ? ", " : "",
-                               *k->id_hex != '\0' ? k->id_hex : "(no CKA_ID)");
+        gsize len = 0;
+        const guint8 *data = g_bytes_get_data(id, &len);
+        g_string_append(ids, n > 0 ? ", " : "");
+        if (len == 0)
+            g_string_append(ids, "(no CKA_ID)");
+        for (gsize j = 0; j < len; j++)
+            g_string_append_printf(ids, "%02x", data[j]);
         n++;
     }
     if (n > 0)
@@ -510,22 +527,26 @@ GBytes *caback_backup_encode(CabackDb *db, CabackBackupSelection *selection,
     if (writer == NULL)
         return NULL;
 
-    for (guint i = 0; i < selection->keys->len; i++) {
+    guint n = selection->keys->len;
+    g_autofree CabackP12KeyIn *in = g_new0(CabackP12KeyIn, MAX(n, 1));
+    g_autofree SECItem *ids = g_new0(SECItem, MAX(n, 1));
+    for (guint i = 0; i < n; i++) {
         CabackBackupKey *k = selection->keys->pdata[i];
-        SECItem id = key_id_item(k);
-        g_autoptr(GError) local = NULL;
-
+        ids[i] = key_id_item(k);
+        in[i] = (CabackP12KeyIn){k->key, file_name(selection, k->nickname), &ids[i]};
         if (progress != NULL)
-            progress("export", i + 1, selection->keys->len, k, user_data);
-        if (!caback_p12_writer_add_key(writer, k->key, file_name(selection, k->nickname), &id, db,
-                                       &local)) {
-            g_set_error(error, CABACK_ERROR, local->code,
-                        "cannot put the private key of \"%s\" (key ID %s, CS.cfg form %s, token "
-                        "\"%s\") into the PKCS#12 file: %s",
-                        key_name(k), k->info->id_hex, k->info->dogtag_id ? k->info->dogtag_id : "-",
-                        PK11_GetTokenName(k->key->pkcs11Slot), local->message);
-            return NULL;
-        }
+            progress("export", i + 1, n, k, user_data);
+    }
+    g_autoptr(GError) local = NULL;
+    guint failed = 0;
+    if (n > 0 && !caback_p12_writer_add_keys(writer, in, n, db, &failed, &local)) {
+        const CabackBackupKey *k = selection->keys->pdata[MIN(failed, n - 1)];
+        g_set_error(error, CABACK_ERROR, local->code,
+                    "cannot put the private key of \"%s\" (key ID %s, CS.cfg form %s, token "
+                    "\"%s\") into the PKCS#12 file: %s",
+                    key_name(k), k->info->id_hex, k->info->dogtag_id ? k->info->dogtag_id : "-",
+                    PK11_GetTokenName(k->key->pkcs11Slot), local->message);
+        return NULL;
     }
     for (guint i = 0; i < selection->certs->len; i++) {
         CabackBackupCert *c = selection->certs->pdata[i];

@@ -444,13 +444,97 @@ static SECKEYPrivateKey *copy_to_internal(SECKEYPrivateKey *key, void *wincx)
     return copy;
 }
 
-gboolean caback_p12_writer_add_key(CabackP12Writer *writer, SECKEYPrivateKey *key,
-                                   const char *friendly_name, const SECItem *local_key_id,
-                                   void *wincx, GError **error)
+/* One key of caback_p12_writer_add_keys on its way into a bag. */
+typedef struct {
+    const CabackP12KeyIn *in;
+    SECAlgorithmID *alg; /* in the writer's arena */
+    CK_MECHANISM_TYPE mech;
+    SECItem *param;
+    PK11SymKey *wrap_key;
+    SECItem wrapped; /* in the writer's arena, filled by the token */
+    gboolean ok;
+    int nss_error;
+} WrapJob;
+
+typedef struct {
+    WrapJob *jobs;
+    guint n;
+    gint next;
+    void *wincx;
+} WrapWork;
+
+/* The token encrypts the key (C_WrapKey): its clear form never reaches caback's memory. Runs on
+ * any thread: it touches only its own job (NSS's error code is per thread, so it is kept). */
+static void wrap_one(WrapJob *job, void *wincx)
 {
-    if (!check_writable(writer, error))
-        return FALSE;
-    const char *who = friendly_name != NULL ? friendly_name : "(no name)";
+    SECKEYPrivateKey *key = job->in->key;
+    guint capacity = job->wrapped.len;
+    g_autoptr(SECKEYPrivateKey) copy = NULL;
+
+    job->ok = PK11_WrapPrivKey(key->pkcs11Slot, job->wrap_key, key, job->mech, job->param,
+                               &job->wrapped, wincx) == SECSuccess &&
+              job->wrapped.len > 0;
+    if (!job->ok && !PK11_IsInternal(key->pkcs11Slot)) {
+        /* Many HSMs wrap private keys only with AES key wrap, not with the PBE cipher of the
+         * file: move the key (wrapped, never in clear here) into a session object of NSS's own
+         * token and wrap it from there. */
+        copy = copy_to_internal(key, wincx);
+        job->wrapped.len = capacity;
+        job->ok = copy != NULL &&
+                  PK11_WrapPrivKey(copy->pkcs11Slot, job->wrap_key, copy, job->mech, job->param,
+                                   &job->wrapped, wincx) == SECSuccess &&
+                  job->wrapped.len > 0;
+    }
+    if (!job->ok)
+        job->nss_error = PORT_GetError();
+}
+
+static void wrap_work(WrapWork *work)
+{
+    for (;;) {
+        gint i = g_atomic_int_add(&work->next, 1);
+        if (i >= (gint)work->n)
+            return;
+        wrap_one(&work->jobs[i], work->wincx);
+    }
+}
+
+static gpointer wrap_thread(gpointer data)
+{
+    wrap_work(data);
+    return NULL;
+}
+
+/* Wrap every job, spread over the processors: a token takes tens of milliseconds per RSA key
+ * (NSS's softoken checks the key as it exports it), which for a large CA outweighs the key
+ * derivations. */
+static void wrap_all(WrapJob *jobs, guint n, void *wincx)
+{
+    WrapWork work = {jobs, n, 0, wincx};
+    guint cpus = g_get_num_processors();
+    guint threads = n > 1 && cpus > 1 ? MIN(n, cpus) - 1 : 0;
+    g_autoptr(GPtrArray) running = g_ptr_array_new();
+
+    for (guint i = 0; i < threads; i++) {
+        GThread *t = g_thread_try_new("caback-wrap", wrap_thread, &work, NULL);
+        if (t == NULL)
+            break;
+        g_ptr_array_add(running, t);
+    }
+    wrap_work(&work);
+    for (guint i = 0; i < running->len; i++)
+        g_thread_join(running->pdata[i]);
+}
+
+static const char *key_who(const CabackP12KeyIn *in)
+{
+    return in->friendly_name != NULL ? in->friendly_name : "(no name)";
+}
+
+/* Ready @job (checks and cipher parameters, in the writer's arena); FALSE with @error set. */
+static gboolean prepare_wrap(CabackP12Writer *writer, WrapJob *job, GError **error)
+{
+    SECKEYPrivateKey *key = job->in->key;
     const char *token = key->pkcs11Slot != NULL ? PK11_GetTokenName(key->pkcs11Slot) : "?";
 
     /* A key marked not extractable cannot be wrapped by any means: say so plainly. */
@@ -463,50 +547,28 @@ gboolean caback_p12_writer_add_key(CabackP12Writer *writer, SECKEYPrivateKey *ke
                         "the private key of \"%s\" cannot leave token \"%s\": it is marked not "
                         "extractable (CKA_EXTRACTABLE false), so no PKCS#12 file can hold it; "
                         "back up the token itself with its vendor's tools",
-                        who, token);
+                        key_who(job->in), token);
             return FALSE;
         }
     }
-
-    SECAlgorithmID *alg = NULL;
-    CK_MECHANISM_TYPE mech;
-    g_autoptr(SECItem) param = NULL;
-    g_autoptr(PK11SymKey) wrap_key = next_cipher(writer, &alg, &mech, &param, error);
-    if (wrap_key == NULL)
+    job->wrap_key = next_cipher(writer, &job->alg, &job->mech, &job->param, error);
+    if (job->wrap_key == NULL)
         return FALSE;
-
-    /* The token encrypts the key (C_WrapKey): its clear form never reaches caback's memory. */
-    SECItem wrapped = {siBuffer, NULL, 0};
-    if (SECITEM_AllocItem(writer->arena, &wrapped, P12_WRAP_BUFFER) == NULL) {
+    if (SECITEM_AllocItem(writer->arena, &job->wrapped, P12_WRAP_BUFFER) == NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED, "out of memory");
         return FALSE;
     }
-    g_autoptr(SECKEYPrivateKey) copy = NULL;
-    gboolean wrapped_ok = PK11_WrapPrivKey(key->pkcs11Slot, wrap_key, key, mech, param, &wrapped,
-                                           wincx) == SECSuccess &&
-                          wrapped.len > 0;
-    if (!wrapped_ok && !PK11_IsInternal(key->pkcs11Slot)) {
-        /* Many HSMs wrap private keys only with AES key wrap, not with the PBE cipher of the
-         * file: move the key (wrapped, never in clear here) into a session object of NSS's own
-         * token and wrap it from there. */
-        copy = copy_to_internal(key, wincx);
-        wrapped.len = P12_WRAP_BUFFER;
-        wrapped_ok = copy != NULL &&
-                     PK11_WrapPrivKey(copy->pkcs11Slot, wrap_key, copy, mech, param, &wrapped,
-                                      wincx) == SECSuccess &&
-                     wrapped.len > 0;
-    }
-    if (!wrapped_ok) {
-        caback_error_set_nss(error, CABACK_ERROR_NOT_EXPORTABLE,
-                             "token \"%s\" will not export (wrap) the private key of \"%s\"", token,
-                             who);
-        return FALSE;
-    }
+    return TRUE;
+}
 
-    P12EncryptedPrivateKeyInfo epki = {*alg, wrapped};
+/* The shrouded key bag of a wrapped @job, added to the writer. */
+static gboolean add_key_bag(CabackP12Writer *writer, const WrapJob *job, GError **error)
+{
+    P12EncryptedPrivateKeyInfo epki = {*job->alg, job->wrapped};
     SECItem *epki_der = SEC_ASN1EncodeItem(writer->arena, NULL, &epki, p12_epki_template);
     GError *attr_error = NULL;
-    SECItem **attrs = bag_attributes(writer->arena, friendly_name, local_key_id, NULL, &attr_error);
+    SECItem **attrs = bag_attributes(writer->arena, job->in->friendly_name, job->in->local_key_id,
+                                     NULL, &attr_error);
     if (attr_error != NULL) {
         g_propagate_error(error, attr_error);
         return FALSE;
@@ -517,11 +579,63 @@ gboolean caback_p12_writer_add_key(CabackP12Writer *writer, SECKEYPrivateKey *ke
                        : NULL;
     if (bag == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot encode the key bag of \"%s\"",
-                             who);
+                             key_who(job->in));
         return FALSE;
     }
     g_ptr_array_add(writer->key_bags, bag);
     return TRUE;
+}
+
+gboolean caback_p12_writer_add_keys(CabackP12Writer *writer, const CabackP12KeyIn *keys, guint n,
+                                    void *wincx, guint *failed, GError **error)
+{
+    if (!check_writable(writer, error))
+        return FALSE;
+    g_autofree WrapJob *jobs = g_new0(WrapJob, MAX(n, 1));
+    gboolean ok = TRUE;
+    guint i;
+
+    /* Checks and parameters in order (they use the writer's arena), the wraps side by side, the
+     * bags in order again: the file is the same as one key at a time would make it. */
+    for (i = 0; i < n && ok; i++) {
+        jobs[i].in = &keys[i];
+        ok = prepare_wrap(writer, &jobs[i], error);
+    }
+    if (ok)
+        wrap_all(jobs, n, wincx);
+    for (i = ok ? 0 : i - 1; ok && i < n; i++) {
+        const CabackP12KeyIn *in = &keys[i];
+        if (!jobs[i].ok) {
+            const char *token =
+                in->key->pkcs11Slot != NULL ? PK11_GetTokenName(in->key->pkcs11Slot) : "?";
+            caback_error_set_nss_code(error, CABACK_ERROR_NOT_EXPORTABLE, jobs[i].nss_error,
+                                      "token \"%s\" will not export (wrap) the private key of "
+                                      "\"%s\"",
+                                      token, key_who(in));
+            ok = FALSE;
+            break;
+        }
+        ok = add_key_bag(writer, &jobs[i], error);
+        if (!ok)
+            break;
+    }
+    if (!ok && failed != NULL)
+        *failed = i;
+    for (guint j = 0; j < n; j++) {
+        if (jobs[j].wrap_key != NULL)
+            PK11_FreeSymKey(jobs[j].wrap_key);
+        if (jobs[j].param != NULL)
+            SECITEM_FreeItem(jobs[j].param, PR_TRUE);
+    }
+    return ok;
+}
+
+gboolean caback_p12_writer_add_key(CabackP12Writer *writer, SECKEYPrivateKey *key,
+                                   const char *friendly_name, const SECItem *local_key_id,
+                                   void *wincx, GError **error)
+{
+    CabackP12KeyIn in = {key, friendly_name, local_key_id};
+    return caback_p12_writer_add_keys(writer, &in, 1, wincx, NULL, error);
 }
 
 gboolean caback_p12_writer_add_cert(CabackP12Writer *writer, CERTCertificate *cert,
