@@ -368,4 +368,17 @@ else
     skip "progress lines on a terminal" "script is not installed"
 fi
 
+# ---- an orphan key (a re-keyed subsystem) is named in a warning, and left out ----
+RK=$TEST_TMP/rekeyed
+make_dogtag_ca "$RK"
+rekey_cert "$RK" "subsystemCert cert-pki-ca"
+OLD_ID=$(certutil_key_ids "$RK" | awk '/\(orphan\)/ {print $1}')
+expect_equal "certutil -K shows one orphan" 1 "$(printf '%s\n' "$OLD_ID" | grep -c .)"
+expect_status 0 "backup of a database with an orphan key" \
+    "$CABACK" backup -d "$RK" -f "$RK.pass" -o "$TEST_TMP/rekeyed.p12" -w "$PW" "${FAST[@]}"
+expect_grep "the warning counts the orphan" "1 private key on token .* has no certificate and is not in the backup" "$ERR"
+expect_grep "the warning names the old key's ID" "orphan\): $OLD_ID" "$ERR"
+run "$CABACK" list "$TEST_TMP/rekeyed.p12" -w "$PW"
+expect_no_grep "the orphan key is not in the file" "$OLD_ID" "$OUT"
+
 done_testing
