@@ -192,6 +192,8 @@ for line in open(sys.argv[2]):
 assert doc["file"] == sys.argv[3], doc["file"]
 assert doc["verified"] is True and doc["iterations"] == 2000, doc
 assert doc["mac"] == "HMAC-SHA256" and doc["profile"] == "modern", doc
+# One shared PBES2 key and one MAC key to write, the same two again to check: 4, for 5 keys.
+assert doc["key_derivations"] == 4, doc["key_derivations"]
 assert doc["algorithms"]["keys"] == "PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC)", doc["algorithms"]
 keys = doc["keys"]
 assert sorted(k["nss_id"] for k in keys) == sorted(expected), keys

@@ -244,6 +244,9 @@ static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, 
     caback_json_bool(json, "verified", s->verified);
     caback_json_string(json, "sha256", s->sha256);
     caback_json_bool(json, "latest_backup", s->latest_updated);
+    /* What the run cost in password-based key derivations (writing and checking together): the
+     * figure the benchmark's floor is made of. */
+    caback_json_int(json, "key_derivations", caback_p12_derivations());
     if (s->verified) {
         caback_json_begin_object(json, "verification");
         caback_json_int(json, "keys", s->report->keys);
