@@ -13,9 +13,11 @@
 #include <hasht.h>
 #include <pk11pub.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <secerr.h>
 #include <string.h>
+#include <unistd.h>
 
 /* NSS's certificate decoder, exported under this name only (cert.h declares the name without
  * underscores, which the library maps to this one internally). Unlike CERT_NewTempCertificate it
@@ -1506,10 +1508,77 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
 
 static const char *const db_files[] = {"cert9.db", "key4.db", "pkcs11.txt"};
 
+#define STAGING_PREFIX ".caback-new-db-"
+
+/* Remove a staging folder and the files NSS made in it (it makes no sub-folders). */
+static void remove_staging(const char *staging)
+{
+    g_autoptr(GDir) d = g_dir_open(staging, 0, NULL);
+    const char *name;
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+        g_autofree char *path = g_build_filename(staging, name, NULL);
+        g_unlink(path);
+    }
+    g_rmdir(staging);
+}
+
+static gboolean rename_into(const char *staging, const char *dir, const char *name, GError **error)
+{
+    g_autofree char *from = g_build_filename(staging, name, NULL);
+    g_autofree char *to = g_build_filename(dir, name, NULL);
+    if (g_rename(from, to) != 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot move the new database file %s into %s: %s", name, dir,
+                    g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static void sync_folder(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* A creation killed after key4.db was moved in but before cert9.db was (its staging folder still
+ * holds cert9.db) is finished: the key database is complete, only the certificate database was
+ * still waiting. Any other staging folder is what a killed creation left: removed. TRUE when a
+ * creation was finished. */
+static gboolean finish_or_sweep_staging(const char *dir)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    gboolean finished = FALSE;
+    g_autofree char *key4 = g_build_filename(dir, "key4.db", NULL);
+    g_autofree char *cert9 = g_build_filename(dir, "cert9.db", NULL);
+
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+        if (!g_str_has_prefix(name, STAGING_PREFIX))
+            continue;
+        g_autofree char *staging = g_build_filename(dir, name, NULL);
+        g_autofree char *staged_cert9 = g_build_filename(staging, "cert9.db", NULL);
+        if (!finished && g_file_test(key4, G_FILE_TEST_EXISTS) &&
+            !g_file_test(cert9, G_FILE_TEST_EXISTS) &&
+            g_file_test(staged_cert9, G_FILE_TEST_EXISTS) &&
+            rename_into(staging, dir, "cert9.db", NULL))
+            finished = TRUE;
+        remove_staging(staging);
+    }
+    if (finished)
+        sync_folder(dir);
+    return finished;
+}
+
 gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
                                   gboolean *created_dir, GError **error)
 {
     g_autofree char *cert9 = g_build_filename(dir, "cert9.db", NULL);
+    g_autofree char *key4 = g_build_filename(dir, "key4.db", NULL);
 
     *created_dir = FALSE;
     if (g_file_test(cert9, G_FILE_TEST_EXISTS)) {
@@ -1525,14 +1594,38 @@ gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
             return FALSE;
         }
         *created_dir = TRUE;
+    } else if (finish_or_sweep_staging(dir)) {
+        /* The database of an interrupted run, complete now; its password is checked at login. */
+        return TRUE;
+    }
+    if (g_file_test(key4, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                    "%s holds a key database (key4.db) but no certificate database (cert9.db); "
+                    "caback will not replace it, as it may hold keys: open it with certutil -K "
+                    "-d sql:%s, or move it away",
+                    dir, dir);
+        return FALSE;
     }
 
-    g_autofree char *spec = g_strdup_printf("sql:%s", dir);
+    /* Made in a folder of its own, then moved in, key4.db before cert9.db (whose presence is what
+     * makes a folder a database): a run killed halfway leaves no half-made database behind. */
+    g_autofree char *staging = g_build_filename(dir, STAGING_PREFIX "XXXXXX", NULL);
+    if (g_mkdtemp_full(staging, 0700) == NULL) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot create the new NSS database in %s: %s; check that the folder is "
+                    "writable and not full",
+                    dir, g_strerror(e));
+        caback_restore_remove_created_db(dir, *created_dir);
+        return FALSE;
+    }
+    g_autofree char *spec = g_strdup_printf("sql:%s", staging);
     NSSInitContext *context =
         NSS_InitContext(spec, "", "", "", NULL, NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE);
     if (context == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot create an NSS database in %s",
                              dir);
+        remove_staging(staging);
         caback_restore_remove_created_db(dir, *created_dir);
         return FALSE;
     }
@@ -1550,6 +1643,11 @@ gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
                              "the new NSS database %s did not shut down cleanly", dir);
         ok = FALSE;
     }
+    /* pkcs11.txt names the folder it was made in: NSS writes a new one at the first opening. */
+    ok = ok && rename_into(staging, dir, "key4.db", error) &&
+         rename_into(staging, dir, "cert9.db", error);
+    remove_staging(staging);
+    sync_folder(dir);
     if (!ok)
         caback_restore_remove_created_db(dir, *created_dir);
     return ok;
