@@ -32,6 +32,8 @@ typedef struct {
     char *password_env;
     GError *password_error; /* why the password callback could not give a password, if it
                              * failed (no terminal, unreadable file...); reported by login */
+    gboolean rolled_back;   /* a change that a killed process left half done was rolled back
+                             * when the database was opened (see caback_db_open) */
 } CabackDb;
 
 /* The database folder to use when -d is not given: $CABACK_DBDIR, else the alias folder of the

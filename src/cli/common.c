@@ -97,6 +97,11 @@ CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_o
     if (db == NULL)
         return NULL;
     caback_cli_detail("Opened NSS database %s, token \"%s\"", db->dir, db->token_name);
+    if (db->rolled_back)
+        caback_cli_warning("NSS database %s was left in the middle of a change by a process that "
+                           "was stopped (SQLite journal); the change was rolled back and the "
+                           "database is as it was before it",
+                           db->dir);
     if (!caback_db_login(db, error))
         return NULL;
     return g_steal_pointer(&db);

@@ -5,7 +5,9 @@
 #include <caback/error.h>
 #include <caback/nss-util.h>
 
+#include <glib/gstdio.h>
 #include <secerr.h>
+#include <sys/stat.h>
 #include <string.h>
 
 char *caback_db_default_dir(GError **error)
@@ -63,6 +65,20 @@ char *caback_db_password_callback(PK11SlotInfo *slot, PRBool retry, void *arg)
         return NULL;
     }
     return PORT_Strdup(secret->data);
+}
+
+/* The first non-empty SQLite rollback journal of the database in @dir (a change that did not
+ * finish), or NULL. */
+static char *hot_journal(const char *dir)
+{
+    static const char *const names[] = {"key4.db-journal", "cert9.db-journal"};
+    for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_autofree char *path = g_build_filename(dir, names[i], NULL);
+        GStatBuf st;
+        if (g_stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+            return g_steal_pointer(&path);
+    }
+    return NULL;
 }
 
 static gboolean check_dir(const char *dir, GError **error)
@@ -385,14 +401,33 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
         return NULL;
 
     PRUint32 flags = NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE;
+    g_autofree char *journal = hot_journal(db->dir);
+    if (options->read_only && journal != NULL) {
+        /* A process killed in the middle of a change (kill -9, a crash, power loss) leaves
+         * SQLite's journal behind; SQLite rolls the change back at the next opening that may
+         * write, and a read-only opening fails until then. Roll it back now: the database
+         * returns to its last complete state, which is what it was before that change. */
+        NSSInitContext *rw = NSS_InitContext(db->spec, "", "", "", NULL, flags);
+        if (rw != NULL && NSS_ShutdownContext(rw) == SECSuccess) {
+            g_autofree char *still = hot_journal(db->dir);
+            db->rolled_back = still == NULL;
+        }
+    }
     if (options->read_only)
         flags |= NSS_INIT_READONLY;
     db->context = NSS_InitContext(db->spec, "", "", "", NULL, flags);
     if (db->context == NULL) {
+        g_autofree char *left = hot_journal(db->dir);
         caback_error_set_nss(error, CABACK_ERROR_DATABASE,
                              "cannot open NSS database %s (is it readable%s, and not locked by "
-                             "another program?)",
-                             db->dir, options->read_only ? "" : " and writable");
+                             "another program?)%s%s%s",
+                             db->dir, options->read_only ? "" : " and writable",
+                             left != NULL ? "; a change to it was interrupted (" : "",
+                             left != NULL ? left : "",
+                             left != NULL ? " is left), and it can be rolled back only with "
+                                            "write access: run caback listkeys -d DIR as the "
+                                            "database's owner, on a writable file system"
+                                          : "");
         return NULL;
     }
     PK11_SetPasswordFunc(caback_db_password_callback);
