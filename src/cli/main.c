@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include <locale.h>
+#include <signal.h>
 #include <string.h>
 
 typedef struct {
@@ -70,6 +71,9 @@ int main(int argc, char **argv)
 
     setlocale(LC_ALL, "");
     g_set_prgname("caback");
+    /* Past a file size limit (ulimit -f) a write must fail with EFBIG, which caback reports with
+     * the file's name and cleans up after, rather than kill caback halfway through. */
+    signal(SIGXFSZ, SIG_IGN);
 
     if (argc < 2) {
         print_usage(stderr);
