@@ -1,0 +1,138 @@
+#!/bin/bash
+# Faults during a restore and around the database: kill -9 at 20 moments spread over a restore
+# into a new database (it then opens, and a rerun of the same restore completes and reaches the
+# state of an uninterrupted one); a database locked by another process and a read-only database
+# (a clear error naming the database, nothing changed). Figures as comments for
+# doc/reliability.md.
+. "$CABACK_SRCDIR/tests/lib.sh"
+need certutil pk12util "$PYTHON3"
+
+CA=$TEST_TMP/ca
+make_dogtag_ca "$CA"
+PW=$TEST_TMP/p12.pass
+printf 'Fault restore pass 5\n' >"$PW"
+FILE=$TEST_TMP/ca.p12
+"$CABACK" backup -q -d "$CA" -f "$CA.pass" -o "$FILE" -w "$PW" --iterations 20000 ||
+    not_ok "the backup to restore"
+
+# The half-made states a kill leaves are the point here: caback's warnings about them are expected.
+# state DIR: what a database holds, as certutil shows it: nicknames with trust, keys with IDs.
+state() {
+    certutil -L -d "sql:$1" 2>&1 | tail -n +5 | sed 's/  */ /g' | sort
+    certutil -K -d "sql:$1" -f "$1.pass" 2>&1 | sed -n 's/^<[ 0-9]*> *//p' | sed 's/  */ /g' | sort
+}
+restore() { "$CABACK" restore -q -i "$FILE" -w "$PW" -d "$1" -f "$1.pass" --create; }
+
+REF=$TEST_TMP/reference
+cp "$CA.pass" "$REF.pass"
+restore "$REF"
+state "$REF" >"$TEST_TMP/reference.state"
+expect_equal "the reference restore holds 5 keys" 5 "$(grep -c 'cert-pki-ca$' <(certutil -K -d "sql:$REF" -f "$REF.pass" 2>/dev/null))"
+
+start=$EPOCHREALTIME
+TIMING=$TEST_TMP/timing
+cp "$CA.pass" "$TIMING.pass"
+restore "$TIMING"
+DURATION=$("$PYTHON3" -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$start" "$EPOCHREALTIME")
+diag "an uninterrupted restore (database created) takes ${DURATION} s"
+
+kills=0 finished=0 unopenable=0 reruns_failed=0 different=0 partial_seen=0 journals=0
+for i in $(seq 1 20); do
+    delay=$("$PYTHON3" -c 'import sys; print("%.3f" % (float(sys.argv[1]) * (int(sys.argv[2]) - 0.5) / 20))' "$DURATION" "$i")
+    DB=$TEST_TMP/db$i
+    cp "$CA.pass" "$DB.pass"
+    restore "$DB" >/dev/null 2>&1 &
+    victim=$!
+    sleep "$delay"
+    kill -9 "$victim" 2>/dev/null
+    wait "$victim" 2>/dev/null
+    [ $? -eq 0 ] && finished=$((finished + 1))
+    kills=$((kills + 1))
+    if [ -e "$DB/cert9.db" ]; then
+        # A change cut short leaves SQLite's journal; caback's first opening rolls it back (NSS
+        # tools opening read-only cannot until then). certutil -K exits 255 for an empty key
+        # list, so its words are checked, not its status.
+        ls "$DB"/*-journal >/dev/null 2>&1 && journals=$((journals + 1))
+        if ! "$CABACK" listkeys -d "$DB" -f "$DB.pass" >/dev/null 2>&1 ||
+            ! certutil -L -d "sql:$DB" >/dev/null 2>&1 ||
+            certutil -K -d "sql:$DB" -f "$DB.pass" 2>&1 | grep -q 'failed'; then
+            unopenable=$((unopenable + 1))
+            diag "kill $i after ${delay} s: the database does not open"
+        fi
+        [ "$(state "$DB")" != "$(cat "$TEST_TMP/reference.state")" ] && partial_seen=$((partial_seen + 1))
+    fi
+    if ! "$CABACK" restore -q -i "$FILE" -w "$PW" -d "$DB" -f "$DB.pass" --create >"$TEST_TMP/rerun.out" 2>&1; then
+        reruns_failed=$((reruns_failed + 1))
+        diag "kill $i after ${delay} s: the rerun failed: $(head -c 600 "$TEST_TMP/rerun.out")"
+    elif [ "$(state "$DB")" != "$(cat "$TEST_TMP/reference.state")" ]; then
+        different=$((different + 1))
+        diag "kill $i after ${delay} s: after the rerun the database differs from the reference:"
+        diag "$(diff <(state "$DB") "$TEST_TMP/reference.state")"
+    fi
+done
+diag "kills: $kills (spread over ${DURATION} s), finished before the kill: $finished, interrupted mid-way (database neither empty nor complete): $partial_seen"
+diag "interrupted changes rolled back at the next opening (SQLite journal left): $journals"
+diag "databases that did not open: $unopenable, reruns that failed: $reruns_failed, final states different from the reference: $different"
+expect_equal "20 kills of a restore: every database opens" 0 "$unopenable"
+expect_equal "every rerun of the same restore completes" 0 "$reruns_failed"
+expect_equal "every rerun reaches the state of an uninterrupted restore" 0 "$different"
+check "some kills hit the restore before it finished" test "$finished" -lt "$kills"
+
+# ---- a database locked by another process ----
+# NSS keeps its databases in SQLite: another process holding an exclusive transaction on
+# key4.db (as a crashed or busy tool would) blocks every writer.
+LOCKED=$TEST_TMP/locked
+make_dogtag_ca "$LOCKED"
+state "$LOCKED" >"$TEST_TMP/locked.before"
+"$PYTHON3" - "$LOCKED" "$TEST_TMP/lock-ready" <<'EOF' &
+import sqlite3, sys, time, os
+conns = []
+for name in ("cert9.db", "key4.db"):
+    c = sqlite3.connect(os.path.join(sys.argv[1], name), timeout=1, isolation_level=None)
+    c.execute("BEGIN EXCLUSIVE")
+    conns.append(c)
+open(sys.argv[2], "w").close()
+time.sleep(60)
+EOF
+holder=$!
+for _ in $(seq 100); do [ -e "$TEST_TMP/lock-ready" ] && break; sleep 0.05; done
+start=$EPOCHREALTIME
+run "$CABACK" restore -i "$FILE" -w "$PW" -d "$LOCKED" -f "$LOCKED.pass" --replace
+WAITED=$("$PYTHON3" -c 'import sys; print("%.1f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$start" "$EPOCHREALTIME")
+diag "restore into a locked database gave up after ${WAITED} s"
+check "locked database: restore fails" test "$STATUS" -ne 0 -a "$STATUS" -lt 6
+expect_grep "locked database: the error names the database" "$LOCKED" "$ERR"
+expect_grep "locked database: the error says it is in use" "(locked|busy|in use)" "$ERR"
+run "$CABACK" backup -d "$LOCKED" -f "$LOCKED.pass" -o "$TEST_TMP/locked.p12" -w "$PW" --iterations 2000
+check "locked database: backup fails or completes, never crashes" test "$STATUS" -lt 6
+[ "$STATUS" -ne 0 ] && expect_grep "locked database: backup's error names the database" "$LOCKED" "$ERR"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+expect_equal "locked database: nothing changed" "$(cat "$TEST_TMP/locked.before")" "$(state "$LOCKED")"
+
+# ---- a read-only database (a read-only bind mount: root ignores file modes) ----
+RO=$TEST_TMP/readonly
+RO_SRC=$TEST_TMP/readonly-src
+make_dogtag_ca "$RO_SRC"
+certutil -D -d "sql:$RO_SRC" -n "Server-Cert cert-pki-ca" -f "$RO_SRC.pass"
+mkdir -p "$RO"
+cp "$RO_SRC.pass" "$RO.pass"
+trap 'umount "$RO" 2>/dev/null; _tap_cleanup' EXIT
+if mount --bind "$RO_SRC" "$RO" 2>/dev/null && mount -o remount,bind,ro "$RO" 2>/dev/null; then
+    state "$RO" >"$TEST_TMP/ro.before"
+    run "$CABACK" listkeys -d "$RO" -f "$RO.pass"
+    expect_equal "read-only database: listkeys works" 0 "$STATUS"
+    run "$CABACK" restore -i "$FILE" -w "$PW" -d "$RO" -f "$RO.pass"
+    check "read-only database: restore fails" test "$STATUS" -ne 0 -a "$STATUS" -lt 6
+    expect_grep "read-only database: the error names the database" "$RO" "$ERR"
+    expect_grep "read-only database: the error says it cannot be written" "(read-only|Read-only|cannot be written|not writable)" "$ERR"
+    expect_equal "read-only database: nothing changed" "$(cat "$TEST_TMP/ro.before")" "$(state "$RO")"
+    run "$CABACK" backup -d "$RO" -f "$RO.pass" -o "$TEST_TMP/ro.p12" -w "$PW" --iterations 2000
+    expect_equal "read-only database: backup works (it only reads)" 0 "$STATUS"
+    umount "$RO"
+else
+    umount "$RO" 2>/dev/null
+    for t in listkeys fails names says unchanged backup; do skip "read-only database: $t" "cannot make a read-only bind mount here (not root, or no mount permission)"; done
+fi
+
+done_testing
