@@ -1,0 +1,189 @@
+#!/bin/bash
+# make bench: caback beside its peers (NSS pk12util and certutil) on the same work, on this machine,
+# in one run. Builds its own fixtures with certutil, runs each case BENCH_RUNS times (default 3)
+# for caback and for the peer, and prints the medians, the ratio caback/peer and the target of
+# issue 7 (PASS or MISS). Nothing here is a test: make check never runs it.
+#
+# Environment: CABACK (the binary), BENCH_PBKDF2 (tests/bench-pbkdf2), BENCH_RUNS (3),
+# BENCH_SAMPLE (how many of the 200 nicknames the pk12util loop of case 4 times, default 25; the
+# loop's time is that sample's time scaled to 200, and the table says so; 200 times it all).
+. "$CABACK_SRCDIR/tests/lib.sh"
+
+RUNS=${BENCH_RUNS:-3}
+SAMPLE=${BENCH_SAMPLE:-25}
+PBKDF2=${BENCH_PBKDF2:-$CABACK_BUILDDIR/tests/bench-pbkdf2}
+T=$TEST_TMP
+ITERATIONS=600000
+
+for tool in certutil pk12util "$CABACK" "$PBKDF2" "$PYTHON3"; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool is missing (run ./bootstrap, then make bench)" >&2; exit 1; }
+done
+
+say() { printf '%s\n' "$*" >&2; }
+
+# elapsed CMD...: run CMD (output discarded), print its wall time in seconds; stop the benchmark
+# when it fails, since a failed run would be timed as a fast one.
+elapsed() {
+    local start=$EPOCHREALTIME
+    if ! "$@" >/dev/null 2>"$T/last-error"; then
+        say "bench: this command failed, so its time means nothing:"
+        say "  $*"
+        sed 's/^/  /' "$T/last-error" >&2
+        exit 1
+    fi
+    "$PYTHON3" -c 'import sys; print("%.4f" % (float(sys.argv[2]) - float(sys.argv[1])))' \
+        "$start" "$EPOCHREALTIME"
+}
+
+# median TIME...: the middle value (the mean of the two middle ones for an even count).
+median() {
+    "$PYTHON3" -c 'import statistics, sys; print("%.4f" % statistics.median(map(float, sys.argv[1:])))' "$@"
+}
+
+# measure NAME PREP BODY: run the shell functions PREP (untimed) then BODY (timed) RUNS times;
+# the median goes to the variable NAME.
+measure() {
+    local name=$1 prep=$2 body=$3 times=() i t
+    for ((i = 1; i <= RUNS; i++)); do
+        "$prep"
+        t=$(elapsed "$body") || exit 1
+        times+=("$t")
+    done
+    printf -v "$name" '%s' "$(median "${times[@]}")"
+    say "  $body: ${times[*]} -> median ${!name} s"
+}
+
+ROWS=$T/rows
+: >"$ROWS"
+# row CASE CABACK PEER TARGET-TEXT VERDICT: one line of the table.
+row() { printf '%s|%s|%s|%s|%s\n' "$@" >>"$ROWS"; }
+ratio() { "$PYTHON3" -c 'import sys; print("%.3f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+at_most() { "$PYTHON3" -c 'import sys; print("PASS" if float(sys.argv[1]) <= float(sys.argv[2]) else "MISS")' "$1" "$2"; }
+
+printf 'P12 bench password\n' >"$T/p12.pass"
+PW=$T/p12.pass
+NICKS=("$DOGTAG_CA_NICK" "ocspSigningCert cert-pki-ca" "subsystemCert cert-pki-ca"
+    "Server-Cert cert-pki-ca" "auditSigningCert cert-pki-ca")
+
+# ---- fixtures ----
+say "bench: building the fixtures with certutil (the 2,000- and 200-key databases take a minute or two)"
+CA=$T/ca
+make_dogtag_ca "$CA"
+
+# batch_db DIR COUNT KEYTYPE...: a database with COUNT self-signed certificates, each with its own
+# key, made by one certutil -B run (one process, so that building it takes seconds, not minutes).
+batch_db() {
+    local dir=$1 count=$2 i; shift 2
+    make_nssdb "$dir"
+    for ((i = 1; i <= count; i++)); do
+        printf -- '-S -d sql:%s -f %s -z %s -n bench-key-%04d -s CN=bench-key-%04d,O=EXAMPLE.TEST -x -t u,u,u %s -Z SHA256 -v 120 -m %d\n' \
+            "$dir" "$dir.pass" "$dir.noise" "$i" "$i" "$*" "$((5000 + i))"
+    done >"$dir.batch"
+    certutil -B -i "$dir.batch" -d "sql:$dir" -f "$dir.pass" >/dev/null 2>&1
+    local have
+    have=$(certutil -K -d "sql:$dir" -f "$dir.pass" 2>/dev/null | grep -c '^<')
+    if [ "$have" -ne "$count" ]; then
+        say "bench: certutil made $have keys in $dir instead of $count"
+        exit 1
+    fi
+}
+BIG=$T/keys2000
+batch_db "$BIG" 2000 -k ec -q nistp256
+MANY=$T/keys200
+batch_db "$MANY" 200 -k rsa -g 2048
+MANY_NICKS=()
+for ((i = 1; i <= 200; i++)); do MANY_NICKS+=("$(printf 'bench-key-%04d' "$i")"); done
+
+# ---- case 1: back up the 5-key CA ----
+say "case 1: back up the Dogtag-like 5-key CA at $ITERATIONS iterations"
+c1_prep() { rm -f "$T/c1.p12" "$T"/c1-pk12util-*.p12; }
+c1_caback() { "$CABACK" backup -q -d "$CA" -f "$CA.pass" -o "$T/c1.p12" -w "$PW"; }
+c1_pk12util() {
+    local n i=0
+    for n in "${NICKS[@]}"; do
+        i=$((i + 1))
+        pk12util -o "$T/c1-pk12util-$i.p12" -n "$n" -d "sql:$CA" -k "$CA.pass" -w "$PW" || return 1
+    done
+}
+measure C1_CABACK c1_prep c1_caback
+c1_caback
+measure C1_PEER c1_prep c1_pk12util
+# What each writes, so that the comparison is seen to be like with like.
+C1_CABACK_ITER=$(pk12util -l "$T/c1.p12" -w "$PW" 2>/dev/null | grep -m1 -o 'Iteration Count: [0-9]*' | grep -o '[0-9]*$')
+C1_PEER_ITER=$(pk12util -l "$T/c1-pk12util-1.p12" -w "$PW" 2>/dev/null | grep -m1 -o 'Iteration Count: [0-9]*' | grep -o '[0-9]*$')
+DERIVATIONS=$("$CABACK" backup --json -d "$CA" -f "$CA.pass" -o "$T/c1-json.p12" -w "$PW" |
+    "$PYTHON3" -c 'import json, sys; print(json.load(sys.stdin)["key_derivations"])')
+R1=$(ratio "$C1_CABACK" "$C1_PEER")
+row "1. backup, 5-key CA, $ITERATIONS iterations (pk12util -o once per nickname)" "$C1_CABACK" "$C1_PEER" "<= 0.2x" "$(at_most "$R1" 0.2)"
+
+# ---- case 5: the floor ----
+say "case 5: one PBKDF2-HMAC-SHA256 derivation at $ITERATIONS iterations, in-process with NSS"
+mapfile -t ONE < <("$PBKDF2" "$ITERATIONS" $((RUNS < 5 ? 5 : RUNS)))
+ONE_DERIVATION=$(median "${ONE[@]}")
+CORES=$(nproc)
+USED=$((CORES < 2 ? CORES : 2))
+FLOOR=$("$PYTHON3" -c 'import sys; print("%.4f" % (float(sys.argv[1]) * int(sys.argv[2]) / int(sys.argv[3])))' "$ONE_DERIVATION" "$DERIVATIONS" "$USED")
+say "  one derivation ${ONE[*]} -> median $ONE_DERIVATION s; x $DERIVATIONS derivations / $USED cores = $FLOOR s"
+R5=$(ratio "$C1_CABACK" "$FLOOR")
+row "5. case 1 against its floor ($DERIVATIONS x $ONE_DERIVATION s / $USED cores)" "$C1_CABACK" "$FLOOR" "<= 1.3x" "$(at_most "$R5" 1.3)"
+
+# ---- case 2: restore the 5-key file into a fresh database ----
+say "case 2: restore that file into a fresh database"
+c2_prep() { rm -rf "$T/fresh" "$T/fresh."*; make_nssdb "$T/fresh" >/dev/null; }
+c2_caback() { "$CABACK" restore -q -i "$T/c1-json.p12" -w "$PW" -d "$T/fresh" -f "$T/fresh.pass"; }
+c2_pk12util() { pk12util -i "$T/c1-json.p12" -w "$PW" -d "sql:$T/fresh" -k "$T/fresh.pass"; }
+measure C2_CABACK c2_prep c2_caback
+measure C2_PEER c2_prep c2_pk12util
+R2=$(ratio "$C2_CABACK" "$C2_PEER")
+row "2. restore the 5-key file (pk12util -i)" "$C2_CABACK" "$C2_PEER" "<= 0.5x" "$(at_most "$R2" 0.5)"
+
+# ---- case 3: list 2,000 keys ----
+say "case 3: list the keys of a database with 2,000 keys"
+nothing() { :; }
+c3_caback() { "$CABACK" listkeys -d "$BIG" -f "$BIG.pass"; }
+c3_certutil() { certutil -K -d "sql:$BIG" -f "$BIG.pass"; }
+measure C3_CABACK nothing c3_caback
+measure C3_PEER nothing c3_certutil
+R3=$(ratio "$C3_CABACK" "$C3_PEER")
+row "3. listkeys, 2,000 keys (certutil -K)" "$C3_CABACK" "$C3_PEER" "<= 1.0x" "$(at_most "$R3" 1.0)"
+
+# ---- case 4: 200 keys ----
+say "case 4: back up a database with 200 RSA-2048 keys"
+c4_prep() { rm -f "$T/c4.p12" "$T/c4-5.p12" "$T"/c4-pk12util-*.p12; }
+c4_caback() { "$CABACK" backup -q -d "$MANY" -f "$MANY.pass" -o "$T/c4.p12" -w "$PW"; }
+FIVE_ARGS=()
+for n in "${MANY_NICKS[@]:0:5}"; do FIVE_ARGS+=(-n "$n"); done
+c4_caback5() { "$CABACK" backup -q -d "$MANY" -f "$MANY.pass" -o "$T/c4-5.p12" -w "$PW" "${FIVE_ARGS[@]}"; }
+[ "$SAMPLE" -gt 200 ] && SAMPLE=200
+c4_pk12util() {
+    local n i=0
+    for n in "${MANY_NICKS[@]:0:$SAMPLE}"; do
+        i=$((i + 1))
+        pk12util -o "$T/c4-pk12util-$i.p12" -n "$n" -d "sql:$MANY" -k "$MANY.pass" -w "$PW" || return 1
+    done
+}
+measure C4_CABACK5 c4_prep c4_caback5
+measure C4_SAMPLE c4_prep c4_pk12util
+measure C4_CABACK c4_prep c4_caback
+C4_PEER=$("$PYTHON3" -c 'import sys; print("%.4f" % (float(sys.argv[1]) * 200 / int(sys.argv[2])))' "$C4_SAMPLE" "$SAMPLE")
+KEYS_IN_FILE=$(pk12util -l "$T/c4.p12" -w "$PW" 2>/dev/null | grep -c '^Key(shrouded):')
+if [ "$KEYS_IN_FILE" -ne 200 ]; then say "bench: the 200-key backup holds $KEYS_IN_FILE keys"; exit 1; fi
+R4=$(ratio "$C4_CABACK" "$C4_PEER")
+SPEEDUP=$("$PYTHON3" -c 'import sys; print("%.1f" % (float(sys.argv[2]) / float(sys.argv[1])))' "$C4_CABACK" "$C4_PEER")
+LOOP_NOTE="pk12util -o per nickname"
+[ "$SAMPLE" -lt 200 ] && LOOP_NOTE="$LOOP_NOTE; $SAMPLE of 200 timed, x $((200 / SAMPLE))"
+row "4a. backup, 200 RSA keys ($LOOP_NOTE)" "$C4_CABACK" "$C4_PEER" ">= 20x faster" "$("$PYTHON3" -c 'import sys; print("PASS" if float(sys.argv[1]) >= 20 else "MISS")' "$SPEEDUP") (${SPEEDUP}x)"
+ADDED=$("$PYTHON3" -c 'import sys; print("%.4f" % (float(sys.argv[1]) - float(sys.argv[2])))' "$C4_CABACK" "$C4_CABACK5")
+row "4b. caback, 200 keys against 5 keys of the same database" "$C4_CABACK" "$C4_CABACK5" "+195 keys < 1 s" "$(at_most "$ADDED" 0.9999) (+${ADDED} s)"
+
+# ---- the table ----
+NSS_VERSION=$(pkg-config --modversion nss 2>/dev/null || dpkg-query -W -f '${Version}' libnss3 2>/dev/null)
+CPU=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -n1)
+echo
+echo "caback benchmark, $(date -u +%Y-%m-%d): $CORES cores ($CPU), NSS $NSS_VERSION, median of $RUNS runs"
+echo "pk12util writes $C1_PEER_ITER iterations, caback $C1_CABACK_ITER; caback's backup verifies what it wrote"
+echo
+printf '%-78s %9s %9s %7s  %-16s %s\n' "case" "caback s" "peer s" "ratio" "target" "result"
+while IFS='|' read -r name mine theirs target verdict; do
+    printf '%-78s %9s %9s %7s  %-16s %s\n' "$name" "$mine" "$theirs" "$(ratio "$mine" "$theirs")" "$target" "$verdict"
+done <"$ROWS"
