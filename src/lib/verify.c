@@ -657,7 +657,8 @@ static CabackVerifyReport *drill(const char *dir, const char *path, const guint8
     return report;
 }
 
-/* Remove the temporary folder and what NSS put in it (files only: NSS makes no sub-folders). */
+/* Remove the temporary folder and what NSS put in it: its files, and the staging folder of a
+ * database creation that a kill cut short (caback_restore_create_db). Links are not followed. */
 static gboolean remove_folder(const char *dir, GError **error)
 {
     g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
@@ -665,7 +666,11 @@ static gboolean remove_folder(const char *dir, GError **error)
 
     while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
         g_autofree char *file = g_build_filename(dir, name, NULL);
-        g_unlink(file);
+        GStatBuf st;
+        if (g_lstat(file, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_folder(file, NULL);
+        else
+            g_unlink(file);
     }
     if (g_rmdir(dir) != 0) {
         int e = errno;
