@@ -107,6 +107,9 @@ typedef struct {
     CabackRestoreAction action;
     char *note;
     gint duplicate_of; /* an earlier key bag with the same key, or -1 */
+    gboolean store_public; /* CABACK_RESTORE_SKIP, but the public key object a restore stores
+                              beside the key is missing (a restore stopped in between): the run
+                              stores it */
 
     /* Filled by caback_restore_apply. */
     gboolean pair_checked; /* signed and verified with its certificate after import */

@@ -940,7 +940,11 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     check_issuer_serial(db, c);
 }
 
-static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, CabackRestoreKey *k, GError **error)
+static GHashTable *stored_public_key_ids(PK11SlotInfo *slot);
+
+/* @public_ids: the CKA_IDs of the public key objects on the token (NULL without a database). */
+static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *public_ids,
+                         CabackRestoreKey *k, GError **error)
 {
     CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
     g_autofree char *label = bag_label(&k->bag->attrs);
@@ -992,7 +996,15 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, CabackRestoreKey
         if (pub == NULL || !pair_check(existing, pub, &pairs, db, &local))
             pairs = FALSE;
     }
-    if (pairs) {
+    g_autoptr(GBytes) id_bytes = g_bytes_new(k->id.bytes, CABACK_KEYID_LEN);
+    if (pairs && !g_hash_table_contains(public_ids, id_bytes)) {
+        /* What a restore stopped between the key and its public key object leaves: without
+         * that object certutil -L shows no "u" flag, so the rerun stores it. */
+        k->action = CABACK_RESTORE_SKIP;
+        k->store_public = TRUE;
+        k->note = g_strdup("already in the database, the same key; the public key object "
+                           "stored beside it is missing (a restore was stopped?): stored now");
+    } else if (pairs) {
         k->action = CABACK_RESTORE_SKIP;
         k->note = g_strdup("already in the database, the same key");
     } else {
@@ -1036,8 +1048,9 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
     plan->non_extractable = options != NULL && options->non_extractable;
     for (guint i = 0; i < plan->certs->len; i++)
         plan_cert(plan, db, options, plan->certs->pdata[i]);
+    g_autoptr(GHashTable) public_ids = db != NULL ? stored_public_key_ids(db->slot) : NULL;
     for (guint i = 0; i < plan->keys->len; i++)
-        if (!plan_key(plan, db, plan->keys->pdata[i], error))
+        if (!plan_key(plan, db, public_ids, plan->keys->pdata[i], error))
             return FALSE;
 
     /* --trust must name a certificate of the file: a typo would otherwise go unnoticed. */
@@ -1094,7 +1107,7 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
         CabackRestoreKey *k = plan->keys->pdata[i];
         if (k->action == CABACK_RESTORE_CONFLICT)
             plan->conflicts++;
-        else if (k->action != CABACK_RESTORE_SKIP)
+        else if (k->action != CABACK_RESTORE_SKIP || k->store_public)
             plan->changes++;
     }
     for (guint i = 0; i < plan->crls->len; i++)
@@ -1102,6 +1115,7 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
                   i + 1);
     return TRUE;
 }
+
 
 /* ---- apply ---- */
 
@@ -1269,24 +1283,26 @@ static UndoStep *journal_add(GPtrArray *journal, UndoKind kind, GBytes *der, con
 }
 
 /* TRUE when @slot already has a public key object with CKA_ID @id. */
-static gboolean public_key_stored(PK11SlotInfo *slot, const CabackKeyId *id)
+/* The CKA_IDs of the public key objects stored on @slot, as a set of GBytes: read once per
+ * restore, since asking for each key would read them all again each time. */
+static GHashTable *stored_public_key_ids(PK11SlotInfo *slot)
 {
+    GHashTable *ids =
+        g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, NULL);
     SECKEYPublicKeyList *list = PK11_ListPublicKeysInSlot(slot, NULL);
-    gboolean found = FALSE;
 
     if (list == NULL)
-        return FALSE;
-    for (SECKEYPublicKeyListNode *node = PUBKEY_LIST_HEAD(list);
-         !PUBKEY_LIST_END(node, list) && !found; node = PUBKEY_LIST_NEXT(node)) {
+        return ids;
+    for (SECKEYPublicKeyListNode *node = PUBKEY_LIST_HEAD(list); !PUBKEY_LIST_END(node, list);
+         node = PUBKEY_LIST_NEXT(node)) {
         SECItem ckaid = {siBuffer, NULL, 0};
         if (PK11_ReadRawAttribute(PK11_TypePubKey, node->key, CKA_ID, &ckaid) == SECSuccess) {
-            found = ckaid.len == CABACK_KEYID_LEN &&
-                    memcmp(ckaid.data, id->bytes, CABACK_KEYID_LEN) == 0;
+            g_hash_table_add(ids, g_bytes_new(ckaid.data, ckaid.len));
             SECITEM_FreeItem(&ckaid, PR_FALSE);
         }
     }
     SECKEY_DestroyPublicKeyList(list);
-    return found;
+    return ids;
 }
 
 /* Check that the key NSS finds for certificate @c (as imported) pairs with it. */
@@ -1328,6 +1344,53 @@ static gboolean check_pair(CabackDb *db, CabackRestoreCert *c, GError **error)
     return TRUE;
 }
 
+/* One pair check of step 5 of caback_restore_apply. */
+typedef struct {
+    CabackDb *db;
+    CabackRestoreKey *key;
+    CabackRestoreCert *cert;
+    GError *error; /* set when the check failed */
+} PairJob;
+
+typedef struct {
+    PairJob *jobs;
+    guint n;
+    gint next;
+} PairWork;
+
+static gpointer pair_work(gpointer data)
+{
+    PairWork *work = data;
+    for (;;) {
+        gint i = g_atomic_int_add(&work->next, 1);
+        if (i >= (gint)work->n)
+            return NULL;
+        PairJob *job = &work->jobs[i];
+        check_pair(job->db, job->cert, &job->error);
+    }
+}
+
+/* Run every check of @jobs, on as many threads as there are processors (NSS is thread-safe
+ * once initialised); each job keeps its own error. */
+static void check_pairs(PairJob *jobs, guint n)
+{
+    PairWork work = {jobs, n, 0};
+    guint cpus = g_get_num_processors();
+    guint threads = n > 1 && cpus > 1 ? MIN(n, cpus) - 1 : 0;
+    g_autoptr(GPtrArray) running = g_ptr_array_new();
+
+    for (guint i = 0; i < threads; i++) {
+        GThread *t = g_thread_try_new("caback-pair", pair_work, &work, NULL);
+        if (t == NULL)
+            break;
+        g_ptr_array_add(running, t);
+    }
+    pair_work(&work);
+    for (guint i = 0; i < running->len; i++)
+        g_thread_join(running->pdata[i]);
+}
+
+
 gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **error)
 {
     g_autoptr(GPtrArray) journal = g_ptr_array_new_with_free_func((GDestroyNotify)undo_step_free);
@@ -1366,44 +1429,59 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
     }
 
     /* 2. Keys, before their certificates, so that NSS pairs each certificate with its key. */
+    g_autoptr(GHashTable) public_ids = stored_public_key_ids(db->slot);
     for (guint i = 0; i < plan->keys->len && failure == NULL; i++) {
         CabackRestoreKey *k = plan->keys->pdata[i];
-        if (k->action != CABACK_RESTORE_ADD)
+        if (k->action != CABACK_RESTORE_ADD && !k->store_public)
             continue;
         g_autofree char *what = g_strdup_printf(
             "importing key %s%s%s%s", k->nss_id, k->nickname != NULL ? " (\"" : "",
             k->nickname != NULL ? k->nickname : "", k->nickname != NULL ? "\")" : "");
-        if (injected_failure(&step, &failure)) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
-        gsize len;
-        const guint8 *pv = g_bytes_get_data(k->public_value, &len);
-        SECItem value = {siBuffer, (unsigned char *)pv, (unsigned int)len};
-        /* A key with a certificate gets no label of its own, as keys NSS generates have none:
-         * certutil -K then names it by its certificate, and shows it as an orphan should that
-         * certificate ever go. A key without certificate keeps its friendlyName as label. */
         CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
-        SECKEYPrivateKey *key =
-            caback_p12_key_import(plan->file, k->bag, db->slot, c != NULL ? NULL : k->nickname,
-                                  &value, TRUE, !plan->non_extractable, db, &failure);
-        if (key == NULL) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
-        UndoStep *u = journal_add(journal, UNDO_DELETE_KEY, NULL, k->nickname, NULL,
-                                  g_strdup_printf("deleting the imported key %s", k->nss_id));
-        u->key = key;
+        SECKEYPrivateKey *key = NULL;
+        g_autoptr(SECKEYPrivateKey) present = NULL;
+        if (k->store_public) {
+            /* The key is there already (see plan_key): only its public key object is stored. */
+            SECItem kid = {siBuffer, k->id.bytes, CABACK_KEYID_LEN};
+            key = present = PK11_FindKeyByKeyID(db->slot, &kid, db);
+            if (key == NULL) {
+                caback_error_set_nss(&failure, CABACK_ERROR_DATABASE,
+                                     "key %s is no longer in the database", k->nss_id);
+                break;
+            }
+        } else {
+            if (injected_failure(&step, &failure)) {
+                g_prefix_error(&failure, "%s: ", what);
+                break;
+            }
+            gsize len;
+            const guint8 *pv = g_bytes_get_data(k->public_value, &len);
+            SECItem value = {siBuffer, (unsigned char *)pv, (unsigned int)len};
+            /* A key with a certificate gets no label of its own, as keys NSS generates have
+             * none: certutil -K then names it by its certificate, and shows it as an orphan
+             * should that certificate ever go. A key without certificate keeps its friendlyName
+             * as label. */
+            key = caback_p12_key_import(plan->file, k->bag, db->slot,
+                                        c != NULL ? NULL : k->nickname, &value, TRUE,
+                                        !plan->non_extractable, db, &failure);
+            if (key == NULL) {
+                g_prefix_error(&failure, "%s: ", what);
+                break;
+            }
+            UndoStep *u = journal_add(journal, UNDO_DELETE_KEY, NULL, k->nickname, NULL,
+                                      g_strdup_printf("deleting the imported key %s", k->nss_id));
+            u->key = key;
 
-        /* The ID NSS gave the key must be the one computed (and printed for CS.cfg). */
-        g_autoptr(SECItem) got = PK11_GetLowLevelKeyIDForPrivateKey(key);
-        if (got == NULL || got->len != CABACK_KEYID_LEN ||
-            memcmp(got->data, k->id.bytes, CABACK_KEYID_LEN) != 0) {
-            g_set_error(&failure, CABACK_ERROR, CABACK_ERROR_DATABASE,
-                        "%s: the token gave the key a different key ID than NSS computes from "
-                        "its public key",
-                        what);
-            break;
+            /* The ID NSS gave the key must be the one computed (and printed for CS.cfg). */
+            g_autoptr(SECItem) got = PK11_GetLowLevelKeyIDForPrivateKey(key);
+            if (got == NULL || got->len != CABACK_KEYID_LEN ||
+                memcmp(got->data, k->id.bytes, CABACK_KEYID_LEN) != 0) {
+                g_set_error(&failure, CABACK_ERROR, CABACK_ERROR_DATABASE,
+                            "%s: the token gave the key a different key ID than NSS computes "
+                            "from its public key",
+                            what);
+                break;
+            }
         }
 
         /* The public key object NSS stores beside a key it generates (and pk12util beside a key
@@ -1411,7 +1489,8 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
          * its key, and certutil -L would show no "u" trust flag. */
         g_autoptr(SECKEYPublicKey) pub =
             c != NULL ? CERT_ExtractPublicKey(c->cert) : SECKEY_ConvertToPublicKey(key);
-        if (pub == NULL || public_key_stored(db->slot, &k->id))
+        g_autoptr(GBytes) id = g_bytes_new(k->id.bytes, CABACK_KEYID_LEN);
+        if (pub == NULL || g_hash_table_contains(public_ids, id))
             continue;
         g_free(what);
         what = g_strdup_printf("storing the public key of key %s", k->nss_id);
@@ -1424,9 +1503,10 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
             caback_error_set_nss(&failure, CABACK_ERROR_DATABASE, "%s", what);
             break;
         }
-        u = journal_add(journal, UNDO_DELETE_PUBKEY, NULL, k->nickname, NULL,
-                        g_strdup_printf("deleting the stored public key %s", k->nss_id));
+        UndoStep *u = journal_add(journal, UNDO_DELETE_PUBKEY, NULL, k->nickname, NULL,
+                                  g_strdup_printf("deleting the stored public key %s", k->nss_id));
         u->handle = handle;
+        g_hash_table_add(public_ids, g_steal_pointer(&id));
     }
 
     /* 3. Certificates. */
@@ -1470,17 +1550,29 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
                     g_strdup_printf("putting back trust %s on \"%s\"", c->old_trust, c->nickname));
     }
 
-    /* 5. Each imported key must pair with its certificate. */
-    for (guint i = 0; i < plan->keys->len && failure == NULL; i++) {
-        CabackRestoreKey *k = plan->keys->pdata[i];
-        if (k->cert_index < 0)
-            continue;
-        CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
-        if (k->action != CABACK_RESTORE_ADD && c->action == CABACK_RESTORE_SKIP)
-            continue;
-        if (!check_pair(db, c, &failure))
-            break;
-        k->pair_checked = TRUE;
+    /* 5. Each imported key must pair with its certificate: the test signatures side by side on
+     * the processors (a token takes tens of milliseconds to load an RSA key), the verdicts in
+     * order. */
+    if (failure == NULL) {
+        g_autoptr(GArray) jobs = g_array_new(FALSE, TRUE, sizeof(PairJob));
+        for (guint i = 0; i < plan->keys->len; i++) {
+            CabackRestoreKey *k = plan->keys->pdata[i];
+            if (k->cert_index < 0)
+                continue;
+            CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
+            if (k->action != CABACK_RESTORE_ADD && c->action == CABACK_RESTORE_SKIP)
+                continue;
+            PairJob job = {db, k, c, NULL};
+            g_array_append_val(jobs, job);
+        }
+        check_pairs((PairJob *)(void *)jobs->data, jobs->len);
+        for (guint i = 0; i < jobs->len; i++) {
+            PairJob *job = &g_array_index(jobs, PairJob, i);
+            if (job->error != NULL && failure == NULL)
+                failure = g_steal_pointer(&job->error);
+            g_clear_error(&job->error);
+            job->key->pair_checked = failure == NULL;
+        }
     }
 
     if (failure == NULL) {
