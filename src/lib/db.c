@@ -5,10 +5,13 @@
 #include <caback/error.h>
 #include <caback/nss-util.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <secerr.h>
 #include <sys/stat.h>
 #include <string.h>
+#include <unistd.h>
 
 char *caback_db_default_dir(GError **error)
 {
@@ -77,6 +80,45 @@ static char *hot_journal(const char *dir)
         GStatBuf st;
         if (g_stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
             return g_steal_pointer(&path);
+    }
+    return NULL;
+}
+
+/* "key4.db is locked by process N" when another process holds a lock on a database file of @dir
+ * (SQLite locks byte ranges with fcntl), else NULL. Only called when no database of @dir is open
+ * in this process: closing the descriptor drops this process's own locks on the file. */
+static char *lock_holder(const char *dir)
+{
+    static const char *const names[] = {"key4.db", "cert9.db"};
+    for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_autofree char *path = g_build_filename(dir, names[i], NULL);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        int r = fcntl(fd, F_GETLK, &lock);
+        close(fd);
+        if (r == 0 && lock.l_type != F_UNLCK)
+            return g_strdup_printf("%s is locked by process %ld", names[i], (long)lock.l_pid);
+    }
+    return NULL;
+}
+
+/* "DIR cannot be written: Read-only file system" (or the same for a database file) when this
+ * process may not write the folder or a database file of @dir, else NULL. */
+static char *not_writable(const char *dir)
+{
+    static const char *const names[] = {"key4.db", "cert9.db"};
+    if (access(dir, W_OK) != 0) {
+        int e = errno;
+        return g_strdup_printf("%s cannot be written: %s", dir, g_strerror(e));
+    }
+    for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_autofree char *path = g_build_filename(dir, names[i], NULL);
+        if (access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+            int e = errno;
+            return g_strdup_printf("%s cannot be written: %s", path, g_strerror(e));
+        }
     }
     return NULL;
 }
@@ -418,10 +460,22 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
     db->context = NSS_InitContext(db->spec, "", "", "", NULL, flags);
     if (db->context == NULL) {
         g_autofree char *left = hot_journal(db->dir);
-        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
-                             "cannot open NSS database %s (is it readable%s, and not locked by "
-                             "another program?)%s%s%s",
-                             db->dir, options->read_only ? "" : " and writable",
+        g_autofree char *holder = lock_holder(db->dir);
+        g_autofree char *unwritable = options->read_only ? NULL : not_writable(db->dir);
+        g_autofree char *why =
+            holder != NULL
+                ? g_strdup_printf("%s, which has it open: stop that program or wait until it is "
+                                  "done, then run caback again",
+                                  holder)
+            : unwritable != NULL
+                ? g_strdup_printf("%s, and this command changes the database: run it where the "
+                                  "database can be written (as its owner, on a file system "
+                                  "mounted read-write)",
+                                  unwritable)
+                : g_strdup_printf("is it readable%s, and not locked by another program?",
+                                  options->read_only ? "" : " and writable");
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot open NSS database %s (%s)%s%s%s",
+                             db->dir, why,
                              left != NULL ? "; a change to it was interrupted (" : "",
                              left != NULL ? left : "",
                              left != NULL ? " is left), and it can be rolled back only with "
