@@ -2,12 +2,18 @@
 """Mutated inputs through the real caback (a helper of tests/test-fault-mutate.sh).
 
 usage: fault-mutate.py p12 CABACK FILE.p12 PASSWORD_FILE DB RESULT.json [SEED]
+       fault-mutate.py p12nomac CABACK FILE.p12 PASSWORD_FILE DB RESULT.json COUNT [SEED]
        fault-mutate.py cscfg CABACK CS.cfg DB RESULT.json COUNT [SEED]
 
 p12: every truncation of FILE.p12, bit flips and DER length-field edits, at least 1,000 files in
 all, each through "caback list"; those that list, and every 10th of the others, also through
 "caback restore" into DB (a copy is restored from a pristine one after each success). A failed
 restore must leave DB's files byte-identical.
+p12nomac: FILE.p12 without its MAC (which caback accepts, with a warning), so that mutations
+reach the safes, bags and encrypted keys instead of stopping at the MAC: COUNT bit flips and every
+DER length-field edit, each through "caback list" and "caback restore" into DB. A restore may then
+fail halfway (a key that does not decrypt after others were imported): DB must then show what it
+held before (certutil -L and -K compared with the pristine copy).
 cscfg: COUNT mutations of CS.cfg (bit flips, truncations, inserted and repeated lines, NUL and
 invalid UTF-8 bytes, very long lines) through "caback fix-clone-ids --dry-run" against DB.
 
@@ -141,6 +147,105 @@ def do_p12(caback, path, password_file, db, result_path, seed):
     json.dump(r, open(result_path, "w"), indent=1)
 
 
+def der_header(data, pos):
+    first = data[pos + 1]
+    if first < 0x80:
+        return first, 2
+    n = first & 0x7F
+    return int.from_bytes(data[pos + 2:pos + 2 + n], "big"), 2 + n
+
+
+def der_length(n):
+    if n < 0x80:
+        return bytes([n])
+    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(b)]) + b
+
+
+def strip_mac(data):
+    """The PFX without its macData: SEQUENCE { version, authSafe }."""
+    length, hdr = der_header(data, 0)
+    pos, elems = hdr, []
+    while pos < hdr + length:
+        l, h = der_header(data, pos)
+        elems.append(data[pos:pos + h + l])
+        pos += h + l
+    body = elems[0] + elems[1]
+    return b"\x30" + der_length(len(body)) + body
+
+
+def db_state(db):
+    """What certutil shows of DB: nicknames with trust, keys with IDs (sorted)."""
+    out = []
+    p = subprocess.run(["certutil", "-L", "-d", "sql:" + db], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+    out += sorted(" ".join(l.split()) for l in p.stdout.decode("utf-8", "replace").splitlines()[4:])
+    p = subprocess.run(["certutil", "-K", "-d", "sql:" + db, "-f", db + ".pass"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out += sorted(" ".join(l.split(">", 1)[1].split()) for l in
+                  p.stdout.decode("utf-8", "replace").splitlines() if l.startswith("<"))
+    return out
+
+
+def do_p12_nomac(caback, path, password_file, db, result_path, count, seed):
+    rng = random.Random(seed)
+    data = strip_mac(open(path, "rb").read())
+    work = os.path.dirname(os.path.abspath(result_path))
+    pristine = db + ".pristine"
+    shutil.copytree(db, pristine)
+    before_state = db_state(db)
+    mutated = os.path.join(work, "mutated-nomac.p12")
+    muts = []
+    for lpos in der_length_offsets(data):
+        for delta in (-1, 1):
+            b = bytearray(data)
+            b[lpos] = (b[lpos] + delta) & 0xFF
+            muts.append(("length %+d at %d" % (delta, lpos), lpos, bytes(b)))
+    for _ in range(count):
+        b = bytearray(data)
+        for _ in range(rng.choice((1, 1, 2))):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+        muts.append(("bit flip", i, bytes(b)))
+    r = {"seed": seed, "base_size": len(data), "files": 0, "length_edits": 0, "bit_flips": 0,
+         "list_runs": 0, "listed_ok": 0, "restore_runs": 0, "restored_ok": 0,
+         "failed_after_changes_undone": 0, "crashes": 0, "partial_imports": 0, "problems": []}
+    for kind, where, blob in muts:
+        r["files"] += 1
+        r["length_edits" if kind.startswith("length") else "bit_flips"] += 1
+        with open(mutated, "wb") as f:
+            f.write(blob)
+        status, err = run([caback, "list", mutated, "-w", password_file, "--json"])
+        r["list_runs"] += 1
+        if crashed(status):
+            r["crashes"] += 1
+            r["problems"].append({"verb": "list", "mutation": kind, "at": where, "status": status, "stderr": err[-800:]})
+        if status == 0:
+            r["listed_ok"] += 1
+        before = files_digest(db)
+        status, err = run([caback, "restore", "-q", "-i", mutated, "-w", password_file,
+                           "-d", db, "-f", db + ".pass", "--no-signature-check"])
+        r["restore_runs"] += 1
+        if crashed(status):
+            r["crashes"] += 1
+            r["problems"].append({"verb": "restore", "mutation": kind, "at": where, "status": status, "stderr": err[-800:]})
+        if status == 0:
+            r["restored_ok"] += 1
+        elif files_digest(db) != before:
+            if db_state(db) == before_state:
+                r["failed_after_changes_undone"] += 1
+            else:
+                r["partial_imports"] += 1
+                r["problems"].append({"verb": "restore", "mutation": kind, "at": where, "status": status,
+                                      "problem": "the database changed although the restore failed",
+                                      "stderr": err[-800:], "state": db_state(db)})
+        if files_digest(db) != before:
+            shutil.rmtree(db)
+            shutil.copytree(pristine, db)
+    del r["problems"][20:]
+    json.dump(r, open(result_path, "w"), indent=1)
+
+
 def cscfg_mutation(text, rng):
     lines = text.split(b"\n")
     kind = rng.choice(("flip", "truncate", "insert line", "repeat line", "delete line", "nul",
@@ -211,6 +316,10 @@ def main():
         caback, path, pw, db, result = sys.argv[2:7]
         seed = int(sys.argv[7]) if len(sys.argv) > 7 else 20261122
         do_p12(caback, path, pw, db, result, seed)
+    elif mode == "p12nomac":
+        caback, path, pw, db, result, count = sys.argv[2:8]
+        seed = int(sys.argv[8]) if len(sys.argv) > 8 else 20261122
+        do_p12_nomac(caback, path, pw, db, result, int(count), seed)
     elif mode == "cscfg":
         caback, path, db, result, count = sys.argv[2:7]
         seed = int(sys.argv[7]) if len(sys.argv) > 7 else 20261122

@@ -90,7 +90,7 @@ expect_equal "30 kills of a backup: no caback process survives kill -9" 0 "$surv
 expect_equal "30 kills of a backup: no partial file" 0 "$partial"
 expect_equal "no temporary file survives a rerun" 0 "$temps_after_rerun"
 expect_equal "latest_backup and the JSON log stay readable" 0 "$bad_state"
-check "most kills hit the run before it finished" test "$finished" -le $((kills / 3))
+check "most kills hit the run before it finished" test "$finished" -lt $((kills / 2))
 check "some kills left a temporary file (they hit the writing)" test "$temps_after_kill" -gt 0
 
 # ---- a file size limit (ulimit -f): EFBIG, reported, cleaned up ----

@@ -39,6 +39,31 @@ expect_equal "PKCS#12 mutations: no crash" 0 "$crashes"
 expect_equal "PKCS#12 mutations: no partial import" 0 "$partial"
 [ "$crashes$partial" = 00 ] || diag "$(head -c 3000 "$T/p12.json")"
 
+# ---- past the MAC ----
+# A file without MAC is accepted (with a warning), so mutations of one reach the safes, the bags and
+# the encrypted keys: a restore can then fail halfway (a key that does not decrypt after another
+# was imported), which must undo what it did. Two keys with their certificates, so that there is
+# a halfway.
+printf 'y\n-1\ny\n' | certutil -S -x -d "sql:$SMALL" -f "$SMALL.pass" -z "$SMALL.noise" -n t \
+    -s "CN=t" -t u,u,u -k ec -q nistp256 -Z SHA256 -v 12 -m 8 >/dev/null 2>&1
+expect_status 0 "a two-key backup to strip of its MAC and mutate" \
+    "$CABACK" backup -q -d "$SMALL" -f "$SMALL.pass" -o "$T/two.p12" -w "$PW" --iterations 1000
+SCRATCH2=$T/scratch2
+make_nssdb "$SCRATCH2"
+"$PYTHON3" "$CABACK_SRCDIR/tests/fault-mutate.py" p12nomac "$CABACK" "$T/two.p12" "$PW" "$SCRATCH2" "$T/nomac.json" 300
+check "the MAC-less mutation driver ran" test -s "$T/nomac.json"
+read -r nfiles nlengths nflips nlists nlisted nrestores nrestored nundone ncrashes npartial < <("$PYTHON3" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(r["files"], r["length_edits"], r["bit_flips"], r["list_runs"], r["listed_ok"], r["restore_runs"],
+      r["restored_ok"], r["failed_after_changes_undone"], r["crashes"], r["partial_imports"])' "$T/nomac.json")
+diag "MAC-less PKCS#12 mutations: $nfiles files ($nlengths length edits, $nflips bit flips) of a two-key file"
+diag "  list: $nlists runs ($nlisted still listed); restore: $nrestores runs ($nrestored restored, $nundone failed after changing the database and undid it); crashes: $ncrashes; partial imports: $npartial"
+check "every MAC-less mutated file went through list and restore" test "$nlists" -eq "$nfiles" -a "$nrestores" -eq "$nfiles"
+expect_equal "MAC-less mutations: no crash" 0 "$ncrashes"
+expect_equal "MAC-less mutations: no partial import" 0 "$npartial"
+[ "$ncrashes$npartial" = 00 ] || diag "$(head -c 3000 "$T/nomac.json")"
+
 # ---- CS.cfg ----
 CA=$T/ca
 make_dogtag_ca "$CA"
@@ -59,5 +84,6 @@ expect_equal "500 mutated CS.cfg files" 500 "$cfiles"
 expect_equal "CS.cfg mutations: no crash" 0 "$ccrashes"
 expect_equal "CS.cfg mutations: --dry-run never writes" 0 "$cchanged"
 [ "$ccrashes$cchanged" = 00 ] || diag "$(head -c 3000 "$T/cscfg/result.json")"
+diag "mutations: $((lists + nlists)) list, $((restores + nrestores)) restore, $cruns fix-clone-ids; crashes: $((crashes + ncrashes + ccrashes)); partial imports: $((partial + npartial))"
 
 done_testing

@@ -36,18 +36,24 @@ restore "$TIMING"
 DURATION=$("$PYTHON3" -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$start" "$EPOCHREALTIME")
 diag "an uninterrupted restore (database created) takes ${DURATION} s"
 
-kills=0 finished=0 unopenable=0 reruns_failed=0 different=0 partial_seen=0 journals=0
+kills=0 survivors=0 finished=0 unopenable=0 reruns_failed=0 different=0 partial_seen=0 journals=0
 for i in $(seq 1 20); do
     delay=$("$PYTHON3" -c 'import sys; print("%.3f" % (float(sys.argv[1]) * (int(sys.argv[2]) - 0.5) / 20))' "$DURATION" "$i")
     DB=$TEST_TMP/db$i
     cp "$CA.pass" "$DB.pass"
-    restore "$DB" >/dev/null 2>&1 &
+    # caback itself in the background (not a shell function, whose subshell would be the one
+    # killed while caback ran on).
+    "$CABACK" restore -q -i "$FILE" -w "$PW" -d "$DB" -f "$DB.pass" --create >/dev/null 2>&1 &
     victim=$!
     sleep "$delay"
     kill -9 "$victim" 2>/dev/null
     wait "$victim" 2>/dev/null
     [ $? -eq 0 ] && finished=$((finished + 1))
     kills=$((kills + 1))
+    if pgrep -f -- "-d $DB -f" >/dev/null; then
+        survivors=$((survivors + 1))
+        diag "kill $i: a caback process survived the kill"
+    fi
     if [ -e "$DB/cert9.db" ]; then
         # A change cut short leaves SQLite's journal; caback's first opening rolls it back (NSS
         # tools opening read-only cannot until then). certutil -K exits 255 for an empty key
@@ -73,10 +79,50 @@ done
 diag "kills: $kills (spread over ${DURATION} s), finished before the kill: $finished, interrupted mid-way (database neither empty nor complete): $partial_seen"
 diag "interrupted changes rolled back at the next opening (SQLite journal left): $journals"
 diag "databases that did not open: $unopenable, reruns that failed: $reruns_failed, final states different from the reference: $different"
+expect_equal "20 kills of a restore: no caback process survives kill -9" 0 "$survivors"
 expect_equal "20 kills of a restore: every database opens" 0 "$unopenable"
 expect_equal "every rerun of the same restore completes" 0 "$reruns_failed"
 expect_equal "every rerun reaches the state of an uninterrupted restore" 0 "$different"
 check "some kills hit the restore before it finished" test "$finished" -lt "$kills"
+
+# ---- kills at exact step boundaries (gdb) ----
+# The random kills above may miss the short moments between two steps; here caback is stopped
+# with gdb right before the Nth call of the NSS function of a step and killed there (SIGKILL,
+# as kill -9): after the key and before its public key object (PK11_ImportPublicKey), between two
+# certificates (PK11_ImportDERCert), after a certificate and before its trust
+# (CERT_ChangeCertTrust). Each rerun must reach the reference state.
+if command -v gdb >/dev/null 2>&1; then
+    points=0 hit=0 exact_failed=0
+    for point in PK11_ImportPublicKey:1 PK11_ImportPublicKey:2 PK11_ImportPublicKey:5 \
+        PK11_ImportPublicKey:10 PK11_ImportDERCert:1 PK11_ImportDERCert:3 PK11_ImportDERCert:5 \
+        CERT_ChangeCertTrust:1 CERT_ChangeCertTrust:2; do
+        fn=${point%:*} nth=${point#*:}
+        points=$((points + 1))
+        DB=$TEST_TMP/exact$points
+        cp "$CA.pass" "$DB.pass"
+        gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
+            -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' -ex "break $fn" \
+            -ex "ignore 1 $((nth - 1))" -ex run -ex 'info breakpoints' -ex 'kill' \
+            --args "$CABACK" restore -q -i "$FILE" -w "$PW" -d "$DB" -f "$DB.pass" --create \
+            >"$TEST_TMP/exact.gdb" 2>&1 </dev/null
+        grep -q "hit Breakpoint 1" "$TEST_TMP/exact.gdb" && hit=$((hit + 1))
+        if ! "$CABACK" restore -q -i "$FILE" -w "$PW" -d "$DB" -f "$DB.pass" --create >"$TEST_TMP/rerun.out" 2>&1; then
+            exact_failed=$((exact_failed + 1))
+            diag "killed at call $nth of $fn: the rerun failed: $(head -c 600 "$TEST_TMP/rerun.out")"
+        elif [ "$(state "$DB")" != "$(cat "$TEST_TMP/reference.state")" ]; then
+            exact_failed=$((exact_failed + 1))
+            diag "killed at call $nth of $fn: after the rerun the database differs from the reference:"
+            diag "$(diff <(state "$DB") "$TEST_TMP/reference.state")"
+        fi
+    done
+    diag "kills at step boundaries: $points ($hit stopped at their breakpoint), reruns that failed or differ: $exact_failed"
+    diag "kills: $((kills + points)) ($kills at random moments, $points at step boundaries), databases that did not open: $unopenable, reruns that failed or differ: $((reruns_failed + different + exact_failed))"
+    expect_equal "kills at step boundaries: every breakpoint was reached" "$points" "$hit"
+    expect_equal "kills at step boundaries: every rerun reaches the state of an uninterrupted restore" 0 "$exact_failed"
+else
+    skip "kills at step boundaries: breakpoints" "gdb is not installed"
+    skip "kills at step boundaries: reruns" "gdb is not installed"
+fi
 
 # ---- a database locked by another process ----
 # NSS keeps its databases in SQLite: another process holding an exclusive transaction on
@@ -103,6 +149,7 @@ diag "restore into a locked database gave up after ${WAITED} s"
 check "locked database: restore fails" test "$STATUS" -ne 0 -a "$STATUS" -lt 6
 expect_grep "locked database: the error names the database" "$LOCKED" "$ERR"
 expect_grep "locked database: the error says it is in use" "(locked|busy|in use)" "$ERR"
+expect_grep "locked database: the error names the process that holds the lock" "locked by process $holder" "$ERR"
 run "$CABACK" backup -d "$LOCKED" -f "$LOCKED.pass" -o "$TEST_TMP/locked.p12" -w "$PW" --iterations 2000
 check "locked database: backup fails or completes, never crashes" test "$STATUS" -lt 6
 [ "$STATUS" -ne 0 ] && expect_grep "locked database: backup's error names the database" "$LOCKED" "$ERR"
@@ -125,7 +172,7 @@ if mount --bind "$RO_SRC" "$RO" 2>/dev/null && mount -o remount,bind,ro "$RO" 2>
     run "$CABACK" restore -i "$FILE" -w "$PW" -d "$RO" -f "$RO.pass"
     check "read-only database: restore fails" test "$STATUS" -ne 0 -a "$STATUS" -lt 6
     expect_grep "read-only database: the error names the database" "$RO" "$ERR"
-    expect_grep "read-only database: the error says it cannot be written" "(read-only|Read-only|cannot be written|not writable)" "$ERR"
+    expect_grep "read-only database: the error says why it cannot be written" "$RO cannot be written: Read-only file system" "$ERR"
     expect_equal "read-only database: nothing changed" "$(cat "$TEST_TMP/ro.before")" "$(state "$RO")"
     run "$CABACK" backup -d "$RO" -f "$RO.pass" -o "$TEST_TMP/ro.p12" -w "$PW" --iterations 2000
     expect_equal "read-only database: backup works (it only reads)" 0 "$STATUS"
