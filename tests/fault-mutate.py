@@ -102,6 +102,46 @@ def files_digest(db):
     return h.hexdigest()
 
 
+def try_list(caback, r, kind, where, mutated, password_file):
+    """caback list on the mutated file, counted in @r; returns its status."""
+    status, err = run([caback, "list", mutated, "-w", password_file, "--json"])
+    r["list_runs"] += 1
+    if crashed(status):
+        r["crashes"] += 1
+        r["problems"].append({"verb": "list", "mutation": kind, "at": where, "status": status, "stderr": err[-800:]})
+    if status == 0:
+        r["listed_ok"] += 1
+    return status
+
+
+def try_restore(caback, r, kind, where, mutated, password_file, db, pristine, before_state=None):
+    """caback restore of the mutated file into DB, counted in @r. A failed restore must leave
+    DB's files byte-identical; with @before_state, one whose files changed but whose contents (as
+    certutil shows them) are back to @before_state counts as undone, not partial. DB is put back
+    from @pristine whenever its files changed."""
+    before = files_digest(db)
+    status, err = run([caback, "restore", "-q", "-i", mutated, "-w", password_file,
+                       "-d", db, "-f", db + ".pass", "--no-signature-check"])
+    r["restore_runs"] += 1
+    if crashed(status):
+        r["crashes"] += 1
+        r["problems"].append({"verb": "restore", "mutation": kind, "at": where, "status": status, "stderr": err[-800:]})
+    changed = files_digest(db) != before
+    if status == 0:
+        r["restored_ok"] += 1
+    elif changed:
+        if before_state is not None and db_state(db) == before_state:
+            r["failed_after_changes_undone"] += 1
+        else:
+            r["partial_imports"] += 1
+            r["problems"].append({"verb": "restore", "mutation": kind, "at": where, "status": status,
+                                  "problem": "the database changed although the restore failed",
+                                  "stderr": err[-800:], "state": db_state(db)})
+    if changed:
+        shutil.rmtree(db)
+        shutil.copytree(pristine, db)
+
+
 def do_p12(caback, path, password_file, db, result_path, seed):
     rng = random.Random(seed)
     data = open(path, "rb").read()
@@ -118,31 +158,10 @@ def do_p12(caback, path, password_file, db, result_path, seed):
         r[key] += 1
         with open(mutated, "wb") as f:
             f.write(blob)
-        status, err = run([caback, "list", mutated, "-w", password_file, "--json"])
-        r["list_runs"] += 1
-        if crashed(status):
-            r["crashes"] += 1
-            r["problems"].append({"verb": "list", "mutation": kind, "at": where, "status": status, "stderr": err[-800:]})
-        if status == 0:
-            r["listed_ok"] += 1
+        status = try_list(caback, r, kind, where, mutated, password_file)
         if status != 0 and r["files"] % 10 != 0:
             continue
-        before = files_digest(db)
-        status, err = run([caback, "restore", "-q", "-i", mutated, "-w", password_file,
-                           "-d", db, "-f", db + ".pass", "--no-signature-check"])
-        r["restore_runs"] += 1
-        if crashed(status):
-            r["crashes"] += 1
-            r["problems"].append({"verb": "restore", "mutation": kind, "at": where, "status": status, "stderr": err[-800:]})
-        if status == 0:
-            r["restored_ok"] += 1
-            shutil.rmtree(db)
-            shutil.copytree(pristine, db)
-        elif files_digest(db) != before:
-            r["partial_imports"] += 1
-            r["problems"].append({"verb": "restore", "mutation": kind, "at": where, "status": status, "problem": "the database changed although the restore failed"})
-            shutil.rmtree(db)
-            shutil.copytree(pristine, db)
+        try_restore(caback, r, kind, where, mutated, password_file, db, pristine)
     del r["problems"][20:]
     json.dump(r, open(result_path, "w"), indent=1)
 
@@ -215,33 +234,8 @@ def do_p12_nomac(caback, path, password_file, db, result_path, count, seed):
         r["length_edits" if kind.startswith("length") else "bit_flips"] += 1
         with open(mutated, "wb") as f:
             f.write(blob)
-        status, err = run([caback, "list", mutated, "-w", password_file, "--json"])
-        r["list_runs"] += 1
-        if crashed(status):
-            r["crashes"] += 1
-            r["problems"].append({"verb": "list", "mutation": kind, "at": where, "status": status, "stderr": err[-800:]})
-        if status == 0:
-            r["listed_ok"] += 1
-        before = files_digest(db)
-        status, err = run([caback, "restore", "-q", "-i", mutated, "-w", password_file,
-                           "-d", db, "-f", db + ".pass", "--no-signature-check"])
-        r["restore_runs"] += 1
-        if crashed(status):
-            r["crashes"] += 1
-            r["problems"].append({"verb": "restore", "mutation": kind, "at": where, "status": status, "stderr": err[-800:]})
-        if status == 0:
-            r["restored_ok"] += 1
-        elif files_digest(db) != before:
-            if db_state(db) == before_state:
-                r["failed_after_changes_undone"] += 1
-            else:
-                r["partial_imports"] += 1
-                r["problems"].append({"verb": "restore", "mutation": kind, "at": where, "status": status,
-                                      "problem": "the database changed although the restore failed",
-                                      "stderr": err[-800:], "state": db_state(db)})
-        if files_digest(db) != before:
-            shutil.rmtree(db)
-            shutil.copytree(pristine, db)
+        try_list(caback, r, kind, where, mutated, password_file)
+        try_restore(caback, r, kind, where, mutated, password_file, db, pristine, before_state)
     del r["problems"][20:]
     json.dump(r, open(result_path, "w"), indent=1)
 

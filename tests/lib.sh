@@ -291,3 +291,21 @@ make_softhsm_token() {
 # Every test keeps caback's state folder (run log, latest_backup) in its own temporary folder, so
 # that no test writes to the real one (~/.local/state/caback, or /var/lib/caback as root).
 export CABACK_STATE_DIR=$TEST_TMP/state
+
+# json_checks DESCRIPTION FILE EXPR...: one TAP line per Python expression, each evaluated over
+# the JSON document of FILE as "r"; a failing one shows the start of the document.
+json_checks() {
+    local desc=$1 file=$2 line; shift 2
+    while IFS= read -r line; do
+        case $line in
+        PASS\ *) ok "$desc: ${line#PASS }" ;;
+        *) not_ok "$desc: ${line#FAIL }"; diag "$(head -c 1500 "$file")" ;;
+        esac
+    done < <("$PYTHON3" - "$file" "$@" <<'PY' 2>&1
+import json, sys
+r = json.loads(open(sys.argv[1]).read())
+for expr in sys.argv[2:]:
+    print(('PASS ' if eval(expr) else 'FAIL ') + expr)
+PY
+    )
+}

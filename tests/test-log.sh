@@ -29,21 +29,7 @@ last_record() {
     grep "\"verb\":\"$1\"" "${2:-$LOG}.jsonl" | tail -1 >"$TEST_TMP/record.json"
 }
 # record_checks DESCRIPTION EXPR...: each Python expression over the record "r" must hold.
-record_checks() {
-    local desc=$1 line; shift
-    while IFS= read -r line; do
-        case $line in
-        PASS\ *) ok "$desc: ${line#PASS }" ;;
-        *) not_ok "$desc: ${line#FAIL }"; diag "$(head -c 1500 "$TEST_TMP/record.json")" ;;
-        esac
-    done < <("$PYTHON3" - "$TEST_TMP/record.json" "$@" <<'EOF' 2>&1
-import json, sys
-r = json.loads(open(sys.argv[1]).read())
-for expr in sys.argv[2:]:
-    print(('PASS ' if eval(expr) else 'FAIL ') + expr)
-EOF
-    )
-}
+record_checks() { json_checks "$1" "$TEST_TMP/record.json" "${@:2}"; }
 mode_of() { stat -c %a "$1"; }
 records() { grep -c . "$1.jsonl" 2>/dev/null || echo 0; }
 

@@ -11,21 +11,7 @@ DB_PASSWORD=$(head -n1 "$DB.pass")
 PTY=("$PYTHON3" "$CABACK_SRCDIR/tests/prompt-pty.py")
 
 # result_checks DESCRIPTION EXPR...: each Python expression over the result "r" must hold.
-result_checks() {
-    local desc=$1 line; shift
-    while IFS= read -r line; do
-        case $line in
-        PASS\ *) ok "$desc: ${line#PASS }" ;;
-        *) not_ok "$desc: ${line#FAIL }"; diag "$(head -c 1500 "$TEST_TMP/r.json")" ;;
-        esac
-    done < <("$PYTHON3" - "$TEST_TMP/r.json" "$@" <<'PY' 2>&1
-import json, sys
-r = json.load(open(sys.argv[1]))
-for expr in sys.argv[2:]:
-    print(('PASS ' if eval(expr) else 'FAIL ') + expr)
-PY
-    )
-}
+result_checks() { json_checks "$1" "$TEST_TMP/r.json" "${@:2}"; }
 
 # ---- the database password, typed ----
 "${PTY[@]}" "$TEST_TMP/r.json" "text:$DB_PASSWORD" -- "$CABACK" listkeys -d "$DB"

@@ -49,21 +49,7 @@ db_state() {
 fresh() { make_nssdb "$T/$1" >/dev/null; }
 records() { grep -c "\"verb\":\"restore\"" "$LOG.jsonl" 2>/dev/null || echo 0; }
 last_record() { grep '"verb":"restore"' "$LOG.jsonl" | tail -1 >"$T/record.json"; }
-record_checks() {
-    local desc=$1 line; shift
-    while IFS= read -r line; do
-        case $line in
-        PASS\ *) ok "$desc: ${line#PASS }" ;;
-        *) not_ok "$desc: ${line#FAIL }"; diag "$(head -c 1500 "$T/record.json")" ;;
-        esac
-    done < <("$PYTHON3" - "$T/record.json" "$@" <<'EOF' 2>&1
-import json, sys
-r = json.loads(open(sys.argv[1]).read())
-for expr in sys.argv[2:]:
-    print(('PASS ' if eval(expr) else 'FAIL ') + expr)
-EOF
-    )
-}
+record_checks() { json_checks "$1" "$T/record.json" "${@:2}"; }
 
 # ---- a new database does not trust the signer: refused, nothing created ----
 NEW=$T/new
@@ -107,11 +93,7 @@ expect_grep "text record of the restore" "^[0-9T:-]{19}Z restore OK$" "$LOG"
 expect_status 0 "restore into the database that trusts the signer's CA" \
     "$CABACK" restore -i "$ARCHIVE" -w "$PW" -d "$CA" -f "$CA.pass" --json --log "$LOG"
 keep
-record_checks_json() {
-    cp "$OUT" "$T/record.json"
-    record_checks "$@"
-}
-record_checks_json "restore --json" \
+json_checks "restore --json" "$OUT" \
     "r['signature'] == '$ARCHIVE.sig' and r['signature_checked'] is True" \
     "r['signers'] == 'CN=Backup Signer,O=EXAMPLE.TEST' and r['sha256'] == '$SHA'" \
     "r['result'] == 'unchanged'"
