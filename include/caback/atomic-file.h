@@ -37,4 +37,12 @@ gboolean caback_atomic_file_replace(const char *target, const void *data, gsize 
                                     uid_t owner_uid, gid_t owner_gid, gboolean replace,
                                     GError **error);
 
+/* fsync the folder @dir, so that a rename or creation in it survives a crash (file systems that
+ * refuse fsync on folders are ignored: the rename itself is still atomic). */
+void caback_sync_folder(const char *dir);
+
+/* Remove the folder @dir with its files and sub-folders; symbolic links are removed, never
+ * followed. FALSE (errno set by the last rmdir) when @dir itself could not be removed. */
+gboolean caback_remove_folder(const char *dir);
+
 G_END_DECLS

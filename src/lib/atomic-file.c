@@ -112,9 +112,8 @@ gboolean caback_atomic_file_write(CabackAtomicFile *file, const void *data, gsiz
     return TRUE;
 }
 
-static void fsync_dir(const char *path)
+void caback_sync_folder(const char *dir)
 {
-    g_autofree char *dir = g_path_get_dirname(path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
     if (fd >= 0) {
@@ -122,6 +121,22 @@ static void fsync_dir(const char *path)
         (void)fsync(fd);
         close(fd);
     }
+}
+
+gboolean caback_remove_folder(const char *dir)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        GStatBuf st;
+        if (g_lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            caback_remove_folder(path);
+        else
+            g_unlink(path);
+    }
+    return g_rmdir(dir) == 0;
 }
 
 gboolean caback_atomic_file_commit(CabackAtomicFile *file, gboolean replace, GError **error)
@@ -165,7 +180,8 @@ gboolean caback_atomic_file_commit(CabackAtomicFile *file, gboolean replace, GEr
         }
         g_unlink(file->temp);
     }
-    fsync_dir(file->target);
+    g_autofree char *folder = g_path_get_dirname(file->target);
+    caback_sync_folder(folder);
     g_free(file->target);
     g_free(file->temp);
     g_free(file);

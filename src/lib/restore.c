@@ -3,6 +3,7 @@
  * returning, so that caback_db_close shuts NSS down cleanly. */
 #include "config.h"
 
+#include <caback/atomic-file.h>
 #include <caback/digest.h>
 #include <caback/error.h>
 #include <caback/keys.h>
@@ -1602,17 +1603,6 @@ static const char *const db_files[] = {"cert9.db", "key4.db", "pkcs11.txt"};
 
 #define STAGING_PREFIX ".caback-new-db-"
 
-/* Remove a staging folder and the files NSS made in it (it makes no sub-folders). */
-static void remove_staging(const char *staging)
-{
-    g_autoptr(GDir) d = g_dir_open(staging, 0, NULL);
-    const char *name;
-    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-        g_autofree char *path = g_build_filename(staging, name, NULL);
-        g_unlink(path);
-    }
-    g_rmdir(staging);
-}
 
 static gboolean rename_into(const char *staging, const char *dir, const char *name, GError **error)
 {
@@ -1628,14 +1618,6 @@ static gboolean rename_into(const char *staging, const char *dir, const char *na
     return TRUE;
 }
 
-static void sync_folder(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
 
 /* A creation killed after key4.db was moved in but before cert9.db was (its staging folder still
  * holds cert9.db) is finished: the key database is complete, only the certificate database was
@@ -1659,10 +1641,10 @@ static gboolean finish_or_sweep_staging(const char *dir)
             g_file_test(staged_cert9, G_FILE_TEST_EXISTS) &&
             rename_into(staging, dir, "cert9.db", NULL))
             finished = TRUE;
-        remove_staging(staging);
+        caback_remove_folder(staging);
     }
     if (finished)
-        sync_folder(dir);
+        caback_sync_folder(dir);
     return finished;
 }
 
@@ -1717,7 +1699,7 @@ gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
     if (context == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot create an NSS database in %s",
                              dir);
-        remove_staging(staging);
+        caback_remove_folder(staging);
         caback_restore_remove_created_db(dir, *created_dir);
         return FALSE;
     }
@@ -1738,8 +1720,8 @@ gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
     /* pkcs11.txt names the folder it was made in: NSS writes a new one at the first opening. */
     ok = ok && rename_into(staging, dir, "key4.db", error) &&
          rename_into(staging, dir, "cert9.db", error);
-    remove_staging(staging);
-    sync_folder(dir);
+    caback_remove_folder(staging);
+    caback_sync_folder(dir);
     if (!ok)
         caback_restore_remove_created_db(dir, *created_dir);
     return ok;

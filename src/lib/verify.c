@@ -3,6 +3,7 @@
  * the checks after it are independent of the restore's own pairing check. */
 #include "config.h"
 
+#include <caback/atomic-file.h>
 #include <caback/backup.h>
 #include <caback/error.h>
 #include <caback/keyid.h>
@@ -661,18 +662,7 @@ static CabackVerifyReport *drill(const char *dir, const char *path, const guint8
  * database creation that a kill cut short (caback_restore_create_db). Links are not followed. */
 static gboolean remove_folder(const char *dir, GError **error)
 {
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    const char *name;
-
-    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-        g_autofree char *file = g_build_filename(dir, name, NULL);
-        GStatBuf st;
-        if (g_lstat(file, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_folder(file, NULL);
-        else
-            g_unlink(file);
-    }
-    if (g_rmdir(dir) != 0) {
+    if (!caback_remove_folder(dir)) {
         int e = errno;
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
                     "the temporary folder %s (a copy of the restored keys, protected by a "
