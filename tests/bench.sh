@@ -123,13 +123,16 @@ for ((i = 1; i <= 200; i++)); do MANY_NICKS+=("$(printf 'bench-key-%04d' "$i")")
 say "case 1: back up the Dogtag-like 5-key CA at $ITERATIONS iterations"
 c1_prep() { rm -f "$T/c1.p12" "$T"/c1-pk12util-*.p12; }
 c1_caback() { "$CABACK" backup -q -d "$CA" -f "$CA.pass" -o "$T/c1.p12" -w "$PW"; }
-c1_pk12util() {
-    local n i=0
-    for n in "${NICKS[@]}"; do
+# pk12util_loop DB PREFIX NICKNAME...: pk12util -o once per nickname, as an administrator would
+# back up several keys with it (one file each: PREFIX-1.p12, PREFIX-2.p12, ...).
+pk12util_loop() {
+    local db=$1 prefix=$2 n i=0; shift 2
+    for n in "$@"; do
         i=$((i + 1))
-        pk12util -o "$T/c1-pk12util-$i.p12" -n "$n" -d "sql:$CA" -k "$CA.pass" -w "$PW" || return 1
+        pk12util -o "$prefix-$i.p12" -n "$n" -d "sql:$db" -k "$db.pass" -w "$PW" || return 1
     done
 }
+c1_pk12util() { pk12util_loop "$CA" "$T/c1-pk12util" "${NICKS[@]}"; }
 measure_pair C1_CABACK C1_PEER c1_prep c1_caback c1_pk12util
 c1_caback
 # What each writes, so that the comparison is seen to be like with like.
@@ -183,13 +186,7 @@ FIVE_ARGS=()
 for n in "${MANY_NICKS[@]:0:5}"; do FIVE_ARGS+=(-n "$n"); done
 c4_caback5() { "$CABACK" backup -q -d "$MANY" -f "$MANY.pass" -o "$T/c4-5.p12" -w "$PW" "${FIVE_ARGS[@]}"; }
 [ "$SAMPLE" -gt 200 ] && SAMPLE=200
-c4_pk12util() {
-    local n i=0
-    for n in "${MANY_NICKS[@]:0:$SAMPLE}"; do
-        i=$((i + 1))
-        pk12util -o "$T/c4-pk12util-$i.p12" -n "$n" -d "sql:$MANY" -k "$MANY.pass" -w "$PW" || return 1
-    done
-}
+c4_pk12util() { pk12util_loop "$MANY" "$T/c4-pk12util" "${MANY_NICKS[@]:0:$SAMPLE}"; }
 measure_pair C4_CABACK C4_CABACK5 c4_prep c4_caback c4_caback5
 measure_pair C4_CABACK_AGAIN C4_SAMPLE c4_prep c4_caback c4_pk12util $((RUNS < 3 ? RUNS : 3))
 C4_PEER=$("$PYTHON3" -c 'import sys; print("%.4f" % (float(sys.argv[1]) * 200 / int(sys.argv[2])))' "$C4_SAMPLE" "$SAMPLE")

@@ -27,6 +27,20 @@ REF=$TEST_TMP/reference
 cp "$CA.pass" "$REF.pass"
 restore "$REF"
 state "$REF" >"$TEST_TMP/reference.state"
+# rerun DB WHAT: the same restore again into DB, after a kill described by WHAT. Status 1 (and
+# the error as a comment) when it fails, 2 (and the difference) when DB then differs from the
+# reference restore, 0 when it reaches exactly the reference state.
+rerun() {
+    if ! "$CABACK" restore -q -i "$FILE" -w "$PW" -d "$1" -f "$1.pass" --create >"$TEST_TMP/rerun.out" 2>&1; then
+        diag "$2: the rerun failed: $(head -c 600 "$TEST_TMP/rerun.out")"
+        return 1
+    fi
+    if [ "$(state "$1")" != "$(cat "$TEST_TMP/reference.state")" ]; then
+        diag "$2: after the rerun the database differs from the reference:"
+        diag "$(diff <(state "$1") "$TEST_TMP/reference.state")"
+        return 2
+    fi
+}
 expect_equal "the reference restore holds 5 keys" 5 "$(grep -c 'cert-pki-ca$' <(certutil -K -d "sql:$REF" -f "$REF.pass" 2>/dev/null))"
 
 start=$EPOCHREALTIME
@@ -67,14 +81,11 @@ for i in $(seq 1 20); do
         fi
         [ "$(state "$DB")" != "$(cat "$TEST_TMP/reference.state")" ] && partial_seen=$((partial_seen + 1))
     fi
-    if ! "$CABACK" restore -q -i "$FILE" -w "$PW" -d "$DB" -f "$DB.pass" --create >"$TEST_TMP/rerun.out" 2>&1; then
-        reruns_failed=$((reruns_failed + 1))
-        diag "kill $i after ${delay} s: the rerun failed: $(head -c 600 "$TEST_TMP/rerun.out")"
-    elif [ "$(state "$DB")" != "$(cat "$TEST_TMP/reference.state")" ]; then
-        different=$((different + 1))
-        diag "kill $i after ${delay} s: after the rerun the database differs from the reference:"
-        diag "$(diff <(state "$DB") "$TEST_TMP/reference.state")"
-    fi
+    rerun "$DB" "kill $i after ${delay} s"
+    case $? in
+    1) reruns_failed=$((reruns_failed + 1)) ;;
+    2) different=$((different + 1)) ;;
+    esac
 done
 diag "kills: $kills (spread over ${DURATION} s), finished before the kill: $finished, interrupted mid-way (database neither empty nor complete): $partial_seen"
 diag "interrupted changes rolled back at the next opening (SQLite journal left): $journals"
@@ -106,14 +117,7 @@ if command -v gdb >/dev/null 2>&1; then
             --args "$CABACK" restore -q -i "$FILE" -w "$PW" -d "$DB" -f "$DB.pass" --create \
             >"$TEST_TMP/exact.gdb" 2>&1 </dev/null
         grep -q "hit Breakpoint 1" "$TEST_TMP/exact.gdb" && hit=$((hit + 1))
-        if ! "$CABACK" restore -q -i "$FILE" -w "$PW" -d "$DB" -f "$DB.pass" --create >"$TEST_TMP/rerun.out" 2>&1; then
-            exact_failed=$((exact_failed + 1))
-            diag "killed at call $nth of $fn: the rerun failed: $(head -c 600 "$TEST_TMP/rerun.out")"
-        elif [ "$(state "$DB")" != "$(cat "$TEST_TMP/reference.state")" ]; then
-            exact_failed=$((exact_failed + 1))
-            diag "killed at call $nth of $fn: after the rerun the database differs from the reference:"
-            diag "$(diff <(state "$DB") "$TEST_TMP/reference.state")"
-        fi
+        rerun "$DB" "killed at call $nth of $fn" || exact_failed=$((exact_failed + 1))
     done
     diag "kills at step boundaries: $points ($hit stopped at their breakpoint), reruns that failed or differ: $exact_failed"
     diag "kills: $((kills + points)) ($kills at random moments, $points at step boundaries), databases that did not open: $unopenable, reruns that failed or differ: $((reruns_failed + different + exact_failed))"
