@@ -76,6 +76,14 @@ GBytes *caback_backup_encode(CabackDb *db, CabackBackupSelection *selection,
                              const CabackP12WriteOptions *options, const CabackSecret *password,
                              CabackBackupProgress progress, gpointer user_data, GError **error);
 
+/* (Addition.) caback_backup_encode with a writer the caller made (caback_p12_writer_new) and
+ * still owns: made early, its slow key derivations run while the caller opens the database and
+ * chooses the keys. The writer is finished here; it can serve caback_backup_verify_writer
+ * afterwards. */
+GBytes *caback_backup_encode_writer(CabackDb *db, CabackBackupSelection *selection,
+                                    CabackP12Writer *writer, CabackBackupProgress progress,
+                                    gpointer user_data, GError **error);
+
 /* What verification found. */
 typedef struct {
     guint keys;     /* keys decrypted and matched with their certificate */
@@ -95,6 +103,15 @@ void caback_backup_report_clear(CabackBackupReport *report);
 gboolean caback_backup_verify(CabackBackupSelection *selection, const char *path,
                               const CabackSecret *password, CabackBackupProgress progress,
                               gpointer user_data, CabackBackupReport *report, GError **error);
+
+/* (Addition.) caback_backup_verify reading the file with the keys that
+ * caback_p12_writer_prepare_verify derived again from the password for @writer's file (see
+ * caback_p12_read_file_verify): the same checks, with the derivations already done or under
+ * way. @writer NULL is caback_backup_verify. */
+gboolean caback_backup_verify_writer(CabackBackupSelection *selection, const char *path,
+                                     const CabackSecret *password, CabackP12Writer *writer,
+                                     CabackBackupProgress progress, gpointer user_data,
+                                     CabackBackupReport *report, GError **error);
 
 /* The first line of the file @path (without its line end) as a PKCS#12 password; unlike the
  * database password files, "name=value" lines get no special meaning. */

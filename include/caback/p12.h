@@ -73,6 +73,15 @@ CabackP12File *caback_p12_read(const guint8 *data, gsize len, const CabackSecret
 CabackP12File *caback_p12_read_file(const char *path, const CabackSecret *password,
                                     GError **error);
 
+/* (Addition.) caback_p12_read_file with the keys caback_p12_writer_prepare_verify derives for
+ * @writer's file (which must still exist): each is used only where the file names exactly the
+ * parameters (salt, iteration count, algorithms) and password it was derived for; anything else
+ * is derived as caback_p12_read_file would. With @writer NULL, or without prepare_verify, the
+ * same as caback_p12_read_file. */
+typedef struct CabackP12Writer CabackP12Writer;
+CabackP12File *caback_p12_read_file_verify(const char *path, const CabackSecret *password,
+                                           CabackP12Writer *writer, GError **error);
+
 void caback_p12_file_free(CabackP12File *file);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackP12File, caback_p12_file_free)
 
@@ -126,14 +135,19 @@ typedef struct {
     guint iterations; /* 0: the profile's default */
 } CabackP12WriteOptions;
 
-typedef struct CabackP12Writer CabackP12Writer;
-
 /* Start a file protected by @password (UTF-8, not empty). (Also: the file's key derivations,
- * the shared PBES2 key and the MAC key, are done here, side by side on two processors; an empty
- * or non-UTF-8 password is CABACK_ERROR_USAGE.) */
+ * the shared PBES2 key and the MAC key, start here on other processors and run while the caller
+ * goes on; adding keys and finishing wait for them as needed, and a failed derivation is
+ * reported there. An empty or non-UTF-8 password is CABACK_ERROR_USAGE.) */
 CabackP12Writer *caback_p12_writer_new(const CabackP12WriteOptions *options,
                                        const CabackSecret *password, GError **error);
 void caback_p12_writer_free(CabackP12Writer *writer);
+
+/* (Addition.) Start, in the background as well, the derivations that reading this file back
+ * with its password will need (caback_p12_read_file_verify): the same parameters as the
+ * writer's, derived again from the password into a cache of their own, so that the check still
+ * proves that the password opens the file while its slow part overlaps the writing. */
+void caback_p12_writer_prepare_verify(CabackP12Writer *writer);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackP12Writer, caback_p12_writer_free)
 
 /* Add @key as a shrouded key bag with friendlyName @friendly_name and localKeyID @local_key_id.

@@ -294,7 +294,7 @@ static CabackSecret *ask_p12_password(GError **error)
 /* Write the selection to a temporary file next to the output, verify it there, then put it in
  * place. Any failure removes the temporary file and leaves an existing output untouched. */
 static gboolean write_backup(BackupRun *run, CabackDb *db, CabackBackupSelection *sel,
-                             CabackBackupReport *report, GError **error)
+                             CabackP12Writer *writer, CabackBackupReport *report, GError **error)
 {
     CabackBackupProgress progress = show_progress() ? progress_line : NULL;
 
@@ -303,17 +303,28 @@ static gboolean write_backup(BackupRun *run, CabackDb *db, CabackBackupSelection
     if (file == NULL)
         return FALSE;
     g_autoptr(GBytes) bytes =
-        caback_backup_encode(db, sel, &run->write, run->password, progress, NULL, error);
+        caback_backup_encode_writer(db, sel, writer, progress, NULL, error);
     if (bytes == NULL)
         return FALSE;
     gsize len = 0;
     const void *data = g_bytes_get_data(bytes, &len);
     if (!caback_atomic_file_write(file, data, len, error))
         return FALSE;
-    if (!run->o->no_verify && !caback_backup_verify(sel, caback_atomic_file_temp_path(file),
-                                                    run->password, progress, NULL, report, error))
+    if (!run->o->no_verify &&
+        !caback_backup_verify_writer(sel, caback_atomic_file_temp_path(file), run->password,
+                                     writer, progress, NULL, report, error))
         return FALSE;
     return caback_atomic_file_commit(g_steal_pointer(&file), run->o->force, error);
+}
+
+/* The writer of the file; its key derivations (and, unless --no-verify, those that reading
+ * the file back needs) start now, in the background. */
+static CabackP12Writer *start_writer(BackupRun *run, GError **error)
+{
+    CabackP12Writer *writer = caback_p12_writer_new(&run->write, run->password, error);
+    if (writer != NULL && !run->o->no_verify)
+        caback_p12_writer_prepare_verify(writer);
+    return writer;
 }
 
 static gboolean run_backup(BackupRun *run, GError **error)
@@ -331,8 +342,13 @@ static gboolean run_backup(BackupRun *run, GError **error)
     caback_cli_log_database(run->rec, db);
 
     gboolean ok = FALSE;
-    g_autoptr(CabackBackupSelection) sel =
-        caback_backup_select_full(db, (const char *const *)run->nicknames, o->certs_only, error);
+    g_autoptr(CabackP12Writer) writer = NULL;
+    g_autoptr(CabackBackupSelection) sel = NULL;
+    /* With the password known already, the slow derivations run while the keys are chosen and
+     * read; a password asked at the prompt comes after the summary of what will be written. */
+    if (run->password != NULL && (writer = start_writer(run, error)) == NULL)
+        goto close;
+    sel = caback_backup_select_full(db, (const char *const *)run->nicknames, o->certs_only, error);
     if (sel == NULL)
         goto close;
     for (guint i = 0; i < sel->keys->len; i++) {
@@ -356,7 +372,9 @@ static gboolean run_backup(BackupRun *run, GError **error)
             goto close;
     }
 
-    if (!write_backup(run, db, sel, &report, error))
+    if (writer == NULL && (writer = start_writer(run, error)) == NULL)
+        goto close;
+    if (!write_backup(run, db, sel, writer, &report, error))
         goto close;
     /* Only a verified backup may become the one "restore automatic" picks; the digest lets it
      * (and verify) tell later that the file is still the one written. */
@@ -384,8 +402,9 @@ static gboolean run_backup(BackupRun *run, GError **error)
     ok = TRUE;
 close:
     caback_backup_report_clear(&report);
-    /* The selection holds NSS references: release them before NSS shuts down. */
+    /* The selection and the writer hold NSS references: release them before NSS shuts down. */
     g_clear_pointer(&sel, caback_backup_selection_free);
+    g_clear_pointer(&writer, caback_p12_writer_free);
     if (!caback_db_close(db, ok ? error : NULL))
         ok = FALSE;
     if (ok && run->common->json)

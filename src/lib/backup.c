@@ -526,7 +526,13 @@ GBytes *caback_backup_encode(CabackDb *db, CabackBackupSelection *selection,
     g_autoptr(CabackP12Writer) writer = caback_p12_writer_new(options, password, error);
     if (writer == NULL)
         return NULL;
+    return caback_backup_encode_writer(db, selection, writer, progress, user_data, error);
+}
 
+GBytes *caback_backup_encode_writer(CabackDb *db, CabackBackupSelection *selection,
+                                    CabackP12Writer *writer, CabackBackupProgress progress,
+                                    gpointer user_data, GError **error)
+{
     guint n = selection->keys->len;
     g_autofree CabackP12KeyIn *in = g_new0(CabackP12KeyIn, MAX(n, 1));
     g_autofree SECItem *ids = g_new0(SECItem, MAX(n, 1));
@@ -818,8 +824,17 @@ gboolean caback_backup_verify(CabackBackupSelection *selection, const char *path
                               const CabackSecret *password, CabackBackupProgress progress,
                               gpointer user_data, CabackBackupReport *report, GError **error)
 {
+    return caback_backup_verify_writer(selection, path, password, NULL, progress, user_data,
+                                       report, error);
+}
+
+gboolean caback_backup_verify_writer(CabackBackupSelection *selection, const char *path,
+                                     const CabackSecret *password, CabackP12Writer *writer,
+                                     CabackBackupProgress progress, gpointer user_data,
+                                     CabackBackupReport *report, GError **error)
+{
     g_autoptr(GError) local = NULL;
-    g_autoptr(CabackP12File) file = caback_p12_read_file(path, password, &local);
+    g_autoptr(CabackP12File) file = caback_p12_read_file_verify(path, password, writer, &local);
 
     if (file == NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,

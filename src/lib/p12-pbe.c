@@ -470,14 +470,20 @@ void p12_pbe_info_clear(P12PbeInfo *info)
 
 typedef struct {
     GBytes *id;
-    const SECItem *password; /* owned by the caller's P12Passwords */
-    PK11SymKey *key;
-    guint8 iv[16]; /* PKCS#12 PBE: the IV derived with the key */
+    guint8 *password; /* a copy of the password bytes, wiped on free */
+    gsize password_len;
+    gboolean done; /* FALSE while a thread is deriving it */
+    PK11SymKey *key; /* NULL when the derivation failed: then error is NSS's code */
+    int error;
+    guint8 iv[16];   /* PKCS#12 PBE: the IV derived with the key */
     int iv_len;
+    CK_MECHANISM_TYPE hmac_mech; /* MAC keys: the HMAC to use the key with */
 } CacheEntry;
 
 struct P12KeyCache {
+    gint refs;
     GMutex lock;
+    GCond done; /* signalled whenever an entry's derivation ends */
     GPtrArray *entries;
 };
 
@@ -487,6 +493,10 @@ static void cache_entry_free(gpointer p)
     g_bytes_unref(e->id);
     if (e->key != NULL)
         PK11_FreeSymKey(e->key);
+    if (e->password != NULL) {
+        caback_secret_wipe(e->password, e->password_len);
+        g_free(e->password);
+    }
     caback_secret_wipe(e->iv, sizeof(e->iv));
     g_free(e);
 }
@@ -494,16 +504,25 @@ static void cache_entry_free(gpointer p)
 P12KeyCache *p12_key_cache_new(void)
 {
     P12KeyCache *cache = g_new0(P12KeyCache, 1);
+    cache->refs = 1;
     g_mutex_init(&cache->lock);
+    g_cond_init(&cache->done);
     cache->entries = g_ptr_array_new_with_free_func(cache_entry_free);
+    return cache;
+}
+
+P12KeyCache *p12_key_cache_ref(P12KeyCache *cache)
+{
+    g_atomic_int_inc(&cache->refs);
     return cache;
 }
 
 void p12_key_cache_free(P12KeyCache *cache)
 {
-    if (cache == NULL)
+    if (cache == NULL || !g_atomic_int_dec_and_test(&cache->refs))
         return;
     g_ptr_array_unref(cache->entries);
+    g_cond_clear(&cache->done);
     g_mutex_clear(&cache->lock);
     g_free(cache);
 }
@@ -513,27 +532,76 @@ static gboolean same_password(const SECItem *a, const SECItem *b)
     return a == b || (a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0));
 }
 
-/* The entry for (@password, @id); called with the lock held. */
+static gboolean entry_has_password(const CacheEntry *e, const SECItem *password)
+{
+    return e->password_len == password->len &&
+           (password->len == 0 || memcmp(e->password, password->data, password->len) == 0);
+}
+
+/* The entry for (@password, @id), finished or not; called with the lock held. */
 static CacheEntry *cache_find_locked(P12KeyCache *cache, const SECItem *password, GBytes *id)
 {
     for (guint i = 0; i < cache->entries->len; i++) {
         CacheEntry *e = cache->entries->pdata[i];
-        if (g_bytes_equal(e->id, id) && same_password(e->password, password))
+        if (g_bytes_equal(e->id, id) && entry_has_password(e, password))
             return e;
     }
     return NULL;
 }
 
-/* Derive a new entry for @alg under @password (no lock held: this is the slow part). */
-static CacheEntry *derive_entry(const SECItem *password, const SECAlgorithmID *alg,
-                                const P12PbeInfo *info)
+gboolean p12_key_cache_ready(P12KeyCache *cache, const SECItem *password, GBytes *id)
 {
+    g_mutex_lock(&cache->lock);
+    CacheEntry *e = cache_find_locked(cache, password, id);
+    gboolean ready = e != NULL && e->done;
+    g_mutex_unlock(&cache->lock);
+    return ready;
+}
+
+/* Fills e->key (and the IV, the HMAC mechanism) from the password, or e->error. */
+typedef void (*DeriveFunc)(CacheEntry *e, const SECItem *password, gconstpointer a,
+                           gconstpointer b);
+
+/* The entry for (@password, @id): found (waiting for it when another thread is deriving it) or
+ * derived here by @derive(@a, @b), outside the lock (that is the slow part). Never NULL; its key
+ * is NULL when the derivation failed. */
+static CacheEntry *cache_get(P12KeyCache *cache, const SECItem *password, GBytes *id,
+                             DeriveFunc derive, gconstpointer a, gconstpointer b)
+{
+    g_mutex_lock(&cache->lock);
+    CacheEntry *e = cache_find_locked(cache, password, id);
+    if (e != NULL) {
+        while (!e->done)
+            g_cond_wait(&cache->done, &cache->lock);
+        g_mutex_unlock(&cache->lock);
+        return e;
+    }
+    e = g_new0(CacheEntry, 1);
+    e->id = g_bytes_ref(id);
+    e->password = password->len > 0 ? g_memdup2(password->data, password->len) : NULL;
+    e->password_len = password->len;
+    g_ptr_array_add(cache->entries, e);
+    g_mutex_unlock(&cache->lock);
+
+    derive(e, password, a, b);
+
+    g_mutex_lock(&cache->lock);
+    e->done = TRUE;
+    g_cond_broadcast(&cache->done);
+    g_mutex_unlock(&cache->lock);
+    return e;
+}
+
+/* A PBE key for the AlgorithmIdentifier @a described by the P12PbeInfo @b. */
+static void derive_pbe(CacheEntry *e, const SECItem *password, gconstpointer a, gconstpointer b)
+{
+    const SECAlgorithmID *alg = a;
+    const P12PbeInfo *info = b;
     g_autoptr(PK11SlotInfo) slot = PK11_GetInternalSlot();
-    if (slot == NULL)
-        return NULL;
-    CacheEntry *e = g_new0(CacheEntry, 1);
-    e->id = g_bytes_ref(info->cache_id);
-    e->password = password;
+    if (slot == NULL) {
+        e->error = PORT_GetError();
+        return;
+    }
 
     p12_count_derivation();
     if (info->kind == P12_PBE_PBES2) {
@@ -561,39 +629,20 @@ static CacheEntry *derive_entry(const SECItem *password, const SECAlgorithmID *a
         if (param != NULL)
             SECITEM_ZfreeItem(param, PR_TRUE);
     }
+    if (e->key == NULL)
+        e->error = PORT_GetError();
+}
+
+/* The entry of a PBE key; NULL with NSS's error set when its derivation failed. */
+static CacheEntry *pbe_entry(P12KeyCache *cache, const SECItem *password,
+                             const SECAlgorithmID *alg, const P12PbeInfo *info)
+{
+    CacheEntry *e = cache_get(cache, password, info->cache_id, derive_pbe, alg, info);
     if (e->key == NULL) {
-        int err = PORT_GetError();
-        cache_entry_free(e);
-        PORT_SetError(err);
+        PORT_SetError(e->error != 0 ? e->error : SEC_ERROR_LIBRARY_FAILURE);
         return NULL;
     }
     return e;
-}
-
-/* The cached or newly derived entry; NULL with NSS's error set. */
-static CacheEntry *cache_get(P12KeyCache *cache, const SECItem *password, const SECAlgorithmID *alg,
-                             const P12PbeInfo *info)
-{
-    g_mutex_lock(&cache->lock);
-    CacheEntry *found = cache_find_locked(cache, password, info->cache_id);
-    g_mutex_unlock(&cache->lock);
-    if (found != NULL)
-        return found;
-
-    CacheEntry *e = derive_entry(password, alg, info);
-    if (e == NULL)
-        return NULL;
-    g_mutex_lock(&cache->lock);
-    found = cache_find_locked(cache, password, info->cache_id);
-    if (found == NULL) {
-        g_ptr_array_add(cache->entries, e);
-        found = e;
-        e = NULL;
-    }
-    g_mutex_unlock(&cache->lock);
-    if (e != NULL)
-        cache_entry_free(e);
-    return found;
 }
 
 static SECItem *pkcs12_cipher_param(const SECAlgorithmID *alg, const CacheEntry *e,
@@ -634,7 +683,7 @@ PK11SymKey *p12_pbe_key(P12KeyCache *cache, const SECItem *password, const SECAl
                         const P12PbeInfo *info, CK_MECHANISM_TYPE *mech, SECItem **param,
                         GError **error)
 {
-    CacheEntry *e = cache_get(cache, password, alg, info);
+    CacheEntry *e = pbe_entry(cache, password, alg, info);
     if (e == NULL) {
         int err = PORT_GetError();
         const char *cipher = info->kind == P12_PBE_PKCS12 ? pkcs12_cipher_name(info->alg_tag)
@@ -691,7 +740,7 @@ static void prefetch_work(Prefetch *pf)
         if (i >= (gint)pf->todo->len)
             return;
         const P12PbeRequest *r = pf->todo->pdata[i];
-        (void)cache_get(pf->cache, r->password, r->alg, r->info);
+        (void)pbe_entry(pf->cache, r->password, r->alg, r->info);
     }
 }
 
@@ -706,6 +755,7 @@ void p12_pbe_prefetch(P12KeyCache *cache, GArray *requests, void (*also)(gpointe
 {
     Prefetch pf = {cache, g_ptr_array_new(), 0};
 
+    /* Keys already in the cache, or being derived by a background job, are not asked again. */
     g_mutex_lock(&cache->lock);
     for (guint i = 0; requests != NULL && i < requests->len; i++) {
         P12PbeRequest *r = &g_array_index(requests, P12PbeRequest, i);
@@ -743,6 +793,70 @@ void p12_pbe_prefetch(P12KeyCache *cache, GArray *requests, void (*also)(gpointe
     for (guint i = 0; i < running->len; i++)
         g_thread_join(running->pdata[i]);
     g_ptr_array_unref(pf.todo);
+}
+
+/* ---- background derivations ---- */
+
+struct P12Jobs {
+    GThreadPool *pool; /* NULL: jobs run at once on the calling thread */
+    gint cancelled;
+};
+
+typedef struct {
+    P12Jobs *jobs;
+    P12KeyCache *cache; /* a reference */
+    const SECItem *password;
+    GBytes *id;
+    DeriveFunc derive;
+    gconstpointer a, b;
+} P12Job;
+
+static void job_run(gpointer data, gpointer user_data)
+{
+    P12Job *job = data;
+    (void)user_data;
+    /* A cancelled job leaves no entry behind: whoever needs the key later derives it. */
+    if (!g_atomic_int_get(&job->jobs->cancelled))
+        (void)cache_get(job->cache, job->password, job->id, job->derive, job->a, job->b);
+    p12_key_cache_free(job->cache);
+    g_bytes_unref(job->id);
+    g_free(job);
+}
+
+P12Jobs *p12_jobs_new(void)
+{
+    P12Jobs *jobs = g_new0(P12Jobs, 1);
+    gint threads = (gint)MAX(1u, MIN(g_get_num_processors(), 8u));
+    jobs->pool = g_thread_pool_new(job_run, NULL, threads, FALSE, NULL);
+    return jobs;
+}
+
+static void jobs_push(P12Jobs *jobs, P12KeyCache *cache, const SECItem *password, GBytes *id,
+                      DeriveFunc derive, gconstpointer a, gconstpointer b)
+{
+    P12Job *job = g_new0(P12Job, 1);
+    *job = (P12Job){jobs, p12_key_cache_ref(cache), password, g_bytes_ref(id), derive, a, b};
+    /* Entries are claimed by the first thread that asks, so a job queued before its key is
+     * wanted still saves the wait, and one queued too late costs nothing. */
+    if (jobs->pool == NULL || !g_thread_pool_push(jobs->pool, job, NULL))
+        job_run(job, NULL);
+}
+
+void p12_jobs_add_pbe(P12Jobs *jobs, P12KeyCache *cache, const SECItem *password,
+                      const SECAlgorithmID *alg, const P12PbeInfo *info)
+{
+    jobs_push(jobs, cache, password, info->cache_id, derive_pbe, alg, info);
+}
+
+void p12_jobs_free(P12Jobs *jobs, gboolean cancel)
+{
+    if (jobs == NULL)
+        return;
+    if (cancel)
+        g_atomic_int_set(&jobs->cancelled, 1);
+    if (jobs->pool != NULL)
+        g_thread_pool_free(jobs->pool, FALSE, TRUE);
+    g_free(jobs);
 }
 
 /* ---- cipher ---- */
@@ -970,6 +1084,54 @@ PK11SymKey *p12_mac_key(const P12MacData *mac, const P12MacInfo *info, const SEC
     if (key == NULL)
         PORT_SetError(err);
     return key;
+}
+
+/* What identifies a MAC key: the MAC algorithm with its parameters (PBMAC1 keeps its PBKDF2
+ * parameters there), the MacData salt and the iteration count, length-prefixed. */
+static GBytes *mac_cache_id(const P12MacData *mac, const P12MacInfo *info)
+{
+    GByteArray *id = g_byte_array_new();
+    guint8 head[9] = {'M', (guint8)info->pbmac1};
+    for (int i = 0; i < 7; i++)
+        head[2 + i] = (guint8)(info->iterations >> (8 * (6 - i)));
+    g_byte_array_append(id, head, sizeof(head));
+    const SECItem *fields[3] = {&mac->mac.algorithm.algorithm, &mac->mac.algorithm.parameters,
+                                &mac->salt};
+    for (int i = 0; i < 3; i++) {
+        guint32 n = fields[i]->len;
+        guint8 len[4] = {n >> 24, n >> 16, n >> 8, n};
+        g_byte_array_append(id, len, 4);
+        if (n > 0)
+            g_byte_array_append(id, fields[i]->data, n);
+    }
+    return g_byte_array_free_to_bytes(id);
+}
+
+static void derive_mac(CacheEntry *e, const SECItem *password, gconstpointer a, gconstpointer b)
+{
+    e->key = p12_mac_key(a, b, password, &e->hmac_mech);
+    if (e->key == NULL)
+        e->error = PORT_GetError();
+}
+
+PK11SymKey *p12_mac_key_cached(P12KeyCache *cache, const P12MacData *mac, const P12MacInfo *info,
+                               const SECItem *password, CK_MECHANISM_TYPE *hmac_mech)
+{
+    g_autoptr(GBytes) id = mac_cache_id(mac, info);
+    CacheEntry *e = cache_get(cache, password, id, derive_mac, mac, info);
+    if (e->key == NULL) {
+        PORT_SetError(e->error != 0 ? e->error : SEC_ERROR_LIBRARY_FAILURE);
+        return NULL;
+    }
+    *hmac_mech = e->hmac_mech;
+    return PK11_ReferenceSymKey(e->key);
+}
+
+void p12_jobs_add_mac(P12Jobs *jobs, P12KeyCache *cache, const SECItem *password,
+                      const P12MacData *mac, const P12MacInfo *info)
+{
+    g_autoptr(GBytes) id = mac_cache_id(mac, info);
+    jobs_push(jobs, cache, password, id, derive_mac, mac, info);
 }
 
 gboolean p12_hmac(PK11SymKey *key, CK_MECHANISM_TYPE hmac_mech, const SECItem *data, guint8 *out,

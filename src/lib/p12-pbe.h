@@ -63,11 +63,20 @@ gboolean p12_pbe_info_parse(const SECAlgorithmID *alg, P12PbeInfo *info, GError 
 void p12_pbe_info_clear(P12PbeInfo *info);
 
 /* Derived keys of one file (or one writer), keyed by (password bytes, derivation parameters):
- * bags that share a parameter set share one derivation. Thread-safe. */
+ * bags that share a parameter set share one derivation. Thread-safe. An entry is claimed by the
+ * first thread that asks for it; others asking for the same key wait for that derivation instead
+ * of starting their own. Entries keep their own copy of the password bytes (wiped on free), so a
+ * cache may outlive the P12Passwords it was filled from and serve another reader of the same
+ * password. Reference-counted: p12_key_cache_free drops one reference. */
 typedef struct P12KeyCache P12KeyCache;
 P12KeyCache *p12_key_cache_new(void);
+P12KeyCache *p12_key_cache_ref(P12KeyCache *cache);
 void p12_key_cache_free(P12KeyCache *cache);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(P12KeyCache, p12_key_cache_free)
+
+/* TRUE when the key of (@password, @id) is derived (or failed): asking for it will not wait.
+ * @id is a P12PbeInfo's cache_id. */
+gboolean p12_key_cache_ready(P12KeyCache *cache, const SECItem *password, GBytes *id);
 
 /* The symmetric key and cipher for @alg (described by @info) under @password: derived by NSS at
  * the first request for these parameters, then taken from @cache. Returns a new reference;
@@ -89,6 +98,18 @@ typedef struct {
  * be NULL). Failures are not reported here: a later p12_pbe_key reports them. */
 void p12_pbe_prefetch(P12KeyCache *cache, GArray *requests, void (*also)(gpointer data),
                       gpointer data);
+
+/* Derivations started in the background, on a pool of up to one thread per processor, in the
+ * order they are added; a thread that needs one of these keys meanwhile waits for it (through
+ * the cache) rather than deriving it twice. The password, AlgorithmIdentifier, info and MAC
+ * data given to p12_jobs_add_* are borrowed: they must stay valid until p12_jobs_free. */
+typedef struct P12Jobs P12Jobs;
+P12Jobs *p12_jobs_new(void);
+void p12_jobs_add_pbe(P12Jobs *jobs, P12KeyCache *cache, const SECItem *password,
+                      const SECAlgorithmID *alg, const P12PbeInfo *info);
+/* Wait for every job; with @cancel, jobs not started yet are dropped (they leave no entry, so
+ * a later request derives its key itself). NULL is allowed. */
+void p12_jobs_free(P12Jobs *jobs, gboolean cancel);
 
 /* Decrypt @in with @key / @mech / @param. Returns the plaintext (caller frees with
  * SECITEM_ZfreeItem(item, PR_TRUE)) or NULL with NSS's error set (bad padding with a wrong key). */
@@ -122,9 +143,23 @@ void p12_mac_info_clear(P12MacInfo *info);
 PK11SymKey *p12_mac_key(const P12MacData *mac, const P12MacInfo *info, const SECItem *password,
                         CK_MECHANISM_TYPE *hmac_mech);
 
+/* p12_mac_key through @cache (keyed by the password bytes, the MAC algorithm and parameters,
+ * the salt and the iteration count): a new reference, NULL with NSS's error set. */
+PK11SymKey *p12_mac_key_cached(P12KeyCache *cache, const P12MacData *mac, const P12MacInfo *info,
+                               const SECItem *password, CK_MECHANISM_TYPE *hmac_mech);
+
+/* A background job (see P12Jobs) deriving the MAC key of @mac into @cache. */
+void p12_jobs_add_mac(P12Jobs *jobs, P12KeyCache *cache, const SECItem *password,
+                      const P12MacData *mac, const P12MacInfo *info);
+
 /* HMAC of @data with @key; @out must hold 64 bytes. FALSE with NSS's error set. */
 gboolean p12_hmac(PK11SymKey *key, CK_MECHANISM_TYPE hmac_mech, const SECItem *data, guint8 *out,
                   unsigned int *out_len);
+
+/* The writer's cache of verification keys (see caback_p12_writer_prepare_verify), or NULL when
+ * none was asked for; borrowed. */
+typedef struct CabackP12Writer CabackP12Writer;
+P12KeyCache *p12_writer_verify_cache(CabackP12Writer *writer);
 
 /* Count one password-based derivation (for caback_p12_derivations). */
 void p12_count_derivation(void);

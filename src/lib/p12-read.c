@@ -545,7 +545,7 @@ static gboolean mac_try(MacCheck *m, guint v)
             return FALSE;
     }
     m->tried[v] = TRUE;
-    g_autoptr(PK11SymKey) key = p12_mac_key(m->mac, m->info, pw, &hmac);
+    g_autoptr(PK11SymKey) key = p12_mac_key_cached(m->file->cache, m->mac, m->info, pw, &hmac);
     guint8 out[64];
     unsigned int out_len = 0;
     if (key == NULL || !p12_hmac(key, hmac, m->data, out, &out_len)) {
@@ -786,8 +786,9 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
     return ok;
 }
 
-CabackP12File *caback_p12_read(const guint8 *data, gsize len, const CabackSecret *password,
-                               const char *path, GError **error)
+/* caback_p12_read with the derived keys of @cache (a new one when NULL). */
+static CabackP12File *read_with_cache(const guint8 *data, gsize len, const CabackSecret *password,
+                                      const char *path, P12KeyCache *cache, GError **error)
 {
     g_autoptr(CabackP12File) f = g_new0(CabackP12File, 1);
     f->path = g_strdup(path != NULL ? path : "(PKCS#12 data)");
@@ -795,7 +796,7 @@ CabackP12File *caback_p12_read(const guint8 *data, gsize len, const CabackSecret
                                    : caback_secret_new("", 0);
     f->passwords = p12_passwords_new(f->password->data, f->password->len);
     f->variant = -1;
-    f->cache = p12_key_cache_new();
+    f->cache = cache != NULL ? p12_key_cache_ref(cache) : p12_key_cache_new();
     f->certs = g_ptr_array_new_with_free_func(cert_free);
     f->keys = g_ptr_array_new_with_free_func(key_free);
     f->crls = g_ptr_array_new_with_free_func(crl_free);
@@ -821,7 +822,14 @@ CabackP12File *caback_p12_read(const guint8 *data, gsize len, const CabackSecret
     return g_steal_pointer(&f);
 }
 
-CabackP12File *caback_p12_read_file(const char *path, const CabackSecret *password, GError **error)
+CabackP12File *caback_p12_read(const guint8 *data, gsize len, const CabackSecret *password,
+                               const char *path, GError **error)
+{
+    return read_with_cache(data, len, password, path, NULL, error);
+}
+
+static CabackP12File *read_file_with_cache(const char *path, const CabackSecret *password,
+                                           P12KeyCache *cache, GError **error)
 {
     gchar *contents = NULL;
     gsize len = 0;
@@ -831,9 +839,22 @@ CabackP12File *caback_p12_read_file(const char *path, const CabackSecret *passwo
                     local->message);
         return NULL;
     }
-    CabackP12File *file = caback_p12_read((const guint8 *)contents, len, password, path, error);
+    CabackP12File *file =
+        read_with_cache((const guint8 *)contents, len, password, path, cache, error);
     wipe_free(contents, len);
     return file;
+}
+
+CabackP12File *caback_p12_read_file(const char *path, const CabackSecret *password, GError **error)
+{
+    return read_file_with_cache(path, password, NULL, error);
+}
+
+CabackP12File *caback_p12_read_file_verify(const char *path, const CabackSecret *password,
+                                           CabackP12Writer *writer, GError **error)
+{
+    return read_file_with_cache(path, password,
+                                writer != NULL ? p12_writer_verify_cache(writer) : NULL, error);
 }
 
 /* ---- keys ---- */

@@ -29,19 +29,18 @@ struct CabackP12Writer {
     P12Passwords *passwords;
     const SECItem *pw_utf8; /* for PBKDF2 (PBES2, PBMAC1) */
     const SECItem *pw_bmp;  /* for the PKCS#12 KDF (MAC, legacy PBE) */
-    P12KeyCache *cache;
+    P12KeyCache *cache;        /* the writer's own keys */
+    P12KeyCache *verify_cache; /* keys for reading the file back (prepare_verify), or NULL */
+    P12Jobs *jobs;             /* the derivations running in the background */
 
     /* Modern profile: the one PBES2 parameter set of the file (salt, iterations, PRF, cipher). */
     SECItem pbes2_salt;
     SECAlgorithmID *pbes2_template; /* with an all-zero IV; only its KDF part identifies keys */
     P12PbeInfo pbes2_info;
 
-    /* The MAC: parameters chosen and key derived in caback_p12_writer_new. */
+    /* The MAC: parameters chosen in caback_p12_writer_new, key derived in the background. */
     P12MacData mac;
     P12MacInfo mac_info;
-    PK11SymKey *mac_key;
-    CK_MECHANISM_TYPE mac_hmac;
-    int mac_error;
 
     GPtrArray *key_bags;  /* of SECItem* in arena: encoded SafeBags */
     GPtrArray *cert_bags; /* idem */
@@ -194,19 +193,18 @@ static gboolean setup_mac(CabackP12Writer *w)
     return SECITEM_AllocItem(w->arena, &mac->mac.digest, digest_len) != NULL;
 }
 
-static PK11SymKey *derive_mac_key(gpointer data)
+/* The password bytes the MAC is derived from: UTF-8 for PBMAC1's PBKDF2, the BMPString for the
+ * PKCS#12 KDF. */
+static const SECItem *mac_password(const CabackP12Writer *w)
 {
-    CabackP12Writer *w = data;
-    const SECItem *pw = w->options.mac == CABACK_P12_MAC_PBMAC1 ? w->pw_utf8 : w->pw_bmp;
-    return p12_mac_key(&w->mac, &w->mac_info, pw, &w->mac_hmac);
+    return w->options.mac == CABACK_P12_MAC_PBMAC1 ? w->pw_utf8 : w->pw_bmp;
 }
 
-static void derive_mac_also(gpointer data)
+/* TRUE while the file's shared PBES2 key is still being derived. */
+static gboolean pbes2_pending(CabackP12Writer *w)
 {
-    CabackP12Writer *w = data;
-    w->mac_key = derive_mac_key(w);
-    if (w->mac_key == NULL)
-        w->mac_error = PORT_GetError();
+    return w->options.profile == CABACK_P12_MODERN &&
+           !p12_key_cache_ready(w->cache, w->pw_utf8, w->pbes2_info.cache_id);
 }
 
 /* ---- public API ---- */
@@ -262,7 +260,6 @@ CabackP12Writer *caback_p12_writer_new(const CabackP12WriteOptions *options,
     if (!p12_mac_info_parse(&w->mac, &w->mac_info, error))
         return NULL;
 
-    g_autoptr(GArray) requests = g_array_new(FALSE, TRUE, sizeof(P12PbeRequest));
     if (options->profile == CABACK_P12_MODERN) {
         static const guint8 zero_iv[16];
         SECItem iv = {siBuffer, (unsigned char *)zero_iv, sizeof(zero_iv)};
@@ -273,27 +270,45 @@ CabackP12Writer *caback_p12_writer_new(const CabackP12WriteOptions *options,
         }
         if (!p12_pbe_info_parse(w->pbes2_template, &w->pbes2_info, error))
             return NULL;
-        P12PbeRequest r = {w->pw_utf8, w->pbes2_template, &w->pbes2_info};
-        g_array_append_val(requests, r);
     }
 
-    /* The two slow derivations, PBES2 and MAC, side by side on two processors. */
-    p12_pbe_prefetch(w->cache, requests, derive_mac_also, w);
-    if (w->mac_key == NULL) {
-        caback_error_set_nss_code(error, CABACK_ERROR_FAILED, w->mac_error,
-                                  "NSS cannot derive the MAC key (%s)", w->mac_info.description);
-        return NULL;
-    }
+    /* The slow derivations, the PBES2 key and the MAC key, start now on other processors: the
+     * caller chooses and reads its keys meanwhile, and whatever needs a key first waits for it.
+     * A failure shows when the key is used. */
+    w->jobs = p12_jobs_new();
+    if (options->profile == CABACK_P12_MODERN)
+        p12_jobs_add_pbe(w->jobs, w->cache, w->pw_utf8, w->pbes2_template, &w->pbes2_info);
+    p12_jobs_add_mac(w->jobs, w->cache, mac_password(w), &w->mac, &w->mac_info);
     return g_steal_pointer(&w);
+}
+
+void caback_p12_writer_prepare_verify(CabackP12Writer *writer)
+{
+    if (writer == NULL || writer->verify_cache != NULL)
+        return;
+    /* A cache of its own: these keys are derived again from the password, not copied from the
+     * writer's, so reading the file with them still proves that the password opens it. */
+    writer->verify_cache = p12_key_cache_new();
+    if (writer->options.profile == CABACK_P12_MODERN)
+        p12_jobs_add_pbe(writer->jobs, writer->verify_cache, writer->pw_utf8,
+                         writer->pbes2_template, &writer->pbes2_info);
+    p12_jobs_add_mac(writer->jobs, writer->verify_cache, mac_password(writer), &writer->mac,
+                     &writer->mac_info);
+}
+
+P12KeyCache *p12_writer_verify_cache(CabackP12Writer *writer)
+{
+    return writer->verify_cache;
 }
 
 void caback_p12_writer_free(CabackP12Writer *writer)
 {
     if (writer == NULL)
         return;
-    if (writer->mac_key != NULL)
-        PK11_FreeSymKey(writer->mac_key);
+    /* The jobs borrow the writer's parameters: they end before anything is freed. */
+    p12_jobs_free(writer->jobs, TRUE);
     p12_key_cache_free(writer->cache);
+    p12_key_cache_free(writer->verify_cache);
     p12_pbe_info_clear(&writer->pbes2_info);
     p12_mac_info_clear(&writer->mac_info);
     p12_passwords_free(writer->passwords);
@@ -451,6 +466,7 @@ typedef struct {
     CK_MECHANISM_TYPE mech;
     SECItem *param;
     PK11SymKey *wrap_key;
+    SECKEYPrivateKey *copy; /* a session copy of the key to wrap instead, or NULL */
     SECItem wrapped; /* in the writer's arena, filled by the token */
     gboolean ok;
     int nss_error;
@@ -467,14 +483,14 @@ typedef struct {
  * any thread: it touches only its own job (NSS's error code is per thread, so it is kept). */
 static void wrap_one(WrapJob *job, void *wincx)
 {
-    SECKEYPrivateKey *key = job->in->key;
+    SECKEYPrivateKey *key = job->copy != NULL ? job->copy : job->in->key;
     guint capacity = job->wrapped.len;
     g_autoptr(SECKEYPrivateKey) copy = NULL;
 
     job->ok = PK11_WrapPrivKey(key->pkcs11Slot, job->wrap_key, key, job->mech, job->param,
                                &job->wrapped, wincx) == SECSuccess &&
               job->wrapped.len > 0;
-    if (!job->ok && !PK11_IsInternal(key->pkcs11Slot)) {
+    if (!job->ok && job->copy == NULL && !PK11_IsInternal(key->pkcs11Slot)) {
         /* Many HSMs wrap private keys only with AES key wrap, not with the PBE cipher of the
          * file: move the key (wrapped, never in clear here) into a session object of NSS's own
          * token and wrap it from there. */
@@ -531,8 +547,8 @@ static const char *key_who(const CabackP12KeyIn *in)
     return in->friendly_name != NULL ? in->friendly_name : "(no name)";
 }
 
-/* Ready @job (checks and cipher parameters, in the writer's arena); FALSE with @error set. */
-static gboolean prepare_wrap(CabackP12Writer *writer, WrapJob *job, GError **error)
+/* Check that the key of @job may leave its token; FALSE with @error set. */
+static gboolean check_extractable(WrapJob *job, GError **error)
 {
     SECKEYPrivateKey *key = job->in->key;
     const char *token = key->pkcs11Slot != NULL ? PK11_GetTokenName(key->pkcs11Slot) : "?";
@@ -551,6 +567,35 @@ static gboolean prepare_wrap(CabackP12Writer *writer, WrapJob *job, GError **err
             return FALSE;
         }
     }
+    return TRUE;
+}
+
+/* A session object copied from @key, when @key is a permanent object of NSS's own database
+ * (softoken); NULL otherwise or when the copy fails (the key is then wrapped where it is). */
+static SECKEYPrivateKey *session_copy(SECKEYPrivateKey *key)
+{
+    if (key->pkcs11Slot == NULL || !PK11_IsInternal(key->pkcs11Slot))
+        return NULL;
+    int saved = PORT_GetError();
+    SECItem token = {siBuffer, NULL, 0};
+    gboolean permanent = FALSE;
+    if (PK11_ReadRawAttribute(PK11_TypePrivKey, key, CKA_TOKEN, &token) == SECSuccess) {
+        permanent = token.len >= 1 && token.data[0] != 0;
+        SECITEM_FreeItem(&token, PR_FALSE);
+    }
+    if (!permanent) {
+        PORT_SetError(saved);
+        return NULL;
+    }
+    SECKEYPrivateKey *copy = PK11_CopyTokenPrivKeyToSessionPrivKey(NULL, key);
+    PORT_SetError(saved);
+    return copy;
+}
+
+/* Ready @job's cipher (parameters in the writer's arena; waits for the file's key when it is
+ * still being derived); FALSE with @error set. */
+static gboolean prepare_wrap(CabackP12Writer *writer, WrapJob *job, GError **error)
+{
     job->wrap_key = next_cipher(writer, &job->alg, &job->mech, &job->param, error);
     if (job->wrap_key == NULL)
         return FALSE;
@@ -595,12 +640,21 @@ gboolean caback_p12_writer_add_keys(CabackP12Writer *writer, const CabackP12KeyI
     gboolean ok = TRUE;
     guint i;
 
-    /* Checks and parameters in order (they use the writer's arena), the wraps side by side, the
-     * bags in order again: the file is the same as one key at a time would make it. */
     for (i = 0; i < n && ok; i++) {
         jobs[i].in = &keys[i];
-        ok = prepare_wrap(writer, &jobs[i], error);
+        ok = check_extractable(&jobs[i], error);
     }
+    /* Reading a key out of NSS's key database is the slow part of its export (softoken decrypts
+     * and checks each attribute: tens of milliseconds for RSA, one key at a time). While the
+     * file's key is still being derived on other processors, copy keys into session objects,
+     * which then wrap in well under a millisecond; once the file's key is there, the others are
+     * wrapped where they are. The bags are the same either way. */
+    for (guint j = 0; ok && j < n && pbes2_pending(writer); j++)
+        jobs[j].copy = session_copy(keys[j].key);
+    /* Parameters in order (they use the writer's arena), the wraps side by side, the bags in
+     * order again: the file is the same as one key at a time would make it. */
+    for (i = 0; i < n && ok; i++)
+        ok = prepare_wrap(writer, &jobs[i], error);
     if (ok)
         wrap_all(jobs, n, wincx);
     for (i = ok ? 0 : i - 1; ok && i < n; i++) {
@@ -622,6 +676,8 @@ gboolean caback_p12_writer_add_keys(CabackP12Writer *writer, const CabackP12KeyI
     if (!ok && failed != NULL)
         *failed = i;
     for (guint j = 0; j < n; j++) {
+        if (jobs[j].copy != NULL)
+            SECKEY_DestroyPrivateKey(jobs[j].copy);
         if (jobs[j].wrap_key != NULL)
             PK11_FreeSymKey(jobs[j].wrap_key);
         if (jobs[j].param != NULL)
@@ -759,9 +815,18 @@ GBytes *caback_p12_writer_finish(CabackP12Writer *writer, GError **error)
     }
 
     /* The MAC covers the contents of the authSafe OCTET STRING. */
+    CK_MECHANISM_TYPE hmac = CKM_INVALID_MECHANISM;
+    g_autoptr(PK11SymKey) mac_key =
+        p12_mac_key_cached(writer->cache, &writer->mac, &writer->mac_info, mac_password(writer),
+                           &hmac);
+    if (mac_key == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "NSS cannot derive the MAC key (%s)",
+                             writer->mac_info.description);
+        return NULL;
+    }
     guint8 digest[64];
     unsigned int digest_len = 0;
-    if (!p12_hmac(writer->mac_key, writer->mac_hmac, auth_safe, digest, &digest_len) ||
+    if (!p12_hmac(mac_key, hmac, auth_safe, digest, &digest_len) ||
         digest_len != writer->mac.mac.digest.len) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute the MAC");
         return NULL;

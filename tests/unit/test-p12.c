@@ -460,6 +460,141 @@ static void test_writer_refusals(void)
     g_assert_error(error, CABACK_ERROR, CABACK_ERROR_USAGE);
 }
 
+/* ---- derivations ahead of time ---- */
+
+/* Write @bytes to a file of the temporary folder; returns its path. */
+static char *save_file(GBytes *bytes, const char *name)
+{
+    char *path = g_build_filename(tmpdir, name, NULL);
+    gsize len;
+    const guint8 *data = g_bytes_get_data(bytes, &len);
+    g_assert_true(g_file_set_contents(path, (const char *)data, (gssize)len, NULL));
+    return path;
+}
+
+/* caback_p12_writer_prepare_verify: reading the file back costs derivations of its own (the
+ * writer's keys are not lent to the reader), they serve only the file they were made for and
+ * the password they were derived from, and a damaged MAC is still caught with them. */
+static void test_verify_ahead(void)
+{
+    NEED_DB();
+    g_autoptr(GError) error = NULL;
+    CabackP12WriteOptions options = {CABACK_P12_MODERN, CABACK_P12_MAC_HMAC, 20000};
+    g_autoptr(CabackSecret) pw = secret(P12_PASSWORD);
+    guint before = caback_p12_derivations();
+    g_autoptr(CabackP12Writer) w = caback_p12_writer_new(&options, pw, &error);
+    g_assert_no_error(error);
+    caback_p12_writer_prepare_verify(w);
+    for (int i = 0; i < 2; i++) {
+        g_assert_true(caback_p12_writer_add_key(w, entries[i].key, entries[i].nick, entries[i].id,
+                                                db, &error));
+        g_assert_true(caback_p12_writer_add_cert(w, entries[i].cert, entries[i].nick,
+                                                 entries[i].id, entries[i].trust, &error));
+    }
+    g_autoptr(GBytes) bytes = caback_p12_writer_finish(w, &error);
+    g_assert_no_error(error);
+    g_autofree char *path = save_file(bytes, "ahead.p12");
+
+    g_autoptr(CabackP12File) file = caback_p12_read_file_verify(path, pw, w, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(caback_p12_file_keys(file)->len, ==, 2);
+    g_assert_cmpuint(caback_p12_file_certs(file)->len, ==, 2);
+    g_autoptr(PK11SlotInfo) slot = PK11_GetInternalSlot();
+    for (int i = 0; i < 2; i++) {
+        CabackP12Key *k = caback_p12_file_keys(file)->pdata[i];
+        Entry *e = entry_for(k->attrs.friendly_name);
+        SECKEYPublicKey *pub = NULL;
+        SECItem *value = public_value(e->cert, &pub);
+        SECKEYPrivateKey *priv =
+            caback_p12_key_import(file, k, slot, NULL, value, FALSE, FALSE, NULL, &error);
+        g_assert_no_error(error);
+        assert_pair(priv, e->cert);
+        caback_p12_key_discard(priv);
+        SECKEY_DestroyPublicKey(pub);
+    }
+    /* Two to write (PBES2, MAC), two more to read back: none shared. */
+    g_assert_cmpuint(caback_p12_derivations() - before, ==, 4);
+
+    /* Another password derives its own keys and fails the MAC. */
+    g_autoptr(CabackSecret) wrong = secret("not the password");
+    g_assert_null(caback_p12_read_file_verify(path, wrong, w, &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD);
+    g_clear_error(&error);
+
+    /* A damaged MAC is caught with the keys derived ahead. */
+    gsize len = 0;
+    const guint8 *data = g_bytes_get_data(bytes, &len);
+    g_autofree guint8 *copy = g_memdup2(data, len);
+    copy[len - 40] ^= 0x01; /* inside the MAC value, near the end of the PFX */
+    g_autoptr(GBytes) damaged_bytes = g_bytes_new(copy, len);
+    g_autofree char *damaged = save_file(damaged_bytes, "ahead-damaged.p12");
+    g_autoptr(CabackP12File) bad = caback_p12_read_file_verify(damaged, pw, w, &error);
+    g_assert_null(bad);
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD); /* "MAC check failed" */
+    g_clear_error(&error);
+
+    /* Another file (other salts) read with this writer's keys: derived afresh, and it opens. */
+    g_autoptr(GBytes) other =
+        write_file(CABACK_P12_MODERN, CABACK_P12_MAC_HMAC, 1000, 1, TRUE, P12_PASSWORD);
+    g_autofree char *other_path = save_file(other, "other.p12");
+    before = caback_p12_derivations();
+    g_autoptr(CabackP12File) of = caback_p12_read_file_verify(other_path, pw, w, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(caback_p12_file_keys(of)->len, ==, 1);
+    g_assert_cmpuint(caback_p12_derivations() - before, ==, 2);
+}
+
+/* A writer dropped before it is used (a backup that stops at its selection) ends its
+ * background derivations cleanly. */
+static void test_writer_dropped(void)
+{
+    g_autoptr(GError) error = NULL;
+    CabackP12WriteOptions options = {CABACK_P12_MODERN, CABACK_P12_MAC_PBMAC1, 20000};
+    g_autoptr(CabackSecret) pw = secret(P12_PASSWORD);
+    for (int i = 0; i < 3; i++) {
+        CabackP12Writer *w = caback_p12_writer_new(&options, pw, &error);
+        g_assert_no_error(error);
+        if (i > 0)
+            caback_p12_writer_prepare_verify(w);
+        caback_p12_writer_free(w);
+    }
+}
+
+/* Threads asking for the same key at once share one derivation. */
+static void test_key_cache_shared(void)
+{
+    g_autoptr(GError) error = NULL;
+    guint8 salt_bytes[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    SECItem salt = {siBuffer, salt_bytes, sizeof(salt_bytes)};
+    SECAlgorithmID *alg = PK11_CreatePBEV2AlgorithmID(SEC_OID_PKCS5_PBES2, SEC_OID_AES_256_CBC,
+                                                      SEC_OID_HMAC_SHA256, 32, 50000, &salt);
+    g_assert_nonnull(alg);
+    P12PbeInfo info;
+    g_assert_true(p12_pbe_info_parse(alg, &info, &error));
+    g_autoptr(P12Passwords) passwords = p12_passwords_new(P12_PASSWORD, strlen(P12_PASSWORD));
+    const SECItem *pw = passwords->variants[0].pbkdf2[0];
+    g_autoptr(P12KeyCache) cache = p12_key_cache_new();
+
+    guint before = caback_p12_derivations();
+    P12Jobs *jobs = p12_jobs_new();
+    for (int i = 0; i < 4; i++)
+        p12_jobs_add_pbe(jobs, cache, pw, alg, &info);
+    CK_MECHANISM_TYPE mech;
+    g_autoptr(SECItem) param = NULL;
+    g_autoptr(PK11SymKey) key = p12_pbe_key(cache, pw, alg, &info, &mech, &param, &error);
+    g_assert_no_error(error);
+    g_assert_nonnull(key);
+    g_assert_true(p12_key_cache_ready(cache, pw, info.cache_id));
+    p12_jobs_free(jobs, FALSE);
+    g_assert_cmpuint(caback_p12_derivations() - before, ==, 1);
+
+    /* Other password bytes are another key. */
+    const SECItem *bmp = passwords->variants[0].bmp;
+    g_assert_false(p12_key_cache_ready(cache, bmp, info.cache_id));
+    p12_pbe_info_clear(&info);
+    SECOID_DestroyAlgorithmID(alg, PR_TRUE);
+}
+
 /* ---- passwords ---- */
 
 static void test_wrong_password(void)
@@ -991,6 +1126,9 @@ int main(int argc, char **argv)
     g_test_add_func("/p12/round-trip/pbmac1", test_pbmac1);
     g_test_add_func("/p12/round-trip/default-600000-and-cost", test_default_iterations_and_cost);
     g_test_add_func("/p12/key-only-and-cert-only", test_key_only_and_cert_only);
+    g_test_add_func("/p12/verify-ahead", test_verify_ahead);
+    g_test_add_func("/p12/writer-dropped", test_writer_dropped);
+    g_test_add_func("/p12/key-cache-shared", test_key_cache_shared);
     g_test_add_func("/p12/not-extractable", test_not_extractable_import);
     g_test_add_func("/p12/wrong-password", test_wrong_password);
     g_test_add_func("/p12/password/openssl-1.0.2", test_openssl_102_password);
