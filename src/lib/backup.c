@@ -746,17 +746,84 @@ static gboolean verify_certs(CabackBackupSelection *sel, GPtrArray *file_certs, 
     return TRUE;
 }
 
+/* The decryption and test signature of one key bag (step 2 of verify_keys). */
+typedef struct {
+    CabackP12File *file;
+    CabackP12Key *bag;
+    PK11SlotInfo *slot;
+    SECKEYPublicKey *pub; /* the certificate's public key (owned) */
+    char *what;           /* "the private key of ... (key ID ...)" */
+    GError *error;        /* set when the check failed */
+} KeyCheck;
+
+typedef struct {
+    KeyCheck *checks;
+    guint n;
+    gint next;
+} KeyCheckWork;
+
+static void key_check_run(KeyCheck *c)
+{
+    g_autoptr(GError) local = NULL;
+    g_autoptr(SECKEYPrivateKey) priv = caback_p12_key_import(
+        c->file, c->bag, c->slot, NULL, public_value(c->pub), FALSE, FALSE, NULL, &local);
+    if (priv == NULL) {
+        g_set_error(&c->error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "cannot decrypt %s from the file: %s", c->what, local->message);
+        return;
+    }
+    (void)key_matches_cert(priv, c->pub, c->what, &c->error);
+}
+
+static gpointer key_check_work(gpointer data)
+{
+    KeyCheckWork *work = data;
+    for (;;) {
+        gint i = g_atomic_int_add(&work->next, 1);
+        if (i >= (gint)work->n)
+            return NULL;
+        key_check_run(&work->checks[i]);
+    }
+}
+
+/* Run @checks (from the second: the first ran alone, so that the reader derived its keys and
+ * learned the password's encoding before threads share it) side by side on the processors;
+ * the session keys are NSS's internal token's, which has no key database to serialise on. */
+static void key_checks_run(KeyCheck *checks, guint n)
+{
+    if (n == 0)
+        return;
+    key_check_run(&checks[0]);
+    KeyCheckWork work = {checks, n, 1};
+    guint cpus = g_get_num_processors();
+    guint threads = n > 2 && cpus > 1 ? MIN(n - 1, cpus) - 1 : 0;
+    g_autoptr(GPtrArray) running = g_ptr_array_new();
+    for (guint i = 0; i < threads; i++) {
+        GThread *t = g_thread_try_new("caback-verify", key_check_work, &work, NULL);
+        if (t == NULL)
+            break;
+        g_ptr_array_add(running, t);
+    }
+    key_check_work(&work);
+    for (guint i = 0; i < running->len; i++)
+        g_thread_join(running->pdata[i]);
+}
+
 static gboolean verify_keys(CabackBackupSelection *sel, CabackP12File *file, GPtrArray *file_keys,
                             CabackBackupProgress progress, gpointer user_data, GError **error)
 {
     g_autoptr(PK11SlotInfo) slot = PK11_GetInternalSlot();
     g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+    guint n_checks = 0;
+    g_autofree KeyCheck *checks = g_new0(KeyCheck, MAX(file_keys->len, 1));
+    gboolean ok = FALSE;
 
     if (file_keys->len != sel->keys->len) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "the file holds %u keys, %u were written", file_keys->len, sel->keys->len);
         return FALSE;
     }
+    /* 1. Each key bag is one that was written, once, with its attributes. */
     for (guint i = 0; i < file_keys->len; i++) {
         CabackP12Key *fk = file_keys->pdata[i];
         CabackBackupKey *k = NULL;
@@ -773,23 +840,23 @@ static gboolean verify_keys(CabackBackupSelection *sel, CabackP12File *file, GPt
                         "key bag %u of the file has localKeyID %s, which is no key that was "
                         "written",
                         i + 1, id);
-            return FALSE;
+            goto out;
         }
         g_autofree char *what =
             g_strdup_printf("the private key of \"%s\" (key ID %s)", key_name(k), k->info->id_hex);
         if (g_hash_table_contains(seen, k)) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "%s is in the file twice", what);
-            return FALSE;
+            goto out;
         }
         g_hash_table_add(seen, k);
         if (!fk->shrouded) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                         "%s is in a plain key bag, not an encrypted one", what);
-            return FALSE;
+            goto out;
         }
         if (!check_attributes(what, &fk->attrs, file_name(sel, k->nickname), k->info->raw_id, NULL,
                               FALSE, error))
-            return FALSE;
+            goto out;
 
         if (progress != NULL)
             progress("verify", i + 1, file_keys->len, k, user_data);
@@ -797,27 +864,34 @@ static gboolean verify_keys(CabackBackupSelection *sel, CabackP12File *file, GPt
         if (pub == NULL) {
             caback_error_set_nss(error, CABACK_ERROR_FAILED,
                                  "cannot read the public key of certificate \"%s\"", key_name(k));
-            return FALSE;
+            goto out;
         }
-        const SECItem *value = public_value(pub);
-        if (value == NULL) {
+        if (public_value(pub) == NULL) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                         "cannot check %s: keys of type %s are not supported", what,
                         caback_keys_type_name(pub->keyType));
-            return FALSE;
+            goto out;
         }
-        g_autoptr(GError) local = NULL;
-        g_autoptr(SECKEYPrivateKey) priv =
-            caback_p12_key_import(file, fk, slot, NULL, value, FALSE, FALSE, NULL, &local);
-        if (priv == NULL) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "cannot decrypt %s from the file: %s", what, local->message);
-            return FALSE;
-        }
-        if (!key_matches_cert(priv, pub, what, error))
-            return FALSE;
+        checks[n_checks++] =
+            (KeyCheck){file, fk, slot, g_steal_pointer(&pub), g_steal_pointer(&what), NULL};
     }
-    return TRUE;
+
+    /* 2. Each key decrypted into a throwaway session object must sign for its certificate. The
+     * verdicts are read in file order, so the first failing key is the one reported. */
+    key_checks_run(checks, n_checks);
+    for (guint i = 0; i < n_checks; i++)
+        if (checks[i].error != NULL) {
+            g_propagate_error(error, g_steal_pointer(&checks[i].error));
+            goto out;
+        }
+    ok = TRUE;
+out:
+    for (guint i = 0; i < n_checks; i++) {
+        SECKEY_DestroyPublicKey(checks[i].pub);
+        g_free(checks[i].what);
+        g_clear_error(&checks[i].error);
+    }
+    return ok;
 }
 
 gboolean caback_backup_verify(CabackBackupSelection *selection, const char *path,

@@ -466,7 +466,9 @@ static void learn_variant(CabackP12File *f, const SECItem *pw)
             if (pv->pbkdf2[i] == pw) {
                 if (f->variant < 0)
                     f->variant = v;
-                if ((int)v == f->variant)
+                /* Written only when it changes: once known, threads importing keys side by
+                 * side only read it. */
+                if ((int)v == f->variant && f->pbkdf2_hint != i)
                     f->pbkdf2_hint = i;
                 return;
             }
