@@ -152,7 +152,10 @@ static gboolean pair_check(SECKEYPrivateKey *priv, SECKEYPublicKey *pub, gboolea
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot make a random test value");
         return FALSE;
     }
-    int sig_len = PK11_SignatureLen(priv);
+    /* The length from the certificate's public key: PK11_SignatureLen would read the modulus
+     * of the stored key back from the key database, an authenticated attribute whose check
+     * costs a key derivation. */
+    int sig_len = (int)SECKEY_SignatureLen(pub);
     if (sig_len <= 0) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED,
                              "cannot use the %s key for a signature test",
@@ -1309,14 +1312,22 @@ static GHashTable *stored_public_key_ids(PK11SlotInfo *slot)
 /* Check that the key NSS finds for certificate @c (as imported) pairs with it. */
 static gboolean check_pair(CabackDb *db, CabackRestoreCert *c, GError **error)
 {
-    g_autoptr(CERTCertificate) cert = find_cert(db, c->bag->der);
-    if (cert == NULL) {
+    /* A copy of the file's certificate, decoded here (not NSS's cached one, whose trust NSS
+     * would read and check again): NSS finds the database's certificate object by its DER,
+     * then the private key whose CKA_ID that object names, as it does when the CA runs. */
+    gsize der_len;
+    const guint8 *der_data = g_bytes_get_data(c->bag->der, &der_len);
+    SECItem der = {siBuffer, (unsigned char *)der_data, (unsigned int)der_len};
+    g_autoptr(CERTCertificate) cert = __CERT_DecodeDERCertificate(&der, PR_TRUE, NULL);
+    g_autoptr(SECItem) ckaid =
+        cert != NULL ? PK11_GetLowLevelKeyIDForCert(db->slot, cert, db) : NULL;
+    if (ckaid == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_DATABASE,
                              "certificate \"%s\" is not in the database after its import",
                              c->nickname);
         return FALSE;
     }
-    g_autoptr(SECKEYPrivateKey) key = PK11_FindKeyByAnyCert(cert, db);
+    g_autoptr(SECKEYPrivateKey) key = PK11_FindKeyByKeyID(db->slot, ckaid, db);
     if (key == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_DATABASE,
                              "NSS finds no private key for certificate \"%s\" after the import "
