@@ -101,11 +101,13 @@ check "some kills hit the restore before it finished" test "$finished" -lt "$kil
 # with gdb right before the Nth call of the NSS function of a step and killed there (SIGKILL,
 # as kill -9): after the key and before its public key object (PK11_ImportPublicKey), between two
 # certificates (PK11_ImportDERCert), after a certificate and before its trust
-# (CERT_ChangeCertTrust). Each rerun must reach the reference state.
+# (CERT_ChangeCertTrust), and while the answers of the second reader of the last step are read
+# (caback_stored_key_checker_wait: caback check-stored-keys, which dies with the restore). Each
+# rerun must reach the reference state.
 if command -v gdb >/dev/null 2>&1; then
     points=0 hit=0 exact_failed=0
     for point in PK11_ImportPublicKey:1 PK11_ImportPublicKey:2 PK11_ImportPublicKey:5 \
-        PK11_ImportPublicKey:10 PK11_ImportDERCert:1 PK11_ImportDERCert:3 PK11_ImportDERCert:5 \
+        caback_stored_key_checker_wait:1 caback_stored_key_checker_wait:5 PK11_ImportDERCert:1 PK11_ImportDERCert:3 PK11_ImportDERCert:5 \
         CERT_ChangeCertTrust:1 CERT_ChangeCertTrust:2; do
         fn=${point%:*} nth=${point#*:}
         points=$((points + 1))

@@ -177,6 +177,16 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
  * plan with conflicts (CABACK_ERROR_CONFLICT) without changing anything. */
 gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **error);
 
+/* (Addition.) caback_restore_apply with @checker (may be NULL) as the second reader of the last
+ * step: each key is handed to it as soon as it is stored, and its test signature, made from
+ * the database's files by another process, overlaps the storing of the next keys; what the
+ * checker does not answer is checked in this process as caback_restore_apply does. The other
+ * half of each check (the certificate object names the key's CKA_ID, and a key with it is
+ * there) is always made here. See include/caback/stored-key-check.h. */
+typedef struct CabackStoredKeyChecker CabackStoredKeyChecker;
+gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
+                                      CabackStoredKeyChecker *checker, GError **error);
+
 /* When @db's token is not the database's own, log in to the database's own token too (with the
  * password source of @db: "internal=" in a password.conf): NSS keeps the trust flags of the
  * token's certificates there, and reads them right only when it is logged in before the token is

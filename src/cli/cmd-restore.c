@@ -7,6 +7,10 @@
 #include "cli-log.h"
 #include "cli.h"
 
+#include <caback/stored-key-check.h>
+
+#include <signal.h>
+
 #include <caback/cms.h>
 #include <caback/digest.h>
 #include <caback/log.h>
@@ -590,6 +594,23 @@ static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
         caback_log_record_add_option(rec, "--log", ro->log_path);
 }
 
+/* "caback check-stored-keys" on @db (see include/caback/stored-key-check.h), or NULL when it
+ * cannot run here: the restore then checks its keys itself, as thoroughly. */
+static CabackStoredKeyChecker *start_checker(const CabackDb *db)
+{
+    g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
+    g_autoptr(GError) why = NULL;
+    /* A checker that dies must not take the restore with it: writing to its pipe then fails
+     * with EPIPE instead of raising SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    CabackStoredKeyChecker *checker =
+        exe != NULL ? caback_stored_key_checker_start(exe, db, &why) : NULL;
+    if (checker == NULL)
+        caback_cli_detail("The stored keys will be checked by this process only (%s)",
+                          why != NULL ? why->message : "its own program file cannot be found");
+    return checker;
+}
+
 static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions *common,
                             const CabackSecret *given, GHashTable *trust, CabackLogRecord *rec,
                             GError **error)
@@ -631,6 +652,12 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         return FALSE;
     }
     caback_cli_log_database(rec, db);
+
+    /* The second reader of the last step starts now, so that its own opening of the database
+     * happens while the file's keys are derived. */
+    g_autoptr(CabackStoredKeyChecker) checker = NULL;
+    if (!ro->dry_run)
+        checker = start_checker(db);
 
     gboolean ok = FALSE;
     g_auto(SignatureCheck) sig = {0};
@@ -699,7 +726,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
             if (common->json)
                 print_json(plan, db, "unchanged", FALSE, created, sc);
             ok = TRUE;
-        } else if (caback_restore_apply(plan, db, error)) {
+        } else if (caback_restore_apply_checked(plan, db, checker, error)) {
             guint certs = 0, keys = 0, checked = 0, key_only = 0;
             for (guint i = 0; i < plan->certs->len; i++) {
                 const CabackRestoreCert *c = plan->certs->pdata[i];
@@ -733,6 +760,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         caback_restore_plan_free(plan);
     if (file != NULL)
         caback_p12_file_free(file);
+    g_clear_pointer(&checker, caback_stored_key_checker_free);
 
     /* Close even after a failure, but report the first error. */
     ok = caback_db_close(db, ok ? error : NULL) && ok;

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <caback/backup.h>
+#include <caback/parallel.h>
 #include <caback/cscfg.h>
 #include <caback/error.h>
 #include <caback/nss-util.h>
@@ -756,12 +757,6 @@ typedef struct {
     GError *error;        /* set when the check failed */
 } KeyCheck;
 
-typedef struct {
-    KeyCheck *checks;
-    guint n;
-    gint next;
-} KeyCheckWork;
-
 static void key_check_run(KeyCheck *c)
 {
     g_autoptr(GError) local = NULL;
@@ -775,15 +770,9 @@ static void key_check_run(KeyCheck *c)
     (void)key_matches_cert(priv, c->pub, c->what, &c->error);
 }
 
-static gpointer key_check_work(gpointer data)
+static void key_check_item(gpointer data, guint i)
 {
-    KeyCheckWork *work = data;
-    for (;;) {
-        gint i = g_atomic_int_add(&work->next, 1);
-        if (i >= (gint)work->n)
-            return NULL;
-        key_check_run(&work->checks[i]);
-    }
+    key_check_run(&((KeyCheck *)data)[i]);
 }
 
 /* Run @checks (from the second: the first ran alone, so that the reader derived its keys and
@@ -794,19 +783,7 @@ static void key_checks_run(KeyCheck *checks, guint n)
     if (n == 0)
         return;
     key_check_run(&checks[0]);
-    KeyCheckWork work = {checks, n, 1};
-    guint cpus = g_get_num_processors();
-    guint threads = n > 2 && cpus > 1 ? MIN(n - 1, cpus) - 1 : 0;
-    g_autoptr(GPtrArray) running = g_ptr_array_new();
-    for (guint i = 0; i < threads; i++) {
-        GThread *t = g_thread_try_new("caback-verify", key_check_work, &work, NULL);
-        if (t == NULL)
-            break;
-        g_ptr_array_add(running, t);
-    }
-    key_check_work(&work);
-    for (guint i = 0; i < running->len; i++)
-        g_thread_join(running->pdata[i]);
+    caback_parallel_for(1, n, key_check_item, checks, "caback-verify");
 }
 
 static gboolean verify_keys(CabackBackupSelection *sel, CabackP12File *file, GPtrArray *file_keys,

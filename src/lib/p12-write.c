@@ -7,6 +7,7 @@
 #include <caback/error.h>
 #include <caback/nss-util.h>
 #include <caback/p12.h>
+#include <caback/parallel.h>
 
 #include "p12-asn1.h"
 #include "p12-pbe.h"
@@ -472,13 +473,6 @@ typedef struct {
     int nss_error;
 } WrapJob;
 
-typedef struct {
-    WrapJob *jobs;
-    guint n;
-    gint next;
-    void *wincx;
-} WrapWork;
-
 /* The token encrypts the key (C_WrapKey): its clear form never reaches caback's memory. Runs on
  * any thread: it touches only its own job (NSS's error code is per thread, so it is kept). */
 static void wrap_one(WrapJob *job, void *wincx)
@@ -505,20 +499,15 @@ static void wrap_one(WrapJob *job, void *wincx)
         job->nss_error = PORT_GetError();
 }
 
-static void wrap_work(WrapWork *work)
-{
-    for (;;) {
-        gint i = g_atomic_int_add(&work->next, 1);
-        if (i >= (gint)work->n)
-            return;
-        wrap_one(&work->jobs[i], work->wincx);
-    }
-}
+typedef struct {
+    WrapJob *jobs;
+    void *wincx;
+} WrapWork;
 
-static gpointer wrap_thread(gpointer data)
+static void wrap_item(gpointer data, guint i)
 {
-    wrap_work(data);
-    return NULL;
+    WrapWork *work = data;
+    wrap_one(&work->jobs[i], work->wincx);
 }
 
 /* Wrap every job, spread over the processors: a token takes tens of milliseconds per RSA key
@@ -526,20 +515,8 @@ static gpointer wrap_thread(gpointer data)
  * derivations. */
 static void wrap_all(WrapJob *jobs, guint n, void *wincx)
 {
-    WrapWork work = {jobs, n, 0, wincx};
-    guint cpus = g_get_num_processors();
-    guint threads = n > 1 && cpus > 1 ? MIN(n, cpus) - 1 : 0;
-    g_autoptr(GPtrArray) running = g_ptr_array_new();
-
-    for (guint i = 0; i < threads; i++) {
-        GThread *t = g_thread_try_new("caback-wrap", wrap_thread, &work, NULL);
-        if (t == NULL)
-            break;
-        g_ptr_array_add(running, t);
-    }
-    wrap_work(&work);
-    for (guint i = 0; i < running->len; i++)
-        g_thread_join(running->pdata[i]);
+    WrapWork work = {jobs, wincx};
+    caback_parallel_for(0, n, wrap_item, &work, "caback-wrap");
 }
 
 static const char *key_who(const CabackP12KeyIn *in)

@@ -8,7 +8,9 @@
 #include <caback/error.h>
 #include <caback/keys.h>
 #include <caback/nss-util.h>
+#include <caback/parallel.h>
 #include <caback/restore.h>
+#include <caback/stored-key-check.h>
 
 #include <certdb.h>
 #include <hasht.h>
@@ -136,42 +138,6 @@ static char *bag_label(const CabackP12Attributes *attrs)
     if (attrs->friendly_name == NULL)
         return g_strdup("");
     return g_strdup_printf(" (\"%s\")", attrs->friendly_name);
-}
-
-/* Sign a random value with @priv and verify it with @pub: TRUE when they are one key pair.
- * FALSE with @error set when the check could not be made at all. */
-static gboolean pair_check(SECKEYPrivateKey *priv, SECKEYPublicKey *pub, gboolean *pairs,
-                           void *wincx, GError **error)
-{
-    guint8 value[32];
-    /* DSA signs a digest of the size of its subgroup; 20 bytes suits every DSA key. */
-    unsigned int value_len = priv->keyType == dsaKey ? 20 : 32;
-
-    *pairs = FALSE;
-    if (PK11_GenerateRandom(value, sizeof value) != SECSuccess) {
-        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot make a random test value");
-        return FALSE;
-    }
-    /* The length from the certificate's public key: PK11_SignatureLen would read the modulus
-     * of the stored key back from the key database, an authenticated attribute whose check
-     * costs a key derivation. */
-    int sig_len = (int)SECKEY_SignatureLen(pub);
-    if (sig_len <= 0) {
-        caback_error_set_nss(error, CABACK_ERROR_FAILED,
-                             "cannot use the %s key for a signature test",
-                             caback_keys_type_name(priv->keyType));
-        return FALSE;
-    }
-    g_autofree guint8 *sig_data = g_malloc0(sig_len);
-    SECItem digest = {siBuffer, value, value_len};
-    SECItem sig = {siBuffer, sig_data, (unsigned int)sig_len};
-    if (PK11_Sign(priv, &sig, &digest) != SECSuccess) {
-        caback_error_set_nss(error, CABACK_ERROR_FAILED, "test signature with the %s key failed",
-                             caback_keys_type_name(priv->keyType));
-        return FALSE;
-    }
-    *pairs = PK11_Verify(pub, &sig, &digest, wincx) == SECSuccess;
-    return TRUE;
 }
 
 /* ---- plan lifetime ---- */
@@ -411,7 +377,7 @@ static gboolean pair_bags(CabackRestorePlan *plan, GError **error)
             g_autoptr(SECKEYPublicKey) cpub = CERT_ExtractPublicKey(c->cert);
             gboolean pairs = FALSE;
             if (cpub != NULL && cpub->keyType == probe->keyType &&
-                pair_check(probe, cpub, &pairs, NULL, NULL) && pairs)
+                caback_key_pairs_with(probe, cpub, &pairs, NULL, NULL) && pairs)
                 pair(plan, k, c, "public key");
         }
         if (k->cert_index >= 0) {
@@ -997,7 +963,7 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
         pairs = same_bytes(value, k->public_value);
     } else if (c != NULL) {
         g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(c->cert);
-        if (pub == NULL || !pair_check(existing, pub, &pairs, db, &local))
+        if (pub == NULL || !caback_key_pairs_with(existing, pub, &pairs, db, &local))
             pairs = FALSE;
     }
     g_autoptr(GBytes) id_bytes = g_bytes_new(k->id.bytes, CABACK_KEYID_LEN);
@@ -1309,9 +1275,22 @@ static GHashTable *stored_public_key_ids(PK11SlotInfo *slot)
     return ids;
 }
 
-/* Check that the key NSS finds for certificate @c (as imported) pairs with it. */
-static gboolean check_pair(CabackDb *db, CabackRestoreCert *c, GError **error)
+/* One pair check of step 5 of caback_restore_apply. */
+typedef struct {
+    CabackDb *db;
+    CabackRestoreKey *key;
+    CabackRestoreCert *cert;
+    /* What the second reader (caback check-stored-keys) said about this key, when it did. */
+    CabackStoredKeyVerdict verdict;
+    char *message;
+    GError *error; /* set when the check failed */
+} PairJob;
+
+/* Check that the key NSS finds for the job's certificate (as imported) pairs with it. */
+static gboolean check_pair(PairJob *job, GError **error)
 {
+    CabackDb *db = job->db;
+    CabackRestoreCert *c = job->cert;
     /* A copy of the file's certificate, decoded here (not NSS's cached one, whose trust NSS
      * would read and check again): NSS finds the database's certificate object by its DER,
      * then the private key whose CKA_ID that object names, as it does when the CA runs. */
@@ -1335,16 +1314,30 @@ static gboolean check_pair(CabackDb *db, CabackRestoreCert *c, GError **error)
                              c->nickname);
         return FALSE;
     }
-    g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(cert);
+    /* The second reader signed with the key of the ID the restore stored; its answer stands for
+     * this key only when the certificate names that very ID. */
+    gboolean same_id = ckaid->len == CABACK_KEYID_LEN &&
+                       memcmp(ckaid->data, job->key->id.bytes, CABACK_KEYID_LEN) == 0;
     gboolean pairs = FALSE;
-    if (pub == NULL || !pair_check(key, pub, &pairs, db, error)) {
-        if (pub == NULL)
-            caback_error_set_nss(error, CABACK_ERROR_FAILED,
-                                 "cannot read the public key of certificate \"%s\"", c->nickname);
-        else
-            g_prefix_error(error,
-                           "cannot check that the key of \"%s\" pairs with it: ", c->nickname);
+    if (same_id && job->verdict == CABACK_STORED_KEY_FAILED) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
+                    "cannot check that the key of \"%s\" pairs with it: %s", c->nickname,
+                    job->message != NULL ? job->message : "the check failed");
         return FALSE;
+    } else if (same_id && job->verdict != CABACK_STORED_KEY_UNANSWERED) {
+        pairs = job->verdict == CABACK_STORED_KEY_PAIRS;
+    } else {
+        g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(cert);
+        if (pub == NULL || !caback_key_pairs_with(key, pub, &pairs, db, error)) {
+            if (pub == NULL)
+                caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                                     "cannot read the public key of certificate \"%s\"",
+                                     c->nickname);
+            else
+                g_prefix_error(error, "cannot check that the key of \"%s\" pairs with it: ",
+                               c->nickname);
+            return FALSE;
+        }
     }
     if (!pairs) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
@@ -1356,54 +1349,32 @@ static gboolean check_pair(CabackDb *db, CabackRestoreCert *c, GError **error)
     return TRUE;
 }
 
-/* One pair check of step 5 of caback_restore_apply. */
-typedef struct {
-    CabackDb *db;
-    CabackRestoreKey *key;
-    CabackRestoreCert *cert;
-    GError *error; /* set when the check failed */
-} PairJob;
-
-typedef struct {
-    PairJob *jobs;
-    guint n;
-    gint next;
-} PairWork;
-
-static gpointer pair_work(gpointer data)
+static void pair_item(gpointer data, guint i)
 {
-    PairWork *work = data;
-    for (;;) {
-        gint i = g_atomic_int_add(&work->next, 1);
-        if (i >= (gint)work->n)
-            return NULL;
-        PairJob *job = &work->jobs[i];
-        check_pair(job->db, job->cert, &job->error);
-    }
+    PairJob *job = &((PairJob *)data)[i];
+    check_pair(job, &job->error);
 }
 
 /* Run every check of @jobs, on as many threads as there are processors (NSS is thread-safe
  * once initialised); each job keeps its own error. */
 static void check_pairs(PairJob *jobs, guint n)
 {
-    PairWork work = {jobs, n, 0};
-    guint cpus = g_get_num_processors();
-    guint threads = n > 1 && cpus > 1 ? MIN(n, cpus) - 1 : 0;
-    g_autoptr(GPtrArray) running = g_ptr_array_new();
-
-    for (guint i = 0; i < threads; i++) {
-        GThread *t = g_thread_try_new("caback-pair", pair_work, &work, NULL);
-        if (t == NULL)
-            break;
-        g_ptr_array_add(running, t);
-    }
-    pair_work(&work);
-    for (guint i = 0; i < running->len; i++)
-        g_thread_join(running->pdata[i]);
+    caback_parallel_for(0, n, pair_item, jobs, "caback-pair");
 }
 
-
 gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **error)
+{
+    return caback_restore_apply_checked(plan, db, NULL, error);
+}
+
+/* The ticket of key @i of a plan for the second reader. */
+static guint key_ticket(guint i)
+{
+    return i + 1;
+}
+
+gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
+                                      CabackStoredKeyChecker *checker, GError **error)
 {
     g_autoptr(GPtrArray) journal = g_ptr_array_new_with_free_func((GDestroyNotify)undo_step_free);
     g_autoptr(GError) failure = NULL;
@@ -1494,6 +1465,10 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
                             what);
                 break;
             }
+            /* The second reader can check this key now, while the next ones are stored. */
+            if (c != NULL)
+                caback_stored_key_checker_submit(checker, key_ticket(i), k->id.bytes,
+                                                 CABACK_KEYID_LEN, c->bag->der);
         }
 
         /* The public key object NSS stores beside a key it generates (and pk12util beside a key
@@ -1574,7 +1549,11 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
             CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
             if (k->action != CABACK_RESTORE_ADD && c->action == CABACK_RESTORE_SKIP)
                 continue;
-            PairJob job = {db, k, c, NULL};
+            PairJob job = {db, k, c, CABACK_STORED_KEY_UNANSWERED, NULL, NULL};
+            /* Keys stored by this run were given to the second reader (step 2); what it does
+             * not answer is checked here. */
+            if (k->action == CABACK_RESTORE_ADD)
+                job.verdict = caback_stored_key_checker_wait(checker, key_ticket(i), &job.message);
             g_array_append_val(jobs, job);
         }
         check_pairs((PairJob *)(void *)jobs->data, jobs->len);
@@ -1583,6 +1562,7 @@ gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **er
             if (job->error != NULL && failure == NULL)
                 failure = g_steal_pointer(&job->error);
             g_clear_error(&job->error);
+            g_clear_pointer(&job->message, g_free);
             job->key->pair_checked = failure == NULL;
         }
     }

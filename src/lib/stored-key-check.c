@@ -1,0 +1,354 @@
+/* Checking the keys a restore stored: in this process, or in a second one ("caback
+ * check-stored-keys") that reads the database from its files while the restore goes on. See
+ * include/caback/stored-key-check.h and doc/design.md.
+ *
+ * The protocol between the two is lines of text on a pipe each way:
+ *   restore -> checker: "TICKET KEYID-HEX CERT-BASE64"
+ *   checker -> restore: "ready" once the database is open, then per request
+ *                       "TICKET pairs", "TICKET nopair" or "TICKET failed MESSAGE";
+ *                       "fatal MESSAGE" when it cannot work at all.
+ * Nothing secret crosses it: the checker reads the database password from the same file or
+ * environment variable as the restore. */
+#include "config.h"
+
+#include <caback/error.h>
+#include <caback/keys.h>
+#include <caback/nss-util.h>
+#include <caback/stored-key-check.h>
+
+#include <cert.h>
+#include <certdb.h>
+#include <errno.h>
+#include <pk11pub.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern CERTCertificate *__CERT_DecodeDERCertificate(SECItem *derSignedCert, PRBool copyDER,
+                                                    char *nickname);
+
+/* ---- the check ---- */
+
+gboolean caback_key_pairs_with(SECKEYPrivateKey *priv, SECKEYPublicKey *pub, gboolean *pairs,
+                               void *wincx, GError **error)
+{
+    guint8 value[32];
+    /* DSA signs a digest of the size of its subgroup; 20 bytes suits every DSA key. */
+    unsigned int value_len = priv->keyType == dsaKey ? 20 : 32;
+
+    *pairs = FALSE;
+    if (PK11_GenerateRandom(value, sizeof value) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot make a random test value");
+        return FALSE;
+    }
+    /* From the certificate's public key: PK11_SignatureLen would read the modulus of a stored
+     * key back from the key database, an authenticated attribute whose check costs a key
+     * derivation. */
+    int sig_len = (int)SECKEY_SignatureLen(pub);
+    if (sig_len <= 0) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                             "cannot use the %s key for a signature test",
+                             caback_keys_type_name(priv->keyType));
+        return FALSE;
+    }
+    g_autofree guint8 *sig_data = g_malloc0(sig_len);
+    SECItem digest = {siBuffer, value, value_len};
+    SECItem sig = {siBuffer, sig_data, (unsigned int)sig_len};
+    if (PK11_Sign(priv, &sig, &digest) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "test signature with the %s key failed",
+                             caback_keys_type_name(priv->keyType));
+        return FALSE;
+    }
+    *pairs = PK11_Verify(pub, &sig, &digest, wincx) == SECSuccess;
+    return TRUE;
+}
+
+static char *hex_of(const guint8 *data, gsize len)
+{
+    GString *s = g_string_sized_new(2 * len + 1);
+    for (gsize i = 0; i < len; i++)
+        g_string_append_printf(s, "%02x", data[i]);
+    return g_string_free(s, FALSE);
+}
+
+/* @what, with NSS's error in words. */
+static char *nss_message(char *what)
+{
+    g_autoptr(GError) e = NULL;
+    caback_error_set_nss(&e, CABACK_ERROR_FAILED, "%s", what);
+    g_free(what);
+    return g_strdup(e->message);
+}
+
+CabackStoredKeyVerdict caback_stored_key_check_here(CabackDb *db, const guint8 *key_id,
+                                                    gsize id_len, GBytes *cert_der,
+                                                    char **message)
+{
+    g_autofree char *id_hex = hex_of(key_id, id_len);
+    SECItem id = {siBuffer, (unsigned char *)key_id, (unsigned int)id_len};
+    g_autoptr(SECKEYPrivateKey) key = PK11_FindKeyByKeyID(db->slot, &id, db);
+    if (key == NULL) {
+        *message = g_strdup_printf("NSS finds no private key with ID %s in token \"%s\"", id_hex,
+                                   db->token_name);
+        return CABACK_STORED_KEY_FAILED;
+    }
+    gsize len;
+    const guint8 *data = g_bytes_get_data(cert_der, &len);
+    SECItem der = {siBuffer, (unsigned char *)data, (unsigned int)len};
+    g_autoptr(CERTCertificate) cert = __CERT_DecodeDERCertificate(&der, PR_TRUE, NULL);
+    g_autoptr(SECKEYPublicKey) pub = cert != NULL ? CERT_ExtractPublicKey(cert) : NULL;
+    if (pub == NULL) {
+        *message = nss_message(g_strdup("cannot read the certificate's public key"));
+        return CABACK_STORED_KEY_FAILED;
+    }
+    g_autoptr(GError) error = NULL;
+    gboolean pairs = FALSE;
+    if (!caback_key_pairs_with(key, pub, &pairs, db, &error)) {
+        *message = g_strdup(error->message);
+        return CABACK_STORED_KEY_FAILED;
+    }
+    return pairs ? CABACK_STORED_KEY_PAIRS : CABACK_STORED_KEY_NO_PAIR;
+}
+
+/* ---- the checker process, seen from the restore ---- */
+
+typedef struct {
+    CabackStoredKeyVerdict verdict;
+    char *message;
+} Answer;
+
+static void answer_free(gpointer p)
+{
+    Answer *a = p;
+    g_free(a->message);
+    g_free(a);
+}
+
+struct CabackStoredKeyChecker {
+    GPid pid;
+    int to_child;   /* -1 once closed */
+    FILE *from_child; /* NULL once the checker is gone */
+    GHashTable *answers; /* ticket -> Answer */
+};
+
+/* In the checker, between fork and exec: it dies with the restore (kill -9 included), so that no
+ * caback process outlives the one an administrator stopped. It only reads the database, so
+ * nothing is left half-done. */
+static void die_with_parent(gpointer data)
+{
+    pid_t parent = (pid_t)GPOINTER_TO_INT(data);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(1);
+}
+
+CabackStoredKeyChecker *caback_stored_key_checker_start(const char *exe, const CabackDb *db,
+                                                        GError **error)
+{
+    if (exe == NULL || db == NULL || db->spec == NULL || !g_str_has_prefix(db->spec, "sql:") ||
+        !PK11_IsInternalKeySlot(db->slot)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "the stored keys are checked by a second process only for an sql: database "
+                    "on NSS's own token");
+        return NULL;
+    }
+    if (PK11_NeedLogin(db->slot) && db->password_file == NULL && db->password_env == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "the database password was typed at a prompt, which a second process cannot "
+                    "read again");
+        return NULL;
+    }
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_ptr_array_add(argv, (gpointer)exe);
+    g_ptr_array_add(argv, (gpointer) "check-stored-keys");
+    g_ptr_array_add(argv, (gpointer) "-d");
+    g_ptr_array_add(argv, db->dir);
+    if (db->password_file != NULL) {
+        g_ptr_array_add(argv, (gpointer) "-f");
+        g_ptr_array_add(argv, db->password_file);
+    } else if (db->password_env != NULL) {
+        g_ptr_array_add(argv, (gpointer) "--password-env");
+        g_ptr_array_add(argv, db->password_env);
+    }
+    g_ptr_array_add(argv, NULL);
+
+    GPid pid = 0;
+    int in = -1, out = -1;
+    g_autoptr(GError) local = NULL;
+    if (!g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL,
+                                  G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_CLOEXEC_PIPES,
+                                  die_with_parent, GINT_TO_POINTER((int)getpid()), &pid, &in,
+                                  &out, NULL, &local)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "cannot start %s check-stored-keys: %s", exe, local->message);
+        return NULL;
+    }
+    CabackStoredKeyChecker *checker = g_new0(CabackStoredKeyChecker, 1);
+    checker->pid = pid;
+    checker->to_child = in;
+    checker->from_child = fdopen(out, "r");
+    if (checker->from_child == NULL)
+        close(out);
+    checker->answers = g_hash_table_new_full(NULL, NULL, NULL, answer_free);
+    return checker;
+}
+
+static void checker_gone(CabackStoredKeyChecker *checker)
+{
+    if (checker->from_child != NULL) {
+        fclose(checker->from_child);
+        checker->from_child = NULL;
+    }
+    if (checker->to_child >= 0) {
+        close(checker->to_child);
+        checker->to_child = -1;
+    }
+}
+
+void caback_stored_key_checker_submit(CabackStoredKeyChecker *checker, guint ticket,
+                                      const guint8 *key_id, gsize id_len, GBytes *cert_der)
+{
+    if (checker == NULL || checker->to_child < 0)
+        return;
+    gsize len;
+    const guint8 *data = g_bytes_get_data(cert_der, &len);
+    g_autofree char *id_hex = hex_of(key_id, id_len);
+    g_autofree char *b64 = g_base64_encode(data, len);
+    g_autofree char *line = g_strdup_printf("%u %s %s\n", ticket, id_hex, b64);
+    gsize left = strlen(line);
+    const char *p = line;
+    while (left > 0) {
+        ssize_t n = write(checker->to_child, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            /* The checker died (EPIPE): what it did not answer is checked here. */
+            checker_gone(checker);
+            return;
+        }
+        p += n;
+        left -= (gsize)n;
+    }
+}
+
+/* Read one answer line; FALSE when the checker is gone. */
+static gboolean read_answer(CabackStoredKeyChecker *checker)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = checker->from_child != NULL ? getline(&line, &cap, checker->from_child) : -1;
+    if (n <= 0) {
+        free(line);
+        checker_gone(checker);
+        return FALSE;
+    }
+    g_strchomp(line);
+    gboolean ok = TRUE;
+    char *end = NULL;
+    guint64 ticket = g_ascii_strtoull(line, &end, 10);
+    if (g_str_has_prefix(line, "fatal ") || end == line || *end != ' ') {
+        /* "fatal": it could not open the database; anything else is not the protocol. Either
+         * way nothing more will come. "ready" is the only other line. */
+        ok = strcmp(line, "ready") == 0;
+        if (!ok)
+            checker_gone(checker);
+    } else {
+        const char *rest = end + 1;
+        Answer *a = g_new0(Answer, 1);
+        if (strcmp(rest, "pairs") == 0) {
+            a->verdict = CABACK_STORED_KEY_PAIRS;
+        } else if (strcmp(rest, "nopair") == 0) {
+            a->verdict = CABACK_STORED_KEY_NO_PAIR;
+        } else if (g_str_has_prefix(rest, "failed ")) {
+            a->verdict = CABACK_STORED_KEY_FAILED;
+            a->message = g_strdup(rest + 7);
+        } else {
+            a->verdict = CABACK_STORED_KEY_UNANSWERED;
+        }
+        g_hash_table_replace(checker->answers, GUINT_TO_POINTER((guint)ticket), a);
+    }
+    free(line);
+    return ok;
+}
+
+CabackStoredKeyVerdict caback_stored_key_checker_wait(CabackStoredKeyChecker *checker,
+                                                      guint ticket, char **message)
+{
+    *message = NULL;
+    if (checker == NULL)
+        return CABACK_STORED_KEY_UNANSWERED;
+    gpointer key = GUINT_TO_POINTER(ticket);
+    while (!g_hash_table_contains(checker->answers, key) && read_answer(checker))
+        ;
+    Answer *a = g_hash_table_lookup(checker->answers, key);
+    if (a == NULL)
+        return CABACK_STORED_KEY_UNANSWERED;
+    *message = g_strdup(a->message);
+    return a->verdict;
+}
+
+void caback_stored_key_checker_free(CabackStoredKeyChecker *checker)
+{
+    if (checker == NULL)
+        return;
+    checker_gone(checker); /* its input ends: it shuts NSS down and exits */
+    int status = 0;
+    while (waitpid(checker->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    g_spawn_close_pid(checker->pid);
+    g_hash_table_unref(checker->answers);
+    g_free(checker);
+}
+
+/* ---- the checker process itself ---- */
+
+void caback_stored_key_checker_serve(CabackDb *db, FILE *in, FILE *out)
+{
+    char *line = NULL;
+    size_t cap = 0;
+
+    fputs("ready\n", out);
+    fflush(out);
+    while (getline(&line, &cap, in) > 0) {
+        g_strchomp(line);
+        g_auto(GStrv) f = g_strsplit(line, " ", 3);
+        const char *verdict = NULL;
+        g_autofree char *message = NULL;
+        if (g_strv_length(f) != 3) {
+            message = g_strdup("malformed request");
+        } else {
+            gsize id_len = strlen(f[1]) / 2;
+            g_autofree guint8 *id = g_malloc0(MAX(id_len, 1));
+            gboolean hex_ok = strlen(f[1]) % 2 == 0 && id_len > 0;
+            for (gsize i = 0; hex_ok && i < id_len; i++) {
+                int hi = g_ascii_xdigit_value(f[1][2 * i]), lo = g_ascii_xdigit_value(f[1][2 * i + 1]);
+                hex_ok = hi >= 0 && lo >= 0;
+                id[i] = (guint8)(hi << 4 | lo);
+            }
+            gsize der_len = 0;
+            g_autofree guint8 *der = g_base64_decode(f[2], &der_len);
+            if (!hex_ok || der_len == 0) {
+                message = g_strdup("malformed request");
+            } else {
+                g_autoptr(GBytes) cert = g_bytes_new(der, der_len);
+                CabackStoredKeyVerdict v =
+                    caback_stored_key_check_here(db, id, id_len, cert, &message);
+                verdict = v == CABACK_STORED_KEY_PAIRS     ? "pairs"
+                          : v == CABACK_STORED_KEY_NO_PAIR ? "nopair"
+                                                           : NULL;
+            }
+        }
+        if (verdict != NULL) {
+            fprintf(out, "%s %s\n", f[0] != NULL ? f[0] : "0", verdict);
+        } else {
+            /* One line: a message never spans two. */
+            for (char *c = message; c != NULL && *c != '\0'; c++)
+                if (*c == '\n' || *c == '\r')
+                    *c = ' ';
+            fprintf(out, "%s failed %s\n", f[0] != NULL ? f[0] : "0", message);
+        }
+        fflush(out);
+    }
+    free(line);
+}
