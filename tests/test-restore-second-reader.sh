@@ -49,7 +49,7 @@ gdb_restore() {
     gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
         -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' \
         -ex 'handle SIGPIPE nostop noprint pass' "$@" \
-        --args "$CABACK" restore -i "$FILE" -w "$PW" -d "$db" -f "$db.pass" >"$T/gdb.out" 2>&1 </dev/null
+        --args "$CABACK" restore -v -i "$FILE" -w "$PW" -d "$db" -f "$db.pass" >"$T/gdb.out" 2>&1 </dev/null
 }
 gdb_restore "$T/a" -ex 'break caback_stored_key_checker_wait' -ex run -ex finish -ex delete -ex continue
 expect_grep "the second reader answered the first check: the key pairs" 'Value returned is .* = CABACK_STORED_KEY_PAIRS' "$T/gdb.out"
@@ -66,6 +66,7 @@ gdb_restore "$T/b" -ex 'break caback_stored_key_checker_submit' -ex run \
 expect_grep "with the reader killed, the first check is left to the restore (UNANSWERED)" 'Value returned is .* = CABACK_STORED_KEY_UNANSWERED' "$T/gdb.out"
 expect_grep "... which completes" 'Restored 5 certificate\(s\) and 5 key\(s\)' "$T/gdb.out"
 expect_grep "... with its 5 pairs checked by itself" '5 certificate and key pair\(s\) checked' "$T/gdb.out"
+expect_grep "... and says so with -v" 'The second reader of the stored keys \(caback check-stored-keys\) stopped early, so this process checked the rest itself: it stopped' "$T/gdb.out"
 expect_equal "the same certificates and trust as the first restore" \
     "$(certutil -L -d "sql:$T/a" | sort)" "$(certutil -L -d "sql:$T/b" | sort)"
 

@@ -57,6 +57,10 @@ void caback_stored_key_checker_submit(CabackStoredKeyChecker *checker, guint tic
 CabackStoredKeyVerdict caback_stored_key_checker_wait(CabackStoredKeyChecker *checker,
                                                       guint ticket, char **message);
 
+/* Why the checker stopped helping before the restore was done with it ("fatal" reason, died,
+ * ...), or NULL. Its standard error goes nowhere: this is how its reasons are known. */
+const char *caback_stored_key_checker_problem(const CabackStoredKeyChecker *checker);
+
 /* Close the checker's input (it ends) and wait for it. NULL is allowed. */
 void caback_stored_key_checker_free(CabackStoredKeyChecker *checker);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackStoredKeyChecker, caback_stored_key_checker_free)

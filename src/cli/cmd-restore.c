@@ -760,6 +760,10 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         caback_restore_plan_free(plan);
     if (file != NULL)
         caback_p12_file_free(file);
+    if (caback_stored_key_checker_problem(checker) != NULL)
+        caback_cli_detail("The second reader of the stored keys (caback check-stored-keys) stopped "
+                          "early, so this process checked the rest itself: %s",
+                          caback_stored_key_checker_problem(checker));
     g_clear_pointer(&checker, caback_stored_key_checker_free);
 
     /* Close even after a failure, but report the first error. */

@@ -131,6 +131,7 @@ struct CabackStoredKeyChecker {
     int to_child;   /* -1 once closed */
     FILE *from_child; /* NULL once the checker is gone */
     GHashTable *answers; /* ticket -> Answer */
+    char *problem;       /* why it stopped before its input ended, once known */
 };
 
 /* In the checker, between fork and exec: it dies with the restore (kill -9 included), so that no
@@ -177,7 +178,9 @@ CabackStoredKeyChecker *caback_stored_key_checker_start(const char *exe, const C
     int in = -1, out = -1;
     g_autoptr(GError) local = NULL;
     if (!g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL,
-                                  G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_CLOEXEC_PIPES,
+                                  /* its reasons come back on the protocol (see problem) */
+                                  G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_CLOEXEC_PIPES |
+                                      G_SPAWN_STDERR_TO_DEV_NULL,
                                   die_with_parent, GINT_TO_POINTER((int)getpid()), &pid, &in,
                                   &out, NULL, &local)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
@@ -224,6 +227,8 @@ void caback_stored_key_checker_submit(CabackStoredKeyChecker *checker, guint tic
             continue;
         if (n <= 0) {
             /* The checker died (EPIPE): what it did not answer is checked here. */
+            if (checker->problem == NULL)
+                checker->problem = g_strdup_printf("it stopped (%s)", g_strerror(errno));
             checker_gone(checker);
             return;
         }
@@ -240,6 +245,8 @@ static gboolean read_answer(CabackStoredKeyChecker *checker)
     ssize_t n = checker->from_child != NULL ? getline(&line, &cap, checker->from_child) : -1;
     if (n <= 0) {
         free(line);
+        if (checker->problem == NULL && checker->from_child != NULL)
+            checker->problem = g_strdup("it stopped before answering every request");
         checker_gone(checker);
         return FALSE;
     }
@@ -251,8 +258,13 @@ static gboolean read_answer(CabackStoredKeyChecker *checker)
         /* "fatal": it could not open the database; anything else is not the protocol. Either
          * way nothing more will come. "ready" is the only other line. */
         ok = strcmp(line, "ready") == 0;
-        if (!ok)
+        if (!ok) {
+            if (checker->problem == NULL)
+                checker->problem = g_strdup(g_str_has_prefix(line, "fatal ")
+                                                ? line + 6
+                                                : "it wrote something that is not its protocol");
             checker_gone(checker);
+        }
     } else {
         const char *rest = end + 1;
         Answer *a = g_new0(Answer, 1);
@@ -288,6 +300,11 @@ CabackStoredKeyVerdict caback_stored_key_checker_wait(CabackStoredKeyChecker *ch
     return a->verdict;
 }
 
+const char *caback_stored_key_checker_problem(const CabackStoredKeyChecker *checker)
+{
+    return checker != NULL ? checker->problem : NULL;
+}
+
 void caback_stored_key_checker_free(CabackStoredKeyChecker *checker)
 {
     if (checker == NULL)
@@ -298,6 +315,7 @@ void caback_stored_key_checker_free(CabackStoredKeyChecker *checker)
         ;
     g_spawn_close_pid(checker->pid);
     g_hash_table_unref(checker->answers);
+    g_free(checker->problem);
     g_free(checker);
 }
 
