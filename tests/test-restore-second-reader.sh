@@ -23,7 +23,8 @@ CA_ID=$(key_id "caSigningCert cert-pki-ca")
 {
     printf '7 %s %s\n' "$CA_ID" "$(cert_b64 "caSigningCert cert-pki-ca")"
     printf '8 %s %s\n' "$CA_ID" "$(cert_b64 "subsystemCert cert-pki-ca")"
-    printf '9 00ff %s\n' "$(cert_b64 "caSigningCert cert-pki-ca")"
+    printf '9 00000000000000000000000000000000000000ff %s\n' "$(cert_b64 "caSigningCert cert-pki-ca")"
+    printf '10 00ff %s\n' "$(cert_b64 "caSigningCert cert-pki-ca")"
     printf 'not a request\n'
 } >"$T/requests"
 # (run reads from /dev/null: the requests go in directly.)
@@ -33,7 +34,8 @@ expect_equal "check-stored-keys exits 0 at the end of its input" 0 "$STATUS"
 expect_equal "it says ready first" ready "$(sed -n 1p "$OUT")"
 expect_equal "the CA key pairs with the CA certificate" "7 pairs" "$(sed -n 2p "$OUT")"
 expect_equal "the CA key does not pair with the subsystem certificate" "8 nopair" "$(sed -n 3p "$OUT")"
-expect_grep "a key that is not there: failed, naming the ID and the token" '^9 failed NSS finds no private key with ID 00ff in token "NSS Certificate DB"$' "$OUT"
+expect_grep "a key that is not there: failed, naming the ID and the token" '^9 failed NSS finds no private key with ID 00000000000000000000000000000000000000ff in token "NSS Certificate DB"$' "$OUT"
+expect_grep "a key ID that is not 40 hex digits: malformed" '^10 failed malformed request$' "$OUT"
 expect_grep "a malformed request: failed" '^not failed malformed request$' "$OUT"
 run "$CABACK" check-stored-keys -d "$SRC" -f "$T/no-such-file" </dev/null
 expect_equal "a password file it cannot read: exit 1" 1 "$STATUS"

@@ -11,6 +11,13 @@
 #include <secitem.h>
 #include <secmod.h>
 
+/* NSS's certificate decoder, exported under this name only (cert.h declares the name without
+ * underscores, which the library maps to this one internally). Unlike CERT_NewTempCertificate it
+ * leaves NSS's certificate cache alone, so a certificate of the file that clashes with one of the
+ * database (same issuer and serial number, different certificate) can still be read and shown. */
+extern CERTCertificate *__CERT_DecodeDERCertificate(SECItem *derSignedCert, PRBool copyDER,
+                                                    char *nickname);
+
 static inline void caback_secitem_free(SECItem *item)
 {
     SECITEM_FreeItem(item, PR_TRUE);

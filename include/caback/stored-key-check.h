@@ -12,6 +12,7 @@
 #include <glib.h>
 
 #include <caback/db.h>
+#include <caback/keyid.h>
 
 #include <keyhi.h>
 
@@ -30,12 +31,10 @@ typedef enum {
 gboolean caback_key_pairs_with(SECKEYPrivateKey *priv, SECKEYPublicKey *pub, gboolean *pairs,
                                void *wincx, GError **error);
 
-/* The check on @db, in this process: the private key with CKA_ID @key_id (@id_len bytes) must
- * pair with the certificate @cert_der. Never UNANSWERED; *@message (FAILED) is a sentence, caller
- * frees. */
-CabackStoredKeyVerdict caback_stored_key_check_here(CabackDb *db, const guint8 *key_id,
-                                                    gsize id_len, GBytes *cert_der,
-                                                    char **message);
+/* The check on @db, in this process: the private key with CKA_ID @id must pair with the
+ * certificate @cert_der. Never UNANSWERED; *@message (FAILED) is a sentence, caller frees. */
+CabackStoredKeyVerdict caback_stored_key_check_here(CabackDb *db, const CabackKeyId *id,
+                                                    GBytes *cert_der, char **message);
 
 typedef struct CabackStoredKeyChecker CabackStoredKeyChecker;
 
@@ -46,11 +45,11 @@ typedef struct CabackStoredKeyChecker CabackStoredKeyChecker;
 CabackStoredKeyChecker *caback_stored_key_checker_start(const char *exe, const CabackDb *db,
                                                         GError **error);
 
-/* Ask the checker about the key with CKA_ID @key_id and the certificate @cert_der; @ticket
+/* Ask the checker about the key with CKA_ID @id and the certificate @cert_der; @ticket
  * (chosen by the caller, unique) names the answer. Requests made once the checker is gone are
  * answered UNANSWERED. */
 void caback_stored_key_checker_submit(CabackStoredKeyChecker *checker, guint ticket,
-                                      const guint8 *key_id, gsize id_len, GBytes *cert_der);
+                                      const CabackKeyId *id, GBytes *cert_der);
 
 /* Wait for the answer about @ticket. UNANSWERED when the checker stopped (or never started its
  * work) before answering; *@message as for caback_stored_key_check_here. */

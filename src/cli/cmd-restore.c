@@ -7,10 +7,6 @@
 #include "cli-log.h"
 #include "cli.h"
 
-#include <caback/stored-key-check.h>
-
-#include <signal.h>
-
 #include <caback/cms.h>
 #include <caback/digest.h>
 #include <caback/log.h>
@@ -21,7 +17,9 @@
 #include <caback/nss-util.h>
 #include <caback/restore.h>
 #include <caback/secret.h>
+#include <caback/stored-key-check.h>
 
+#include <signal.h>
 #include <string.h>
 
 typedef struct {

@@ -22,13 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* NSS's certificate decoder, exported under this name only (cert.h declares the name without
- * underscores, which the library maps to this one internally). Unlike CERT_NewTempCertificate it
- * leaves NSS's certificate cache alone, so a certificate of the file that clashes with one of the
- * database (same issuer and serial number, different certificate) can still be read and shown. */
-extern CERTCertificate *__CERT_DecodeDERCertificate(SECItem *derSignedCert, PRBool copyDER,
-                                                    char *nickname);
-
 /* ---- small helpers ---- */
 
 static char *hex_bytes(const guint8 *data, gsize len, const char *separator, gboolean upper)
@@ -1291,15 +1284,11 @@ static gboolean check_pair(PairJob *job, GError **error)
 {
     CabackDb *db = job->db;
     CabackRestoreCert *c = job->cert;
-    /* A copy of the file's certificate, decoded here (not NSS's cached one, whose trust NSS
+    /* The file's certificate as the plan decoded it (not NSS's cached one, whose trust NSS
      * would read and check again): NSS finds the database's certificate object by its DER,
      * then the private key whose CKA_ID that object names, as it does when the CA runs. */
-    gsize der_len;
-    const guint8 *der_data = g_bytes_get_data(c->bag->der, &der_len);
-    SECItem der = {siBuffer, (unsigned char *)der_data, (unsigned int)der_len};
-    g_autoptr(CERTCertificate) cert = __CERT_DecodeDERCertificate(&der, PR_TRUE, NULL);
-    g_autoptr(SECItem) ckaid =
-        cert != NULL ? PK11_GetLowLevelKeyIDForCert(db->slot, cert, db) : NULL;
+    CERTCertificate *cert = c->cert;
+    g_autoptr(SECItem) ckaid = PK11_GetLowLevelKeyIDForCert(db->slot, cert, db);
     if (ckaid == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_DATABASE,
                              "certificate \"%s\" is not in the database after its import",
@@ -1467,8 +1456,7 @@ gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
             }
             /* The second reader can check this key now, while the next ones are stored. */
             if (c != NULL)
-                caback_stored_key_checker_submit(checker, key_ticket(i), k->id.bytes,
-                                                 CABACK_KEYID_LEN, c->bag->der);
+                caback_stored_key_checker_submit(checker, key_ticket(i), &k->id, c->bag->der);
         }
 
         /* The public key object NSS stores beside a key it generates (and pk12util beside a key

@@ -3,7 +3,7 @@
  * include/caback/stored-key-check.h and doc/design.md.
  *
  * The protocol between the two is lines of text on a pipe each way:
- *   restore -> checker: "TICKET KEYID-HEX CERT-BASE64"
+ *   restore -> checker: "TICKET KEYID CERT-BASE64" (KEYID: 40 hex digits, as certutil -K)
  *   checker -> restore: "ready" once the database is open, then per request
  *                       "TICKET pairs", "TICKET nopair" or "TICKET failed MESSAGE";
  *                       "fatal MESSAGE" when it cannot work at all.
@@ -25,9 +25,6 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern CERTCertificate *__CERT_DecodeDERCertificate(SECItem *derSignedCert, PRBool copyDER,
-                                                    char *nickname);
 
 /* ---- the check ---- */
 
@@ -65,14 +62,6 @@ gboolean caback_key_pairs_with(SECKEYPrivateKey *priv, SECKEYPublicKey *pub, gbo
     return TRUE;
 }
 
-static char *hex_of(const guint8 *data, gsize len)
-{
-    GString *s = g_string_sized_new(2 * len + 1);
-    for (gsize i = 0; i < len; i++)
-        g_string_append_printf(s, "%02x", data[i]);
-    return g_string_free(s, FALSE);
-}
-
 /* @what, with NSS's error in words. */
 static char *nss_message(char *what)
 {
@@ -82,14 +71,13 @@ static char *nss_message(char *what)
     return g_strdup(e->message);
 }
 
-CabackStoredKeyVerdict caback_stored_key_check_here(CabackDb *db, const guint8 *key_id,
-                                                    gsize id_len, GBytes *cert_der,
-                                                    char **message)
+CabackStoredKeyVerdict caback_stored_key_check_here(CabackDb *db, const CabackKeyId *id,
+                                                    GBytes *cert_der, char **message)
 {
-    g_autofree char *id_hex = hex_of(key_id, id_len);
-    SECItem id = {siBuffer, (unsigned char *)key_id, (unsigned int)id_len};
-    g_autoptr(SECKEYPrivateKey) key = PK11_FindKeyByKeyID(db->slot, &id, db);
+    SECItem item = {siBuffer, (unsigned char *)id->bytes, CABACK_KEYID_LEN};
+    g_autoptr(SECKEYPrivateKey) key = PK11_FindKeyByKeyID(db->slot, &item, db);
     if (key == NULL) {
+        g_autofree char *id_hex = caback_keyid_to_nss(id);
         *message = g_strdup_printf("NSS finds no private key with ID %s in token \"%s\"", id_hex,
                                    db->token_name);
         return CABACK_STORED_KEY_FAILED;
@@ -210,13 +198,13 @@ static void checker_gone(CabackStoredKeyChecker *checker)
 }
 
 void caback_stored_key_checker_submit(CabackStoredKeyChecker *checker, guint ticket,
-                                      const guint8 *key_id, gsize id_len, GBytes *cert_der)
+                                      const CabackKeyId *id, GBytes *cert_der)
 {
     if (checker == NULL || checker->to_child < 0)
         return;
     gsize len;
     const guint8 *data = g_bytes_get_data(cert_der, &len);
-    g_autofree char *id_hex = hex_of(key_id, id_len);
+    g_autofree char *id_hex = caback_keyid_to_nss(id);
     g_autofree char *b64 = g_base64_encode(data, len);
     g_autofree char *line = g_strdup_printf("%u %s %s\n", ticket, id_hex, b64);
     gsize left = strlen(line);
@@ -336,22 +324,20 @@ void caback_stored_key_checker_serve(CabackDb *db, FILE *in, FILE *out)
         if (g_strv_length(f) != 3) {
             message = g_strdup("malformed request");
         } else {
-            gsize id_len = strlen(f[1]) / 2;
-            g_autofree guint8 *id = g_malloc0(MAX(id_len, 1));
-            gboolean hex_ok = strlen(f[1]) % 2 == 0 && id_len > 0;
-            for (gsize i = 0; hex_ok && i < id_len; i++) {
-                int hi = g_ascii_xdigit_value(f[1][2 * i]), lo = g_ascii_xdigit_value(f[1][2 * i + 1]);
-                hex_ok = hi >= 0 && lo >= 0;
-                id[i] = (guint8)(hi << 4 | lo);
-            }
+            /* Exactly the 40 digits the restore writes: the parser's other forms (short,
+             * signed, with colons) are for people, not for this protocol. */
+            CabackKeyId id;
+            gboolean id_ok =
+                strspn(f[1], "0123456789abcdefABCDEF") == 2 * CABACK_KEYID_LEN &&
+                f[1][2 * CABACK_KEYID_LEN] == '\0' && caback_keyid_parse(f[1], &id, NULL);
             gsize der_len = 0;
             g_autofree guint8 *der = g_base64_decode(f[2], &der_len);
-            if (!hex_ok || der_len == 0) {
+            if (!id_ok || der_len == 0) {
                 message = g_strdup("malformed request");
             } else {
                 g_autoptr(GBytes) cert = g_bytes_new(der, der_len);
                 CabackStoredKeyVerdict v =
-                    caback_stored_key_check_here(db, id, id_len, cert, &message);
+                    caback_stored_key_check_here(db, &id, cert, &message);
                 verdict = v == CABACK_STORED_KEY_PAIRS     ? "pairs"
                           : v == CABACK_STORED_KEY_NO_PAIR ? "nopair"
                                                            : NULL;
