@@ -50,7 +50,7 @@ restore "$TIMING"
 DURATION=$("$PYTHON3" -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$start" "$EPOCHREALTIME")
 diag "an uninterrupted restore (database created) takes ${DURATION} s"
 
-kills=0 survivors=0 finished=0 unopenable=0 reruns_failed=0 different=0 partial_seen=0 journals=0
+kills=0 survivors=0 lingered=0 finished=0 unopenable=0 reruns_failed=0 different=0 partial_seen=0 journals=0
 for i in $(seq 1 20); do
     delay=$("$PYTHON3" -c 'import sys; print("%.3f" % (float(sys.argv[1]) * (int(sys.argv[2]) - 0.5) / 20))' "$DURATION" "$i")
     DB=$TEST_TMP/db$i
@@ -64,9 +64,21 @@ for i in $(seq 1 20); do
     wait "$victim" 2>/dev/null
     [ $? -eq 0 ] && finished=$((finished + 1))
     kills=$((kills + 1))
+    # The restore's second reader (check-stored-keys) is killed by the kernel when the restore
+    # dies, but on a busy machine it can take a moment to be gone: a process still there 5 s
+    # later is a survivor. (That it is killed, not merely left to end on its own, is shown by
+    # test-restore-second-reader.sh, with the reader stopped.)
     if pgrep -f -- "-d $DB -f" >/dev/null; then
-        survivors=$((survivors + 1))
-        diag "kill $i: a caback process survived the kill"
+        lingered=$((lingered + 1))
+        for _ in $(seq 50); do
+            pgrep -f -- "-d $DB -f" >/dev/null || break
+            sleep 0.1
+        done
+        if pgrep -f -- "-d $DB -f" >/dev/null; then
+            survivors=$((survivors + 1))
+            diag "kill $i: a caback process survived the kill: $(pgrep -a -f -- "-d $DB -f")"
+            pkill -9 -f -- "-d $DB -f"
+        fi
     fi
     if [ -e "$DB/cert9.db" ]; then
         # A change cut short leaves SQLite's journal; caback's first opening rolls it back (NSS
@@ -88,6 +100,7 @@ for i in $(seq 1 20); do
     esac
 done
 diag "kills: $kills (spread over ${DURATION} s), finished before the kill: $finished, interrupted mid-way (database neither empty nor complete): $partial_seen"
+diag "kills after which a caback process was still there right after: $lingered (still there 5 s later: $survivors)"
 diag "interrupted changes rolled back at the next opening (SQLite journal left): $journals"
 diag "databases that did not open: $unopenable, reruns that failed: $reruns_failed, final states different from the reference: $different"
 expect_equal "20 kills of a restore: no caback process survives kill -9" 0 "$survivors"

@@ -3,7 +3,8 @@
 # database (pairs, nopair, a key that is not there, a malformed request, a database it cannot
 # open); a restore that gets its answers from it; a restore whose second reader is killed before
 # it answers (every key is then checked by the restore itself, and the result is the same); a
-# restore with the database password typed at a prompt (no second reader at all); and no
+# restore with the database password typed at a prompt (no second reader at all); a reader that
+# dies with a restore killed with kill -9; and no
 # caback process left after a restore.
 . "$CABACK_SRCDIR/tests/lib.sh"
 need certutil pk12util gdb "$PYTHON3"
@@ -73,6 +74,36 @@ expect_grep "... with its 5 pairs checked by itself" '5 certificate and key pair
 expect_grep "... and says so with -v" 'The second reader of the stored keys \(caback check-stored-keys\) stopped early, so this process checked the rest itself: it stopped' "$T/gdb.out"
 expect_equal "the same certificates and trust as the first restore" \
     "$(certutil -L -d "sql:$T/a" | sort)" "$(certutil -L -d "sql:$T/b" | sort)"
+
+# ---- the second reader dies with the restore ----
+# The restore is stopped before its first request; a sleep in the background opens the reader's
+# input pipe for writing too (through /proc), so that the reader cannot see the end of its input
+# and leave on its own; the restore is then killed with kill -9 from gdb. Only the kernel's
+# parent-death signal can end the reader then.
+cat >"$T/hold.sh" <<EOS
+#!/bin/sh
+pgrep -f '^$CABACK check-stored-keys -d $T/e ' >'$T/e.reader' || exit 0
+exec sleep 30 9>/proc/\$(head -1 '$T/e.reader')/fd/0
+EOS
+chmod +x "$T/hold.sh"
+gdb_restore "$T/e" -ex 'break caback_stored_key_checker_submit' -ex run \
+    -ex "shell '$T/hold.sh' </dev/null >/dev/null 2>&1 & echo \$! >'$T/e.hold'; sleep 0.3" -ex kill
+expect_equal "a reader was running when the restore was killed" 1 "$(wc -l <"$T/e.reader")"
+reader=$(head -1 "$T/e.reader")
+expect_status 0 "... and its input was held open from outside" test -d "/proc/$(cat "$T/e.hold")"
+for _ in $(seq 50); do
+    kill -0 "$reader" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$reader" 2>/dev/null; then
+    diag "the reader $(ps -o pid,stat,args -p "$reader" | tail -1) outlived the restore"
+    kill -9 "$reader"
+    reader_left=1
+else
+    reader_left=0
+fi
+kill "$(cat "$T/e.hold")" 2>/dev/null
+expect_equal "... it was gone within 5 s (killed by the kernel with the restore)" 0 "$reader_left"
 
 # ---- no second reader when the password was typed ----
 make_nssdb "$T/c" >/dev/null
