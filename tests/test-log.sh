@@ -176,8 +176,14 @@ expect_status 0 "fix-clone-ids on a correct CS.cfg" \
 keep
 CFG_SHA=$(sha256sum "$CFG" | cut -d' ' -f1)
 last_record fix-clone-ids
+# The fixture's keys are random: when one's ID begins with a byte that is only the sign of the
+# next (00 then < 80, or ff then >= 80; about 1 run in 60 with 4 keys), fix-clone-ids rightly
+# warns that Dogtag before 10.5.6 cannot read its short form, and the record is a WARNING.
+SHORT="(lambda b: (b[0] == 0 and b[1] < 0x80) or (b[0] == 0xff and b[1] >= 0x80))"
 record_checks "fix-clone-ids record" \
-    "r['result'] == 'OK' and r['database'] == '$DB'" \
+    "r['result'] == ('WARNING' if any($SHORT(bytes.fromhex(k['nss_id'])) for k in r['keys']) else 'OK')" \
+    "len(r['warnings']) == sum($SHORT(bytes.fromhex(k['nss_id'])) for k in r['keys'])" \
+    "all('Dogtag before 10.5.6' in w for w in r['warnings']) and r['database'] == '$DB'" \
     "r['file'] == '$CFG' and r['sha256'] == '$CFG_SHA'" \
     "r['command'] == 'caback fix-clone-ids -d $DB -f $DB.pass $CFG'" \
     "len(r['keys']) == 4 and all(k['nss_id'] and k['dogtag_id'] for k in r['keys'])"
