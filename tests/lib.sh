@@ -68,6 +68,18 @@ expect_equal() {
     if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; diag "expected: $2" "actual:   $3"; fi
 }
 
+# gone_within SECONDS CMD...: run CMD every 0.1 s while it succeeds, for at most SECONDS; status 0
+# when it stopped succeeding in time (what it looks for is gone), 1 when it still succeeds.
+gone_within() {
+    local tries=$(($1 * 10))
+    shift
+    while "$@" >/dev/null 2>&1; do
+        [ "$tries" -gt 0 ] || return 1
+        tries=$((tries - 1))
+        sleep 0.1
+    done
+}
+
 # need TOOL...: skip the rest of the script (as a TAP skip) when a peer tool is missing.
 need() {
     local t

@@ -91,16 +91,12 @@ gdb_restore "$T/e" -ex 'break caback_stored_key_checker_submit' -ex run \
 expect_equal "a reader was running when the restore was killed" 1 "$(wc -l <"$T/e.reader")"
 reader=$(head -1 "$T/e.reader")
 expect_status 0 "... and its input was held open from outside" test -d "/proc/$(cat "$T/e.hold")"
-for _ in $(seq 50); do
-    kill -0 "$reader" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$reader" 2>/dev/null; then
+if gone_within 5 kill -0 "$reader"; then
+    reader_left=0
+else
     diag "the reader $(ps -o pid,stat,args -p "$reader" | tail -1) outlived the restore"
     kill -9 "$reader"
     reader_left=1
-else
-    reader_left=0
 fi
 kill "$(cat "$T/e.hold")" 2>/dev/null
 expect_equal "... it was gone within 5 s (killed by the kernel with the restore)" 0 "$reader_left"
