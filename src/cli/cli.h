@@ -57,6 +57,10 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
 gboolean caback_cli_usage_error(GError **error, const char *verb, const char *format, ...)
     G_GNUC_PRINTF(3, 4);
 
+/* For a verb that takes only options: after caback_cli_parse, a CABACK_ERROR_USAGE error naming
+ * the first argument left in @argv, if there is one. */
+gboolean caback_cli_no_arguments(const char *verb, int argc, char **argv, GError **error);
+
 /* Free the strings of @options. */
 void caback_cli_common_clear(CabackCommonOptions *options);
 

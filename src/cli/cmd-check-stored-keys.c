@@ -25,13 +25,8 @@ gboolean caback_cmd_check_stored_keys(int argc, char **argv, GError **error)
     caback_cli_add_common(context, &common, CABACK_COMMON_DB);
     if (!caback_cli_parse(context, "check-stored-keys", &common, &argc, &argv, error))
         goto out;
-    if (argc > 1) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "unexpected argument \"%s\"; check-stored-keys takes only options (see: "
-                    "caback help check-stored-keys)",
-                    argv[1]);
+    if (!caback_cli_no_arguments("check-stored-keys", argc, argv, error))
         goto out;
-    }
 
     CabackDbOptions options = {
         .dbdir = common.dbdir,

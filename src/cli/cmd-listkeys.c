@@ -127,13 +127,8 @@ gboolean caback_cmd_listkeys(int argc, char **argv, GError **error)
 
     if (!caback_cli_parse(context, "listkeys", &common, &argc, &argv, error))
         goto out;
-    if (argc > 1) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "unexpected argument \"%s\"; listkeys takes only options (see: caback help "
-                    "listkeys)",
-                    argv[1]);
+    if (!caback_cli_no_arguments("listkeys", argc, argv, error))
         goto out;
-    }
 
     CabackDb *db = caback_cli_open_db(&common, TRUE, error);
     if (db == NULL)

@@ -75,6 +75,14 @@ gboolean caback_cli_usage_error(GError **error, const char *verb, const char *fo
     return FALSE;
 }
 
+gboolean caback_cli_no_arguments(const char *verb, int argc, char **argv, GError **error)
+{
+    if (argc <= 1)
+        return TRUE;
+    return caback_cli_usage_error(error, verb, "unexpected argument \"%s\"; %s takes only options",
+                                  argv[1], verb);
+}
+
 void caback_cli_common_clear(CabackCommonOptions *options)
 {
     g_clear_pointer(&options->dbdir, g_free);
