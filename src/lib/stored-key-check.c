@@ -62,15 +62,6 @@ gboolean caback_key_pairs_with(SECKEYPrivateKey *priv, SECKEYPublicKey *pub, gbo
     return TRUE;
 }
 
-/* @what, with NSS's error in words. */
-static char *nss_message(char *what)
-{
-    g_autoptr(GError) e = NULL;
-    caback_error_set_nss(&e, CABACK_ERROR_FAILED, "%s", what);
-    g_free(what);
-    return g_strdup(e->message);
-}
-
 CabackStoredKeyVerdict caback_stored_key_check_here(CabackDb *db, const CabackKeyId *id,
                                                     GBytes *cert_der, char **message)
 {
@@ -87,11 +78,13 @@ CabackStoredKeyVerdict caback_stored_key_check_here(CabackDb *db, const CabackKe
     SECItem der = {siBuffer, (unsigned char *)data, (unsigned int)len};
     g_autoptr(CERTCertificate) cert = __CERT_DecodeDERCertificate(&der, PR_TRUE, NULL);
     g_autoptr(SECKEYPublicKey) pub = cert != NULL ? CERT_ExtractPublicKey(cert) : NULL;
+    g_autoptr(GError) error = NULL;
     if (pub == NULL) {
-        *message = nss_message(g_strdup("cannot read the certificate's public key"));
+        caback_error_set_nss(&error, CABACK_ERROR_FAILED,
+                             "cannot read the certificate's public key");
+        *message = g_strdup(error->message);
         return CABACK_STORED_KEY_FAILED;
     }
-    g_autoptr(GError) error = NULL;
     gboolean pairs = FALSE;
     if (!caback_key_pairs_with(key, pub, &pairs, db, &error)) {
         *message = g_strdup(error->message);
