@@ -15,8 +15,20 @@ mkdir -p "$CABACK_BUILDDIR/tests"
 TEST_TMP=$(mktemp -d "$CABACK_BUILDDIR/tests/$(basename "$0" .sh).XXXXXX.tmp")
 _tap_n=0
 _tap_failed=0
+_test_users=()
 _tap_cleanup() {
+    local u
+    for u in ${_test_users[@]+"${_test_users[@]}"}; do userdel "$u" >/dev/null 2>&1; done
     if [ -z "${CABACK_KEEP_TMP:-}" ]; then rm -rf "$TEST_TMP"; else echo "# kept $TEST_TMP"; fi
+}
+
+# make_test_user NAME: a new system user NAME (no home folder, no login shell), removed when the
+# test ends. Status 1, and nothing made, when users cannot be made here (not root, no useradd):
+# the caller skips what needed it. Use a unique NAME, e.g. cbk-WHAT-$$.
+make_test_user() {
+    [ "$(id -u)" -eq 0 ] && command -v useradd >/dev/null 2>&1 || return 1
+    useradd -M -N -r -s /usr/sbin/nologin "$1" >/dev/null 2>&1 || return 1
+    _test_users+=("$1")
 }
 trap _tap_cleanup EXIT
 

@@ -23,7 +23,9 @@ char *caback_state_dir_for(const char *state_env, gboolean is_root, const char *
 
 /* The state folder for this process (from its environment and effective user), created with
  * mode 0700 (and missing parents) when it does not exist; an existing folder's mode is left as
- * the administrator set it. Fails with CABACK_ERROR_IO naming the folder. Caller frees. */
+ * the administrator set it. The folder must be a real folder (not a link), owned by this user or
+ * root, and not writable by group or others; else, or when it cannot be made, fails with
+ * CABACK_ERROR_IO naming the folder. Caller frees. */
 char *caback_state_dir(GError **error);
 
 /* The log used when --log is not given: "caback.log" in the state folder (created). */
@@ -91,15 +93,32 @@ char *caback_log_record_format_json(CabackLogRecord *record, const GError *outco
 gboolean caback_log_record_finish(CabackLogRecord *record, const GError *outcome,
                                   const char *log_path, GError **error);
 
-/* Append @len bytes of @text to @path with one write(), creating the file with mode 0600 and
- * tightening an existing file that is readable by others to 0600. */
+/* Append @len bytes of @text to @path with one write(), creating the file with mode 0600 (an
+ * existing file keeps its mode). The file is opened with O_NOFOLLOW | O_APPEND | O_CLOEXEC |
+ * O_NONBLOCK and must be a regular file owned by this user or root: a link, a FIFO, a device or
+ * another user's file is refused at once (CABACK_ERROR_IO, naming it), never waited on. */
 gboolean caback_log_append(const char *path, const char *text, gsize len, GError **error);
+
+/* Before a run starts: FALSE (CABACK_ERROR_IO, naming the file) when the log @log_path (NULL:
+ * the default log, whose state folder is then checked too) or its ".jsonl" twin exists and is
+ * not something caback may write (see caback_log_append), so that a hostile log stops the run
+ * before it changes anything. A log that does not exist yet passes. */
+gboolean caback_log_check(const char *log_path, GError **error);
+
+/* Read the whole of @path, a file caback wrote (latest_backup, the JSON-lines log), into
+ * *@contents (NUL-terminated, caller frees) and *@length (may be NULL). The file is opened with
+ * O_NOFOLLOW and must be a regular file owned by this user or root of at most @max bytes; a
+ * missing file is CABACK_ERROR_NOT_FOUND, anything else CABACK_ERROR_IO naming the file. */
+gboolean caback_state_read_file(const char *path, gsize max, char **contents, gsize *length,
+                                GError **error);
 
 /* Point latest_backup in the state folder at @path (made absolute) with its @sha256 (64 hex
  * digits), replacing the previous pointer atomically. */
 gboolean caback_state_set_latest_backup(const char *path, const char *sha256, GError **error);
 
-/* Read latest_backup: the archive's absolute @path and its recorded @sha256 (caller frees both).
+/* Read latest_backup: the archive's absolute @path and its recorded @sha256 (caller frees both),
+ * only from a state folder that passes caback_state_dir's checks and only when the pointer is a
+ * regular file owned by this user or root (caback_state_read_file).
  * Fails with CABACK_ERROR_NOT_FOUND when no backup was recorded yet, CABACK_ERROR_FAILED when
  * the pointer is damaged. */
 gboolean caback_state_get_latest_backup(char **path, char **sha256, GError **error);

@@ -94,7 +94,8 @@ static char *sha_from_log(const char *jsonl, const char *absolute)
 {
     g_autofree char *contents = NULL;
 
-    if (!g_file_get_contents(jsonl, &contents, NULL, NULL))
+    /* Only a log of this user's or root's: another user's file could claim any digest. */
+    if (!caback_state_read_file(jsonl, 1024 * 1024 * 1024, &contents, NULL, NULL))
         return NULL;
     g_autofree char *escaped = caback_json_escape(absolute);
     g_autofree char *needle = g_strdup_printf("\"file\":\"%s\",\"sha256\":\"", escaped);

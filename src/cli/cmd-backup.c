@@ -549,6 +549,9 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
 
     if (!caback_cli_parse(context, "backup", &common, &argc, &argv, error))
         goto out;
+    /* A log that is a link, a FIFO or another user's file stops the run before it starts. */
+    if (!caback_log_check(o.log_path, error))
+        goto out;
     run.rec = caback_log_record_new("backup");
     caback_cli_log_db_secrets(run.rec, &common);
     /* The Windows form's password argument is taken (and registered as a secret) before

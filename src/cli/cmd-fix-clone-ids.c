@@ -363,6 +363,9 @@ gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error)
 
     if (!caback_cli_parse(context, "fix-clone-ids", &common, &argc, &argv, error))
         goto out;
+    /* A log that is a link, a FIFO or another user's file stops the run before it starts. */
+    if (!caback_log_check(log_path, error))
+        goto out;
     rec = caback_log_record_new("fix-clone-ids");
     caback_cli_log_db_secrets(rec, &common);
     caback_cli_log_common(rec, &common);

@@ -864,6 +864,9 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
 
     if (!caback_cli_parse(context, "restore", &common, &argc, &argv, error))
         goto out;
+    /* A log that is a link, a FIFO or another user's file stops the run before it starts. */
+    if (!caback_log_check(ro.log_path, error))
+        goto out;
     rec = caback_log_record_new("restore");
     caback_cli_log_db_secrets(rec, &common);
     if (given != NULL)

@@ -412,6 +412,9 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
 
     if (!caback_cli_parse(context, "verify", &common, &argc, &argv, error))
         goto out;
+    /* A log that is a link, a FIFO or another user's file stops the run before it starts. */
+    if (!caback_log_check(o.log_path, error))
+        goto out;
     rec = caback_log_record_new("verify");
     caback_cli_log_db_secrets(rec, &common);
     log_options(rec, argc >= 2 ? argv[1] : NULL, &o, &common);

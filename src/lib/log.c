@@ -9,6 +9,7 @@
 #include <caback/secret.h>
 
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
@@ -36,6 +37,84 @@ char *caback_state_dir_for(const char *state_env, gboolean is_root, const char *
     return NULL;
 }
 
+static gboolean owned_by_user_or_root(uid_t uid)
+{
+    return uid == geteuid() || uid == 0;
+}
+
+/* "user NAME (uid N)" for @uid. Caller frees. */
+static char *user_text(uid_t uid)
+{
+    g_autofree char *name = NULL;
+    char buf[4096];
+    struct passwd pw, *found = NULL;
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != NULL)
+        name = g_strdup(found->pw_name);
+    return name != NULL ? g_strdup_printf("user %s (uid %ld)", name, (long)uid)
+                        : g_strdup_printf("uid %ld", (long)uid);
+}
+
+/* What a file that is not a regular file is, for messages. */
+static const char *file_kind(mode_t mode)
+{
+    return S_ISLNK(mode)    ? "a symbolic link"
+           : S_ISDIR(mode)  ? "a folder"
+           : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a regular file";
+}
+
+/* The state folder @dir, opened without following a link, must be a folder owned by this user
+ * or root that no one else may write: another user who could write there could plant the
+ * latest_backup pointer that "restore automatic" follows, or a log link. */
+static gboolean check_state_dir(const char *dir, GError **error)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) {
+        int e = errno;
+        if (lstat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "caback's state folder %s is %s, not a folder; caback keeps its log and "
+                        "the latest_backup pointer only in a real folder: set CABACK_STATE_DIR "
+                        "to the folder itself",
+                        dir, file_kind(st.st_mode));
+        else
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "cannot open caback's state folder %s: %s", dir, g_strerror(e));
+        return FALSE;
+    }
+    int r = fstat(fd, &st);
+    int e = errno;
+    close(fd);
+    if (r != 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot check caback's state folder %s: %s",
+                    dir, g_strerror(e));
+        return FALSE;
+    }
+    if (!owned_by_user_or_root(st.st_uid)) {
+        g_autofree char *owner = user_text(st.st_uid);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "caback's state folder %s belongs to %s, not to you or root; its "
+                    "latest_backup pointer and log could be planted by that user: set "
+                    "CABACK_STATE_DIR to a folder of your own (mode 0700)",
+                    dir, owner);
+        return FALSE;
+    }
+    if ((st.st_mode & 022) != 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "caback's state folder %s is writable by %s (mode %04o); another user could "
+                    "plant its latest_backup pointer or log: run chmod 700 %s, or set "
+                    "CABACK_STATE_DIR to a private folder",
+                    dir, (st.st_mode & 002) != 0 ? "everyone" : "its group",
+                    (unsigned)(st.st_mode & 07777), dir);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 char *caback_state_dir(GError **error)
 {
     const char *home = g_getenv("HOME");
@@ -49,7 +128,10 @@ char *caback_state_dir(GError **error)
                     "CABACK_STATE_DIR to a folder for the log and the latest_backup pointer");
         return NULL;
     }
-    if (g_mkdir_with_parents(dir, 0700) != 0 || !g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+    struct stat st;
+    /* A link is refused by check_state_dir; creating "through" it would be creating elsewhere. */
+    if (lstat(dir, &st) != 0 &&
+        (g_mkdir_with_parents(dir, 0700) != 0 || !g_file_test(dir, G_FILE_TEST_IS_DIR))) {
         int e = errno;
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
                     "cannot create caback's state folder %s: %s; create it (mode 0700) or set "
@@ -57,6 +139,8 @@ char *caback_state_dir(GError **error)
                     dir, g_strerror(e));
         return NULL;
     }
+    if (!check_state_dir(dir, error))
+        return NULL;
     return g_steal_pointer(&dir);
 }
 
@@ -384,33 +468,108 @@ char *caback_log_record_format_json(CabackLogRecord *record, const GError *outco
     return g_string_free(out, FALSE);
 }
 
-gboolean caback_log_append(const char *path, const char *text, gsize len, GError **error)
+/* Why the file @path, whose status is @st, may not be caback's log (NULL when it may). */
+static char *log_refusal(const char *path, const struct stat *st)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    if (S_ISLNK(st->st_mode))
+        return g_strdup_printf(
+            "the log %s is a symbolic link; caback writes its log only to a regular file of its "
+            "own (a link could point it at any file): remove the link, or give the real file "
+            "with --log FILE",
+            path);
+    if (!S_ISREG(st->st_mode))
+        return g_strdup_printf("the log %s is %s, not a regular file; choose a regular file with "
+                               "--log FILE",
+                               path, file_kind(st->st_mode));
+    if (!owned_by_user_or_root(st->st_uid)) {
+        g_autofree char *owner = user_text(st->st_uid);
+        return g_strdup_printf("the log %s belongs to %s, not to you or root; caback does not "
+                               "write into another user's file: choose your own log with --log "
+                               "FILE",
+                               path, owner);
+    }
+    return NULL;
+}
+
+gboolean caback_log_check(const char *log_path, GError **error)
+{
+    g_autofree char *default_path = NULL;
+    if (log_path == NULL && (log_path = default_path = caback_log_default_path(error)) == NULL)
+        return FALSE;
+    g_autofree char *json_path = caback_log_json_path(log_path);
+    const char *const paths[] = {log_path, json_path};
+    for (gsize i = 0; i < G_N_ELEMENTS(paths); i++) {
+        struct stat st;
+        if (lstat(paths[i], &st) != 0)
+            continue; /* made when the record is written, and checked then */
+        g_autofree char *why = log_refusal(paths[i], &st);
+        if (why != NULL) {
+            g_set_error_literal(error, CABACK_ERROR, CABACK_ERROR_IO, why);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/* Open the log @path for appending, creating it (mode 0600) when it does not exist. Never
+ * follows a link, never blocks (a FIFO without a reader fails, one with a reader is refused),
+ * and keeps the descriptor only for a regular file of this user or root. */
+static int log_open(const char *path, GError **error)
+{
+    const int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK;
+    struct stat st;
+    /* Looked at first, so that a device or a FIFO is not even opened. */
+    if (lstat(path, &st) == 0) {
+        g_autofree char *why = log_refusal(path, &st);
+        if (why != NULL) {
+            g_set_error_literal(error, CABACK_ERROR, CABACK_ERROR_IO, why);
+            return -1;
+        }
+    }
+    gboolean created = TRUE;
+    int fd = open(path, flags | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        created = FALSE;
+        fd = open(path, flags);
+    }
     if (fd < 0) {
         int e = errno;
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                    "cannot open the log %s: %s; check that its folder exists and is writable, "
-                    "or choose another log with --log FILE",
-                    path, g_strerror(e));
-        return FALSE;
+        if (e == ELOOP || e == ENXIO)
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "the log %s is %s, not a regular file; choose a regular file with --log "
+                        "FILE",
+                        path, e == ELOOP ? "a symbolic link" : "a FIFO or a device");
+        else
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "cannot open the log %s: %s; check that its folder exists and is "
+                        "writable, or choose another log with --log FILE",
+                        path, g_strerror(e));
+        return -1;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    /* What was opened is what counts: the name may have changed since lstat. */
+    g_autofree char *why = NULL;
+    if (fstat(fd, &st) != 0)
+        why = g_strdup_printf("cannot check the log %s: %s", path, g_strerror(errno));
+    else
+        why = log_refusal(path, &st);
+    /* The umask may have taken bits from 0600; a file caback made is made private and
+     * writable. An existing log keeps the mode its owner gave it. */
+    if (why == NULL && created && (st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0)
+        why = g_strdup_printf("cannot make the log %s private (mode 0600): %s", path,
+                              g_strerror(errno));
+    if (why != NULL) {
         close(fd);
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                    "the log %s is not a regular file; choose another log with --log FILE", path);
-        return FALSE;
+        g_set_error_literal(error, CABACK_ERROR, CABACK_ERROR_IO, why);
+        return -1;
     }
-    /* open() applied the umask only when it created the file; an existing log may have been
-     * made readable by others. The log names keys and files: keep it private either way. */
-    if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
-        int e = errno;
-        close(fd);
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                    "cannot make the log %s private (mode 0600): %s", path, g_strerror(e));
+    return fd;
+}
+
+gboolean caback_log_append(const char *path, const char *text, gsize len, GError **error)
+{
+    int fd = log_open(path, error);
+    if (fd < 0)
         return FALSE;
-    }
     /* One write() per record: with O_APPEND the kernel places it at the end as a whole, so two
      * runs writing at once cannot mix their lines. A short write is reported, not continued. */
     ssize_t n;
@@ -430,6 +589,64 @@ gboolean caback_log_append(const char *path, const char *text, gsize len, GError
                     g_strerror(e));
         return FALSE;
     }
+    return TRUE;
+}
+
+gboolean caback_state_read_file(const char *path, gsize max, char **contents, gsize *length,
+                                GError **error)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, e == ENOENT ? CABACK_ERROR_NOT_FOUND : CABACK_ERROR_IO,
+                    "cannot read %s: %s", path,
+                    e == ELOOP ? "it is a symbolic link, which caback does not follow here"
+                               : g_strerror(e));
+        return FALSE;
+    }
+    struct stat st;
+    g_autofree char *why = NULL;
+    if (fstat(fd, &st) != 0)
+        why = g_strdup(g_strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        why = g_strdup_printf("it is %s, not a regular file", file_kind(st.st_mode));
+    else if (!owned_by_user_or_root(st.st_uid)) {
+        g_autofree char *owner = user_text(st.st_uid);
+        why = g_strdup_printf("it belongs to %s, not to you or root, so anything in it could "
+                              "have been planted by that user",
+                              owner);
+    } else if ((guint64)st.st_size > max)
+        why = g_strdup_printf("it holds %" G_GUINT64_FORMAT " bytes, more than the %" G_GSIZE_FORMAT
+                              " bytes expected here",
+                              (guint64)st.st_size, max);
+    if (why != NULL) {
+        close(fd);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "refusing to read %s: %s", path, why);
+        return FALSE;
+    }
+    gsize size = (gsize)st.st_size, got = 0;
+    char *buf = g_malloc(size + 1);
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            g_free(buf);
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s: %s", path,
+                        g_strerror(e));
+            return FALSE;
+        }
+        if (n == 0)
+            break; /* the file shrank: what is there is what is read */
+        got += (gsize)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *contents = buf;
+    if (length != NULL)
+        *length = got;
     return TRUE;
 }
 
@@ -547,16 +764,16 @@ gboolean caback_state_get_latest_backup(char **path, char **sha256, GError **err
     g_autofree char *contents = NULL;
     g_autoptr(GError) local = NULL;
 
-    if (!g_file_get_contents(target, &contents, NULL, &local)) {
-        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+    /* The pointer is a few lines; 64 KiB leaves room for any path. */
+    if (!caback_state_read_file(target, 64 * 1024, &contents, NULL, &local)) {
+        if (g_error_matches(local, CABACK_ERROR, CABACK_ERROR_NOT_FOUND))
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
                         "no backup has been recorded yet: %s does not exist (caback backup "
                         "writes it after each verified backup); give the backup file "
                         "explicitly",
                         target);
         else
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s: %s", target,
-                        local->message);
+            g_propagate_error(error, g_steal_pointer(&local));
         return FALSE;
     }
     return caback_state_parse_latest_backup(contents, target, path, sha256, error);

@@ -131,6 +131,33 @@ static void test_state_dir_env(Fixture *f, gconstpointer data)
     g_assert_null(none);
     g_assert_error(error, CABACK_ERROR, CABACK_ERROR_IO);
     g_assert_nonnull(strstr(error->message, under));
+    g_clear_error(&error);
+
+    /* A state folder that is a link, or that others may write, is refused, naming it. */
+    g_autofree char *real = g_build_filename(f->dir, "real-state", NULL);
+    g_autofree char *link = g_build_filename(f->dir, "link-state", NULL);
+    g_assert_cmpint(g_mkdir(real, 0700), ==, 0);
+    g_assert_cmpint(symlink(real, link), ==, 0);
+    g_setenv("CABACK_STATE_DIR", link, TRUE);
+    g_assert_null(caback_state_dir(&error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_IO);
+    g_assert_nonnull(strstr(error->message, link));
+    g_assert_nonnull(strstr(error->message, "symbolic link"));
+    g_clear_error(&error);
+    g_assert_cmpint(g_chmod(real, 0777), ==, 0);
+    g_setenv("CABACK_STATE_DIR", real, TRUE);
+    g_assert_null(caback_state_dir(&error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_IO);
+    g_assert_nonnull(strstr(error->message, "mode 0777"));
+    g_clear_error(&error);
+    g_assert_cmpint(g_chmod(real, 0770), ==, 0);
+    g_assert_null(caback_state_dir(&error));
+    g_assert_nonnull(strstr(error->message, "its group"));
+    g_clear_error(&error);
+    g_assert_cmpint(g_chmod(real, 0755), ==, 0);
+    g_autofree char *ok = caback_state_dir(&error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(ok, ==, real);
 }
 
 /* ---- records ---- */
@@ -315,18 +342,53 @@ static void test_sudo_user(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(lines[1], "\"sudo_user\":null"));
 }
 
-static void test_append_tightens_mode(Fixture *f, gconstpointer data)
+static void test_append_keeps_mode(Fixture *f, gconstpointer data)
 {
     g_autoptr(GError) error = NULL;
     g_autofree char *log = g_build_filename(f->dir, "loose.log", NULL);
 
+    /* An existing log keeps the mode its owner gave it: caback changes the mode of a file only
+     * when it created it (a log given with --log may be any file of the user's). */
     g_assert_true(g_file_set_contents(log, "old record\n", -1, NULL));
-    g_assert_cmpint(g_chmod(log, 0644), ==, 0);
+    g_assert_cmpint(g_chmod(log, 0640), ==, 0);
     g_assert_true(caback_log_append(log, "new record\n", 11, &error));
     g_assert_no_error(error);
-    g_assert_cmpint(file_mode(log), ==, 0600);
+    g_assert_cmpint(file_mode(log), ==, 0640);
     g_autofree char *text = read_file(log);
     g_assert_cmpstr(text, ==, "old record\nnew record\n");
+
+    /* A new log is made 0600 whatever the umask. */
+    g_autofree char *fresh = g_build_filename(f->dir, "fresh.log", NULL);
+    mode_t old = umask(0277);
+    g_assert_true(caback_log_append(fresh, "x\n", 2, &error));
+    umask(old);
+    g_assert_no_error(error);
+    g_assert_cmpint(file_mode(fresh), ==, 0600);
+
+    /* A link to a file is refused, and the file it points at is untouched. */
+    g_autofree char *link = g_build_filename(f->dir, "link.log", NULL);
+    g_assert_cmpint(symlink(log, link), ==, 0);
+    g_assert_false(caback_log_check(link, &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_IO);
+    g_assert_nonnull(strstr(error->message, "symbolic link"));
+    g_clear_error(&error);
+    g_assert_false(caback_log_append(link, "y\n", 2, &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_IO);
+    g_assert_nonnull(strstr(error->message, link));
+    g_clear_error(&error);
+    g_autofree char *after = read_file(log);
+    g_assert_cmpstr(after, ==, "old record\nnew record\n");
+    g_assert_cmpint(file_mode(log), ==, 0640);
+
+    /* A FIFO is refused at once (no reader: opening it would block without O_NONBLOCK). */
+    g_autofree char *fifo = g_build_filename(f->dir, "fifo.log", NULL);
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    g_assert_false(caback_log_append(fifo, "z\n", 2, &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_IO);
+    g_assert_nonnull(strstr(error->message, "FIFO"));
+    g_clear_error(&error);
+    g_assert_false(caback_log_check(fifo, &error));
+    g_clear_error(&error);
 
     /* A folder is not a log. */
     g_assert_false(caback_log_append(f->dir, "x", 1, &error));
@@ -577,7 +639,7 @@ int main(int argc, char **argv)
     g_test_add("/log/record/sudo-user", Fixture, NULL, setup, test_sudo_user, teardown);
     g_test_add("/log/record/default-log", Fixture, NULL, setup, test_default_log, teardown);
     g_test_add("/log/record/json-valid", Fixture, NULL, setup, test_json_valid, teardown);
-    g_test_add("/log/append/tightens-mode", Fixture, NULL, setup, test_append_tightens_mode,
+    g_test_add("/log/append/keeps-mode-refuses-links", Fixture, NULL, setup, test_append_keeps_mode,
                teardown);
     g_test_add("/log/append/concurrent", Fixture, NULL, setup, test_concurrent, teardown);
     g_test_add("/log/latest/round-trip", Fixture, NULL, setup, test_latest_round_trip, teardown);
