@@ -113,10 +113,6 @@ gboolean caback_backup_verify_writer(CabackBackupSelection *selection, const cha
                                      CabackBackupProgress progress, gpointer user_data,
                                      CabackBackupReport *report, GError **error);
 
-/* The first line of the file @path (without its line end) as a PKCS#12 password; unlike the
- * database password files, "name=value" lines get no special meaning. */
-CabackSecret *caback_backup_read_password_file(const char *path, GError **error);
-
 /* The nicknames of a Dogtag subsystem's system certificates, from the CS.cfg file @path: the
  * tags of <sub>.cert.list (<sub> is the file's subsystem: ca, kra, ocsp, tks or tps) mapped to
  * their nicknames, leaving out sslserver unless @include_sslserver. Fails with

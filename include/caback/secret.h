@@ -24,9 +24,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackSecret, caback_secret_free)
 /* Where a password may come from, in this order of precedence: @file, then @env_var, then a prompt
  * when standard input or /dev/tty is a terminal. All fields may be NULL. */
 typedef struct {
-    const char *file;    /* -f FILE: first line, or Dogtag password.conf "name=value" lines */
-    const char *env_var; /* --password-env VAR: the variable's value */
+    const char *file;    /* -f FILE: first line, or Dogtag password.conf "name=value" lines;
+                          * -w FILE (PKCS#12): the first line only, see caback_p12_password_read */
+    const char *env_var; /* --password-env / --p12-password-env VAR: the variable's value */
     gboolean no_prompt;  /* never prompt (batch use) */
+    char *argument;      /* PKCS#12 only: the Windows form's PASSWORD argument, blanked in place
+                          * once copied */
 } CabackPasswordSource;
 
 /* Read the password for token @token_name ("internal" for the NSS internal token, or the token's
@@ -37,7 +40,21 @@ typedef struct {
 CabackSecret *caback_password_read(const CabackPasswordSource *source, const char *token_name,
                                    const char *what, gboolean confirm, GError **error);
 
-/* Parse the contents of a password file: when it holds "name=value" lines of Dogtag's
+/* The one rule for a PKCS#12 file's password, the same in every verb: from @source->argument
+ * (the Windows form; the argument is copied, then wiped in place so that ps no longer shows it),
+ * else the first line of @source->file without its line ending ("\n" or "\r\n"), nothing else
+ * removed or parsed (no password.conf syntax: that is -f's), else the value of environment
+ * variable @source->env_var as it is, else (unless @source->no_prompt) a prompt without echo,
+ * asked twice with @confirm. @what names the password in prompts and errors. Fails with
+ * CABACK_ERROR_NO_PASSWORD (nothing to read it from), CABACK_ERROR_IO (the file cannot be read)
+ * or CABACK_ERROR_USAGE (the two typed entries differ). */
+CabackSecret *caback_p12_password_read(const CabackPasswordSource *source, const char *what,
+                                       gboolean confirm, GError **error);
+
+/* The PKCS#12 password a password file holds: its first line without "\n" or "\r\n". */
+CabackSecret *caback_p12_password_parse_file(const char *contents, gsize len);
+
+/* Parse the contents of a database password file (-f): when it holds "name=value" lines of Dogtag's
  * password.conf ("internal=", "hardware-<token>="), the value for @token_name; otherwise its first
  * line (without the line end). @path is only used in error messages. Fails with
  * CABACK_ERROR_NOT_FOUND when a password.conf-style file has no entry for the token. */

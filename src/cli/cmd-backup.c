@@ -276,19 +276,7 @@ typedef struct {
 static CabackSecret *ask_p12_password(GError **error)
 {
     CabackPasswordSource source = {0};
-    g_autoptr(GError) local = NULL;
-    CabackSecret *password =
-        caback_password_read(&source, NULL, "password for the new PKCS#12 file", TRUE, &local);
-
-    if (password == NULL && local->code == CABACK_ERROR_NO_PASSWORD) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
-                    "no password for the new PKCS#12 file: there is no terminal to ask it on; "
-                    "give it with -w FILE or --p12-password-env VAR");
-        return NULL;
-    }
-    if (password == NULL)
-        g_propagate_error(error, g_steal_pointer(&local));
-    return password;
+    return caback_p12_password_read(&source, "password for the new PKCS#12 file", TRUE, error);
 }
 
 /* Write the selection to a temporary file next to the output, verify it there, then put it in
@@ -424,9 +412,12 @@ static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GE
         return caback_cli_usage_error(error, "backup",
                                       "the Windows form is: caback -backup PASSWORD FILE [-d DIR] "
                                       "[-f FILE]");
-    run->password = caback_secret_new(argv[1], strlen(argv[1]));
+    CabackPasswordSource source = {.argument = argv[1]};
+    run->password = caback_p12_password_read(&source, "password for the new PKCS#12 file", FALSE,
+                                             error);
+    if (run->password == NULL)
+        return FALSE;
     caback_log_record_add_secret(run->rec, run->password->data);
-    caback_secret_wipe(argv[1], strlen(argv[1]));
     caback_cli_log_warning(
         run->rec, "a password given on the command line can be seen by other users of this "
                   "machine (ps, /proc) and may stay in the shell history; prefer: caback "
@@ -608,26 +599,18 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
         goto out;
     }
 
-    if (o.p12_password_file != NULL) {
-        run.password = caback_backup_read_password_file(o.p12_password_file, error);
+    if (o.p12_password_file != NULL || o.p12_password_env != NULL) {
+        CabackPasswordSource source = {.file = o.p12_password_file,
+                                       .env_var = o.p12_password_env};
+        run.password = caback_p12_password_read(&source, "password for the new PKCS#12 file",
+                                                FALSE, error);
         if (run.password == NULL)
             goto out;
         caback_log_record_add_secret(run.rec, run.password->data);
-        g_autofree char *where = g_strdup_printf("in %s", o.p12_password_file);
-        if (!check_empty_password(run.password, where, error))
-            goto out;
-    } else if (o.p12_password_env != NULL) {
-        const char *value = g_getenv(o.p12_password_env);
-        if (value == NULL) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
-                        "environment variable %s is not set; it should hold the password for "
-                        "the new PKCS#12 file",
-                        o.p12_password_env);
-            goto out;
-        }
-        run.password = caback_secret_new(value, strlen(value));
-        caback_log_record_add_secret(run.rec, run.password->data);
-        g_autofree char *where = g_strdup_printf("in environment variable %s", o.p12_password_env);
+        g_autofree char *where =
+            o.p12_password_file != NULL
+                ? g_strdup_printf("in %s", o.p12_password_file)
+                : g_strdup_printf("in environment variable %s", o.p12_password_env);
         if (!check_empty_password(run.password, where, error))
             goto out;
     }

@@ -450,9 +450,9 @@ static gboolean windows_form(int *argc, char ***argv, GPtrArray *owned, char ***
                     "FILE -w PASSWORD_FILE, which keeps the password off the command line)");
         return FALSE;
     }
-    char *given = (*argv)[1];
-    *password = caback_secret_new(given, strlen(given));
-    caback_secret_wipe(given, strlen(given));
+    CabackPasswordSource source = {.argument = (*argv)[1]};
+    if ((*password = caback_p12_password_read(&source, "PKCS#12 password", FALSE, error)) == NULL)
+        return FALSE;
     caback_cli_warning("a password given on the command line can be seen by other users (ps, "
                        "/proc) and stays in the shell history; use caback restore -i FILE -w "
                        "PASSWORD_FILE instead");
@@ -893,7 +893,7 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
     if (given == NULL && (ro.password_file != NULL || ro.password_env != NULL)) {
         CabackPasswordSource source = {.file = ro.password_file, .env_var = ro.password_env};
         g_autofree char *what = g_strdup_printf("password of PKCS#12 file %s", ro.in);
-        if ((given = caback_password_read(&source, NULL, what, FALSE, error)) == NULL)
+        if ((given = caback_p12_password_read(&source, what, FALSE, error)) == NULL)
             goto out;
         caback_log_record_add_secret(rec, given->data);
     }

@@ -22,29 +22,9 @@ typedef struct {
 
 static CabackSecret *read_p12_password(const VerifyOptions *o, const char *path, GError **error)
 {
-    if (o->p12_password_file != NULL)
-        return caback_backup_read_password_file(o->p12_password_file, error);
-    if (o->p12_password_env != NULL) {
-        const char *value = g_getenv(o->p12_password_env);
-        if (value == NULL) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
-                        "environment variable %s is not set; it should hold the password of %s",
-                        o->p12_password_env, path);
-            return NULL;
-        }
-        return caback_secret_new(value, strlen(value));
-    }
-    g_autofree char *prompt = g_strdup_printf("Password for %s: ", path);
-    g_autoptr(GError) local = NULL;
-    CabackSecret *secret = caback_password_prompt(prompt, &local);
-    if (secret == NULL && g_error_matches(local, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD))
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
-                    "no password for %s: there is no terminal to ask it on; give it with -w FILE "
-                    "or --p12-password-env VAR",
-                    path);
-    else if (secret == NULL)
-        g_propagate_error(error, g_steal_pointer(&local));
-    return secret;
+    CabackPasswordSource source = {.file = o->p12_password_file, .env_var = o->p12_password_env};
+    g_autofree char *what = g_strdup_printf("password of PKCS#12 file %s", path);
+    return caback_p12_password_read(&source, what, FALSE, error);
 }
 
 /* The live database's inventory, in an NSS run of its own that ends before the drill starts. */

@@ -921,27 +921,6 @@ gboolean caback_backup_verify_writer(CabackBackupSelection *selection, const cha
 
 /* ---- inputs ---- */
 
-CabackSecret *caback_backup_read_password_file(const char *path, GError **error)
-{
-    g_autoptr(GError) local = NULL;
-    char *contents = NULL;
-    gsize len = 0;
-
-    if (!g_file_get_contents(path, &contents, &len, &local)) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                    "cannot read the PKCS#12 password from %s: %s", path, local->message);
-        return NULL;
-    }
-    const char *nl = memchr(contents, '\n', len);
-    gsize n = nl != NULL ? (gsize)(nl - contents) : len;
-    if (n > 0 && contents[n - 1] == '\r')
-        n--;
-    CabackSecret *secret = caback_secret_new(contents, n);
-    caback_secret_wipe(contents, len);
-    g_free(contents);
-    return secret;
-}
-
 /* Where Dogtag keeps a system certificate's nickname: <sub>.<tag>.nickname in every version,
  * <sub>.cert.<tag>.nickname in 11.x, <sub>.<tag>.certnickname for OCSP signing, and the
  * cloning.<tag>.nickname that 10.x wrote at install time. */

@@ -521,7 +521,7 @@ CabackRestorePlan *caback_restore_read(const char *path, const CabackSecret *giv
     if (given != NULL)
         return read_with(data, path, given, file, error);
     if (source != NULL && (source->file != NULL || source->env_var != NULL)) {
-        g_autoptr(CabackSecret) password = caback_password_read(source, NULL, what, FALSE, error);
+        g_autoptr(CabackSecret) password = caback_p12_password_read(source, what, FALSE, error);
         if (password == NULL)
             return NULL;
         return read_with(data, path, password, file, error);
@@ -539,7 +539,7 @@ CabackRestorePlan *caback_restore_read(const char *path, const CabackSecret *giv
     }
     CabackPasswordSource prompt = {.file = NULL, .env_var = NULL, .no_prompt = FALSE};
     g_autoptr(GError) asked = NULL;
-    g_autoptr(CabackSecret) password = caback_password_read(&prompt, NULL, what, FALSE, &asked);
+    g_autoptr(CabackSecret) password = caback_p12_password_read(&prompt, what, FALSE, &asked);
     if (password == NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
                     "%s is protected by a password (the empty one is not it); give it with -w "

@@ -255,3 +255,111 @@ CabackSecret *caback_password_read(const CabackPasswordSource *source, const cha
     }
     return g_steal_pointer(&first);
 }
+
+/* Length of the first line, without its line ending: "\n", or "\r\n" (a "\r" that no "\n"
+ * follows belongs to the password). */
+static gsize first_line_length(const char *contents, gsize len)
+{
+    const char *nl = memchr(contents, '\n', len);
+    if (nl == NULL)
+        return len;
+    gsize n = (gsize)(nl - contents);
+    return n > 0 && contents[n - 1] == '\r' ? n - 1 : n;
+}
+
+CabackSecret *caback_p12_password_parse_file(const char *contents, gsize len)
+{
+    return caback_secret_new(contents, first_line_length(contents, len));
+}
+
+/* The longest first line a PKCS#12 password file may have: far beyond any password, short enough
+ * that naming a large file by mistake is refused instead of read into memory. */
+#define P12_PASSWORD_LINE_MAX 65536
+
+/* The first line of @path (only as much of the file as that takes, so a pipe works too). */
+static CabackSecret *read_first_line(const char *path, const char *what, GError **error)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot read the %s from password file %s: %s; check the name given to -w",
+                    what, path, g_strerror(e));
+        return NULL;
+    }
+    char *buf = g_malloc(P12_PASSWORD_LINE_MAX + 1);
+    gsize n = 0;
+    gboolean line_ended = FALSE;
+    while (n < P12_PASSWORD_LINE_MAX + 1 && !line_ended) {
+        ssize_t r = read(fd, buf + n, P12_PASSWORD_LINE_MAX + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            caback_secret_wipe(buf, P12_PASSWORD_LINE_MAX + 1);
+            g_free(buf);
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "cannot read the %s from password file %s: %s", what, path,
+                        g_strerror(e));
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        line_ended = memchr(buf + n, '\n', (gsize)r) != NULL;
+        n += (gsize)r;
+    }
+    close(fd);
+    CabackSecret *secret = NULL;
+    if (first_line_length(buf, n) > P12_PASSWORD_LINE_MAX)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "the first line of password file %s is longer than %u bytes, so it is not "
+                    "a password; give -w a file whose first line is the %s",
+                    path, (unsigned)P12_PASSWORD_LINE_MAX, what);
+    else
+        secret = caback_p12_password_parse_file(buf, n);
+    caback_secret_wipe(buf, P12_PASSWORD_LINE_MAX + 1);
+    g_free(buf);
+    return secret;
+}
+
+CabackSecret *caback_p12_password_read(const CabackPasswordSource *source, const char *what,
+                                       gboolean confirm, GError **error)
+{
+    if (source != NULL && source->argument != NULL) {
+        gsize len = strlen(source->argument);
+        CabackSecret *secret = caback_secret_new(source->argument, len);
+        caback_secret_wipe(source->argument, len);
+        return secret;
+    }
+    if (source != NULL && source->file != NULL)
+        return read_first_line(source->file, what, error);
+    if (source != NULL && source->env_var != NULL) {
+        const char *value = g_getenv(source->env_var);
+        if (value == NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                        "environment variable %s is not set; it should hold the %s",
+                        source->env_var, what);
+            return NULL;
+        }
+        return caback_secret_new(value, strlen(value));
+    }
+    if (source != NULL && source->no_prompt) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "the %s is needed; give it with -w FILE or --p12-password-env VAR", what);
+        return NULL;
+    }
+    /* The prompt is the same as the database password's; only the advice differs. */
+    CabackPasswordSource prompt = {0};
+    g_autoptr(GError) local = NULL;
+    CabackSecret *secret = caback_password_read(&prompt, NULL, what, confirm, &local);
+    if (secret == NULL && g_error_matches(local, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD) &&
+        g_str_has_prefix(local->message, "no terminal"))
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "no terminal to ask for the %s; give it with -w FILE or "
+                    "--p12-password-env VAR",
+                    what);
+    else if (secret == NULL)
+        g_propagate_error(error, g_steal_pointer(&local));
+    return secret;
+}

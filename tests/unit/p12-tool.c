@@ -49,7 +49,7 @@ static CabackSecret *read_password(const char *file, GError **error)
     gsize len = 0;
     if (!g_file_get_contents(file, &contents, &len, error))
         return NULL;
-    return caback_password_parse_file(contents, len, file, NULL, error);
+    return caback_p12_password_parse_file(contents, len);
 }
 
 static const char *type_name(KeyType t)

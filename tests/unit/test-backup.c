@@ -77,6 +77,12 @@ static void test_password_file(void)
         {"no newline", "no newline"},
         /* A PKCS#12 password that looks like a password.conf line is still the whole line. */
         {"internal=Secret\n", "internal=Secret"},
+        {"hardware-HSM=pin\ninternal=x\n", "hardware-HSM=pin"},
+        /* Nothing but the line ending is removed: spaces, '=', ':', a lone '\r' stay. */
+        {"  a=b:c  \r\n", "  a=b:c  "},
+        {"p\xc3\xa4ss w\xc3\xb6rd\n", "p\xc3\xa4ss w\xc3\xb6rd"},
+        {"a\rb\r", "a\rb\r"},
+        {"\r\n", ""},
         {"\n", ""},
         {"", ""},
     };
@@ -84,7 +90,8 @@ static void test_password_file(void)
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autofree char *path = write_temp("p12.pass", cases[i].contents);
         g_autoptr(GError) error = NULL;
-        g_autoptr(CabackSecret) secret = caback_backup_read_password_file(path, &error);
+        CabackPasswordSource source = {.file = path};
+        g_autoptr(CabackSecret) secret = caback_p12_password_read(&source, "test", FALSE, &error);
         g_assert_no_error(error);
         g_assert_cmpstr(secret->data, ==, cases[i].password);
         g_assert_cmpuint(secret->len, ==, strlen(cases[i].password));
@@ -92,7 +99,8 @@ static void test_password_file(void)
     }
 
     g_autoptr(GError) error = NULL;
-    g_assert_null(caback_backup_read_password_file("/nonexistent/p12.pass", &error));
+    CabackPasswordSource missing = {.file = "/nonexistent/p12.pass"};
+    g_assert_null(caback_p12_password_read(&missing, "test", FALSE, &error));
     g_assert_error(error, CABACK_ERROR, CABACK_ERROR_IO);
     g_assert_nonnull(strstr(error->message, "/nonexistent/p12.pass"));
 }
