@@ -46,7 +46,11 @@ typedef enum {
 void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options,
                            CabackCommonFlags flags);
 
-/* Parse the verb's command line; an option error becomes CABACK_ERROR_USAGE naming the verb and
+/* The error domain of "the verb printed its help (--help) and did nothing else": main exits 0. */
+#define CABACK_CLI_HELP (caback_cli_help_quark())
+GQuark caback_cli_help_quark(void);
+
+/* Parse the verb's command line; --help prints the verb's help and fails with CABACK_CLI_HELP. an option error becomes CABACK_ERROR_USAGE naming the verb and
  * pointing to "caback help VERB". Applies -v / -q from @options (may be NULL). */
 gboolean caback_cli_parse(GOptionContext *context, const char *verb,
                           const CabackCommonOptions *options, int *argc, char ***argv,

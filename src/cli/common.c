@@ -4,9 +4,12 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 int caback_cli_verbosity = 0;
+
+G_DEFINE_QUARK(caback-cli-help-quark, caback_cli_help)
 
 void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options,
                            CabackCommonFlags flags)
@@ -16,9 +19,11 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
          "NSS database folder, with or without sql: (default: $CABACK_DBDIR, else the only "
          "Dogtag instance's alias folder)",
          "DIR"},
-        {"token", 0, 0, G_OPTION_ARG_STRING, &options->token,
-         "Token holding the keys: its name or a PKCS#11 URI pkcs11:token=NAME (default: the "
-         "database's internal key token)",
+        /* -h as in certutil and pk12util: a job written for them must not get the help text
+         * and exit 0 having done nothing. */
+        {"token", 'h', 0, G_OPTION_ARG_STRING, &options->token,
+         "Token holding the keys: its name or a PKCS#11 URI pkcs11:token=NAME, as certutil -h "
+         "takes it (default: the database's internal key token)",
          "NAME"},
         {"module", 0, 0, G_OPTION_ARG_FILENAME, &options->module,
          "Load this PKCS#11 module (an HSM's .so) for this run only; the database's pkcs11.txt "
@@ -52,6 +57,19 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
 {
     g_autoptr(GError) local = NULL;
 
+    /* GLib's own help takes -h, which is the token in NSS's tools; caback answers --help itself
+     * (and "caback help VERB"), and without exit(): the handler returns, main exits 0. */
+    g_option_context_set_help_enabled(context, FALSE);
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp((*argv)[i], "--") == 0)
+            break;
+        if (strcmp((*argv)[i], "--help") == 0) {
+            g_autofree char *help = g_option_context_get_help(context, TRUE, NULL);
+            g_print("%s", help);
+            g_set_error(error, CABACK_CLI_HELP, 0, "the help of caback %s was printed", verb);
+            return FALSE;
+        }
+    }
     if (!g_option_context_parse(context, argc, argv, &local)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help %s)",
                     local->message, verb);

@@ -101,8 +101,10 @@ int main(int argc, char **argv)
         g_autofree char *prgname = g_strdup_printf("caback %s", cmd->name);
         g_set_prgname(prgname);
         char *help_argv[] = {(char *)cmd->name, "--help", NULL};
-        return cmd->handler(2, help_argv, &error) ? CABACK_EXIT_OK
-                                                  : caback_error_exit_code(error);
+        if (cmd->handler(2, help_argv, &error) || g_error_matches(error, CABACK_CLI_HELP, 0))
+            return CABACK_EXIT_OK;
+        fprintf(stderr, "caback %s: %s\n", cmd->name, error->message);
+        return caback_error_exit_code(error);
     }
 
     const CabackCommand *cmd = find_command(verb);
@@ -113,7 +115,7 @@ int main(int argc, char **argv)
     /* GOption's --help and error texts then say "caback VERB". */
     g_autofree char *prgname = g_strdup_printf("caback %s", cmd->name);
     g_set_prgname(prgname);
-    if (cmd->handler(argc - 1, argv + 1, &error))
+    if (cmd->handler(argc - 1, argv + 1, &error) || g_error_matches(error, CABACK_CLI_HELP, 0))
         return CABACK_EXIT_OK;
 
     if (error == NULL)
