@@ -707,7 +707,17 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                             plan->changes, plan->conflicts);
             if (common->json)
                 print_json(plan, db, "planned", TRUE, FALSE, sc);
-            ok = TRUE;
+            /* The dry run answers with the status the real run would have, so that it can gate
+             * the change in a script. */
+            if (plan->conflicts > 0)
+                g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                            "dry run: %u conflict(s) with what NSS database %s holds (the plan "
+                            "says what each is); the restore would stop here and change "
+                            "nothing. Use --replace or --rename for a nickname the database uses "
+                            "for another certificate",
+                            plan->conflicts, db->dir);
+            else
+                ok = TRUE;
         } else if (plan->conflicts > 0) {
             if (common->json)
                 print_json(plan, db, "conflict", FALSE, created, sc);
@@ -858,7 +868,7 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         "      -f /var/lib/pki/pki-tomcat/conf/password.conf --dry-run\n"
         "Exit status: 0 restored (or nothing to do), 1 failure or bad signature (nothing "
         "changed), 2 usage,\n3 wrong password, "
-        "4 conflict (nothing changed).\n");
+        "4 conflict (nothing changed; --dry-run too exits 4 when the real run would).\n");
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
 
