@@ -32,7 +32,8 @@ show "$CABACK" keyid "$id"
 say "3. A clone's CS.cfg after the subsystem certificate was re-keyed"
 make_cscfg "$DB" "$DEMO/CS.cfg"
 rekey_cert "$DB" "subsystemCert cert-pki-ca"
-show "$CABACK" fix-clone-ids "$DEMO/CS.cfg" -d "$DB" -f "$DB.password.conf" --dry-run
+# exit 6: the dry run found entries to change
+show "$CABACK" fix-clone-ids "$DEMO/CS.cfg" -d "$DB" -f "$DB.password.conf" --dry-run || [ $? -eq 6 ]
 show "$CABACK" fix-clone-ids "$DEMO/CS.cfg" -d "$DB" -f "$DB.password.conf"
 
 say "4. Back up the whole CA into one verified PKCS#12 file"

@@ -17,7 +17,7 @@ held before (certutil -L and -K compared with the pristine copy).
 cscfg: COUNT mutations of CS.cfg (bit flips, truncations, inserted and repeated lines, NUL and
 invalid UTF-8 bytes, very long lines) through "caback fix-clone-ids --dry-run" against DB.
 
-A crash is a process killed by a signal, an exit status above 5 (caback uses 0 to 5; the
+A crash is a process killed by a signal, an exit status above 6 (caback uses 0 to 6; the
 sanitizers exit with 86) or a run over 60 s. RESULT.json gets the counts and the first problems,
 each with the mutation that caused it, so that it can be replayed from SEED.
 """
@@ -40,7 +40,7 @@ def run(argv, env=None):
 
 
 def crashed(status):
-    return status == "timeout" or status < 0 or status > 5
+    return status == "timeout" or status < 0 or status > 6
 
 
 def der_length_offsets(data, start=0, end=None, depth=0, out=None):

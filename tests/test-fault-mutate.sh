@@ -71,7 +71,7 @@ make_cscfg "$CA" "$T/CS.cfg.orig"
 rekey_cert "$CA" "subsystemCert cert-pki-ca"
 mkdir -p "$T/cscfg"
 cp "$T/CS.cfg.orig" "$T/cscfg/CS.cfg"
-expect_status 0 "fix-clone-ids --dry-run on the unmutated file" \
+expect_status 6 "fix-clone-ids --dry-run on the unmutated file (changes needed)" \
     "$CABACK" fix-clone-ids "$T/cscfg/CS.cfg" -d "$CA" -f "$CA.pass" --dry-run
 "$PYTHON3" "$CABACK_SRCDIR/tests/fault-mutate.py" cscfg "$CABACK" "$T/CS.cfg.orig" "$CA" "$T/cscfg/result.json" 500
 check "the CS.cfg mutation driver ran" test -s "$T/cscfg/result.json"

@@ -95,7 +95,7 @@ expect_equal "the expected file differs in two lines" 2 \
     "$(diff "$TEST_TMP/original.cfg" "$TEST_TMP/expected.cfg" | grep -c '^>')"
 
 # ---- dry run ----
-expect_status 0 "--dry-run after the re-key" "$CABACK" fix-clone-ids --dry-run "$CFG" -d "$DB" -f "$DB.pass"
+expect_status 6 "--dry-run after the re-key says changes are needed" "$CABACK" fix-clone-ids --dry-run "$CFG" -d "$DB" -f "$DB.pass"
 cp "$OUT" "$TEST_TMP/dry.txt"
 expect_grep "subsystem is STALE, old -> new" "^subsystem +STALE +$SUB_NICK +$old_id -> $new_id\$" "$OUT"
 expect_grep "the diff removes the old ID" "^-cloning\.subsystem\.privkey\.id     =$old_id\$" "$OUT"
@@ -116,7 +116,7 @@ else
     skip "patch applies the dry-run diff" "patch is not installed"
 fi
 
-expect_status 0 "--dry-run --json" "$CABACK" fix-clone-ids --dry-run --json "$CFG" -d "$DB" -f "$DB.pass"
+expect_status 6 "--dry-run --json with changes needed" "$CABACK" fix-clone-ids --dry-run --json "$CFG" -d "$DB" -f "$DB.pass"
 check_json "$CFG" "signing=OK,ocsp_signing=OK,subsystem=STALE,audit_signing=OK" "changed=false backup=None"
 check "--dry-run --json changes nothing" cmp "$CFG" "$TEST_TMP/original.cfg"
 
@@ -238,7 +238,7 @@ for pem in pems:
     if best is None or start > best[0]:
         best = (start, mod)
 print(best[1].lower())' 2>/dev/null)
-expect_status 0 "two certificates with one nickname, --dry-run -v" "$CABACK" fix-clone-ids --dry-run -v "$CFG" -d "$DB" -f "$DB.pass"
+expect_status 6 "two certificates with one nickname, --dry-run -v" "$CABACK" fix-clone-ids --dry-run -v "$CFG" -d "$DB" -f "$DB.pass"
 expect_grep "-v says that 2 certificates share the nickname" "subsystem: 2 certificates have nickname \"$SUB_NICK\"; using the one NSS returns as current" "$ERR"
 expect_grep "the newest certificate's modulus is proposed" "^\+cloning\.subsystem\.pubkey\.modulus=${newest_nss#"${newest_nss%%[!0]*}"}\$" "$OUT"
 check "the newest modulus was found" test -n "$newest_nss"

@@ -192,7 +192,7 @@ record_checks "fix-clone-ids record: the subsystem key in both forms" \
     "['$SUB', '$SUB_ID', '$(dogtag_id "$SUB_ID")'] in [[k['nickname'], k['nss_id'], k['dogtag_id']] for k in r['keys']]"
 
 make_cscfg "$DB" "$TEST_TMP/rekeyed.cfg"
-expect_status 0 "fix-clone-ids --dry-run after a re-key" \
+expect_status 6 "fix-clone-ids --dry-run after a re-key (changes needed)" \
     "$CABACK" fix-clone-ids "$TEST_TMP/rekeyed.cfg" -d "$TEST_TMP/rekeyed" -f "$DB.pass" --dry-run
 keep
 NEW_ID=$(certutil_key_ids "$TEST_TMP/rekeyed" | sed -n "s/^\([0-9a-f]*\) NSS Certificate DB:$SUB\$/\1/p")

@@ -21,6 +21,8 @@ typedef enum {
     CABACK_ERROR_CSCFG,          /* a CS.cfg file cannot be parsed or repaired: exit 1 */
     CABACK_ERROR_IO,             /* reading or writing a file failed: exit 1 */
     CABACK_ERROR_NO_PASSWORD,    /* a password is needed but no source can give one: exit 1 */
+    CABACK_ERROR_CHANGES_NEEDED, /* a check (--dry-run) found something a real run would change:
+                                  * exit 6 */
 } CabackErrorCode;
 
 /* Exit statuses, documented in caback(1). */
@@ -31,6 +33,7 @@ enum {
     CABACK_EXIT_BAD_PASSWORD = 3,
     CABACK_EXIT_CONFLICT = 4,
     CABACK_EXIT_NOT_EXPORTABLE = 5,
+    CABACK_EXIT_CHANGES_NEEDED = 6,
 };
 
 /* The process exit status for @error (0 when @error is NULL). */

@@ -214,12 +214,37 @@ static char *missing_summary(const GPtrArray *results, guint *count)
     return g_strdup(text->str);
 }
 
+/* Any text parses as a properties file; a file that is none of Dogtag's must not pass as one
+ * with "nothing to check". */
+static gboolean looks_like_cscfg(const CabackCsCfg *cfg)
+{
+    g_autofree char *subsystem = caback_cscfg_subsystem(cfg);
+    const GPtrArray *entries = caback_cscfg_entries(cfg);
+
+    if (subsystem != NULL)
+        return TRUE;
+    for (guint i = 0; i < entries->len; i++) {
+        const CabackCsCfgEntry *e = entries->pdata[i];
+        if (g_str_has_prefix(e->key, "cloning."))
+            return TRUE;
+    }
+    return FALSE;
+}
+
 static gboolean run(const char *path, const CabackCommonOptions *common, gboolean dry_run,
                     CabackLogRecord *rec, GError **error)
 {
     g_autoptr(CabackCsCfg) cfg = caback_cscfg_read_file(path, error);
     if (cfg == NULL)
         return FALSE;
+    if (!looks_like_cscfg(cfg)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CSCFG,
+                    "%s is not a Dogtag CS.cfg (it has no cs.type, no <subsystem>.cert.list and "
+                    "no cloning.* entry); nothing was checked. Give the instance's CS.cfg, e.g. "
+                    "/var/lib/pki/pki-tomcat/ca/conf/CS.cfg",
+                    path);
+        return FALSE;
+    }
 
     /* The file to change is the symlink's target, so that the link stays a link. */
     g_autofree char *real = realpath(path, NULL);
@@ -326,6 +351,14 @@ static gboolean run(const char *path, const CabackCommonOptions *common, gboolea
                     why);
         return FALSE;
     }
+    /* The dry run is a check a script can act on: "changes needed" has its own status. */
+    if (dry_run && changes->len > 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CHANGES_NEEDED,
+                    "dry run: %u entries of %s are stale and would change; nothing was written. "
+                    "Run without --dry-run (the instance stopped) to fix them",
+                    changes->len, path);
+        return FALSE;
+    }
     return TRUE;
 }
 
@@ -354,8 +387,8 @@ gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error)
         "Only the stale values change; every other byte of the file stays as it was. A copy\n"
         "CS.cfg.<epoch-ms> with the same mode and owner is kept first. The database is opened\n"
         "read-only. Exit status: 0 all tags OK or fixed, 1 a tag is MISSING (the others are\n"
-        "still fixed) or another failure, 2 usage error, 3 wrong password, 4 the file changed\n"
-        "meanwhile. Example, with the instance stopped:\n"
+        "still fixed), the file is not a CS.cfg, or another failure, 2 usage error, 3 wrong\n"
+        "password, 4 the file changed meanwhile, 6 --dry-run found entries to change. Example, with the instance stopped:\n"
         "  caback fix-clone-ids /var/lib/pki/pki-tomcat/ca/conf/CS.cfg --dry-run \\\n"
         "      -d /var/lib/pki/pki-tomcat/alias -f /var/lib/pki/pki-tomcat/conf/password.conf\n");
     g_option_context_add_main_entries(context, entries, NULL);

@@ -27,6 +27,8 @@ int caback_error_exit_code(const GError *error)
         return CABACK_EXIT_CONFLICT;
     case CABACK_ERROR_NOT_EXPORTABLE:
         return CABACK_EXIT_NOT_EXPORTABLE;
+    case CABACK_ERROR_CHANGES_NEEDED:
+        return CABACK_EXIT_CHANGES_NEEDED;
     default:
         return CABACK_EXIT_FAILURE;
     }
