@@ -72,11 +72,48 @@ static gboolean read_stdin_ids(GPtrArray *inputs, GError **error)
 }
 
 /* GOption would take a Dogtag negative ID ("-584f...", "-0x12") for a cluster of short options.
- * Such arguments (a "-" followed by a hex digit: keyid has no option of that shape) are swapped
- * for placeholder strings before parsing and swapped back after it, keeping their order. */
+ * Such arguments are swapped for placeholder strings before parsing and swapped back after it,
+ * keeping their order. A negative ID is "-" followed by hex digits only (or "-0x" and hex
+ * digits); "-" and one letter ("-d", "-c", "-f") is an option as certutil writes them, never an
+ * ID: it goes to the parser, which refuses it (exit 2) instead of printing it as -13. */
 static gboolean looks_like_negative_id(const char *arg)
 {
-    return arg[0] == '-' && g_ascii_isxdigit(arg[1]);
+    const char *digits = arg + 1;
+
+    if (arg[0] != '-' || !g_ascii_isxdigit(arg[1]))
+        return FALSE;
+    if (arg[2] == '\0' && !g_ascii_isdigit(arg[1]))
+        return FALSE;
+    if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X') && digits[2] != '\0')
+        digits += 2;
+    for (const char *p = digits; *p != '\0'; p++)
+        if (!g_ascii_isxdigit(*p))
+            return FALSE;
+    return TRUE;
+}
+
+/* The options of the verbs that open a database mean nothing to keyid: say so by name rather
+ * than "Unknown option". */
+static gboolean refuse_database_options(int argc, char **argv, GError **error)
+{
+    static const char *const names[] = {"-d",         "--dbdir",         "-f",
+                                        "-h",         "--token",         "--module",
+                                        "--password-file", "--password-env", NULL};
+
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        for (int n = 0; names[n] != NULL; n++) {
+            gsize len = strlen(names[n]);
+            if (strncmp(argv[i], names[n], len) == 0 &&
+                (argv[i][len] == '\0' || argv[i][len] == '=' || names[n][1] != '-'))
+                return caback_cli_usage_error(
+                    error, "keyid",
+                    "keyid converts the IDs it is given and opens no database or token, so %s "
+                    "is not one of its options; to list a database's key IDs use caback "
+                    "listkeys %s",
+                    names[n], names[n]);
+        }
+    }
+    return TRUE;
 }
 
 static void warn_legacy(const ParsedId *p)
@@ -212,6 +249,8 @@ gboolean caback_cmd_keyid(int argc, char **argv, GError **error)
     }
     int nargs = argc;
     char **parsed = args;
+    if (!refuse_database_options(argc, args, error))
+        goto out;
     if (!caback_cli_parse(context, "keyid", &common, &nargs, &parsed, error))
         goto out;
     for (int i = 1; i < nargs; i++) {
