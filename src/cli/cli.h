@@ -65,6 +65,13 @@ gboolean caback_cli_usage_error(GError **error, const char *verb, const char *fo
  * the first argument left in @argv, if there is one. */
 gboolean caback_cli_no_arguments(const char *verb, int argc, char **argv, GError **error);
 
+/* The Windows forms "caback -backup|-restore PASSWORD FILE": a CABACK_ERROR_USAGE error when
+ * @password_arg names a .p12/.pfx file and @file_arg does not (the arguments are swapped, and
+ * the run would write or read a file named after the password). The message names only the
+ * file. @alias is "-backup" or "-restore". */
+gboolean caback_cli_windows_order_check(const char *alias, const char *password_arg,
+                                        const char *file_arg, GError **error);
+
 /* Free the strings of @options. */
 void caback_cli_common_clear(CabackCommonOptions *options);
 

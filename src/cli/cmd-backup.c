@@ -412,6 +412,12 @@ static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GE
         return caback_cli_usage_error(error, "backup",
                                       "the Windows form is: caback -backup PASSWORD FILE [-d DIR] "
                                       "[-f FILE]");
+    if (!caback_cli_windows_order_check("-backup", argv[1], argv[2], error)) {
+        /* Swapped: the second argument is the password; it is neither kept nor logged. */
+        caback_log_record_add_secret(run->rec, argv[2]);
+        caback_secret_wipe(argv[2], strlen(argv[2]));
+        return FALSE;
+    }
     CabackPasswordSource source = {.argument = argv[1]};
     run->password = caback_p12_password_read(&source, "password for the new PKCS#12 file", FALSE,
                                              error);

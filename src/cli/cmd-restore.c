@@ -450,6 +450,10 @@ static gboolean windows_form(int *argc, char ***argv, GPtrArray *owned, char ***
                     "FILE -w PASSWORD_FILE, which keeps the password off the command line)");
         return FALSE;
     }
+    if (!caback_cli_windows_order_check("-restore", (*argv)[1], (*argv)[2], error)) {
+        caback_secret_wipe((*argv)[2], strlen((*argv)[2]));
+        return FALSE;
+    }
     CabackPasswordSource source = {.argument = (*argv)[1]};
     if ((*password = caback_p12_password_read(&source, "PKCS#12 password", FALSE, error)) == NULL)
         return FALSE;

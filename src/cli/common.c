@@ -101,6 +101,27 @@ gboolean caback_cli_no_arguments(const char *verb, int argc, char **argv, GError
                                   argv[1], verb);
 }
 
+static gboolean names_p12(const char *arg)
+{
+    g_autofree char *lower = g_ascii_strdown(arg, -1);
+    return g_str_has_suffix(lower, ".p12") || g_str_has_suffix(lower, ".pfx");
+}
+
+gboolean caback_cli_windows_order_check(const char *alias, const char *password_arg,
+                                        const char *file_arg, GError **error)
+{
+    if (!names_p12(password_arg) || names_p12(file_arg))
+        return TRUE;
+    /* Only the file's name is printed: the other argument is likely the password. */
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                "caback %s PASSWORD FILE: the first argument \"%s\" names a PKCS#12 file and the "
+                "second does not, so they look swapped; the order is PASSWORD FILE. Nothing was "
+                "done (better: caback %s with -w PASSWORD_FILE, which keeps the password off the "
+                "command line)",
+                alias, password_arg, alias + 1);
+    return FALSE;
+}
+
 void caback_cli_common_clear(CabackCommonOptions *options)
 {
     g_clear_pointer(&options->dbdir, g_free);
