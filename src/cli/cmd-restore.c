@@ -303,6 +303,26 @@ static gboolean db_exists(const char *dir)
     return FALSE;
 }
 
+/* The name of a file in the folder @dir other than what an interrupted --create leaves (its
+ * staging folder, key4.db moved in before cert9.db: the library finishes or refuses those with
+ * its own words), or NULL (also when @dir cannot be read: @error is then set). Caller frees. */
+static char *first_other_file(const char *dir, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    g_autoptr(GDir) d = g_dir_open(dir, 0, &local);
+    const char *name;
+
+    if (d == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read the folder %s: %s", dir,
+                    local->message);
+        return NULL;
+    }
+    while ((name = g_dir_read_name(d)) != NULL)
+        if (!g_str_has_prefix(name, ".caback-new-db-") && strcmp(name, "key4.db") != 0)
+            return g_strescape(name, NULL);
+    return NULL;
+}
+
 /* For --dry-run --create on a missing database: plan against an empty token, creating nothing. */
 static CabackDb *open_nothing(const char *dir, GError **error)
 {
@@ -631,14 +651,30 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
 
     CabackDb *db = NULL;
     if (!db_exists(dir) && !g_str_has_prefix(dir, "dbm:")) {
+        g_autofree char *other = NULL;
+        gboolean folder = g_file_test(dir, G_FILE_TEST_IS_DIR);
         if (!ro->create) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
-                        "NSS database %s does not exist; add --create to make it (its new "
+                        "NSS database %s %s; add --create to make it (its new "
                         "password comes from -f FILE or --password-env VAR, or is asked twice), "
                         "or create it with: certutil -N -d sql:%s",
-                        dir, dir);
+                        dir, folder ? "holds no NSS database (no cert9.db)" : "does not exist",
+                        dir);
             return FALSE;
         }
+        /* A new database goes into a new or empty folder only: a folder that holds other files
+         * is not the place the user thinks it is (a typo, or the wrong instance). */
+        if (folder && (other = first_other_file(dir, error)) != NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                        "--create makes a new NSS database in a new or empty folder only, and "
+                        "%s holds other files (\"%s\") but no NSS database (no cert9.db); "
+                        "nothing was created. Give a new or empty folder, or -d the folder of "
+                        "the existing database",
+                        dir, other);
+            return FALSE;
+        }
+        if (error != NULL && *error != NULL)
+            return FALSE;
         if (ro->dry_run) {
             would_create = TRUE;
             db = open_nothing(dir, error);
@@ -649,8 +685,11 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         db = open_db(common, ro->dry_run, error);
     }
     if (db == NULL) {
-        if (created)
+        if (created) {
             caback_restore_remove_created_db(dir, created_dir);
+            g_prefix_error(error, "the NSS database that --create made in %s was removed again: ",
+                           dir);
+        }
         return FALSE;
     }
     caback_cli_log_database(rec, db);
@@ -780,8 +819,11 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
 
     /* Close even after a failure, but report the first error. */
     ok = caback_db_close(db, ok ? error : NULL) && ok;
-    if (!ok && created)
+    if (!ok && created) {
         caback_restore_remove_created_db(dir, created_dir);
+        g_prefix_error(error, "the NSS database that --create made in %s was removed again: ",
+                       dir);
+    }
     return ok;
 }
 
