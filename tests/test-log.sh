@@ -206,6 +206,53 @@ keep
 last_record fix-clone-ids "$TEST_TMP/fix.log"
 record_checks "fix-clone-ids failure record" "r['result'] == 'ERROR' and 'nothing.cfg' in r['error']"
 
+# ---- passwords never reach the log; everything else is logged as it is ----
+# A short password that is part of a path: the old redaction logged "(hidden)team" and so
+# revealed it. Now the path is logged whole, and "(hidden)" appears nowhere.
+mkdir -p "$TEST_TMP/redteam"
+printf 'red\n' >"$TEST_TMP/red.pass"
+expect_status 0 "backup with password \"red\" into folder redteam" \
+    "$CABACK" backup -d "$DB" -f "$DB.pass" -o "$TEST_TMP/redteam/ca.p12" -w "$TEST_TMP/red.pass" \
+    "${FAST[@]}" --log "$TEST_TMP/red.log"
+expect_grep "the path is logged as it is" "^    file: $TEST_TMP/redteam/ca.p12$" "$TEST_TMP/red.log"
+expect_grep "the command is logged as it is" " -o $TEST_TMP/redteam/ca.p12 -w $TEST_TMP/red.pass " \
+    "$TEST_TMP/red.log"
+expect_no_grep "nothing is replaced by (hidden) in the text log" "hidden" "$TEST_TMP/red.log"
+expect_no_grep "nothing is replaced by (hidden) in the JSON log" "hidden" "$TEST_TMP/red.log.jsonl"
+
+# The Windows form with a password that starts with '-': it is the password, not an unknown
+# option (which the option parser's error would have quoted).
+DASH_PASSWORD="-Secret1-$$"
+expect_status 0 "caback -backup -Secret1 FILE works" \
+    "$CABACK" -backup "$DASH_PASSWORD" "$TEST_TMP/dash.p12" -d "$DB" -f "$DB.pass" "${FAST[@]}" \
+    --log "$TEST_TMP/dash.log"
+cat "$OUT" "$ERR" >"$TEST_TMP/dash.out"
+DASH_PASSWORD=$DASH_PASSWORD expect_status 0 "the file opens with the password that starts with '-'" \
+    "$CABACK" list "$TEST_TMP/dash.p12" --p12-password-env DASH_PASSWORD
+DASH_PASSWORD=$DASH_PASSWORD run "$CABACK" -restore "$DASH_PASSWORD" "$TEST_TMP/dash.p12" -d "$DB" \
+    -f "$DB.pass" --dry-run --no-signature-check --log "$TEST_TMP/dash.log"
+expect_equal "caback -restore -Secret1 FILE --dry-run works" 0 "$STATUS"
+cat "$OUT" "$ERR" >>"$TEST_TMP/dash.out"
+# Misplaced (options first): refused, and the password is in no message.
+expect_status 2 "caback -backup with options before the password is refused" \
+    "$CABACK" -backup -d "$DB" "$DASH_PASSWORD" "$TEST_TMP/dash2.p12" -f "$DB.pass" \
+    --log "$TEST_TMP/dash.log"
+cat "$OUT" "$ERR" >>"$TEST_TMP/dash.out"
+expect_status 2 "caback -restore with options before the password is refused" \
+    "$CABACK" -restore "$TEST_TMP/dash.p12" -d "$DB" "$DASH_PASSWORD" --log "$TEST_TMP/dash.log"
+cat "$OUT" "$ERR" >>"$TEST_TMP/dash.out"
+expect_status 2 "caback -restore with an unknown option after the password is refused" \
+    "$CABACK" -restore "$DASH_PASSWORD" "$TEST_TMP/dash.p12" -d "$DB" --no-such-option
+cat "$OUT" "$ERR" >>"$TEST_TMP/dash.out"
+expect_status 2 "caback -backup without FILE is refused" \
+    "$CABACK" -backup "$DASH_PASSWORD" -d "$DB" -f "$DB.pass" --log "$TEST_TMP/dash.log"
+cat "$OUT" "$ERR" >>"$TEST_TMP/dash.out"
+for f in "$TEST_TMP/dash.out" "$TEST_TMP/dash.log" "$TEST_TMP/dash.log.jsonl"; do
+    if grep -qF -- "Secret1" "$f"; then not_ok "the '-' password is in $(basename "$f")"; else
+        ok "the '-' password is not in $(basename "$f")"; fi
+done
+check "the '-' backup was logged" grep -q "dash.p12" "$TEST_TMP/dash.log"
+
 # ---- no password anywhere ----
 for f in "$LOG" "$LOG.jsonl" "$TEST_TMP/own.log" "$TEST_TMP/own.log.jsonl" "$TEST_TMP/fix.log" \
     "$TEST_TMP/state-b/caback.log" "$STATE/latest_backup" "$ALL_OUTPUT"; do

@@ -40,22 +40,22 @@ typedef struct CabackLogRecord CabackLogRecord;
  * starts as "caback VERB". Free it with caback_log_record_finish (or _free to drop it). */
 CabackLogRecord *caback_log_record_new(const char *verb);
 
-/* Drop @record without writing it (NULL allowed); secrets it holds are wiped. */
+/* Drop @record without writing it (NULL allowed). */
 void caback_log_record_free(CabackLogRecord *record);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackLogRecord, caback_log_record_free)
 
 /* Append one word to the recorded command (quoted for the shell when needed). The verb passes
  * only what is safe to keep: option names, file names, nicknames, variable names; never a
- * password or PIN. */
+ * password or PIN.
+ *
+ * Passwords and PINs never reach a record at all: no field is searched for them and nothing is
+ * replaced, so every string is logged as it is (a path that happens to contain a short password
+ * stays readable, and the log does not reveal the password by hiding it). A verb must keep
+ * passwords out of everything it records, error messages included. */
 void caback_log_record_add_arg(CabackLogRecord *record, const char *arg);
 
 /* Append @option and, when not NULL, its @value (two words), e.g. ("-d", "/x"). */
 void caback_log_record_add_option(CabackLogRecord *record, const char *option, const char *value);
-
-/* Register a secret the run used (a password, a PIN): it is never written; wherever it appears in
- * any field (an error text, a file name...) it is replaced by "(hidden)". Empty or NULL is
- * ignored. The copy is wiped when the record is freed. */
-void caback_log_record_add_secret(CabackLogRecord *record, const char *secret);
 
 /* The NSS database folder (without "sql:") and the token (NULL for the internal one). */
 void caback_log_record_set_database(CabackLogRecord *record, const char *dir, const char *token);
@@ -81,7 +81,7 @@ void caback_log_record_set_time(CabackLogRecord *record, GDateTime *time);
 
 /* The record as a block of text lines (ending with an empty line), and as one JSON object on one
  * line (ending with "\n"), for the outcome @outcome (NULL when the run succeeded). The file's
- * digest must already be known (set, or computed by _finish); secrets are redacted. */
+ * digest must already be known (set, or computed by _finish). */
 char *caback_log_record_format_text(CabackLogRecord *record, const GError *outcome);
 char *caback_log_record_format_json(CabackLogRecord *record, const GError *outcome);
 

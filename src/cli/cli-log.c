@@ -24,32 +24,6 @@ void caback_cli_log_common(CabackLogRecord *record, const CabackCommonOptions *c
         caback_log_record_add_option(record, "--password-env", common->password_env);
 }
 
-static void add_db_secret(CabackLogRecord *record, const CabackCommonOptions *common,
-                          const char *token)
-{
-    CabackPasswordSource source = {
-        .file = common->password_file, .env_var = common->password_env, .no_prompt = TRUE};
-    g_autoptr(GError) ignored = NULL;
-    g_autoptr(CabackSecret) secret =
-        caback_password_read(&source, token, "password for the run log", FALSE, &ignored);
-
-    if (secret != NULL)
-        caback_log_record_add_secret(record, secret->data);
-}
-
-void caback_cli_log_db_secrets(CabackLogRecord *record, const CabackCommonOptions *common)
-{
-    if (common->password_file == NULL && common->password_env == NULL)
-        return;
-    /* A pipe or FIFO (-f /dev/stdin, <(...)) gives its password once, to the database. */
-    if (common->password_file != NULL &&
-        !g_file_test(common->password_file, G_FILE_TEST_IS_REGULAR))
-        return;
-    add_db_secret(record, common, "internal");
-    if (common->token != NULL && g_strcmp0(common->token, "internal") != 0)
-        add_db_secret(record, common, common->token);
-}
-
 void caback_cli_log_database(CabackLogRecord *record, const CabackDb *db)
 {
     caback_log_record_set_database(

@@ -1,5 +1,5 @@
 /* The run log from the command's side: the --log option's help text, the options every verb
- * records, the secrets a run must keep out of the log, and finishing a record without letting a
+ * records (never a password: none is ever given to a record), and finishing a record without letting a
  * log failure change the verb's result. The record itself is caback/log.h. */
 #pragma once
 
@@ -17,14 +17,6 @@ G_BEGIN_DECLS
 /* Record the shared database options of @common (-d, --token, --module, -f, --password-env) in
  * @record's command; file and variable names only, never what they hold. */
 void caback_cli_log_common(CabackLogRecord *record, const CabackCommonOptions *common);
-
-/* Register as secrets of @record the database password or PIN that -f / --password-env give
- * (for the internal token and for --token), so that they can never reach the log, whatever
- * message might quote them. A password typed at the prompt is read by NSS's callback and never
- * seen here; nothing is asked, and a password file that is not a regular file (a pipe, which
- * gives its contents once) is left for the database to read. Errors (no such file...) are
- * ignored: the verb reports them. */
-void caback_cli_log_db_secrets(CabackLogRecord *record, const CabackCommonOptions *common);
 
 /* Record @db's folder and, when it is not the database's own, its token. */
 void caback_cli_log_database(CabackLogRecord *record, const CabackDb *db);

@@ -56,6 +56,11 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
                           const CabackCommonOptions *options, int *argc, char ***argv,
                           GError **error);
 
+/* The Windows forms (caback -backup / -restore PASSWORD FILE) put a password among the arguments:
+ * replace the option parser's error in *@error (which quotes the argument it did not understand,
+ * and that could be a misplaced password) by one that quotes no argument. */
+void caback_cli_windows_parse_error(GError **error, const char *verb);
+
 /* Set a CABACK_ERROR_USAGE error whose message ends with "(see: caback help @verb)"; returns
  * FALSE so that callers can write "return caback_cli_usage_error(...)". */
 gboolean caback_cli_usage_error(GError **error, const char *verb, const char *format, ...)

@@ -353,8 +353,6 @@ static gboolean run_backup(BackupRun *run, GError **error)
 
     if (run->password == NULL) {
         run->password = ask_p12_password(error);
-        if (run->password != NULL)
-            caback_log_record_add_secret(run->rec, run->password->data);
         if (run->password == NULL ||
             !check_empty_password(run->password, "given at the prompt", error))
             goto close;
@@ -402,28 +400,43 @@ close:
     return ok;
 }
 
-/* The Windows form takes the password as an argument. Copy it, then blank the argument in place:
- * /proc/PID/cmdline (what ps shows) reads this very memory. */
-static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GError **error)
+/* The Windows form "caback -backup PASSWORD FILE [OPTIONS]" takes the password as its first
+ * argument, before the options are parsed: a password that starts with '-' ("-Secret1") is a
+ * password then, not an unknown option that the parser's error message would quote. Copy it,
+ * blank the argument in place (/proc/PID/cmdline, what ps shows, reads this very memory) and
+ * drop it from @argv (NULL-terminated at *@argc), so that nothing later can print it. */
+static gboolean take_windows_password(int *argc, char **argv, BackupRun *run, GError **error)
 {
-    BackupOptions *o = run->o;
-
-    if (argc != 3)
-        return caback_cli_usage_error(error, "backup",
-                                      "the Windows form is: caback -backup PASSWORD FILE [-d DIR] "
-                                      "[-f FILE]");
-    if (!caback_cli_windows_order_check("-backup", argv[1], argv[2], error)) {
-        /* Swapped: the second argument is the password; it is neither kept nor logged. */
-        caback_log_record_add_secret(run->rec, argv[2]);
-        caback_secret_wipe(argv[2], strlen(argv[2]));
-        return FALSE;
-    }
+    if (*argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "--help-all") == 0)
+        return TRUE;
+    /* The one PKCS#12 password rule: the argument is copied, then wiped in place. */
     CabackPasswordSource source = {.argument = argv[1]};
     run->password = caback_p12_password_read(&source, "password for the new PKCS#12 file", FALSE,
                                              error);
     if (run->password == NULL)
         return FALSE;
-    caback_log_record_add_secret(run->rec, run->password->data);
+    memmove(&argv[1], &argv[2], (gsize)(*argc - 1) * sizeof *argv);
+    (*argc)--;
+    return TRUE;
+}
+
+/* The rest of the Windows form, after the options are parsed: FILE, the one argument left. */
+static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GError **error)
+{
+    BackupOptions *o = run->o;
+
+    /* No argument is quoted here: a misplaced password could be any of them. */
+    if (run->password == NULL || argc != 2)
+        return caback_cli_usage_error(error, "backup",
+                                      "the Windows form is: caback -backup PASSWORD FILE [-d DIR] "
+                                      "[-f FILE], with the password first");
+    if (!caback_cli_windows_order_check("-backup", run->password->data, argv[1], error)) {
+        /* Swapped: FILE is the password; it is wiped from the command line, never kept, and
+         * the log, which records o->output, never sees it. */
+        caback_secret_wipe(argv[1], strlen(argv[1]));
+        return FALSE;
+    }
     caback_cli_log_warning(
         run->rec, "a password given on the command line can be seen by other users of this "
                   "machine (ps, /proc) and may stay in the shell history; prefer: caback "
@@ -433,7 +446,7 @@ static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GE
                                       "the Windows form caback -backup PASSWORD FILE takes the "
                                       "password and the file as arguments; -o, -w and "
                                       "--p12-password-env belong to caback backup");
-    o->output = g_strdup(argv[2]);
+    o->output = g_strdup(argv[1]);
     return check_empty_password(run->password, "given on the command line", error);
 }
 
@@ -544,15 +557,19 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
 
-    if (!caback_cli_parse(context, "backup", &common, &argc, &argv, error))
+    if (windows && !take_windows_password(&argc, argv, &run, error))
         goto out;
+    if (!caback_cli_parse(context, "backup", &common, &argc, &argv, error)) {
+        if (windows)
+            caback_cli_windows_parse_error(error, "backup");
+        goto out;
+    }
     /* A log that is a link, a FIFO or another user's file stops the run before it starts. */
     if (!caback_log_check(o.log_path, error))
         goto out;
     run.rec = caback_log_record_new("backup");
-    caback_cli_log_db_secrets(run.rec, &common);
-    /* The Windows form's password argument is taken (and registered as a secret) before
-     * anything is recorded. */
+    /* The Windows form's password argument was taken out of argv before anything is parsed or
+     * recorded. */
     gboolean taken = !windows || take_windows_arguments(argc, argv, &run, error);
     log_options(run.rec, &o, &common);
     if (!taken)
@@ -612,7 +629,6 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
                                                 FALSE, error);
         if (run.password == NULL)
             goto out;
-        caback_log_record_add_secret(run.rec, run.password->data);
         g_autofree char *where =
             o.p12_password_file != NULL
                 ? g_strdup_printf("in %s", o.p12_password_file)

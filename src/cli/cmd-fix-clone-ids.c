@@ -400,7 +400,6 @@ gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error)
     if (!caback_log_check(log_path, error))
         goto out;
     rec = caback_log_record_new("fix-clone-ids");
-    caback_cli_log_db_secrets(rec, &common);
     caback_cli_log_common(rec, &common);
     if (dry_run)
         caback_log_record_add_arg(rec, "--dry-run");

@@ -918,15 +918,15 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
 
-    if (!caback_cli_parse(context, "restore", &common, &argc, &argv, error))
+    if (!caback_cli_parse(context, "restore", &common, &argc, &argv, error)) {
+        if (given != NULL)
+            caback_cli_windows_parse_error(error, "restore");
         goto out;
+    }
     /* A log that is a link, a FIFO or another user's file stops the run before it starts. */
     if (!caback_log_check(ro.log_path, error))
         goto out;
     rec = caback_log_record_new("restore");
-    caback_cli_log_db_secrets(rec, &common);
-    if (given != NULL)
-        caback_log_record_add_secret(rec, given->data);
     gboolean usable = check_options(&ro, argc, argv, error);
     log_options(rec, &ro, &common);
     if (!usable)
@@ -944,14 +944,12 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         g_hash_table_replace(trust, nickname, flags);
     }
 
-    /* A password from a file or the environment is read here, once, so that the log knows
-     * what it must never contain. */
+    /* A password from a file or the environment is read here, once. */
     if (given == NULL && (ro.password_file != NULL || ro.password_env != NULL)) {
         CabackPasswordSource source = {.file = ro.password_file, .env_var = ro.password_env};
         g_autofree char *what = g_strdup_printf("password of PKCS#12 file %s", ro.in);
         if ((given = caback_p12_password_read(&source, what, FALSE, error)) == NULL)
             goto out;
-        caback_log_record_add_secret(rec, given->data);
     }
 
     ok = run_restore(&ro, &common, given, trust, rec, error);

@@ -281,7 +281,6 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
     g_autoptr(CabackSecret) password = read_p12_password(o, path, error);
     if (password == NULL)
         return FALSE;
-    caback_log_record_add_secret(rec, password->data);
 
     g_autoptr(CabackVerifyInventory) inv = NULL;
     if (common->dbdir != NULL && (inv = take_inventory(common, rec, error)) == NULL)
@@ -396,7 +395,6 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
     if (!caback_log_check(o.log_path, error))
         goto out;
     rec = caback_log_record_new("verify");
-    caback_cli_log_db_secrets(rec, &common);
     log_options(rec, argc >= 2 ? argv[1] : NULL, &o, &common);
     if (argc != 2) {
         if (argc < 2)

@@ -82,6 +82,18 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
     return TRUE;
 }
 
+void caback_cli_windows_parse_error(GError **error, const char *verb)
+{
+    if (error == NULL || *error == NULL)
+        return;
+    g_clear_error(error);
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                "the Windows form is: caback -%s PASSWORD FILE [-d DIR] [-f FILE], with the "
+                "password first; an option was not understood (not quoted here: it could be the "
+                "password) (see: caback help %s)",
+                verb, verb);
+}
+
 gboolean caback_cli_usage_error(GError **error, const char *verb, const char *format, ...)
 {
     va_list args;

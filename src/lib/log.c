@@ -6,7 +6,6 @@
 #include <caback/error.h>
 #include <caback/json.h>
 #include <caback/log.h>
-#include <caback/secret.h>
 
 #include <errno.h>
 #include <pwd.h>
@@ -18,7 +17,6 @@
 
 #define LOG_NAME "caback.log"
 #define LATEST_NAME "latest_backup"
-#define HIDDEN "(hidden)"
 
 /* ---- state folder ---- */
 
@@ -166,7 +164,6 @@ typedef struct {
 struct CabackLogRecord {
     char *verb;
     GPtrArray *command; /* words */
-    GPtrArray *secrets; /* CabackSecret */
     char *database;
     char *token;
     char *file;
@@ -190,7 +187,6 @@ CabackLogRecord *caback_log_record_new(const char *verb)
 
     record->verb = g_strdup(verb);
     record->command = g_ptr_array_new_with_free_func(g_free);
-    record->secrets = g_ptr_array_new_with_free_func((GDestroyNotify)caback_secret_free);
     record->keys = g_ptr_array_new_with_free_func((GDestroyNotify)log_key_free);
     record->warnings = g_ptr_array_new_with_free_func(g_free);
     g_ptr_array_add(record->command, g_strdup("caback"));
@@ -204,7 +200,6 @@ void caback_log_record_free(CabackLogRecord *record)
         return;
     g_free(record->verb);
     g_ptr_array_unref(record->command);
-    g_ptr_array_unref(record->secrets);
     g_free(record->database);
     g_free(record->token);
     g_free(record->file);
@@ -226,21 +221,6 @@ void caback_log_record_add_option(CabackLogRecord *record, const char *option, c
     caback_log_record_add_arg(record, option);
     if (value != NULL)
         caback_log_record_add_arg(record, value);
-}
-
-static gint longer_first(gconstpointer a, gconstpointer b)
-{
-    const CabackSecret *x = *(CabackSecret *const *)a;
-    const CabackSecret *y = *(CabackSecret *const *)b;
-    return x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
-}
-
-void caback_log_record_add_secret(CabackLogRecord *record, const char *secret)
-{
-    if (secret == NULL || *secret == '\0')
-        return;
-    g_ptr_array_add(record->secrets, caback_secret_new(secret, strlen(secret)));
-    g_ptr_array_sort(record->secrets, longer_first);
 }
 
 void caback_log_record_set_database(CabackLogRecord *record, const char *dir, const char *token)
@@ -290,21 +270,14 @@ void caback_log_record_set_time(CabackLogRecord *record, GDateTime *time)
     record->time = g_date_time_to_utc(time);
 }
 
-/* @value made safe for the log: every registered secret replaced (longest first: the list is
- * kept sorted, so a secret that contains another is not left half visible), and valid UTF-8 for
- * the JSON twin. NULL stays NULL. */
+/* @value as the log keeps it: as it is, only made valid UTF-8 for the JSON twin. No password is
+ * ever given to a record, so there is nothing to search for or hide. NULL stays NULL. */
 static char *clean(CabackLogRecord *record, const char *value)
 {
+    (void)record;
     if (value == NULL)
         return NULL;
-    GString *s = g_string_new(value);
-    for (guint i = 0; i < record->secrets->len; i++) {
-        const CabackSecret *secret = record->secrets->pdata[i];
-        g_string_replace(s, secret->data, HIDDEN, 0);
-    }
-    char *valid = g_utf8_make_valid(s->str, (gssize)s->len);
-    g_string_free(s, TRUE);
-    return valid;
+    return g_utf8_make_valid(value, -1);
 }
 
 /* A word of the command as a shell would need it. */
@@ -323,7 +296,6 @@ static char *command_text(CabackLogRecord *record)
     GString *s = g_string_new(NULL);
 
     for (guint i = 0; i < record->command->len; i++) {
-        /* Redacted before quoting: quoting could split a secret that holds a quote. */
         g_autofree char *clean_word = clean(record, record->command->pdata[i]);
         g_autofree char *word = quote_word(clean_word);
         if (i > 0)
