@@ -186,4 +186,35 @@ GBytes *caback_p12_writer_finish(CabackP12Writer *writer, GError **error);
  * PBES2 key and the MAC key), its verification two more. For tests and the benchmark. */
 guint caback_p12_derivations(void);
 
+/* ---- limits on what one input file may cost (additions) ---- */
+
+#define CABACK_P12_DEFAULT_MAX_INPUT_SIZE (G_GUINT64_CONSTANT(64) << 20) /* 64 MiB */
+#define CABACK_P12_DEFAULT_MAX_KDF_WORK G_GUINT64_CONSTANT(100000000)
+
+typedef struct {
+    guint64 max_input_size; /* bytes of a PKCS#12 file read by caback (--max-input-size) */
+    guint64 max_kdf_work;   /* iterations summed over the distinct key derivations of one file
+                               (--max-kdf-work); scrypt counts as 2·N·r·p */
+} CabackP12Limits;
+
+/* Set the limits of this process (the command line sets them once, before reading anything);
+ * a field 0 means its default. */
+void caback_p12_limits_set(const CabackP12Limits *limits);
+
+/* The limits in force, defaults filled in. */
+void caback_p12_limits_get(CabackP12Limits *limits);
+
+/* FALSE with CABACK_ERROR_PKCS12 when @size bytes of @path (what:
+ * "PKCS#12 file", "signed file") are above the max_input_size limit; the message gives both
+ * sizes and --max-input-size. */
+gboolean caback_p12_check_input_size(const char *path, const char *what, guint64 size,
+                                     GError **error);
+
+/* Read the whole of @path (a regular file or a pipe) into a buffer wiped when freed (a file
+ * without encryption holds keys in clear), refusing it before reading when its size is above
+ * the max_input_size limit, and when more than that comes out of a pipe. @what names the file
+ * in messages ("PKCS#12 file"). CABACK_ERROR_NOT_FOUND when it does not exist, CABACK_ERROR_IO
+ * when it cannot be read. */
+CabackSecret *caback_p12_load_file(const char *path, const char *what, GError **error);
+
 G_END_DECLS

@@ -29,6 +29,43 @@ guint caback_p12_derivations(void)
     return (guint)g_atomic_int_get(&derivation_count);
 }
 
+/* ---- limits ---- */
+
+/* Set once by the command line before any file is read; read by every reader. */
+static guint64 limit_input_size = CABACK_P12_DEFAULT_MAX_INPUT_SIZE;
+static guint64 limit_kdf_work = CABACK_P12_DEFAULT_MAX_KDF_WORK;
+
+void caback_p12_limits_set(const CabackP12Limits *limits)
+{
+    limit_input_size =
+        limits->max_input_size != 0 ? limits->max_input_size : CABACK_P12_DEFAULT_MAX_INPUT_SIZE;
+    limit_kdf_work =
+        limits->max_kdf_work != 0 ? limits->max_kdf_work : CABACK_P12_DEFAULT_MAX_KDF_WORK;
+}
+
+void caback_p12_limits_get(CabackP12Limits *limits)
+{
+    limits->max_input_size = limit_input_size;
+    limits->max_kdf_work = limit_kdf_work;
+}
+
+guint64 p12_kdf_work_iterations(guint64 iterations)
+{
+    return iterations;
+}
+
+static guint64 mul_saturating(guint64 a, guint64 b)
+{
+    if (a != 0 && b > G_MAXUINT64 / a)
+        return G_MAXUINT64;
+    return a * b;
+}
+
+guint64 p12_kdf_work_scrypt(guint64 n, guint64 r, guint64 p)
+{
+    return mul_saturating(mul_saturating(mul_saturating(2, n), r), p);
+}
+
 /* ---- passwords ---- */
 
 static SECItem *password_item(P12Passwords *pw, const guint8 *data, gsize len)
@@ -259,19 +296,65 @@ static GBytes *make_cache_id(P12PbeKind kind, SECOidTag cipher, const SECItem *k
     return g_byte_array_free_to_bytes(id);
 }
 
+/* The decimal form of the non-negative big-endian integer @data (@len bytes), for messages. */
+static char *decimal_of(const guint8 *data, guint len)
+{
+    g_autofree guint8 *n = g_memdup2(data, len);
+    GString *digits = g_string_new(NULL);
+    gboolean zero = FALSE;
+    while (!zero) {
+        guint rem = 0;
+        zero = TRUE;
+        for (guint i = 0; i < len; i++) {
+            guint cur = (rem << 8) | n[i];
+            n[i] = (guint8)(cur / 10);
+            rem = cur % 10;
+            if (n[i] != 0)
+                zero = FALSE;
+        }
+        g_string_append_c(digits, (char)('0' + rem));
+    }
+    g_strreverse(digits->str);
+    return g_string_free(digits, FALSE);
+}
+
 static gboolean check_iterations(const SECItem *item, const char *what, guint64 *out,
                                  GError **error)
 {
     guint64 it = 0;
-    if (!p12_uint_get(item, G_MAXUINT64, &it) || it == 0) {
+    if (item == NULL || item->data == NULL || item->len == 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "the %s iteration count is missing",
+                    what);
+        return FALSE;
+    }
+    if (item->data[0] & 0x80) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "the %s iteration count is missing, zero or negative", what);
+                    "the %s iteration count is negative", what);
+        return FALSE;
+    }
+    if (!p12_uint_get(item, G_MAXUINT64, &it)) {
+        /* Above 2^64 - 1: still a count, and too large, not a malformed one. */
+        guint skip = 0;
+        while (skip < item->len && item->data[skip] == 0)
+            skip++;
+        guint len = item->len - skip;
+        g_autofree char *number = len <= 64 ? decimal_of(item->data + skip, len)
+                                            : g_strdup_printf("of %u bytes", len);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the %s iteration count %s is too large: above caback's limit of %u per "
+                    "derivation (a guard against files made to keep caback busy)",
+                    what, number, P12_MAX_ITERATIONS);
+        return FALSE;
+    }
+    if (it == 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "the %s iteration count is zero",
+                    what);
         return FALSE;
     }
     if (it > P12_MAX_ITERATIONS) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "the %s iteration count %" G_GUINT64_FORMAT " is above caback's limit of %u "
-                    "(a guard against files made to keep caback busy)",
+                    "the %s iteration count %" G_GUINT64_FORMAT " is too large: above caback's "
+                    "limit of %u per derivation (a guard against files made to keep caback busy)",
                     what, it, P12_MAX_ITERATIONS);
         return FALSE;
     }
@@ -311,6 +394,7 @@ static gboolean parse_pkcs12_pbe(const SECAlgorithmID *alg, SECOidTag tag, P12Pb
         return FALSE;
     }
     info->kind = P12_PBE_PKCS12;
+    info->work = p12_kdf_work_iterations(info->iterations);
     info->alg_tag = tag;
     info->cipher_tag = cipher_tag;
     info->cache_id =
@@ -428,6 +512,7 @@ static gboolean parse_pbes2(const SECAlgorithmID *alg, P12PbeInfo *info, GError 
         return FALSE;
     }
     info->kind = P12_PBE_PBES2;
+    info->work = p12_kdf_work_iterations(info->iterations);
     info->alg_tag = SEC_OID_PKCS5_PBES2;
     info->cipher_tag = cipher;
     info->cache_id = make_cache_id(P12_PBE_PBES2, cipher, &kdf.key_length, &params.kdf.algorithm,
@@ -485,6 +570,11 @@ struct P12KeyCache {
     GMutex lock;
     GCond done; /* signalled whenever an entry's derivation ends */
     GPtrArray *entries;
+    /* The work account (p12_kdf_charge): the cap, what was charged, and which derivations, as
+     * GBytes of (password length, password, id) wiped when freed. */
+    guint64 kdf_cap;
+    guint64 kdf_spent;
+    GHashTable *charged;
 };
 
 static void cache_entry_free(gpointer p)
@@ -508,6 +598,9 @@ P12KeyCache *p12_key_cache_new(void)
     g_mutex_init(&cache->lock);
     g_cond_init(&cache->done);
     cache->entries = g_ptr_array_new_with_free_func(cache_entry_free);
+    cache->kdf_cap = limit_kdf_work;
+    cache->charged = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
+                                           (GDestroyNotify)g_bytes_unref, NULL);
     return cache;
 }
 
@@ -522,6 +615,7 @@ void p12_key_cache_free(P12KeyCache *cache)
     if (cache == NULL || !g_atomic_int_dec_and_test(&cache->refs))
         return;
     g_ptr_array_unref(cache->entries);
+    g_hash_table_unref(cache->charged);
     g_cond_clear(&cache->done);
     g_mutex_clear(&cache->lock);
     g_free(cache);
@@ -547,6 +641,78 @@ static CacheEntry *cache_find_locked(P12KeyCache *cache, const SECItem *password
             return e;
     }
     return NULL;
+}
+
+static void wiped_block_free(gpointer p)
+{
+    GByteArray *block = p;
+    caback_secret_wipe(block->data, block->len);
+    g_byte_array_unref(block);
+}
+
+/* What names a charged derivation: password length, password bytes, id (wiped when freed). */
+static GBytes *charge_key(const SECItem *password, GBytes *id)
+{
+    GByteArray *block = g_byte_array_new();
+    guint8 len[4] = {password->len >> 24, password->len >> 16, password->len >> 8,
+                     password->len};
+    g_byte_array_append(block, len, 4);
+    if (password->len > 0)
+        g_byte_array_append(block, password->data, password->len);
+    gsize id_len = 0;
+    const guint8 *id_data = g_bytes_get_data(id, &id_len);
+    if (id_len > 0)
+        g_byte_array_append(block, id_data, id_len);
+    return g_bytes_new_with_free_func(block->data, block->len, wiped_block_free, block);
+}
+
+gboolean p12_kdf_charge(P12KeyCache *cache, const P12KdfCharge *charges, guint n,
+                        const char *what, GError **error)
+{
+    g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    g_autoptr(GHashTable) seen = g_hash_table_new(g_bytes_hash, g_bytes_equal);
+    guint64 extra = 0;
+    guint fresh = 0;
+
+    g_mutex_lock(&cache->lock);
+    for (guint i = 0; i < n; i++) {
+        GBytes *key = charge_key(charges[i].password, charges[i].id);
+        if (g_hash_table_contains(cache->charged, key) || g_hash_table_contains(seen, key)) {
+            g_bytes_unref(key);
+            continue;
+        }
+        g_hash_table_add(seen, key);
+        g_ptr_array_add(keys, key);
+        extra = charges[i].work > G_MAXUINT64 - extra ? G_MAXUINT64 : extra + charges[i].work;
+        fresh++;
+    }
+    guint64 total = extra > G_MAXUINT64 - cache->kdf_spent ? G_MAXUINT64 : cache->kdf_spent + extra;
+    if (total > cache->kdf_cap) {
+        guint64 spent = cache->kdf_spent, cap = cache->kdf_cap;
+        g_mutex_unlock(&cache->lock);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "deriving %s would take %s%" G_GUINT64_FORMAT " key-derivation iterations "
+                    "(%u more derivation%s after %" G_GUINT64_FORMAT " iterations already), "
+                    "above caback's limit of %" G_GUINT64_FORMAT " for one file (a guard "
+                    "against files made to keep caback busy); if you trust the file, allow it "
+                    "with --max-kdf-work %" G_GUINT64_FORMAT,
+                    what, total == G_MAXUINT64 ? "at least " : "", total, fresh,
+                    fresh == 1 ? "" : "s", spent, cap, total);
+        return FALSE;
+    }
+    cache->kdf_spent = total;
+    for (guint i = 0; i < keys->len; i++)
+        g_hash_table_add(cache->charged, g_bytes_ref(keys->pdata[i]));
+    g_mutex_unlock(&cache->lock);
+    return TRUE;
+}
+
+guint64 p12_kdf_spent(P12KeyCache *cache)
+{
+    g_mutex_lock(&cache->lock);
+    guint64 spent = cache->kdf_spent;
+    g_mutex_unlock(&cache->lock);
+    return spent;
 }
 
 gboolean p12_key_cache_ready(P12KeyCache *cache, const SECItem *password, GBytes *id)
@@ -975,6 +1141,8 @@ static unsigned int hash_len(SECOidTag hash)
     }
 }
 
+static GBytes *mac_cache_id(const P12MacData *mac, const P12MacInfo *info);
+
 gboolean p12_mac_info_parse(const P12MacData *mac, P12MacInfo *info, GError **error)
 {
     memset(info, 0, sizeof(*info));
@@ -1049,13 +1217,17 @@ gboolean p12_mac_info_parse(const P12MacData *mac, P12MacInfo *info, GError **er
         p12_mac_info_clear(info);
         return FALSE;
     }
+    info->work = p12_kdf_work_iterations(info->iterations);
+    info->cache_id = mac_cache_id(mac, info);
     return TRUE;
 }
 
 void p12_mac_info_clear(P12MacInfo *info)
 {
-    if (info != NULL)
-        g_clear_pointer(&info->description, g_free);
+    if (info == NULL)
+        return;
+    g_clear_pointer(&info->description, g_free);
+    g_clear_pointer(&info->cache_id, g_bytes_unref);
 }
 
 PK11SymKey *p12_mac_key(const P12MacData *mac, const P12MacInfo *info, const SECItem *password,

@@ -16,6 +16,44 @@ G_BEGIN_DECLS
  * (10,000,000 PBKDF2-HMAC-SHA256 iterations take a few seconds). */
 #define P12_MAX_ITERATIONS 10000000u
 
+/* ---- key-derivation work: one account per file ----
+ *
+ * Work is counted in iterations of PBKDF2 / the PKCS#12 KDF: what one derivation costs is
+ * p12_kdf_work_iterations(count) for those, p12_kdf_work_scrypt(N, r, p) for scrypt. Every
+ * derivation a reader asks for is charged first with p12_kdf_charge to the budget of the file's
+ * P12KeyCache (caback_p12_limits' max_kdf_work when the cache was made), each distinct (password,
+ * parameters) pair once, so that a file cannot make caback derive more than that in all. A
+ * derivation that P12PbeInfo / P12MacInfo describe carries its cost in their `work` field. */
+
+/* The cost of one PBKDF2 or PKCS#12-KDF derivation of @iterations iterations. */
+guint64 p12_kdf_work_iterations(guint64 iterations);
+
+/* The cost of one scrypt derivation (RFC 7914) with cost @n, block size @r and parallelism @p,
+ * in PBKDF2-HMAC-SHA256 iterations of about the same CPU time: 2·N·r·p (each of the 2·N·r·p
+ * BlockMix halves is one Salsa20/8 core, each PBKDF2 iteration two SHA-256 compressions of about
+ * the same cost), saturating at G_MAXUINT64. (Its memory, 128·N·r bytes, is capped apart.) */
+guint64 p12_kdf_work_scrypt(guint64 n, guint64 r, guint64 p);
+
+typedef struct P12KeyCache P12KeyCache;
+
+/* One derivation to charge: the password bytes, what identifies its parameters (a P12PbeInfo's
+ * or P12MacInfo's cache_id) and its cost. */
+typedef struct {
+    const SECItem *password;
+    GBytes *id;
+    guint64 work;
+} P12KdfCharge;
+
+/* Charge the @n derivations of @charges to @cache's budget, all or none: those charged before
+ * (same password bytes and id) cost nothing again. Fails with CABACK_ERROR_PKCS12, charging
+ * nothing, when the file's total would pass the cap; the message names @what (e.g. "the keys of
+ * /srv/b.p12"), the total, the cap and --max-kdf-work. Thread-safe. */
+gboolean p12_kdf_charge(P12KeyCache *cache, const P12KdfCharge *charges, guint n,
+                        const char *what, GError **error);
+
+/* The work charged to @cache so far (for messages and tests). */
+guint64 p12_kdf_spent(P12KeyCache *cache);
+
 /* ---- passwords ---- */
 
 /* One way a writer may have turned the user's password into bytes. */
@@ -52,6 +90,7 @@ typedef struct {
     SECOidTag cipher_tag; /* the cipher */
     SECOidTag prf_tag;    /* PBES2 only: PBKDF2's PRF */
     guint64 iterations;
+    guint64 work;      /* the derivation's cost (see p12_kdf_charge) */
     GBytes *cache_id;  /* identifies the derivation (not the IV) */
     char *description; /* "PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC), 600000 iterations" */
 } P12PbeInfo;
@@ -68,7 +107,6 @@ void p12_pbe_info_clear(P12PbeInfo *info);
  * of starting their own. Entries keep their own copy of the password bytes (wiped on free), so a
  * cache may outlive the P12Passwords it was filled from and serve another reader of the same
  * password. Reference-counted: p12_key_cache_free drops one reference. */
-typedef struct P12KeyCache P12KeyCache;
 P12KeyCache *p12_key_cache_new(void);
 P12KeyCache *p12_key_cache_ref(P12KeyCache *cache);
 void p12_key_cache_free(P12KeyCache *cache);
@@ -129,6 +167,8 @@ typedef struct {
     SECOidTag hash_tag; /* classic: the digest (SHA-256...); PBMAC1: the HMAC's digest */
     SECOidTag prf_tag;  /* PBMAC1: PBKDF2's PRF (an HMAC tag) */
     guint64 iterations;
+    guint64 work;      /* the MAC key's derivation cost (see p12_kdf_charge) */
+    GBytes *cache_id;  /* identifies the MAC key's derivation */
     char *description; /* "HMAC-SHA256, 600000 iterations", "PBMAC1 (PBKDF2-HMAC-SHA256,
                           HMAC-SHA256), 600000 iterations" */
 } P12MacInfo;

@@ -12,9 +12,13 @@
 #include "p12-asn1.h"
 #include "p12-pbe.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <secerr.h>
 #include <secport.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Nested safeContentsBags deeper than this are refused (a guard against stack exhaustion). */
 #define P12_MAX_DEPTH 8
@@ -480,6 +484,18 @@ static void learn_variant(CabackP12File *f, const SECItem *pw)
     }
 }
 
+/* p12_pbe_key, after charging the derivation to the file's work budget (@what names the object
+ * in the refusal). */
+static PK11SymKey *charged_pbe_key(CabackP12File *f, const SECItem *pw, const SECAlgorithmID *alg,
+                                   const P12PbeInfo *info, const char *what,
+                                   CK_MECHANISM_TYPE *mech, SECItem **param, GError **error)
+{
+    P12KdfCharge charge = {pw, info->cache_id, info->work};
+    if (!p12_kdf_charge(f->cache, &charge, 1, what, error))
+        return NULL;
+    return p12_pbe_key(f->cache, pw, alg, info, mech, param, error);
+}
+
 static gboolean decrypt_safe(CabackP12File *f, PLArenaPool *arena, Safe *s, guint index,
                              GError **error)
 {
@@ -488,8 +504,9 @@ static gboolean decrypt_safe(CabackP12File *f, PLArenaPool *arena, Safe *s, guin
         const SECItem *pw = pws->pdata[i];
         CK_MECHANISM_TYPE mech;
         g_autoptr(SECItem) param = NULL;
-        g_autoptr(PK11SymKey) key =
-            p12_pbe_key(f->cache, pw, &s->ed.info.algorithm, &s->pbe, &mech, &param, error);
+        g_autofree char *what = g_strdup_printf("the key of safe %u", index + 1);
+        g_autoptr(PK11SymKey) key = charged_pbe_key(f, pw, &s->ed.info.algorithm, &s->pbe, what,
+                                                    &mech, &param, error);
         if (key == NULL) {
             g_prefix_error(error, "safe %u: ", index + 1);
             return FALSE;
@@ -530,6 +547,7 @@ typedef struct {
     gboolean tried[3];
     gboolean matched;
     int nss_error;
+    GError *refused; /* the work budget refused the derivation */
 } MacCheck;
 
 static gboolean mac_try(MacCheck *m, guint v)
@@ -547,6 +565,12 @@ static gboolean mac_try(MacCheck *m, guint v)
             return FALSE;
     }
     m->tried[v] = TRUE;
+    P12KdfCharge charge = {pw, m->info->cache_id, m->info->work};
+    if (m->refused == NULL &&
+        !p12_kdf_charge(m->file->cache, &charge, 1, "the MAC key", &m->refused))
+        return FALSE;
+    if (m->refused != NULL)
+        return FALSE;
     g_autoptr(PK11SymKey) key = p12_mac_key_cached(m->file->cache, m->mac, m->info, pw, &hmac);
     guint8 out[64];
     unsigned int out_len = 0;
@@ -561,11 +585,6 @@ static gboolean mac_try(MacCheck *m, guint v)
         m->file->variant = v;
     }
     return ok;
-}
-
-static void mac_try_first(gpointer data)
-{
-    (void)mac_try(data, 0);
 }
 
 /* ---- reading ---- */
@@ -683,10 +702,10 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
     while (cis != NULL && cis[n_safes] != NULL)
         n_safes++;
 
-    /* Look at every safe before any slow work, so their keys can be derived while the MAC is
-     * being checked. */
+    /* Look at every safe before any slow work: what the file will cost is known (and refused
+     * when too much) before the first derivation. */
     g_autofree Safe *safes = g_new0(Safe, n_safes + 1);
-    g_autoptr(GArray) requests = g_array_new(FALSE, TRUE, sizeof(P12PbeRequest));
+    g_autoptr(GArray) charges = g_array_new(FALSE, TRUE, sizeof(P12KdfCharge));
     gboolean ok = TRUE;
     for (guint i = 0; i < n_safes && ok; i++) {
         Safe *s = &safes[i];
@@ -716,9 +735,9 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
                 g_ptr_array_add(f->info.safes,
                                 g_strdup_printf("encrypted: %s", s->pbe.description));
                 P12PasswordVariant *v0 = &f->passwords->variants[0];
-                P12PbeRequest r = {s->pbe.kind == P12_PBE_PBES2 ? v0->pbkdf2[0] : v0->bmp,
-                                   &s->ed.info.algorithm, &s->pbe};
-                g_array_append_val(requests, r);
+                P12KdfCharge c = {s->pbe.kind == P12_PBE_PBES2 ? v0->pbkdf2[0] : v0->bmp,
+                                  s->pbe.cache_id, s->pbe.work};
+                g_array_append_val(charges, c);
             }
         } else if (p12_oid_is(&s->ci->content_type, SEC_OID_PKCS7_ENVELOPED_DATA)) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
@@ -734,43 +753,88 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
         }
     }
 
+    P12MacInfo mac_info;
+    gboolean have_mac_info = FALSE;
+    memset(&mac_info, 0, sizeof(mac_info));
     if (ok && pfx.mac_data != NULL) {
-        P12MacInfo info;
-        if (!p12_mac_info_parse(pfx.mac_data, &info, error)) {
+        if (!p12_mac_info_parse(pfx.mac_data, &mac_info, error)) {
             ok = FALSE;
         } else {
-            f->info.mac = g_strdup(info.description);
-            f->info.mac_iterations = (gint64)info.iterations;
-            MacCheck m = {f, pfx.mac_data, &info, &auth_data, {FALSE}, FALSE, 0};
-            /* The first password encoding is checked while the safes' keys are derived. */
-            p12_pbe_prefetch(f->cache, requests, mac_try_first, &m);
-            for (guint v = 1; v < f->passwords->n_variants && !m.matched; v++)
-                mac_try(&m, v);
-            if (!m.matched) {
-                if (m.nss_error != 0)
-                    caback_error_set_nss_code(error, CABACK_ERROR_PKCS12, m.nss_error,
-                                              "NSS cannot check the MAC (%s)", info.description);
-                else
-                    g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                                "wrong password for %s (MAC check failed)", f->path);
-                ok = FALSE;
-            } else {
-                f->mac_checked = TRUE;
-                if (f->variant > 0)
-                    warn(f, "the MAC matched the password encoded as %s",
-                         f->passwords->variants[f->variant].name);
-            }
-            p12_mac_info_clear(&info);
+            have_mac_info = TRUE;
+            f->info.mac = g_strdup(mac_info.description);
+            f->info.mac_iterations = (gint64)mac_info.iterations;
+            P12PasswordVariant *v0 = &f->passwords->variants[0];
+            P12KdfCharge c = {mac_info.pbmac1 ? v0->pbkdf2[0] : v0->bmp, mac_info.cache_id,
+                              mac_info.work};
+            g_array_prepend_val(charges, c);
+        }
+    }
+    /* The MAC and the safes' keys, charged before any of them is derived. */
+    if (ok)
+        ok = p12_kdf_charge(f->cache, (P12KdfCharge *)(void *)charges->data, charges->len,
+                            "the MAC and safe keys", error);
+
+    /* The password is checked first, by one derivation: the MAC's, or (without a MAC) the first
+     * encrypted safe's. Only then are the other keys derived, side by side. */
+    gint first_decrypted = -1;
+    if (ok && have_mac_info) {
+        MacCheck m = {f, pfx.mac_data, &mac_info, &auth_data, {FALSE}, FALSE, 0, NULL};
+        for (guint v = 0; v < f->passwords->n_variants && !m.matched && m.refused == NULL; v++)
+            mac_try(&m, v);
+        if (m.refused != NULL) {
+            g_propagate_error(error, m.refused);
+            ok = FALSE;
+        } else if (!m.matched) {
+            if (m.nss_error != 0)
+                caback_error_set_nss_code(error, CABACK_ERROR_PKCS12, m.nss_error,
+                                          "NSS cannot check the MAC (%s)", mac_info.description);
+            else
+                g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
+                            "wrong password for %s (MAC check failed)", f->path);
+            ok = FALSE;
+        } else {
+            f->mac_checked = TRUE;
+            if (f->variant > 0)
+                warn(f, "the MAC matched the password encoded as %s",
+                     f->passwords->variants[f->variant].name);
         }
     } else if (ok) {
         warn(f, "the file has no MAC: its integrity cannot be checked, and a wrong password "
                 "shows only when decryption fails");
-        p12_pbe_prefetch(f->cache, requests, NULL, NULL);
+        for (guint i = 0; i < n_safes && first_decrypted < 0; i++)
+            if (safes[i].encrypted) {
+                first_decrypted = (gint)i;
+                ok = decrypt_safe(f, arena, &safes[i], i, error);
+            }
+    }
+    if (have_mac_info)
+        p12_mac_info_clear(&mac_info);
+
+    if (ok) {
+        /* The password is now known good (or there is nothing left to decrypt). */
+        g_autoptr(GArray) requests = g_array_new(FALSE, TRUE, sizeof(P12PbeRequest));
+        g_array_set_size(charges, 0);
+        for (guint i = 0; i < n_safes; i++) {
+            Safe *s = &safes[i];
+            if (!s->encrypted || (gint)i == first_decrypted)
+                continue;
+            g_autoptr(GPtrArray) pws = candidates(f, s->pbe.kind);
+            if (pws->len == 0)
+                continue;
+            P12PbeRequest r = {pws->pdata[0], &s->ed.info.algorithm, &s->pbe};
+            g_array_append_val(requests, r);
+            P12KdfCharge c = {pws->pdata[0], s->pbe.cache_id, s->pbe.work};
+            g_array_append_val(charges, c);
+        }
+        ok = p12_kdf_charge(f->cache, (P12KdfCharge *)(void *)charges->data, charges->len,
+                            "the safe keys", error);
+        if (ok)
+            p12_pbe_prefetch(f->cache, requests, NULL, NULL);
     }
 
     for (guint i = 0; i < n_safes && ok; i++) {
         Safe *s = &safes[i];
-        if (s->encrypted && !decrypt_safe(f, arena, s, i, error)) {
+        if (s->encrypted && (gint)i != first_decrypted && !decrypt_safe(f, arena, s, i, error)) {
             ok = FALSE;
             break;
         }
@@ -782,6 +846,24 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
     }
     if (ok && f->certs->len == 0 && f->keys->len == 0)
         warn(f, "the file holds no certificate and no key");
+
+    /* The shrouded keys are derived later (list, restore, verify), but what they will cost is
+     * known now: a file over the budget is refused here, before any of them is derived. */
+    if (ok) {
+        g_array_set_size(charges, 0);
+        for (guint i = 0; i < f->keys->len; i++) {
+            KeyPriv *k = f->keys->pdata[i];
+            if (!k->pub.shrouded || !k->pbe_ok)
+                continue;
+            g_autoptr(GPtrArray) pws = candidates(f, k->pbe.kind);
+            if (pws->len == 0)
+                continue;
+            P12KdfCharge c = {pws->pdata[0], k->pbe.cache_id, k->pbe.work};
+            g_array_append_val(charges, c);
+        }
+        ok = p12_kdf_charge(f->cache, (P12KdfCharge *)(void *)charges->data, charges->len,
+                            "the keys of the file", error);
+    }
 
     for (guint i = 0; i < n_safes; i++)
         p12_pbe_info_clear(&safes[i].pbe);
@@ -827,24 +909,133 @@ static CabackP12File *read_with_cache(const guint8 *data, gsize len, const Cabac
 CabackP12File *caback_p12_read(const guint8 *data, gsize len, const CabackSecret *password,
                                const char *path, GError **error)
 {
+    if (!caback_p12_check_input_size(path != NULL ? path : "(PKCS#12 data)", "PKCS#12 file", len,
+                                     error))
+        return NULL;
     return read_with_cache(data, len, password, path, NULL, error);
+}
+
+gboolean caback_p12_check_input_size(const char *path, const char *what, guint64 size,
+                                     GError **error)
+{
+    CabackP12Limits limits;
+    caback_p12_limits_get(&limits);
+    if (size <= limits.max_input_size)
+        return TRUE;
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                "%s %s is too large: %" G_GUINT64_FORMAT " bytes, above caback's limit of "
+                "%" G_GUINT64_FORMAT " bytes for an input file (a CA backup is a few kilobytes "
+                "to a few megabytes); if you trust it, allow it with --max-input-size %"
+                G_GUINT64_FORMAT,
+                what, path, size, limits.max_input_size, size);
+    return FALSE;
+}
+
+CabackSecret *caback_p12_load_file(const char *path, const char *what, GError **error)
+{
+    CabackP12Limits limits;
+    caback_p12_limits_get(&limits);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, e == ENOENT ? CABACK_ERROR_NOT_FOUND : CABACK_ERROR_IO,
+                    "cannot read %s %s: %s", what, path, g_strerror(e));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s %s: %s", what, path,
+                    g_strerror(e));
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s %s: it is a folder",
+                    what, path);
+        return NULL;
+    }
+    /* A regular file is refused on its size before a byte is read; a pipe as soon as more than
+     * the limit came out of it. */
+    if (S_ISREG(st.st_mode) &&
+        !caback_p12_check_input_size(path, what, (guint64)st.st_size, error)) {
+        close(fd);
+        return NULL;
+    }
+    gsize cap = (gsize)MIN(limits.max_input_size, (guint64)G_MAXSIZE - 1);
+    gsize size = S_ISREG(st.st_mode) ? (gsize)st.st_size + 1 : 65536;
+    size = MAX(MIN(size, cap + 1), 1);
+    gsize len = 0;
+    guint8 *buf = g_malloc(size);
+    for (;;) {
+        if (len == size) {
+            if (size > cap) {
+                caback_secret_wipe(buf, len);
+                g_free(buf);
+                close(fd);
+                /* The size is at least this: the rest was not read. */
+                (void)caback_p12_check_input_size(path, what, (guint64)len, error);
+                g_prefix_error(error, "(at least) ");
+                return NULL;
+            }
+            gsize bigger = MIN(MAX(size * 2, (gsize)65536), cap + 1);
+            guint8 *grown = g_malloc(bigger);
+            memcpy(grown, buf, len);
+            caback_secret_wipe(buf, len);
+            g_free(buf);
+            buf = grown;
+            size = bigger;
+        }
+        ssize_t n = read(fd, buf + len, size - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            caback_secret_wipe(buf, len);
+            g_free(buf);
+            close(fd);
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s %s: %s", what, path,
+                        g_strerror(e));
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        len += (gsize)n;
+    }
+    close(fd);
+    /* Handed over as it is (no copy: the file may be large); NUL-terminated as a CabackSecret
+     * is. */
+    if (len == size) {
+        /* A pipe that ended exactly at a buffer's end (not g_realloc: the old copy is wiped). */
+        guint8 *grown = g_malloc(size + 1);
+        memcpy(grown, buf, len);
+        caback_secret_wipe(buf, len);
+        g_free(buf);
+        buf = grown;
+        size++;
+    }
+    buf[len] = 0;
+    CabackSecret *contents = g_new0(CabackSecret, 1);
+    contents->data = (char *)buf;
+    contents->len = len;
+    return contents;
 }
 
 static CabackP12File *read_file_with_cache(const char *path, const CabackSecret *password,
                                            P12KeyCache *cache, GError **error)
 {
-    gchar *contents = NULL;
-    gsize len = 0;
-    g_autoptr(GError) local = NULL;
-    if (!g_file_get_contents(path, &contents, &len, &local)) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s: %s", path,
-                    local->message);
+    GError *local = NULL;
+    g_autoptr(CabackSecret) contents = caback_p12_load_file(path, "PKCS#12 file", &local);
+    if (contents == NULL) {
+        /* This function's contract: a file that cannot be read is CABACK_ERROR_IO. */
+        if (local->domain == CABACK_ERROR && local->code == CABACK_ERROR_NOT_FOUND)
+            local->code = CABACK_ERROR_IO;
+        g_propagate_error(error, local);
         return NULL;
     }
-    CabackP12File *file =
-        read_with_cache((const guint8 *)contents, len, password, path, cache, error);
-    wipe_free(contents, len);
-    return file;
+    return read_with_cache((const guint8 *)contents->data, contents->len, password, path, cache,
+                           error);
 }
 
 CabackP12File *caback_p12_read_file(const char *path, const CabackSecret *password, GError **error)
@@ -1029,12 +1220,17 @@ static PK11SymKey *open_shrouded(CabackP12File *f, KeyPriv *k, PLArenaPool *aren
                     f->path);
         return NULL;
     }
-    prefetch_keys(f);
+    /* Until the password is proven (a file without MAC and without encrypted safe), this key's
+     * own derivation checks it: a wrong password costs one derivation, not one per key. */
+    if (f->mac_checked || f->variant >= 0)
+        prefetch_keys(f);
     g_autoptr(GPtrArray) pws = candidates(f, k->pbe.kind);
     for (guint i = 0; i < pws->len; i++) {
         const SECItem *pw = pws->pdata[i];
         SECItem *p = NULL;
-        PK11SymKey *key = p12_pbe_key(f->cache, pw, &epki->algorithm, &k->pbe, mech, &p, error);
+        g_autofree char *what = g_strdup_printf("the key of key %u", n);
+        PK11SymKey *key =
+            charged_pbe_key(f, pw, &epki->algorithm, &k->pbe, what, mech, &p, error);
         if (key == NULL) {
             g_prefix_error(error, "key %u of %s: ", n, f->path);
             return NULL;

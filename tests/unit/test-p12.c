@@ -613,6 +613,119 @@ static void test_wrong_password(void)
     }
 }
 
+static GBytes *strip_mac(GBytes *bytes);
+
+/* The password is checked first: with a MAC, a wrong password costs the MAC's derivation only
+ * (the safes' and keys' keys are not derived); without a MAC, the first safe's derivations (the
+ * UTF-8 and, for files of NSS < 3.31, the BMPString encoding), not one per safe or key. */
+static void test_wrong_password_costs_one_derivation(void)
+{
+    NEED_DB();
+    g_autoptr(GBytes) bytes =
+        write_file(CABACK_P12_LEGACY, CABACK_P12_MAC_HMAC, 1000, 2, TRUE, P12_PASSWORD);
+    g_autoptr(GError) error = NULL;
+    guint before = caback_p12_derivations();
+    g_autoptr(CabackP12File) file = read_bytes(bytes, "wrong pass", &error);
+    g_assert_null(file);
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD);
+    g_assert_cmpuint(caback_p12_derivations() - before, ==, 1);
+    g_clear_error(&error);
+
+    g_autoptr(GBytes) full =
+        write_file(CABACK_P12_MODERN, CABACK_P12_MAC_HMAC, 1000, 2, TRUE, P12_PASSWORD);
+    g_autoptr(GBytes) nomac = strip_mac(full);
+    before = caback_p12_derivations();
+    g_autoptr(CabackP12File) bad = read_bytes(nomac, "wrong pass", &error);
+    g_assert_null(bad);
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD);
+    g_assert_cmpuint(caback_p12_derivations() - before, <=, 2);
+}
+
+/* The work of one file's distinct derivations is capped: a modern file of 1,000 iterations
+ * derives two keys (MAC, shared PBES2 key), 2,000 iterations in all; below that the file is
+ * refused before any derivation, with the figure; at it, read. */
+static void test_kdf_work_cap(void)
+{
+    NEED_DB();
+    g_autoptr(GBytes) bytes =
+        write_file(CABACK_P12_MODERN, CABACK_P12_MAC_HMAC, 1000, 2, TRUE, P12_PASSWORD);
+    CabackP12Limits saved, limits = {0, 1999};
+    caback_p12_limits_get(&saved);
+    caback_p12_limits_set(&limits);
+    g_autoptr(GError) error = NULL;
+    guint before = caback_p12_derivations();
+    g_autoptr(CabackP12File) refused = read_bytes(bytes, P12_PASSWORD, &error);
+    g_assert_null(refused);
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12);
+    g_assert_nonnull(strstr(error->message, "2000 key-derivation iterations"));
+    g_assert_nonnull(strstr(error->message, "limit of 1999"));
+    g_assert_nonnull(strstr(error->message, "--max-kdf-work 2000"));
+    g_assert_cmpuint(caback_p12_derivations() - before, ==, 0);
+    g_clear_error(&error);
+
+    limits.max_kdf_work = 2000;
+    caback_p12_limits_set(&limits);
+    g_autoptr(CabackP12File) file = read_bytes(bytes, P12_PASSWORD, &error);
+    g_assert_no_error(error);
+    CabackP12Key *k = caback_p12_file_keys(file)->pdata[1];
+    KeyType type;
+    guint bits;
+    g_assert_true(caback_p12_key_describe(file, k, NULL, &type, &bits, &error));
+    g_assert_no_error(error);
+    caback_p12_limits_set(&saved);
+
+    /* The input size limit, on bytes in memory too. */
+    CabackP12Limits small = {g_bytes_get_size(bytes) - 1, 0};
+    caback_p12_limits_set(&small);
+    g_autoptr(CabackP12File) big = read_bytes(bytes, P12_PASSWORD, &error);
+    g_assert_null(big);
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12);
+    g_autofree char *sizes = g_strdup_printf("%" G_GSIZE_FORMAT " bytes, above caback's limit of "
+                                             "%" G_GSIZE_FORMAT " bytes",
+                                             g_bytes_get_size(bytes), g_bytes_get_size(bytes) - 1);
+    g_assert_nonnull(strstr(error->message, sizes));
+    caback_p12_limits_set(&saved);
+}
+
+/* The account itself: each (password, parameters) pair charged once, all or none, scrypt
+ * priced as 2·N·r·p, saturating instead of wrapping. */
+static void test_kdf_charge(void)
+{
+    CabackP12Limits saved, limits = {0, 1000};
+    caback_p12_limits_get(&saved);
+    caback_p12_limits_set(&limits);
+    g_autoptr(P12KeyCache) cache = p12_key_cache_new();
+    caback_p12_limits_set(&saved);
+    guint8 a_bytes[] = "pass A", b_bytes[] = "pass B";
+    SECItem a = {siBuffer, a_bytes, 6}, b = {siBuffer, b_bytes, 6};
+    g_autoptr(GBytes) id1 = g_bytes_new_static("id-1", 4);
+    g_autoptr(GBytes) id2 = g_bytes_new_static("id-2", 4);
+    g_autoptr(GError) error = NULL;
+
+    P12KdfCharge first[] = {{&a, id1, 400}, {&a, id1, 400}};
+    g_assert_true(p12_kdf_charge(cache, first, 2, "test", &error));
+    g_assert_cmpuint(p12_kdf_spent(cache), ==, 400);
+    g_assert_true(p12_kdf_charge(cache, first, 1, "test", &error));
+    g_assert_cmpuint(p12_kdf_spent(cache), ==, 400);
+    /* Another password is another derivation. */
+    P12KdfCharge second[] = {{&b, id1, 400}, {&a, id2, 400}};
+    g_assert_false(p12_kdf_charge(cache, second, 2, "the keys of test", &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12);
+    g_assert_nonnull(strstr(error->message, "deriving the keys of test would take 1200"));
+    g_assert_cmpuint(p12_kdf_spent(cache), ==, 400);
+    g_clear_error(&error);
+    g_assert_true(p12_kdf_charge(cache, second, 1, "test", &error));
+    g_assert_cmpuint(p12_kdf_spent(cache), ==, 800);
+    P12KdfCharge huge[] = {{&a, id2, G_MAXUINT64}};
+    g_assert_false(p12_kdf_charge(cache, huge, 1, "test", &error));
+    g_assert_nonnull(strstr(error->message, "at least 18446744073709551615"));
+    g_clear_error(&error);
+
+    g_assert_cmpuint(p12_kdf_work_iterations(600000), ==, 600000);
+    g_assert_cmpuint(p12_kdf_work_scrypt(16384, 8, 1), ==, 262144);
+    g_assert_cmpuint(p12_kdf_work_scrypt(G_GUINT64_CONSTANT(1) << 62, 8, 1), ==, G_MAXUINT64);
+}
+
 /* OpenSSL 1.0.2 widened each byte of the UTF-8 password into one BMP character. A file whose
  * PKCS#12 KDF saw that is, byte for byte, a file written with the password read as Latin-1
  * ("pÃ¤ss" for "päss"): the legacy profile uses only the PKCS#12 KDF, so it makes one. */
@@ -1134,6 +1247,10 @@ int main(int argc, char **argv)
     g_test_add_func("/p12/password/openssl-1.0.2", test_openssl_102_password);
     g_test_add_func("/p12/password/nss-before-3.31", test_nss_pre_331_password);
     g_test_add_func("/p12/no-mac", test_no_mac);
+    g_test_add_func("/p12/kdf/wrong-password-one-derivation",
+                    test_wrong_password_costs_one_derivation);
+    g_test_add_func("/p12/kdf/work-cap", test_kdf_work_cap);
+    g_test_add_func("/p12/kdf/charge", test_kdf_charge);
     g_test_add_func("/p12/truncated", test_truncated);
     g_test_add_func("/p12/bit-flips", test_bit_flips);
     g_test_add_func("/p12/trailing-bytes", test_trailing_bytes);

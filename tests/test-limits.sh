@@ -1,0 +1,90 @@
+#!/bin/bash
+# Bounded work on any file (issue 16 §3): PKCS#12 files over the input size limit refused before
+# they are read, from a file or a pipe, by list, restore and verify, with both sizes and
+# --max-input-size; the sum of the key derivations of one file capped (--max-kdf-work) with the
+# figure; iteration counts above the per-derivation limit (2^63 and 2^100 too) reported as too
+# large with the number and the limit, negative and zero ones as such. Every refusal leaves the
+# database byte-identical.
+. "$CABACK_SRCDIR/tests/lib.sh"
+need certutil openssl "$PYTHON3"
+
+EDIT=$CABACK_SRCDIR/tests/p12-edit.py
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=limits \
+    -keyout "$TEST_TMP/k.pem" -out "$TEST_TMP/c.pem" -days 30 2>/dev/null
+PW=$TEST_TMP/p12.pass
+printf 'Limits pass 1\n' >"$PW"
+F=$TEST_TMP/a.p12
+# OpenSSL 3: PBES2 certificate safe, PBES2 key, HMAC-SHA256 MAC, each 3,000 iterations with its
+# own salt: three derivations, 9,000 iterations in all.
+openssl pkcs12 -export -in "$TEST_TMP/c.pem" -inkey "$TEST_TMP/k.pem" -name limits \
+    -passout "file:$PW" -iter 3000 -out "$F"
+
+DB=$TEST_TMP/db
+make_nssdb "$DB"
+snapshot() { (cd "$1" && sha256sum -- *) >"$2"; }
+snapshot "$DB" "$TEST_TMP/before.txt"
+unchanged() { snapshot "$DB" "$TEST_TMP/now.txt"; check "$1" cmp -s "$TEST_TMP/before.txt" "$TEST_TMP/now.txt"; }
+
+# ---- input size ----
+BIG=$TEST_TMP/big.p12
+truncate -s 67108865 "$BIG" # 64 MiB + 1, sparse: nothing is read to refuse it
+for verb in list verify restore; do
+    case $verb in
+    list) args=(list "$BIG" -w "$PW") ;;
+    verify) args=(verify "$BIG" -w "$PW") ;;
+    restore) args=(restore -i "$BIG" -w "$PW" -d "$DB" -f "$DB.pass") ;;
+    esac
+    expect_status 1 "$verb: a file of 64 MiB + 1 byte is refused" "$CABACK" "${args[@]}"
+    expect_grep "$verb: the message gives both sizes and the option" \
+        'big\.p12 is too large: 67108865 bytes, above caback.s limit of 67108864 bytes.*--max-input-size 67108865' "$ERR"
+done
+unchanged "the refused restore changed nothing"
+expect_status 1 "--max-input-size lets it through to the parser" \
+    "$CABACK" list "$BIG" -w "$PW" --max-input-size 67108865
+expect_grep "... which finds no PKCS#12 file in zeros" 'not a PKCS#12 file' "$ERR"
+expect_status 1 "a smaller --max-input-size refuses a real file" \
+    "$CABACK" list "$F" -w "$PW" --max-input-size 100
+expect_grep "... with its size" "a\.p12 is too large: $(stat -c %s "$F") bytes, above caback.s limit of 100 bytes" "$ERR"
+run sh -c 'head -c 67108900 /dev/zero | "$1" list /dev/stdin -w "$2"' sh "$CABACK" "$PW"
+check "a pipe giving more than 64 MiB is refused (exit 1)" test "$STATUS" -eq 1
+expect_grep "... after at most the limit was read" 'at least.*67108865 bytes, above caback.s limit of 67108864' "$ERR"
+run sh -c 'cat "$3" | "$1" list /dev/stdin -w "$2"' sh "$CABACK" "$PW" "$F"
+check "a small file through a pipe is read" test "$STATUS" -eq 0
+expect_status 2 "a negative --max-input-size is a usage error" \
+    "$CABACK" list "$F" -w "$PW" --max-input-size -5
+
+# ---- the work of one file's derivations ----
+expect_status 0 "the file lists under the default work limit" "$CABACK" list "$F" -w "$PW"
+expect_status 1 "--max-kdf-work below the file's 9,000 iterations refuses it" \
+    "$CABACK" list "$F" -w "$PW" --max-kdf-work 8999
+expect_grep "... with the figure, the limit and the option" \
+    'would take 9000 key-derivation iterations.*limit of 8999 for one file.*--max-kdf-work 9000' "$ERR"
+expect_status 0 "--max-kdf-work at the figure reads it" "$CABACK" list "$F" -w "$PW" --max-kdf-work 9000
+expect_status 1 "restore under a too low --max-kdf-work" \
+    "$CABACK" restore -i "$F" -w "$PW" -d "$DB" -f "$DB.pass" --max-kdf-work 5000
+expect_grep "... is refused before the MAC's derivation" 'would take 6000 key-derivation iterations' "$ERR"
+unchanged "the refused restore changed nothing"
+expect_status 1 "verify under a too low --max-kdf-work" \
+    "$CABACK" verify "$F" -w "$PW" --max-kdf-work 5000
+printf 'wrong pass\n' >"$TEST_TMP/wrong.pass"
+expect_status 3 "a wrong password is still a wrong password" \
+    "$CABACK" list "$F" -w "$TEST_TMP/wrong.pass"
+
+# ---- iteration counts ----
+try_count() { # DESCRIPTION NEW PATTERN
+    "$PYTHON3" "$EDIT" iterations "$F" "$TEST_TMP/it.p12" 3000 "$2"
+    expect_status 1 "iteration count $1: refused" "$CABACK" list "$TEST_TMP/it.p12" -w "$PW"
+    expect_grep "iteration count $1: $3" "$3" "$ERR"
+    expect_no_grep "iteration count $1: not called zero or negative" 'zero or negative' "$ERR"
+}
+try_count "10,000,001" 10000001 'iteration count 10000001 is too large: above caback.s limit of 10000000'
+try_count "2^63" 9223372036854775808 'iteration count 9223372036854775808 is too large: above caback.s limit of 10000000'
+try_count "2^64 + 1" 18446744073709551617 'iteration count 18446744073709551617 is too large: above caback.s limit of 10000000'
+try_count "2^100" 1267650600228229401496703205376 'iteration count 1267650600228229401496703205376 is too large'
+try_count "-1" -1 'iteration count is negative'
+try_count "0" 0 'iteration count is zero'
+expect_status 1 "restore of a file with 2^63 iterations" \
+    "$CABACK" restore -i "$TEST_TMP/it.p12" -w "$PW" -d "$DB" -f "$DB.pass"
+unchanged "... changed nothing"
+
+done_testing
