@@ -34,11 +34,14 @@ typedef struct {
     gboolean json;
     gboolean verbose;
     gboolean quiet;
+    gint64 max_input_size; /* --max-input-size; 0 when not given */
+    gint64 max_kdf_work;   /* --max-kdf-work; 0 when not given */
 } CabackCommonOptions;
 
 typedef enum {
     CABACK_COMMON_DB = 1 << 0,   /* -d, --token, --module, -f, --password-env */
     CABACK_COMMON_JSON = 1 << 1, /* --json */
+    CABACK_COMMON_LIMITS = 1 << 2, /* --max-input-size, --max-kdf-work (verbs reading PKCS#12) */
 } CabackCommonFlags;
 
 /* Add the shared options selected by @flags (and always -v / -q) to @context as its main
@@ -51,7 +54,8 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
 GQuark caback_cli_help_quark(void);
 
 /* Parse the verb's command line; --help prints the verb's help and fails with CABACK_CLI_HELP. an option error becomes CABACK_ERROR_USAGE naming the verb and
- * pointing to "caback help VERB". Applies -v / -q from @options (may be NULL). */
+ * pointing to "caback help VERB". Applies -v / -q and the input limits (caback_p12_limits_set)
+ * from @options (may be NULL). */
 gboolean caback_cli_parse(GOptionContext *context, const char *verb,
                           const CabackCommonOptions *options, int *argc, char ***argv,
                           GError **error);

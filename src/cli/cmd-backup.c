@@ -555,7 +555,8 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
                  "password, 4 FILE exists,\n"
                  "5 a key cannot leave its token.\n");
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
+    caback_cli_add_common(context, &common,
+                          CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS);
 
     if (windows && !take_windows_password(&argc, argv, &run, error))
         goto out;

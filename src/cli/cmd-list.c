@@ -307,7 +307,7 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
                  "Example:\n"
                  "  caback list ca-backup.p12 -w ca-backup.pass --json\n");
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_common(context, &common, CABACK_COMMON_JSON);
+    caback_cli_add_common(context, &common, CABACK_COMMON_JSON | CABACK_COMMON_LIMITS);
 
     if (!caback_cli_parse(context, "list", &common, &argc, &argv, error))
         goto out;

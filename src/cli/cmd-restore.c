@@ -916,7 +916,8 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         "changed), 2 usage,\n3 wrong password, "
         "4 conflict (nothing changed; --dry-run too exits 4 when the real run would).\n");
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
+    caback_cli_add_common(context, &common,
+                          CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS);
 
     if (!caback_cli_parse(context, "restore", &common, &argc, &argv, error)) {
         if (given != NULL)

@@ -3,6 +3,8 @@
 
 #include "cli.h"
 
+#include <caback/p12.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,6 +41,14 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
     const GOptionEntry json_entries[] = {
         {"json", 0, 0, G_OPTION_ARG_NONE, &options->json, "Print the result as JSON", NULL},
         {NULL}};
+    const GOptionEntry limit_entries[] = {
+        {"max-input-size", 0, 0, G_OPTION_ARG_INT64, &options->max_input_size,
+         "Read PKCS#12 files of up to BYTES bytes (default: 67108864, 64 MiB)", "BYTES"},
+        {"max-kdf-work", 0, 0, G_OPTION_ARG_INT64, &options->max_kdf_work,
+         "Allow up to N key-derivation iterations in all for one PKCS#12 file (default: "
+         "100000000)",
+         "N"},
+        {NULL}};
     const GOptionEntry output_entries[] = {
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &options->verbose, "Print more detail", NULL},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &options->quiet, "Print errors only", NULL},
@@ -48,6 +58,8 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
         g_option_context_add_main_entries(context, db_entries, NULL);
     if (flags & CABACK_COMMON_JSON)
         g_option_context_add_main_entries(context, json_entries, NULL);
+    if (flags & CABACK_COMMON_LIMITS)
+        g_option_context_add_main_entries(context, limit_entries, NULL);
     g_option_context_add_main_entries(context, output_entries, NULL);
 }
 
@@ -74,6 +86,15 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help %s)",
                     local->message, verb);
         return FALSE;
+    }
+    if (options != NULL && (options->max_input_size < 0 || options->max_kdf_work < 0))
+        return caback_cli_usage_error(error, verb, "--%s must be a positive number",
+                                      options->max_input_size < 0 ? "max-input-size"
+                                                                  : "max-kdf-work");
+    if (options != NULL && (options->max_input_size > 0 || options->max_kdf_work > 0)) {
+        CabackP12Limits limits = {(guint64)options->max_input_size,
+                                  (guint64)options->max_kdf_work};
+        caback_p12_limits_set(&limits);
     }
     if (options != NULL && options->verbose)
         caback_cli_verbosity = 1;

@@ -462,25 +462,11 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
 }
 
 /* Read @path into memory (any kind of file, a pipe too), in a buffer wiped when freed: a file
- * without encryption holds private keys in clear. */
+ * without encryption holds private keys in clear. A file above the input size limit is refused
+ * before it is read. */
 static CabackSecret *read_whole_file(const char *path, GError **error)
 {
-    g_autoptr(GError) local = NULL;
-    char *data = NULL;
-    gsize len = 0;
-
-    if (!g_file_get_contents(path, &data, &len, &local)) {
-        g_set_error(error, CABACK_ERROR,
-                    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
-                        ? CABACK_ERROR_NOT_FOUND
-                        : CABACK_ERROR_IO,
-                    "cannot read PKCS#12 file %s: %s", path, local->message);
-        return NULL;
-    }
-    CabackSecret *contents = caback_secret_new(data, len);
-    caback_secret_wipe(data, len);
-    g_free(data);
-    return contents;
+    return caback_p12_load_file(path, "PKCS#12 file", error);
 }
 
 static CabackRestorePlan *read_with(const CabackSecret *data, const char *path,

@@ -709,16 +709,12 @@ static void sweep_stale_drills(const char *tmp)
 CabackVerifyReport *caback_verify_file(const char *path, const CabackSecret *password,
                                        GError **error)
 {
-    g_autofree char *data = NULL;
-    gsize len = 0;
     g_autoptr(GError) local = NULL;
-
-    if (!g_file_get_contents(path, &data, &len, &local)) {
-        gboolean missing = g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT);
-        g_set_error(error, CABACK_ERROR, missing ? CABACK_ERROR_NOT_FOUND : CABACK_ERROR_IO,
-                    "cannot read %s: %s", path, local->message);
+    g_autoptr(CabackSecret) contents = caback_p12_load_file(path, "PKCS#12 file", error);
+    if (contents == NULL)
         return NULL;
-    }
+    const char *data = contents->data;
+    gsize len = contents->len;
     sweep_stale_drills(g_get_tmp_dir());
     g_autofree char *pattern = g_strdup_printf(DRILL_PREFIX "%d-XXXXXX", (int)getpid());
     g_autofree char *dir = g_dir_make_tmp(pattern, &local);
