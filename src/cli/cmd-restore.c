@@ -35,6 +35,7 @@ typedef struct {
     char *log_path;
     char *signature_ca;
     gboolean no_signature_check;
+    gboolean at_signing_time; /* --at-signing-time */
     gboolean automatic; /* "restore automatic" */
 } RestoreOptions;
 
@@ -256,6 +257,9 @@ typedef struct {
     gboolean checked;
     char *sha256; /* the file's digest the signature was checked against (when checked) */
     char *signers; /* their subjects, "; "-separated (when checked) */
+    char *signing_time;    /* the first signer's stated time (ISO 8601 UTC), or NULL */
+    char *checked_at;      /* the time the signer's chain was checked at, or NULL */
+    gboolean at_signing_time; /* that was the signing time (--at-signing-time), not now */
 } SignatureCheck;
 
 static void signature_check_clear(SignatureCheck *sc)
@@ -263,6 +267,8 @@ static void signature_check_clear(SignatureCheck *sc)
     g_free(sc->path);
     g_free(sc->sha256);
     g_free(sc->signers);
+    g_free(sc->signing_time);
+    g_free(sc->checked_at);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SignatureCheck, signature_check_clear)
 
@@ -277,6 +283,9 @@ static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const 
     caback_json_string(json, "signature", sc->exists ? sc->path : NULL);
     caback_json_bool(json, "signature_checked", sc->checked);
     caback_json_string(json, "signers", sc->signers);
+    caback_json_string(json, "signing_time", sc->signing_time);
+    caback_json_string(json, "signature_checked_at", sc->checked_at);
+    caback_json_bool(json, "signature_at_signing_time", sc->at_signing_time);
     caback_json_string(json, "database", db->dir);
     caback_json_string(json, "token", db->token_name);
     caback_json_bool(json, "dry_run", dry_run);
@@ -386,6 +395,14 @@ static CabackDb *open_db(const CabackCommonOptions *common, gboolean read_only, 
 
 /* ---- the signature ---- */
 
+static char *format_unix(gint64 t)
+{
+    if (t < 0)
+        return NULL;
+    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
+    return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : NULL;
+}
+
 /* Check FILE.sig, when there is one, before anything is read or changed: against the trust of
  * @db, or only the CA certificates of --signature-ca. A bad signature, a signer nobody trusts or
  * an unreadable signature file stops the restore. */
@@ -425,7 +442,13 @@ static gboolean check_signature(const RestoreOptions *ro, CabackDb *db, CabackLo
     }
     g_autoptr(CabackCmsVerification) v = NULL;
     g_autoptr(GError) local = NULL;
-    if (!caback_cms_verify_file(ro->in, sc->path, anchors, trust, db, &v, &local)) {
+    CabackCmsVerifyOptions options = {.path = ro->in,
+                                      .sig_path = sc->path,
+                                      .anchors = anchors,
+                                      .trust = trust,
+                                      .wincx = db,
+                                      .at_signing_time = ro->at_signing_time};
+    if (!caback_cms_verify(&options, &v, &local)) {
         g_set_error(error, CABACK_ERROR,
                     local->domain == CABACK_ERROR && local->code == CABACK_ERROR_IO
                         ? CABACK_ERROR_IO
@@ -450,8 +473,22 @@ static gboolean check_signature(const RestoreOptions *ro, CabackDb *db, CabackLo
     sc->signers = g_string_free(signers, FALSE);
     sc->sha256 = g_strdup(v->sha256);
     sc->checked = TRUE;
-    caback_cli_info("Signature %s is valid: %s signed %s (SHA-256 %s), trusted by %s.", sc->path,
-                    sc->signers, ro->in, v->sha256, trust);
+    const CabackCmsSigner *first = v->signers->pdata[0];
+    sc->signing_time = format_unix(first->signing_time);
+    sc->checked_at = format_unix(first->checked_at);
+    sc->at_signing_time = first->at_signing_time;
+    /* Who signed and when, always: the date of what is about to be restored. */
+    caback_cli_info("Signature %s is valid: %s signed %s %s%s (SHA-256 %s), trusted by %s.",
+                    sc->path, sc->signers, ro->in,
+                    sc->signing_time != NULL ? "at " : "",
+                    sc->signing_time != NULL ? sc->signing_time : "(no signing time stated)",
+                    v->sha256, trust);
+    if (sc->at_signing_time)
+        caback_cli_log_warning(rec,
+                               "the signer of %s was checked at the signing time %s "
+                               "(--at-signing-time), not now: it may have expired or been "
+                               "replaced since",
+                               sc->path, sc->signing_time);
     return TRUE;
 }
 
@@ -568,6 +605,12 @@ static gboolean check_options(RestoreOptions *ro, int argc, char **argv, GError 
                     "both");
         return FALSE;
     }
+    if (ro->no_signature_check && ro->at_signing_time) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "--at-signing-time says when to check the signature that "
+                    "--no-signature-check skips; give one or the other");
+        return FALSE;
+    }
     if (ro->no_signature_check && ro->signature_ca != NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "--signature-ca says whom to trust for the signature check that "
@@ -604,6 +647,7 @@ static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
         {"--rename", G_STRUCT_OFFSET(RestoreOptions, rename)},
         {"--non-extractable", G_STRUCT_OFFSET(RestoreOptions, non_extractable)},
         {"--no-signature-check", G_STRUCT_OFFSET(RestoreOptions, no_signature_check)},
+        {"--at-signing-time", G_STRUCT_OFFSET(RestoreOptions, at_signing_time)},
     };
     for (gsize i = 0; i < G_N_ELEMENTS(flags); i++)
         if (G_STRUCT_MEMBER(gboolean, ro, flags[i].offset))
@@ -867,6 +911,10 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
          "CERTFILE"},
         {"no-signature-check", 0, 0, G_OPTION_ARG_NONE, &ro.no_signature_check,
          "Do not check FILE.sig (the restore then rests on the file's MAC alone)", NULL},
+        {"at-signing-time", 0, 0, G_OPTION_ARG_NONE, &ro.at_signing_time,
+         "Check the signer of FILE.sig at the signing time it states instead of now (an old "
+         "backup whose signer has expired since; the output and the log say so)",
+         NULL},
         {"log", 0, 0, G_OPTION_ARG_FILENAME, &ro.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
         {NULL}};
     CabackLogRecord *rec = NULL;

@@ -9,6 +9,7 @@
 #include <caback/digest.h>
 #include <caback/json.h>
 #include <caback/nss-util.h>
+#include <caback/weak-key.h>
 
 gboolean caback_cmd_sign(int argc, char **argv, GError **error)
 {
@@ -86,6 +87,22 @@ gboolean caback_cmd_sign(int argc, char **argv, GError **error)
     signer = caback_cms_find_signer(db, signer_nick, error);
     if (signer == NULL)
         goto out;
+    {
+        /* A weak key, or SHA-1 in the chain: every caback verifier refuses such signatures. */
+        const char *weak_key = NULL;
+        g_autofree char *weak_cert = NULL;
+        g_autofree char *weakness =
+            caback_cms_signer_weakness(signer, PR_Now(), &weak_key, &weak_cert);
+        if (weakness != NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "certificate \"%s\" cannot sign: %s; caback verify-signature and "
+                        "caback restore refuse such signatures. Sign with a certificate whose "
+                        "key is RSA of at least %d bits (exponent 65537) or EC on P-256, P-384 "
+                        "or P-521, issued with SHA-256 or better",
+                        signer_nick, weakness, CABACK_WEAK_KEY_MIN_RSA_BITS);
+            goto out;
+        }
+    }
     gboolean unusable = FALSE;
     problem = caback_cms_check_signer(signer, db, &unusable);
     if (problem != NULL && unusable) {

@@ -18,7 +18,8 @@ static char *format_unix(gint64 t)
 }
 
 static void print_json(const char *path, const char *sig_path, const char *trust,
-                       const CabackCmsVerification *v, const GError *problem)
+                       gboolean at_signing_time, const CabackCmsVerification *v,
+                       const GError *problem)
 {
     g_autoptr(CabackJson) json = caback_json_new();
 
@@ -27,6 +28,9 @@ static void print_json(const char *path, const char *sig_path, const char *trust
     caback_json_string(json, "signature", sig_path);
     caback_json_bool(json, "valid", problem == NULL);
     caback_json_string(json, "trust", trust);
+    caback_json_bool(json, "at_signing_time", at_signing_time);
+    caback_json_bool(json, "signature_refused", v != NULL && v->signature_refused);
+    caback_json_int(json, "trailing_bytes", v != NULL ? (gint64)v->trailing_bytes : 0);
     caback_json_string(json, "sha256", v != NULL ? v->sha256 : NULL);
     caback_json_begin_array(json, "signers");
     for (guint i = 0; v != NULL && i < v->signers->len; i++) {
@@ -42,6 +46,12 @@ static void print_json(const char *path, const char *sig_path, const char *trust
         caback_json_string(json, "digest", s->digest);
         caback_json_bool(json, "signature_ok", s->signature_ok);
         caback_json_string(json, "trusted_for", s->trusted_for);
+        g_autofree char *checked_at = format_unix(s->checked_at);
+        caback_json_string(json, "checked_at", checked_at);
+        caback_json_bool(json, "checked_at_signing_time", s->at_signing_time);
+        caback_json_bool(json, "future_signing_time", s->future_signing_time);
+        caback_json_string(json, "weak_key", s->weak_key);
+        caback_json_string(json, "weak_certificate", s->weak_certificate);
         caback_json_string(json, "problem", s->problem);
         caback_json_end_object(json);
     }
@@ -65,6 +75,12 @@ static void print_text(const CabackCmsVerification *v, gboolean valid)
         out("  signing time: %s", when != NULL ? when : "(not stated in the signature)");
         if (s->digest != NULL)
             out("  digest:       %s %s", s->digest_algorithm, s->digest);
+        g_autofree char *checked_at = format_unix(s->checked_at);
+        if (checked_at != NULL)
+            out("  checked at:   %s (%s)", checked_at,
+                s->at_signing_time ? "the signing time, --at-signing-time: the signer may have "
+                                     "expired since"
+                                   : "now");
         if (s->trusted_for != NULL)
             out("  trusted by:   %s (%s)", v->trust, s->trusted_for);
     }
@@ -74,6 +90,7 @@ gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error)
 {
     CabackCommonOptions common = {0};
     g_autofree char *ca_file = NULL;
+    gboolean at_signing_time = FALSE;
     const GOptionEntry entries[] = {
         {"dbdir", 'd', 0, G_OPTION_ARG_FILENAME, &common.dbdir,
          "NSS database whose trusted CAs decide (default: $CABACK_DBDIR, else the only Dogtag "
@@ -83,6 +100,10 @@ gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error)
          "Trust only the CA certificate(s) in CERTFILE (PEM, several allowed, or DER) instead of "
          "the database",
          "CERTFILE"},
+        {"at-signing-time", 0, 0, G_OPTION_ARG_NONE, &at_signing_time,
+         "Check the signer's certificate chain at the signing time the signature states instead "
+         "of now (for an old backup whose signer has expired since; the output says so)",
+         NULL},
         {NULL}};
     g_autoptr(GOptionContext) context = g_option_context_new("FILE [SIGFILE]");
 
@@ -93,9 +114,13 @@ gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error)
     g_option_context_set_description(
         context,
         "Signatures made by caback sign, cmsutil -S -T and openssl cms -sign -binary (DER or "
-        "PEM) are accepted,\nwith SHA-256, SHA-384 or SHA-512. The signer's certificate must be "
-        "valid at the stated signing time\nfor email signing (the usage cmsutil checks) or for "
-        "object signing. No password is needed.\n"
+        "PEM) are accepted,\nwith SHA-256, SHA-384 or SHA-512. The signer's certificate chain must be "
+        "valid now (or at the stated\nsigning time with --at-signing-time) for email signing "
+        "(the usage cmsutil checks) or for object signing;\na signing time later than now (by "
+        "more than 5 minutes) is refused. A weak signer key (RSA under 2048 bits,\nan exponent "
+        "under 65537, EC other than P-256/P-384/P-521, DSA) or SHA-1 in the signer's chain is "
+        "refused.\nSIGFILE must be a regular file of at most 1 MiB holding one DER object. No "
+        "password is needed.\n"
         "Exit status 0: valid; 1: the file does not match, the signer is not trusted, or the "
         "signature is damaged.\n\n"
         "Example: caback verify-signature /backup/ca.p12 --ca /root/ca.pem\n");
@@ -140,14 +165,20 @@ gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error)
         trust = g_strdup_printf("NSS database %s", db->dir);
     }
 
-    if (!caback_cms_verify_file(path, sig_path, anchors, trust, db, &result, &problem) &&
-        result == NULL) {
+    CabackCmsVerifyOptions options = {.path = path,
+                                      .sig_path = sig_path,
+                                      .anchors = anchors,
+                                      .trust = trust,
+                                      .wincx = db,
+                                      .at_signing_time = at_signing_time};
+    if (!caback_cms_verify(&options, &result, &problem) &&
+        (result == NULL || (result->signature_refused && !common.json))) {
         /* Not even decodable (missing file, not a signature): nothing to show. */
         g_propagate_error(error, g_steal_pointer(&problem));
         goto out;
     }
     if (common.json)
-        print_json(path, sig_path, trust, result, problem);
+        print_json(path, sig_path, trust, at_signing_time, result, problem);
     else
         print_text(result, problem == NULL);
     if (problem != NULL) {

@@ -6,13 +6,18 @@
 #include <caback/digest.h>
 #include <caback/error.h>
 #include <caback/nss-util.h>
+#include <caback/weak-key.h>
 
 #include <cms.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <secasn1.h>
 #include <secerr.h>
+#include <sechash.h>
+#include <pk11pub.h>
 #include <smime.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(NSSCMSMessage, NSS_CMSMessage_Destroy)
@@ -198,6 +203,65 @@ static const char *verify_signer_cert(CERTCertificate *cert, CERTCertList *ancho
     return NULL;
 }
 
+/* Signature algorithms whose digest no longer resists collisions: a certificate signed with one
+ * can be forged as well as the CMS digest caback already refuses. */
+static gboolean weak_signature_algorithm(SECOidTag tag)
+{
+    switch (tag) {
+    case SEC_OID_PKCS1_SHA1_WITH_RSA_ENCRYPTION:
+    case SEC_OID_ISO_SHA_WITH_RSA_SIGNATURE:
+    case SEC_OID_ISO_SHA1_WITH_RSA_SIGNATURE:
+    case SEC_OID_ANSIX962_ECDSA_SHA1_SIGNATURE:
+    case SEC_OID_ANSIX9_DSA_SIGNATURE_WITH_SHA1_DIGEST:
+    case SEC_OID_BOGUS_DSA_SIGNATURE_WITH_SHA1_DIGEST:
+    case SEC_OID_PKCS1_MD5_WITH_RSA_ENCRYPTION:
+    case SEC_OID_PKCS1_MD4_WITH_RSA_ENCRYPTION:
+    case SEC_OID_PKCS1_MD2_WITH_RSA_ENCRYPTION:
+        return TRUE;
+    default:
+        return FALSE;
+    }
+}
+
+char *caback_cms_signer_weakness(CERTCertificate *signer, PRTime when, const char **weak_key,
+                                 char **weak_cert)
+{
+    g_autofree char *key_reason = NULL;
+    CabackWeakKey weak = caback_weak_key_check_spki(&signer->subjectPublicKeyInfo, &key_reason);
+
+    if (weak_key != NULL)
+        *weak_key = weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(weak) : NULL;
+    if (weak_cert != NULL)
+        *weak_cert = NULL;
+    if (weak != CABACK_WEAK_KEY_NONE)
+        return g_strdup_printf("the signer %s has a weak key: %s", signer->subjectName,
+                               key_reason != NULL ? key_reason : caback_weak_key_name(weak));
+
+    /* The chain as far as NSS can build it (the signature's certificates, the database, --ca):
+     * without trust, so that the reason is given even for an issuer nobody trusts. */
+    g_autoptr(CERTCertList) chain = CERT_GetCertChainFromCert(signer, when, certUsageEmailSigner);
+    g_autoptr(GPtrArray) certs = g_ptr_array_new();
+    if (chain == NULL)
+        g_ptr_array_add(certs, signer);
+    for (CERTCertListNode *node = chain != NULL ? CERT_LIST_HEAD(chain) : NULL;
+         node != NULL && !CERT_LIST_END(node, chain); node = CERT_LIST_NEXT(node))
+        g_ptr_array_add(certs, node->cert);
+    for (guint i = 0; i < certs->len; i++) {
+        CERTCertificate *c = certs->pdata[i];
+        SECOidTag alg = SECOID_GetAlgorithmTag(&c->signature);
+        if (c->isRoot || !weak_signature_algorithm(alg))
+            continue;
+        if (weak_cert != NULL)
+            *weak_cert = g_strdup(c->subjectName);
+        return g_strdup_printf(
+            "the certificate %s in the signer's chain is signed with %s, which caback does not "
+            "accept (as it does not accept SHA-1 in the signature itself); have it reissued "
+            "with SHA-256",
+            c->subjectName, SECOID_FindOIDTagDescription(alg));
+    }
+    return NULL;
+}
+
 char *caback_cms_check_signer(CERTCertificate *signer, void *wincx, gboolean *unusable)
 {
     char *why = NULL;
@@ -206,6 +270,11 @@ char *caback_cms_check_signer(CERTCertificate *signer, void *wincx, gboolean *un
     if (unusable == NULL)
         unusable = &dummy;
     *unusable = FALSE;
+    char *weakness = caback_cms_signer_weakness(signer, PR_Now(), NULL, NULL);
+    if (weakness != NULL) {
+        *unusable = TRUE;
+        return weakness;
+    }
     if (verify_signer_cert(signer, NULL, PR_Now(), wincx, &why, unusable) != NULL)
         return NULL;
     return why;
@@ -327,6 +396,7 @@ static void signer_free(CabackCmsSigner *s)
     g_free(s->digest);
     g_free(s->trusted_for);
     g_free(s->problem);
+    g_free(s->weak_certificate);
     g_free(s);
 }
 
@@ -386,32 +456,124 @@ CERTCertList *caback_cms_load_anchors(const char *path, GError **error)
     return g_steal_pointer(&list);
 }
 
-/* Read @sig_path as DER, or as the first CMS/PKCS7 block of a PEM file. */
-static GBytes *read_signature(const char *sig_path, GError **error)
+/* The bytes of @sig_path, opened without following a symbolic link and without blocking (a FIFO
+ * or a device named as the signature must not hang the run), only when it is a regular file of
+ * at most CABACK_CMS_SIGNATURE_MAX bytes. */
+static char *read_signature_file(const char *sig_path, gsize *len, GError **error)
 {
-    g_autofree char *data = NULL;
-    gsize len = 0;
-    g_autoptr(GError) local = NULL;
-    static const char *const labels[] = {"CMS", "PKCS7", "PKCS #7 SIGNED DATA", NULL};
-
-    if (!g_file_get_contents(sig_path, &data, &len, &local)) {
-        g_set_error(error, CABACK_ERROR,
-                    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
-                        ? CABACK_ERROR_NOT_FOUND
-                        : CABACK_ERROR_IO,
+    int fd = open(sig_path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, e == ENOENT ? CABACK_ERROR_NOT_FOUND : CABACK_ERROR_IO,
                     "cannot read the signature %s: %s (sign the file with caback sign, or give "
                     "the signature file as the second argument)",
-                    sig_path, local->message);
+                    sig_path,
+                    e == ELOOP ? "it is a symbolic link, which is not followed; give the file it "
+                                 "points to"
+                               : g_strerror(e));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot read the signature %s: %s; a signature is read only from a regular "
+                    "file",
+                    sig_path,
+                    S_ISFIFO(st.st_mode)  ? "it is a FIFO"
+                    : S_ISCHR(st.st_mode) ? "it is a character device"
+                    : S_ISBLK(st.st_mode) ? "it is a block device"
+                    : S_ISDIR(st.st_mode) ? "it is a folder"
+                    : S_ISSOCK(st.st_mode) ? "it is a socket"
+                                           : g_strerror(e));
+        close(fd);
+        return NULL;
+    }
+    if (st.st_size > CABACK_CMS_SIGNATURE_MAX) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "the signature %s is %lld bytes, more than a signature can be (at most %d "
+                    "bytes are read); it is not a caback signature",
+                    sig_path, (long long)st.st_size, CABACK_CMS_SIGNATURE_MAX);
+        close(fd);
+        return NULL;
+    }
+    /* One byte more than the cap: a file that grew since fstat is refused too. */
+    char *data = g_malloc(CABACK_CMS_SIGNATURE_MAX + 1);
+    gsize got = 0;
+    for (;;) {
+        ssize_t n = read(fd, data + got, CABACK_CMS_SIGNATURE_MAX + 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read the signature %s: %s",
+                        sig_path, g_strerror(e));
+            g_free(data);
+            close(fd);
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        got += (gsize)n;
+        if (got > CABACK_CMS_SIGNATURE_MAX) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "the signature %s grew beyond %d bytes while it was read; it is not a "
+                        "caback signature",
+                        sig_path, CABACK_CMS_SIGNATURE_MAX);
+            g_free(data);
+            close(fd);
+            return NULL;
+        }
+    }
+    close(fd);
+    *len = got;
+    return data;
+}
+
+/* Read @sig_path as DER, or as the first CMS/PKCS7 block of a PEM file; either must be exactly
+ * one DER object: bytes after it are refused, as they are not covered by anything. */
+static GBytes *read_signature(const char *sig_path, gsize *trailing, GError **error)
+{
+    static const char *const labels[] = {"CMS", "PKCS7", "PKCS #7 SIGNED DATA", NULL};
+    gsize len = 0;
+    g_autofree char *data = read_signature_file(sig_path, &len, error);
+    if (data == NULL)
+        return NULL;
+
+    g_autoptr(GBytes) der = NULL;
     if (looks_like_pem(data, len)) {
-        GBytes *der = caback_pem_decode_first(data, len, labels);
-        if (der == NULL)
+        der = caback_pem_decode_first(data, len, labels);
+        if (der == NULL) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
                         "%s is a PEM file without a CMS or PKCS7 block, not a signature", sig_path);
-        return der;
+            return NULL;
+        }
+    } else {
+        der = g_bytes_new_take(g_steal_pointer(&data), len);
     }
-    return g_bytes_new_take(g_steal_pointer(&data), len);
+    gsize n = 0;
+    const void *p = g_bytes_get_data(der, &n);
+    SECItem in = {siBuffer, (unsigned char *)p, (unsigned int)n};
+    SECItem out = {siBuffer, NULL, 0};
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(1024);
+    /* One complete object (BER: NSS's own encoder writes indefinite lengths) and nothing after
+     * it: the ANY decoder stops at the object's end and says how long it was. */
+    if (arena == NULL ||
+        SEC_ASN1DecodeItem(arena, &out, SEC_ASN1_GET(SEC_AnyTemplate), &in) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                             "%s is not a CMS signature (DER or PEM) or is damaged", sig_path);
+        return NULL;
+    }
+    if (out.len != in.len) {
+        *trailing = in.len - out.len;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "the signature %s has %u byte(s) after its encoding (%u bytes), which "
+                    "nothing signs: it was changed after it was made, or is not a caback "
+                    "signature. Make it again with caback sign",
+                    sig_path, in.len - out.len, out.len);
+        return NULL;
+    }
+    return g_steal_pointer(&der);
 }
 
 static char *format_time(PRTime t)
@@ -434,14 +596,36 @@ typedef struct {
     const char *trust;
     void *wincx;
     GHashTable *digests; /* SECOidTag -> GBytes, each file digest computed once */
+    GBytes *data;        /* the file's bytes when the caller read them, else NULL */
+    gboolean at_signing_time;
+    PRTime now;
 } VerifyRun;
+
+/* The digest of the bytes the caller read, or else of the file by name. */
+static GBytes *bytes_digest(GBytes *data, const char *path, SECOidTag alg, GError **error)
+{
+    unsigned char out[HASH_LENGTH_MAX];
+    gsize len = 0;
+    const void *p = g_bytes_get_data(data, &len);
+    HASH_HashType type = HASH_GetHashTypeByOidTag(alg);
+    const SECHashObject *hash = type == HASH_AlgNULL ? NULL : HASH_GetHashObject(type);
+
+    if (hash == NULL || len > G_MAXINT32 ||
+        PK11_HashBuf(alg, out, (const unsigned char *)p, (PRInt32)len) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute the %s digest of %s",
+                             SECOID_FindOIDTagDescription(alg), path);
+        return NULL;
+    }
+    return g_bytes_new(out, hash->length);
+}
 
 static GBytes *file_digest(VerifyRun *run, SECOidTag alg, GError **error)
 {
     GBytes *d = g_hash_table_lookup(run->digests, GINT_TO_POINTER(alg));
     if (d != NULL)
         return d;
-    d = caback_digest_file(run->path, alg, error);
+    d = run->data != NULL ? bytes_digest(run->data, run->path, alg, error)
+                          : caback_digest_file(run->path, alg, error);
     if (d != NULL)
         g_hash_table_insert(run->digests, GINT_TO_POINTER(alg), d);
     return d;
@@ -455,13 +639,16 @@ static gboolean verify_one(VerifyRun *run, NSSCMSSignedData *sigd, int i, Caback
     NSSCMSSignerInfo *si = NSS_CMSSignedData_GetSignerInfo(sigd, i);
     /* libsmime3 does not export NSS_CMSSignerInfo_GetDigestAlgTag; the field is public. */
     SECOidTag alg = SECOID_GetAlgorithmTag(&si->digestAlg);
-    PRTime when = 0;
+    PRTime stated = 0;
 
     s->signing_time = -1;
-    if (NSS_CMSSignerInfo_GetSigningTime(si, &when) == SECSuccess)
-        s->signing_time = when / PR_USEC_PER_SEC;
-    else
-        when = PR_Now(); /* no stated time: the certificate must be valid now */
+    s->checked_at = -1;
+    gboolean has_time = NSS_CMSSignerInfo_GetSigningTime(si, &stated) == SECSuccess;
+    if (has_time)
+        s->signing_time = stated / PR_USEC_PER_SEC;
+    /* The verifier's clock, unless the caller asked for the stated time (and there is one). */
+    s->at_signing_time = run->at_signing_time && has_time;
+    PRTime when = s->at_signing_time ? stated : run->now;
 
     /* The certificate first, so that even a failing signature names its signer. */
     CERTCertificate *cert = NSS_CMSSignerInfo_GetSigningCertificate(si, CERT_GetDefaultCertDB());
@@ -477,6 +664,11 @@ static gboolean verify_one(VerifyRun *run, NSSCMSSignedData *sigd, int i, Caback
     s->issuer = g_strdup(cert->issuerName);
     s->serial = hex_of(&cert->serialNumber);
     s->nickname = g_strdup(cert->nickname);
+
+    /* Strength first: NSS may not even check a signature made with a key this weak. */
+    s->problem = caback_cms_signer_weakness(cert, when, &s->weak_key, &s->weak_certificate);
+    if (s->problem != NULL)
+        return TRUE;
 
     const char *alg_name = caback_digest_name(alg);
     if (alg_name == NULL) {
@@ -528,18 +720,43 @@ static gboolean verify_one(VerifyRun *run, NSSCMSSignedData *sigd, int i, Caback
     }
     s->signature_ok = TRUE;
 
+    /* A time the signature states is the signer's claim: one in the future is a wrong clock or
+     * a lie, and is refused even when checking at the signing time. */
+    if (has_time && stated > run->now + (PRTime)CABACK_CMS_CLOCK_SKEW * PR_USEC_PER_SEC) {
+        g_autofree char *at = format_time(stated);
+        g_autofree char *now = format_time(run->now);
+        s->future_signing_time = TRUE;
+        s->problem = g_strdup_printf(
+            "the signature %s by %s states the signing time %s, later than now (%s) by more "
+            "than %d minutes: the signer's clock is wrong or the time is forged. Check this "
+            "machine's clock; have the file signed again with a correct clock",
+            run->sig_path, s->subject, at, now, CABACK_CMS_CLOCK_SKEW / 60);
+        return TRUE;
+    }
+
+    s->checked_at = when / PR_USEC_PER_SEC;
     g_autofree char *why = NULL;
     gboolean unusable = FALSE;
     const char *usage = verify_signer_cert(cert, run->anchors, when, run->wincx, &why, &unusable);
     if (usage == NULL) {
         g_autofree char *at = format_time(when);
+        g_autofree char *signed_at = has_time ? format_time(stated) : NULL;
+        g_autofree char *hint =
+            has_time && !s->at_signing_time && stated < run->now
+                ? g_strdup_printf(". If the signer was valid when the file was signed (%s) and "
+                                  "has expired since, check at that time with "
+                                  "--at-signing-time",
+                                  signed_at)
+                : g_strdup("");
         s->problem = g_strdup_printf(
-            "the signer %s, issued by %s, is not trusted by %s for signing at %s: %s; %s",
-            s->subject, s->issuer, run->trust, at, why,
+            "the signer %s, issued by %s, is not trusted by %s for signing at %s (%s): %s; %s%s",
+            s->subject, s->issuer, run->trust, at,
+            s->at_signing_time ? "the signing time, --at-signing-time" : "now", why,
             run->anchors != NULL
                 ? "give the certificate of the CA that issued the signer with --ca CACERT"
                 : "check the signature against the issuing CA with --ca CACERT, or trust that "
-                  "CA in the database (certutil -M -n NICK -t C,C,C)");
+                  "CA in the database (certutil -M -n NICK -t C,C,C)",
+            hint);
         return TRUE;
     }
     s->trusted_for = g_strdup(usage);
@@ -550,12 +767,35 @@ gboolean caback_cms_verify_file(const char *path, const char *sig_path, CERTCert
                                 const char *trust, void *wincx, CabackCmsVerification **result,
                                 GError **error)
 {
+    CabackCmsVerifyOptions options = {
+        .path = path, .sig_path = sig_path, .anchors = anchors, .trust = trust, .wincx = wincx};
+    return caback_cms_verify(&options, result, error);
+}
+
+gboolean caback_cms_verify(const CabackCmsVerifyOptions *options, CabackCmsVerification **result,
+                           GError **error)
+{
+    const char *path = options->path;
+    const char *sig_path = options->sig_path;
+    const char *trust = options->trust;
+
     if (result != NULL)
         *result = NULL;
-    g_autoptr(GBytes) der = read_signature(sig_path, error);
-    if (der == NULL)
+    g_autoptr(CabackCmsVerification) v = g_new0(CabackCmsVerification, 1);
+    v->file = g_strdup(path);
+    v->signature = g_strdup(sig_path);
+    v->trust = g_strdup(trust);
+    v->signers = g_ptr_array_new_with_free_func((GDestroyNotify)signer_free);
+
+    g_autoptr(GBytes) der = read_signature(sig_path, &v->trailing_bytes, error);
+    if (der == NULL) {
+        /* The refusal is a result too (--json shows it). */
+        v->signature_refused = TRUE;
+        if (result != NULL)
+            *result = g_steal_pointer(&v);
         return FALSE;
-    if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+    }
+    if (options->data == NULL && !g_file_test(path, G_FILE_TEST_EXISTS)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
                     "cannot check the signature %s: the signed file %s does not exist", sig_path,
                     path);
@@ -566,7 +806,7 @@ gboolean caback_cms_verify_file(const char *path, const char *sig_path, CERTCert
     const void *p = g_bytes_get_data(der, &len);
     SECItem item = {siBuffer, (unsigned char *)p, (unsigned int)len};
     g_autoptr(NSSCMSMessage) cmsg = NSS_CMSMessage_CreateFromDER(
-        &item, NULL, NULL, caback_db_password_callback, wincx, NULL, NULL);
+        &item, NULL, NULL, caback_db_password_callback, options->wincx, NULL, NULL);
     if (cmsg == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED,
                              "%s is not a CMS signature (DER or PEM) or is damaged", sig_path);
@@ -595,14 +835,17 @@ gboolean caback_cms_verify_file(const char *path, const char *sig_path, CERTCert
         return FALSE;
     }
 
-    g_autoptr(CabackCmsVerification) v = g_new0(CabackCmsVerification, 1);
-    v->file = g_strdup(path);
-    v->signature = g_strdup(sig_path);
-    v->trust = g_strdup(trust);
-    v->signers = g_ptr_array_new_with_free_func((GDestroyNotify)signer_free);
     VerifyRun run = {
-        path,  sig_path, anchors,
-        trust, wincx,    g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)g_bytes_unref)};
+        .path = path,
+        .sig_path = sig_path,
+        .anchors = options->anchors,
+        .trust = trust,
+        .wincx = options->wincx,
+        .digests = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)g_bytes_unref),
+        .data = options->data,
+        .at_signing_time = options->at_signing_time,
+        .now = PR_Now(),
+    };
     gboolean ok = TRUE;
     const char *problem = NULL;
     for (int i = 0; i < nsigners && ok; i++) {
