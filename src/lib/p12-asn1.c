@@ -150,6 +150,15 @@ const SEC_ASN1Template p12_pbkdf2_params_template[] = {
      SEC_ASN1_SUB(SECOID_AlgorithmIDTemplate)},
     {0}};
 
+const SEC_ASN1Template p12_scrypt_params_template[] = {
+    {SEC_ASN1_SEQUENCE, 0, NULL, sizeof(P12ScryptParams)},
+    {SEC_ASN1_OCTET_STRING, offsetof(P12ScryptParams, salt)},
+    {SEC_ASN1_INTEGER, offsetof(P12ScryptParams, cost)},
+    {SEC_ASN1_INTEGER, offsetof(P12ScryptParams, block_size)},
+    {SEC_ASN1_INTEGER, offsetof(P12ScryptParams, parallelization)},
+    {SEC_ASN1_INTEGER | SEC_ASN1_OPTIONAL, offsetof(P12ScryptParams, key_length)},
+    {0}};
+
 const SEC_ASN1Template p12_pbe_params_template[] = {
     {SEC_ASN1_SEQUENCE, 0, NULL, sizeof(P12PbeParams)},
     {SEC_ASN1_OCTET_STRING, offsetof(P12PbeParams, salt)},
@@ -165,6 +174,61 @@ static const guint8 oid_scrypt[] = {0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x
 const SECItem p12_oid_trust_flags = {siDEROID, (unsigned char *)oid_trust_flags,
                                      sizeof(oid_trust_flags)};
 const SECItem p12_oid_scrypt = {siDEROID, (unsigned char *)oid_scrypt, sizeof(oid_scrypt)};
+
+/* Algorithms NSS 3.87 has no tag for (or no mechanism behind), by their dotted OIDs. */
+static const struct {
+    const char *dotted;
+    const char *name;
+} known_oids[] = {
+    {"1.2.840.113549.1.5.1", "pbeWithMD2AndDES-CBC"},
+    {"1.2.840.113549.1.5.4", "pbeWithMD2AndRC2-CBC"},
+    {"1.2.840.113549.1.5.6", "pbeWithMD5AndRC2-CBC"},
+    {"1.2.840.113549.1.5.11", "pbeWithSHA1AndRC2-CBC"},
+    {"1.2.840.113549.1.5.14", "PBMAC1"},
+    {"1.3.6.1.4.1.11591.4.11", "scrypt"},
+    {"1.2.410.200046.1.1.2", "ARIA-128-CBC"},
+    {"1.2.410.200046.1.1.7", "ARIA-192-CBC"},
+    {"1.2.410.200046.1.1.12", "ARIA-256-CBC"},
+    {"1.2.840.113533.7.66.10", "CAST5-CBC"},
+    {"1.3.6.1.4.1.188.7.1.1.2", "IDEA-CBC"},
+    {"1.3.6.1.4.1.3029.1.2", "Blowfish-CBC"},
+    {"1.2.156.10197.1.104.2", "SM4-CBC"},
+    {"1.2.643.2.2.21", "GOST 28147-89"},
+    {"1.2.643.7.1.1.5.1", "GOST R 34.12-2015 Magma"},
+    {"1.2.643.7.1.1.5.2", "GOST R 34.12-2015 Kuznyechik"},
+    {"1.2.643.7.1.1.5.1.1", "GOST R 34.12-2015 Magma-CTR-ACPKM"},
+    {"1.2.643.7.1.1.5.2.1", "GOST R 34.12-2015 Kuznyechik-CTR-ACPKM"},
+    {"1.2.643.7.1.1.4.1", "HMAC-GOST R 34.11-2012 (256 bits)"},
+    {"1.2.643.7.1.1.4.2", "HMAC-GOST R 34.11-2012 (512 bits)"},
+    {"1.2.643.2.2.10", "HMAC-GOST R 34.11-94"},
+    {"1.2.643.7.1.1.2.2", "GOST R 34.11-2012 (256 bits)"},
+    {"1.2.643.7.1.1.2.3", "GOST R 34.11-2012 (512 bits)"},
+    {"1.2.643.2.2.9", "GOST R 34.11-94"},
+    {"2.16.840.1.101.3.4.2.5", "SHA-512/224"},
+    {"2.16.840.1.101.3.4.2.6", "SHA-512/256"},
+    {"2.16.840.1.101.3.4.2.7", "SHA3-224"},
+    {"2.16.840.1.101.3.4.2.8", "SHA3-256"},
+    {"2.16.840.1.101.3.4.2.9", "SHA3-384"},
+    {"2.16.840.1.101.3.4.2.10", "SHA3-512"},
+    {"2.16.840.1.101.3.4.2.13", "hmacWithSHA3-224"},
+    {"2.16.840.1.101.3.4.2.14", "hmacWithSHA3-256"},
+    {"2.16.840.1.101.3.4.2.15", "hmacWithSHA3-384"},
+    {"2.16.840.1.101.3.4.2.16", "hmacWithSHA3-512"},
+    {"1.2.840.113549.2.6", "hmacWithMD5"},
+    {"1.2.840.113549.2.12", "hmacWithSHA512-224"},
+    {"1.2.840.113549.2.13", "hmacWithSHA512-256"},
+    {"1.2.156.10197.1.401", "SM3"},
+    {"1.2.156.10197.1.401.3.1", "hmacWithSM3"},
+};
+
+const char *p12_oid_known_name(const SECItem *oid)
+{
+    g_autofree char *dotted = p12_oid_dotted(oid);
+    for (gsize i = 0; i < G_N_ELEMENTS(known_oids); i++)
+        if (strcmp(dotted, known_oids[i].dotted) == 0)
+            return known_oids[i].name;
+    return NULL;
+}
 
 gboolean p12_oid_is(const SECItem *oid, SECOidTag tag)
 {

@@ -128,6 +128,16 @@ typedef struct {
     SECAlgorithmID *prf; /* NULL when absent */
 } P12Pbkdf2Params;
 
+/* scrypt-params ::= SEQUENCE { salt OCTET STRING, costParameter INTEGER, blockSize INTEGER,
+ *     parallelizationParameter INTEGER, keyLength INTEGER OPTIONAL } (RFC 7914 section 7) */
+typedef struct {
+    SECItem salt;
+    SECItem cost;
+    SECItem block_size;
+    SECItem parallelization;
+    SECItem key_length; /* len 0 when absent */
+} P12ScryptParams;
+
 /* pkcs-12PbeParams (and PKCS#5 v1 PBEParameter) ::= SEQUENCE { salt OCTET STRING,
  *                                                              iterations INTEGER } */
 typedef struct {
@@ -152,10 +162,15 @@ extern const SEC_ASN1Template p12_pki_template[];
 extern const SEC_ASN1Template p12_pbes2_params_template[];
 extern const SEC_ASN1Template p12_pbkdf2_params_template[];
 extern const SEC_ASN1Template p12_pbe_params_template[];
+extern const SEC_ASN1Template p12_scrypt_params_template[];
 
 /* ---- object identifiers NSS has no SECOidTag for (DER contents, without tag and length) ---- */
 extern const SECItem p12_oid_trust_flags; /* 2.16.840.1.113730.5.1.1.1, Dogtag/JSS trust flags */
 extern const SECItem p12_oid_scrypt;      /* 1.3.6.1.4.1.11591.4.11 */
+
+/* The usual name of an algorithm OID that NSS 3.87 has no tag for and caback cannot use, so that
+ * a refusal names it ("ARIA-128-CBC", "hmacWithSHA3-256", "pbeWithMD5AndRC2-CBC"), or NULL. */
+const char *p12_oid_known_name(const SECItem *oid);
 
 /* TRUE when @oid (DER contents) is the OID NSS knows as @tag. */
 gboolean p12_oid_is(const SECItem *oid, SECOidTag tag);

@@ -10,6 +10,7 @@
 #include <caback/secret.h>
 
 #include <pkcs11n.h>
+#include <scrypt-kdf.h>
 #include <secerr.h>
 #include <secitem.h>
 #include <secpkcs5.h>
@@ -220,7 +221,8 @@ const char *p12_alg_name(SECOidTag tag)
     return NULL;
 }
 
-/* "AES-256-CBC" or, for what caback has no short name for, NSS's description and the OID. */
+/* "AES-256-CBC" or, for what caback has no short name for, the algorithm's usual name (or NSS's
+ * description) and the OID. */
 static char *alg_label(const SECItem *oid)
 {
     SECOidTag tag = SECOID_FindOIDTag(oid);
@@ -228,10 +230,23 @@ static char *alg_label(const SECItem *oid)
     g_autofree char *dotted = p12_oid_dotted(oid);
     if (name != NULL)
         return g_strdup(name);
+    const char *known = p12_oid_known_name(oid);
+    if (known != NULL)
+        return g_strdup_printf("%s (OID %s)", known, dotted);
     SECOidData *data = SECOID_FindOID(oid);
     if (data != NULL && data->desc != NULL)
         return g_strdup_printf("%s (OID %s)", data->desc, dotted);
     return g_strdup_printf("OID %s", dotted);
+}
+
+/* The algorithm named and with its OID, for a refusal: "SEED-CBC (OID 1.2.410.200004.1.4)". */
+static char *alg_label_oid(const SECItem *oid)
+{
+    g_autofree char *label = alg_label(oid);
+    if (strstr(label, "OID ") != NULL)
+        return g_steal_pointer(&label);
+    g_autofree char *dotted = p12_oid_dotted(oid);
+    return g_strdup_printf("%s (OID %s)", label, dotted);
 }
 
 /* The cipher a PKCS#12 / PKCS#5 v1 PBE OID implies, named as the user knows it. */
@@ -384,16 +399,30 @@ static gboolean parse_pkcs12_pbe(const SECAlgorithmID *alg, SECOidTag tag, P12Pb
                     "the salt of %s is implausibly long (%u bytes)", name, params.salt.len);
         return FALSE;
     }
+    if (tag == SEC_OID_PKCS5_PBE_WITH_SHA1_AND_DES_CBC) {
+        /* NSS 3.87 takes this algorithm's IV from the last 8 bytes of the SHA-1 output where
+         * RFC 8018 takes bytes 8 to 15, so it cannot decrypt what OpenSSL and Java write. */
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "pbeWithSHA1AndDES-CBC (OID 1.2.840.113549.1.5.10) cannot be decrypted with "
+                    "NSS, which derives its IV differently from RFC 8018; decrypt the file with "
+                    "the tool that wrote it (openssl pkcs12 -legacy) and export it again");
+        return FALSE;
+    }
     CK_MECHANISM_TYPE pbe_mech = PK11_AlgtagToMechanism(tag);
     SECOidTag cipher_tag = SEC_PKCS5GetCryptoAlgorithm((SECAlgorithmID *)alg);
     if (!slot_does(pbe_mech) || !slot_does(PK11_AlgtagToMechanism(cipher_tag))) {
+        g_autofree char *label = alg_label_oid(&alg->algorithm);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "%s (%s) is not supported by this NSS build; decrypt the file with a tool "
                     "that still has it (for example openssl pkcs12 -legacy) and export it again",
-                    cipher != NULL ? cipher : name, name);
+                    cipher != NULL ? cipher : name, label);
         return FALSE;
     }
     info->kind = P12_PBE_PKCS12;
+    /* PKCS#5 v1 (PBKDF1) takes the password's bytes; the PKCS#12 KDF its BMPString. */
+    info->raw_password = tag == SEC_OID_PKCS5_PBE_WITH_SHA1_AND_DES_CBC ||
+                         tag == SEC_OID_PKCS5_PBE_WITH_MD5_AND_DES_CBC ||
+                         tag == SEC_OID_PKCS5_PBE_WITH_MD2_AND_DES_CBC;
     info->work = p12_kdf_work_iterations(info->iterations);
     info->alg_tag = tag;
     info->cipher_tag = cipher_tag;
@@ -409,15 +438,15 @@ static gboolean parse_pbkdf2(PLArenaPool *arena, const SECAlgorithmID *kdf, cons
                              GError **error)
 {
     if (SECITEM_ItemsAreEqual(&kdf->algorithm, &p12_oid_scrypt)) {
+        /* PBES2 handles scrypt before calling this; PBMAC1 is defined with PBKDF2 only. */
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "%s uses the scrypt key derivation function (OID 1.3.6.1.4.1.11591.4.11), "
-                    "which NSS does not implement; re-encrypt the file with PBKDF2 (for example "
-                    "with OpenSSL 3's pkcs12 -export) to use it with caback",
+                    "which RFC 9579 does not allow there (only PBKDF2)",
                     what);
         return FALSE;
     }
     if (!p12_oid_is(&kdf->algorithm, SEC_OID_PKCS5_PBKDF2)) {
-        g_autofree char *label = alg_label(&kdf->algorithm);
+        g_autofree char *label = alg_label_oid(&kdf->algorithm);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "%s uses the key derivation function %s, which caback does not support "
                     "(only PBKDF2)",
@@ -458,14 +487,100 @@ static gboolean parse_pbkdf2(PLArenaPool *arena, const SECAlgorithmID *kdf, cons
     case SEC_OID_HMAC_SHA512:
         return TRUE;
     default: {
-        g_autofree char *label = alg_label(&params->prf->algorithm);
+        g_autofree char *label = alg_label_oid(&params->prf->algorithm);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "%s uses PBKDF2 with the pseudo-random function %s, which NSS does not "
-                    "support",
+                    "support (HMAC-SHA1, -SHA224, -SHA256, -SHA384 and -SHA512 are)",
                     what, label);
         return FALSE;
     }
     }
+}
+
+/* The key size of a PBES2 cipher in bytes (0 when it takes its size from elsewhere: RC2). */
+static guint pbes2_cipher_key_length(SECOidTag cipher)
+{
+    switch (cipher) {
+    case SEC_OID_AES_128_CBC:
+    case SEC_OID_CAMELLIA_128_CBC:
+    case SEC_OID_SEED_CBC:
+        return 16;
+    case SEC_OID_AES_192_CBC:
+    case SEC_OID_CAMELLIA_192_CBC:
+    case SEC_OID_DES_EDE3_CBC:
+        return 24;
+    case SEC_OID_AES_256_CBC:
+    case SEC_OID_CAMELLIA_256_CBC:
+        return 32;
+    case SEC_OID_DES_CBC:
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+/* scrypt's parameters (RFC 7914 section 7), checked against caback's bounds. */
+static gboolean parse_scrypt(PLArenaPool *arena, const SECAlgorithmID *kdf, SECOidTag cipher,
+                             const char *cipher_label, P12PbeInfo *info, GError **error)
+{
+    P12ScryptParams params;
+    memset(&params, 0, sizeof(params));
+    guint64 n = 0, r = 0, p = 0, key_length = 0;
+    if (kdf->parameters.len == 0 ||
+        SEC_ASN1DecodeItem(arena, &params, p12_scrypt_params_template, &kdf->parameters) !=
+            SECSuccess ||
+        !p12_uint_get(&params.cost, G_MAXUINT64, &n) ||
+        !p12_uint_get(&params.block_size, G_MAXUINT32, &r) ||
+        !p12_uint_get(&params.parallelization, G_MAXUINT32, &p) ||
+        (params.key_length.len > 0 && !p12_uint_get(&params.key_length, 64, &key_length))) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the scrypt parameters of PBES2 are malformed (or out of range)");
+        return FALSE;
+    }
+    if (n < 2 || (n & (n - 1)) != 0 || r == 0 || p == 0 || params.salt.len > 1024 ||
+        (params.key_length.len > 0 && key_length == 0)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the scrypt parameters of PBES2 are invalid (N=%" G_GUINT64_FORMAT
+                    ", r=%" G_GUINT64_FORMAT ", p=%" G_GUINT64_FORMAT "): N must be a power of "
+                    "two above 1, r and p at least 1",
+                    n, r, p);
+        return FALSE;
+    }
+    /* Memory: V (128 r N bytes), B (128 r p) and the working blocks (256 r). Computed in a
+     * way that cannot overflow: each factor is checked against the bound first. */
+    guint64 max = P12_SCRYPT_MAX_MEMORY / 128;
+    gboolean too_big = n > max || r > max / n || n + p + 2 > max / r;
+    gboolean too_long = !too_big && (n > P12_SCRYPT_MAX_WORK || r * n > P12_SCRYPT_MAX_WORK ||
+                                     p > P12_SCRYPT_MAX_WORK / (r * n));
+    if (too_big || too_long) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the scrypt parameters of PBES2 (N=%" G_GUINT64_FORMAT ", r=%" G_GUINT64_FORMAT
+                    ", p=%" G_GUINT64_FORMAT ") are above caback's limit of %s (a guard against "
+                    "files made to exhaust memory or keep caback busy)",
+                    n, r, p,
+                    too_big ? "1 GiB of memory for one derivation"
+                            : "16,777,216 block mixes (N x r x p) for one derivation");
+        return FALSE;
+    }
+    guint cipher_len = pbes2_cipher_key_length(cipher);
+    if (key_length == 0)
+        key_length = cipher_len;
+    if (key_length == 0 || (cipher_len != 0 && key_length != cipher_len)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the scrypt key length of PBES2 (%" G_GUINT64_FORMAT " bytes) does not fit "
+                    "the cipher %s",
+                    key_length, cipher_label);
+        return FALSE;
+    }
+    info->scrypt = TRUE;
+    info->scrypt_n = n;
+    info->scrypt_r = (guint32)r;
+    info->scrypt_p = (guint32)p;
+    info->key_length = (guint)key_length;
+    info->iterations = n;
+    /* Counted against the file's total KDF work like any derivation (p12_kdf_charge). */
+    info->work = p12_kdf_work_scrypt(n, r, p);
+    return TRUE;
 }
 
 static gboolean parse_pbes2(const SECAlgorithmID *alg, P12PbeInfo *info, GError **error)
@@ -475,13 +590,12 @@ static gboolean parse_pbes2(const SECAlgorithmID *alg, P12PbeInfo *info, GError 
     P12Pbkdf2Params kdf;
 
     memset(&params, 0, sizeof(params));
+    memset(&kdf, 0, sizeof(kdf));
     if (alg->parameters.len == 0 || SEC_ASN1DecodeItem(arena, &params, p12_pbes2_params_template,
                                                        &alg->parameters) != SECSuccess) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "the PBES2 parameters are malformed");
         return FALSE;
     }
-    if (!parse_pbkdf2(arena, &params.kdf, "PBES2", &kdf, &info->prf_tag, &info->iterations, error))
-        return FALSE;
 
     SECOidTag cipher = SECOID_GetAlgorithmTag(&params.scheme);
     g_autofree char *cipher_label = alg_label(&params.scheme.algorithm);
@@ -496,14 +610,22 @@ static gboolean parse_pbes2(const SECAlgorithmID *alg, P12PbeInfo *info, GError 
     case SEC_OID_DES_CBC:
     case SEC_OID_RC2_CBC:
         break;
-    default:
+    default: {
+        /* SEED included: NSS 3.87 has the cipher, but its PBES2 key derivation makes a SEED
+         * key that does not decrypt what OpenSSL wrote. */
+        g_autofree char *label = alg_label_oid(&params.scheme.algorithm);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "PBES2 with the cipher %s is not supported by caback", cipher_label);
+                    "PBES2 with the cipher %s is not supported by caback (AES, Camellia, 3DES, "
+                    "DES and RC2 in CBC mode are); decrypt the file with the tool that wrote it "
+                    "and export it again with AES",
+                    label);
         return FALSE;
     }
-    if (!slot_does(PK11_AlgtagToMechanism(cipher)) || !slot_does(CKM_PKCS5_PBKD2)) {
+    }
+    if (!slot_does(PK11_AlgtagToMechanism(cipher))) {
+        g_autofree char *label = alg_label_oid(&params.scheme.algorithm);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "%s is not supported by this NSS build", cipher_label);
+                    "%s is not supported by this NSS build", label);
         return FALSE;
     }
     if (params.scheme.parameters.len == 0) {
@@ -511,15 +633,37 @@ static gboolean parse_pbes2(const SECAlgorithmID *alg, P12PbeInfo *info, GError 
                     "the PBES2 cipher %s has no parameters (no IV)", cipher_label);
         return FALSE;
     }
+
+    g_autofree char *kdf_label = NULL;
+    if (SECITEM_ItemsAreEqual(&params.kdf.algorithm, &p12_oid_scrypt)) {
+        if (!parse_scrypt(arena, &params.kdf, cipher, cipher_label, info, error))
+            return FALSE;
+        kdf_label = g_strdup_printf("scrypt N=%" G_GUINT64_FORMAT " r=%u p=%u", info->scrypt_n,
+                                    info->scrypt_r, info->scrypt_p);
+    } else {
+        if (!parse_pbkdf2(arena, &params.kdf, "PBES2", &kdf, &info->prf_tag, &info->iterations,
+                          error))
+            return FALSE;
+        if (!slot_does(CKM_PKCS5_PBKD2)) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                        "PBKDF2 is not supported by this NSS build");
+            return FALSE;
+        }
+        info->work = p12_kdf_work_iterations(info->iterations);
+        kdf_label = g_strdup_printf("PBKDF2-%s", p12_alg_name(info->prf_tag));
+    }
     info->kind = P12_PBE_PBES2;
-    info->work = p12_kdf_work_iterations(info->iterations);
+    info->raw_password = TRUE;
     info->alg_tag = SEC_OID_PKCS5_PBES2;
     info->cipher_tag = cipher;
     info->cache_id = make_cache_id(P12_PBE_PBES2, cipher, &kdf.key_length, &params.kdf.algorithm,
                                    &params.kdf.parameters);
-    info->description =
-        g_strdup_printf("PBES2 (PBKDF2-%s, %s), %" G_GUINT64_FORMAT " iterations",
-                        p12_alg_name(info->prf_tag), cipher_label, info->iterations);
+    if (info->scrypt)
+        info->description =
+            g_strdup_printf("PBES2 (%s, %s)", kdf_label, cipher_label);
+    else
+        info->description = g_strdup_printf("PBES2 (%s, %s), %" G_GUINT64_FORMAT " iterations",
+                                            kdf_label, cipher_label, info->iterations);
     return TRUE;
 }
 
@@ -533,13 +677,16 @@ gboolean p12_pbe_info_parse(const SECAlgorithmID *alg, P12PbeInfo *info, GError 
     if (pkcs12_cipher_name(tag) != NULL)
         return parse_pkcs12_pbe(alg, tag, info, error);
 
-    g_autofree char *label = alg_label(&alg->algorithm);
+    g_autofree char *label = alg_label_oid(&alg->algorithm);
     if (SECITEM_ItemsAreEqual(&alg->algorithm, &p12_oid_scrypt))
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "scrypt is not supported by NSS (and is not an encryption scheme by itself)");
+                    "scrypt (OID 1.3.6.1.4.1.11591.4.11) is a key derivation function, not an "
+                    "encryption scheme: it can only appear inside PBES2");
     else
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "unknown or unsupported encryption algorithm %s", label);
+                    "the encryption algorithm %s is not supported by caback (PBES2, the PKCS#12 "
+                    "PBE algorithms and PKCS#5 v1 DES are)",
+                    label);
     return FALSE;
 }
 
@@ -758,6 +905,47 @@ static CacheEntry *cache_get(P12KeyCache *cache, const SECItem *password, GBytes
     return e;
 }
 
+/* The PBES2 parameters of @alg decoded in @arena; FALSE when malformed (checked at parse time). */
+static gboolean pbes2_params(PLArenaPool *arena, const SECAlgorithmID *alg, P12Pbes2Params *params)
+{
+    memset(params, 0, sizeof(*params));
+    return SEC_ASN1DecodeItem(arena, params, p12_pbes2_params_template, &alg->parameters) ==
+           SECSuccess;
+}
+
+/* PBES2 with scrypt: NSS has no scrypt, so libscrypt-kdf (the reference implementation, Debian
+ * libscrypt-kdf1) derives the key bytes, which go into the token at once and are wiped. */
+static PK11SymKey *scrypt_key(PK11SlotInfo *slot, const SECAlgorithmID *alg,
+                              const P12PbeInfo *info, const SECItem *password)
+{
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(512);
+    P12Pbes2Params params;
+    P12ScryptParams sp;
+    memset(&sp, 0, sizeof(sp));
+    if (arena == NULL || !pbes2_params(arena, alg, &params) ||
+        SEC_ASN1DecodeItem(arena, &sp, p12_scrypt_params_template, &params.kdf.parameters) !=
+            SECSuccess ||
+        info->key_length == 0 || info->key_length > 64) {
+        PORT_SetError(SEC_ERROR_BAD_DATA);
+        return NULL;
+    }
+    guint8 buf[64];
+    static const guint8 none[1] = {0};
+    if (crypto_scrypt(password->len > 0 ? password->data : none, password->len,
+                      sp.salt.len > 0 ? sp.salt.data : none, sp.salt.len, info->scrypt_n,
+                      info->scrypt_r, info->scrypt_p, buf, info->key_length) != 0) {
+        caback_secret_wipe(buf, sizeof(buf));
+        PORT_SetError(SEC_ERROR_NO_MEMORY);
+        return NULL;
+    }
+    SECItem raw = {siBuffer, buf, info->key_length};
+    CK_MECHANISM_TYPE mech = PK11_AlgtagToMechanism(info->cipher_tag);
+    PK11SymKey *key = PK11_ImportSymKeyWithFlags(slot, mech, PK11_OriginUnwrap, CKA_DECRYPT, &raw,
+                                                 CKF_DECRYPT | CKF_UNWRAP, PR_FALSE, NULL);
+    caback_secret_wipe(buf, sizeof(buf));
+    return key;
+}
+
 /* A PBE key for the AlgorithmIdentifier @a described by the P12PbeInfo @b. */
 static void derive_pbe(CacheEntry *e, const SECItem *password, gconstpointer a, gconstpointer b)
 {
@@ -770,7 +958,9 @@ static void derive_pbe(CacheEntry *e, const SECItem *password, gconstpointer a, 
     }
 
     p12_count_derivation();
-    if (info->kind == P12_PBE_PBES2) {
+    if (info->scrypt) {
+        e->key = scrypt_key(slot, alg, info, password);
+    } else if (info->kind == P12_PBE_PBES2) {
         e->key = PK11_PBEKeyGen(slot, (SECAlgorithmID *)alg, (SECItem *)password, PR_FALSE, NULL);
     } else {
         /* PK11_RawPBEKeyGen fills the IV derived from the same password and salt into the
@@ -781,7 +971,9 @@ static void derive_pbe(CacheEntry *e, const SECItem *password, gconstpointer a, 
         if (param != NULL && param->len >= sizeof(CK_PBE_PARAMS)) {
             e->key = PK11_RawPBEKeyGen(slot, pbe_mech, param, (SECItem *)password, PR_FALSE, NULL);
             CK_PBE_PARAMS *pbe = (CK_PBE_PARAMS *)param->data;
-            int iv_len = PK11_GetIVLength(pbe_mech);
+            /* The cipher's IV size: NSS reports none for CKM_NSS_PBE_SHA1_DES_CBC itself,
+             * though the parameters carry the 8 bytes PBKDF1 derived. */
+            int iv_len = PK11_GetIVLength(PK11_AlgtagToMechanism(info->cipher_tag));
             if (e->key != NULL && iv_len > 0 && iv_len <= (int)sizeof(e->iv) &&
                 pbe->pInitVector != NULL) {
                 memcpy(e->iv, pbe->pInitVector, iv_len);
@@ -867,7 +1059,19 @@ PK11SymKey *p12_pbe_key(P12KeyCache *cache, const SECItem *password, const SECAl
         return NULL;
     }
     *param = NULL;
-    if (info->kind == P12_PBE_PBES2) {
+    if (info->scrypt) {
+        /* The cipher's own parameters (the IV; RC2's version too), as NSS reads them. */
+        g_autoptr(PLArenaPool) arena = PORT_NewArena(512);
+        P12Pbes2Params params;
+        if (arena != NULL && pbes2_params(arena, alg, &params))
+            *param = PK11_ParamFromAlgid(&params.scheme);
+        if (*param == NULL) {
+            caback_error_set_nss(error, CABACK_ERROR_PKCS12,
+                                 "the cipher parameters of %s are malformed", info->description);
+            return NULL;
+        }
+        *mech = PK11_GetPadMechanism(PK11_AlgtagToMechanism(info->cipher_tag));
+    } else if (info->kind == P12_PBE_PBES2) {
         /* For PBES2 this only reads the IV from the parameters: no derivation. */
         CK_MECHANISM_TYPE m =
             PK11_GetPBECryptoMechanism((SECAlgorithmID *)alg, param, (SECItem *)password);
@@ -1072,6 +1276,10 @@ SECItem *p12_encrypt(PLArenaPool *arena, PK11SymKey *key, CK_MECHANISM_TYPE mech
 static CK_MECHANISM_TYPE classic_mac_keygen(SECOidTag hash)
 {
     switch (hash) {
+    case SEC_OID_MD5:
+        return CKM_NSS_PBE_MD5_HMAC_KEY_GEN;
+    case SEC_OID_MD2:
+        return CKM_NSS_PBE_MD2_HMAC_KEY_GEN;
     case SEC_OID_SHA1:
         return CKM_NSS_PBE_SHA1_HMAC_KEY_GEN;
     case SEC_OID_SHA224:
@@ -1090,6 +1298,10 @@ static CK_MECHANISM_TYPE classic_mac_keygen(SECOidTag hash)
 static CK_MECHANISM_TYPE hmac_mech_for_hash(SECOidTag hash)
 {
     switch (hash) {
+    case SEC_OID_MD5:
+        return CKM_MD5_HMAC;
+    case SEC_OID_MD2:
+        return CKM_MD2_HMAC;
     case SEC_OID_SHA1:
         return CKM_SHA_1_HMAC;
     case SEC_OID_SHA224:
@@ -1126,6 +1338,9 @@ static SECOidTag hash_of_hmac(SECOidTag hmac)
 static unsigned int hash_len(SECOidTag hash)
 {
     switch (hash) {
+    case SEC_OID_MD5:
+    case SEC_OID_MD2:
+        return 16;
     case SEC_OID_SHA1:
         return 20;
     case SEC_OID_SHA224:
@@ -1173,7 +1388,7 @@ gboolean p12_mac_info_parse(const P12MacData *mac, P12MacInfo *info, GError **er
         SECOidTag scheme = SECOID_GetAlgorithmTag(&params.scheme);
         info->hash_tag = hash_of_hmac(scheme);
         if (info->hash_tag == SEC_OID_UNKNOWN) {
-            g_autofree char *label = alg_label(&params.scheme.algorithm);
+            g_autofree char *label = alg_label_oid(&params.scheme.algorithm);
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                         "the PBMAC1 MAC uses %s, which is not an HMAC caback supports", label);
             return FALSE;
@@ -1183,10 +1398,11 @@ gboolean p12_mac_info_parse(const P12MacData *mac, P12MacInfo *info, GError **er
             g_strdup_printf("PBMAC1 (PBKDF2-%s, %s), %" G_GUINT64_FORMAT " iterations",
                             p12_alg_name(info->prf_tag), p12_alg_name(scheme), info->iterations);
     } else {
-        if (classic_mac_keygen(tag) == CKM_INVALID_MECHANISM) {
-            g_autofree char *label = alg_label(&mac->mac.algorithm.algorithm);
+        if (classic_mac_keygen(tag) == CKM_INVALID_MECHANISM ||
+            !slot_does(classic_mac_keygen(tag)) || !slot_does(hmac_mech_for_hash(tag))) {
+            g_autofree char *label = alg_label_oid(&mac->mac.algorithm.algorithm);
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "the MAC uses the digest %s, which caback does not support (SHA-1, "
+                        "the MAC uses the digest %s, which caback does not support (MD5, SHA-1, "
                         "SHA-224, SHA-256, SHA-384, SHA-512 and PBMAC1 are)",
                         label);
             return FALSE;
@@ -1196,7 +1412,9 @@ gboolean p12_mac_info_parse(const P12MacData *mac, P12MacInfo *info, GError **er
             info->iterations = 1; /* DEFAULT 1 */
         else if (!check_iterations(&mac->iterations, "MAC", &info->iterations, error))
             return FALSE;
-        if (mac->salt.len == 0 || mac->salt.len > 1024) {
+        /* An empty salt is valid (RFC 7292 makes it an OCTET STRING of any length; GnuTLS
+         * writes one) and every reader accepts it. */
+        if (mac->salt.len > 1024) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                         "the MAC salt has an invalid length (%u bytes)", mac->salt.len);
             return FALSE;

@@ -81,23 +81,36 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(P12Passwords, p12_passwords_free)
 
 typedef enum {
     P12_PBE_PKCS12, /* a PKCS#12 (or PKCS#5 v1) PBE OID: key and IV from the password */
-    P12_PBE_PBES2,  /* PBES2: PBKDF2 key, IV in the parameters */
+    P12_PBE_PBES2,  /* PBES2: PBKDF2 (or scrypt) key, IV in the parameters */
 } P12PbeKind;
+
+/* scrypt (RFC 7914) as the PBES2 key derivation is bounded so that one derivation needs at most
+ * 1 GiB of memory (128 * r * (N + p + 2) bytes) and N * r * p at most this many block mixes
+ * (2^20 * 8 * 2: a few seconds), the same order as P12_MAX_ITERATIONS of PBKDF2. */
+#define P12_SCRYPT_MAX_MEMORY (G_GUINT64_CONSTANT(1) << 30)
+#define P12_SCRYPT_MAX_WORK (G_GUINT64_CONSTANT(1) << 24)
 
 typedef struct {
     P12PbeKind kind;
     SECOidTag alg_tag;    /* the AlgorithmIdentifier's OID */
     SECOidTag cipher_tag; /* the cipher */
     SECOidTag prf_tag;    /* PBES2 only: PBKDF2's PRF */
-    guint64 iterations;
-    guint64 work;      /* the derivation's cost (see p12_kdf_charge) */
+    guint64 iterations;   /* PBKDF2 / PKCS#12 KDF iterations; scrypt: N */
+    gboolean raw_password; /* the KDF takes the password bytes as they are (PBES2, PKCS#5 v1),
+                              not the BMPString of the PKCS#12 KDF */
+    gboolean scrypt;       /* PBES2 with scrypt: the fields below, derived by libscrypt-kdf */
+    guint64 scrypt_n;
+    guint32 scrypt_r, scrypt_p;
+    guint key_length;      /* scrypt: the key bytes to derive */
+    guint64 work;          /* the derivation's cost (see p12_kdf_charge) */
     GBytes *cache_id;  /* identifies the derivation (not the IV) */
     char *description; /* "PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC), 600000 iterations" */
 } P12PbeInfo;
 
 /* Check and describe the PBE AlgorithmIdentifier @alg. Fails with CABACK_ERROR_PKCS12 naming
- * the algorithm when it is malformed or NSS cannot do it (scrypt, an unknown PRF or cipher, a
- * mechanism this NSS build lacks, an iteration count above P12_MAX_ITERATIONS). */
+ * the algorithm by name and OID when it is malformed or caback cannot do it (an unknown PRF or
+ * cipher, a mechanism this NSS build lacks, an iteration count above P12_MAX_ITERATIONS, scrypt
+ * parameters beyond P12_SCRYPT_MAX_MEMORY / P12_SCRYPT_MAX_WORK). */
 gboolean p12_pbe_info_parse(const SECAlgorithmID *alg, P12PbeInfo *info, GError **error);
 void p12_pbe_info_clear(P12PbeInfo *info);
 

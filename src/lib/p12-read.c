@@ -428,8 +428,8 @@ typedef struct {
     SECItem plain; /* the SafeContents DER */
 } Safe;
 
-/* The password encodings to try, in order, for a PBE of @kind: the proven variant first. */
-static GPtrArray *candidates(CabackP12File *f, P12PbeKind kind)
+/* The password encodings to try, in order, for the PBE @pbe: the proven variant first. */
+static GPtrArray *candidates(CabackP12File *f, const P12PbeInfo *pbe)
 {
     GPtrArray *out = g_ptr_array_new();
     for (int pass = 0; pass < 2; pass++) {
@@ -438,7 +438,7 @@ static GPtrArray *candidates(CabackP12File *f, P12PbeKind kind)
             if ((pass == 0) != proven || (f->mac_checked && !proven))
                 continue;
             P12PasswordVariant *pv = &f->passwords->variants[v];
-            if (kind == P12_PBE_PKCS12) {
+            if (!pbe->raw_password) {
                 g_ptr_array_add(out, pv->bmp);
                 continue;
             }
@@ -499,7 +499,7 @@ static PK11SymKey *charged_pbe_key(CabackP12File *f, const SECItem *pw, const SE
 static gboolean decrypt_safe(CabackP12File *f, PLArenaPool *arena, Safe *s, guint index,
                              GError **error)
 {
-    g_autoptr(GPtrArray) pws = candidates(f, s->pbe.kind);
+    g_autoptr(GPtrArray) pws = candidates(f, &s->pbe);
     for (guint i = 0; i < pws->len; i++) {
         const SECItem *pw = pws->pdata[i];
         CK_MECHANISM_TYPE mech;
@@ -735,7 +735,7 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
                 g_ptr_array_add(f->info.safes,
                                 g_strdup_printf("encrypted: %s", s->pbe.description));
                 P12PasswordVariant *v0 = &f->passwords->variants[0];
-                P12KdfCharge c = {s->pbe.kind == P12_PBE_PBES2 ? v0->pbkdf2[0] : v0->bmp,
+                P12KdfCharge c = {s->pbe.raw_password ? v0->pbkdf2[0] : v0->bmp,
                                   s->pbe.cache_id, s->pbe.work};
                 g_array_append_val(charges, c);
             }
@@ -818,7 +818,7 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
             Safe *s = &safes[i];
             if (!s->encrypted || (gint)i == first_decrypted)
                 continue;
-            g_autoptr(GPtrArray) pws = candidates(f, s->pbe.kind);
+            g_autoptr(GPtrArray) pws = candidates(f, &s->pbe);
             if (pws->len == 0)
                 continue;
             P12PbeRequest r = {pws->pdata[0], &s->ed.info.algorithm, &s->pbe};
@@ -855,7 +855,7 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
             KeyPriv *k = f->keys->pdata[i];
             if (!k->pub.shrouded || !k->pbe_ok)
                 continue;
-            g_autoptr(GPtrArray) pws = candidates(f, k->pbe.kind);
+            g_autoptr(GPtrArray) pws = candidates(f, &k->pbe);
             if (pws->len == 0)
                 continue;
             P12KdfCharge c = {pws->pdata[0], k->pbe.cache_id, k->pbe.work};
@@ -1183,7 +1183,7 @@ static void prefetch_keys(CabackP12File *f)
         KeyPriv *k = f->keys->pdata[i];
         if (!k->pub.shrouded || !k->pbe_ok)
             continue;
-        g_autoptr(GPtrArray) pws = candidates(f, k->pbe.kind);
+        g_autoptr(GPtrArray) pws = candidates(f, &k->pbe);
         P12EncryptedPrivateKeyInfo *epki = PORT_ArenaZNew(arena, P12EncryptedPrivateKeyInfo);
         gsize len;
         const guint8 *der = g_bytes_get_data(k->pub.encoded, &len);
@@ -1224,7 +1224,7 @@ static PK11SymKey *open_shrouded(CabackP12File *f, KeyPriv *k, PLArenaPool *aren
      * own derivation checks it: a wrong password costs one derivation, not one per key. */
     if (f->mac_checked || f->variant >= 0)
         prefetch_keys(f);
-    g_autoptr(GPtrArray) pws = candidates(f, k->pbe.kind);
+    g_autoptr(GPtrArray) pws = candidates(f, &k->pbe);
     for (guint i = 0; i < pws->len; i++) {
         const SECItem *pw = pws->pdata[i];
         SECItem *p = NULL;

@@ -1133,9 +1133,10 @@ static void test_other_bags(void)
     g_assert_nonnull(warning_matching(info, "no MAC"));
 }
 
-/* Encryption NSS cannot do is named in the error: here scrypt (same OID length as PBKDF2, so the
- * file can be patched in place). A certificate safe under it stops the read; a key under it
- * stays listed and fails when it is used. */
+/* Encryption caback cannot use is named in the error: here scrypt with PBKDF2's parameters (same
+ * OID length as PBKDF2, so the file can be patched in place), which are not scrypt's. A
+ * certificate safe under it stops the read; a key under it stays listed and fails when it is
+ * used. (Real scrypt files, which caback reads, are in tests/test-p12-formats.sh.) */
 static void patch_scrypt(guint8 *data, gsize len)
 {
     static const guint8 pbkdf2[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,

@@ -1,0 +1,202 @@
+#!/bin/bash
+# The PKCS#12 files other tools write, made here with the real tools, read by caback list with
+# the same certificates and keys as OpenSSL finds in them (issue 17 section 3):
+#  - openssl pkcs12 -export with every -keypbe/-certpbe algorithm it can write (PKCS#12 PBE,
+#    PKCS#5 v1, PBES2 with each cipher), each MAC digest, RSA and EC keys, no MAC, no encryption;
+#  - PBES2 variants openssl pkcs12 cannot choose (the PBKDF2 PRF, scrypt, ciphers) through
+#    openssl pkcs8 -topk8 and tests/p12-wrap.py, which also writes a MAC with an empty salt;
+#  - certtool --to-p12 with each --pkcs-cipher, pk12util -o, pyca/cryptography, keytool;
+#  - what caback cannot use (ARIA, CAST5, Blowfish, SM4, SEED, 2-key 3DES, pbeWithSHA1AndDES,
+#    the PKCS#5 v1 RC2 variants, SHA-3 and SHA-512/t digests, scrypt beyond its bounds) is
+#    refused with exit 1 and named by name and OID, never as a wrong password.
+# The oracle is `openssl pkcs12 -nodes` read by tests/p12-facts.py (pyca/cryptography): certificate
+# SHA-256 fingerprints and NSS key IDs (SHA-1 of the RSA modulus or the EC point).
+. "$CABACK_SRCDIR/tests/lib.sh"
+need openssl
+if ! "$PYTHON3" -c 'import cryptography' 2>/dev/null; then
+    echo "1..0 # SKIP python3-cryptography is not installed"
+    exit 0
+fi
+
+WRAP="$PYTHON3 $CABACK_SRCDIR/tests/p12-wrap.py"
+FACTS="$PYTHON3 $CABACK_SRCDIR/tests/p12-facts.py"
+D=$TEST_TMP
+PW='pä ss:=w'
+printf '%s\n' "$PW" >"$D/pw"
+
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$D/rsa.key" -out "$D/rsa.crt" -subj /CN=rsa \
+    -days 30 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/ec.key" \
+    -out "$D/ec.crt" -subj /CN=ec -days 30 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout "$D/ec384.key" \
+    -out "$D/ec384.crt" -subj /CN=ec384 -days 30 2>/dev/null
+for k in rsa ec ec384; do
+    openssl x509 -in "$D/$k.crt" -outform der -out "$D/$k.der"
+done
+
+# same_as_openssl NAME FILE [PASSFILE]: caback list --json and openssl pkcs12 -nodes agree.
+passed=0
+same_as_openssl() {
+    local name=$1 f=$2 pwfile=${3:-$D/pw}
+    run "$CABACK" list --json -w "$pwfile" "$f"
+    if [ "$STATUS" -ne 0 ]; then
+        not_ok "$name: caback list exit $STATUS"
+        diag "$(head -c 1500 "$ERR")"
+        return
+    fi
+    cp "$OUT" "$D/caback.json"
+    if ! openssl pkcs12 -in "$f" -passin "file:$pwfile" -nodes -legacy >"$D/openssl.pem" \
+        2>"$D/openssl.err"; then
+        not_ok "$name: the oracle (openssl pkcs12) cannot read it"
+        diag "$(head -c 800 "$D/openssl.err")"
+        return
+    fi
+    local want got
+    want=$($FACTS openssl "$D/openssl.pem")
+    got=$($FACTS caback "$D/caback.json")
+    if [ -n "$want" ] && [ "$want" = "$got" ]; then
+        ok "$name: caback lists the certificates and keys openssl finds"
+        passed=$((passed + 1))
+    else
+        not_ok "$name: caback and openssl differ"
+        diag "openssl:" "$want" "caback:" "$got"
+    fi
+}
+
+# refused NAME FILE PATTERN: caback list exits 1 (not 3: not the password's fault) and names it.
+refused=0
+refused() {
+    local name=$1 f=$2 pattern=$3
+    run "$CABACK" list -w "$D/pw" "$f"
+    if [ "$STATUS" -eq 1 ] && grep -Eq -- "$pattern" "$ERR"; then
+        ok "$name: refused (exit 1), named: $pattern"
+        refused=$((refused + 1))
+    else
+        not_ok "$name: exit $STATUS, expected 1 and /$pattern/"
+        diag "$(head -c 1000 "$ERR")"
+    fi
+}
+
+# ---- openssl pkcs12 -export: every PBE it writes, for the keys and the certificates ----------
+for alg in PBE-SHA1-3DES PBE-SHA1-RC2-40 PBE-SHA1-RC2-128 PBE-SHA1-RC4-40 PBE-SHA1-RC4-128 \
+    PBE-MD5-DES aes-128-cbc aes-192-cbc aes-256-cbc camellia-128-cbc camellia-192-cbc \
+    camellia-256-cbc des-ede3-cbc des-cbc rc2-cbc rc2-40-cbc rc2-64-cbc; do
+    for k in rsa ec; do
+        f=$D/ossl-$alg-$k.p12
+        if openssl pkcs12 -export -legacy -inkey "$D/$k.key" -in "$D/$k.crt" -name "$k $alg" \
+            -keypbe "$alg" -certpbe "$alg" -passout "file:$D/pw" -out "$f" 2>/dev/null; then
+            same_as_openssl "openssl -keypbe/-certpbe $alg, $k key" "$f"
+        else
+            skip "openssl -keypbe $alg, $k key" "this openssl cannot write it"
+        fi
+    done
+done
+
+# ---- every MAC digest openssl writes that NSS has ----
+for md in md5 sha1 sha224 sha256 sha384 sha512; do
+    f=$D/ossl-mac-$md.p12
+    openssl pkcs12 -export -inkey "$D/ec384.key" -in "$D/ec384.crt" -macalg "$md" \
+        -passout "file:$D/pw" -out "$f" 2>/dev/null
+    same_as_openssl "openssl -macalg $md (EC P-384 key)" "$f"
+done
+
+# ---- no MAC, one MAC iteration, no encryption, an empty password ----
+openssl pkcs12 -export -inkey "$D/rsa.key" -in "$D/rsa.crt" -nomac -passout "file:$D/pw" \
+    -out "$D/nomac.p12"
+same_as_openssl "openssl -nomac" "$D/nomac.p12"
+openssl pkcs12 -export -inkey "$D/rsa.key" -in "$D/rsa.crt" -nomaciter -noiter \
+    -passout "file:$D/pw" -out "$D/noiter.p12"
+same_as_openssl "openssl -nomaciter -noiter" "$D/noiter.p12"
+openssl pkcs12 -export -inkey "$D/ec.key" -in "$D/ec.crt" -keypbe NONE -certpbe NONE \
+    -passout "file:$D/pw" -out "$D/plain.p12"
+same_as_openssl "openssl -keypbe NONE -certpbe NONE (plain key bag)" "$D/plain.p12"
+printf '\n' >"$D/empty.pw"
+openssl pkcs12 -export -inkey "$D/rsa.key" -in "$D/rsa.crt" -passout pass: -out "$D/empty.p12"
+same_as_openssl "openssl with an empty password" "$D/empty.p12" "$D/empty.pw"
+
+# ---- PBES2 variants through openssl pkcs8 -topk8 and p12-wrap.py ----
+wrap_key() { # NAME KEY CERT.der PKCS8-OPTIONS...: a PFX around the key openssl pkcs8 encrypted
+    local name=$1 key=$2 cert=$3
+    shift 3
+    if ! openssl pkcs8 -topk8 -in "$key" -passout "file:$D/pw" -outform der \
+        -out "$D/$name.p8" "$@" 2>"$D/pkcs8.err"; then
+        return 1
+    fi
+    $WRAP -o "$D/$name.p12" -p "$PW" --epki "$D/$name.p8" --cert "$cert" --name "$name"
+}
+for prf in hmacWithSHA1 hmacWithSHA224 hmacWithSHA256 hmacWithSHA384 hmacWithSHA512; do
+    wrap_key "prf-$prf" "$D/rsa.key" "$D/rsa.der" -v2 aes-256-cbc -v2prf "$prf"
+    same_as_openssl "PBES2 with PBKDF2-$prf" "$D/prf-$prf.p12"
+done
+for c in aes-128-cbc aes-192-cbc camellia-256-cbc des-ede3-cbc des-cbc rc2-cbc rc2-40-cbc; do
+    if wrap_key "v2-$c" "$D/ec.key" "$D/ec.der" -v2 "$c" -v2prf hmacWithSHA1 \
+        -provider legacy -provider default; then
+        same_as_openssl "PBES2 (PBKDF2-HMAC-SHA1, $c) from openssl pkcs8" "$D/v2-$c.p12"
+    else
+        skip "PBES2 with $c from openssl pkcs8" "this openssl cannot write it"
+    fi
+done
+wrap_key v1-md5-des "$D/rsa.key" "$D/rsa.der" -v1 PBE-MD5-DES -provider legacy -provider default
+same_as_openssl "PKCS#5 v1 pbeWithMD5AndDES-CBC shrouded key" "$D/v1-md5-des.p12"
+
+# scrypt (RFC 7914), OpenSSL's defaults and others within caback's bounds.
+wrap_key scrypt "$D/rsa.key" "$D/rsa.der" -scrypt
+same_as_openssl "PBES2 with scrypt (N=16384, r=8, p=1)" "$D/scrypt.p12"
+expect_grep "caback names scrypt and its parameters" 'scrypt N=16384 r=8 p=1' "$D/caback.json"
+wrap_key scrypt-ec "$D/ec.key" "$D/ec.der" -scrypt -scrypt_N 1024 -scrypt_r 4 -scrypt_p 3 \
+    -v2 aes-128-cbc
+same_as_openssl "PBES2 with scrypt (N=1024, r=8, p=3, AES-128-CBC), EC key" "$D/scrypt-ec.p12"
+# Beyond the bounds: refused before any derivation (the ciphertext is never reached).
+$WRAP -o "$D/scrypt-2g.p12" -p "$PW" --scrypt-epki 2097152,8,1 --cert "$D/ec.der"
+refused "scrypt N=2^21, r=8 (2 GiB)" "$D/scrypt-2g.p12" 'scrypt.*above caback.s limit of 1 GiB'
+$WRAP -o "$D/scrypt-slow.p12" -p "$PW" --scrypt-epki 524288,8,8 --cert "$D/ec.der"
+refused "scrypt N=2^19, r=8, p=8 (too much work)" "$D/scrypt-slow.p12" \
+    'scrypt.*above caback.s limit of 16,777,216 block mixes'
+$WRAP -o "$D/scrypt-bad.p12" -p "$PW" --scrypt-epki 1000,8,1 --cert "$D/ec.der"
+refused "scrypt with N not a power of two" "$D/scrypt-bad.p12" 'N must be a power of two'
+
+# A MAC whose salt is empty (GnuTLS writes it): valid.
+$WRAP -o "$D/empty-salt.p12" -p "$PW" --epki "$D/prf-hmacWithSHA256.p8" --cert "$D/rsa.der" \
+    --mac-salt ''
+same_as_openssl "a MAC with an empty salt" "$D/empty-salt.p12"
+$WRAP -o "$D/empty-salt-sha1.p12" -p "$PW" --pkcs8 <(openssl pkcs8 -topk8 -nocrypt \
+    -in "$D/ec.key" -outform der) --cert "$D/ec.der" --mac sha1 --mac-salt '' --mac-iter 1
+same_as_openssl "a SHA-1 MAC with an empty salt and one iteration, plain key bag" \
+    "$D/empty-salt-sha1.p12"
+run "$CABACK" list -w "$D/empty.pw" "$D/empty-salt.p12"
+expect_equal "a MAC with an empty salt still tells a wrong password (exit 3)" 3 "$STATUS"
+
+# ---- refusals: named by name and OID, exit 1, never "wrong password" ----
+for c in aria-128-cbc:'ARIA-128-CBC \(OID 1\.2\.410\.200046\.1\.1\.2\)' \
+    cast5-cbc:'CAST5-CBC \(OID 1\.2\.840\.113533\.7\.66\.10\)' \
+    bf-cbc:'Blowfish-CBC \(OID 1\.3\.6\.1\.4\.1\.3029\.1\.2\)' \
+    sm4-cbc:'SM4-CBC \(OID 1\.2\.156\.10197\.1\.104\.2\)' \
+    seed-cbc:'SEED.*\(OID 1\.2\.410\.200004\.1\.4\)' \
+    PBE-SHA1-2DES:'2-key 3DES' \
+    PBE-SHA1-DES:'pbeWithSHA1AndDES-CBC \(OID 1\.2\.840\.113549\.1\.5\.10\)' \
+    PBE-MD5-RC2-64:'pbeWithMD5AndRC2-CBC \(OID 1\.2\.840\.113549\.1\.5\.6\)' \
+    PBE-SHA1-RC2-64:'pbeWithSHA1AndRC2-CBC \(OID 1\.2\.840\.113549\.1\.5\.11\)'; do
+    alg=${c%%:*}
+    if openssl pkcs12 -export -legacy -inkey "$D/rsa.key" -in "$D/rsa.crt" -keypbe "$alg" \
+        -certpbe "$alg" -passout "file:$D/pw" -out "$D/no-$alg.p12" 2>/dev/null; then
+        refused "openssl -keypbe/-certpbe $alg" "$D/no-$alg.p12" "${c#*:}"
+    else
+        skip "openssl -keypbe $alg" "this openssl cannot write it"
+    fi
+done
+for c in sha3-256:'SHA3-256 \(OID 2\.16\.840\.1\.101\.3\.4\.2\.8\)' \
+    sha512-224:'SHA-512/224 \(OID 2\.16\.840\.1\.101\.3\.4\.2\.5\)'; do
+    md=${c%%:*}
+    openssl pkcs12 -export -inkey "$D/rsa.key" -in "$D/rsa.crt" -macalg "$md" \
+        -passout "file:$D/pw" -out "$D/no-mac-$md.p12" 2>/dev/null
+    refused "openssl -macalg $md" "$D/no-mac-$md.p12" "${c#*:}"
+done
+for prf in hmacWithSHA512-224:'1\.2\.840\.113549\.2\.12' hmacWithSHA512-256:'1\.2\.840\.113549\.2\.13' \
+    hmacWithMD5:'1\.2\.840\.113549\.2\.6'; do
+    name=${prf%%:*}
+    wrap_key "prf-$name" "$D/rsa.key" "$D/rsa.der" -v2 aes-256-cbc -v2prf "$name"
+    refused "PBES2 with PBKDF2-$name" "$D/prf-$name.p12" "$name \\(OID ${prf#*:}\\)"
+done
+
+diag "files read like openssl: $passed; refused by name: $refused"
+done_testing
