@@ -31,6 +31,8 @@ typedef struct {
     char *module;
     char *password_file;
     char *password_env;
+    char *password_file_k;  /* -k FILE, pk12util's name for -f */
+    char *password_value_k; /* -K PASSWORD, pk12util's: refused (wiped from argv) */
     gboolean json;
     gboolean verbose;
     gboolean quiet;
@@ -39,7 +41,7 @@ typedef struct {
 } CabackCommonOptions;
 
 typedef enum {
-    CABACK_COMMON_DB = 1 << 0,   /* -d, --token, --module, -f, --password-env */
+    CABACK_COMMON_DB = 1 << 0,   /* -d, -h/--token, --module, -f/-k, --password-env; -K refused */
     CABACK_COMMON_JSON = 1 << 1, /* --json */
     CABACK_COMMON_LIMITS = 1 << 2, /* --max-input-size, --max-kdf-work (verbs reading PKCS#12) */
 } CabackCommonFlags;
@@ -57,8 +59,7 @@ GQuark caback_cli_help_quark(void);
  * pointing to "caback help VERB". Applies -v / -q and the input limits (caback_p12_limits_set)
  * from @options (may be NULL). */
 gboolean caback_cli_parse(GOptionContext *context, const char *verb,
-                          const CabackCommonOptions *options, int *argc, char ***argv,
-                          GError **error);
+                          CabackCommonOptions *options, int *argc, char ***argv, GError **error);
 
 /* The Windows forms (caback -backup / -restore PASSWORD FILE) put a password among the arguments:
  * replace the option parser's error in *@error (which quotes the argument it did not understand,

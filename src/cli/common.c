@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <caback/p12.h>
+#include <caback/secret.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +38,11 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
          "FILE"},
         {"password-env", 0, 0, G_OPTION_ARG_STRING, &options->password_env,
          "Read the database password or token PIN from environment variable VAR", "VAR"},
+        /* pk12util's names: -k FILE is -f; -K PASSWORD is refused (see caback_cli_parse). */
+        {"pk12util-password-file", 'k', G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME,
+         &options->password_file_k, "The same as -f (pk12util's -k)", "FILE"},
+        {"pk12util-password", 'K', G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING,
+         &options->password_value_k, "Refused: use -f FILE or --password-env VAR", "PASSWORD"},
         {NULL}};
     const GOptionEntry json_entries[] = {
         {"json", 0, 0, G_OPTION_ARG_NONE, &options->json, "Print the result as JSON", NULL},
@@ -63,9 +69,27 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
     g_option_context_add_main_entries(context, output_entries, NULL);
 }
 
+/* pk12util's -K takes the password itself; caback refuses it, and wipes it from the command line
+ * first so that ps stops showing it (GLib keeps only a copy, freed with the options). */
+static void wipe_k_password(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        char *value = NULL;
+        if (strcmp(argv[i], "-K") == 0 && i + 1 < argc)
+            value = argv[i + 1];
+        else if (strncmp(argv[i], "-K", 2) == 0 && argv[i][2] != '\0')
+            value = argv[i] + 2;
+        else if (strncmp(argv[i], "--pk12util-password=", 20) == 0)
+            value = argv[i] + 20;
+        else if (strcmp(argv[i], "--pk12util-password") == 0 && i + 1 < argc)
+            value = argv[i + 1];
+        if (value != NULL)
+            caback_secret_wipe(value, strlen(value));
+    }
+}
+
 gboolean caback_cli_parse(GOptionContext *context, const char *verb,
-                          const CabackCommonOptions *options, int *argc, char ***argv,
-                          GError **error)
+                          CabackCommonOptions *options, int *argc, char ***argv, GError **error)
 {
     g_autoptr(GError) local = NULL;
 
@@ -82,6 +106,7 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
             return FALSE;
         }
     }
+    wipe_k_password(*argc, *argv);
     if (!g_option_context_parse(context, argc, argv, &local)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help %s)",
                     local->message, verb);
@@ -96,6 +121,25 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
                                   (guint64)options->max_kdf_work};
         caback_p12_limits_set(&limits);
     }
+    if (options != NULL && options->password_value_k != NULL) {
+        caback_secret_wipe(options->password_value_k, strlen(options->password_value_k));
+        return caback_cli_usage_error(
+            error, verb,
+            "-K gives the database password on the command line, where other users can see it "
+            "(pk12util -K); caback does not take it there: give it with -f FILE (pk12util's -k "
+            "FILE works too) or --password-env VAR");
+    }
+    if (options != NULL && options->password_file_k != NULL) {
+        if (options->password_file != NULL)
+            return caback_cli_usage_error(error, verb,
+                                          "-k is pk12util's name for -f; give the database "
+                                          "password file once");
+        options->password_file = g_steal_pointer(&options->password_file_k);
+    }
+    if (options != NULL && options->password_file != NULL && options->password_env != NULL)
+        return caback_cli_usage_error(error, verb,
+                                      "give the database password or token PIN one way: -f FILE "
+                                      "or --password-env VAR, not both");
     if (options != NULL && options->verbose)
         caback_cli_verbosity = 1;
     if (options != NULL && options->quiet)
@@ -162,6 +206,8 @@ void caback_cli_common_clear(CabackCommonOptions *options)
     g_clear_pointer(&options->module, g_free);
     g_clear_pointer(&options->password_file, g_free);
     g_clear_pointer(&options->password_env, g_free);
+    g_clear_pointer(&options->password_file_k, g_free);
+    g_clear_pointer(&options->password_value_k, g_free);
 }
 
 CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only, GError **error)
