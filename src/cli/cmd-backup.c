@@ -9,6 +9,7 @@
 #include <caback/atomic-file.h>
 #include <caback/backup.h>
 #include <caback/digest.h>
+#include <caback/cscfg.h>
 #include <caback/json.h>
 
 #include <stdio.h>
@@ -450,6 +451,28 @@ static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GE
     return check_empty_password(run->password, "given on the command line", error);
 }
 
+/* certutil and pk12util write a certificate of the internal token as "internal:NICK" or "NSS
+ * Certificate DB:NICK" too: -n takes those as NICK, wherever --token internal would be right. */
+static gboolean strip_internal_token(char **nicknames, const char *token, GError **error)
+{
+    for (char **n = nicknames; *n != NULL; n++) {
+        const char *colon = strchr(*n, ':');
+        if (colon == NULL || colon == *n)
+            continue;
+        g_autofree char *prefix = g_strndup(*n, (gsize)(colon - *n));
+        if (!caback_cscfg_token_is_internal(prefix))
+            continue;
+        if (!caback_cscfg_token_is_internal(token))
+            return caback_cli_usage_error(error, "backup",
+                                          "-n \"%s\" names a certificate of the internal token, "
+                                          "but --token \"%s\" is selected; drop \"%s:\" or "
+                                          "--token",
+                                          *n, token, prefix);
+        memmove(*n, colon + 1, strlen(colon + 1) + 1);
+    }
+    return TRUE;
+}
+
 /* The run's command for the log, rebuilt from the options: names of files and variables only,
  * never the password (the Windows form's password argument is left out). */
 static void log_options(CabackLogRecord *rec, const BackupOptions *o,
@@ -644,6 +667,8 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
             goto out;
     } else if (o.nicknames != NULL) {
         run.nicknames = g_strdupv(o.nicknames);
+        if (!strip_internal_token(run.nicknames, common.token, error))
+            goto out;
     }
 
     ok = run_backup(&run, error);

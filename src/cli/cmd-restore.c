@@ -8,6 +8,7 @@
 #include "cli.h"
 
 #include <caback/cms.h>
+#include <caback/cscfg.h>
 #include <caback/digest.h>
 #include <caback/log.h>
 
@@ -358,7 +359,7 @@ static gboolean create_db(const char *dir, const CabackCommonOptions *common, gb
     CabackPasswordSource source = {.file = common->password_file, .env_var = common->password_env};
     g_autofree char *what = g_strdup_printf("new password for the NSS database %s", dir);
 
-    if (common->token != NULL && g_strcmp0(common->token, "internal") != 0) {
+    if (!caback_cscfg_token_is_internal(common->token)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "--create makes an NSS database, not token \"%s\"; create the database "
                     "first, or restore into the internal token",

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <caback/db.h>
+#include <caback/cscfg.h>
 #include <caback/error.h>
 #include <caback/nss-util.h>
 
@@ -357,8 +358,9 @@ static PK11SlotInfo *find_token_by_uri(const char *text, GError **error)
 
 static PK11SlotInfo *find_token(const char *name, GError **error)
 {
-    if (name == NULL || g_strcmp0(name, "internal") == 0 ||
-        g_strcmp0(name, "Internal Key Storage Token") == 0)
+    /* Every name certutil, pk12util and Dogtag give the internal key token ("internal", "NSS
+     * Certificate DB", its FIPS name...) means the database's own token, in FIPS mode too. */
+    if (name == NULL || caback_cscfg_token_is_internal(name))
         return PK11_GetInternalKeySlot();
     if (g_ascii_strncasecmp(name, "pkcs11:", 7) == 0)
         return find_token_by_uri(name, error);
