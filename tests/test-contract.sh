@@ -129,4 +129,36 @@ expect_status 3 "restore --create with a wrong PKCS#12 password" \
 expect_grep "the message says the new database was removed" 'database that --create made in .* was removed' "$ERR"
 check "no database is left" test ! -e "$TEST_TMP/new"
 
+# ---- 5. certutil and pk12util habits ----
+expect_status 0 "-k FILE is -f, as in pk12util" "$CABACK" listkeys -d "$DB" -k "$DB.pass"
+expect_grep "listkeys -k lists the keys" 'caSigningCert cert-pki-ca' "$OUT"
+expect_status 2 "-K PASSWORD is refused" "$CABACK" listkeys -d "$DB" -K 'Fixture-K-Secret'
+expect_grep "-K: the message points to -f and --password-env" '\-f FILE.*--password-env VAR' "$ERR"
+expect_no_grep "-K: the message does not echo the password" 'Fixture-K-Secret' "$ERR"
+expect_status 2 "-K on backup is refused before anything is written" \
+    "$CABACK" backup -d "$DB" -K 'Fixture-K-Secret' -o "$TEST_TMP/k.p12" -w "$PW"
+check "backup -K wrote nothing" test ! -e "$TEST_TMP/k.p12"
+expect_status 2 "-k and -f together" "$CABACK" listkeys -d "$DB" -k "$DB.pass" -f "$DB.pass"
+DBPW=$(cat "$DB.pass") expect_status 2 "-f with --password-env is refused as -w with --p12-password-env" \
+    "$CABACK" listkeys -d "$DB" -f "$DB.pass" --password-env DBPW
+expect_grep "the message names -f and --password-env" '\-f FILE or --password-env VAR, not both' "$ERR"
+for tok in "NSS Certificate DB" "Internal Key Storage Token" internal; do
+    expect_status 0 "--token \"$tok\" is the internal token" "$CABACK" listkeys -d "$DB" -f "$DB.pass" --token "$tok"
+done
+for prefix in "internal:" "NSS Certificate DB:"; do
+    rm -f "$TEST_TMP/n.p12"
+    expect_status 0 "backup -n \"${prefix}NICK\"" "$CABACK" backup -d "$DB" -f "$DB.pass" \
+        -n "${prefix}$DOGTAG_CA_NICK" -o "$TEST_TMP/n.p12" -w "$PW" --iterations 2000
+    expect_status 0 "list -i FILE, as restore -i" "$CABACK" list -i "$TEST_TMP/n.p12" -w "$PW"
+    expect_grep "the backup of -n ${prefix}NICK holds the CA certificate" "$DOGTAG_CA_NICK" "$OUT"
+done
+expect_status 2 "-n internal:NICK with another token is a usage error" \
+    "$CABACK" backup -d "$DB" -f "$DB.pass" --token no-such-token -n "internal:$DOGTAG_CA_NICK" -o "$TEST_TMP/n2.p12" -w "$PW"
+expect_grep "the message names -n and --token" '\-n "internal:.*--token "no-such-token"' "$ERR"
+expect_status 2 "list -i FILE and FILE together" "$CABACK" list -i "$F" "$F" -w "$PW"
+expect_status 0 "restore -n stays a dry run" "$CABACK" restore -i "$F" -w "$PW" -d "$DB" -f "$DB.pass" -n
+expect_grep "restore -n says Dry run" 'Dry run: nothing was changed' "$OUT"
+expect_status 0 "restore --create --token \"NSS Certificate DB\"" \
+    "$CABACK" restore -i "$F" -w "$PW" -d "$TEST_TMP/longname" --create -f "$PW" --token "NSS Certificate DB"
+
 done_testing

@@ -279,9 +279,13 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
 {
     CabackCommonOptions common = {0};
     ListOptions lo = {0};
+    g_autofree char *in = NULL;
     g_autoptr(GOptionContext) context = g_option_context_new("FILE");
     gboolean ok = FALSE;
     const GOptionEntry entries[] = {
+        {"in", 'i', 0, G_OPTION_ARG_FILENAME, &in,
+         "The PKCS#12 file (as restore -i and pk12util -i take it; or give FILE as the argument)",
+         "FILE"},
         {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &lo.password_file,
          "Read the PKCS#12 password from the first line of FILE", "FILE"},
         {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &lo.password_env,
@@ -311,7 +315,13 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
 
     if (!caback_cli_parse(context, "list", &common, &argc, &argv, error))
         goto out;
-    if (argc < 2) {
+    if (in != NULL && argc > 1) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "give the PKCS#12 file once: -i %s or the argument \"%s\", not both", in,
+                    argv[1]);
+        goto out;
+    }
+    if (in == NULL && argc < 2) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "which PKCS#12 file? usage: caback list FILE [-w FILE] [--json]");
         goto out;
@@ -339,7 +349,7 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot start NSS without a database");
         goto out;
     }
-    ok = list_file(argv[1], &lo, common.json, error);
+    ok = list_file(in != NULL ? in : argv[1], &lo, common.json, error);
     if (NSS_ShutdownContext(nss) != SECSuccess && ok) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED,
                              "NSS did not shut down cleanly (a reference was leaked; this is a "
