@@ -19,6 +19,7 @@
 #include <caback/db.h>
 #include <caback/keyid.h>
 #include <caback/p12.h>
+#include <caback/weak-key.h>
 
 #include <cert.h>
 #include <keyhi.h>
@@ -83,6 +84,14 @@ typedef struct {
     gint duplicate_of;   /* an earlier certificate bag with the same certificate, or -1 */
     GPtrArray *replaced; /* of CabackRestoreReplaced*, for CABACK_RESTORE_REPLACE */
     char *old_trust;     /* for CABACK_RESTORE_TRUST: the flags before */
+
+    /* (Addition.) The weak-key rule (weak-key.h) on the certificate's public key, set by
+     * inspect; weak_reason is NULL when the key is not weak. */
+    CabackWeakKey weak;
+    char *weak_reason;
+    /* (Addition.) Set by caback_restore_plan: the run would give this certificate CA trust (C or
+     * T) although its key is weak, and --allow-weak-keys was not given: the restore is refused. */
+    gboolean weak_refused;
 } CabackRestoreCert;
 
 /* One key bag of the file. */
@@ -113,6 +122,11 @@ typedef struct {
 
     /* Filled by caback_restore_apply. */
     gboolean pair_checked; /* signed and verified with its certificate after import */
+
+    /* (Addition.) The weak-key rule on the key's public half: its certificate's, or for a key
+     * without certificate in the file its own (when it can be found); NULL reason: not weak. */
+    CabackWeakKey weak;
+    char *weak_reason;
 } CabackRestoreKey;
 
 typedef struct {
@@ -127,6 +141,7 @@ typedef struct {
     guint conflicts;  /* entries in conflict (after --replace / --rename) */
     guint changes;    /* entries that change the database */
     gboolean non_extractable; /* import keys with CKA_EXTRACTABLE false (--non-extractable) */
+    guint weak_refusals; /* (Addition.) certificates with weak_refused set: apply refuses the plan */
 } CabackRestorePlan;
 
 void caback_restore_plan_free(CabackRestorePlan *plan);
@@ -160,6 +175,9 @@ typedef struct {
     CabackRestoreConflictMode on_conflict;
     GHashTable *trust; /* --trust: nickname (char*) -> flags (char*); may be NULL */
     gboolean non_extractable; /* keys may never leave the token again (HSM policy) */
+    gboolean allow_weak_keys; /* (Addition.) --allow-weak-keys: CA trust (C or T) may be given to
+                                 a certificate whose key is weak (weak-key.h); without it such a
+                                 plan is refused (plan->weak_refusals) */
 } CabackRestoreOptions;
 
 /* Fill the plan fields of @plan for restoring into @db (logged in): nicknames, trust flags and
@@ -174,7 +192,8 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
  * private key), import the keys and certificates, set trust, then check that each imported key
  * pairs with its certificate. All or nothing: when a step fails, every change of this run is
  * undone and the error says what failed (and, should undoing fail too, what is left). Refuses a
- * plan with conflicts (CABACK_ERROR_CONFLICT) without changing anything. */
+ * plan with conflicts (CABACK_ERROR_CONFLICT) without changing anything, and a plan that would
+ * give CA trust to a certificate with a weak key (plan->weak_refusals; CABACK_ERROR_FAILED). */
 gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **error);
 
 /* (Addition.) caback_restore_apply with @checker (may be NULL) as the second reader of the last

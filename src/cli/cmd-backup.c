@@ -11,6 +11,8 @@
 #include <caback/digest.h>
 #include <caback/cscfg.h>
 #include <caback/json.h>
+#include <caback/names.h>
+#include <caback/weak-key.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -265,6 +267,29 @@ static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, 
 
 /* ---- the work, once the options are known ---- */
 
+/* Weak keys (weak-key.h) are backed up, but never silently: each certificate of the selection
+ * whose public key is weak gets a warning of the selection (printed, logged, and in the JSON
+ * summary's warnings). */
+static void add_weak_key_warnings(CabackBackupSelection *sel)
+{
+    for (guint i = 0; i < sel->certs->len; i++) {
+        const CabackBackupCert *bc = sel->certs->pdata[i];
+        g_autofree char *reason = NULL;
+        if (caback_weak_key_check_spki(&bc->cert->subjectPublicKeyInfo, &reason) ==
+            CABACK_WEAK_KEY_NONE)
+            continue;
+        gboolean ca_trust = bc->trust != NULL &&
+                            (strchr(bc->trust, 'C') != NULL || strchr(bc->trust, 'T') != NULL);
+        g_autofree char *name = caback_name_escape(bc->nickname, NULL);
+        g_ptr_array_add(sel->warnings,
+                        g_strdup_printf("certificate \"%s\" (%s) has a weak key: %s%s",
+                                        name != NULL ? name : "(no nickname)", bc->subject, reason,
+                                        ca_trust ? "; caback restore will not give it CA trust "
+                                                   "again without --allow-weak-keys"
+                                                 : ""));
+    }
+}
+
 typedef struct {
     BackupOptions *o;
     CabackCommonOptions *common;
@@ -345,6 +370,7 @@ static gboolean run_backup(BackupRun *run, GError **error)
         caback_log_record_add_key(run->rec, k->nickname, k->info->id_hex, k->info->dogtag_id);
     }
 
+    add_weak_key_warnings(sel);
     if (!run->common->json) {
         g_autofree char *text = selection_text(db, sel, o->output);
         caback_cli_info("%s", g_strchomp(text));

@@ -86,6 +86,8 @@ static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
         g_print("  SHA-256:      %s\n", c->sha256 != NULL ? c->sha256 : "?");
         g_print("  CA:           %s%s\n", c->is_ca ? "yes" : "no",
                 c->self_signed ? " (self-signed)" : "");
+        if (c->weak != CABACK_WEAK_KEY_NONE)
+            g_print("  Weak key:     %s\n", c->weak_reason);
         g_print("  Trust flags:  %s\n", c->bag->attrs.trust_flags != NULL
                                             ? c->bag->attrs.trust_flags
                                             : "(none in the file)");
@@ -118,6 +120,8 @@ static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
             g_print("  Type:         %s %u bits\n", k->type_name, k->bits);
         else
             g_print("  Type:         %s\n", k->type_name);
+        if (k->weak != CABACK_WEAK_KEY_NONE)
+            g_print("  Weak key:     %s\n", k->weak_reason);
         g_print("  Key ID:       %s (NSS, as certutil -K prints it)\n",
                 k->nss_id != NULL ? k->nss_id : "(unknown)");
         g_print("  CS.cfg form:  %s (Dogtag, cloning.<tag>.privkey.id)\n",
@@ -193,6 +197,9 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_string(json, "sha256_fingerprint", c->sha256);
         caback_json_bool(json, "ca", c->is_ca);
         caback_json_bool(json, "self_signed", c->self_signed);
+        caback_json_string(json, "weak_key", c->weak_reason);
+        caback_json_string(json, "weak_key_rule",
+                           c->weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(c->weak) : NULL);
         caback_json_string(json, "trust_flags", c->bag->attrs.trust_flags);
         caback_json_bool(json, "key_in_file", c->key_index >= 0);
         if (c->key_index >= 0)
@@ -224,6 +231,9 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
             caback_json_int(json, "size", k->bits);
         else
             caback_json_null(json, "size");
+        caback_json_string(json, "weak_key", k->weak_reason);
+        caback_json_string(json, "weak_key_rule",
+                           k->weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(k->weak) : NULL);
         caback_json_string(json, "id", k->nss_id);
         caback_json_string(json, "dogtag_id", k->dogtag_id);
         if (k->cert_index >= 0)

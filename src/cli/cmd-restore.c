@@ -32,6 +32,7 @@ typedef struct {
     gboolean replace;
     gboolean rename;
     gboolean non_extractable;
+    gboolean allow_weak_keys;
     char **trust;
     char *log_path;
     char *signature_ca;
@@ -112,6 +113,10 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
             caback_cli_info("  %-9s certificate \"%s\": %s", word, c->nickname, c->note);
             break;
         }
+        if (c->weak != CABACK_WEAK_KEY_NONE && c->duplicate_of < 0)
+            caback_cli_info("            WEAK KEY: %s%s", c->weak_reason,
+                            c->weak_refused ? "; CA trust refused (--allow-weak-keys accepts it)"
+                                            : "");
     }
     for (guint i = 0; i < plan->keys->len; i++) {
         const CabackRestoreKey *k = plan->keys->pdata[i];
@@ -123,6 +128,8 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
             k->nickname != NULL ? g_strdup_printf("\"%s\"", k->nickname) : g_strdup("(no name)");
         caback_cli_info("  %-9s key %s %s of %s%s%s", word, type, k->nss_id, owner,
                         k->note != NULL ? ": " : "", k->note != NULL ? k->note : "");
+        if (k->weak != CABACK_WEAK_KEY_NONE && k->duplicate_of < 0)
+            caback_cli_info("            WEAK KEY: %s", k->weak_reason);
     }
     for (guint i = 0; i < plan->notes->len; i++)
         caback_cli_info("  note: %s", (const char *)plan->notes->pdata[i]);
@@ -195,6 +202,10 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
         caback_json_string(json, "old_trust", c->old_trust);
         caback_json_bool(json, "key_in_file", c->key_index >= 0);
         caback_json_string(json, "note", c->note);
+        caback_json_string(json, "weak_key", c->weak_reason);
+        caback_json_string(json, "weak_key_rule",
+                           c->weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(c->weak) : NULL);
+        caback_json_bool(json, "weak_key_refused", c->weak_refused);
         caback_json_begin_array(json, "replaced");
         for (guint j = 0; c->replaced != NULL && j < c->replaced->len; j++) {
             const CabackRestoreReplaced *r = c->replaced->pdata[j];
@@ -241,6 +252,9 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
             caback_json_null(json, "certificate_index");
         caback_json_bool(json, "pair_checked", k->pair_checked);
         caback_json_string(json, "note", k->note);
+        caback_json_string(json, "weak_key", k->weak_reason);
+        caback_json_string(json, "weak_key_rule",
+                           k->weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(k->weak) : NULL);
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
@@ -294,6 +308,7 @@ static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const 
     caback_json_string(json, "result", result);
     caback_json_int(json, "conflicts", plan->conflicts);
     caback_json_int(json, "changes", plan->changes);
+    caback_json_int(json, "weak_key_refusals", plan->weak_refusals);
     json_plan(json, plan);
     caback_json_end_object(json);
     g_print("%s", caback_json_text(json));
@@ -647,6 +662,7 @@ static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
         {"--replace", G_STRUCT_OFFSET(RestoreOptions, replace)},
         {"--rename", G_STRUCT_OFFSET(RestoreOptions, rename)},
         {"--non-extractable", G_STRUCT_OFFSET(RestoreOptions, non_extractable)},
+        {"--allow-weak-keys", G_STRUCT_OFFSET(RestoreOptions, allow_weak_keys)},
         {"--no-signature-check", G_STRUCT_OFFSET(RestoreOptions, no_signature_check)},
         {"--at-signing-time", G_STRUCT_OFFSET(RestoreOptions, at_signing_time)},
     };
@@ -755,6 +771,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                                     : CABACK_RESTORE_ON_CONFLICT_STOP,
         .trust = trust,
         .non_extractable = ro->non_extractable,
+        .allow_weak_keys = ro->allow_weak_keys,
     };
     CabackP12File *file = NULL;
     CabackRestorePlan *plan = NULL;
@@ -789,7 +806,17 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         if (!common->json)
             print_plan(plan, db, would_create);
 
-        if (ro->dry_run) {
+        if (plan->weak_refusals > 0) {
+            /* Before conflicts: no option about nicknames can make a weak key trustworthy. */
+            if (common->json)
+                print_json(plan, db, "refused", ro->dry_run, created, sc);
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "%s%u certificate(s) of %s would get CA trust (C or T) although their "
+                        "key is weak (the plan says which and why); nothing was changed. Give "
+                        "them other trust with --trust NICKNAME=FLAGS, or accept the weak keys "
+                        "with --allow-weak-keys",
+                        ro->dry_run ? "dry run: " : "", plan->weak_refusals, ro->in);
+        } else if (ro->dry_run) {
             caback_cli_info("Dry run: nothing was changed (%u change(s) and %u conflict(s) "
                             "planned).",
                             plan->changes, plan->conflicts);
@@ -904,6 +931,10 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
          "Import the keys so that they can never leave the token again (CKA_EXTRACTABLE false; "
          "keys are always sensitive)",
          NULL},
+        {"allow-weak-keys", 0, 0, G_OPTION_ARG_NONE, &ro.allow_weak_keys,
+         "Give CA trust (C or T) to a certificate even when its key is weak (RSA under 2048 "
+         "bits, exponent under 65537 or even, EC other than P-256/384/521, DSA)",
+         NULL},
         {"trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &ro.trust,
          "Trust flags for a certificate, as certutil -t takes them (repeatable)", "NICKNAME=FLAGS"},
         {"signature-ca", 0, 0, G_OPTION_ARG_FILENAME, &ro.signature_ca,
@@ -961,8 +992,8 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         "  caback restore -i ca-backup.p12 -w ca-backup.pass -d /var/lib/pki/pki-tomcat/alias "
         "\\\n"
         "      -f /var/lib/pki/pki-tomcat/conf/password.conf --dry-run\n"
-        "Exit status: 0 restored (or nothing to do), 1 failure or bad signature (nothing "
-        "changed), 2 usage,\n3 wrong password, "
+        "Exit status: 0 restored (or nothing to do), 1 failure, bad signature or CA trust for a "
+        "weak key\n(nothing changed), 2 usage, 3 wrong password, "
         "4 conflict (nothing changed; --dry-run too exits 4 when the real run would).\n");
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common,

@@ -166,6 +166,7 @@ static void cert_free(CabackRestoreCert *c)
     g_free(c->note);
     g_clear_pointer(&c->replaced, g_ptr_array_unref);
     g_free(c->old_trust);
+    g_free(c->weak_reason);
     g_free(c);
 }
 
@@ -178,6 +179,7 @@ static void key_free(CabackRestoreKey *k)
     g_free(k->problem);
     g_free(k->nickname);
     g_free(k->note);
+    g_free(k->weak_reason);
     g_free(k);
 }
 
@@ -264,6 +266,7 @@ static gboolean describe_cert(CabackRestorePlan *plan, CabackRestoreCert *c, GEr
     c->audit_signing = caback_restore_is_audit_signing(c->bag->attrs.friendly_name, c->is_ca,
                                                        has_ku, ku_bits, has_eku);
 
+    c->weak = caback_weak_key_check_spki(&cert->subjectPublicKeyInfo, &c->weak_reason);
     g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(cert);
     if (pub != NULL)
         c->public_value = public_value_of(pub);
@@ -356,8 +359,10 @@ static gboolean pair_bags(CabackRestorePlan *plan, GError **error)
             continue;
         }
         g_autoptr(SECKEYPublicKey) pub = SECKEY_ConvertToPublicKey(probe);
-        if (pub != NULL)
+        if (pub != NULL) {
             k->public_value = public_value_of(pub);
+            k->weak = caback_weak_key_check(pub, &k->weak_reason);
+        }
         for (guint j = 0; k->cert_index < 0 && j < plan->certs->len; j++) {
             CabackRestoreCert *c = plan->certs->pdata[j];
             if (c->key_index >= 0)
@@ -447,6 +452,17 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
             k->problem = g_strdup("its public key (and so its NSS key ID) cannot be determined "
                                   "without its certificate");
         }
+    }
+
+    /* A key with its certificate in the file is as weak as the certificate's public key. */
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->cert_index < 0)
+            continue;
+        CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
+        g_free(k->weak_reason);
+        k->weak = c->weak;
+        k->weak_reason = g_strdup(c->weak_reason);
     }
 
     /* A renewed certificate may keep its key: both certificates have the one key bag. */
@@ -989,6 +1005,45 @@ gboolean caback_restore_login_internal(CabackDb *db, GError **error)
     return FALSE;
 }
 
+/* TRUE when @flags (a trust string) makes a certificate a trusted CA in any field: C (for
+ * servers) or T (for clients). */
+static gboolean trust_gives_ca(const char *flags)
+{
+    return flags != NULL && (strchr(flags, 'C') != NULL || strchr(flags, 'T') != NULL);
+}
+
+/* Weak keys are never trusted silently: a certificate this run would give CA trust to while its
+ * key is weak is refused unless --allow-weak-keys is given, and said either way. */
+static void check_weak_keys(CabackRestorePlan *plan, const CabackRestoreOptions *options)
+{
+    gboolean allow = options != NULL && options->allow_weak_keys;
+
+    plan->weak_refusals = 0;
+    for (guint i = 0; i < plan->certs->len; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        c->weak_refused = FALSE;
+        if (c->weak == CABACK_WEAK_KEY_NONE || c->duplicate_of >= 0 ||
+            (c->action != CABACK_RESTORE_ADD && c->action != CABACK_RESTORE_RENAME &&
+             c->action != CABACK_RESTORE_REPLACE && c->action != CABACK_RESTORE_TRUST) ||
+            !trust_gives_ca(c->trust))
+            continue;
+        if (allow) {
+            plan_note(plan,
+                      "certificate \"%s\" gets CA trust %s although its key is weak (%s): "
+                      "--allow-weak-keys",
+                      c->nickname, c->trust, c->weak_reason);
+            continue;
+        }
+        c->weak_refused = TRUE;
+        plan->weak_refusals++;
+        plan_note(plan,
+                  "certificate \"%s\" would get CA trust %s, but its key is weak (%s): refused; "
+                  "give it other trust with --trust \"%s=,,\" or accept the weak key with "
+                  "--allow-weak-keys",
+                  c->nickname, c->trust, c->weak_reason, c->nickname);
+    }
+}
+
 gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
                              const CabackRestoreOptions *options, GError **error)
 {
@@ -1043,6 +1098,8 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
             k->nickname = g_strdup(c->nickname);
         }
     }
+
+    check_weak_keys(plan, options);
 
     plan->conflicts = plan->changes = 0;
     for (guint i = 0; i < plan->certs->len; i++) {
@@ -1359,6 +1416,13 @@ gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
                     "%u conflict(s) with what NSS database %s holds; nothing was changed",
                     plan->conflicts, db->dir);
+        return FALSE;
+    }
+    if (plan->weak_refusals > 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%u certificate(s) would get CA trust (C or T) with a weak key (the plan says "
+                    "which); nothing was changed. Use --allow-weak-keys to accept them",
+                    plan->weak_refusals);
         return FALSE;
     }
     if (!caback_restore_login_internal(db, error))
