@@ -20,9 +20,16 @@ G_BEGIN_DECLS
 
 /* The attributes of a bag that caback uses; all may be NULL. */
 typedef struct {
-    char *friendly_name;  /* friendlyName (BMPString) as UTF-8, trailing NULs removed */
+    char *friendly_name;  /* friendlyName (BMPString) as UTF-8, trailing NULs removed; a name
+                             with flaws (below) is its escaped form (names.h), whole, never cut
+                             at a NUL */
     GBytes *local_key_id; /* localKeyID octets */
     char *trust_flags;    /* Dogtag/JSS trust attribute 2.16.840.1.113730.5.1.1.1, e.g. "CTu,Cu,Cu" */
+    /* (Addition.) What is wrong with the friendlyName (CabackNameFlaw bits, 0: nothing): a name
+     * with flaws is never used as an NSS nickname as it is. friendly_name_clean is the name with
+     * each flaw replaced by '_' (NULL when the bag has no friendlyName). */
+    guint friendly_name_flaws;
+    char *friendly_name_clean;
 } CabackP12Attributes;
 
 typedef struct {

@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <caback/json.h>
+#include <caback/names.h>
 #include <caback/nss-util.h>
 #include <caback/restore.h>
 
@@ -54,6 +55,18 @@ static gint64 iterations_in(const char *description)
     return g_ascii_strtoll(start, NULL, 10);
 }
 
+/* What is wrong with a bag's friendlyName and what restore does with it, or NULL when nothing
+ * is (names.h). Caller frees. */
+static char *name_problem(const CabackP12Attributes *attrs)
+{
+    if (attrs->friendly_name == NULL || attrs->friendly_name_flaws == 0)
+        return NULL;
+    g_autofree char *flaws = caback_name_flaws_text(attrs->friendly_name_flaws);
+    return g_strdup_printf("holds %s (shown escaped); restore uses it as a nickname only with "
+                           "--rename, cleaned to \"%s\"",
+                           flaws, attrs->friendly_name_clean);
+}
+
 static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
 {
     g_print("PKCS#12 file %s\n", plan->path);
@@ -79,6 +92,9 @@ static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
         g_print("\nCertificate %u: %s%s%s\n", i + 1, c->bag->attrs.friendly_name ? "\"" : "",
                 c->bag->attrs.friendly_name ? c->bag->attrs.friendly_name : "(no friendlyName)",
                 c->bag->attrs.friendly_name ? "\"" : "");
+        g_autofree char *problem = name_problem(&c->bag->attrs);
+        if (problem != NULL)
+            g_print("  Name:         %s\n", problem);
         g_print("  Subject:      %s\n", c->subject);
         g_print("  Issuer:       %s\n", c->issuer);
         g_print("  Serial:       %s (0x%s)\n", c->serial_decimal, c->serial_hex);
@@ -113,6 +129,9 @@ static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
         g_print("\nKey %u: %s%s%s\n", i + 1, k->bag->attrs.friendly_name ? "\"" : "",
                 k->bag->attrs.friendly_name ? k->bag->attrs.friendly_name : "(no friendlyName)",
                 k->bag->attrs.friendly_name ? "\"" : "");
+        g_autofree char *problem = name_problem(&k->bag->attrs);
+        if (problem != NULL)
+            g_print("  Name:         %s\n", problem);
         if (k->type == nullKey)
             g_print("  Type:         not importable by NSS (algorithm OID %s)\n",
                     k->bag->algorithm_oid != NULL ? k->bag->algorithm_oid : "unknown");
@@ -188,6 +207,8 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_begin_object(json, NULL);
         caback_json_int(json, "index", i);
         caback_json_string(json, "friendly_name", c->bag->attrs.friendly_name);
+        g_autofree char *problem = name_problem(&c->bag->attrs);
+        caback_json_string(json, "friendly_name_problem", problem);
         caback_json_string(json, "subject", c->subject);
         caback_json_string(json, "issuer", c->issuer);
         caback_json_string(json, "serial", c->serial_decimal);
@@ -224,6 +245,8 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_begin_object(json, NULL);
         caback_json_int(json, "index", i);
         caback_json_string(json, "friendly_name", k->bag->attrs.friendly_name);
+        g_autofree char *problem = name_problem(&k->bag->attrs);
+        caback_json_string(json, "friendly_name_problem", problem);
         caback_json_string(json, "type", k->type == nullKey ? NULL : k->type_name);
         caback_json_string(json, "algorithm_oid", k->bag->algorithm_oid);
         caback_json_bool(json, "importable", k->type != nullKey);

@@ -15,6 +15,7 @@
 #include <caback/keys.h>
 
 #include <caback/json.h>
+#include <caback/names.h>
 #include <caback/nss-util.h>
 #include <caback/restore.h>
 #include <caback/secret.h>
@@ -194,6 +195,13 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
         caback_json_int(json, "index", c->index);
         caback_json_string(json, "nickname", c->nickname);
         caback_json_string(json, "nickname_source", c->nickname_source);
+        caback_json_string(json, "friendly_name", c->bag->attrs.friendly_name);
+        if (c->bag->attrs.friendly_name_flaws != 0) {
+            g_autofree char *flaws = caback_name_flaws_text(c->bag->attrs.friendly_name_flaws);
+            caback_json_string(json, "friendly_name_problem", flaws);
+        } else {
+            caback_json_null(json, "friendly_name_problem");
+        }
         caback_json_string(json, "action", caback_restore_action_name(c->action));
         caback_json_string(json, "subject", c->subject);
         caback_json_string(json, "serial_hex", c->serial_hex);

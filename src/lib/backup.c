@@ -3,6 +3,7 @@
  * by caback_backup_selection_free. */
 #include "config.h"
 
+#include <caback/names.h>
 #include <caback/backup.h>
 #include <caback/parallel.h>
 #include <caback/cscfg.h>
@@ -626,11 +627,14 @@ static gboolean check_attributes(const char *what, const CabackP12Attributes *at
                                  const char *nickname, GBytes *key_id, const char *trust,
                                  gboolean check_trust, GError **error)
 {
-    if (g_strcmp0(attrs->friendly_name, nickname) != 0) {
+    /* The reader shows a name with control or bidi characters escaped (names.h): compare with
+     * the nickname in the same form. */
+    g_autofree char *shown = caback_name_escape(nickname, NULL);
+    if (g_strcmp0(attrs->friendly_name, shown) != 0) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "%s has friendlyName \"%s\" in the file, expected \"%s\"", what,
                     attrs->friendly_name ? attrs->friendly_name : "(none)",
-                    nickname ? nickname : "(none)");
+                    shown ? shown : "(none)");
         return FALSE;
     }
     gboolean id_ok =

@@ -6,6 +6,7 @@
 #include <caback/error.h>
 #include <caback/json.h>
 #include <caback/log.h>
+#include <caback/names.h>
 
 #include <errno.h>
 #include <pwd.h>
@@ -270,14 +271,14 @@ void caback_log_record_set_time(CabackLogRecord *record, GDateTime *time)
     record->time = g_date_time_to_utc(time);
 }
 
-/* @value as the log keeps it: as it is, only made valid UTF-8 for the JSON twin. No password is
- * ever given to a record, so there is nothing to search for or hide. NULL stays NULL. */
+/* @value as the log keeps it: as it is, except that invalid UTF-8 and bidi controls are escaped
+ * ("\\xff", "\\u202e", names.h), so that the JSON twin is valid and no line can pass for
+ * another. No password is ever given to a record, so there is nothing to search for or hide. NULL
+ * stays NULL. */
 static char *clean(CabackLogRecord *record, const char *value)
 {
     (void)record;
-    if (value == NULL)
-        return NULL;
-    return g_utf8_make_valid(value, -1);
+    return caback_name_escape_for_log(value);
 }
 
 /* A word of the command as a shell would need it. */

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <caback/error.h>
+#include <caback/names.h>
 #include <caback/nss-util.h>
 #include <caback/p12.h>
 
@@ -52,6 +53,7 @@ struct CabackP12File {
 static void attrs_clear(CabackP12Attributes *a)
 {
     g_clear_pointer(&a->friendly_name, g_free);
+    g_clear_pointer(&a->friendly_name_clean, g_free);
     g_clear_pointer(&a->local_key_id, g_bytes_unref);
     g_clear_pointer(&a->trust_flags, g_free);
 }
@@ -161,20 +163,24 @@ static void warn(CabackP12File *f, const char *format, ...)
 
 /* ---- attributes ---- */
 
-/* A directory string (BMPString, UTF8String, PrintableString or IA5String) as UTF-8 with control
- * characters replaced, so that a hostile name cannot drive the terminal. NULL when undecodable. */
+/* A directory string (BMPString, UTF8String, PrintableString or IA5String) as it is shown (see
+ * caback_name_decode): the text itself, or, when it holds control characters, bidi overrides,
+ * an embedded NUL or an invalid encoding, its escaped form, whole, so that a hostile name can
+ * neither drive the terminal nor pass for another name. *@flaws and *@cleaned (may be NULL) as
+ * caback_name_decode sets them. NULL when undecodable. */
 static char *decode_string(CabackP12File *f, PLArenaPool *arena, const SECItem *value,
-                           const char *what)
+                           const char *what, guint *flaws, char **cleaned)
 {
     if (value == NULL || value->data == NULL || value->len < 2)
         return NULL;
     SECItem s = {siBuffer, NULL, 0};
     char *text = NULL;
+    guint found = 0;
     /* The tag picks the template; NSS decodes and checks the rest. */
     switch (value->data[0]) {
     case 0x1e: /* BMPString */
         if (SEC_ASN1DecodeItem(arena, &s, SEC_BMPStringTemplate, value) == SECSuccess)
-            text = p12_bmp_to_utf8(s.data, s.len);
+            text = caback_name_decode(s.data, s.len, TRUE, &found, cleaned);
         break;
     case 0x0c: /* UTF8String */
     case 0x13: /* PrintableString */
@@ -182,13 +188,8 @@ static char *decode_string(CabackP12File *f, PLArenaPool *arena, const SECItem *
         const SEC_ASN1Template *t = value->data[0] == 0x0c   ? SEC_UTF8StringTemplate
                                     : value->data[0] == 0x13 ? SEC_PrintableStringTemplate
                                                              : SEC_IA5StringTemplate;
-        if (SEC_ASN1DecodeItem(arena, &s, t, value) == SECSuccess) {
-            text = g_utf8_make_valid((const char *)s.data, s.len);
-            gsize n = strlen(text);
-            while (n > 0 && text[n - 1] == '\0')
-                n--;
-            text[n] = '\0';
-        }
+        if (SEC_ASN1DecodeItem(arena, &s, t, value) == SECSuccess)
+            text = caback_name_decode(s.data, s.len, FALSE, &found, cleaned);
         break;
     }
     default:
@@ -198,20 +199,15 @@ static char *decode_string(CabackP12File *f, PLArenaPool *arena, const SECItem *
         warn(f, "a %s attribute could not be decoded and was ignored", what);
         return NULL;
     }
-    gboolean replaced = FALSE;
-    g_autoptr(GString) clean = g_string_new(NULL);
-    for (const char *p = text; *p != '\0'; p = g_utf8_next_char(p)) {
-        gunichar c = g_utf8_get_char(p);
-        if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
-            c = 0xfffd;
-            replaced = TRUE;
-        }
-        g_string_append_unichar(clean, c);
+    if (found != 0) {
+        g_autofree char *flaws_text = caback_name_flaws_text(found);
+        warn(f, "the %s \"%s\" holds %s: it is shown escaped, and never used as an NSS nickname "
+                "as it is",
+             what, text, flaws_text);
     }
-    g_free(text);
-    if (replaced)
-        warn(f, "control characters in the %s \"%s\" were replaced by U+FFFD", what, clean->str);
-    return g_string_free(g_steal_pointer(&clean), FALSE);
+    if (flaws != NULL)
+        *flaws = found;
+    return text;
 }
 
 static gboolean trust_flags_valid(const char *s)
@@ -238,7 +234,9 @@ static void parse_attributes(CabackP12File *f, PLArenaPool *arena, P12Attribute 
             continue;
         if (p12_oid_is(&a->type, SEC_OID_PKCS9_FRIENDLY_NAME)) {
             if (out->friendly_name == NULL)
-                out->friendly_name = decode_string(f, arena, value, "friendlyName");
+                out->friendly_name =
+                    decode_string(f, arena, value, "friendlyName", &out->friendly_name_flaws,
+                                  &out->friendly_name_clean);
         } else if (p12_oid_is(&a->type, SEC_OID_PKCS9_LOCAL_KEY_ID)) {
             SECItem id = {siBuffer, NULL, 0};
             if (out->local_key_id == NULL &&
@@ -247,7 +245,7 @@ static void parse_attributes(CabackP12File *f, PLArenaPool *arena, P12Attribute 
             else if (out->local_key_id == NULL)
                 warn(f, "a localKeyID attribute is not an OCTET STRING and was ignored");
         } else if (SECITEM_ItemsAreEqual(&a->type, &p12_oid_trust_flags)) {
-            char *trust = decode_string(f, arena, value, "trust flags");
+            char *trust = decode_string(f, arena, value, "trust flags", NULL, NULL);
             if (trust != NULL && trust_flags_valid(trust) && out->trust_flags == NULL) {
                 out->trust_flags = trust;
             } else {

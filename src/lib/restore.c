@@ -7,6 +7,7 @@
 #include <caback/digest.h>
 #include <caback/error.h>
 #include <caback/keys.h>
+#include <caback/names.h>
 #include <caback/nss-util.h>
 #include <caback/parallel.h>
 #include <caback/restore.h>
@@ -782,6 +783,41 @@ static void check_issuer_serial(CabackDb *db, CabackRestoreCert *c)
         c->serial_hex, nick != NULL ? nick : "(none)", nick != NULL ? nick : "NICKNAME");
 }
 
+/* A certificate whose friendlyName has flaws (control characters, bidi overrides, a NUL, an
+ * invalid encoding; names.h) and is not in the database yet: a conflict, unless --rename, which
+ * restores it under the cleaned name (made unique as --rename makes names). */
+static void plan_flawed_name(CabackRestorePlan *plan, CabackDb *db,
+                             const CabackRestoreOptions *options, CabackRestoreCert *c)
+{
+    g_autofree char *flaws = caback_name_flaws_text(c->bag->attrs.friendly_name_flaws);
+    const char *shown = c->bag->attrs.friendly_name;
+
+    if (options == NULL || options->on_conflict != CABACK_RESTORE_ON_CONFLICT_RENAME) {
+        c->action = CABACK_RESTORE_CONFLICT;
+        c->note = g_strdup_printf("its friendlyName \"%s\" holds %s, so it is not used as an NSS "
+                                  "nickname; use --rename to restore it as \"%s\"",
+                                  shown, flaws, c->nickname);
+        return;
+    }
+    gboolean same_subject;
+    if ((db != NULL && nickname_taken(db, c->nickname)) ||
+        planned_elsewhere(plan, c, c->nickname, &same_subject)) {
+        g_autofree char *base = g_steal_pointer(&c->nickname);
+        for (guint n = 1;; n++) {
+            g_autofree char *candidate = caback_restore_renamed(base, n);
+            if ((db == NULL || !nickname_taken(db, candidate)) &&
+                !planned_elsewhere(plan, c, candidate, &same_subject)) {
+                c->nickname = g_steal_pointer(&candidate);
+                break;
+            }
+        }
+    }
+    c->action = CABACK_RESTORE_RENAME;
+    c->note = g_strdup_printf("its friendlyName \"%s\" holds %s; restored under the cleaned "
+                              "name \"%s\"",
+                              shown, flaws, c->nickname);
+}
+
 /* The --trust flags given for a certificate named @friendly in the file or @nickname in the
  * plan, or NULL. */
 static const char *trust_override(const CabackRestoreOptions *options, const char *friendly,
@@ -827,10 +863,16 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
 
     g_autoptr(CERTCertificate) existing =
         db != NULL ? PK11_FindCertFromDERCertItem(db->slot, &item, db) : NULL;
+    gboolean flawed = FALSE;
     if (existing != NULL) {
         g_autofree char *have = usable_nickname(db->slot, existing->nickname);
         c->nickname = g_strdup(have != NULL ? have : (friendly != NULL ? friendly : ""));
         c->nickname_source = g_strdup("already in the database");
+    } else if (friendly != NULL && c->bag->attrs.friendly_name_flaws != 0) {
+        /* Never a nickname as it is (names.h): the cleaned name, with --rename only. */
+        flawed = TRUE;
+        c->nickname = g_strdup(c->bag->attrs.friendly_name_clean);
+        c->nickname_source = g_strdup("friendlyName, cleaned");
     } else if (friendly != NULL && *friendly != '\0') {
         gboolean same_subject;
         if (planned_elsewhere(plan, c, friendly, &same_subject) && !same_subject) {
@@ -898,9 +940,11 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     }
 
     c->action = CABACK_RESTORE_ADD;
+    if (flawed)
+        plan_flawed_name(plan, db, options, c);
     if (db == NULL)
         return;
-    if (nickname_taken(db, c->nickname))
+    if (!flawed && nickname_taken(db, c->nickname))
         resolve_nickname_conflict(plan, db, options, c);
     check_issuer_serial(db, c);
 }
@@ -916,6 +960,9 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
 
     if (c != NULL)
         k->nickname = g_strdup(c->nickname);
+    else if (k->bag->attrs.friendly_name_flaws != 0)
+        /* The key's label: never a name with control or bidi characters (names.h). */
+        k->nickname = g_strdup(k->bag->attrs.friendly_name_clean);
     else
         k->nickname = g_strdup(k->bag->attrs.friendly_name);
 

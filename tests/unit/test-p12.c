@@ -9,6 +9,7 @@
 #include <caback/db.h>
 #include <caback/error.h>
 #include <caback/nss-util.h>
+#include <caback/names.h>
 #include <caback/p12.h>
 #include <caback/secret.h>
 
@@ -1121,9 +1122,11 @@ static void test_other_bags(void)
     g_assert_null(c0->attrs.trust_flags);
     g_assert_nonnull(warning_matching(info, "trust flags"));
     g_assert_cmpstr(c0->protection, ==, "none");
-    g_assert_cmpstr(c1->attrs.friendly_name, ==,
-                    "a\xef\xbf\xbd"
-                    "b");
+    g_assert_cmpuint(c0->attrs.friendly_name_flaws, ==, 0);
+    /* A control character is shown escaped, and the name is flagged and cleaned (names.h). */
+    g_assert_cmpstr(c1->attrs.friendly_name, ==, "a\\x1bb");
+    g_assert_cmpuint(c1->attrs.friendly_name_flaws, ==, CABACK_NAME_CONTROL);
+    g_assert_cmpstr(c1->attrs.friendly_name_clean, ==, "a_b");
     g_assert_nonnull(warning_matching(info, "control characters"));
     g_assert_cmpuint(caback_p12_file_crls(file)->len, ==, 1);
     CabackP12Crl *crl0 = caback_p12_file_crls(file)->pdata[0];
