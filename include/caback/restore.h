@@ -165,6 +165,15 @@ CabackRestorePlan *caback_restore_read(const char *path, const CabackSecret *giv
                                        const CabackPasswordSource *source, CabackP12File **file,
                                        GError **error);
 
+/* (Addition.) caback_restore_read over @data, the whole file as the caller read it once
+ * (caback_p12_load_file), so that the recorded SHA-256, the signature check and the restore all
+ * judge the same bytes, whatever happens to the file by its name meanwhile. @path only names the
+ * file in messages; @data stays the caller's. */
+CabackRestorePlan *caback_restore_read_data(const CabackSecret *data, const char *path,
+                                            const CabackSecret *given,
+                                            const CabackPasswordSource *source,
+                                            CabackP12File **file, GError **error);
+
 typedef enum {
     CABACK_RESTORE_ON_CONFLICT_STOP,    /* conflicts stay conflicts (exit 4) */
     CABACK_RESTORE_ON_CONFLICT_REPLACE, /* --replace */

@@ -39,6 +39,7 @@ typedef struct {
     char *signature_ca;
     gboolean no_signature_check;
     gboolean at_signing_time; /* --at-signing-time */
+    char *recorded_sha256;    /* "restore automatic": the SHA-256 the state folder recorded */
     gboolean automatic; /* "restore automatic" */
 } RestoreOptions;
 
@@ -50,6 +51,7 @@ static void restore_options_clear(RestoreOptions *ro)
     g_strfreev(ro->trust);
     g_free(ro->log_path);
     g_free(ro->signature_ca);
+    g_free(ro->recorded_sha256);
 }
 
 /* ---- output ---- */
@@ -430,8 +432,8 @@ static char *format_unix(gint64 t)
 /* Check FILE.sig, when there is one, before anything is read or changed: against the trust of
  * @db, or only the CA certificates of --signature-ca. A bad signature, a signer nobody trusts or
  * an unreadable signature file stops the restore. */
-static gboolean check_signature(const RestoreOptions *ro, CabackDb *db, CabackLogRecord *rec,
-                                SignatureCheck *sc, GError **error)
+static gboolean check_signature(const RestoreOptions *ro, const CabackSecret *data, CabackDb *db,
+                                CabackLogRecord *rec, SignatureCheck *sc, GError **error)
 {
     sc->path = g_strconcat(ro->in, ".sig", NULL);
     sc->exists = g_file_test(sc->path, G_FILE_TEST_EXISTS);
@@ -466,7 +468,10 @@ static gboolean check_signature(const RestoreOptions *ro, CabackDb *db, CabackLo
     }
     g_autoptr(CabackCmsVerification) v = NULL;
     g_autoptr(GError) local = NULL;
+    /* The bytes that will be restored, not the file by its name. */
+    g_autoptr(GBytes) signed_bytes = g_bytes_new_static(data->data, data->len);
     CabackCmsVerifyOptions options = {.path = ro->in,
+                                      .data = signed_bytes,
                                       .sig_path = sc->path,
                                       .anchors = anchors,
                                       .trust = trust,
@@ -582,21 +587,49 @@ static gboolean resolve_automatic(RestoreOptions *ro, GError **error)
                     path);
         return FALSE;
     }
-    g_autofree char *now = caback_digest_file_sha256_hex(path, error);
-    if (now == NULL)
-        return FALSE;
-    if (g_ascii_strcasecmp(now, recorded) != 0) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                    "the newest recorded backup %s changed since it was verified (SHA-256 %s, "
-                    "recorded %s); nothing was restored. Check the file, or restore it "
-                    "explicitly with: caback restore -i FILE",
-                    path, now, recorded);
-        return FALSE;
-    }
-    caback_cli_info("Restoring the newest recorded backup %s (SHA-256 %s, as verified)", path,
-                    now);
+    /* Its bytes are read once, later, and those very bytes are compared with the recorded
+     * SHA-256, checked against the signature and restored (see load_file). */
+    ro->recorded_sha256 = g_steal_pointer(&recorded);
     ro->in = g_steal_pointer(&path);
     return TRUE;
+}
+
+/* Read the file to restore once, into bounded memory (wiped when freed), and say which bytes
+ * these are: the recorded SHA-256 of "restore automatic", the signature check and the restore
+ * all judge them, so a file swapped by its name meanwhile changes nothing. */
+static CabackSecret *load_file(const RestoreOptions *ro, char **sha256, GError **error)
+{
+    g_autoptr(CabackSecret) data = caback_p12_load_file(ro->in, "PKCS#12 file", error);
+    if (data == NULL)
+        return NULL;
+    guint8 digest[SHA256_LENGTH];
+    if (data->len > G_MAXINT32 ||
+        PK11_HashBuf(SEC_OID_SHA256, digest, (const unsigned char *)data->data,
+                     (PRInt32)data->len) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute the SHA-256 of %s",
+                             ro->in);
+        return NULL;
+    }
+    g_autoptr(GBytes) bytes = g_bytes_new(digest, sizeof digest);
+    *sha256 = caback_digest_to_hex(bytes);
+    if (ro->recorded_sha256 != NULL) {
+        if (g_ascii_strcasecmp(*sha256, ro->recorded_sha256) != 0) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "the newest recorded backup %s changed since it was verified (SHA-256 "
+                        "%s, recorded %s); nothing was restored. Check the file, or restore it "
+                        "explicitly with: caback restore -i FILE",
+                        ro->in, *sha256, ro->recorded_sha256);
+            g_clear_pointer(sha256, g_free);
+            return NULL;
+        }
+        caback_cli_info("Restoring the newest recorded backup %s (SHA-256 %s, as verified)",
+                        ro->in, *sha256);
+    } else {
+        caback_cli_info("Read %s: %zu bytes, SHA-256 %s; the signature check and the restore "
+                          "use these bytes.",
+                          ro->in, (size_t)data->len, *sha256);
+    }
+    return g_steal_pointer(&data);
 }
 
 static gboolean check_options(RestoreOptions *ro, int argc, char **argv, GError **error)
@@ -783,8 +816,12 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
     };
     CabackP12File *file = NULL;
     CabackRestorePlan *plan = NULL;
-    if (check_signature(ro, db, rec, &sig, error))
-        plan = caback_restore_read(ro->in, given, &source, &file, error);
+    g_autofree char *loaded_sha256 = NULL;
+    g_autoptr(CabackSecret) data = load_file(ro, &loaded_sha256, error);
+    if (data != NULL)
+        caback_log_record_set_file_sha256(rec, loaded_sha256);
+    if (data != NULL && check_signature(ro, data, db, rec, &sig, error))
+        plan = caback_restore_read_data(data, ro->in, given, &source, &file, error);
     if (plan != NULL) {
         caback_log_record_set_file_sha256(rec, plan->sha256);
         /* What the reader tolerated (no MAC, trailing bytes...) is worth knowing before a
@@ -792,7 +829,8 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         const CabackP12Info *info = caback_p12_file_info(file);
         for (guint i = 0; i < info->warnings->len; i++)
             caback_cli_log_warning(rec, "%s: %s", ro->in, (const char *)info->warnings->pdata[i]);
-        /* The signature was checked on the file by name; what was decoded must be those bytes. */
+        /* One read: the signature was checked on the bytes decoded. Should that ever change,
+         * this refuses rather than restores bytes nobody checked. */
         if (sig.checked && g_ascii_strcasecmp(sig.sha256, plan->sha256) != 0) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
                         "%s changed while it was being restored (SHA-256 %s when its signature "

@@ -519,7 +519,14 @@ CabackRestorePlan *caback_restore_read(const char *path, const CabackSecret *giv
     g_autoptr(CabackSecret) data = read_whole_file(path, error);
     if (data == NULL)
         return NULL;
+    return caback_restore_read_data(data, path, given, source, file, error);
+}
 
+CabackRestorePlan *caback_restore_read_data(const CabackSecret *data, const char *path,
+                                            const CabackSecret *given,
+                                            const CabackPasswordSource *source,
+                                            CabackP12File **file, GError **error)
+{
     g_autofree char *what = g_strdup_printf("password of PKCS#12 file %s", path);
     if (given != NULL)
         return read_with(data, path, given, file, error);
