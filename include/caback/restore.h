@@ -142,6 +142,8 @@ typedef struct {
     guint changes;    /* entries that change the database */
     gboolean non_extractable; /* import keys with CKA_EXTRACTABLE false (--non-extractable) */
     guint weak_refusals; /* (Addition.) certificates with weak_refused set: apply refuses the plan */
+    struct CabackRestorePlanning *planning; /* private to restore.c: the lookups that keep
+                                               planning linear in the number of certificates */
 } CabackRestorePlan;
 
 void caback_restore_plan_free(CabackRestorePlan *plan);

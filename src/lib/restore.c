@@ -10,6 +10,7 @@
 #include <caback/names.h>
 #include <caback/nss-util.h>
 #include <caback/parallel.h>
+#include <caback/plan-index.h>
 #include <caback/restore.h>
 #include <caback/stored-key-check.h>
 
@@ -184,6 +185,81 @@ static void key_free(CabackRestoreKey *k)
     g_free(k);
 }
 
+/* What planning looks up for each certificate, made once per plan. */
+struct CabackRestorePlanning {
+    CabackPlanIndex *nicknames; /* the certificates planned so far, by nickname */
+    /* What the database holds (every token), listed once: a DER or a nickname (ASCII case
+     * folded, whole and after "TOKEN:") that no certificate of it has cannot be found by NSS's
+     * lookups either, so NSS is asked only about those that may be there. NULL without a
+     * database. (One query per certificate of the file was most of the time of planning a
+     * large file.) */
+    GHashTable *db_ders;
+    GHashTable *db_nicknames;
+};
+
+static void planning_free(struct CabackRestorePlanning *p)
+{
+    if (p == NULL)
+        return;
+    caback_plan_index_free(p->nicknames);
+    if (p->db_ders != NULL)
+        g_hash_table_unref(p->db_ders);
+    if (p->db_nicknames != NULL)
+        g_hash_table_unref(p->db_nicknames);
+    g_free(p);
+}
+
+static void add_nickname_forms(GHashTable *set, const char *nickname)
+{
+    if (nickname == NULL)
+        return;
+    g_hash_table_add(set, g_ascii_strdown(nickname, -1));
+    const char *colon = strchr(nickname, ':');
+    if (colon != NULL)
+        g_hash_table_add(set, g_ascii_strdown(colon + 1, -1));
+}
+
+static void planning_list_db(struct CabackRestorePlanning *p, CabackDb *db)
+{
+    p->db_ders = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
+                                       (GDestroyNotify)g_bytes_unref, NULL);
+    p->db_nicknames = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(CERTCertList) list = PK11_ListCerts(PK11CertListAll, db);
+    for (CERTCertListNode *node = list != NULL ? CERT_LIST_HEAD(list) : NULL;
+         node != NULL && !CERT_LIST_END(node, list); node = CERT_LIST_NEXT(node)) {
+        CERTCertificate *cert = node->cert;
+        g_hash_table_add(p->db_ders, g_bytes_new(cert->derCert.data, cert->derCert.len));
+        add_nickname_forms(p->db_nicknames, cert->nickname);
+        add_nickname_forms(p->db_nicknames, node->appData);
+    }
+}
+
+/* FALSE when the database listed before planning has no certificate with these bytes. */
+static gboolean db_may_have_der(CabackRestorePlan *plan, const guint8 *der, gsize len)
+{
+    if (plan->planning == NULL || plan->planning->db_ders == NULL)
+        return TRUE;
+    g_autoptr(GBytes) key = g_bytes_new_static(der, len);
+    return g_hash_table_contains(plan->planning->db_ders, key);
+}
+
+/* FALSE when no certificate of the database listed before planning has this nickname (or its
+ * form with the token's name), in any case. */
+static gboolean db_may_have_nickname(CabackRestorePlan *plan, const char *name)
+{
+    if (plan->planning == NULL || plan->planning->db_nicknames == NULL)
+        return TRUE;
+    g_autoptr(GHashTable) forms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    add_nickname_forms(forms, name);
+    GHashTableIter iter;
+    gpointer form;
+    g_hash_table_iter_init(&iter, forms);
+    while (g_hash_table_iter_next(&iter, &form, NULL))
+        if (g_hash_table_contains(plan->planning->db_nicknames, form))
+            return TRUE;
+    return FALSE;
+}
+
 void caback_restore_plan_free(CabackRestorePlan *plan)
 {
     if (plan == NULL)
@@ -194,6 +270,7 @@ void caback_restore_plan_free(CabackRestorePlan *plan)
     g_ptr_array_unref(plan->keys);
     g_ptr_array_unref(plan->crls);
     g_ptr_array_unref(plan->notes);
+    planning_free(plan->planning);
     g_free(plan);
 }
 
@@ -316,26 +393,65 @@ static gboolean same_bytes(GBytes *a, GBytes *b)
 /* Pair key bags with certificate bags: by localKeyID (what every writer sets), then by
  * friendlyName, then for what is left by the key itself (its public value, or a signature its
  * certificate's public key verifies). */
+static gboolean cert_unpaired(gpointer item, gpointer data)
+{
+    (void)data;
+    return ((CabackRestoreCert *)item)->key_index < 0;
+}
+
+static void index_add_bytes(CabackPlanIndex *index, GBytes *key, gpointer item)
+{
+    gsize len;
+    const void *data = g_bytes_get_data(key, &len);
+    caback_plan_index_add(index, data, len, item);
+}
+
+static gpointer index_next_bytes(CabackPlanIndex *index, GBytes *key)
+{
+    gsize len;
+    const void *data = g_bytes_get_data(key, &len);
+    return caback_plan_index_next(index, data, len, cert_unpaired, NULL);
+}
+
+/* Pair key bags with certificate bags: by localKeyID (what every writer sets), then by
+ * friendlyName, then for what is left by the key itself (its public value, or a signature its
+ * certificate's public key verifies). Each key takes the first unpaired certificate (in file
+ * order) that matches; the certificates are looked up by index, not scanned. */
 static gboolean pair_bags(CabackRestorePlan *plan, GError **error)
 {
+    g_autoptr(CabackPlanIndex) by_local_id = caback_plan_index_new();
+    g_autoptr(CabackPlanIndex) by_name = caback_plan_index_new();
+    g_autoptr(CabackPlanIndex) by_public = caback_plan_index_new();
+    g_autoptr(GPtrArray) no_public = g_ptr_array_new(); /* certificates without public value */
+    for (guint j = 0; j < plan->certs->len; j++) {
+        CabackRestoreCert *c = plan->certs->pdata[j];
+        if (c->bag->attrs.local_key_id != NULL)
+            index_add_bytes(by_local_id, c->bag->attrs.local_key_id, c);
+        else
+            caback_plan_index_add_string(by_name, c->bag->attrs.friendly_name, c);
+        if (c->public_value != NULL)
+            index_add_bytes(by_public, c->public_value, c);
+        else
+            g_ptr_array_add(no_public, c);
+    }
+
     for (guint i = 0; i < plan->keys->len; i++) {
         CabackRestoreKey *k = plan->keys->pdata[i];
-        for (guint j = 0; k->cert_index < 0 && j < plan->certs->len; j++) {
-            CabackRestoreCert *c = plan->certs->pdata[j];
-            if (c->key_index < 0 &&
-                same_bytes(k->bag->attrs.local_key_id, c->bag->attrs.local_key_id))
-                pair(plan, k, c, "localKeyID");
-        }
+        CabackRestoreCert *c = k->bag->attrs.local_key_id != NULL
+                                   ? index_next_bytes(by_local_id, k->bag->attrs.local_key_id)
+                                   : NULL;
+        if (c != NULL)
+            pair(plan, k, c, "localKeyID");
     }
     for (guint i = 0; i < plan->keys->len; i++) {
         CabackRestoreKey *k = plan->keys->pdata[i];
-        for (guint j = 0; k->cert_index < 0 && j < plan->certs->len; j++) {
-            CabackRestoreCert *c = plan->certs->pdata[j];
-            if (c->key_index < 0 && k->bag->attrs.friendly_name != NULL &&
-                c->bag->attrs.local_key_id == NULL &&
-                g_strcmp0(k->bag->attrs.friendly_name, c->bag->attrs.friendly_name) == 0)
-                pair(plan, k, c, "friendlyName");
-        }
+        const char *name = k->bag->attrs.friendly_name;
+        if (k->cert_index >= 0 || name == NULL)
+            continue;
+        CabackRestoreCert *c =
+            caback_plan_index_next(by_name, name, strlen(name), cert_unpaired, NULL);
+        if (c != NULL)
+            pair(plan, k, c, "friendlyName");
     }
 
     for (guint i = 0; i < plan->keys->len; i++) {
@@ -364,21 +480,26 @@ static gboolean pair_bags(CabackRestorePlan *plan, GError **error)
             k->public_value = public_value_of(pub);
             k->weak = caback_weak_key_check(pub, &k->weak_reason);
         }
-        for (guint j = 0; k->cert_index < 0 && j < plan->certs->len; j++) {
-            CabackRestoreCert *c = plan->certs->pdata[j];
+        /* The first unpaired certificate in file order with this public value, unless one
+         * before it, whose public value is unknown, passes the signature test. Without the
+         * key's public value, every unpaired certificate is tested in turn. */
+        CabackRestoreCert *same =
+            k->public_value != NULL ? index_next_bytes(by_public, k->public_value) : NULL;
+        GPtrArray *tested = k->public_value != NULL ? no_public : plan->certs;
+        for (guint j = 0; k->cert_index < 0 && j < tested->len; j++) {
+            CabackRestoreCert *c = tested->pdata[j];
+            if (same != NULL && c->index > same->index)
+                break;
             if (c->key_index >= 0)
                 continue;
-            if (k->public_value != NULL && c->public_value != NULL) {
-                if (g_bytes_equal(k->public_value, c->public_value))
-                    pair(plan, k, c, "public key");
-                continue;
-            }
             g_autoptr(SECKEYPublicKey) cpub = CERT_ExtractPublicKey(c->cert);
             gboolean pairs = FALSE;
             if (cpub != NULL && cpub->keyType == probe->keyType &&
                 caback_key_pairs_with(probe, cpub, &pairs, NULL, NULL) && pairs)
                 pair(plan, k, c, "public key");
         }
+        if (k->cert_index < 0 && same != NULL)
+            pair(plan, k, same, "public key");
         if (k->cert_index >= 0) {
             CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
             if (c->public_value != NULL) {
@@ -466,14 +587,21 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
         k->weak_reason = g_strdup(c->weak_reason);
     }
 
-    /* A renewed certificate may keep its key: both certificates have the one key bag. */
+    /* A renewed certificate may keep its key: both certificates have the one key bag (the
+     * first key bag with its key ID). */
+    g_autoptr(CabackPlanIndex) keys_by_id = caback_plan_index_new();
+    for (guint j = 0; j < plan->keys->len; j++) {
+        CabackRestoreKey *k = plan->keys->pdata[j];
+        if (k->id_known)
+            caback_plan_index_add(keys_by_id, k->id.bytes, CABACK_KEYID_LEN, k);
+    }
     for (guint i = 0; i < plan->certs->len; i++) {
         CabackRestoreCert *c = plan->certs->pdata[i];
-        for (guint j = 0; c->key_index < 0 && c->id_known && j < plan->keys->len; j++) {
-            CabackRestoreKey *k = plan->keys->pdata[j];
-            if (k->id_known && caback_keyid_equal(&k->id, &c->id))
-                c->key_index = (gint)k->index;
-        }
+        if (c->key_index >= 0 || !c->id_known)
+            continue;
+        CabackRestoreKey *k = caback_plan_index_first(keys_by_id, c->id.bytes, CABACK_KEYID_LEN);
+        if (k != NULL)
+            c->key_index = (gint)k->index;
     }
     return g_steal_pointer(&plan);
 }
@@ -634,27 +762,30 @@ static char *db_trust_of(CabackDb *db, CERTCertificate *cert)
 }
 
 /* TRUE when a certificate with @nickname exists on the token of @db. */
-static gboolean nickname_taken(CabackDb *db, const char *nickname)
+static gboolean nickname_taken(CabackRestorePlan *plan, CabackDb *db, const char *nickname)
 {
     g_autofree char *name = lookup_name(db->slot, nickname);
+    if (!db_may_have_nickname(plan, name) || !db_may_have_nickname(plan, nickname))
+        return FALSE;
     g_autoptr(CERTCertList) list = PK11_FindCertsFromNickname(name, db);
 
     return list != NULL && !CERT_LIST_EMPTY(list);
 }
 
+/* TRUE when a certificate of the file planned before @self has @nickname; *@same_subject says
+ * whether the first such certificate has @self's subject. */
 static gboolean planned_elsewhere(CabackRestorePlan *plan, CabackRestoreCert *self,
                                   const char *nickname, gboolean *same_subject)
 {
     *same_subject = TRUE;
-    for (guint i = 0; i < plan->certs->len; i++) {
-        CabackRestoreCert *o = plan->certs->pdata[i];
-        if (o == self || o->nickname == NULL || g_strcmp0(o->nickname, nickname) != 0)
-            continue;
-        if (!SECITEM_ItemsAreEqual(&o->cert->derSubject, &self->cert->derSubject))
-            *same_subject = FALSE;
-        return TRUE;
-    }
-    return FALSE;
+    CabackRestoreCert *o = plan->planning != NULL
+                               ? caback_plan_index_first_string(plan->planning->nicknames, nickname)
+                               : NULL;
+    if (o == NULL || o == self)
+        return FALSE;
+    if (!SECITEM_ItemsAreEqual(&o->cert->derSubject, &self->cert->derSubject))
+        *same_subject = FALSE;
+    return TRUE;
 }
 
 /* The nickname a certificate without friendlyName gets: its subject's CN (the whole subject
@@ -670,7 +801,7 @@ static char *nickname_from_subject(CabackRestorePlan *plan, CabackDb *db, Caback
         g_autofree char *candidate = n == 1 ? g_strdup(base) : g_strdup_printf("%s (%u)", base, n);
         gboolean same_subject;
         gboolean in_file = planned_elsewhere(plan, c, candidate, &same_subject);
-        if ((!in_file || same_subject) && (db == NULL || !nickname_taken(db, candidate)))
+        if ((!in_file || same_subject) && (db == NULL || !nickname_taken(plan, db, candidate)))
             return g_steal_pointer(&candidate);
     }
 }
@@ -744,7 +875,7 @@ static void resolve_nickname_conflict(CabackRestorePlan *plan, CabackDb *db,
         gboolean same_subject;
         for (guint n = 1;; n++) {
             g_autofree char *candidate = caback_restore_renamed(old, n);
-            if (!nickname_taken(db, candidate) &&
+            if (!nickname_taken(plan, db, candidate) &&
                 !planned_elsewhere(plan, c, candidate, &same_subject)) {
                 c->nickname = g_steal_pointer(&candidate);
                 break;
@@ -807,12 +938,12 @@ static void plan_flawed_name(CabackRestorePlan *plan, CabackDb *db,
         return;
     }
     gboolean same_subject;
-    if ((db != NULL && nickname_taken(db, c->nickname)) ||
+    if ((db != NULL && nickname_taken(plan, db, c->nickname)) ||
         planned_elsewhere(plan, c, c->nickname, &same_subject)) {
         g_autofree char *base = g_steal_pointer(&c->nickname);
         for (guint n = 1;; n++) {
             g_autofree char *candidate = caback_restore_renamed(base, n);
-            if ((db == NULL || !nickname_taken(db, candidate)) &&
+            if ((db == NULL || !nickname_taken(plan, db, candidate)) &&
                 !planned_elsewhere(plan, c, candidate, &same_subject)) {
                 c->nickname = g_steal_pointer(&candidate);
                 break;
@@ -841,8 +972,9 @@ static const char *trust_override(const CabackRestoreOptions *options, const cha
     return t;
 }
 
+/* @first_by_der: the first certificate of the file with each DER. */
 static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestoreOptions *options,
-                      CabackRestoreCert *c)
+                      CabackPlanIndex *first_by_der, CabackRestoreCert *c)
 {
     gsize len;
     const guint8 *der = g_bytes_get_data(c->bag->der, &len);
@@ -853,10 +985,8 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
 
     /* pk12util writes the chain again with each certificate: a certificate the file already
      * had is restored once. */
-    for (guint i = 0; i < c->index; i++) {
-        CabackRestoreCert *o = plan->certs->pdata[i];
-        if (!g_bytes_equal(o->bag->der, c->bag->der))
-            continue;
+    CabackRestoreCert *o = caback_plan_index_first(first_by_der, der, len);
+    if (o != NULL && o->index < c->index) {
         c->nickname = g_strdup(o->nickname);
         c->nickname_source = g_strdup_printf("certificate %u of the file", o->index + 1);
         c->trust = g_strdup(o->trust);
@@ -869,7 +999,9 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     }
 
     g_autoptr(CERTCertificate) existing =
-        db != NULL ? PK11_FindCertFromDERCertItem(db->slot, &item, db) : NULL;
+        db != NULL && db_may_have_der(plan, der, len)
+            ? PK11_FindCertFromDERCertItem(db->slot, &item, db)
+            : NULL;
     gboolean flawed = FALSE;
     if (existing != NULL) {
         g_autofree char *have = usable_nickname(db->slot, existing->nickname);
@@ -951,16 +1083,17 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
         plan_flawed_name(plan, db, options, c);
     if (db == NULL)
         return;
-    if (!flawed && nickname_taken(db, c->nickname))
+    if (!flawed && nickname_taken(plan, db, c->nickname))
         resolve_nickname_conflict(plan, db, options, c);
     check_issuer_serial(db, c);
 }
 
 static GHashTable *stored_public_key_ids(PK11SlotInfo *slot);
 
-/* @public_ids: the CKA_IDs of the public key objects on the token (NULL without a database). */
+/* @public_ids: the CKA_IDs of the public key objects on the token (NULL without a database);
+ * @keys_by_id: the key bags of the file whose ID is known, by ID. */
 static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *public_ids,
-                         CabackRestoreKey *k, GError **error)
+                         CabackPlanIndex *keys_by_id, CabackRestoreKey *k, GError **error)
 {
     CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
     g_autofree char *label = bag_label(&k->bag->attrs);
@@ -979,14 +1112,12 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
                     k->index + 1, label, k->problem);
         return FALSE;
     }
-    for (guint i = 0; i < k->index; i++) {
-        CabackRestoreKey *o = plan->keys->pdata[i];
-        if (o->id_known && caback_keyid_equal(&o->id, &k->id)) {
-            k->action = CABACK_RESTORE_SKIP;
-            k->duplicate_of = (gint)o->index;
-            k->note = g_strdup_printf("the same key as key %u of the file", o->index + 1);
-            return TRUE;
-        }
+    CabackRestoreKey *o = caback_plan_index_first(keys_by_id, k->id.bytes, CABACK_KEYID_LEN);
+    if (o != NULL && o->index < k->index) {
+        k->action = CABACK_RESTORE_SKIP;
+        k->duplicate_of = (gint)o->index;
+        k->note = g_strdup_printf("the same key as key %u of the file", o->index + 1);
+        return TRUE;
     }
     if (db == NULL) {
         k->action = CABACK_RESTORE_ADD;
@@ -1104,11 +1235,32 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
     if (db != NULL && !caback_restore_login_internal(db, error))
         return FALSE;
     plan->non_extractable = options != NULL && options->non_extractable;
-    for (guint i = 0; i < plan->certs->len; i++)
-        plan_cert(plan, db, options, plan->certs->pdata[i]);
+    /* Lookups by DER, nickname and key ID instead of scans of the file's bags: planning n
+     * certificates is linear in n. */
+    g_autoptr(CabackPlanIndex) first_by_der = caback_plan_index_new();
+    for (guint i = 0; i < plan->certs->len; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        index_add_bytes(first_by_der, c->bag->der, c);
+    }
+    planning_free(plan->planning);
+    plan->planning = g_new0(struct CabackRestorePlanning, 1);
+    plan->planning->nicknames = caback_plan_index_new();
+    if (db != NULL)
+        planning_list_db(plan->planning, db);
+    for (guint i = 0; i < plan->certs->len; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        plan_cert(plan, db, options, first_by_der, c);
+        caback_plan_index_add_string(plan->planning->nicknames, c->nickname, c);
+    }
+    g_autoptr(CabackPlanIndex) keys_by_id = caback_plan_index_new();
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->id_known)
+            caback_plan_index_add(keys_by_id, k->id.bytes, CABACK_KEYID_LEN, k);
+    }
     g_autoptr(GHashTable) public_ids = db != NULL ? stored_public_key_ids(db->slot) : NULL;
     for (guint i = 0; i < plan->keys->len; i++)
-        if (!plan_key(plan, db, public_ids, plan->keys->pdata[i], error))
+        if (!plan_key(plan, db, public_ids, keys_by_id, plan->keys->pdata[i], error))
             return FALSE;
 
     /* --trust must name a certificate of the file: a typo would otherwise go unnoticed. */
