@@ -87,21 +87,74 @@ static gboolean next_line(const guint8 *data, gsize len, gsize pos, PhysLine *li
     return TRUE;
 }
 
-/* SimpleProperties.continueLine: an odd number of trailing backslashes. */
-static gboolean continues(const GByteArray *logical)
+/* Where the bytes of a logical line come from: the logical line is the concatenation of pieces
+ * of physical lines, each a run of consecutive file bytes. One entry per piece (not an offset
+ * per byte), so that a logical line of any length costs a few words per physical line. */
+typedef struct {
+    gsize logical_start; /* index of the piece's first byte in the logical line */
+    gsize file_start;    /* its offset in the file */
+} Piece;
+
+/* A logical line being built: its bytes, its pieces, and the number of backslashes it ends with,
+ * kept up to date so that SimpleProperties.continueLine (an odd number of trailing backslashes)
+ * does not count them again for each continuation line (which was quadratic in the number of
+ * lines of backslashes). */
+typedef struct {
+    GByteArray *bytes;
+    GArray *pieces; /* of Piece */
+    gsize backslashes;
+} Logical;
+
+static void logical_append(Logical *l, const guint8 *data, gsize start, gsize end)
 {
-    gsize count = 0;
-    for (gsize i = logical->len; i > 0 && logical->data[i - 1] == '\\'; i--)
-        count++;
-    return count % 2 == 1;
+    if (end <= start)
+        return;
+    Piece piece = {l->bytes->len, start};
+    g_array_append_val(l->pieces, piece);
+    g_byte_array_append(l->bytes, data + start, (guint)(end - start));
+    gsize tail = 0;
+    while (tail < end - start && data[end - 1 - tail] == '\\')
+        tail++;
+    l->backslashes = tail == end - start ? l->backslashes + tail : tail;
 }
 
-/* Split one logical line (the bytes, and for each byte its offset in the file) into an entry. */
-static CabackCsCfgEntry *parse_logical(const GByteArray *l, const GArray *map, gsize end_offset,
-                                       guint first_line, guint last_line)
+/* Drop the last byte (the continuation backslash). */
+static void logical_drop_last(Logical *l)
 {
-    const guint8 *s = l->data;
-    gsize n = l->len;
+    g_byte_array_set_size(l->bytes, l->bytes->len - 1);
+    l->backslashes--;
+    Piece *last = &g_array_index(l->pieces, Piece, l->pieces->len - 1);
+    if (last->logical_start == l->bytes->len)
+        g_array_set_size(l->pieces, l->pieces->len - 1);
+}
+
+/* The file offset of byte @i of the logical line (which must exist). */
+static gsize logical_offset(const Logical *l, gsize i)
+{
+    guint lo = 0, hi = l->pieces->len; /* the last piece starting at or before i */
+    while (hi - lo > 1) {
+        guint mid = lo + (hi - lo) / 2;
+        if (g_array_index(l->pieces, Piece, mid).logical_start <= i)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const Piece *p = &g_array_index(l->pieces, Piece, lo);
+    return p->file_start + (i - p->logical_start);
+}
+
+/* The file offset right after the logical line's last byte, or @fallback when it is empty. */
+static gsize logical_end_offset(const Logical *l, gsize fallback)
+{
+    return l->bytes->len > 0 ? logical_offset(l, l->bytes->len - 1) + 1 : fallback;
+}
+
+/* Split one logical line into an entry. */
+static CabackCsCfgEntry *parse_logical(const Logical *l, gsize end_offset, guint first_line,
+                                       guint last_line)
+{
+    const guint8 *s = l->bytes->data;
+    gsize n = l->bytes->len;
     gsize ks = 0, si, vi, ts, te;
 
     while (ks < n && loader_space(s[ks]))
@@ -138,32 +191,29 @@ static CabackCsCfgEntry *parse_logical(const GByteArray *l, const GArray *map, g
     entry->line = first_line;
     entry->last_line = last_line;
     entry->has_separator = si < n;
-    entry->value_start = ts < n ? g_array_index(map, gsize, ts) : end_offset;
-    entry->value_end = te > ts ? g_array_index(map, gsize, te - 1) + 1 : entry->value_start;
+    entry->value_start = ts < n ? logical_offset(l, ts) : end_offset;
+    entry->value_end = te > ts ? logical_offset(l, te - 1) + 1 : entry->value_start;
     /* Right after the logical character before the value: the same place as value_start unless
      * the value starts on a continuation line. Replacing from there drops that line break, which
      * could otherwise meet another one and change how lines split (a lone "\r" before the value
      * and a "\n" after it would become one "\r\n"). */
-    entry->edit_start = ts > 0 ? g_array_index(map, gsize, ts - 1) + 1 : entry->value_start;
+    entry->edit_start = ts > 0 ? logical_offset(l, ts - 1) + 1 : entry->value_start;
     if (entry->edit_start > entry->value_start)
         entry->edit_start = entry->value_start;
     return entry;
 }
 
-CabackCsCfg *caback_cscfg_parse(const void *data, gsize len, const char *path)
+/* caback_cscfg_parse on @data (@len bytes, followed by a NUL), which the new CabackCsCfg owns. */
+static CabackCsCfg *parse_owned(guint8 *data, gsize len, const char *path)
 {
     CabackCsCfg *cfg = g_new0(CabackCsCfg, 1);
-    g_autoptr(GByteArray) logical = g_byte_array_new();
-    g_autoptr(GArray) map = g_array_new(FALSE, FALSE, sizeof(gsize));
+    Logical logical = {g_byte_array_new(), g_array_new(FALSE, FALSE, sizeof(Piece)), 0};
     PhysLine line;
     gsize pos = 0;
     guint line_no = 0;
 
     cfg->path = g_strdup(path);
-    cfg->data = g_malloc(len + 1);
-    if (len > 0)
-        memcpy(cfg->data, data, len);
-    cfg->data[len] = '\0';
+    cfg->data = data;
     cfg->len = len;
     cfg->entries = g_ptr_array_new_with_free_func((GDestroyNotify)entry_free);
     cfg->index = g_hash_table_new(g_str_hash, g_str_equal);
@@ -176,19 +226,16 @@ CabackCsCfg *caback_cscfg_parse(const void *data, gsize len, const char *path)
             continue;
 
         guint first_line = line_no;
-        g_byte_array_set_size(logical, 0);
-        g_array_set_size(map, 0);
-        for (gsize i = line.start; i < line.end; i++) {
-            g_byte_array_append(logical, d + i, 1);
-            g_array_append_val(map, i);
-        }
+        g_byte_array_set_size(logical.bytes, 0);
+        g_array_set_size(logical.pieces, 0);
+        logical.backslashes = 0;
+        logical_append(&logical, d, line.start, line.end);
         /* Where a value would be inserted at the end of the logical line: after its last byte
          * (for a continued line that is where its backslash was). */
         gsize end_offset = line.end;
-        while (continues(logical)) {
-            g_byte_array_set_size(logical, logical->len - 1);
-            g_array_set_size(map, map->len - 1);
-            end_offset = map->len > 0 ? g_array_index(map, gsize, map->len - 1) + 1 : line.start;
+        while (logical.backslashes % 2 == 1) {
+            logical_drop_last(&logical);
+            end_offset = logical_end_offset(&logical, line.start);
             PhysLine more;
             if (!next_line(d, len, pos, &more))
                 continue; /* end of file: the loader appends "" and checks again */
@@ -197,17 +244,27 @@ CabackCsCfg *caback_cscfg_parse(const void *data, gsize len, const char *path)
             gsize i = more.start;
             while (i < more.end && loader_space(d[i]))
                 i++;
-            for (; i < more.end; i++) {
-                g_byte_array_append(logical, d + i, 1);
-                g_array_append_val(map, i);
-                end_offset = i + 1;
+            if (i < more.end) {
+                logical_append(&logical, d, i, more.end);
+                end_offset = more.end;
             }
         }
-        CabackCsCfgEntry *entry = parse_logical(logical, map, end_offset, first_line, line_no);
+        CabackCsCfgEntry *entry = parse_logical(&logical, end_offset, first_line, line_no);
         g_ptr_array_add(cfg->entries, entry);
         g_hash_table_insert(cfg->index, entry->key, entry);
     }
+    g_byte_array_unref(logical.bytes);
+    g_array_unref(logical.pieces);
     return cfg;
+}
+
+CabackCsCfg *caback_cscfg_parse(const void *data, gsize len, const char *path)
+{
+    guint8 *copy = g_malloc(len + 1);
+    if (len > 0)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    return parse_owned(copy, len, path);
 }
 
 CabackCsCfg *caback_cscfg_read_file(const char *path, GError **error)
@@ -227,7 +284,8 @@ CabackCsCfg *caback_cscfg_read_file(const char *path, GError **error)
                         path, local->message);
         return NULL;
     }
-    return caback_cscfg_parse(contents, len, path);
+    /* g_file_get_contents ends the bytes with a NUL, as the parser wants: no copy. */
+    return parse_owned((guint8 *)g_steal_pointer(&contents), len, path);
 }
 
 void caback_cscfg_free(CabackCsCfg *cfg)

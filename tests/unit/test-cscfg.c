@@ -643,6 +643,175 @@ static void test_nickname_fallbacks(void)
     g_assert_null(none_sub);
 }
 
+/* ---- the parser against a reference ----
+ * The parser keeps, for each logical line, its pieces (one per physical line) and a running count
+ * of trailing backslashes. The reference below is the straightforward form it replaced (an
+ * offset per byte, trailing backslashes counted again after every continuation line, quadratic
+ * on runs of backslashes): both must give the same entries, offsets included, on every input. */
+
+typedef struct {
+    char *key, *value;
+    guint line, last_line;
+    gsize value_start, value_end, edit_start;
+    gboolean has_separator;
+} RefEntry;
+
+static gboolean ref_space(guint8 c)
+{
+    return c == ' ' || c == '\t' || c == '\f' || c == '\r' || c == '\n';
+}
+
+static GArray *ref_parse(const guint8 *d, gsize len)
+{
+    GArray *out = g_array_new(FALSE, TRUE, sizeof(RefEntry));
+    gsize pos = 0;
+    guint line_no = 0;
+    while (pos < len) {
+        gsize start = pos, end = pos;
+        while (end < len && d[end] != '\n' && d[end] != '\r')
+            end++;
+        pos = end < len && d[end] == '\r' && end + 1 < len && d[end + 1] == '\n' ? end + 2
+              : end < len                                                     ? end + 1
+                                                                              : len;
+        line_no++;
+        if (end == start || d[start] == '#' || d[start] == '!')
+            continue;
+        g_autoptr(GByteArray) l = g_byte_array_new();
+        g_autoptr(GArray) map = g_array_new(FALSE, FALSE, sizeof(gsize));
+        for (gsize i = start; i < end; i++) {
+            g_byte_array_append(l, d + i, 1);
+            g_array_append_val(map, i);
+        }
+        guint first = line_no;
+        gsize end_offset = end;
+        for (;;) {
+            gsize count = 0;
+            for (gsize i = l->len; i > 0 && l->data[i - 1] == '\\'; i--)
+                count++;
+            if (count % 2 == 0)
+                break;
+            g_byte_array_set_size(l, l->len - 1);
+            g_array_set_size(map, map->len - 1);
+            end_offset = map->len > 0 ? g_array_index(map, gsize, map->len - 1) + 1 : start;
+            if (pos >= len)
+                continue;
+            gsize ms = pos, me = pos;
+            while (me < len && d[me] != '\n' && d[me] != '\r')
+                me++;
+            pos = me < len && d[me] == '\r' && me + 1 < len && d[me + 1] == '\n' ? me + 2
+                  : me < len                                                    ? me + 1
+                                                                                : len;
+            line_no++;
+            gsize i = ms;
+            while (i < me && ref_space(d[i]))
+                i++;
+            for (; i < me; i++) {
+                g_byte_array_append(l, d + i, 1);
+                g_array_append_val(map, i);
+                end_offset = i + 1;
+            }
+        }
+        const guint8 *s = l->data;
+        gsize n = l->len, ks = 0, si, vi, ts, te;
+        while (ks < n && ref_space(s[ks]))
+            ks++;
+        si = ks;
+        while (si < n) {
+            if (s[si] == '\\')
+                si += 2;
+            else if (s[si] == '=' || s[si] == ':' || ref_space(s[si]))
+                break;
+            else
+                si++;
+        }
+        si = MIN(si, n);
+        vi = si;
+        while (vi < n && ref_space(s[vi]))
+            vi++;
+        if (vi < n && (s[vi] == '=' || s[vi] == ':'))
+            vi++;
+        while (vi < n && ref_space(s[vi]))
+            vi++;
+        ts = si < n ? vi : n;
+        te = n;
+        while (ts < te && s[ts] <= 0x20)
+            ts++;
+        while (te > ts && s[te - 1] <= 0x20)
+            te--;
+        RefEntry e = {g_strndup((const char *)s + ks, si - ks),
+                      g_strndup((const char *)s + ts, te - ts), first, line_no, 0, 0, 0, si < n};
+        e.value_start = ts < n ? g_array_index(map, gsize, ts) : end_offset;
+        e.value_end = te > ts ? g_array_index(map, gsize, te - 1) + 1 : e.value_start;
+        e.edit_start = ts > 0 ? g_array_index(map, gsize, ts - 1) + 1 : e.value_start;
+        if (e.edit_start > e.value_start)
+            e.edit_start = e.value_start;
+        g_array_append_val(out, e);
+    }
+    return out;
+}
+
+static void assert_same_as_reference(const guint8 *data, gsize len)
+{
+    g_autoptr(CabackCsCfg) cfg = caback_cscfg_parse(data, len, NULL);
+    GArray *ref = ref_parse(data, len);
+    const GPtrArray *entries = caback_cscfg_entries(cfg);
+    g_assert_cmpuint(entries->len, ==, ref->len);
+    for (guint i = 0; i < ref->len; i++) {
+        const CabackCsCfgEntry *e = entries->pdata[i];
+        RefEntry *r = &g_array_index(ref, RefEntry, i);
+        g_assert_cmpstr(e->key, ==, r->key);
+        g_assert_cmpstr(e->value, ==, r->value);
+        g_assert_cmpuint(e->line, ==, r->line);
+        g_assert_cmpuint(e->last_line, ==, r->last_line);
+        g_assert_cmpuint(e->value_start, ==, r->value_start);
+        g_assert_cmpuint(e->value_end, ==, r->value_end);
+        g_assert_cmpuint(e->edit_start, ==, r->edit_start);
+        g_assert_cmpint(e->has_separator, ==, r->has_separator);
+        g_free(r->key);
+        g_free(r->value);
+    }
+    g_array_unref(ref);
+}
+
+static void test_parse_reference(void)
+{
+    /* Runs of backslashes across lines (each odd run continues, and the runs join), empty and
+     * blank continuation lines, a continuation at the end of the file, line ends of every kind. */
+    const char *cases[] = {
+        "a=\\\\\\\n\\\\\\\n\\\\\\\nend\n",
+        "a=1\\\n\\\n\\\n\n b = 2 \\\r\n   \t\\\r  x\r\n",
+        "k\\\n=v\\",
+        "x:\\\\\n\\\n",
+        "\\\n\\\n\\\n=\\\n",
+        "#c\\\nk=v\\\n#not a comment\n!c\n",
+        "  key\\ with\\=escapes = value \\\n\t continued \\\\\n",
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++)
+        assert_same_as_reference((const guint8 *)cases[i], strlen(cases[i]));
+
+    /* Random files over the characters that matter. */
+    static const char alphabet[] = "ab=: \t\f\\\\\\\\\r\n\n#!";
+    GRand *rand = g_rand_new_with_seed(16);
+    for (int round = 0; round < 3000; round++) {
+        gsize len = (gsize)g_rand_int_range(rand, 0, 80);
+        g_autofree guint8 *buf = g_malloc(len + 1);
+        for (gsize i = 0; i < len; i++)
+            buf[i] = (guint8)alphabet[g_rand_int_range(rand, 0, sizeof(alphabet) - 1)];
+        assert_same_as_reference(buf, len);
+    }
+    g_rand_free(rand);
+
+    /* A long value: 20,000 lines of three backslashes, one logical line. */
+    g_autoptr(GString) big = g_string_new("bench.value=start\\\n");
+    for (int i = 0; i < 20000; i++)
+        g_string_append(big, "\\\\\\\n");
+    g_string_append(big, "    end\nnext=1\n");
+    assert_same_as_reference((const guint8 *)big->str, big->len);
+    g_autoptr(CabackCsCfg) cfg = caback_cscfg_parse(big->str, big->len, NULL);
+    g_assert_cmpuint(caback_cscfg_entries(cfg)->len, ==, 2);
+    g_assert_cmpstr(caback_cscfg_get(cfg, "next"), ==, "1");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -654,6 +823,7 @@ int main(int argc, char **argv)
     g_test_add_func("/cscfg/parse/continuation", test_continuation);
     g_test_add_func("/cscfg/parse/line-ends", test_line_ends);
     g_test_add_func("/cscfg/parse/unicode", test_unicode);
+    g_test_add_func("/cscfg/parse/reference", test_parse_reference);
     g_test_add_func("/cscfg/read-file", test_read_file);
     g_test_add_func("/cscfg/apply/nothing", test_apply_nothing);
     g_test_add_func("/cscfg/apply/edits", test_apply);
