@@ -9,6 +9,11 @@
 # nicknames that loop times, default 25; its time is that sample's time scaled to 200, and the table
 # says so; 200 times it all), BENCH_RSA_SAMPLE (the same for the RSA reference rows, default 10).
 #
+# Cases 6 and 7 (tests/bench-scale.sh, also alone: make bench-scale) time work that must grow
+# linearly with the input: restore planning of 100,000 certificates, fix-clone-ids on a 10 MB
+# CS.cfg; their "peer" column is the same work on a tenth of the input, so the ratio column is
+# the growth for 10x the input.
+#
 # Case 4 runs on 200 EC P-256 keys (its targets) and again on 200 RSA-2048 keys, for reference:
 # with RSA, NSS's key database alone takes longer than the targets allow (see doc/performance.md),
 # and the table prints that floor, measured here, beside caback's time.
@@ -245,6 +250,9 @@ KDB_FLOOR=$("$PYTHON3" -c 'import sys; print("%.2f" % (195 * 14 * float(sys.argv
 say "  one PBKDF2 at 10,000 iterations: ${KDB[*]} -> median $KDB_ONE s; 195 RSA keys x 14 = $KDB_FLOOR s"
 c4_rows "RSA-2048" "$C4R_CABACK" "$C4R_CABACK5" "$C4R_SAMPLE" "$RSA_SAMPLE" no \
     "key4.db alone: 195 x 14 x $KDB_ONE s = +$KDB_FLOOR s"
+
+# ---- cases 6 and 7: linear growth (tests/bench-scale.sh) ----
+. "$CABACK_SRCDIR/tests/bench-scale.sh"
 
 # ---- the table ----
 # The NSS that runs: the package of libnss3 (Debian), else what pkg-config says was built against.

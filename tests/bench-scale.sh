@@ -1,0 +1,105 @@
+#!/bin/bash
+# make bench, cases 6 and 7 (issue 16 §4): work that must grow linearly with the input.
+#  6. restore --dry-run of a file of 100,000 certificates into an empty database, beside the same
+#     with 10,000: under 15 s, and the 100k/10k time ratio at most 12 (quadratic planning gave
+#     694 s and a ratio near 100).
+#  7. fix-clone-ids on a 10 MB CS.cfg made of backslash continuations (runs of backslashes, the
+#     case that was quadratic: 800 KB took 30 s), beside the same at 1 MB: under 3 s, the ratio at
+#     most 12, and peak memory (/usr/bin/time's maximum resident size) under 3x the file.
+# Sourced by tests/bench.sh (its rows join the table), or run alone (make bench-scale), when it
+# prints its own rows. Timing is a benchmark here, never a test.
+if [ -z "${ROWS:-}" ]; then
+    . "$CABACK_SRCDIR/tests/lib.sh"
+    T=$TEST_TMP
+    RUNS=${BENCH_RUNS:-3}
+    ROWS=$T/rows
+    : >"$ROWS"
+    row() { printf '%s|%s|%s|%s|%s\n' "$@" >>"$ROWS"; }
+    say() { printf '%s\n' "$*" >&2; }
+    median() {
+        "$PYTHON3" -c 'import statistics, sys; print("%.4f" % statistics.median(map(float, sys.argv[1:])))' "$@"
+    }
+    SCALE_ALONE=1
+fi
+SCALE_RUNS=${BENCH_SCALE_RUNS:-$((RUNS < 3 ? RUNS : 3))}
+for tool in openssl certutil /usr/bin/time "$PYTHON3"; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+
+# timed VAR_S VAR_KB CMD...: run CMD SCALE_RUNS times (output discarded); the median wall time
+# (s) and the largest peak resident size (KB) go to VAR_S and VAR_KB.
+timed() {
+    local var_s=$1 var_kb=$2 i times=() kb=0 k; shift 2
+    for ((i = 1; i <= SCALE_RUNS; i++)); do
+        if ! /usr/bin/time -f '%e %M' -o "$T/time.out" "$@" >/dev/null 2>"$T/last-error"; then
+            say "bench: this command failed, so its time means nothing:" "  $*"
+            sed 's/^/  /' "$T/last-error" >&2
+            exit 1
+        fi
+        read -r s k <"$T/time.out"
+        times+=("$s")
+        [ "$k" -gt "$kb" ] && kb=$k
+    done
+    printf -v "$var_s" '%s' "$(median "${times[@]}")"
+    printf -v "$var_kb" '%s' "$kb"
+    say "  $*: ${times[*]} s, peak $kb KB"
+}
+verdict() { "$PYTHON3" -c 'import sys; print("PASS" if all(float(a) <= float(b) for a, b in zip(sys.argv[1::2], sys.argv[2::2])) else "MISS")' "$@"; }
+
+# ---- case 6 ----
+say "case 6: restore --dry-run of 10,000 and 100,000 certificates (building the files)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj /CN=bench-cert-0000000/O=EXAMPLE.TEST -keyout "$T/scale.key" -out "$T/scale.pem" \
+    -days 300 -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null
+openssl x509 -in "$T/scale.pem" -outform DER -out "$T/scale.der"
+"$PYTHON3" "$CABACK_SRCDIR/tests/bench-certs.py" "$T/scale.der" 10000 "$T/certs10k.p12"
+"$PYTHON3" "$CABACK_SRCDIR/tests/bench-certs.py" "$T/scale.der" 100000 "$T/certs100k.p12"
+make_nssdb "$T/scaledb"
+timed P10_S P10_KB "$CABACK" restore -i "$T/certs10k.p12" -d "$T/scaledb" -f "$T/scaledb.pass" --dry-run
+timed P100_S P100_KB "$CABACK" restore -i "$T/certs100k.p12" -d "$T/scaledb" -f "$T/scaledb.pass" --dry-run
+P_RATIO=$("$PYTHON3" -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$P100_S" "$P10_S")
+P100_MB=$(stat -c %s "$T/certs100k.p12" | awk '{printf "%.1f", $1 / 1048576}')
+row "6. restore --dry-run, 100,000 certificates ($P100_MB MB; peer column: 10,000)" "$P100_S" "$P10_S" "<= 15 s, <= 12x" "$(verdict "$P100_S" 15 "$P_RATIO" 12)"
+row "6. ... its peak memory, MB (peer column: the file's size)" "$((P100_KB / 1024))" "$P100_MB" "(reference)" "-"
+
+# ---- case 7 ----
+say "case 7: fix-clone-ids on CS.cfg files of 1 MB and 10 MB of continuation lines"
+CFGCA=$T/cfgca
+make_dogtag_ca "$CFGCA"
+make_cscfg "$CFGCA" "$T/base.cfg"
+# scale_cfg OUT MB: the Dogtag CS.cfg, then entries continued over lines of three backslashes
+# (each an odd run, so every line continues and the runs join), up to MB megabytes.
+scale_cfg() {
+    "$PYTHON3" - "$T/base.cfg" "$1" "$2" <<'EOF'
+import sys
+base = open(sys.argv[1], "rb").read()
+size = int(float(sys.argv[3]) * 1000000)
+out = [base]
+n = len(base)
+k = 0
+while n < size:
+    entry = b"bench.continued.%d=start\\\n" % k + b"\\\\\\\n" * 20000 + b"    end\n"
+    out.append(entry)
+    n += len(entry)
+    k += 1
+open(sys.argv[2], "wb").write(b"".join(out)[:max(size, len(base))].rsplit(b"\n", 1)[0] + b"\n")
+EOF
+}
+scale_cfg "$T/cs1.cfg" 1
+scale_cfg "$T/cs10.cfg" 10
+timed F1_S F1_KB "$CABACK" fix-clone-ids "$T/cs1.cfg" -d "$CFGCA" -f "$CFGCA.pass" --dry-run
+timed F10_S F10_KB "$CABACK" fix-clone-ids "$T/cs10.cfg" -d "$CFGCA" -f "$CFGCA.pass" --dry-run
+F_RATIO=$("$PYTHON3" -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$F10_S" "$F1_S")
+F10_BYTES=$(stat -c %s "$T/cs10.cfg")
+F_MEM=$("$PYTHON3" -c 'import sys; print("%.2f" % (int(sys.argv[1]) * 1024 / int(sys.argv[2])))' "$F10_KB" "$F10_BYTES")
+row "7. fix-clone-ids, 10 MB CS.cfg of continuations (peer column: 1 MB)" "$F10_S" "$F1_S" "<= 3 s, <= 12x" "$(verdict "$F10_S" 3 "$F_RATIO" 12)"
+row "7. ... its peak memory / file size (whole process; peer column: 1)" "$F_MEM" "1" "< 3x" "$(verdict "$F_MEM" 2.9999)"
+
+if [ -n "${SCALE_ALONE:-}" ]; then
+    echo
+    printf '%-78s %9s %9s %7s  %-16s %s\n' "case" "caback" "peer" "ratio" "target" "result"
+    while IFS='|' read -r name mine theirs target verdict; do
+        printf '%-78s %9s %9s %7s  %-16s %s\n' "$name" "$mine" "$theirs" \
+            "$("$PYTHON3" -c 'import sys; print("%.3f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$mine" "$theirs")" "$target" "$verdict"
+    done <"$ROWS"
+fi
