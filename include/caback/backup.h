@@ -113,6 +113,14 @@ gboolean caback_backup_verify_writer(CabackBackupSelection *selection, const cha
                                      CabackBackupProgress progress, gpointer user_data,
                                      CabackBackupReport *report, GError **error);
 
+/* (Addition.) caback_backup_verify_writer on @bytes, the file's contents as read back from the
+ * descriptor it was written through (@path only names it in messages): what is checked is
+ * exactly these bytes, which the caller then digests and links, never a name read again. */
+gboolean caback_backup_verify_bytes(CabackBackupSelection *selection, GBytes *bytes,
+                                    const char *path, const CabackSecret *password,
+                                    CabackP12Writer *writer, CabackBackupProgress progress,
+                                    gpointer user_data, CabackBackupReport *report, GError **error);
+
 /* The nicknames of a Dogtag subsystem's system certificates, from the CS.cfg file @path: the
  * tags of <sub>.cert.list (<sub> is the file's subsystem: ca, kra, ocsp, tks or tps) mapped to
  * their nicknames, leaving out sslserver unless @include_sslserver. Fails with

@@ -89,6 +89,11 @@ typedef struct CabackP12Writer CabackP12Writer;
 CabackP12File *caback_p12_read_file_verify(const char *path, const CabackSecret *password,
                                            CabackP12Writer *writer, GError **error);
 
+/* (Addition.) caback_p12_read_file_verify on @data, bytes already read (e.g. from the descriptor
+ * the file was written through), so that what is checked is exactly what was read. */
+CabackP12File *caback_p12_read_verify(const guint8 *data, gsize len, const CabackSecret *password,
+                                      const char *path, CabackP12Writer *writer, GError **error);
+
 void caback_p12_file_free(CabackP12File *file);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackP12File, caback_p12_file_free)
 

@@ -14,8 +14,11 @@
 #include <caback/names.h>
 #include <caback/weak-key.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 typedef struct {
@@ -31,6 +34,7 @@ typedef struct {
     gboolean force;
     gboolean no_verify;
     gboolean certs_only;
+    gboolean allow_shared_folder;
     char *log_path;
 } BackupOptions;
 
@@ -305,15 +309,51 @@ static CabackSecret *ask_p12_password(GError **error)
     return caback_p12_password_read(&source, "password for the new PKCS#12 file", TRUE, error);
 }
 
+/* Test hook: with CABACK_TEST_BACKUP_PAUSE=DIR, a backup that has verified its file (and computed
+ * its digest) writes "paused TEMPFILE" to the FIFO DIR/paused and waits for a line on the FIFO
+ * DIR/resume before putting the file in place, so that a test can swap files at exactly that
+ * moment. Unset, nothing happens. */
+static void test_pause(CabackAtomicFile *file)
+{
+    const char *dir = g_getenv("CABACK_TEST_BACKUP_PAUSE");
+    if (dir == NULL || *dir == '\0')
+        return;
+    g_autofree char *paused = g_build_filename(dir, "paused", NULL);
+    g_autofree char *resume = g_build_filename(dir, "resume", NULL);
+    FILE *out = fopen(paused, "we");
+    if (out != NULL) {
+        const char *temp = caback_atomic_file_temp_path(file);
+        fprintf(out, "paused %s\n", temp != NULL ? temp : "(unnamed)");
+        fclose(out);
+    }
+    FILE *in = fopen(resume, "re");
+    if (in != NULL) {
+        char line[64];
+        (void)fgets(line, sizeof line, in);
+        fclose(in);
+    }
+}
+
+/* The largest backup read back for verification. */
+#define BACKUP_MAX_BYTES ((gsize)1 << 30)
+
 /* Write the selection to a temporary file next to the output, verify it there, then put it in
- * place. Any failure removes the temporary file and leaves an existing output untouched. */
+ * place. The temporary file stays open from writing to linking: the bytes verified are read
+ * from that descriptor, the SHA-256 recorded (*@sha256, when verified) is of those same bytes,
+ * and the file linked is that descriptor's, so that nothing swapped in by name meanwhile is
+ * verified, recorded or put in place. Putting it in place and recording it as the latest backup
+ * happen under a lock on the folder, so that concurrent backups to one file record the file
+ * that ends up there. Any failure removes the temporary file and leaves an existing output
+ * untouched. */
 static gboolean write_backup(BackupRun *run, CabackDb *db, CabackBackupSelection *sel,
-                             CabackP12Writer *writer, CabackBackupReport *report, GError **error)
+                             CabackP12Writer *writer, CabackBackupReport *report, char **sha256,
+                             gboolean *latest_updated, GError **error)
 {
     CabackBackupProgress progress = show_progress() ? progress_line : NULL;
+    CabackAtomicFlags flags = run->o->allow_shared_folder ? 0 : CABACK_ATOMIC_PRIVATE_FOLDER;
 
     g_autoptr(CabackAtomicFile) file =
-        caback_atomic_file_new(run->o->output, 0600, (uid_t)-1, (gid_t)-1, error);
+        caback_atomic_file_open(run->o->output, 0600, (uid_t)-1, (gid_t)-1, flags, error);
     if (file == NULL)
         return FALSE;
     g_autoptr(GBytes) bytes =
@@ -324,11 +364,37 @@ static gboolean write_backup(BackupRun *run, CabackDb *db, CabackBackupSelection
     const void *data = g_bytes_get_data(bytes, &len);
     if (!caback_atomic_file_write(file, data, len, error))
         return FALSE;
-    if (!run->o->no_verify &&
-        !caback_backup_verify_writer(sel, caback_atomic_file_temp_path(file), run->password,
-                                     writer, progress, NULL, report, error))
-        return FALSE;
-    return caback_atomic_file_commit(g_steal_pointer(&file), run->o->force, error);
+    g_clear_pointer(&bytes, g_bytes_unref);
+    if (!run->o->no_verify) {
+        g_autoptr(GBytes) written = caback_atomic_file_read_back(file, BACKUP_MAX_BYTES, error);
+        if (written == NULL ||
+            !caback_backup_verify_bytes(sel, written, run->o->output, run->password, writer,
+                                        progress, NULL, report, error))
+            return FALSE;
+        /* Only a verified backup may become the one "restore automatic" picks; the digest lets
+         * it (and verify) tell later that the file is still the one written. */
+        if ((*sha256 = caback_digest_bytes_sha256_hex(written, error)) == NULL)
+            return FALSE;
+    }
+    test_pause(file);
+
+    int lock = dup(caback_atomic_file_dirfd(file));
+    if (lock >= 0)
+        (void)flock(lock, LOCK_EX);
+    gboolean ok = caback_atomic_file_commit(g_steal_pointer(&file), run->o->force, error);
+    if (ok && *sha256 != NULL) {
+        g_autoptr(GError) e = NULL;
+        caback_log_record_set_file_sha256(run->rec, *sha256);
+        *latest_updated = caback_state_set_latest_backup(run->o->output, *sha256, &e);
+        if (!*latest_updated)
+            caback_cli_log_warning(run->rec,
+                                   "%s was written and verified, but latest_backup could not be "
+                                   "updated to point at it: %s",
+                                   run->o->output, e->message);
+    }
+    if (lock >= 0)
+        close(lock);
+    return ok;
 }
 
 /* The writer of the file; its key derivations (and, unless --no-verify, those that reading
@@ -387,23 +453,8 @@ static gboolean run_backup(BackupRun *run, GError **error)
 
     if (writer == NULL && (writer = start_writer(run, error)) == NULL)
         goto close;
-    if (!write_backup(run, db, sel, writer, &report, error))
+    if (!write_backup(run, db, sel, writer, &report, &sha256, &latest_updated, error))
         goto close;
-    /* Only a verified backup may become the one "restore automatic" picks; the digest lets it
-     * (and verify) tell later that the file is still the one written. */
-    if (!o->no_verify) {
-        g_autoptr(GError) e = NULL;
-        sha256 = caback_digest_file_sha256_hex(o->output, &e);
-        if (sha256 != NULL) {
-            caback_log_record_set_file_sha256(run->rec, sha256);
-            latest_updated = caback_state_set_latest_backup(o->output, sha256, &e);
-        }
-        if (!latest_updated)
-            caback_cli_log_warning(run->rec,
-                                   "%s was written and verified, but latest_backup could not be "
-                                   "updated to point at it: %s",
-                                   o->output, e->message);
-    }
 
     Summary s = {.output = o->output,
                  .write = &run->write,
@@ -532,6 +583,8 @@ static void log_options(CabackLogRecord *rec, const BackupOptions *o,
         caback_log_record_add_arg(rec, "--force");
     if (o->no_verify)
         caback_log_record_add_arg(rec, "--no-verify");
+    if (o->allow_shared_folder)
+        caback_log_record_add_arg(rec, "--allow-shared-folder");
     if (o->log_path != NULL)
         caback_log_record_add_option(rec, "--log", o->log_path);
 }
@@ -576,6 +629,10 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
         {"no-verify", 0, 0, G_OPTION_ARG_NONE, &o.no_verify,
          "Do not read the file back and check every key before putting it in place (the file "
          "is then not recorded as the latest backup)",
+         NULL},
+        {"allow-shared-folder", 0, 0, G_OPTION_ARG_NONE, &o.allow_shared_folder,
+         "Write into a folder that other users may write (group/world writable without the "
+         "sticky bit, or owned by another user); refused by default",
          NULL},
         {"log", 0, 0, G_OPTION_ARG_FILENAME, &o.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
         {NULL}};
@@ -662,6 +719,19 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
                     "cannot write %s: folder %s does not exist; create it first", o.output, folder);
         goto out;
+    }
+    /* Checked again on the descriptor the file is written through; saying it now spares the
+     * user the password and the key derivations. */
+    if (!o.allow_shared_folder) {
+        int dirfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        gboolean private_ok = dirfd >= 0 && caback_folder_check_private(dirfd, folder, error);
+        if (dirfd >= 0)
+            close(dirfd);
+        if (dirfd < 0)
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot open folder %s: %s", folder,
+                        g_strerror(errno));
+        if (!private_ok)
+            goto out;
     }
     /* Checked again, atomically, when the file is put in place; saying it now spares the user
      * the key derivations. */

@@ -875,26 +875,17 @@ out:
     return ok;
 }
 
-gboolean caback_backup_verify(CabackBackupSelection *selection, const char *path,
-                              const CabackSecret *password, CabackBackupProgress progress,
-                              gpointer user_data, CabackBackupReport *report, GError **error)
-{
-    return caback_backup_verify_writer(selection, path, password, NULL, progress, user_data,
-                                       report, error);
-}
-
-gboolean caback_backup_verify_writer(CabackBackupSelection *selection, const char *path,
-                                     const CabackSecret *password, CabackP12Writer *writer,
-                                     CabackBackupProgress progress, gpointer user_data,
-                                     CabackBackupReport *report, GError **error)
+/* The checks of caback_backup_verify on @file as read (NULL: reading failed with @local). */
+static gboolean verify_file(CabackBackupSelection *selection, CabackP12File *file,
+                            const GError *read_error, CabackBackupProgress progress,
+                            gpointer user_data, CabackBackupReport *report, GError **error)
 {
     g_autoptr(GError) local = NULL;
-    g_autoptr(CabackP12File) file = caback_p12_read_file_verify(path, password, writer, &local);
 
     if (file == NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "verification failed: the file just written cannot be read back: %s",
-                    local->message);
+                    read_error->message);
         return FALSE;
     }
     const CabackP12Info *info = caback_p12_file_info(file);
@@ -921,6 +912,39 @@ gboolean caback_backup_verify_writer(CabackBackupSelection *selection, const cha
     if (certs->len > 0)
         report->cert_alg = g_strdup(((CabackP12Cert *)certs->pdata[0])->protection);
     return TRUE;
+}
+
+gboolean caback_backup_verify(CabackBackupSelection *selection, const char *path,
+                              const CabackSecret *password, CabackBackupProgress progress,
+                              gpointer user_data, CabackBackupReport *report, GError **error)
+{
+    return caback_backup_verify_writer(selection, path, password, NULL, progress, user_data,
+                                       report, error);
+}
+
+gboolean caback_backup_verify_writer(CabackBackupSelection *selection, const char *path,
+                                     const CabackSecret *password, CabackP12Writer *writer,
+                                     CabackBackupProgress progress, gpointer user_data,
+                                     CabackBackupReport *report, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    g_autoptr(CabackP12File) file = caback_p12_read_file_verify(path, password, writer, &local);
+
+    return verify_file(selection, file, local, progress, user_data, report, error);
+}
+
+gboolean caback_backup_verify_bytes(CabackBackupSelection *selection, GBytes *bytes,
+                                    const char *path, const CabackSecret *password,
+                                    CabackP12Writer *writer, CabackBackupProgress progress,
+                                    gpointer user_data, CabackBackupReport *report, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    gsize len = 0;
+    const guint8 *data = g_bytes_get_data(bytes, &len);
+    g_autoptr(CabackP12File) file =
+        caback_p12_read_verify(data, len, password, path, writer, &local);
+
+    return verify_file(selection, file, local, progress, user_data, report, error);
 }
 
 /* ---- inputs ---- */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pk11pub.h>
 #include <sechash.h>
 #include <secoid.h>
 #include <unistd.h>
@@ -126,6 +127,27 @@ char *caback_digest_to_hex(GBytes *bytes)
     for (gsize i = 0; i < len; i++)
         g_string_append_printf(s, "%02x", p[i]);
     return g_string_free(s, FALSE);
+}
+
+char *caback_digest_bytes_sha256_hex(GBytes *bytes, GError **error)
+{
+    NSSInitContext *own = NULL;
+    gsize len = 0;
+    const guint8 *data = g_bytes_get_data(bytes, &len);
+    unsigned char out[32];
+    char *hex = NULL;
+
+    if (!NSS_IsInitialized() && (own = caback_nss_nodb_open(error)) == NULL)
+        return NULL;
+    if (len > G_MAXINT32 || PK11_HashBuf(SEC_OID_SHA256, out, data, (PRInt32)len) != SECSuccess)
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute a SHA-256 digest");
+    else {
+        g_autoptr(GBytes) digest = g_bytes_new_static(out, sizeof out);
+        hex = caback_digest_to_hex(digest);
+    }
+    if (!caback_nss_nodb_close(own, hex != NULL ? error : NULL))
+        g_clear_pointer(&hex, g_free);
+    return hex;
 }
 
 char *caback_digest_file_sha256_hex(const char *path, GError **error)

@@ -1048,6 +1048,13 @@ CabackP12File *caback_p12_read_file_verify(const char *path, const CabackSecret 
                                 writer != NULL ? p12_writer_verify_cache(writer) : NULL, error);
 }
 
+CabackP12File *caback_p12_read_verify(const guint8 *data, gsize len, const CabackSecret *password,
+                                      const char *path, CabackP12Writer *writer, GError **error)
+{
+    return read_with_cache(data, len, password, path,
+                           writer != NULL ? p12_writer_verify_cache(writer) : NULL, error);
+}
+
 /* ---- keys ---- */
 
 typedef struct {
