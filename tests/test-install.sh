@@ -7,9 +7,11 @@
 need make
 
 # The configured install folders, as make expands them.
+# (Run outside make check's own make: its MAKEFLAGS would add "Entering directory" lines.)
 make_var() {
     printf 'print-var:\n\t@echo $(%s)\n' "$1" |
-        make -s --no-print-directory -C "$CABACK_BUILDDIR" -f Makefile -f - print-var
+        env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory \
+            -C "$CABACK_BUILDDIR" -f Makefile -f - print-var
 }
 prefix=$(make_var prefix)
 bindir=$(make_var bindir)
@@ -21,7 +23,7 @@ unitdir=$(make_var systemdsystemunitdir)
 bcdir=$(make_var bashcompletiondir)
 
 dest=$TEST_TMP/root
-run make -s --no-print-directory -C "$CABACK_BUILDDIR" install DESTDIR="$dest"
+run env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$CABACK_BUILDDIR" install DESTDIR="$dest"
 expect_equal "make install DESTDIR= succeeds" 0 "$STATUS"
 [ "$STATUS" -eq 0 ] || diag "$(tail -20 "$ERR")"
 for f in "$bindir/caback" "$mandir/man1/caback.1" "$bcdir/caback" \
@@ -117,7 +119,7 @@ else
     skip "rpmspec -P" "rpm is not installed"
 fi
 
-run make -s --no-print-directory -C "$CABACK_BUILDDIR" uninstall DESTDIR="$dest"
+run env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$CABACK_BUILDDIR" uninstall DESTDIR="$dest"
 expect_equal "make uninstall DESTDIR= succeeds" 0 "$STATUS"
 expect_equal "make uninstall leaves no file behind" "" "$(find "$dest" -type f -o -type l)"
 done_testing
