@@ -123,6 +123,11 @@ gboolean caback_state_set_latest_backup(const char *path, const char *sha256, GE
  * the pointer is damaged. */
 gboolean caback_state_get_latest_backup(char **path, char **sha256, GError **error);
 
+/* When the newest backup was recorded: latest_backup's @path (caller frees) and its recorded=
+ * time (UTC; caller unrefs). The same checks and errors as caback_state_get_latest_backup, and
+ * CABACK_ERROR_FAILED naming the file when it has no valid time (written by an older caback). */
+gboolean caback_state_get_latest_backup_time(char **path, GDateTime **recorded, GError **error);
+
 /* Parse the contents of a latest_backup file (@where names it in errors). */
 gboolean caback_state_parse_latest_backup(const char *contents, const char *where, char **path,
                                           char **sha256, GError **error);

@@ -18,6 +18,9 @@ typedef struct {
     char *p12_password_file;
     char *p12_password_env;
     char *log_path;
+    char *max_age_text;    /* --max-age DAYS, as given */
+    int max_age;           /* its value; -1 when not given */
+    char *recorded_sha256; /* "verify automatic": the SHA-256 caback backup recorded */
 } VerifyOptions;
 
 static CabackSecret *read_p12_password(const VerifyOptions *o, const char *path, GError **error)
@@ -275,6 +278,34 @@ static void warn_expiring(const CabackVerifyReport *r, CabackLogRecord *rec)
 
 /* ---- the verb ---- */
 
+/* --max-age: a problem in @report when the newest recorded backup is older than @days days (or
+ * when none is recorded, or its time is unknown), so that a timer's drill fails on a backup job
+ * that stopped running. */
+static void check_max_age(int days, CabackVerifyReport *report)
+{
+    g_autoptr(GError) local = NULL;
+    g_autofree char *newest = NULL;
+    g_autoptr(GDateTime) recorded = NULL;
+
+    if (!caback_state_get_latest_backup_time(&newest, &recorded, &local)) {
+        g_ptr_array_add(report->problems,
+                        g_strdup_printf("--max-age %d: %s", days, local->message));
+        report->restorable = FALSE;
+        return;
+    }
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    GTimeSpan age = g_date_time_difference(now, recorded);
+    if (age <= (GTimeSpan)days * G_TIME_SPAN_DAY)
+        return;
+    g_autofree char *when = g_date_time_format(recorded, "%Y-%m-%dT%H:%M:%SZ");
+    g_ptr_array_add(report->problems,
+                    g_strdup_printf("the newest recorded backup, %s, was made %s, %.1f days ago: "
+                                    "older than --max-age %d; check that the backup job runs "
+                                    "(systemctl status caback-backup.timer)",
+                                    newest, when, (double)age / G_TIME_SPAN_DAY, days));
+    report->restorable = FALSE;
+}
+
 static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *common,
                     CabackLogRecord *rec, GError **error)
 {
@@ -302,6 +333,15 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
     }
     if (inv != NULL)
         caback_verify_compare(report, inv);
+    if (o->recorded_sha256 != NULL && g_ascii_strcasecmp(o->recorded_sha256, report->sha256) != 0) {
+        g_ptr_array_add(report->problems,
+                        g_strdup_printf("%s changed after caback backup recorded it as the newest "
+                                        "backup: its SHA-256 is %s, the record says %s",
+                                        path, report->sha256, o->recorded_sha256));
+        report->restorable = FALSE;
+    }
+    if (o->max_age >= 0)
+        check_max_age(o->max_age, report);
 
     g_autofree char *source = NULL;
     g_autofree char *recorded = caback_cli_recorded_sha256(path, o->log_path, &source);
@@ -354,7 +394,7 @@ static void log_options(CabackLogRecord *rec, const char *path, const VerifyOpti
 
 gboolean caback_cmd_verify(int argc, char **argv, GError **error)
 {
-    VerifyOptions o = {0};
+    VerifyOptions o = {.max_age = -1};
     CabackCommonOptions common = {0};
     CabackLogRecord *rec = NULL;
     gboolean ok = FALSE;
@@ -364,8 +404,12 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
         {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o.p12_password_env,
          "Read the password of the PKCS#12 file from environment variable VAR", "VAR"},
         {"log", 0, 0, G_OPTION_ARG_FILENAME, &o.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        {"max-age", 0, 0, G_OPTION_ARG_STRING, &o.max_age_text,
+         "Fail (exit 1) when the newest recorded backup is older than DAYS days, or none is "
+         "recorded",
+         "DAYS"},
         {NULL}};
-    g_autoptr(GOptionContext) context = g_option_context_new("FILE");
+    g_autoptr(GOptionContext) context = g_option_context_new("FILE | automatic");
 
     g_option_context_set_summary(
         context,
@@ -383,6 +427,11 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
         context, "Example:\n"
                  "  caback verify ca-backup.p12 -w ca-backup.pass -d /var/lib/pki/pki-tomcat/alias "
                  "-f /var/lib/pki/pki-tomcat/conf/password.conf\n"
+                 "\"caback verify automatic\" drills the newest backup that caback backup "
+                 "verified and recorded\n"
+                 "(refused when its SHA-256 is no longer the recorded one); --max-age DAYS also "
+                 "fails when that\n"
+                 "backup is older than DAYS days (for a timer: caback-verify.timer).\n"
                  "Exit status: 0 complete and restorable, 1 not restorable (stale, damaged, a key "
                  "or chain fails), 2 usage,\n"
                  "3 wrong password (of FILE, or of the database).\n");
@@ -405,6 +454,28 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
                                    "unexpected argument \"%s\": give one PKCS#12 file", argv[2]);
         goto out;
     }
+    if (o.max_age_text != NULL) {
+        guint64 days = 0;
+        if (!g_ascii_string_to_unsigned(o.max_age_text, 10, 0, 36500, &days, NULL)) {
+            caback_cli_usage_error(error, "verify",
+                                   "--max-age takes a whole number of days from 0 to 36500, not "
+                                   "\"%s\"",
+                                   o.max_age_text);
+            goto out;
+        }
+        o.max_age = (int)days;
+        caback_log_record_add_option(rec, "--max-age", o.max_age_text);
+    }
+    const char *path = argv[1];
+    g_autofree char *recorded_path = NULL;
+    if (strcmp(path, "automatic") == 0) {
+        if (!caback_state_get_latest_backup(&recorded_path, &o.recorded_sha256, error))
+            goto out;
+        path = recorded_path;
+        caback_log_record_set_file(rec, path);
+        if (!common.json)
+            caback_cli_info("Newest recorded backup: %s (SHA-256 %s)", path, o.recorded_sha256);
+    }
     if (o.p12_password_file != NULL && o.p12_password_env != NULL) {
         caback_cli_usage_error(error, "verify",
                                "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
@@ -418,12 +489,14 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
                                "database to compare with; give that database with -d DIR");
         goto out;
     }
-    ok = run(argv[1], &o, &common, rec, error);
+    ok = run(path, &o, &common, rec, error);
 out:
     caback_cli_log_finish(g_steal_pointer(&rec), ok, error, o.log_path);
     g_free(o.p12_password_file);
     g_free(o.p12_password_env);
     g_free(o.log_path);
+    g_free(o.recorded_sha256);
+    g_free(o.max_age_text);
     caback_cli_common_clear(&common);
     return ok;
 }

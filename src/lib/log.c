@@ -690,12 +690,15 @@ gboolean caback_state_set_latest_backup(const char *path, const char *sha256, GE
     g_autofree char *absolute = g_canonicalize_filename(path, NULL);
     g_autofree char *lower = g_ascii_strdown(sha256, -1);
     g_autofree char *target = g_build_filename(dir, LATEST_NAME, NULL);
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    g_autofree char *recorded = g_date_time_format(now, "%Y-%m-%dT%H:%M:%SZ");
     g_autofree char *contents = g_strdup_printf(
         "# caback: the newest verified backup, written by \"caback backup\" and read by "
-        "\"caback restore automatic\"\n"
+        "\"caback restore automatic\" and \"caback verify automatic\"\n"
         "path=%s\n"
-        "sha256=%s\n",
-        absolute, lower);
+        "sha256=%s\n"
+        "recorded=%s\n",
+        absolute, lower, recorded);
     return caback_atomic_file_replace(target, contents, strlen(contents), 0600, (uid_t)-1,
                                       (gid_t)-1, TRUE, error);
 }
@@ -728,26 +731,66 @@ gboolean caback_state_parse_latest_backup(const char *contents, const char *wher
     return TRUE;
 }
 
-gboolean caback_state_get_latest_backup(char **path, char **sha256, GError **error)
+/* The contents of latest_backup, and its name in *@target (caller frees both). */
+static char *read_latest_backup(char **target, GError **error)
 {
     g_autofree char *dir = caback_state_dir(error);
     if (dir == NULL)
-        return FALSE;
-    g_autofree char *target = g_build_filename(dir, LATEST_NAME, NULL);
-    g_autofree char *contents = NULL;
+        return NULL;
+    *target = g_build_filename(dir, LATEST_NAME, NULL);
+    char *contents = NULL;
     g_autoptr(GError) local = NULL;
 
     /* The pointer is a few lines; 64 KiB leaves room for any path. */
-    if (!caback_state_read_file(target, 64 * 1024, &contents, NULL, &local)) {
+    if (!caback_state_read_file(*target, 64 * 1024, &contents, NULL, &local)) {
         if (g_error_matches(local, CABACK_ERROR, CABACK_ERROR_NOT_FOUND))
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
                         "no backup has been recorded yet: %s does not exist (caback backup "
                         "writes it after each verified backup); give the backup file "
                         "explicitly",
-                        target);
+                        *target);
         else
             g_propagate_error(error, g_steal_pointer(&local));
+        return NULL;
+    }
+    return contents;
+}
+
+gboolean caback_state_get_latest_backup(char **path, char **sha256, GError **error)
+{
+    g_autofree char *target = NULL;
+    g_autofree char *contents = read_latest_backup(&target, error);
+    if (contents == NULL)
+        return FALSE;
+    return caback_state_parse_latest_backup(contents, target, path, sha256, error);
+}
+
+gboolean caback_state_get_latest_backup_time(char **path, GDateTime **recorded, GError **error)
+{
+    g_autofree char *target = NULL;
+    g_autofree char *contents = read_latest_backup(&target, error);
+    g_autofree char *p = NULL;
+    g_autofree char *sha256 = NULL;
+    if (contents == NULL ||
+        !caback_state_parse_latest_backup(contents, target, &p, &sha256, error))
+        return FALSE;
+
+    g_auto(GStrv) lines = g_strsplit(contents, "\n", -1);
+    GDateTime *when = NULL;
+    for (char **line = lines; *line != NULL && when == NULL; line++) {
+        g_strchomp(*line);
+        if (g_str_has_prefix(*line, "recorded="))
+            when = g_date_time_new_from_iso8601(*line + 9, NULL);
+    }
+    if (when == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s says which backup is the newest but not when it was made (it has no "
+                    "valid recorded= line; caback backup writes one since December 2026): run a "
+                    "new backup to record the time",
+                    target);
         return FALSE;
     }
-    return caback_state_parse_latest_backup(contents, target, path, sha256, error);
+    *path = g_steal_pointer(&p);
+    *recorded = when;
+    return TRUE;
 }
