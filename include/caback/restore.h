@@ -127,6 +127,12 @@ typedef struct {
      * without certificate in the file its own (when it can be found); NULL reason: not weak. */
     CabackWeakKey weak;
     char *weak_reason;
+
+    /* (Addition.) Set by caback_restore_plan: the key's certificate is in the file, or in the
+     * database (a certificate with the key's public key under the key's friendlyName, or the
+     * certificate of the database's key with this ID). Only then is its key ID one for CS.cfg;
+     * otherwise it is a key without a certificate. */
+    gboolean cert_found;
 } CabackRestoreKey;
 
 typedef struct {

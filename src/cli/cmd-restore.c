@@ -174,6 +174,16 @@ static void print_key_ids(const CabackRestorePlan *plan)
         if (!any)
             caback_cli_info("Key IDs (certutil -K form, then the CS.cfg form):");
         any = TRUE;
+        if (!k->cert_found) {
+            /* Not a CS.cfg key ID, whatever its name says: nothing shows what it is the key of. */
+            g_autofree char *label =
+                k->nickname != NULL ? g_strdup_printf("\"%s\"", k->nickname) : g_strdup("no name");
+            caback_cli_info("  key without certificate (%s)", label);
+            caback_cli_info("      %s", k->nss_id);
+            caback_cli_info("      no certificate for it in the file or the database: not a "
+                            "CS.cfg key ID");
+            continue;
+        }
         const char *tag = caback_restore_cscfg_tag(k->nickname);
         caback_cli_info("  %s", k->nickname != NULL ? k->nickname : "(key without certificate)");
         caback_cli_info("      %s", k->nss_id);
@@ -238,7 +248,7 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
     caback_json_begin_array(json, "keys");
     for (guint i = 0; i < plan->keys->len; i++) {
         const CabackRestoreKey *k = plan->keys->pdata[i];
-        const char *tag = caback_restore_cscfg_tag(k->nickname);
+        const char *tag = k->cert_found ? caback_restore_cscfg_tag(k->nickname) : NULL;
         caback_json_begin_object(json, NULL);
         caback_json_int(json, "index", k->index);
         caback_json_string(json, "nickname", k->nickname);
@@ -260,6 +270,7 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
             caback_json_int(json, "certificate_index", k->cert_index);
         else
             caback_json_null(json, "certificate_index");
+        caback_json_bool(json, "certificate_found", k->cert_found);
         caback_json_bool(json, "pair_checked", k->pair_checked);
         caback_json_string(json, "note", k->note);
         caback_json_string(json, "weak_key", k->weak_reason);
@@ -917,7 +928,9 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                                 checked);
             if (key_only > 0)
                 caback_cli_warning("%u key(s) came without a certificate in the file; they "
-                                   "could not be checked against one",
+                                   "could not be checked against one, and a key whose "
+                                   "certificate is not in the database either is not given a "
+                                   "CS.cfg key ID",
                                    key_only);
             print_key_ids(plan);
             if (common->json)

@@ -1090,10 +1090,83 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
 
 static GHashTable *stored_public_key_ids(PK11SlotInfo *slot);
 
+/* What the plan says of a key whose certificate is neither in the file nor in the database. */
+#define KEY_WITHOUT_CERT                                                                           \
+    "a key without certificate: neither the file nor the database has its certificate, so its "  \
+    "ID is not one for CS.cfg, whatever its name"
+
+/* The NSS key ID (certutil -K form) of the public value @value, or "?" when unknown. */
+static char *id_text(GBytes *value)
+{
+    CabackKeyId id;
+
+    if (value == NULL || !id_of_public_value(value, &id))
+        return g_strdup("?");
+    return caback_keyid_to_nss(&id);
+}
+
+/* Does the key of bag @k itself (not its certificate, from which its public value was taken)
+ * have the public key of certificate @c? Decrypts the key into a session object to find out.
+ * *@own receives the key's own public value when NSS shows it. FALSE with @error only for a wrong
+ * password; a key that cannot be probed is taken as matching (the import checks it again). */
+static gboolean file_key_matches(CabackRestorePlan *plan, CabackRestoreKey *k,
+                                 CabackRestoreCert *c, gboolean *matches, GBytes **own,
+                                 GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    g_autoptr(SECKEYPrivateKey) probe = probe_key(plan, k, &local);
+
+    *matches = TRUE;
+    if (probe == NULL) {
+        if (g_error_matches(local, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD)) {
+            g_propagate_error(error, g_steal_pointer(&local));
+            return FALSE;
+        }
+        return TRUE;
+    }
+    g_autoptr(SECKEYPublicKey) pub = SECKEY_ConvertToPublicKey(probe);
+    if (pub != NULL)
+        *own = public_value_of(pub);
+    if (*own != NULL && c->public_value != NULL) {
+        *matches = g_bytes_equal(*own, c->public_value);
+        return TRUE;
+    }
+    g_autoptr(SECKEYPublicKey) cpub = CERT_ExtractPublicKey(c->cert);
+    gboolean pairs = FALSE;
+    if (cpub != NULL && caback_key_pairs_with(probe, cpub, &pairs, NULL, NULL))
+        *matches = pairs;
+    return TRUE;
+}
+
+/* Is there a certificate for key bag @k (which has none in the file) in @db: one with the key's
+ * public value among the certificates named as the key is, or the certificate of @existing (the
+ * database's key with the same ID)? */
+static gboolean cert_in_db(CabackDb *db, CabackRestoreKey *k, SECKEYPrivateKey *existing)
+{
+    if (existing != NULL) {
+        g_autoptr(CERTCertificate) cert = PK11_GetCertFromPrivateKey(existing);
+        if (cert != NULL)
+            return TRUE;
+    }
+    if (k->nickname == NULL || *k->nickname == '\0' || k->public_value == NULL)
+        return FALSE;
+    g_autofree char *name = lookup_name(db->slot, k->nickname);
+    g_autoptr(CERTCertList) list = PK11_FindCertsFromNickname(name, db);
+    for (CERTCertListNode *node = list != NULL ? CERT_LIST_HEAD(list) : NULL;
+         node != NULL && !CERT_LIST_END(node, list); node = CERT_LIST_NEXT(node)) {
+        g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(node->cert);
+        g_autoptr(GBytes) value = pub != NULL ? public_value_of(pub) : NULL;
+        if (same_bytes(value, k->public_value))
+            return TRUE;
+    }
+    return FALSE;
+}
+
 /* @public_ids: the CKA_IDs of the public key objects on the token (NULL without a database);
  * @keys_by_id: the key bags of the file whose ID is known, by ID. */
 static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *public_ids,
-                         CabackPlanIndex *keys_by_id, CabackRestoreKey *k, GError **error)
+                         CabackPlanIndex *keys_by_id, const CabackRestoreOptions *options,
+                         CabackRestoreKey *k, GError **error)
 {
     CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
     g_autofree char *label = bag_label(&k->bag->attrs);
@@ -1119,15 +1192,22 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
         k->note = g_strdup_printf("the same key as key %u of the file", o->index + 1);
         return TRUE;
     }
+    k->cert_found = c != NULL;
     if (db == NULL) {
         k->action = CABACK_RESTORE_ADD;
+        if (c == NULL)
+            k->note = g_strdup(KEY_WITHOUT_CERT);
         return TRUE;
     }
 
     SECItem id = {siBuffer, k->id.bytes, CABACK_KEYID_LEN};
     g_autoptr(SECKEYPrivateKey) existing = PK11_FindKeyByKeyID(db->slot, &id, db);
+    if (c == NULL)
+        k->cert_found = cert_in_db(db, k, existing);
     if (existing == NULL) {
         k->action = CABACK_RESTORE_ADD;
+        if (!k->cert_found)
+            k->note = g_strdup(KEY_WITHOUT_CERT);
         return TRUE;
     }
 
@@ -1146,8 +1226,26 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
         if (pub == NULL || !caback_key_pairs_with(existing, pub, &pairs, db, &local))
             pairs = FALSE;
     }
+    /* The key's ID (and so the comparison above) comes from its certificate: the key of the file
+     * itself must be that certificate's key too, or "the same key" would not be true. */
+    gboolean own_matches = TRUE;
+    g_autoptr(GBytes) own = NULL;
+    if (pairs && c != NULL && !file_key_matches(plan, k, c, &own_matches, &own, error))
+        return FALSE;
     g_autoptr(GBytes) id_bytes = g_bytes_new(k->id.bytes, CABACK_KEYID_LEN);
-    if (pairs && !g_hash_table_contains(public_ids, id_bytes)) {
+    if (!own_matches) {
+        g_autofree char *own_id = id_text(own);
+        gboolean keep = options != NULL &&
+                        options->on_conflict == CABACK_RESTORE_ON_CONFLICT_REPLACE;
+        k->action = keep ? CABACK_RESTORE_SKIP : CABACK_RESTORE_CONFLICT;
+        k->note = g_strdup_printf(
+            "the file's key does not match its certificate \"%s\": the key's public key has ID "
+            "%s, the certificate's public key has ID %s, and the database already holds the "
+            "certificate's key under that ID; %s",
+            c->nickname, own_id, k->nss_id,
+            keep ? "the database's key is kept and the file's is not restored (--replace)"
+                 : "use --replace to keep the database's key (the file's is then not restored)");
+    } else if (pairs && !g_hash_table_contains(public_ids, id_bytes)) {
         /* What a restore stopped between the key and its public key object leaves: without
          * that object certutil -L shows no "u" flag, so the rerun stores it. */
         k->action = CABACK_RESTORE_SKIP;
@@ -1158,12 +1256,19 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
         k->action = CABACK_RESTORE_SKIP;
         k->note = g_strdup("already in the database, the same key");
     } else {
+        /* Say which public keys differ: the database key's (by the NSS ID of its public value)
+         * and the one the file's key ID was made from. */
+        g_autofree char *have_id = id_text(value);
+        g_autofree char *differ =
+            value != NULL ? g_strdup_printf(" (its public key has ID %s; the file's %s has %s)",
+                                            have_id, c != NULL ? "certificate" : "key", k->nss_id)
+                          : g_strdup("");
         k->action = CABACK_RESTORE_CONFLICT;
         k->note = g_strdup_printf(
-            "the database has a different private key with key ID %s%s%s; caback never deletes "
-            "a private key: check it with caback listkeys and remove it yourself (certutil -F "
-            "-k %s) if it is not needed",
-            k->nss_id, local != NULL ? " (the check failed: " : "",
+            "the database has a different private key with key ID %s%s%s%s; caback never "
+            "deletes a private key: check it with caback listkeys and remove it yourself "
+            "(certutil -F -k %s) if it is not needed",
+            k->nss_id, differ, local != NULL ? " (the check failed: " : "",
             local != NULL ? local->message : "", k->nss_id);
         if (local != NULL) {
             char *fixed = g_strdup_printf("%s)", k->note);
@@ -1260,7 +1365,7 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
     }
     g_autoptr(GHashTable) public_ids = db != NULL ? stored_public_key_ids(db->slot) : NULL;
     for (guint i = 0; i < plan->keys->len; i++)
-        if (!plan_key(plan, db, public_ids, keys_by_id, plan->keys->pdata[i], error))
+        if (!plan_key(plan, db, public_ids, keys_by_id, options, plan->keys->pdata[i], error))
             return FALSE;
 
     /* --trust must name a certificate of the file: a typo would otherwise go unnoticed. */
