@@ -10,6 +10,7 @@
 #include <caback/cms.h>
 #include <caback/cscfg.h>
 #include <caback/digest.h>
+#include <caback/freshness.h>
 #include <caback/log.h>
 
 #include <caback/keys.h>
@@ -39,6 +40,7 @@ typedef struct {
     char *signature_ca;
     gboolean no_signature_check;
     gboolean at_signing_time; /* --at-signing-time */
+    gboolean require_latest;  /* --require-latest */
     char *recorded_sha256;    /* "restore automatic": the SHA-256 the state folder recorded */
     gboolean automatic; /* "restore automatic" */
 } RestoreOptions;
@@ -308,8 +310,26 @@ static void signature_check_clear(SignatureCheck *sc)
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SignatureCheck, signature_check_clear)
 
+/* The backup's date and what the run log says about newer backups of its database. */
+typedef struct {
+    char *time;        /* the signing time, else the time of its record in the run log */
+    const char *source; /* "signing time", "run log" (static), or NULL when unknown */
+    char *log;         /* the JSON-lines log read */
+    GPtrArray *records; /* CabackBackupRecord* of that log */
+    CabackFreshness freshness; /* pointing into records */
+} BackupDate;
+
+static void backup_date_clear(BackupDate *bd)
+{
+    g_free(bd->time);
+    g_free(bd->log);
+    g_clear_pointer(&bd->records, g_ptr_array_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(BackupDate, backup_date_clear)
+
 static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const char *result,
-                       gboolean dry_run, gboolean created, const SignatureCheck *sc)
+                       gboolean dry_run, gboolean created, const SignatureCheck *sc,
+                       const BackupDate *bd)
 {
     g_autoptr(CabackJson) json = caback_json_new();
 
@@ -322,6 +342,19 @@ static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const 
     caback_json_string(json, "signing_time", sc->signing_time);
     caback_json_string(json, "signature_checked_at", sc->checked_at);
     caback_json_bool(json, "signature_at_signing_time", sc->at_signing_time);
+    caback_json_string(json, "backup_time", bd->time);
+    caback_json_string(json, "backup_time_source", bd->source);
+    const CabackBackupRecord *newer = bd->freshness.newer;
+    if (newer != NULL) {
+        caback_json_begin_object(json, "newer_backup");
+        caback_json_string(json, "file", newer->file);
+        caback_json_string(json, "time", newer->time);
+        caback_json_string(json, "sha256", newer->sha256);
+        caback_json_string(json, "database", newer->database);
+        caback_json_end_object(json);
+    } else {
+        caback_json_null(json, "newer_backup");
+    }
     caback_json_string(json, "database", db->dir);
     caback_json_string(json, "token", db->token_name);
     caback_json_bool(json, "dry_run", dry_run);
@@ -717,6 +750,7 @@ static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
         {"--allow-weak-keys", G_STRUCT_OFFSET(RestoreOptions, allow_weak_keys)},
         {"--no-signature-check", G_STRUCT_OFFSET(RestoreOptions, no_signature_check)},
         {"--at-signing-time", G_STRUCT_OFFSET(RestoreOptions, at_signing_time)},
+        {"--require-latest", G_STRUCT_OFFSET(RestoreOptions, require_latest)},
     };
     for (gsize i = 0; i < G_N_ELEMENTS(flags); i++)
         if (G_STRUCT_MEMBER(gboolean, ro, flags[i].offset))
@@ -727,6 +761,92 @@ static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
         caback_log_record_add_option(rec, "--signature-ca", ro->signature_ca);
     if (ro->log_path != NULL)
         caback_log_record_add_option(rec, "--log", ro->log_path);
+}
+
+/* The backup's date (its signing time, else its record in the run log) and whether the run log
+ * records a newer backup of the same database: a warning, or with --require-latest a refusal
+ * (also when the date cannot be told). */
+static gboolean judge_freshness(const RestoreOptions *ro, const CabackRestorePlan *plan,
+                                const SignatureCheck *sc, CabackLogRecord *rec, BackupDate *bd,
+                                GError **error)
+{
+    g_autofree char *default_log = NULL;
+    const char *log_path = ro->log_path;
+    if (log_path == NULL)
+        log_path = default_log = caback_log_default_path(NULL);
+    g_autofree char *contents = NULL;
+    gsize len = 0;
+    g_autoptr(GError) unread = NULL;
+    if (log_path != NULL) {
+        bd->log = caback_log_json_path(log_path);
+        /* Only a log of this user's or root's: another user's file could claim anything. */
+        if (!caback_state_read_file(bd->log, (gsize)256 << 20, &contents, &len, &unread) &&
+            g_error_matches(unread, CABACK_ERROR, CABACK_ERROR_NOT_FOUND))
+            g_clear_error(&unread);
+    }
+    bd->records = contents != NULL ? caback_backup_records_parse(contents, len)
+                                   : g_ptr_array_new();
+    g_autoptr(GPtrArray) ids = g_ptr_array_new();
+    for (guint i = 0; i < plan->keys->len; i++) {
+        const CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->nss_id != NULL)
+            g_ptr_array_add(ids, k->nss_id);
+    }
+    g_ptr_array_add(ids, NULL);
+    bd->freshness = caback_freshness_judge(bd->records, plan->sha256,
+                                           (const char *const *)ids->pdata,
+                                           sc->checked ? sc->signing_time : NULL);
+    if (sc->checked && sc->signing_time != NULL) {
+        bd->time = g_strdup(sc->signing_time);
+        bd->source = "signing time";
+    } else if (bd->freshness.self != NULL) {
+        bd->time = g_strdup(bd->freshness.self->time);
+        bd->source = "run log";
+    }
+
+    if (bd->time == NULL) {
+        g_autofree char *why = g_strdup_printf(
+            "%s is not signed (or its signature states no time) and no backup with its SHA-256 "
+            "is recorded in the run log %s%s%s",
+            ro->in, bd->log != NULL ? bd->log : "(none)", unread != NULL ? ": " : "",
+            unread != NULL ? unread->message : "");
+        if (ro->require_latest) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "--require-latest: cannot tell whether %s is the newest backup of its "
+                        "database: %s; nothing was restored. Sign backups (caback sign), keep "
+                        "the run log, or drop --require-latest",
+                        ro->in, why);
+            return FALSE;
+        }
+        caback_cli_info("Backup date: unknown (%s).", why);
+        return TRUE;
+    }
+    caback_cli_info("Backup date: %s (%s).", bd->time,
+                    g_strcmp0(bd->source, "signing time") == 0
+                        ? "the signing time of its signature"
+                        : "when caback backup wrote it, from the run log");
+    const CabackBackupRecord *newer = bd->freshness.newer;
+    if (newer == NULL)
+        return TRUE;
+    g_autofree char *what = g_strdup_printf(
+        "the run log %s records a newer backup of the same database%s%s: %s, made at %s "
+        "(SHA-256 %s); %s is from %s",
+        bd->log, newer->database != NULL ? " " : "",
+        newer->database != NULL ? newer->database : "", newer->file, newer->time, newer->sha256,
+        ro->in, bd->time);
+    if (ro->require_latest) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "--require-latest: %s; nothing was restored. Restore the newer backup "
+                    "(caback restore automatic), or drop --require-latest to go back to this "
+                    "one on purpose",
+                    what);
+        return FALSE;
+    }
+    caback_cli_log_warning(rec,
+                           "%s. Restore the newer one unless you mean to go back to this one "
+                           "(--require-latest refuses instead)",
+                           what);
+    return TRUE;
 }
 
 /* "caback check-stored-keys" on @db (see include/caback/stored-key-check.h), or NULL when it
@@ -851,6 +971,9 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
             caback_restore_plan_free(g_steal_pointer(&plan));
         }
     }
+    g_auto(BackupDate) bd = {0};
+    if (plan != NULL && !judge_freshness(ro, plan, sc, rec, &bd, error))
+        caback_restore_plan_free(g_steal_pointer(&plan));
     gboolean planned = plan != NULL && caback_restore_plan(plan, would_create ? NULL : db,
                                                             &options, error);
     /* The keys of the file, with the nicknames the plan gave them. */
@@ -866,7 +989,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         if (plan->weak_refusals > 0) {
             /* Before conflicts: no option about nicknames can make a weak key trustworthy. */
             if (common->json)
-                print_json(plan, db, "refused", ro->dry_run, created, sc);
+                print_json(plan, db, "refused", ro->dry_run, created, sc, &bd);
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
                         "%s%u certificate(s) of %s would get CA trust (C or T) although their "
                         "key is weak (the plan says which and why); nothing was changed. Give "
@@ -878,7 +1001,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                             "planned).",
                             plan->changes, plan->conflicts);
             if (common->json)
-                print_json(plan, db, "planned", TRUE, FALSE, sc);
+                print_json(plan, db, "planned", TRUE, FALSE, sc, &bd);
             /* The dry run answers with the status the real run would have, so that it can gate
              * the change in a script. */
             if (plan->conflicts > 0)
@@ -892,7 +1015,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                 ok = TRUE;
         } else if (plan->conflicts > 0) {
             if (common->json)
-                print_json(plan, db, "conflict", FALSE, created, sc);
+                print_json(plan, db, "conflict", FALSE, created, sc, &bd);
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
                         "%u conflict(s) with what NSS database %s holds (the plan says what "
                         "each is); nothing was changed. For a nickname the database uses for "
@@ -904,7 +1027,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
             caback_cli_info("Nothing to do: everything in %s is already in the database.", ro->in);
             print_key_ids(plan);
             if (common->json)
-                print_json(plan, db, "unchanged", FALSE, created, sc);
+                print_json(plan, db, "unchanged", FALSE, created, sc, &bd);
             ok = TRUE;
         } else if (caback_restore_apply_checked(plan, db, checker, error)) {
             guint certs = 0, keys = 0, checked = 0, key_only = 0;
@@ -934,7 +1057,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                                    key_only);
             print_key_ids(plan);
             if (common->json)
-                print_json(plan, db, "restored", FALSE, created, sc);
+                print_json(plan, db, "restored", FALSE, created, sc, &bd);
             ok = TRUE;
         }
     }
@@ -1002,6 +1125,10 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
          "CERTFILE"},
         {"no-signature-check", 0, 0, G_OPTION_ARG_NONE, &ro.no_signature_check,
          "Do not check FILE.sig (the restore then rests on the file's MAC alone)", NULL},
+        {"require-latest", 0, 0, G_OPTION_ARG_NONE, &ro.require_latest,
+         "Refuse the file when the run log records a newer backup of the same database, or "
+         "when its date cannot be told",
+         NULL},
         {"at-signing-time", 0, 0, G_OPTION_ARG_NONE, &ro.at_signing_time,
          "Check the signer of FILE.sig at the signing time it states instead of now (an old "
          "backup whose signer has expired since; the output and the log say so)",

@@ -1,0 +1,108 @@
+/* The run log's backup records and the judgement of which backup is newest
+ * (include/caback/freshness.h). */
+#include "config.h"
+
+#include <caback/freshness.h>
+
+#include <string.h>
+
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define SHA_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+
+static char *line(const char *time, const char *verb, const char *db, const char *file,
+                  const char *sha, const char *id, const char *result)
+{
+    return g_strdup_printf(
+        "{\"time\":\"%s\",\"user\":\"root\",\"verb\":\"%s\",\"command\":\"caback backup -o "
+        "\\\"file\\\":\\\"/evil\\\"\",\"database\":\"%s\",\"token\":null,\"file\":\"%s\","
+        "\"sha256\":\"%s\",\"keys\":[{\"nickname\":\"ca\",\"nss_id\":\"%s\",\"dogtag_id\":\"x\"}],"
+        "\"result\":\"%s\",\"warnings\":[],\"error\":null}\n",
+        time, verb, db, file, sha, id, result);
+}
+
+static GPtrArray *records_of(const char *const *lines)
+{
+    g_autofree char *all = g_strjoinv("", (char **)lines);
+    return caback_backup_records_parse(all, strlen(all));
+}
+
+static void test_parse(void)
+{
+    g_autofree char *a = line("2026-01-01T00:00:00Z", "backup", "/db\\\\one", "/b/a.p12", SHA_A,
+                              "01AB", "OK");
+    g_autofree char *failed = line("2026-01-02T00:00:00Z", "backup", "/db", "/b/x.p12", SHA_B,
+                                   "01ab", "ERROR");
+    g_autofree char *restore = line("2026-01-03T00:00:00Z", "restore", "/db", "/b/a.p12", SHA_A,
+                                    "01ab", "OK");
+    g_autofree char *bad_time = line("yesterday", "backup", "/db", "/b/y.p12", SHA_B, "01", "OK");
+    g_autofree char *bad_sha = line("2026-01-02T00:00:00Z", "backup", "/db", "/b/z.p12", "abc",
+                                    "01", "OK");
+    const char *const lines[] = {a, failed, restore, "not json\n", bad_time, bad_sha, NULL};
+    g_autoptr(GPtrArray) records = records_of(lines);
+
+    g_assert_cmpuint(records->len, ==, 1);
+    const CabackBackupRecord *r = records->pdata[0];
+    g_assert_cmpstr(r->time, ==, "2026-01-01T00:00:00Z");
+    g_assert_cmpstr(r->database, ==, "/db\\one");
+    /* The top-level "file", not the one quoted inside the command. */
+    g_assert_cmpstr(r->file, ==, "/b/a.p12");
+    g_assert_cmpstr(r->sha256, ==, SHA_A);
+    g_assert_cmpuint(r->nss_ids->len, ==, 1);
+    g_assert_cmpstr(r->nss_ids->pdata[0], ==, "01ab");
+}
+
+static void test_newer_same_database(void)
+{
+    g_autofree char *a = line("2026-01-01T00:00:00Z", "backup", "/db", "/b/a.p12", SHA_A, "01", "OK");
+    g_autofree char *b = line("2026-02-01T00:00:00Z", "backup", "/db", "/b/b.p12", SHA_B, "02", "OK");
+    g_autofree char *c = line("2026-03-01T00:00:00Z", "backup", "/other", "/b/c.p12", SHA_C, "01", "OK");
+    const char *const lines[] = {a, b, c, NULL};
+    g_autoptr(GPtrArray) records = records_of(lines);
+
+    /* A's record names its database: B is newer, C (another database) does not count even
+     * though it shares a key. */
+    CabackFreshness f = caback_freshness_judge(records, SHA_A, NULL, NULL);
+    g_assert_nonnull(f.self);
+    g_assert_cmpstr(f.self->file, ==, "/b/a.p12");
+    g_assert_nonnull(f.newer);
+    g_assert_cmpstr(f.newer->file, ==, "/b/b.p12");
+    /* The newest is not older than itself. */
+    f = caback_freshness_judge(records, SHA_B, NULL, NULL);
+    g_assert_null(f.newer);
+    /* A signing time after B's record: nothing is newer. */
+    f = caback_freshness_judge(records, SHA_A, NULL, "2026-02-15T00:00:00Z");
+    g_assert_null(f.newer);
+    /* The same second is not newer. */
+    f = caback_freshness_judge(records, SHA_A, NULL, "2026-02-01T00:00:00Z");
+    g_assert_null(f.newer);
+}
+
+static void test_unrecorded_by_keys(void)
+{
+    g_autofree char *b = line("2026-02-01T00:00:00Z", "backup", "/db", "/b/b.p12", SHA_B, "0A0B", "OK");
+    g_autofree char *c = line("2026-03-01T00:00:00Z", "backup", "/x", "/b/c.p12", SHA_C, "ff", "OK");
+    const char *const lines[] = {b, c, NULL};
+    g_autoptr(GPtrArray) records = records_of(lines);
+    const char *const ids[] = {"0a0b", NULL};
+    const char *const other_ids[] = {"1234", NULL};
+
+    CabackFreshness f = caback_freshness_judge(records, SHA_A, ids, "2026-01-01T00:00:00Z");
+    g_assert_null(f.self);
+    g_assert_nonnull(f.newer);
+    g_assert_cmpstr(f.newer->file, ==, "/b/b.p12");
+    f = caback_freshness_judge(records, SHA_A, other_ids, "2026-01-01T00:00:00Z");
+    g_assert_null(f.newer);
+    /* No date at all: nothing can be called newer. */
+    f = caback_freshness_judge(records, SHA_A, ids, NULL);
+    g_assert_null(f.newer);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/freshness/parse", test_parse);
+    g_test_add_func("/freshness/newer-same-database", test_newer_same_database);
+    g_test_add_func("/freshness/unrecorded-by-keys", test_unrecorded_by_keys);
+    return g_test_run();
+}
