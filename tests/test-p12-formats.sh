@@ -198,5 +198,105 @@ for prf in hmacWithSHA512-224:'1\.2\.840\.113549\.2\.12' hmacWithSHA512-256:'1\.
     refused "PBES2 with PBKDF2-$name" "$D/prf-$name.p12" "$name \\(OID ${prf#*:}\\)"
 done
 
+# ---- keys NSS cannot hold: listed by name, refused by restore before any change ----
+openssl genpkey -algorithm ed25519 -out "$D/ed.key" 2>/dev/null
+openssl req -x509 -key "$D/ed.key" -out "$D/ed.crt" -subj /CN=ed -days 30 2>/dev/null
+openssl genpkey -algorithm x25519 -out "$D/x.key" 2>/dev/null
+openssl pkcs12 -export -inkey "$D/ed.key" -in "$D/ed.crt" -certfile "$D/ec384.crt" -name ed \
+    -passout "file:$D/pw" -out "$D/ed.p12"
+openssl pkcs12 -export -inkey "$D/x.key" -nocerts -passout "file:$D/pw" -out "$D/x.p12" 2>/dev/null
+expect_status 0 "caback list reads a file with an Ed25519 key" "$CABACK" list -w "$D/pw" "$D/ed.p12"
+expect_grep "list names the key type Ed25519" 'Type: +Ed25519, not importable by NSS \(algorithm OID 1\.3\.101\.112\)' "$OUT"
+expect_status 0 "caback list --json, Ed25519" "$CABACK" list --json -w "$D/pw" "$D/ed.p12"
+cp "$OUT" "$D/ed.json"
+json_checks "list --json, Ed25519" "$D/ed.json" \
+    'r["keys"][0]["type"] == "ed25519"' 'r["keys"][0]["importable"] is False' \
+    'r["keys"][0]["algorithm_oid"] == "1.3.101.112"'
+expect_status 0 "caback list --json, X25519 without certificate" \
+    "$CABACK" list --json -w "$D/pw" "$D/x.p12"
+cp "$OUT" "$D/x.json"
+json_checks "list --json, X25519" "$D/x.json" \
+    'r["keys"][0]["type"] == "x25519"' 'r["keys"][0]["importable"] is False'
+
+DB=$TEST_TMP/db
+make_nssdb "$DB"
+openssl pkcs12 -export -inkey "$D/rsa.key" -in "$D/rsa.crt" -name "already there" \
+    -passout "file:$D/pw" -out "$D/first.p12"
+"$CABACK" restore -i "$D/first.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" --no-signature-check \
+    >/dev/null 2>&1
+db_state() {
+    certutil -L -d "sql:$DB"
+    certutil -K -d "sql:$DB" -f "$DB.pass" 2>&1
+    sha256sum "$DB"/cert9.db "$DB"/key4.db | cut -d' ' -f1
+}
+db_state >"$D/before"
+expect_status 1 "restore refuses a file with an Ed25519 key in its plan" \
+    "$CABACK" restore -i "$D/ed.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" --no-signature-check
+expect_grep "the refusal names Ed25519, says nothing changed and offers --skip-unsupported" \
+    'Ed25519, OID 1\.3\.101\.112.*nothing was changed.*--skip-unsupported' "$ERR"
+db_state >"$D/after"
+check "the refused restore changed nothing in the database (certificates, keys, files)" \
+    cmp -s "$D/before" "$D/after"
+expect_status 0 "restore --skip-unsupported restores the rest" \
+    "$CABACK" restore -i "$D/ed.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" --no-signature-check \
+    --skip-unsupported --rename
+expect_grep "restore --skip-unsupported says what it skipped" \
+    'skipped \(--skip-unsupported\).*Ed25519' "$OUT"
+certutil -L -d "sql:$DB" >"$D/certs"
+expect_grep "the P-384 certificate of the same file is in the database" "^ec384" "$D/certs"
+expect_no_grep "no Ed25519 certificate in the database" '^ed ' "$D/certs"
+
+# ---- EC keys without their certificate: the point from the PKCS#8 (RFC 5915 publicKey) ----
+openssl pkcs12 -export -inkey "$D/ec.key" -nocerts -passout "file:$D/pw" -out "$D/ec-alone.p12" \
+    2>/dev/null
+same_as_openssl "an EC key without certificate (shrouded)" "$D/ec-alone.p12"
+want_id=$(openssl pkey -in "$D/ec.key" -pubout -outform der | tail -c 65 | sha1sum | cut -d' ' -f1)
+expect_grep "its key ID is the SHA-1 of its point" "\"id\": \"$want_id\"" "$D/caback.json"
+openssl pkcs12 -export -inkey "$D/ec384.key" -nocerts -keypbe NONE -passout "file:$D/pw" \
+    -out "$D/ec-alone-plain.p12" 2>/dev/null
+same_as_openssl "an EC P-384 key without certificate (plain key bag)" "$D/ec-alone-plain.p12"
+expect_status 0 "restore an EC key without certificate" \
+    "$CABACK" restore -i "$D/ec-alone.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" --no-signature-check
+certutil -K -d "sql:$DB" -f "$DB.pass" >"$D/keys" 2>&1
+expect_grep "certutil -K shows the EC key under the ID of its point" "ec +$want_id" "$D/keys"
+# Without the point and without a certificate, NSS 3.87 cannot know the key's ID: named so.
+openssl ec -in "$D/ec.key" -no_public -out "$D/ec-nopub.key" 2>/dev/null
+openssl pkcs12 -export -inkey "$D/ec-nopub.key" -nocerts -passout "file:$D/pw" \
+    -out "$D/ec-nopub-alone.p12" 2>/dev/null
+run "$CABACK" list -w "$D/pw" "$D/ec-nopub-alone.p12"
+expect_grep "an EC key without point nor certificate: list says why its ID is unknown" \
+    'does not carry its public point.*no certificate' "$OUT"
+# ... and with its certificate it is read and restored like any key.
+openssl pkcs12 -export -inkey "$D/ec-nopub.key" -in "$D/ec.crt" -name "ec no point" \
+    -passout "file:$D/pw" -out "$D/ec-nopub.p12"
+same_as_openssl "an EC key without point, with its certificate" "$D/ec-nopub.p12"
+expect_status 0 "restore an EC key without point, with its certificate" \
+    "$CABACK" restore -i "$D/ec-nopub.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" --no-signature-check
+
+# ---- the run log has the warning the terminal shows about Dogtag's short key IDs ----
+# A key whose ID starts with a byte that is only sign extension (1 in 256 keys): found by trying.
+"$PYTHON3" - "$D/short.key" <<'PY'
+import hashlib, sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+while True:
+    k = ec.generate_private_key(ec.SECP256R1())
+    point = k.public_key().public_bytes(serialization.Encoding.X962,
+                                        serialization.PublicFormat.UncompressedPoint)
+    i = hashlib.sha1(point).digest()
+    if (i[0] == 0 and i[1] < 0x80) or (i[0] == 0xFF and i[1] >= 0x80):
+        break
+open(sys.argv[1], "wb").write(k.private_bytes(serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+PY
+openssl req -x509 -key "$D/short.key" -out "$D/short.crt" -subj /CN=short -days 30 2>/dev/null
+openssl pkcs12 -export -inkey "$D/short.key" -in "$D/short.crt" -name "short id" \
+    -passout "file:$D/pw" -out "$D/short.p12"
+expect_status 0 "restore a key whose CS.cfg ID is short" \
+    "$CABACK" restore -i "$D/short.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" --no-signature-check \
+    --log "$D/run.log"
+expect_grep "the terminal warns about Dogtag before 10.5.6" 'Dogtag before 10\.5\.6' "$ERR"
+expect_grep "the run log has the same warning" 'Dogtag before 10\.5\.6' "$D/run.log"
+
 diag "files read like openssl: $passed; refused by name: $refused"
 done_testing

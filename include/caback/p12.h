@@ -129,6 +129,17 @@ void caback_p12_key_discard(SECKEYPrivateKey *key);
 gboolean caback_p12_key_describe(CabackP12File *file, CabackP12Key *key, PK11SlotInfo *slot,
                                  KeyType *type, guint *bits, GError **error);
 
+/* (Addition.) The usual name ("Ed25519", "ML-KEM-768") and the lower-case type caback's JSON
+ * uses for it ("ed25519", "ml-kem-768") of the key algorithm @oid_dotted, a key type NSS cannot
+ * hold; FALSE (and "unknown" for both) when caback does not know that OID either. Static strings. */
+gboolean caback_p12_key_algorithm(const char *oid_dotted, const char **name, const char **type);
+
+/* (Addition.) The public value of EC key @key (its point, as NSS makes key IDs from it) when the
+ * file has no certificate to give it: read from the key's own PKCS#8 (RFC 5915 publicKey) by
+ * NSS, inside the token. @key must have been described (caback_p12_key_describe). Fails with
+ * CABACK_ERROR_PKCS12 when the PKCS#8 omits the point (NSS 3.87 cannot compute it). */
+GBytes *caback_p12_key_public_value(CabackP12File *file, CabackP12Key *key, GError **error);
+
 /* ---- writing ---- */
 
 typedef enum {

@@ -195,6 +195,8 @@ typedef struct {
     gboolean allow_weak_keys; /* (Addition.) --allow-weak-keys: CA trust (C or T) may be given to
                                  a certificate whose key is weak (weak-key.h); without it such a
                                  plan is refused (plan->weak_refusals) */
+    gboolean skip_unsupported; /* (Addition.) --skip-unsupported: a key of a type NSS cannot hold
+                                  (Ed25519...) is skipped, with a note, instead of stopping */
 } CabackRestoreOptions;
 
 /* Fill the plan fields of @plan for restoring into @db (logged in): nicknames, trust flags and

@@ -132,7 +132,12 @@ static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
         g_autofree char *problem = name_problem(&k->bag->attrs);
         if (problem != NULL)
             g_print("  Name:         %s\n", problem);
-        if (k->type == nullKey)
+        const char *foreign = NULL, *foreign_type = NULL;
+        if (k->type == nullKey &&
+            caback_p12_key_algorithm(k->bag->algorithm_oid, &foreign, &foreign_type))
+            g_print("  Type:         %s, not importable by NSS (algorithm OID %s)\n", foreign,
+                    k->bag->algorithm_oid);
+        else if (k->type == nullKey)
             g_print("  Type:         not importable by NSS (algorithm OID %s)\n",
                     k->bag->algorithm_oid != NULL ? k->bag->algorithm_oid : "unknown");
         else if (k->bits > 0)
@@ -247,7 +252,8 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_string(json, "friendly_name", k->bag->attrs.friendly_name);
         g_autofree char *problem = name_problem(&k->bag->attrs);
         caback_json_string(json, "friendly_name_problem", problem);
-        caback_json_string(json, "type", k->type == nullKey ? NULL : k->type_name);
+        /* Never null: a key NSS cannot hold has its own type ("ed25519", else "unknown"). */
+        caback_json_string(json, "type", k->type_name);
         caback_json_string(json, "algorithm_oid", k->bag->algorithm_oid);
         caback_json_bool(json, "importable", k->type != nullKey);
         if (k->bits > 0)

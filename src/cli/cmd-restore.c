@@ -35,6 +35,7 @@ typedef struct {
     gboolean rename;
     gboolean non_extractable;
     gboolean allow_weak_keys;
+    gboolean skip_unsupported;
     char **trust;
     char *log_path;
     char *signature_ca;
@@ -131,7 +132,8 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
         g_autofree char *type = key_text(k);
         g_autofree char *owner =
             k->nickname != NULL ? g_strdup_printf("\"%s\"", k->nickname) : g_strdup("(no name)");
-        caback_cli_info("  %-9s key %s %s of %s%s%s", word, type, k->nss_id, owner,
+        caback_cli_info("  %-9s key %s %s of %s%s%s", word, type,
+                        k->nss_id != NULL ? k->nss_id : "(ID unknown)", owner,
                         k->note != NULL ? ": " : "", k->note != NULL ? k->note : "");
         if (k->weak != CABACK_WEAK_KEY_NONE && k->duplicate_of < 0)
             caback_cli_info("            WEAK KEY: %s", k->weak_reason);
@@ -165,7 +167,8 @@ static void warn_locked_keys(const CabackRestorePlan *plan, CabackDb *db)
                            db->token_name, locked);
 }
 
-static void print_key_ids(const CabackRestorePlan *plan)
+/* The key IDs for CS.cfg; Dogtag's short-ID warning goes to the run log too (@rec may be NULL). */
+static void print_key_ids(const CabackRestorePlan *plan, CabackLogRecord *rec)
 {
     gboolean any = FALSE;
 
@@ -194,9 +197,11 @@ static void print_key_ids(const CabackRestorePlan *plan)
         else
             caback_cli_info("      %s", k->dogtag_id);
         if (caback_keyid_dogtag_legacy_problem(&k->id))
-            caback_cli_warning("the CS.cfg form of key %s (%s) is shorter than 20 bytes: Dogtag "
-                               "before 10.5.6 cannot match it to the key (10.5.6 and later can)",
-                               k->nss_id, k->nickname != NULL ? k->nickname : "no name");
+            caback_cli_log_warning(rec,
+                                   "the CS.cfg form of key %s (%s) is shorter than 20 bytes: "
+                                   "Dogtag before 10.5.6 cannot match it to the key (10.5.6 and "
+                                   "later can)",
+                                   k->nss_id, k->nickname != NULL ? k->nickname : "no name");
     }
 }
 
@@ -748,6 +753,7 @@ static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
         {"--rename", G_STRUCT_OFFSET(RestoreOptions, rename)},
         {"--non-extractable", G_STRUCT_OFFSET(RestoreOptions, non_extractable)},
         {"--allow-weak-keys", G_STRUCT_OFFSET(RestoreOptions, allow_weak_keys)},
+        {"--skip-unsupported", G_STRUCT_OFFSET(RestoreOptions, skip_unsupported)},
         {"--no-signature-check", G_STRUCT_OFFSET(RestoreOptions, no_signature_check)},
         {"--at-signing-time", G_STRUCT_OFFSET(RestoreOptions, at_signing_time)},
         {"--require-latest", G_STRUCT_OFFSET(RestoreOptions, require_latest)},
@@ -944,6 +950,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         .trust = trust,
         .non_extractable = ro->non_extractable,
         .allow_weak_keys = ro->allow_weak_keys,
+        .skip_unsupported = ro->skip_unsupported,
     };
     CabackP12File *file = NULL;
     CabackRestorePlan *plan = NULL;
@@ -1024,8 +1031,10 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                         "under a new nickname",
                         plan->conflicts, db->dir);
         } else if (plan->changes == 0) {
-            caback_cli_info("Nothing to do: everything in %s is already in the database.", ro->in);
-            print_key_ids(plan);
+            caback_cli_info("Nothing to do: everything in %s is already in the database%s.", ro->in,
+                            ro->skip_unsupported ? " or skipped (--skip-unsupported; see the notes)"
+                                                 : "");
+            print_key_ids(plan, rec);
             if (common->json)
                 print_json(plan, db, "unchanged", FALSE, created, sc, &bd);
             ok = TRUE;
@@ -1055,7 +1064,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                                    "certificate is not in the database either is not given a "
                                    "CS.cfg key ID",
                                    key_only);
-            print_key_ids(plan);
+            print_key_ids(plan, rec);
             if (common->json)
                 print_json(plan, db, "restored", FALSE, created, sc, &bd);
             ok = TRUE;
@@ -1116,6 +1125,10 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         {"allow-weak-keys", 0, 0, G_OPTION_ARG_NONE, &ro.allow_weak_keys,
          "Give CA trust (C or T) to a certificate even when its key is weak (RSA under 2048 "
          "bits, exponent under 65537 or even, EC other than P-256/384/521, DSA)",
+         NULL},
+        {"skip-unsupported", 0, 0, G_OPTION_ARG_NONE, &ro.skip_unsupported,
+         "Restore the rest when a key is of a type NSS cannot hold (Ed25519, X25519, ML-KEM...), "
+         "which is skipped with a note; without it such a key stops the restore before any change",
          NULL},
         {"trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &ro.trust,
          "Trust flags for a certificate, as certutil -t takes them (repeatable)", "NICKNAME=FLAGS"},

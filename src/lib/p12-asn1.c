@@ -159,6 +159,18 @@ const SEC_ASN1Template p12_scrypt_params_template[] = {
     {SEC_ASN1_INTEGER | SEC_ASN1_OPTIONAL, offsetof(P12ScryptParams, key_length)},
     {0}};
 
+const SEC_ASN1Template p12_ec_private_key_template[] = {
+    {SEC_ASN1_SEQUENCE, 0, NULL, sizeof(P12EcPrivateKey)},
+    {SEC_ASN1_INTEGER, offsetof(P12EcPrivateKey, version)},
+    {SEC_ASN1_OCTET_STRING, offsetof(P12EcPrivateKey, private_key)},
+    {SEC_ASN1_OPTIONAL | SEC_ASN1_EXPLICIT | SEC_ASN1_CONSTRUCTED | SEC_ASN1_CONTEXT_SPECIFIC |
+         SEC_ASN1_XTRN | 0,
+     offsetof(P12EcPrivateKey, parameters), SEC_ASN1_SUB(SEC_AnyTemplate)},
+    {SEC_ASN1_OPTIONAL | SEC_ASN1_EXPLICIT | SEC_ASN1_CONSTRUCTED | SEC_ASN1_CONTEXT_SPECIFIC |
+         SEC_ASN1_XTRN | 1,
+     offsetof(P12EcPrivateKey, public_key), SEC_ASN1_SUB(SEC_BitStringTemplate)},
+    {0}};
+
 const SEC_ASN1Template p12_pbe_params_template[] = {
     {SEC_ASN1_SEQUENCE, 0, NULL, sizeof(P12PbeParams)},
     {SEC_ASN1_OCTET_STRING, offsetof(P12PbeParams, salt)},

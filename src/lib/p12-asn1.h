@@ -111,6 +111,16 @@ typedef struct {
     SECItem public_key;
 } P12PrivateKeyInfo;
 
+/* ECPrivateKey ::= SEQUENCE { version INTEGER, privateKey OCTET STRING,
+ *     parameters [0] EXPLICIT ECParameters OPTIONAL, publicKey [1] EXPLICIT BIT STRING OPTIONAL }
+ * (RFC 5915) */
+typedef struct {
+    SECItem version;
+    SECItem private_key;
+    SECItem parameters; /* the encoding, len 0 when absent */
+    SECItem public_key; /* BIT STRING: len in bits; len 0 when absent */
+} P12EcPrivateKey;
+
 /* PBES2-params and PBMAC1-params have the same shape: two AlgorithmIdentifiers
  * (keyDerivationFunc, then encryptionScheme or messageAuthScheme). */
 typedef struct {
@@ -163,6 +173,7 @@ extern const SEC_ASN1Template p12_pbes2_params_template[];
 extern const SEC_ASN1Template p12_pbkdf2_params_template[];
 extern const SEC_ASN1Template p12_pbe_params_template[];
 extern const SEC_ASN1Template p12_scrypt_params_template[];
+extern const SEC_ASN1Template p12_ec_private_key_template[];
 
 /* ---- object identifiers NSS has no SECOidTag for (DER contents, without tag and length) ---- */
 extern const SECItem p12_oid_trust_flags; /* 2.16.840.1.113730.5.1.1.1, Dogtag/JSS trust flags */

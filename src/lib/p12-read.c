@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <nss.h>
+#include <pkcs11n.h>
 #include <secerr.h>
 #include <secport.h>
 #include <string.h>
@@ -1348,6 +1350,96 @@ static SECKEYPrivateKey *unwrap_into(CabackP12File *f, KeyPriv *k, PK11SlotInfo 
     return priv;
 }
 
+/* The public point of EC key @k from its own PKCS#8 (the ECPrivateKey's publicKey field, or
+ * OneAsymmetricKey's): NSS 3.87 neither keeps the point with an EC private key nor computes it
+ * from the scalar, and softoken's unwrap takes the point only from its caller. So the PKCS#8 is
+ * decrypted by NSS into a buffer of caback's that is wiped as soon as the point is copied out:
+ * the one place where a shrouded key is in caback's memory in clear (see SECURITY.md). */
+static GBytes *ec_public_point(CabackP12File *f, KeyPriv *k, GError **error)
+{
+    guint n = (guint)k->pub.index + 1;
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(1024);
+    SECItem *plain = NULL;
+    SECItem der = {siBuffer, NULL, 0};
+
+    if (k->pub.shrouded) {
+        P12EncryptedPrivateKeyInfo epki;
+        SECItem oid = {siBuffer, NULL, 0};
+        CK_MECHANISM_TYPE mech;
+        g_autoptr(SECItem) param = NULL;
+        g_autoptr(PK11SymKey) key =
+            open_shrouded(f, k, arena, &epki, &mech, &param, &oid, error);
+        if (key == NULL)
+            return NULL;
+        plain = p12_decrypt(key, mech, param, &epki.encrypted);
+        if (plain == NULL) {
+            caback_error_set_nss(error, CABACK_ERROR_PKCS12, "cannot decrypt key %u of %s", n,
+                                 f->path);
+            return NULL;
+        }
+        der = *plain;
+    } else {
+        gsize len;
+        der.data = (unsigned char *)g_bytes_get_data(k->pub.encoded, &len);
+        der.len = (unsigned int)len;
+    }
+
+    /* Decoded into a wiped arena of its own: the decoder copies parts of the key. */
+    GBytes *point = NULL;
+    PLArenaPool *work = PORT_NewArena(1024);
+    P12PrivateKeyInfo pki;
+    P12EcPrivateKey ec;
+    memset(&pki, 0, sizeof(pki));
+    memset(&ec, 0, sizeof(ec));
+    if (work != NULL && SEC_QuickDERDecodeItem(work, &pki, p12_pki_template, &der) == SECSuccess) {
+        SECItem bits = pki.public_key;
+        if (bits.len == 0 &&
+            SEC_QuickDERDecodeItem(work, &ec, p12_ec_private_key_template, &pki.private_key) ==
+                SECSuccess)
+            bits = ec.public_key;
+        guint bytes = bits.len / 8;
+        /* NSS holds only the uncompressed form (04 || X || Y). */
+        if (bytes > 1 && bytes <= 256 && bits.len % 8 == 0 && bits.data[0] == 0x04)
+            point = g_bytes_new(bits.data, bytes);
+    }
+    if (work != NULL)
+        PORT_FreeArena(work, PR_TRUE);
+    if (plain != NULL)
+        SECITEM_ZfreeItem(plain, PR_TRUE);
+    if (point == NULL)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "key %u of %s is an EC key whose PKCS#8 does not carry its public point (or "
+                    "carries it compressed), and the file has no certificate for it: NSS %s "
+                    "cannot compute the point from the private key. Put its certificate in the "
+                    "file (openssl pkcs12 -export -in CERT), or write the key with its point "
+                    "(openssl ec -in KEY -out KEY2) and export it again",
+                    n, f->path, NSS_GetVersion());
+    return point;
+}
+
+GBytes *caback_p12_key_public_value(CabackP12File *file, CabackP12Key *key, GError **error)
+{
+    KeyPriv *k = (KeyPriv *)key;
+    KeyKind kind;
+    SECItem oid = {siBuffer, NULL, 0};
+    if (key->algorithm_oid == NULL || SEC_StringToOID(NULL, &oid, key->algorithm_oid, 0) !=
+                                          SECSuccess) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "internal error: key %u of %s has not been described",
+                    (guint)key->index + 1, file->path);
+        return NULL;
+    }
+    gboolean known = key_kind(&oid, &kind);
+    SECITEM_FreeItem(&oid, PR_FALSE);
+    if (!known || kind.type != ecKey) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "internal error: key %u of %s is not an EC key", (guint)key->index + 1,
+                    file->path);
+        return NULL;
+    }
+    return ec_public_point(file, k, error);
+}
+
 SECKEYPrivateKey *caback_p12_key_import(CabackP12File *file, CabackP12Key *key, PK11SlotInfo *slot,
                                         const char *nickname, const SECItem *public_value,
                                         gboolean permanent, gboolean extractable, void *wincx,
@@ -1407,6 +1499,43 @@ void caback_p12_key_discard(SECKEYPrivateKey *key)
     if (!is_token)
         PK11_DestroyObject(key->pkcs11Slot, key->pkcs11ID);
     SECKEY_DestroyPrivateKey(key);
+}
+
+/* Key algorithms seen in PKCS#12 files that NSS 3.87 cannot hold. */
+static const struct {
+    const char *oid;
+    const char *name;
+    const char *type;
+} foreign_keys[] = {
+    {"1.3.101.110", "X25519", "x25519"},
+    {"1.3.101.111", "X448", "x448"},
+    {"1.3.101.112", "Ed25519", "ed25519"},
+    {"1.3.101.113", "Ed448", "ed448"},
+    {"2.16.840.1.101.3.4.4.1", "ML-KEM-512", "ml-kem-512"},
+    {"2.16.840.1.101.3.4.4.2", "ML-KEM-768", "ml-kem-768"},
+    {"2.16.840.1.101.3.4.4.3", "ML-KEM-1024", "ml-kem-1024"},
+    {"2.16.840.1.101.3.4.3.17", "ML-DSA-44", "ml-dsa-44"},
+    {"2.16.840.1.101.3.4.3.18", "ML-DSA-65", "ml-dsa-65"},
+    {"2.16.840.1.101.3.4.3.19", "ML-DSA-87", "ml-dsa-87"},
+    {"1.2.840.10045.2.1.1", "SM2", "sm2"},
+    {"1.2.156.10197.1.301", "SM2", "sm2"},
+    {"1.2.643.2.2.19", "GOST R 34.10-2001", "gost2001"},
+    {"1.2.643.7.1.1.1.1", "GOST R 34.10-2012 (256 bits)", "gost2012-256"},
+    {"1.2.643.7.1.1.1.2", "GOST R 34.10-2012 (512 bits)", "gost2012-512"},
+    {"1.2.840.113549.1.3.1", "DH (PKCS#3)", "dh"},
+    {"1.2.840.10046.2.1", "DH (X9.42)", "dh"},
+};
+
+gboolean caback_p12_key_algorithm(const char *oid_dotted, const char **name, const char **type)
+{
+    for (gsize i = 0; oid_dotted != NULL && i < G_N_ELEMENTS(foreign_keys); i++)
+        if (strcmp(oid_dotted, foreign_keys[i].oid) == 0) {
+            *name = foreign_keys[i].name;
+            *type = foreign_keys[i].type;
+            return TRUE;
+        }
+    *name = *type = "unknown";
+    return FALSE;
 }
 
 static guint private_key_bits(SECKEYPrivateKey *priv, KeyType type)

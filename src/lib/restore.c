@@ -17,6 +17,7 @@
 #include <certdb.h>
 #include <hasht.h>
 #include <pk11pub.h>
+#include <prprf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
@@ -480,6 +481,10 @@ static gboolean pair_bags(CabackRestorePlan *plan, GError **error)
             k->public_value = public_value_of(pub);
             k->weak = caback_weak_key_check(pub, &k->weak_reason);
         }
+        /* NSS 3.87 keeps no point with an EC private key: its PKCS#8 may carry it. */
+        g_autoptr(GError) no_point = NULL;
+        if (k->public_value == NULL && k->type == ecKey)
+            k->public_value = caback_p12_key_public_value(plan->file, k->bag, &no_point);
         /* The first unpaired certificate in file order with this public value, unless one
          * before it, whose public value is unknown, passes the signature test. Without the
          * key's public value, every unpaired certificate is tested in turn. */
@@ -507,6 +512,8 @@ static gboolean pair_bags(CabackRestorePlan *plan, GError **error)
                 k->public_value = g_bytes_ref(c->public_value);
             }
         }
+        if (k->public_value == NULL && no_point != NULL && k->problem == NULL)
+            k->problem = g_strdup(no_point->message);
     }
     return TRUE;
 }
@@ -552,7 +559,10 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
         }
         k->type_name = caback_keys_type_name(k->type);
         if (k->type == nullKey) {
-            g_autofree char *name = oid_name(k->bag->algorithm_oid);
+            /* Named as users know it ("Ed25519"), typed for JSON ("ed25519"), never null. */
+            const char *known = NULL;
+            gboolean named = caback_p12_key_algorithm(k->bag->algorithm_oid, &known, &k->type_name);
+            g_autofree char *name = named ? g_strdup(known) : oid_name(k->bag->algorithm_oid);
             k->problem =
                 g_strdup_printf("its algorithm (%s%sOID %s) is not one NSS can import",
                                 name ? name : "", name ? ", " : "",
@@ -1162,6 +1172,37 @@ static gboolean cert_in_db(CabackDb *db, CabackRestoreKey *k, SECKEYPrivateKey *
     return FALSE;
 }
 
+/* A certificate whose public key NSS cannot decode (Ed25519... in NSS 3.87) cannot be stored
+ * either: refused here, before any change, or skipped with --skip-unsupported. */
+static gboolean plan_unsupported_cert(CabackRestorePlan *plan, const CabackRestoreOptions *options,
+                                      CabackRestoreCert *c, GError **error)
+{
+    if (c->public_value != NULL || c->cert == NULL || c->action == CABACK_RESTORE_SKIP)
+        return TRUE;
+    char *oid = CERT_GetOidString(&c->cert->subjectPublicKeyInfo.algorithm.algorithm);
+    const char *dotted = oid != NULL && g_str_has_prefix(oid, "OID.") ? oid + 4 : oid;
+    const char *name = NULL, *type = NULL;
+    gboolean named = caback_p12_key_algorithm(dotted, &name, &type);
+    g_autofree char *problem = g_strdup_printf(
+        "its public key algorithm (%s%sOID %s) is not one NSS can hold", named ? name : "",
+        named ? ", " : "", dotted != NULL ? dotted : "unknown");
+    if (oid != NULL)
+        PR_smprintf_free(oid);
+    if (options != NULL && options->skip_unsupported) {
+        c->action = CABACK_RESTORE_SKIP;
+        g_free(c->note);
+        c->note = g_strdup_printf("not restored (--skip-unsupported): %s", problem);
+        plan_note(plan, "certificate %u \"%s\" is skipped (--skip-unsupported): %s",
+                  c->index + 1, c->nickname, problem);
+        return TRUE;
+    }
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                "%s: certificate %u \"%s\" cannot be restored: %s; nothing was changed "
+                "(--skip-unsupported restores the rest without it)",
+                plan->path, c->index + 1, c->nickname, problem);
+    return FALSE;
+}
+
 /* @public_ids: the CKA_IDs of the public key objects on the token (NULL without a database);
  * @keys_by_id: the key bags of the file whose ID is known, by ID. */
 static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *public_ids,
@@ -1179,10 +1220,19 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
     else
         k->nickname = g_strdup(k->bag->attrs.friendly_name);
 
+    if (k->problem != NULL && k->type == nullKey && options != NULL && options->skip_unsupported) {
+        k->action = CABACK_RESTORE_SKIP;
+        k->note = g_strdup_printf("not restored (--skip-unsupported): %s", k->problem);
+        plan_note(plan, "key %u%s is skipped (--skip-unsupported): %s", k->index + 1, label,
+                  k->problem);
+        return TRUE;
+    }
     if (k->problem != NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "%s: key %u%s cannot be restored: %s; nothing was changed", plan->path,
-                    k->index + 1, label, k->problem);
+                    "%s: key %u%s cannot be restored: %s; nothing was changed%s", plan->path,
+                    k->index + 1, label, k->problem,
+                    k->type == nullKey ? " (--skip-unsupported restores the rest without it)"
+                                       : "");
         return FALSE;
     }
     CabackRestoreKey *o = caback_plan_index_first(keys_by_id, k->id.bytes, CABACK_KEYID_LEN);
@@ -1366,6 +1416,9 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
     g_autoptr(GHashTable) public_ids = db != NULL ? stored_public_key_ids(db->slot) : NULL;
     for (guint i = 0; i < plan->keys->len; i++)
         if (!plan_key(plan, db, public_ids, keys_by_id, options, plan->keys->pdata[i], error))
+            return FALSE;
+    for (guint i = 0; i < plan->certs->len; i++)
+        if (!plan_unsupported_cert(plan, options, plan->certs->pdata[i], error))
             return FALSE;
 
     /* --trust must name a certificate of the file: a typo would otherwise go unnoticed. */
