@@ -4,6 +4,9 @@
 
 expect_status 0 "--version" "$CABACK" --version
 expect_grep "--version prints the version" '^caback [0-9]+\.[0-9]+\.[0-9]+$' "$OUT"
+nss_runtime=$("$PYTHON3" -c 'import ctypes; l = ctypes.CDLL("libnss3.so"); l.NSS_GetVersion.restype = ctypes.c_char_p; print(l.NSS_GetVersion().decode())' 2>/dev/null)
+expect_grep "--version prints the NSS, NSPR and GLib versions it runs with" \
+    "^NSS ${nss_runtime:-[0-9.]+}, NSPR [0-9]+\.[0-9]+(\.[0-9]+)?, GLib [0-9]+\.[0-9]+\.[0-9]+\$" "$OUT"
 
 expect_status 2 "no verb is a usage error" "$CABACK"
 expect_grep "usage lists the verbs" 'listkeys' "$ERR"

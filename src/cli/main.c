@@ -4,7 +4,10 @@
 
 #include "cli.h"
 
+#include <glib.h>
 #include <locale.h>
+#include <nss.h>
+#include <prinit.h>
 #include <signal.h>
 #include <string.h>
 
@@ -83,7 +86,10 @@ int main(int argc, char **argv)
     }
     const char *verb = argv[1];
     if (strcmp(verb, "--version") == 0 || strcmp(verb, "version") == 0) {
+        /* The libraries it runs with, not those it was built against: what a bug report needs. */
         printf("caback %s\n", PACKAGE_VERSION);
+        printf("NSS %s, NSPR %s, GLib %u.%u.%u\n", NSS_GetVersion(), PR_GetVersion(),
+               glib_major_version, glib_minor_version, glib_micro_version);
         return CABACK_EXIT_OK;
     }
     if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 ||
