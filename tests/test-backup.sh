@@ -361,11 +361,11 @@ expect_status 1 "--cscfg with a tag without nickname" "$CABACK" backup -d "$DB" 
 expect_grep "the error names the tag" 'lists the certificate "subsystem"' "$ERR"
 check "no temporary file is left at the end" no_temp_in "$OUTDIR"
 
-# ---- a terminal gets one progress line per key ----
+# ---- a terminal gets one progress line, rewritten in place and cleared at the end ----
 if command -v script >/dev/null 2>&1; then
     script -qec "\"$CABACK\" backup -d \"$DB\" -f \"$DB.pass\" -o \"$OUTDIR/tty.p12\" -w \"$PW\" --iterations 2000" /dev/null >"$TEST_TMP/tty.txt" 2>&1 </dev/null
-    expect_equal "on a terminal: one encrypting and one checking line per key" "5 5" \
-        "$(grep -c '\] encrypting the private key of' "$TEST_TMP/tty.txt") $(grep -c '\] checking the private key of' "$TEST_TMP/tty.txt")"
+    expect_equal "on a terminal: the progress line reaches the last key of both steps" "1 1" \
+        "$(grep -c '\[5/5\] encrypting the private key of' "$TEST_TMP/tty.txt") $(grep -c '\[5/5\] checking the private key of' "$TEST_TMP/tty.txt")"
 else
     skip "progress lines on a terminal" "script is not installed"
 fi

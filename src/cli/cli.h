@@ -38,12 +38,15 @@ typedef struct {
     gboolean quiet;
     gint64 max_input_size; /* --max-input-size; 0 when not given */
     gint64 max_kdf_work;   /* --max-kdf-work; 0 when not given */
+    gboolean progress;     /* --progress: show the progress line even off a terminal */
+    gboolean no_progress;  /* --no-progress */
 } CabackCommonOptions;
 
 typedef enum {
     CABACK_COMMON_DB = 1 << 0,   /* -d, -h/--token, --module, -f/-k, --password-env; -K refused */
     CABACK_COMMON_JSON = 1 << 1, /* --json */
     CABACK_COMMON_LIMITS = 1 << 2, /* --max-input-size, --max-kdf-work (verbs reading PKCS#12) */
+    CABACK_COMMON_PROGRESS = 1 << 3, /* --progress, --no-progress (verbs with long work) */
 } CabackCommonFlags;
 
 /* Add the shared options selected by @flags (and always -v / -q) to @context as its main
@@ -88,6 +91,12 @@ void caback_cli_common_clear(CabackCommonOptions *options);
 /* Open (and log in to) the database named by @options. */
 CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only,
                              GError **error);
+
+/* The progress line (src/cli/cli-progress.c): caback_cli_parse sets it up for the verb from
+ * --progress / --no-progress / -q / --json and whether standard error is a terminal; clear it
+ * before writing anything else to standard error (the output helpers below and main do). */
+void caback_cli_progress_setup(const char *verb, const CabackCommonOptions *options);
+void caback_cli_progress_clear(void);
 
 /* Output: info is suppressed by -q, detail needs -v; warnings go to stderr always. */
 extern int caback_cli_verbosity; /* -1 quiet, 0 normal, 1 verbose */

@@ -11,6 +11,7 @@
 #include <caback/digest.h>
 #include <caback/cscfg.h>
 #include <caback/json.h>
+#include <caback/progress.h>
 #include <caback/names.h>
 #include <caback/weak-key.h>
 
@@ -98,18 +99,17 @@ static gboolean check_empty_password(const CabackSecret *password, const char *w
 
 /* ---- output ---- */
 
-static gboolean show_progress(void)
-{
-    return caback_cli_verbosity >= 0 && isatty(STDERR_FILENO);
-}
-
+/* Each key encrypted and checked moves the progress line (cli-progress.c decides whether it is
+ * shown). */
 static void progress_line(const char *stage, guint index, guint total, const CabackBackupKey *key,
                           gpointer user_data)
 {
     (void)user_data;
-    g_printerr("caback: [%u/%u] %s the private key of \"%s\" (%s)\n", index, total,
-               strcmp(stage, "verify") == 0 ? "checking" : "encrypting",
-               key->nickname != NULL ? key->nickname : key->cert->subject, key->info->id_hex);
+    g_autofree char *step = g_strdup_printf(
+        "%s the private key of \"%s\" (%s)",
+        strcmp(stage, "verify") == 0 ? "checking" : "encrypting",
+        key->nickname != NULL ? key->nickname : key->cert->subject, key->info->id_hex);
+    caback_progress_report(step, index, total);
 }
 
 static void append_key_lines(GString *out, const CabackBackupSelection *sel)
@@ -349,7 +349,7 @@ static gboolean write_backup(BackupRun *run, CabackDb *db, CabackBackupSelection
                              CabackP12Writer *writer, CabackBackupReport *report, char **sha256,
                              gboolean *latest_updated, GError **error)
 {
-    CabackBackupProgress progress = show_progress() ? progress_line : NULL;
+    CabackBackupProgress progress = progress_line;
     CabackAtomicFlags flags = run->o->allow_shared_folder ? 0 : CABACK_ATOMIC_PRIVATE_FOLDER;
 
     g_autoptr(CabackAtomicFile) file =
@@ -662,7 +662,8 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
                  "5 a key cannot leave its token.\n");
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common,
-                          CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS);
+                          CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
+                              CABACK_COMMON_PROGRESS);
 
     if (windows && !take_windows_password(&argc, argv, &run, error))
         goto out;

@@ -1196,7 +1196,8 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         "4 conflict (nothing changed; --dry-run too exits 4 when the real run would).\n");
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common,
-                          CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS);
+                          CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
+                              CABACK_COMMON_PROGRESS);
 
     if (!caback_cli_parse(context, "restore", &common, &argc, &argv, error)) {
         if (given != NULL)

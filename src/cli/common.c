@@ -55,6 +55,12 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
          "100000000)",
          "N"},
         {NULL}};
+    const GOptionEntry progress_entries[] = {
+        {"progress", 0, 0, G_OPTION_ARG_NONE, &options->progress,
+         "Show a progress line on standard error even when it is not a terminal", NULL},
+        {"no-progress", 0, 0, G_OPTION_ARG_NONE, &options->no_progress,
+         "Show no progress line (-q and --json show none either)", NULL},
+        {NULL}};
     const GOptionEntry output_entries[] = {
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &options->verbose, "Print more detail", NULL},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &options->quiet, "Print errors only", NULL},
@@ -66,6 +72,8 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
         g_option_context_add_main_entries(context, json_entries, NULL);
     if (flags & CABACK_COMMON_LIMITS)
         g_option_context_add_main_entries(context, limit_entries, NULL);
+    if (flags & CABACK_COMMON_PROGRESS)
+        g_option_context_add_main_entries(context, progress_entries, NULL);
     g_option_context_add_main_entries(context, output_entries, NULL);
 }
 
@@ -144,6 +152,10 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
         caback_cli_verbosity = 1;
     if (options != NULL && options->quiet)
         caback_cli_verbosity = -1;
+    if (options != NULL && options->progress && options->no_progress)
+        return caback_cli_usage_error(error, verb, "choose --progress or --no-progress, not both");
+    if (options != NULL)
+        caback_cli_progress_setup(verb, options);
     return TRUE;
 }
 
@@ -242,6 +254,7 @@ void caback_cli_info(const char *format, ...)
     va_start(args, format);
     g_autofree char *text = g_strdup_vprintf(format, args);
     va_end(args);
+    caback_cli_progress_clear();
     g_print("%s\n", text);
 }
 
@@ -254,6 +267,7 @@ void caback_cli_detail(const char *format, ...)
     va_start(args, format);
     g_autofree char *text = g_strdup_vprintf(format, args);
     va_end(args);
+    caback_cli_progress_clear();
     g_printerr("caback: %s\n", text);
 }
 
@@ -264,5 +278,6 @@ void caback_cli_warning(const char *format, ...)
     va_start(args, format);
     g_autofree char *text = g_strdup_vprintf(format, args);
     va_end(args);
+    caback_cli_progress_clear();
     g_printerr("caback: warning: %s\n", text);
 }

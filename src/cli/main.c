@@ -121,7 +121,9 @@ int main(int argc, char **argv)
     /* GOption's --help and error texts then say "caback VERB". */
     g_autofree char *prgname = g_strdup_printf("caback %s", cmd->name);
     g_set_prgname(prgname);
-    if (cmd->handler(argc - 1, argv + 1, &error) || g_error_matches(error, CABACK_CLI_HELP, 0))
+    gboolean ok = cmd->handler(argc - 1, argv + 1, &error);
+    caback_cli_progress_clear();
+    if (ok || g_error_matches(error, CABACK_CLI_HELP, 0))
         return CABACK_EXIT_OK;
 
     if (error == NULL)

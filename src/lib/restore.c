@@ -3,6 +3,7 @@
  * returning, so that caback_db_close shuts NSS down cleanly. */
 #include "config.h"
 
+#include <caback/progress.h>
 #include <caback/atomic-file.h>
 #include <caback/digest.h>
 #include <caback/error.h>
@@ -1818,6 +1819,7 @@ gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
     g_autoptr(GHashTable) public_ids = stored_public_key_ids(db->slot);
     for (guint i = 0; i < plan->keys->len && failure == NULL; i++) {
         CabackRestoreKey *k = plan->keys->pdata[i];
+        caback_progress_report("storing keys", i + 1, plan->keys->len);
         if (k->action != CABACK_RESTORE_ADD && !k->store_public)
             continue;
         g_autofree char *what = g_strdup_printf(
@@ -1901,6 +1903,7 @@ gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
     /* 3. Certificates. */
     for (guint i = 0; i < plan->certs->len && failure == NULL; i++) {
         CabackRestoreCert *c = plan->certs->pdata[i];
+        caback_progress_report("storing certificates", i + 1, plan->certs->len);
         if (c->action != CABACK_RESTORE_ADD && c->action != CABACK_RESTORE_REPLACE &&
             c->action != CABACK_RESTORE_RENAME)
             continue;
@@ -1943,6 +1946,7 @@ gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
      * the processors (a token takes tens of milliseconds to load an RSA key), the verdicts in
      * order. */
     if (failure == NULL) {
+        caback_progress_report("checking that each stored key signs for its certificate", 0, 0);
         g_autoptr(GArray) jobs = g_array_new(FALSE, TRUE, sizeof(PairJob));
         for (guint i = 0; i < plan->keys->len; i++) {
             CabackRestoreKey *k = plan->keys->pdata[i];

@@ -3,6 +3,7 @@
  * the checks after it are independent of the restore's own pairing check. */
 #include "config.h"
 
+#include <caback/progress.h>
 #include <caback/atomic-file.h>
 #include <caback/backup.h>
 #include <caback/error.h>
@@ -514,6 +515,7 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
     }
     r->sha256 = hex_of(digest, sizeof digest, FALSE);
 
+    caback_progress_report("decrypting the file", 0, 0);
     g_autoptr(CabackP12File) file = caback_p12_read(data, len, password, path, error);
     if (file == NULL)
         return NULL;
@@ -574,6 +576,8 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
         if (k->id_known)
             vk->key_id = g_bytes_new(k->id.bytes, sizeof k->id.bytes);
         g_ptr_array_add(r->keys, vk);
+        caback_progress_report("checking that each key signs for its certificate", i + 1,
+                               plan->keys->len);
         if (k->cert_index < 0) {
             g_ptr_array_add(r->notes,
                             g_strdup_printf("key %s has no certificate in the file: it restores "

@@ -1,0 +1,26 @@
+/* Progress of long work (key derivations, many keys, many objects, the drill), for a front end
+ * that shows it. The library reports steps and counts; a front end that wants them installs one
+ * sink for the process (the command line prints one line on standard error). Without a sink every
+ * report is a no-op. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Receives @step (a short lowercase phrase, e.g. "checking keys"), @done of @total units (@total
+ * 0 when the step has no count); called on the thread that reported, under a lock. @step NULL
+ * means the work ended: the sink should clear what it shows. */
+typedef void (*CabackProgressSink)(const char *step, guint done, guint total, gpointer data);
+
+/* Install @sink (NULL: none) with @data for every later report of this process. */
+void caback_progress_set_sink(CabackProgressSink sink, gpointer data);
+
+/* Report that @done of @total units of @step are finished (the sink decides how often to show
+ * it). Safe from any thread. */
+void caback_progress_report(const char *step, guint done, guint total);
+
+/* The long work ended (or failed): the sink clears its line. */
+void caback_progress_end(void);
+
+G_END_DECLS
