@@ -3,6 +3,7 @@
 
 #include <glib.h>
 
+#include <caback/db-lock.h>
 #include <caback/secret.h>
 
 #include <nss.h>
@@ -18,6 +19,11 @@ typedef struct {
     const char *module;              /* --module: a PKCS#11 module to load for this run only */
     CabackPasswordSource password;   /* -f / --password-env / prompt */
     gboolean read_only;              /* open without write access */
+    CabackDbLockMode lock;           /* lock the folder (caback.lock) before the first read:
+                                      * NONE (the default), SHARED or EXCLUSIVE */
+    guint lock_wait;                 /* seconds to wait for another run's lock (--wait) */
+    CabackDbLockNotify lock_notify;  /* told when the wait starts (may be NULL) */
+    gpointer lock_notify_data;
 } CabackDbOptions;
 
 typedef struct {
@@ -34,6 +40,7 @@ typedef struct {
                              * failed (no terminal, unreadable file...); reported by login */
     gboolean rolled_back;   /* a change that a killed process left half done was rolled back
                              * when the database was opened (see caback_db_open) */
+    CabackDbLock *lock;     /* options->lock, held until caback_db_close shut NSS down */
 } CabackDb;
 
 /* The database folder to use when -d is not given: $CABACK_DBDIR, else the alias folder of the
@@ -41,7 +48,9 @@ typedef struct {
 char *caback_db_default_dir(GError **error);
 
 /* Initialise NSS on the database of @options (in its own NSS context, so several can be open) and
- * select the token. Does not log in (see caback_db_login). On failure nothing stays open. */
+ * select the token. Does not log in (see caback_db_login). With options->lock, the folder is
+ * locked first (caback_db_lock), before anything of the database is read. On failure nothing
+ * stays open (nor locked). */
 CabackDb *caback_db_open(const CabackDbOptions *options, GError **error);
 
 /* Log in to the selected token if it needs it, reading the password from the database's password

@@ -40,6 +40,8 @@ typedef struct {
     gint64 max_kdf_work;   /* --max-kdf-work; 0 when not given */
     gboolean progress;     /* --progress: show the progress line even off a terminal */
     gboolean no_progress;  /* --no-progress */
+    gboolean lock;   /* CABACK_COMMON_LOCK: the database is locked while the verb uses it */
+    gint wait;       /* --wait SECONDS for another run's lock (default 60) */
 } CabackCommonOptions;
 
 typedef enum {
@@ -47,6 +49,8 @@ typedef enum {
     CABACK_COMMON_JSON = 1 << 1, /* --json */
     CABACK_COMMON_LIMITS = 1 << 2, /* --max-input-size, --max-kdf-work (verbs reading PKCS#12) */
     CABACK_COMMON_PROGRESS = 1 << 3, /* --progress, --no-progress (verbs with long work) */
+    CABACK_COMMON_LOCK = 1 << 4, /* --wait; caback_cli_open_db locks the database (shared when
+                                  * read-only, else exclusive) */
 } CabackCommonFlags;
 
 /* Add the shared options selected by @flags (and always -v / -q) to @context as its main
@@ -88,7 +92,8 @@ gboolean caback_cli_windows_order_check(const char *alias, const char *password_
 /* Free the strings of @options. */
 void caback_cli_common_clear(CabackCommonOptions *options);
 
-/* Open (and log in to) the database named by @options. */
+/* Open (and log in to) the database named by @options; with CABACK_COMMON_LOCK, locked first
+ * (caback_cli_db_lock_options). */
 CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only,
                              GError **error);
 
@@ -97,6 +102,10 @@ CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_o
  * before writing anything else to standard error (the output helpers below and main do). */
 void caback_cli_progress_setup(const char *verb, const CabackCommonOptions *options);
 void caback_cli_progress_clear(void);
+/* Fill the lock fields of @db_options from @options: none without CABACK_COMMON_LOCK, else
+ * shared when @read_only and exclusive otherwise, waiting --wait seconds and saying so. */
+void caback_cli_db_lock_options(const CabackCommonOptions *options, gboolean read_only,
+                                CabackDbOptions *db_options);
 
 /* Output: info is suppressed by -q, detail needs -v; warnings go to stderr always. */
 extern int caback_cli_verbosity; /* -1 quiet, 0 normal, 1 verbose */

@@ -663,7 +663,8 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common,
                           CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
-                              CABACK_COMMON_PROGRESS);
+                              CABACK_COMMON_PROGRESS |
+                              CABACK_COMMON_LOCK);
 
     if (windows && !take_windows_password(&argc, argv, &run, error))
         goto out;

@@ -392,7 +392,8 @@ gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error)
         "  caback fix-clone-ids /var/lib/pki/pki-tomcat/ca/conf/CS.cfg --dry-run \\\n"
         "      -d /var/lib/pki/pki-tomcat/alias -f /var/lib/pki/pki-tomcat/conf/password.conf\n");
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_common(context, &common, CABACK_COMMON_DB | CABACK_COMMON_JSON);
+    caback_cli_add_common(context, &common,
+                          CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LOCK);
 
     if (!caback_cli_parse(context, "fix-clone-ids", &common, &argc, &argv, error))
         goto out;

@@ -462,6 +462,7 @@ static CabackDb *open_db(const CabackCommonOptions *common, gboolean read_only, 
         .password = {.file = common->password_file, .env_var = common->password_env},
         .read_only = read_only,
     };
+    caback_cli_db_lock_options(common, read_only, &options);
     g_autoptr(CabackDb) db = caback_db_open(&options, error);
     if (db == NULL || !caback_restore_login_internal(db, error) || !caback_db_login(db, error))
         return NULL;
@@ -1197,7 +1198,8 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common,
                           CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
-                              CABACK_COMMON_PROGRESS);
+                              CABACK_COMMON_PROGRESS |
+                              CABACK_COMMON_LOCK);
 
     if (!caback_cli_parse(context, "restore", &common, &argc, &argv, error)) {
         if (given != NULL)

@@ -438,7 +438,8 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
     g_option_context_add_main_entries(context, entries, NULL);
     caback_cli_add_common(context, &common,
                           CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
-                              CABACK_COMMON_PROGRESS);
+                              CABACK_COMMON_PROGRESS |
+                              CABACK_COMMON_LOCK);
 
     if (!caback_cli_parse(context, "verify", &common, &argc, &argv, error))
         goto out;

@@ -61,6 +61,12 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
         {"no-progress", 0, 0, G_OPTION_ARG_NONE, &options->no_progress,
          "Show no progress line (-q and --json show none either)", NULL},
         {NULL}};
+    const GOptionEntry lock_entries[] = {
+        {"wait", 0, 0, G_OPTION_ARG_INT, &options->wait,
+         "Wait at most SECONDS for another caback run on the same database to finish (default "
+         "60; 0: do not wait)",
+         "SECONDS"},
+        {NULL}};
     const GOptionEntry output_entries[] = {
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &options->verbose, "Print more detail", NULL},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &options->quiet, "Print errors only", NULL},
@@ -74,6 +80,11 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
         g_option_context_add_main_entries(context, limit_entries, NULL);
     if (flags & CABACK_COMMON_PROGRESS)
         g_option_context_add_main_entries(context, progress_entries, NULL);
+    if (flags & CABACK_COMMON_LOCK) {
+        options->lock = TRUE;
+        options->wait = 60;
+        g_option_context_add_main_entries(context, lock_entries, NULL);
+    }
     g_option_context_add_main_entries(context, output_entries, NULL);
 }
 
@@ -148,6 +159,9 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
         return caback_cli_usage_error(error, verb,
                                       "give the database password or token PIN one way: -f FILE "
                                       "or --password-env VAR, not both");
+    if (options != NULL && options->lock && options->wait < 0)
+        return caback_cli_usage_error(error, verb, "--wait %d: give the seconds to wait, 0 or more",
+                                      options->wait);
     if (options != NULL && options->verbose)
         caback_cli_verbosity = 1;
     if (options != NULL && options->quiet)
@@ -222,6 +236,28 @@ void caback_cli_common_clear(CabackCommonOptions *options)
     g_clear_pointer(&options->password_value_k, g_free);
 }
 
+static void lock_notify(CabackDbLockEvent event, const char *message, gpointer data)
+{
+    (void)data;
+    if (event == CABACK_DB_LOCK_WAITING) {
+        caback_cli_progress_clear();
+        g_printerr("caback: %s\n", message);
+    }
+    else
+        caback_cli_warning("%s", message);
+}
+
+void caback_cli_db_lock_options(const CabackCommonOptions *options, gboolean read_only,
+                                CabackDbOptions *db_options)
+{
+    db_options->lock = !options->lock ? CABACK_DB_LOCK_NONE
+                       : read_only    ? CABACK_DB_LOCK_SHARED
+                                      : CABACK_DB_LOCK_EXCLUSIVE;
+    db_options->lock_wait = options->wait > 0 ? (guint)options->wait : 0;
+    db_options->lock_notify = lock_notify;
+    db_options->lock_notify_data = NULL;
+}
+
 CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only, GError **error)
 {
     CabackDbOptions db_options = {
@@ -231,6 +267,7 @@ CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_o
         .password = {.file = options->password_file, .env_var = options->password_env},
         .read_only = read_only,
     };
+    caback_cli_db_lock_options(options, read_only, &db_options);
     g_autoptr(CabackDb) db = caback_db_open(&db_options, error);
     if (db == NULL)
         return NULL;

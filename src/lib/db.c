@@ -443,6 +443,14 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
 
     if (!check_dir(db->dir, error))
         return NULL;
+    /* Before the first read (the journal below, NSS's opening): a run that changes the database
+     * must not be seen half done, nor two undo each other's work. */
+    if (options->lock != CABACK_DB_LOCK_NONE) {
+        db->lock = caback_db_lock(db->dir, options->lock, options->lock_wait,
+                                  options->lock_notify, options->lock_notify_data, error);
+        if (db->lock == NULL)
+            return NULL;
+    }
 
     PRUint32 flags = NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE;
     g_autofree char *journal = hot_journal(db->dir);
@@ -553,6 +561,8 @@ gboolean caback_db_close(CabackDb *db, GError **error)
                              db->dir);
         ok = FALSE;
     }
+    /* Released only once NSS has let go of the files. */
+    caback_db_lock_free(db->lock);
     g_free(db->dir);
     g_free(db->spec);
     g_free(db->token_name);

@@ -6,6 +6,7 @@
 #include <caback/progress.h>
 #include <caback/atomic-file.h>
 #include <caback/digest.h>
+#include <caback/db-lock.h>
 #include <caback/error.h>
 #include <caback/keys.h>
 #include <caback/names.h>
@@ -2130,6 +2131,9 @@ void caback_restore_remove_created_db(const char *dir, gboolean remove_dir)
         g_autofree char *path = g_build_filename(dir, db_files[i], NULL);
         g_unlink(path);
     }
+    /* The lock file the failed run made beside the database it made (caback_db_lock). */
+    g_autofree char *lock = g_build_filename(dir, CABACK_DB_LOCK_NAME, NULL);
+    g_unlink(lock);
     if (remove_dir)
         g_rmdir(dir);
 }
