@@ -18,6 +18,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackPlanIndex, caback_plan_index_free)
  * the items already there. */
 void caback_plan_index_add(CabackPlanIndex *index, const void *key, gsize len, gpointer item);
 
+/* caback_plan_index_add with @key's bytes as key, kept by reference instead of copied (a
+ * certificate's DER is not duplicated for the index). */
+void caback_plan_index_add_bytes(CabackPlanIndex *index, GBytes *key, gpointer item);
+
 /* caback_plan_index_add with a NUL-terminated string as key; a NULL @key adds nothing. */
 void caback_plan_index_add_string(CabackPlanIndex *index, const char *key, gpointer item);
 

@@ -58,7 +58,7 @@ typedef struct {
 typedef struct {
     guint index;           /* position among the file's certificate bags, from 0 */
     CabackP12Cert *bag;    /* owned by the file */
-    CERTCertificate *cert; /* decoded, not in any database (owned) */
+    CERTCertificate *cert; /* decoded, not in any database (owned); its DER is the bag's */
     char *subject;         /* as NSS prints names (CN=...,O=...) */
     char *issuer;
     char *serial_hex; /* uppercase hex, no leading zero bytes (as openssl -serial) */

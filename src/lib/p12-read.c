@@ -50,6 +50,20 @@ struct CabackP12File {
     CabackP12Info info;
 };
 
+/* Decode @src into @dest (@size bytes) with @tmpl: by SEC_QuickDERDecodeItem, whose items point
+ * into @src instead of copying it (a file of a few megabytes was otherwise copied once more at
+ * each level of its nesting: PFX, authenticated safe, safe, bags), and, when that fails (BER:
+ * indefinite lengths, constructed strings; or a malformed element), by SEC_ASN1DecodeItem, which
+ * copies and has the last word. @src must outlive what is decoded from it. */
+static SECStatus p12_decode(PLArenaPool *arena, void *dest, size_t size,
+                            const SEC_ASN1Template *tmpl, const SECItem *src)
+{
+    if (SEC_QuickDERDecodeItem(arena, dest, tmpl, src) == SECSuccess)
+        return SECSuccess;
+    memset(dest, 0, size);
+    return SEC_ASN1DecodeItem(arena, dest, tmpl, src);
+}
+
 /* ---- freeing ---- */
 
 static void attrs_clear(CabackP12Attributes *a)
@@ -330,7 +344,7 @@ static gboolean add_cert_bag(CabackP12File *f, PLArenaPool *arena, P12SafeBag *b
     const char *what = crl ? "CRL" : "certificate";
     P12TypedValue tv;
     memset(&tv, 0, sizeof(tv));
-    if (SEC_ASN1DecodeItem(arena, &tv, p12_typed_value_template, &bag->value) != SECSuccess) {
+    if (p12_decode(arena, &tv, sizeof(tv), p12_typed_value_template, &bag->value) != SECSuccess) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "a %s bag is malformed", what);
         return FALSE;
     }
@@ -341,7 +355,7 @@ static gboolean add_cert_bag(CabackP12File *f, PLArenaPool *arena, P12SafeBag *b
         return TRUE;
     }
     SECItem der = {siBuffer, NULL, 0};
-    if (SEC_ASN1DecodeItem(arena, &der, SEC_OctetStringTemplate, &tv.value) != SECSuccess ||
+    if (p12_decode(arena, &der, sizeof(der), SEC_OctetStringTemplate, &tv.value) != SECSuccess ||
         !p12_is_single_der(&der)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "a %s bag does not hold one DER-encoded X.509 %s", what, what);
@@ -401,7 +415,7 @@ static gboolean decode_safe_contents(PLArenaPool *arena, const SECItem *der, P12
     *bags = NULL;
     if (der == NULL || der->len == 0)
         return FALSE;
-    return SEC_ASN1DecodeItem(arena, bags, p12_safe_contents_template, der) == SECSuccess;
+    return p12_decode(arena, bags, sizeof(*bags), p12_safe_contents_template, der) == SECSuccess;
 }
 
 static gboolean parse_safe_contents(CabackP12File *f, PLArenaPool *arena, const SECItem *der,
@@ -613,6 +627,12 @@ static gboolean decode_pfx(CabackP12File *f, PLArenaPool *arena, const guint8 *d
         return FALSE;
     }
 
+    /* A DER file that is exactly one PFX decodes without copying its bytes. */
+    SECItem whole = {siBuffer, (unsigned char *)data, (unsigned int)len};
+    memset(pfx, 0, sizeof(*pfx));
+    if (SEC_QuickDERDecodeItem(arena, pfx, p12_pfx_template, &whole) == SECSuccess)
+        return TRUE;
+
     /* The streaming decoder tells a truncated file (it still wants bytes at the end) from a
      * malformed one (it fails), and the filter counts what the PFX itself occupies. */
     gsize consumed = 0;
@@ -685,15 +705,16 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
     }
     SECItem auth_data = {siBuffer, NULL, 0};
     if (pfx.auth_safe.content.len == 0 ||
-        SEC_ASN1DecodeItem(arena, &auth_data, SEC_OctetStringTemplate, &pfx.auth_safe.content) !=
-            SECSuccess ||
+        p12_decode(arena, &auth_data, sizeof(auth_data), SEC_OctetStringTemplate,
+                   &pfx.auth_safe.content) != SECSuccess ||
         auth_data.len == 0) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "the authenticated safe has no data");
         return FALSE;
     }
 
     P12ContentInfo **cis = NULL;
-    if (SEC_ASN1DecodeItem(arena, &cis, p12_content_infos_template, &auth_data) != SECSuccess) {
+    if (p12_decode(arena, &cis, sizeof(cis), p12_content_infos_template, &auth_data) !=
+        SECSuccess) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "the authenticated safe is malformed");
         return FALSE;
@@ -712,8 +733,8 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
         s->ci = cis[i];
         if (p12_oid_is(&s->ci->content_type, SEC_OID_PKCS7_DATA)) {
             if (s->ci->content.len == 0 ||
-                SEC_ASN1DecodeItem(arena, &s->plain, SEC_OctetStringTemplate, &s->ci->content) !=
-                    SECSuccess) {
+                p12_decode(arena, &s->plain, sizeof(s->plain), SEC_OctetStringTemplate,
+                           &s->ci->content) != SECSuccess) {
                 g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                             "safe %u (plain data) is malformed", i + 1);
                 ok = FALSE;
@@ -722,8 +743,8 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
         } else if (p12_oid_is(&s->ci->content_type, SEC_OID_PKCS7_ENCRYPTED_DATA)) {
             s->encrypted = TRUE;
             if (s->ci->content.len == 0 ||
-                SEC_ASN1DecodeItem(arena, &s->ed, p12_encrypted_data_template, &s->ci->content) !=
-                    SECSuccess ||
+                p12_decode(arena, &s->ed, sizeof(s->ed), p12_encrypted_data_template,
+                           &s->ci->content) != SECSuccess ||
                 s->ed.info.encrypted.len == 0) {
                 g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                             "encrypted safe %u is malformed or empty", i + 1);

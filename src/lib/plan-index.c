@@ -55,6 +55,17 @@ void caback_plan_index_add(CabackPlanIndex *index, const void *key, gsize len, g
     g_ptr_array_add(b->items, item);
 }
 
+void caback_plan_index_add_bytes(CabackPlanIndex *index, GBytes *key, gpointer item)
+{
+    if (g_hash_table_lookup(index->buckets, key) == NULL) {
+        Bucket *b = g_new0(Bucket, 1);
+        b->items = g_ptr_array_new();
+        g_hash_table_insert(index->buckets, g_bytes_ref(key), b);
+    }
+    Bucket *b = g_hash_table_lookup(index->buckets, key);
+    g_ptr_array_add(b->items, item);
+}
+
 void caback_plan_index_add_string(CabackPlanIndex *index, const char *key, gpointer item)
 {
     if (key != NULL)

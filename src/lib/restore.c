@@ -296,7 +296,7 @@ static gboolean describe_cert(CabackRestorePlan *plan, CabackRestoreCert *c, GEr
     SECItem item = {siBuffer, (unsigned char *)der, (unsigned int)len};
     g_autofree char *label = bag_label(&c->bag->attrs);
 
-    c->cert = __CERT_DecodeDERCertificate(&item, PR_TRUE, NULL);
+    c->cert = __CERT_DecodeDERCertificate(&item, PR_FALSE, NULL);
     if (c->cert == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_PKCS12,
                              "%s: certificate %u%s is not a valid X.509 certificate; the file "
@@ -404,9 +404,7 @@ static gboolean cert_unpaired(gpointer item, gpointer data)
 
 static void index_add_bytes(CabackPlanIndex *index, GBytes *key, gpointer item)
 {
-    gsize len;
-    const void *data = g_bytes_get_data(key, &len);
-    caback_plan_index_add(index, data, len, item);
+    caback_plan_index_add_bytes(index, key, item);
 }
 
 static gpointer index_next_bytes(CabackPlanIndex *index, GBytes *key)

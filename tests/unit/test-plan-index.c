@@ -42,6 +42,14 @@ static void test_first(void)
     caback_plan_index_add(index, NULL, 0, &items[2]);
     g_assert_true(caback_plan_index_first(index, "", 0) == &items[2]);
 
+    g_autoptr(GBytes) shared = g_bytes_new("ab", 2);
+    caback_plan_index_add_bytes(index, shared, &items[3]); /* same key as "ab": a third item */
+    g_assert_cmpuint(caback_plan_index_count(index, "ab", 2), ==, 3);
+    g_assert_true(caback_plan_index_first(index, "ab", 2) == &items[0]);
+    g_autoptr(GBytes) fresh = g_bytes_new("fresh", 5);
+    caback_plan_index_add_bytes(index, fresh, &items[1]);
+    g_assert_true(caback_plan_index_first(index, "fresh", 5) == &items[1]);
+
     caback_plan_index_add_string(index, "nick", &items[3]);
     caback_plan_index_add_string(index, NULL, &items[0]); /* adds nothing */
     g_assert_true(caback_plan_index_first_string(index, "nick") == &items[3]);
