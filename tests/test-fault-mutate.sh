@@ -2,7 +2,9 @@
 # Hostile files: over 1,000 mutated PKCS#12 files (every truncation of a small file, DER length
 # edits, bit flips) through caback list, and those that decode plus every 10th of the rest through
 # caback restore (never a crash, never a partial import: a failed restore leaves the database's
-# files byte-identical); 500 mutated CS.cfg files through fix-clone-ids --dry-run (never a crash,
+# files byte-identical); the families of issue 16 (input sizes, iteration counts up to 2^100,
+# hostile friendlyNames, certificate counts up to 2,000, weak and unusual keys) through list and
+# restore, with the same checks; 500 mutated CS.cfg files through fix-clone-ids --dry-run (never a crash,
 # the file never touched). The driver is tests/fault-mutate.py; its seed makes any failure
 # reproducible. Under the sanitizer build a report exits with 86, which counts as a crash.
 . "$CABACK_SRCDIR/tests/lib.sh"
@@ -64,6 +66,27 @@ expect_equal "MAC-less mutations: no crash" 0 "$ncrashes"
 expect_equal "MAC-less mutations: no partial import" 0 "$npartial"
 [ "$ncrashes$npartial" = 00 ] || diag "$(head -c 3000 "$T/nomac.json")"
 
+# ---- families (issue 16): sizes, iteration counts, names, certificate counts, key sizes ----
+SCRATCH3=$T/scratch3
+make_nssdb "$SCRATCH3"
+mkdir -p "$T/families"
+"$PYTHON3" "$CABACK_SRCDIR/tests/fault-mutate.py" families "$CABACK" "$PW" "$SCRATCH3" "$T/families/result.json"
+check "the family mutation driver ran" test -s "$T/families/result.json"
+read -r ffiles fsizes fits fnames fcounts fkeys flists frestores frestored fundone fcrashes fpartial < <("$PYTHON3" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+f = r["families"]
+print(r["files"], f.get("sizes", 0), f.get("iterations", 0), f.get("names", 0), f.get("certificate counts", 0),
+      f.get("key sizes", 0), r["list_runs"], r["restore_runs"], r["restored_ok"], r["failed_after_changes_undone"],
+      r["crashes"], r["partial_imports"])' "$T/families/result.json")
+diag "family mutations: $ffiles files ($fsizes sizes, $fits iteration counts, $fnames names, $fcounts certificate counts, $fkeys key sizes)"
+diag "  list: $flists runs; restore: $frestores runs ($frestored restored, $fundone failed after changing the database and undid it); crashes: $fcrashes; partial imports: $fpartial"
+check "every family has files" test "$fsizes" -gt 0 -a "$fits" -gt 0 -a "$fnames" -gt 0 -a "$fcounts" -gt 0 -a "$fkeys" -gt 0
+check "every family file went through list and restore" test "$flists" -eq "$ffiles" -a "$frestores" -eq "$ffiles"
+expect_equal "family mutations: no crash" 0 "$fcrashes"
+expect_equal "family mutations: every refusal left the database unchanged" 0 "$fpartial"
+[ "$fcrashes$fpartial" = 00 ] || diag "$(head -c 3000 "$T/families/result.json")"
+
 # ---- CS.cfg ----
 CA=$T/ca
 make_dogtag_ca "$CA"
@@ -84,6 +107,6 @@ expect_equal "500 mutated CS.cfg files" 500 "$cfiles"
 expect_equal "CS.cfg mutations: no crash" 0 "$ccrashes"
 expect_equal "CS.cfg mutations: --dry-run never writes" 0 "$cchanged"
 [ "$ccrashes$cchanged" = 00 ] || diag "$(head -c 3000 "$T/cscfg/result.json")"
-diag "mutations: $((lists + nlists)) list, $((restores + nrestores)) restore, $cruns fix-clone-ids; crashes: $((crashes + ncrashes + ccrashes)); partial imports: $((partial + npartial))"
+diag "mutations: $((lists + nlists + flists)) list, $((restores + nrestores + frestores)) restore, $cruns fix-clone-ids; crashes: $((crashes + ncrashes + fcrashes + ccrashes)); partial imports: $((partial + npartial + fpartial))"
 
 done_testing
