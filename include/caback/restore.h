@@ -83,7 +83,12 @@ typedef struct {
     char *note;          /* why skipped / in conflict, or NULL */
     gint duplicate_of;   /* an earlier certificate bag with the same certificate, or -1 */
     GPtrArray *replaced; /* of CabackRestoreReplaced*, for CABACK_RESTORE_REPLACE */
-    char *old_trust;     /* for CABACK_RESTORE_TRUST: the flags before */
+    char *old_trust;     /* for CABACK_RESTORE_TRUST: the flags before; for an add to another
+                            token whose certificate the internal token already holds (see
+                            internal_copy), the flags before when they change, else NULL */
+    gboolean internal_copy; /* restore into a token other than the internal one: the internal
+                               token already holds this certificate, and NSS keeps its trust
+                               there, so the trust is that copy's (changed only explicitly) */
 
     /* (Addition.) The weak-key rule (weak-key.h) on the certificate's public key, set by
      * inspect; weak_reason is NULL when the key is not weak. */

@@ -782,6 +782,41 @@ static gboolean nickname_taken(CabackRestorePlan *plan, CabackDb *db, const char
     return list != NULL && !CERT_LIST_EMPTY(list);
 }
 
+static gboolean trust_equal(const char *a, const char *b);
+
+/* TRUE when @flags store anything: "u" is never stored (NSS computes it from the key). */
+static gboolean stores_trust(const char *flags)
+{
+    return flags != NULL && !trust_equal(flags, ",,");
+}
+
+/* A certificate restored into a token other than the internal one gets its trust flags the way
+ * NSS's STAN_ChangeCertTrust gives them: a token that cannot hold NSS trust objects (SoftHSM and
+ * most HSMs) makes NSS import a copy of the certificate, under the same nickname, into the
+ * internal token and store the trust there. The internal token (softoken's sftkdb_checkConflicts)
+ * refuses a certificate whose nickname another certificate with a different subject holds
+ * (CKR_ATTRIBUTE_VALUE_INVALID, SEC_ERROR_BAD_DATA). The subject of such a certificate of the
+ * internal token named @nickname, or NULL when none is in the way. */
+static char *internal_name_clash(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCert *c,
+                                 const char *nickname)
+{
+    if (db == NULL || PK11_IsInternalKeySlot(db->slot) || c->internal_copy ||
+        !stores_trust(c->trust) || !db_may_have_nickname(plan, nickname))
+        return NULL;
+    g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
+    g_autofree char *name = g_strdup_printf("%s:%s", PK11_GetTokenName(internal), nickname);
+    g_autoptr(CERTCertList) list = PK11_FindCertsFromNickname(name, db);
+    for (CERTCertListNode *node = list != NULL ? CERT_LIST_HEAD(list) : NULL;
+         node != NULL && !CERT_LIST_END(node, list); node = CERT_LIST_NEXT(node)) {
+        if (node->cert->slot != NULL && !PK11_IsInternalKeySlot(node->cert->slot) &&
+            PK11_FindCertInSlot(internal, node->cert, db) == CK_INVALID_HANDLE)
+            continue;
+        if (!SECITEM_ItemsAreEqual(&node->cert->derSubject, &c->cert->derSubject))
+            return g_strdup(node->cert->subjectName);
+    }
+    return NULL;
+}
+
 /* TRUE when a certificate of the file planned before @self has @nickname; *@same_subject says
  * whether the first such certificate has @self's subject. */
 static gboolean planned_elsewhere(CabackRestorePlan *plan, CabackRestoreCert *self,
@@ -885,8 +920,10 @@ static void resolve_nickname_conflict(CabackRestorePlan *plan, CabackDb *db,
         gboolean same_subject;
         for (guint n = 1;; n++) {
             g_autofree char *candidate = caback_restore_renamed(old, n);
+            g_autofree char *clash = NULL;
             if (!nickname_taken(plan, db, candidate) &&
-                !planned_elsewhere(plan, c, candidate, &same_subject)) {
+                !planned_elsewhere(plan, c, candidate, &same_subject) &&
+                (clash = internal_name_clash(plan, db, c, candidate)) == NULL) {
                 c->nickname = g_steal_pointer(&candidate);
                 break;
             }
@@ -898,6 +935,51 @@ static void resolve_nickname_conflict(CabackRestorePlan *plan, CabackDb *db,
         break;
     }
     }
+}
+
+/* A certificate for another token whose trust NSS would put beside a copy in the internal token,
+ * where a certificate with a different subject holds the nickname (see internal_name_clash): a
+ * conflict found now, before any change, or with --rename another name free on both. */
+static void check_internal_name(CabackRestorePlan *plan, CabackDb *db,
+                                const CabackRestoreOptions *options, CabackRestoreCert *c)
+{
+    if (c->action == CABACK_RESTORE_CONFLICT)
+        return;
+    g_autofree char *clash = internal_name_clash(plan, db, c, c->nickname);
+    if (clash == NULL)
+        return;
+    if (options != NULL && options->on_conflict == CABACK_RESTORE_ON_CONFLICT_RENAME) {
+        g_autofree char *old = g_steal_pointer(&c->nickname);
+        gboolean same_subject;
+        for (guint n = 1;; n++) {
+            g_autofree char *candidate = caback_restore_renamed(old, n);
+            g_autofree char *other = NULL;
+            if (!nickname_taken(plan, db, candidate) &&
+                !planned_elsewhere(plan, c, candidate, &same_subject) &&
+                (other = internal_name_clash(plan, db, c, candidate)) == NULL) {
+                c->nickname = g_steal_pointer(&candidate);
+                break;
+            }
+        }
+        c->action = CABACK_RESTORE_RENAME;
+        g_free(c->note);
+        c->note = g_strdup_printf(
+            "NSS keeps the trust of a certificate on token \"%s\" with a copy of it in the "
+            "internal token, where a different certificate (%s) is named \"%s\"; restored as "
+            "\"%s\"",
+            PK11_GetTokenName(db->slot), clash, old, c->nickname);
+        return;
+    }
+    c->action = CABACK_RESTORE_CONFLICT;
+    g_free(c->note);
+    c->note = g_strdup_printf(
+        "NSS keeps the trust flags %s of a certificate on token \"%s\" with a copy of it, under "
+        "the same nickname, in the database's internal token; there a different certificate "
+        "(subject %s) is named \"%s\", and NSS refuses one nickname for two subjects. Use "
+        "--rename to restore it under another name (--replace changes only token \"%s\"), or "
+        "rename that certificate of the internal token first",
+        c->trust, PK11_GetTokenName(db->slot), clash, c->nickname, PK11_GetTokenName(db->slot));
+    g_clear_pointer(&c->replaced, g_ptr_array_unref);
 }
 
 /* NSS cannot hold two different certificates with the same issuer and serial number (a CA
@@ -1093,8 +1175,37 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
         plan_flawed_name(plan, db, options, c);
     if (db == NULL)
         return;
+    /* Into another token: NSS applies one trust to a certificate, kept with its copy in the
+     * internal token when that token holds it already. That trust is the certificate's: as for a
+     * certificate already present, only explicit flags change it, and the plan says so. */
+    if (!PK11_IsInternalKeySlot(db->slot)) {
+        g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
+        g_autoptr(CERTCertificate) copy =
+            db_may_have_der(plan, der, len) ? PK11_FindCertFromDERCertItem(internal, &item, db)
+                                            : NULL;
+        if (copy != NULL) {
+            g_autofree char *old = trust_of(copy);
+            c->internal_copy = TRUE;
+            if (explicit_trust != NULL && !trust_equal(old, explicit_trust)) {
+                c->old_trust = g_strdup(old != NULL ? old : ",,");
+                g_autofree char *before = c->note;
+                c->note = g_strdup_printf("%s%sthe internal token already holds this "
+                                          "certificate, where NSS keeps its trust: the trust "
+                                          "changes from %s",
+                                          before != NULL ? before : "",
+                                          before != NULL ? "; " : "", c->old_trust);
+            } else {
+                g_free(c->trust);
+                g_free(c->trust_source);
+                c->trust = g_strdup(old != NULL ? old : ",,");
+                c->trust_source = g_strdup("as the internal token's copy of it has it, where NSS "
+                                           "keeps its trust; left as it is");
+            }
+        }
+    }
     if (!flawed && nickname_taken(plan, db, c->nickname))
         resolve_nickname_conflict(plan, db, options, c);
+    check_internal_name(plan, db, options, c);
     check_issuer_serial(db, c);
 }
 
@@ -1914,7 +2025,9 @@ gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
         }
         journal_add(journal, UNDO_DELETE_CERT, c->bag->der, c->nickname, NULL,
                     g_strdup_printf("removing the imported certificate \"%s\"", c->nickname));
-        if (c->trust == NULL || trust_equal(c->trust, ",,"))
+        /* On another token whose certificate the internal token holds already, the trust is
+         * that copy's: changed only when the plan says so (old_trust). */
+        if (!stores_trust(c->trust) || (c->internal_copy && c->old_trust == NULL))
             continue;
         g_free(what);
         what = g_strdup_printf("setting trust %s on \"%s\"", c->trust, c->nickname);
