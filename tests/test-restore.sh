@@ -160,8 +160,9 @@ UNDO=$TEST_TMP/undo
 undo_ok=0 undo_bad=0 steps=0
 # Steps of this run: 5 old certificates removed, 5 keys and their public keys stored, 5
 # certificates imported, trust set on 2 of them (u,u,u needs none: NSS derives "u" from the key),
-# 22 in all. Each kind is tried, the first and the last.
-for step in 1 5 6 7 15 16 17 20 22 23; do
+# 22 in all, and a 23rd once every change is made (before the keys are checked). Each kind is
+# tried, the first and the last.
+for step in 1 5 6 7 15 16 17 20 22 23 24; do
     run env CABACK_TEST_RESTORE_FAIL_STEP=$step "$CABACK" restore -i "$F" -w "$PW" -d "$UNDO" -f "$UNDO.pass" --replace
     [ "$STATUS" -eq 0 ] && break # past the last step
     steps=$((steps + 1))
@@ -175,8 +176,8 @@ for step in 1 5 6 7 15 16 17 20 22 23; do
         diag "step $step: exit $STATUS" "$(cat "$ERR")" "$(diff "$TEST_TMP/other-before.txt" "$TEST_TMP/after.txt" | head)"
     fi
 done
-check "a failure injected at $steps steps of --replace: exit 1, 'undone', the database exactly as before; step 23 is past the end" \
-    test "$undo_bad" -eq 0 -a "$undo_ok" -eq 9 -a "$STATUS" -eq 0
+check "a failure injected at $steps steps of --replace: exit 1, 'undone', the database exactly as before; step 24 is past the end" \
+    test "$undo_bad" -eq 0 -a "$undo_ok" -eq 10 -a "$STATUS" -eq 0
 run env CABACK_TEST_RESTORE_FAIL_STEP=2 "$CABACK" restore -i "$F" -w "$PW" -d "$TEST_TMP/fresh-undo" --create -f "$NEWPW"
 expect_equal "a failed restore --create leaves no database behind" "1 no" \
     "$STATUS $(test -e "$TEST_TMP/fresh-undo" && echo yes || echo no)"

@@ -19,11 +19,15 @@
 #include <certdb.h>
 #include <hasht.h>
 #include <pk11pub.h>
+#include <pkcs11.h>
+#include <pkcs11n.h>
 #include <prprf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <secasn1.h>
 #include <secerr.h>
+#include <secmod.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -1600,21 +1604,34 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
 
 /* ---- apply ---- */
 
+/* The journal of a run: what it created, recorded when it created it (the key's object, the
+ * handle of every other object on its token), and the values of the trust objects it changed.
+ * The undo removes those objects and writes those values back, newest first; it never looks a
+ * certificate up again by nickname or encoding, so it cannot touch an object it did not create
+ * (another run's import, or a copy NSS made for another token). */
 typedef enum {
-    UNDO_DELETE_KEY,    /* a key this run imported */
-    UNDO_DELETE_PUBKEY, /* the public key object this run stored for it */
-    UNDO_DELETE_CERT,   /* a certificate this run imported */
-    UNDO_SET_TRUST,     /* trust this run changed on a certificate it did not import */
-    UNDO_REIMPORT_CERT, /* a certificate --replace removed */
+    UNDO_DELETE_KEY,     /* a private key this run imported */
+    UNDO_DESTROY_OBJECT, /* an object this run created: a public key, a certificate, the copy of
+                            a certificate NSS put in the internal token, a trust object */
+    UNDO_RESTORE_TRUST,  /* a trust object that existed before, whose flags this run changed */
+    UNDO_REIMPORT_CERT,  /* a certificate --replace removed */
 } UndoKind;
+
+/* The attributes of an NSS trust object that setting trust flags writes. */
+static const CK_ATTRIBUTE_TYPE trust_attributes[] = {
+    CKA_TRUST_SERVER_AUTH, CKA_TRUST_CLIENT_AUTH,      CKA_TRUST_EMAIL_PROTECTION,
+    CKA_TRUST_CODE_SIGNING, CKA_TRUST_STEP_UP_APPROVED,
+};
 
 typedef struct {
     UndoKind kind;
     SECKEYPrivateKey *key;   /* UNDO_DELETE_KEY */
-    CK_OBJECT_HANDLE handle; /* UNDO_DELETE_PUBKEY */
-    GBytes *der;             /* the certificate */
+    PK11SlotInfo *slot;      /* UNDO_DESTROY_OBJECT / UNDO_RESTORE_TRUST: the object's token */
+    CK_OBJECT_HANDLE handle; /* ... and its handle there */
+    SECItem *values[G_N_ELEMENTS(trust_attributes)]; /* UNDO_RESTORE_TRUST: the values before */
+    GBytes *der;                                     /* UNDO_REIMPORT_CERT: the certificate */
     char *nickname;
-    char *trust; /* UNDO_SET_TRUST / UNDO_REIMPORT_CERT: the flags before, or NULL */
+    char *trust; /* UNDO_REIMPORT_CERT: the flags before, or NULL */
     char *what;  /* for messages */
 } UndoStep;
 
@@ -1622,6 +1639,11 @@ static void undo_step_free(UndoStep *u)
 {
     if (u->key != NULL)
         SECKEY_DestroyPrivateKey(u->key);
+    if (u->slot != NULL)
+        PK11_FreeSlot(u->slot);
+    for (gsize i = 0; i < G_N_ELEMENTS(u->values); i++)
+        if (u->values[i] != NULL)
+            SECITEM_FreeItem(u->values[i], PR_TRUE);
     g_clear_pointer(&u->der, g_bytes_unref);
     g_free(u->nickname);
     g_free(u->trust);
@@ -1693,6 +1715,267 @@ static gboolean delete_cert(CabackDb *db, GBytes *der, const char *nickname, GEr
     return TRUE;
 }
 
+/* ---- the objects of one certificate, before and after a step ---- */
+
+/* One trust object of a certificate on a token, with the values setting trust may change. */
+typedef struct {
+    CK_OBJECT_HANDLE handle;
+    SECItem *values[G_N_ELEMENTS(trust_attributes)];
+} TrustObject;
+
+/* What one token holds of one certificate: its certificate object and its trust objects. */
+typedef struct {
+    PK11SlotInfo *slot;
+    CK_OBJECT_HANDLE cert;
+    GArray *trust; /* of TrustObject */
+} TokenObjects;
+
+static void token_objects_clear(TokenObjects *t)
+{
+    for (guint i = 0; t->trust != NULL && i < t->trust->len; i++) {
+        TrustObject *o = &g_array_index(t->trust, TrustObject, i);
+        for (gsize j = 0; j < G_N_ELEMENTS(o->values); j++)
+            if (o->values[j] != NULL)
+                SECITEM_FreeItem(o->values[j], PR_TRUE);
+    }
+    g_clear_pointer(&t->trust, g_array_unref);
+    g_clear_pointer(&t->slot, PK11_FreeSlot);
+}
+
+/* The objects of certificate @der that a step may create or change: on the database's token and,
+ * for another token, on the internal token, where NSS keeps the trust (see internal_name_clash).
+ * At most two tokens. */
+typedef struct {
+    TokenObjects tokens[2];
+    guint n;
+} CertObjects;
+
+static void cert_objects_clear(CertObjects *s)
+{
+    for (guint i = 0; i < s->n; i++)
+        token_objects_clear(&s->tokens[i]);
+    s->n = 0;
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CertObjects, cert_objects_clear)
+
+/* A session of our own on @slot, for what NSS exports no function for: finding the trust objects
+ * of one certificate by a template (PK11_FindGenericObjects would read every trust object of the
+ * token, for each certificate: a restore would grow with the square of the database), reading
+ * and writing their values by handle. The session sees the token as NSS logged it in. */
+typedef struct {
+    CK_FUNCTION_LIST_PTR f;
+    CK_SESSION_HANDLE session;
+} RawSession;
+
+static gboolean raw_open(RawSession *r, PK11SlotInfo *slot, gboolean rw)
+{
+    SECMODModule *module = PK11_GetModule(slot);
+
+    r->f = module != NULL ? (CK_FUNCTION_LIST_PTR)module->functionList : NULL;
+    return r->f != NULL &&
+           r->f->C_OpenSession(PK11_GetSlotID(slot), CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0),
+                               NULL, NULL, &r->session) == CKR_OK;
+}
+
+static void raw_close(RawSession *r)
+{
+    r->f->C_CloseSession(r->session);
+}
+
+/* The values of the trust attributes of object @handle (an attribute the object lacks: NULL). */
+static void raw_trust_values(RawSession *r, CK_OBJECT_HANDLE handle,
+                             SECItem *values[G_N_ELEMENTS(trust_attributes)])
+{
+    for (gsize j = 0; j < G_N_ELEMENTS(trust_attributes); j++) {
+        CK_ATTRIBUTE a = {trust_attributes[j], NULL, 0};
+        values[j] = NULL;
+        if (r->f->C_GetAttributeValue(r->session, handle, &a, 1) != CKR_OK ||
+            a.ulValueLen == (CK_ULONG)-1)
+            continue;
+        SECItem *item = SECITEM_AllocItem(NULL, NULL, a.ulValueLen > 0 ? a.ulValueLen : 1);
+        item->len = a.ulValueLen;
+        a.pValue = item->data;
+        if (r->f->C_GetAttributeValue(r->session, handle, &a, 1) == CKR_OK)
+            values[j] = item;
+        else
+            SECITEM_FreeItem(item, PR_TRUE);
+    }
+}
+
+/* What @slot holds of @cert (whose DER-encoded serial number is @serial): the handle of its
+ * certificate object and its trust objects with their values. FALSE when the token cannot be
+ * asked. */
+static gboolean take_token_objects(TokenObjects *t, PK11SlotInfo *slot, CERTCertificate *cert,
+                                   const SECItem *serial, void *wincx)
+{
+    CK_OBJECT_CLASS cls = CKO_NSS_TRUST;
+    CK_BBOOL on_token = CK_TRUE;
+    CK_ATTRIBUTE template[] = {
+        {CKA_CLASS, &cls, sizeof cls},
+        {CKA_TOKEN, &on_token, sizeof on_token},
+        {CKA_ISSUER, cert->derIssuer.data, cert->derIssuer.len},
+        {CKA_SERIAL_NUMBER, serial->data, serial->len},
+    };
+    RawSession r;
+
+    t->slot = PK11_ReferenceSlot(slot);
+    t->cert = PK11_FindEncodedCertInSlot(slot, &cert->derCert, wincx);
+    t->trust = g_array_new(FALSE, TRUE, sizeof(TrustObject));
+    if (!raw_open(&r, slot, FALSE))
+        return FALSE;
+    gboolean ok = r.f->C_FindObjectsInit(r.session, template, G_N_ELEMENTS(template)) == CKR_OK;
+    GArray *found = g_array_new(FALSE, FALSE, sizeof(CK_OBJECT_HANDLE));
+    for (;;) {
+        CK_OBJECT_HANDLE h[16];
+        CK_ULONG n = 0;
+        if (!ok || r.f->C_FindObjects(r.session, h, G_N_ELEMENTS(h), &n) != CKR_OK || n == 0)
+            break;
+        g_array_append_vals(found, h, (guint)n);
+    }
+    if (ok)
+        r.f->C_FindObjectsFinal(r.session);
+    for (guint i = 0; i < found->len; i++) {
+        TrustObject to = {g_array_index(found, CK_OBJECT_HANDLE, i), {NULL}};
+        raw_trust_values(&r, to.handle, to.values);
+        g_array_append_val(t->trust, to);
+    }
+    g_array_unref(found);
+    raw_close(&r);
+    return ok;
+}
+
+/* What the database's token and (for another token) the internal token hold of certificate
+ * @der now. FALSE (and @s empty) when the certificate cannot be decoded. */
+static gboolean take_cert_objects(CertObjects *s, CabackDb *db, GBytes *der)
+{
+    gsize len;
+    const guint8 *data = g_bytes_get_data(der, &len);
+    SECItem item = {siBuffer, (unsigned char *)data, (unsigned int)len};
+    g_autoptr(CERTCertificate) cert = CERT_NewTempCertificate(CERT_GetDefaultCertDB(), &item,
+                                                              NULL, PR_FALSE, PR_TRUE);
+    s->n = 0;
+    if (cert == NULL)
+        return FALSE;
+    /* NSS's trust objects hold the serial number DER-encoded, tag and length included. */
+    SECItem *serial = SEC_ASN1EncodeItem(NULL, NULL, &cert->serialNumber,
+                                         SEC_ASN1_GET(SEC_IntegerTemplate));
+    if (serial == NULL)
+        return FALSE;
+    gboolean ok = take_token_objects(&s->tokens[s->n++], db->slot, cert, serial, db);
+    if (ok && !PK11_IsInternalKeySlot(db->slot)) {
+        g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
+        ok = take_token_objects(&s->tokens[s->n++], internal, cert, serial, db);
+    }
+    SECITEM_FreeItem(serial, PR_TRUE);
+    if (!ok)
+        cert_objects_clear(s);
+    return ok;
+}
+
+/* take_cert_objects before a step; a failure is the step's (nothing changed yet). */
+static gboolean before_step(CertObjects *s, CabackDb *db, GBytes *der, const char *nickname,
+                            GError **error)
+{
+    if (take_cert_objects(s, db, der))
+        return TRUE;
+    caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                         "cannot read what the tokens hold of certificate \"%s\"", nickname);
+    return FALSE;
+}
+
+static gboolean handle_in(GArray *trust, CK_OBJECT_HANDLE handle, guint *index)
+{
+    for (guint i = 0; i < trust->len; i++)
+        if (g_array_index(trust, TrustObject, i).handle == handle) {
+            if (index != NULL)
+                *index = i;
+            return TRUE;
+        }
+    return FALSE;
+}
+
+static UndoStep *journal_object(GPtrArray *journal, UndoKind kind, PK11SlotInfo *slot,
+                                CK_OBJECT_HANDLE handle, char *what)
+{
+    UndoStep *u = g_new0(UndoStep, 1);
+    u->kind = kind;
+    u->slot = PK11_ReferenceSlot(slot);
+    u->handle = handle;
+    u->what = what;
+    g_ptr_array_add(journal, u);
+    return u;
+}
+
+/* Record in @journal what changed for certificate @nickname between @before and now: each
+ * certificate and trust object that appeared (to be destroyed by its handle) and the old values
+ * of each trust object that was there (to be written back). Called after every step that touches
+ * a certificate, whether it succeeded or not, since NSS may have created objects before failing
+ * (STAN_ChangeCertTrust copies the certificate into the internal token, then stores trust). */
+static void journal_cert_changes(GPtrArray *journal, CabackDb *db, GBytes *der,
+                                 const char *nickname, const CertObjects *before)
+{
+    g_auto(CertObjects) after = {0};
+
+    /* The same certificate decoded a moment ago: this cannot fail but for memory. */
+    (void)take_cert_objects(&after, db, der);
+    for (guint t = 0; t < after.n && t < before->n; t++) {
+        const TokenObjects *a = &after.tokens[t], *b = &before->tokens[t];
+        const char *token = PK11_GetTokenName(a->slot);
+        /* The certificate first: the undo, newest first, removes its trust before it. */
+        if (b->cert == CK_INVALID_HANDLE && a->cert != CK_INVALID_HANDLE)
+            journal_object(journal, UNDO_DESTROY_OBJECT, a->slot, a->cert,
+                           g_strdup_printf("removing certificate \"%s\" from token \"%s\"",
+                                           nickname, token));
+        for (guint i = 0; i < a->trust->len; i++) {
+            const TrustObject *o = &g_array_index(a->trust, TrustObject, i);
+            guint j;
+            if (!handle_in(b->trust, o->handle, &j)) {
+                journal_object(journal, UNDO_DESTROY_OBJECT, a->slot, o->handle,
+                               g_strdup_printf("removing the trust of \"%s\" from token \"%s\"",
+                                               nickname, token));
+                continue;
+            }
+            const TrustObject *old = &g_array_index(b->trust, TrustObject, j);
+            gboolean changed = FALSE;
+            for (gsize k = 0; k < G_N_ELEMENTS(old->values); k++)
+                changed |= (old->values[k] == NULL) != (o->values[k] == NULL) ||
+                           (old->values[k] != NULL &&
+                            !SECITEM_ItemsAreEqual(old->values[k], o->values[k]));
+            if (!changed)
+                continue;
+            UndoStep *u = journal_object(
+                journal, UNDO_RESTORE_TRUST, a->slot, o->handle,
+                g_strdup_printf("putting back the trust of \"%s\" on token \"%s\"", nickname,
+                                token));
+            for (gsize k = 0; k < G_N_ELEMENTS(old->values); k++)
+                u->values[k] = old->values[k] != NULL ? SECITEM_DupItem(old->values[k]) : NULL;
+        }
+    }
+}
+
+/* Write the recorded values back into the trust object @u->handle of @u->slot. */
+static gboolean restore_trust_object(UndoStep *u, GError **error)
+{
+    CK_ATTRIBUTE values[G_N_ELEMENTS(trust_attributes)];
+    CK_ULONG n = 0;
+    RawSession r;
+
+    for (gsize k = 0; k < G_N_ELEMENTS(trust_attributes); k++)
+        if (u->values[k] != NULL)
+            values[n++] = (CK_ATTRIBUTE){trust_attributes[k], u->values[k]->data, u->values[k]->len};
+    if (!raw_open(&r, u->slot, TRUE)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
+                    "cannot open a session on token \"%s\"", PK11_GetTokenName(u->slot));
+        return FALSE;
+    }
+    CK_RV rv = r.f->C_SetAttributeValue(r.session, u->handle, values, n);
+    raw_close(&r);
+    if (rv != CKR_OK)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
+                    "cannot write its flags back (PKCS#11 error 0x%lx)", (unsigned long)rv);
+    return rv == CKR_OK;
+}
+
 /* Undo the steps of @journal, newest first. Returns a description of what could not be undone,
  * or NULL when everything was. */
 static char *undo(CabackDb *db, GPtrArray *journal)
@@ -1712,16 +1995,13 @@ static char *undo(CabackDb *db, GPtrArray *journal)
             if (!ok)
                 caback_error_set_nss(&local, CABACK_ERROR_DATABASE, "cannot delete it");
             break;
-        case UNDO_DELETE_PUBKEY:
-            ok = PK11_DestroyTokenObject(db->slot, u->handle) == SECSuccess;
+        case UNDO_DESTROY_OBJECT:
+            ok = PK11_DestroyTokenObject(u->slot, u->handle) == SECSuccess;
             if (!ok)
                 caback_error_set_nss(&local, CABACK_ERROR_DATABASE, "cannot delete it");
             break;
-        case UNDO_DELETE_CERT:
-            ok = delete_cert(db, u->der, u->nickname, &local);
-            break;
-        case UNDO_SET_TRUST:
-            ok = set_trust(db, u->der, u->trust != NULL ? u->trust : ",,", u->nickname, &local);
+        case UNDO_RESTORE_TRUST:
+            ok = restore_trust_object(u, &local);
             break;
         case UNDO_REIMPORT_CERT:
             ok = import_cert(db, u->der, u->nickname, &local) &&
@@ -2004,9 +2284,8 @@ gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
             caback_error_set_nss(&failure, CABACK_ERROR_DATABASE, "%s", what);
             break;
         }
-        UndoStep *u = journal_add(journal, UNDO_DELETE_PUBKEY, NULL, k->nickname, NULL,
-                                  g_strdup_printf("deleting the stored public key %s", k->nss_id));
-        u->handle = handle;
+        journal_object(journal, UNDO_DESTROY_OBJECT, db->slot, handle,
+                       g_strdup_printf("deleting the stored public key %s", k->nss_id));
         g_hash_table_add(public_ids, g_steal_pointer(&id));
     }
 
@@ -2018,21 +2297,39 @@ gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
             c->action != CABACK_RESTORE_RENAME)
             continue;
         g_autofree char *what = g_strdup_printf("importing certificate \"%s\"", c->nickname);
-        if (injected_failure(&step, &failure) ||
-            !import_cert(db, c->bag->der, c->nickname, &failure)) {
+        if (injected_failure(&step, &failure)) {
             g_prefix_error(&failure, "%s: ", what);
             break;
         }
-        journal_add(journal, UNDO_DELETE_CERT, c->bag->der, c->nickname, NULL,
-                    g_strdup_printf("removing the imported certificate \"%s\"", c->nickname));
+        g_auto(CertObjects) before = {0};
+        if (!before_step(&before, db, c->bag->der, c->nickname, &failure)) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
+        gboolean imported = import_cert(db, c->bag->der, c->nickname, &failure);
+        journal_cert_changes(journal, db, c->bag->der, c->nickname, &before);
+        if (!imported) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
         /* On another token whose certificate the internal token holds already, the trust is
          * that copy's: changed only when the plan says so (old_trust). */
         if (!stores_trust(c->trust) || (c->internal_copy && c->old_trust == NULL))
             continue;
         g_free(what);
         what = g_strdup_printf("setting trust %s on \"%s\"", c->trust, c->nickname);
-        if (injected_failure(&step, &failure) ||
-            !set_trust(db, c->bag->der, c->trust, c->nickname, &failure)) {
+        if (injected_failure(&step, &failure)) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
+        cert_objects_clear(&before);
+        if (!before_step(&before, db, c->bag->der, c->nickname, &failure)) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
+        gboolean set = set_trust(db, c->bag->der, c->trust, c->nickname, &failure);
+        journal_cert_changes(journal, db, c->bag->der, c->nickname, &before);
+        if (!set) {
             g_prefix_error(&failure, "%s: ", what);
             break;
         }
@@ -2045,14 +2342,27 @@ gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
             continue;
         g_autofree char *what = g_strdup_printf("changing the trust of \"%s\" from %s to %s",
                                                 c->nickname, c->old_trust, c->trust);
-        if (injected_failure(&step, &failure) ||
-            !set_trust(db, c->bag->der, c->trust, c->nickname, &failure)) {
+        if (injected_failure(&step, &failure)) {
             g_prefix_error(&failure, "%s: ", what);
             break;
         }
-        journal_add(journal, UNDO_SET_TRUST, c->bag->der, c->nickname, c->old_trust,
-                    g_strdup_printf("putting back trust %s on \"%s\"", c->old_trust, c->nickname));
+        g_auto(CertObjects) before = {0};
+        if (!before_step(&before, db, c->bag->der, c->nickname, &failure)) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
+        gboolean set = set_trust(db, c->bag->der, c->trust, c->nickname, &failure);
+        journal_cert_changes(journal, db, c->bag->der, c->nickname, &before);
+        if (!set) {
+            g_prefix_error(&failure, "%s: ", what);
+            break;
+        }
     }
+
+    /* The last point a test can make fail: after every change, so that the undo of all of them
+     * is proved too. */
+    if (failure == NULL && journal->len > 0 && injected_failure(&step, &failure))
+        g_prefix_error(&failure, "checking the restored keys: ");
 
     /* 5. Each imported key must pair with its certificate: the test signatures side by side on
      * the processors (a token takes tens of milliseconds to load an RSA key), the verdicts in
