@@ -34,7 +34,19 @@ typedef struct {
     GBytes *key_id;       /* has_key: the key ID NSS derives from the certificate's public key
                            * (what a restored key gets), NULL when unknown */
     gboolean extractable; /* has_key: FALSE when the token marks the key not extractable */
+    char *trust;          /* (addition) its trust flags as certutil -L prints them */
 } CabackVerifyDbCert;
+
+/* (Addition.) A private key of the live token. */
+typedef struct {
+    char *nickname;       /* its certificate's nickname; NULL when it has none (an orphan: a
+                           * pending re-key, or the old key of one) */
+    char *nss_id;         /* certutil -K form */
+    char *dogtag_id;      /* CS.cfg form, or NULL */
+    GBytes *ckaid;        /* CKA_ID as the token holds it */
+    GBytes *key_id;       /* the key ID of its public value, NULL when NSS cannot tell */
+    gboolean extractable; /* FALSE when the token marks it not extractable */
+} CabackVerifyDbKey;
 
 typedef struct {
     char *dir;            /* the database folder */
@@ -45,6 +57,10 @@ typedef struct {
     GPtrArray *all_keys;  /* of GBytes*: for every private key of the token, its CKA_ID and the key
                            * ID of its public value (when NSS can tell it) */
     GPtrArray *notes;     /* of char*: orphan keys, incomplete chains */
+    /* (Additions.) */
+    GPtrArray *keys;        /* of CabackVerifyDbKey*: every private key of the token */
+    GPtrArray *trusted_cas; /* of GBytes*: the DER subjects of the certificates the database
+                             * trusts as CAs (C or T in any trust field) */
 } CabackVerifyInventory;
 
 /* An empty inventory of @dir / @token (for caback_verify_inventory and tests); its arrays free
@@ -86,7 +102,27 @@ typedef struct {
     gboolean chain_ok;       /* the chain verifies up to a CA certificate of the file */
     char *chain;             /* the usages it verifies for ("SSL server, ..."), or why it fails */
     gboolean checked_at_now; /* FALSE: out of its validity now, checked at a time within it */
+    gboolean is_ca;          /* (addition) a CA certificate */
 } CabackVerifyCert;
+
+/* (Addition.) A certificate whose trust flags differ between the backup and the database. */
+typedef struct {
+    char *nickname;
+    char *subject;
+    char *serial_hex;
+    char *backup_trust;   /* what a restore of the file sets */
+    char *database_trust; /* what the live database has */
+} CabackVerifyTrustDiff;
+
+/* (Addition.) A chain of the file that ends below its root: the certificate at its top is not
+ * self-signed and its issuer is not in the file. */
+typedef struct {
+    char *top;            /* the subject of the highest certificate of the file in the chain */
+    char *issuer;         /* the missing root's (issuer's) name */
+    GBytes *issuer_der;   /* its DER name, to find it in the live database */
+    GPtrArray *certificates; /* char*: the file's certificates whose chain this is */
+    gboolean trusted_by_database; /* the live database trusts a CA of that name */
+} CabackVerifyRootless;
 
 /* One difference between the backup and the live database. */
 typedef struct {
@@ -114,6 +150,18 @@ typedef struct {
     GPtrArray *notes;               /* of char*: warnings that do not make it unrestorable */
     GPtrArray *problems; /* of char*: why the backup is not restorable (empty when it is) */
     gboolean restorable; /* problems is empty */
+    /* (Additions: the drill's findings, each also a line of notes or problems.) */
+    GPtrArray *trust_differences; /* of CabackVerifyTrustDiff* (compare): stale */
+    GPtrArray *missing_keys;      /* of CabackVerifyItem*: every private key of the database the
+                                   * file lacks, with or without certificate (compare): stale */
+    GPtrArray *keys_without_certificate; /* of CabackVerifyItem*: keys of the file without a
+                                          * certificate in it: not restorable */
+    GPtrArray *chains_without_root; /* of CabackVerifyRootless*: not restorable unless the
+                                     * database trusts the root (caback_verify_judge) */
+    GPtrArray *expired;  /* of CabackVerifyCert* (borrowed): expired CA certificates and
+                          * certificates with their key (system certificates) */
+    gboolean stale;      /* compared, and the database holds what the file lacks or trusts
+                          * differently */
 } CabackVerifyReport;
 
 /* An empty report for @path (for caback_verify_file and tests): not restorable until the drill
@@ -138,5 +186,14 @@ CabackVerifyReport *caback_verify_file(const char *path, const CabackSecret *pas
  * and every key of the inventory (except those the token will not let out) must be; what the
  * file holds that the database does not is listed too, without being a problem. */
 void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInventory *inventory);
+
+/* (Addition.) The findings that depend on the caller's choices, after caback_verify_compare (or
+ * without it, @inventory NULL; pure): a chain without its root is a problem unless @inventory's
+ * database trusts that root (then a note), and then the certificates of that chain count as not
+ * verified (the restore would trust the top one as a root by its role, which is not proof); an
+ * expired CA certificate is a problem unless @allow_expired (then a note); an expired system
+ * certificate is a note. */
+void caback_verify_judge(CabackVerifyReport *report, const CabackVerifyInventory *inventory,
+                         gboolean allow_expired);
 
 G_END_DECLS

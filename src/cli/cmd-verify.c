@@ -20,6 +20,7 @@ typedef struct {
     char *log_path;
     char *max_age_text;    /* --max-age DAYS, as given */
     int max_age;           /* its value; -1 when not given */
+    gboolean allow_expired; /* --allow-expired */
     char *recorded_sha256; /* "verify automatic": the SHA-256 caback backup recorded */
 } VerifyOptions;
 
@@ -192,6 +193,45 @@ static char *report_json(const CabackVerifyReport *r)
     caback_json_string(json, "token", r->token);
     json_items(json, "missing_from_backup", r->missing_from_backup);
     json_items(json, "not_in_database", r->not_in_database);
+    caback_json_bool(json, "stale", r->stale);
+    caback_json_begin_array(json, "trust_differences");
+    for (guint i = 0; i < r->trust_differences->len; i++) {
+        const CabackVerifyTrustDiff *d = r->trust_differences->pdata[i];
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "nickname", d->nickname);
+        caback_json_string(json, "subject", d->subject);
+        caback_json_string(json, "serial", d->serial_hex);
+        caback_json_string(json, "backup_trust", d->backup_trust);
+        caback_json_string(json, "database_trust", d->database_trust);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+    json_items(json, "missing_keys", r->missing_keys);
+    json_items(json, "keys_without_certificate", r->keys_without_certificate);
+    caback_json_begin_array(json, "chains_without_root");
+    for (guint i = 0; i < r->chains_without_root->len; i++) {
+        const CabackVerifyRootless *x = r->chains_without_root->pdata[i];
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "top", x->top);
+        caback_json_string(json, "missing_root", x->issuer);
+        json_strings(json, "certificates", x->certificates);
+        caback_json_bool(json, "trusted_by_database", x->trusted_by_database);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+    caback_json_begin_array(json, "expired_certificates");
+    for (guint i = 0; i < r->expired->len; i++) {
+        const CabackVerifyCert *c = r->expired->pdata[i];
+        g_autofree char *na = date_text(c->not_after);
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "nickname", c->nickname);
+        caback_json_string(json, "subject", c->subject);
+        caback_json_string(json, "serial", c->serial_hex);
+        caback_json_string(json, "not_after", na);
+        caback_json_bool(json, "ca", c->is_ca);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
     json_strings(json, "notes", r->notes);
     json_strings(json, "problems", r->problems);
     caback_json_bool(json, "restorable", r->restorable);
@@ -249,8 +289,7 @@ static char *summary_line(const CabackVerifyReport *r)
                            r->certs->len, r->certs->len == 1 ? "" : "s",
                            r->chain_ok ? "verified" : "NOT verified");
     if (r->compared)
-        g_string_append_printf(s, ", %s against NSS database %s",
-                               r->missing_from_backup->len == 0 ? "complete" : "STALE",
+        g_string_append_printf(s, ", %s against NSS database %s", r->stale ? "STALE" : "complete",
                                r->database);
     if (r->expiring->len > 0)
         g_string_append_printf(s, ", %u certificate%s expired or expiring", r->expiring->len,
@@ -333,6 +372,7 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
     }
     if (inv != NULL)
         caback_verify_compare(report, inv);
+    caback_verify_judge(report, inv, o->allow_expired);
     if (o->recorded_sha256 != NULL && g_ascii_strcasecmp(o->recorded_sha256, report->sha256) != 0) {
         g_ptr_array_add(report->problems,
                         g_strdup_printf("%s changed after caback backup recorded it as the newest "
@@ -360,6 +400,9 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
     } else {
         if (caback_cli_verbosity > 0)
             print_details(report);
+        /* Each finding that makes the backup stale or not restorable, on its own line. */
+        for (guint i = 0; i < report->problems->len; i++)
+            caback_cli_info("problem: %s", (const char *)report->problems->pdata[i]);
         g_autofree char *line = summary_line(report);
         caback_cli_info("%s", line);
     }
@@ -390,6 +433,8 @@ static void log_options(CabackLogRecord *rec, const char *path, const VerifyOpti
         caback_log_record_add_option(rec, "--p12-password-env", o->p12_password_env);
     if (o->log_path != NULL)
         caback_log_record_add_option(rec, "--log", o->log_path);
+    if (o->allow_expired)
+        caback_log_record_add_arg(rec, "--allow-expired");
 }
 
 gboolean caback_cmd_verify(int argc, char **argv, GError **error)
@@ -398,12 +443,17 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
     CabackCommonOptions common = {0};
     CabackLogRecord *rec = NULL;
     gboolean ok = FALSE;
+    /* Declared before the first "goto out": its cleanup runs at the end of the function. */
+    g_autofree char *recorded_path = NULL;
     const GOptionEntry entries[] = {
         {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &o.p12_password_file,
          "Password of the PKCS#12 file: the file's first line (default: asked)", "FILE"},
         {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o.p12_password_env,
          "Read the password of the PKCS#12 file from environment variable VAR", "VAR"},
         {"log", 0, 0, G_OPTION_ARG_FILENAME, &o.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        {"allow-expired", 0, 0, G_OPTION_ARG_NONE, &o.allow_expired,
+         "An expired CA certificate is reported but does not make the backup unrestorable",
+         NULL},
         {"max-age", 0, 0, G_OPTION_ARG_STRING, &o.max_age_text,
          "Fail (exit 1) when the newest recorded backup is older than DAYS days, or none is "
          "recorded",
@@ -422,7 +472,13 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
         "trust, and\n"
         "certificates expired or expiring within 30 days are reported. With -d, the database "
         "is read (read-only)\n"
-        "and compared: keys and certificates it holds that FILE lacks make the backup stale.");
+        "and compared: keys (also those without certificate, such as a pending re-key) and "
+        "certificates it holds\n"
+        "that FILE lacks, and trust flags that differ, make the backup stale. A key without "
+        "certificate in FILE,\n"
+        "a chain without its root (unless the database trusts it) and an expired CA "
+        "certificate (unless\n"
+        "--allow-expired) make it not restorable. Each finding is printed on its own line.");
     g_option_context_set_description(
         context, "Example:\n"
                  "  caback verify ca-backup.p12 -w ca-backup.pass -d /var/lib/pki/pki-tomcat/alias "
@@ -469,7 +525,6 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
         caback_log_record_add_option(rec, "--max-age", o.max_age_text);
     }
     const char *path = argv[1];
-    g_autofree char *recorded_path = NULL;
     if (strcmp(path, "automatic") == 0) {
         if (!caback_state_get_latest_backup(&recorded_path, &o.recorded_sha256, error))
             goto out;

@@ -117,7 +117,22 @@ static void db_cert_free(CabackVerifyDbCert *c)
     g_free(c->dogtag_id);
     if (c->key_id != NULL)
         g_bytes_unref(c->key_id);
+    g_free(c->trust);
     g_free(c);
+}
+
+static void db_key_free(CabackVerifyDbKey *k)
+{
+    if (k == NULL)
+        return;
+    g_free(k->nickname);
+    g_free(k->nss_id);
+    g_free(k->dogtag_id);
+    if (k->ckaid != NULL)
+        g_bytes_unref(k->ckaid);
+    if (k->key_id != NULL)
+        g_bytes_unref(k->key_id);
+    g_free(k);
 }
 
 void caback_verify_inventory_free(CabackVerifyInventory *inventory)
@@ -130,6 +145,8 @@ void caback_verify_inventory_free(CabackVerifyInventory *inventory)
     g_ptr_array_unref(inventory->all_certs);
     g_ptr_array_unref(inventory->all_keys);
     g_ptr_array_unref(inventory->notes);
+    g_ptr_array_unref(inventory->keys);
+    g_ptr_array_unref(inventory->trusted_cas);
     g_free(inventory);
 }
 
@@ -143,6 +160,8 @@ CabackVerifyInventory *caback_verify_inventory_new(const char *dir, const char *
     inv->all_certs = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     inv->all_keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     inv->notes = g_ptr_array_new_with_free_func(g_free);
+    inv->keys = g_ptr_array_new_with_free_func((GDestroyNotify)db_key_free);
+    inv->trusted_cas = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     return inv;
 }
 
@@ -163,7 +182,35 @@ static void inventory_keys(CabackDb *db, CabackVerifyInventory *inv)
         GBytes *id = pub != NULL ? key_id_of(pub) : NULL;
         if (id != NULL)
             g_ptr_array_add(inv->all_keys, id);
+
+        /* Each key on its own, with or without certificate: a pending re-key is a key whose
+         * certificate is not issued yet, and a backup without it loses it. */
+        g_autoptr(CabackKeyInfo) info = caback_keys_describe(db, node->key, NULL);
+        CabackVerifyDbKey *k = g_new0(CabackVerifyDbKey, 1);
+        k->nickname = g_strdup(info->nickname);
+        k->nss_id = g_strdup(info->id_hex);
+        k->dogtag_id = g_strdup(info->dogtag_id);
+        k->ckaid = g_bytes_ref(info->raw_id);
+        k->key_id = id != NULL ? g_bytes_ref(id) : NULL;
+        k->extractable = info->extractable != 0;
+        g_ptr_array_add(inv->keys, k);
     }
+}
+
+static char *trust_of(CERTCertificate *cert)
+{
+    CERTCertTrust trust = {0};
+    if (CERT_GetCertTrust(cert, &trust) != SECSuccess)
+        memset(&trust, 0, sizeof trust);
+    return caback_backup_trust_string(&trust);
+}
+
+static gboolean trusted_as_ca(CERTCertificate *cert)
+{
+    CERTCertTrust t = {0};
+    const unsigned int ca = CERTDB_TRUSTED_CA | CERTDB_TRUSTED_CLIENT_CA;
+    return CERT_GetCertTrust(cert, &t) == SECSuccess &&
+           ((t.sslFlags | t.emailFlags | t.objectSigningFlags) & ca) != 0;
 }
 
 CabackVerifyInventory *caback_verify_inventory(CabackDb *db, GError **error)
@@ -184,6 +231,7 @@ CabackVerifyInventory *caback_verify_inventory(CabackDb *db, GError **error)
         dc->subject = g_strdup(c->subject);
         dc->serial_hex = serial_hex_of(&c->cert->serialNumber);
         dc->der = bytes_of(&c->cert->derCert);
+        dc->trust = trust_of(c->cert);
         g_ptr_array_add(inv->certs, dc);
         if (!c->selected)
             continue;
@@ -205,8 +253,11 @@ CabackVerifyInventory *caback_verify_inventory(CabackDb *db, GError **error)
     g_autoptr(CERTCertList) all = PK11_ListCerts(PK11CertListAll, db);
     if (all != NULL)
         for (CERTCertListNode *node = CERT_LIST_HEAD(all); !CERT_LIST_END(node, all);
-             node = CERT_LIST_NEXT(node))
+             node = CERT_LIST_NEXT(node)) {
             g_ptr_array_add(inv->all_certs, bytes_of(&node->cert->derCert));
+            if (trusted_as_ca(node->cert))
+                g_ptr_array_add(inv->trusted_cas, bytes_of(&node->cert->derSubject));
+        }
     inventory_keys(db, inv);
     return inv;
 }
@@ -245,6 +296,30 @@ static void cert_free(CabackVerifyCert *c)
     g_free(c);
 }
 
+static void trust_diff_free(CabackVerifyTrustDiff *d)
+{
+    if (d == NULL)
+        return;
+    g_free(d->nickname);
+    g_free(d->subject);
+    g_free(d->serial_hex);
+    g_free(d->backup_trust);
+    g_free(d->database_trust);
+    g_free(d);
+}
+
+static void rootless_free(CabackVerifyRootless *r)
+{
+    if (r == NULL)
+        return;
+    g_free(r->top);
+    g_free(r->issuer);
+    if (r->issuer_der != NULL)
+        g_bytes_unref(r->issuer_der);
+    g_ptr_array_unref(r->certificates);
+    g_free(r);
+}
+
 static void item_free(CabackVerifyItem *item)
 {
     if (item == NULL)
@@ -272,6 +347,11 @@ void caback_verify_report_free(CabackVerifyReport *report)
     g_ptr_array_unref(report->not_in_database);
     g_ptr_array_unref(report->notes);
     g_ptr_array_unref(report->problems);
+    g_ptr_array_unref(report->trust_differences);
+    g_ptr_array_unref(report->missing_keys);
+    g_ptr_array_unref(report->keys_without_certificate);
+    g_ptr_array_unref(report->chains_without_root);
+    g_ptr_array_unref(report->expired);
     g_free(report);
 }
 
@@ -287,10 +367,17 @@ CabackVerifyReport *caback_verify_report_new(const char *path)
     r->not_in_database = g_ptr_array_new_with_free_func((GDestroyNotify)item_free);
     r->notes = g_ptr_array_new_with_free_func(g_free);
     r->problems = g_ptr_array_new_with_free_func(g_free);
+    r->trust_differences = g_ptr_array_new_with_free_func((GDestroyNotify)trust_diff_free);
+    r->missing_keys = g_ptr_array_new_with_free_func((GDestroyNotify)item_free);
+    r->keys_without_certificate = g_ptr_array_new_with_free_func((GDestroyNotify)item_free);
+    r->chains_without_root = g_ptr_array_new_with_free_func((GDestroyNotify)rootless_free);
+    r->expired = g_ptr_array_new();
     r->chain_ok = TRUE;
     return r;
 }
 
+static CabackVerifyItem *key_item(const char *nickname, const char *nss_id,
+                                  const char *dogtag_id);
 static void problem(CabackVerifyReport *r, const char *format, ...) G_GNUC_PRINTF(2, 3);
 static void problem(CabackVerifyReport *r, const char *format, ...)
 {
@@ -473,6 +560,7 @@ static void check_cert(CabackVerifyReport *r, CabackDb *db, CabackRestoreCert *r
     vc->serial_hex = g_strdup(rc->serial_hex);
     vc->trust = g_strdup(rc->trust != NULL ? rc->trust : ",,");
     vc->has_key = rc->key_index >= 0;
+    vc->is_ca = rc->is_ca;
     vc->der = g_bytes_ref(rc->bag->der);
     if (rc->not_before != NULL)
         vc->not_before = g_date_time_ref(rc->not_before);
@@ -483,6 +571,9 @@ static void check_cert(CabackVerifyReport *r, CabackDb *db, CabackRestoreCert *r
         vc->days_left = left >= 0 ? left / G_TIME_SPAN_DAY : -((-left - 1) / G_TIME_SPAN_DAY) - 1;
         if (left < (GTimeSpan)CABACK_VERIFY_EXPIRY_DAYS * G_TIME_SPAN_DAY)
             g_ptr_array_add(r->expiring, vc);
+        /* A CA certificate, or one with its key (a system certificate the CA runs with). */
+        if (left < 0 && (vc->is_ca || vc->has_key))
+            g_ptr_array_add(r->expired, vc);
     }
     g_ptr_array_add(r->certs, vc);
 
@@ -491,12 +582,61 @@ static void check_cert(CabackVerifyReport *r, CabackDb *db, CabackRestoreCert *r
         g_autofree char *why = caback_nss_error_describe(PORT_GetError());
         vc->chain = g_strdup_printf("not in the temporary database after the restore: %s", why);
     } else {
+        /* The trust a restore of the file really sets, read back as the database shows it. */
+        g_free(vc->trust);
+        vc->trust = trust_of(cert);
         check_chain(db, cert, vc);
     }
     if (!vc->chain_ok) {
         r->chain_ok = FALSE;
         problem(r, "the chain of certificate \"%s\" (serial 0x%s) does not verify: %s",
                 cert_name(vc), vc->serial_hex, vc->chain);
+    }
+}
+
+/* The chains of the file that stop below their root: from each certificate, follow the issuer
+ * among the file's certificates (by DER name) until a self-signed one; when the top one is not
+ * self-signed, its issuer is missing. The restore trusts a CA certificate without its key as an
+ * anchor by its role, so the chain "verifies" in the temporary database: this is the check that
+ * does not take the role for proof. One finding per missing root. */
+static void find_rootless(CabackVerifyReport *r, const CabackRestorePlan *plan)
+{
+    for (guint i = 0; i < plan->certs->len; i++) {
+        const CabackRestoreCert *start = plan->certs->pdata[i];
+        if (start->duplicate_of >= 0 || start->cert == NULL)
+            continue;
+        const CabackRestoreCert *top = start;
+        for (guint depth = 0; depth <= plan->certs->len && !top->self_signed; depth++) {
+            const CabackRestoreCert *up = NULL;
+            for (guint j = 0; j < plan->certs->len && up == NULL; j++) {
+                const CabackRestoreCert *c = plan->certs->pdata[j];
+                if (c != top && c->cert != NULL &&
+                    SECITEM_ItemsAreEqual(&c->cert->derSubject, &top->cert->derIssuer))
+                    up = c;
+            }
+            if (up == NULL)
+                break;
+            top = up;
+        }
+        if (top->self_signed)
+            continue;
+        g_autoptr(GBytes) issuer = bytes_of(&top->cert->derIssuer);
+        CabackVerifyRootless *found = NULL;
+        for (guint j = 0; j < r->chains_without_root->len && found == NULL; j++) {
+            CabackVerifyRootless *x = r->chains_without_root->pdata[j];
+            if (g_bytes_equal(x->issuer_der, issuer))
+                found = x;
+        }
+        if (found == NULL) {
+            found = g_new0(CabackVerifyRootless, 1);
+            found->top = g_strdup(top->subject);
+            found->issuer = g_strdup(top->issuer);
+            found->issuer_der = g_bytes_ref(issuer);
+            found->certificates = g_ptr_array_new_with_free_func(g_free);
+            g_ptr_array_add(r->chains_without_root, found);
+        }
+        g_ptr_array_add(found->certificates,
+                        g_strdup(start->nickname != NULL ? start->nickname : start->subject));
     }
 }
 
@@ -579,11 +719,13 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
         caback_progress_report("checking that each key signs for its certificate", i + 1,
                                plan->keys->len);
         if (k->cert_index < 0) {
-            g_ptr_array_add(r->notes,
-                            g_strdup_printf("key %s has no certificate in the file: it restores "
-                                            "as a key without certificate, and caback cannot "
-                                            "check it",
-                                            vk->nss_id != NULL ? vk->nss_id : "?"));
+            g_ptr_array_add(r->keys_without_certificate,
+                            key_item(NULL, vk->nss_id, vk->dogtag_id));
+            problem(r,
+                    "key %s has no certificate in the file: it restores as a key without "
+                    "certificate that nothing can use, and caback cannot check it; back it up "
+                    "with its certificate",
+                    vk->nss_id != NULL ? vk->nss_id : "?");
             continue;
         }
         check_key(db, plan->certs->pdata[k->cert_index], vk);
@@ -605,6 +747,7 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
     }
     if (r->certs->len == 0)
         problem(r, "%s holds no certificate", path);
+    find_rootless(r, plan);
     return g_steal_pointer(&r);
 }
 
@@ -839,6 +982,70 @@ void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInvento
     for (guint i = 0; i < inventory->notes->len; i++)
         g_ptr_array_add(report->notes, g_strdup(inventory->notes->pdata[i]));
 
+    /* Trust: what a restore of the file would set against what the database has. */
+    for (guint i = 0; i < inventory->certs->len; i++) {
+        const CabackVerifyDbCert *c = inventory->certs->pdata[i];
+        for (guint j = 0; j < report->certs->len; j++) {
+            const CabackVerifyCert *fc = report->certs->pdata[j];
+            if (!g_bytes_equal(fc->der, c->der) || g_strcmp0(fc->trust, c->trust) == 0)
+                continue;
+            CabackVerifyTrustDiff *d = g_new0(CabackVerifyTrustDiff, 1);
+            d->nickname = g_strdup(c->nickname);
+            d->subject = g_strdup(c->subject);
+            d->serial_hex = g_strdup(c->serial_hex);
+            d->backup_trust = g_strdup(fc->trust);
+            d->database_trust = g_strdup(c->trust);
+            g_ptr_array_add(report->trust_differences, d);
+        }
+    }
+    /* Every private key of the token, also those without a certificate (a pending re-key). */
+    for (guint i = 0; inventory->keys != NULL && i < inventory->keys->len; i++) {
+        const CabackVerifyDbKey *k = inventory->keys->pdata[i];
+        if (bytes_in(file_keys, k->ckaid) || bytes_in(file_keys, k->key_id))
+            continue;
+        if (!k->extractable) {
+            /* No PKCS#12 file can hold it (a key with a certificate is noted above). */
+            if (k->nickname == NULL)
+                g_ptr_array_add(report->notes,
+                                g_strdup_printf("key %s on token \"%s\" has no certificate and "
+                                                "cannot leave the token (not extractable); it "
+                                                "needs the HSM vendor's own backup",
+                                                k->nss_id, inventory->token));
+            continue;
+        }
+        g_ptr_array_add(report->missing_keys, key_item(k->nickname, k->nss_id, k->dogtag_id));
+    }
+    if (report->trust_differences->len > 0) {
+        g_autoptr(GString) what = g_string_new(NULL);
+        for (guint i = 0; i < report->trust_differences->len; i++) {
+            const CabackVerifyTrustDiff *d = report->trust_differences->pdata[i];
+            g_string_append_printf(what, "%scertificate \"%s\" (serial 0x%s): %s in the backup, "
+                                   "%s in the database",
+                                   i > 0 ? "; " : "", d->nickname != NULL ? d->nickname : d->subject,
+                                   d->serial_hex, d->backup_trust, d->database_trust);
+        }
+        problem(report,
+                "the backup is stale: a restore of it would set other trust flags than NSS "
+                "database %s has: %s; make a new backup (or set the trust with restore --trust)",
+                inventory->dir, what->str);
+    }
+    if (report->missing_keys->len > 0) {
+        g_autoptr(GString) what = g_string_new(NULL);
+        for (guint i = 0; i < report->missing_keys->len; i++) {
+            const CabackVerifyItem *m = report->missing_keys->pdata[i];
+            g_string_append_printf(what, "%skey %s (%s)", i > 0 ? "; " : "", m->nss_id,
+                                   m->nickname != NULL
+                                       ? m->nickname
+                                       : "no certificate: a pending re-key, or a key left by one");
+        }
+        problem(report,
+                "the backup is stale: NSS database %s (token \"%s\") holds private keys the file "
+                "lacks: %s; they are lost if the database is",
+                inventory->dir, inventory->token, what->str);
+    }
+    report->stale = report->missing_from_backup->len > 0 ||
+                    report->trust_differences->len > 0 || report->missing_keys->len > 0;
+
     if (report->missing_from_backup->len > 0) {
         g_autoptr(GString) what = g_string_new(NULL);
         for (guint i = 0; i < report->missing_from_backup->len; i++)
@@ -857,5 +1064,63 @@ void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInvento
                         g_strdup_printf("the file holds what NSS database %s (token \"%s\") no "
                                         "longer has: %s",
                                         inventory->dir, inventory->token, what->str));
+    }
+}
+
+void caback_verify_judge(CabackVerifyReport *report, const CabackVerifyInventory *inventory,
+                         gboolean allow_expired)
+{
+    for (guint i = 0; i < report->chains_without_root->len; i++) {
+        CabackVerifyRootless *x = report->chains_without_root->pdata[i];
+        x->trusted_by_database = inventory != NULL && bytes_in(inventory->trusted_cas, x->issuer_der);
+        g_autoptr(GString) which = g_string_new(NULL);
+        for (guint j = 0; j < x->certificates->len; j++)
+            g_string_append_printf(which, "%s\"%s\"", j > 0 ? ", " : "",
+                                   (const char *)x->certificates->pdata[j]);
+        if (x->trusted_by_database) {
+            g_ptr_array_add(report->notes,
+                            g_strdup_printf("the file holds no root for %s: the chain ends at "
+                                            "\"%s\", whose issuer \"%s\" NSS database %s trusts",
+                                            which->str, x->top, x->issuer, inventory->dir));
+            continue;
+        }
+        /* The restore would make the top certificate an anchor by its role: no proof. */
+        for (guint j = 0; j < report->certs->len; j++) {
+            CabackVerifyCert *c = report->certs->pdata[j];
+            for (guint k = 0; k < x->certificates->len; k++) {
+                if (g_strcmp0(x->certificates->pdata[k], cert_name(c)) != 0 || !c->chain_ok)
+                    continue;
+                c->chain_ok = FALSE;
+                g_free(c->chain);
+                c->chain = g_strdup_printf("the chain ends at \"%s\", whose issuer \"%s\" is "
+                                           "not in the file (no root)",
+                                           x->top, x->issuer);
+            }
+        }
+        report->chain_ok = FALSE;
+        problem(report,
+                "the chain of %s has no root in the file: it ends at \"%s\", whose issuer \"%s\" "
+                "is not in the file%s; a restore would trust \"%s\" as if it were the root. Back "
+                "up the root CA certificate too (or compare with -d a database that trusts it)",
+                which->str, x->top, x->issuer,
+                inventory != NULL ? " nor trusted by the database" : "", x->top);
+    }
+    for (guint i = 0; i < report->expired->len; i++) {
+        const CabackVerifyCert *c = report->expired->pdata[i];
+        g_autofree char *na = c->not_after != NULL
+                                  ? g_date_time_format(c->not_after, "%Y-%m-%dT%H:%M:%SZ")
+                                  : g_strdup("?");
+        if (c->is_ca && !allow_expired)
+            problem(report,
+                    "CA certificate \"%s\" (serial 0x%s) expired on %s: a CA restored from this "
+                    "file cannot issue; renew it first, or accept the expiry with "
+                    "--allow-expired",
+                    cert_name(c), c->serial_hex, na);
+        else
+            g_ptr_array_add(report->notes,
+                            g_strdup_printf("%s certificate \"%s\" (serial 0x%s) expired on %s%s",
+                                            c->is_ca ? "CA" : "system", cert_name(c),
+                                            c->serial_hex, na,
+                                            c->is_ca ? " (accepted with --allow-expired)" : ""));
     }
 }
