@@ -1167,8 +1167,15 @@ void p12_pbe_prefetch(P12KeyCache *cache, GArray *requests, void (*also)(gpointe
 
 /* ---- background derivations ---- */
 
+/* A queue and up to one worker per processor, made with g_thread_try_new: when the system
+ * refuses a thread (a low process or memory limit), the jobs go to the workers there are, or,
+ * with none, run at once on the calling thread. Each job is owned by exactly one of those. (A
+ * GThreadPool queues the job even when it reports that it could not start a thread: running it
+ * inline then freed it twice, and with no thread at all the pool waited forever.) */
 struct P12Jobs {
-    GThreadPool *pool; /* NULL: jobs run at once on the calling thread */
+    GAsyncQueue *queue; /* of P12Job*; &jobs_stop ends one worker */
+    GPtrArray *workers; /* GThread*, joined by p12_jobs_free */
+    guint max_workers;  /* lowered to what the system gave once it refuses one */
     gint cancelled;
 };
 
@@ -1181,10 +1188,10 @@ typedef struct {
     gconstpointer a, b;
 } P12Job;
 
-static void job_run(gpointer data, gpointer user_data)
+static P12Job jobs_stop;
+
+static void job_run(P12Job *job)
 {
-    P12Job *job = data;
-    (void)user_data;
     /* A cancelled job leaves no entry behind: whoever needs the key later derives it. */
     if (!g_atomic_int_get(&job->jobs->cancelled))
         (void)cache_get(job->cache, job->password, job->id, job->derive, job->a, job->b);
@@ -1193,11 +1200,23 @@ static void job_run(gpointer data, gpointer user_data)
     g_free(job);
 }
 
+static gpointer job_worker(gpointer data)
+{
+    P12Jobs *jobs = data;
+    for (;;) {
+        P12Job *job = g_async_queue_pop(jobs->queue);
+        if (job == &jobs_stop)
+            return NULL;
+        job_run(job);
+    }
+}
+
 P12Jobs *p12_jobs_new(void)
 {
     P12Jobs *jobs = g_new0(P12Jobs, 1);
-    gint threads = (gint)MAX(1u, MIN(g_get_num_processors(), 8u));
-    jobs->pool = g_thread_pool_new(job_run, NULL, threads, FALSE, NULL);
+    jobs->queue = g_async_queue_new();
+    jobs->workers = g_ptr_array_new();
+    jobs->max_workers = MAX(1u, MIN(g_get_num_processors(), 8u));
     return jobs;
 }
 
@@ -1206,10 +1225,21 @@ static void jobs_push(P12Jobs *jobs, P12KeyCache *cache, const SECItem *password
 {
     P12Job *job = g_new0(P12Job, 1);
     *job = (P12Job){jobs, p12_key_cache_ref(cache), password, g_bytes_ref(id), derive, a, b};
+    /* A new worker unless one is idle (waiting on the queue: a negative length). */
+    if (jobs->workers->len < jobs->max_workers && g_async_queue_length(jobs->queue) >= 0) {
+        GThread *t = g_thread_try_new("caback-kdf", job_worker, jobs, NULL);
+        if (t != NULL)
+            g_ptr_array_add(jobs->workers, t);
+        else
+            jobs->max_workers = jobs->workers->len; /* not asked again */
+    }
     /* Entries are claimed by the first thread that asks, so a job queued before its key is
-     * wanted still saves the wait, and one queued too late costs nothing. */
-    if (jobs->pool == NULL || !g_thread_pool_push(jobs->pool, job, NULL))
-        job_run(job, NULL);
+     * wanted still saves the wait, and one queued too late costs nothing. Without any worker
+     * the derivation is simply done now, in order. */
+    if (jobs->workers->len == 0)
+        job_run(job);
+    else
+        g_async_queue_push(jobs->queue, job);
 }
 
 void p12_jobs_add_pbe(P12Jobs *jobs, P12KeyCache *cache, const SECItem *password,
@@ -1224,8 +1254,14 @@ void p12_jobs_free(P12Jobs *jobs, gboolean cancel)
         return;
     if (cancel)
         g_atomic_int_set(&jobs->cancelled, 1);
-    if (jobs->pool != NULL)
-        g_thread_pool_free(jobs->pool, FALSE, TRUE);
+    /* The stops queue after every job, so each job is taken (and run, or dropped when
+     * cancelled) before the last worker ends. */
+    for (guint i = 0; i < jobs->workers->len; i++)
+        g_async_queue_push(jobs->queue, &jobs_stop);
+    for (guint i = 0; i < jobs->workers->len; i++)
+        g_thread_join(jobs->workers->pdata[i]);
+    g_ptr_array_unref(jobs->workers);
+    g_async_queue_unref(jobs->queue);
     g_free(jobs);
 }
 

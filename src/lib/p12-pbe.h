@@ -150,9 +150,10 @@ typedef struct {
 void p12_pbe_prefetch(P12KeyCache *cache, GArray *requests, void (*also)(gpointer data),
                       gpointer data);
 
-/* Derivations started in the background, on a pool of up to one thread per processor, in the
- * order they are added; a thread that needs one of these keys meanwhile waits for it (through
- * the cache) rather than deriving it twice. The password, AlgorithmIdentifier, info and MAC
+/* Derivations started in the background, on up to one thread per processor, in the order they
+ * are added; a thread that needs one of these keys meanwhile waits for it (through the cache)
+ * rather than deriving it twice. When the system refuses every thread (a process or memory
+ * limit), each job runs on the calling thread when it is added: the same work, serially. The password, AlgorithmIdentifier, info and MAC
  * data given to p12_jobs_add_* are borrowed: they must stay valid until p12_jobs_free. */
 typedef struct P12Jobs P12Jobs;
 P12Jobs *p12_jobs_new(void);
