@@ -5,7 +5,8 @@
 #    PKCS#5 v1, PBES2 with each cipher), each MAC digest, RSA and EC keys, no MAC, no encryption;
 #  - PBES2 variants openssl pkcs12 cannot choose (the PBKDF2 PRF, scrypt, ciphers) through
 #    openssl pkcs8 -topk8 and tests/p12-wrap.py, which also writes a MAC with an empty salt;
-#  - certtool --to-p12 with each --pkcs-cipher, pk12util -o, pyca/cryptography, keytool;
+#  - certtool --to-p12 with its --pkcs-cipher choices, pk12util -o with its ciphers and MAC
+#    digests, pyca/cryptography's encryption builders, Java keytool keystores;
 #  - what caback cannot use (ARIA, CAST5, Blowfish, SM4, SEED, 2-key 3DES, pbeWithSHA1AndDES,
 #    the PKCS#5 v1 RC2 variants, SHA-3 and SHA-512/t digests, scrypt beyond its bounds) is
 #    refused with exit 1 and named by name and OID, never as a wrong password.
@@ -165,6 +166,96 @@ same_as_openssl "a SHA-1 MAC with an empty salt and one iteration, plain key bag
     "$D/empty-salt-sha1.p12"
 run "$CABACK" list -w "$D/empty.pw" "$D/empty-salt.p12"
 expect_equal "a MAC with an empty salt still tells a wrong password (exit 3)" 3 "$STATUS"
+
+# ---- GnuTLS certtool --to-p12, each --pkcs-cipher ----
+if command -v certtool >/dev/null 2>&1; then
+    for c in 3des-pkcs12 aes-128 rc2-40 arcfour; do
+        certtool --to-p12 --load-privkey "$D/ec.key" --load-certificate "$D/ec.crt" \
+            --p12-name "gnutls $c" --password "$PW" --pkcs-cipher "$c" --outder \
+            --outfile "$D/gnutls-$c.p12" >/dev/null 2>&1
+        same_as_openssl "certtool --to-p12 --pkcs-cipher $c" "$D/gnutls-$c.p12"
+    done
+    certtool --to-p12 --load-privkey "$D/ec.key" --load-certificate "$D/ec.crt" \
+        --p12-name gost --password "$PW" --pkcs-cipher gost28147-tc26z --outder \
+        --outfile "$D/gnutls-gost.p12" >/dev/null 2>&1 &&
+        refused "certtool --pkcs-cipher gost28147-tc26z" "$D/gnutls-gost.p12" \
+            'GOST 28147-89 \(OID 1\.2\.643\.2\.2\.21\)'
+else
+    skip "certtool --to-p12" "certtool is not installed"
+fi
+
+# ---- pk12util -o with each cipher and MAC digest ----
+if command -v pk12util >/dev/null 2>&1; then
+    PDB=$TEST_TMP/pk12util-db
+    make_nssdb "$PDB" ""
+    openssl pkcs12 -export -inkey "$D/ec.key" -in "$D/ec.crt" -name nss-ec \
+        -passout "file:$D/pw" -out "$D/for-nss.p12"
+    pk12util -i "$D/for-nss.p12" -d "sql:$PDB" -w "$D/pw" >/dev/null 2>&1
+    for c in "PKCS #12 V2 PBE With SHA-1 And 3KEY Triple DES-CBC" \
+        "PKCS #12 V2 PBE With SHA-1 And 40 Bit RC2 CBC" CAMELLIA-256-CBC; do
+        pk12util -o "$D/nss.p12" -n nss-ec -d "sql:$PDB" -w "$D/pw" -c "$c" -C "$c" >/dev/null 2>&1
+        same_as_openssl "pk12util -o -c/-C \"$c\"" "$D/nss.p12"
+    done
+    pk12util -o "$D/nss.p12" -n nss-ec -d "sql:$PDB" -w "$D/pw" -M MD5 >/dev/null 2>&1
+    same_as_openssl "pk12util -o -M MD5" "$D/nss.p12"
+    # NSS feeds PKCS#5 v1 the BMPString of the password (OpenSSL its bytes, so openssl cannot
+    # read this file): caback reads both, with what openssl found in the file NSS imported.
+    pk12util -o "$D/nss-md5des.p12" -n nss-ec -d "sql:$PDB" -w "$D/pw" \
+        -c "PKCS #5 Password Based Encryption with MD5 and DES-CBC" \
+        -C "PKCS #5 Password Based Encryption with MD5 and DES-CBC" >/dev/null 2>&1
+    openssl pkcs12 -in "$D/for-nss.p12" -passin "file:$D/pw" -nodes >"$D/openssl.pem" 2>/dev/null
+    "$CABACK" list --json -w "$D/pw" "$D/nss-md5des.p12" >"$D/caback.json" 2>"$D/err"
+    expect_equal "pk12util -o with PKCS#5 v1 MD5-DES: the keys and certificates pk12util read" \
+        "$($FACTS openssl "$D/openssl.pem")" "$($FACTS caback "$D/caback.json")"
+else
+    skip "pk12util -o" "pk12util is not installed"
+fi
+
+# ---- pyca/cryptography's serialize_key_and_certificates ----
+"$PYTHON3" - "$D" "$PW" <<'PY'
+import sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import (BestAvailableEncryption, NoEncryption,
+                                                          PrivateFormat, load_pem_private_key, pkcs12)
+d, pw = sys.argv[1], sys.argv[2].encode()
+key = load_pem_private_key(open(d + "/ec384.key", "rb").read(), None)
+cert = x509.load_pem_x509_certificate(open(d + "/ec384.crt", "rb").read())
+ca = x509.load_pem_x509_certificate(open(d + "/rsa.crt", "rb").read())
+def builder(alg, mac):
+    return (PrivateFormat.PKCS12.encryption_builder().kdf_rounds(3000).key_cert_algorithm(alg)
+            .hmac_hash(mac).build(pw))
+for name, enc in [("best", BestAvailableEncryption(pw)),
+                  ("3des-sha1", builder(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC, hashes.SHA1())),
+                  ("aes-sha384", builder(pkcs12.PBES.PBESv2SHA256AndAES256CBC, hashes.SHA384()))]:
+    data = pkcs12.serialize_key_and_certificates(b"pyca " + name.encode(), key, cert, [ca], enc)
+    open("%s/pyca-%s.p12" % (d, name), "wb").write(data)
+data = pkcs12.serialize_key_and_certificates(b"pyca none", key, cert, [ca], NoEncryption())
+open(d + "/pyca-none.p12", "wb").write(data)
+PY
+for name in best 3des-sha1 aes-sha384; do
+    same_as_openssl "pyca serialize_key_and_certificates ($name)" "$D/pyca-$name.p12"
+done
+same_as_openssl "pyca serialize_key_and_certificates (NoEncryption)" "$D/pyca-none.p12" "$D/empty.pw"
+
+# ---- Java keytool (PKCS12 keystores, the current and the legacy algorithms) ----
+if command -v keytool >/dev/null 2>&1 && keytool -help >/dev/null 2>&1; then
+    # Java refuses non-ASCII passwords for PBES2 keystores.
+    KPW='kt pass:=w'
+    printf '%s\n' "$KPW" >"$D/kpw"
+    keytool -genkeypair -alias kt-rsa -keyalg RSA -keysize 2048 -dname CN=kt-rsa -validity 30 \
+        -storetype PKCS12 -keystore "$D/kt.p12" -storepass "$KPW" >/dev/null 2>&1
+    keytool -genkeypair -alias kt-ec -keyalg EC -groupname secp384r1 -dname CN=kt-ec -validity 30 \
+        -storetype PKCS12 -keystore "$D/kt.p12" -storepass "$KPW" >/dev/null 2>&1
+    same_as_openssl "keytool PKCS12 keystore (RSA and EC P-384)" "$D/kt.p12" "$D/kpw"
+    JAVA_TOOL_OPTIONS=-Dkeystore.pkcs12.legacy=true keytool -genkeypair -alias kt-legacy \
+        -keyalg RSA -keysize 2048 -dname CN=kt-legacy -validity 30 -storetype PKCS12 \
+        -keystore "$D/kt-legacy.p12" -storepass "$KPW" >/dev/null 2>&1
+    same_as_openssl "keytool PKCS12 keystore, keystore.pkcs12.legacy (RC2-40, SHA-1 MAC)" \
+        "$D/kt-legacy.p12" "$D/kpw"
+else
+    skip "keytool keystores" "no Java keytool"
+fi
 
 # ---- refusals: named by name and OID, exit 1, never "wrong password" ----
 for c in aria-128-cbc:'ARIA-128-CBC \(OID 1\.2\.410\.200046\.1\.1\.2\)' \
