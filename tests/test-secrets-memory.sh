@@ -80,7 +80,7 @@ core_at_exit() {
 # The search must find a password where one certainly is: a backup stopped while it checks
 # the file it wrote, with the PKCS#12 password in hand.
 gdb -q -batch -nx -ex 'set pagination off' -ex 'set startup-with-shell off' \
-    -ex 'set breakpoint pending on' -ex 'break caback_backup_verify_writer' -ex run \
+    -ex 'set breakpoint pending on' -ex 'break caback_backup_verify_bytes' -ex run \
     -ex "gcore $T/held.core" -ex kill \
     --args "$CABACK" backup -d "$DB" -f "$DB.pass" -o "$T/held.p12" -w "$T/p12.pass" \
     --iterations 2000 >"$T/held.gdb" 2>&1 </dev/null

@@ -6,13 +6,16 @@
 
 G_BEGIN_DECLS
 
-/* A NUL-terminated secret. Its memory is cleared with explicit_bzero before it is freed. */
+/* A NUL-terminated secret. Its memory is locked in RAM where the system allows it (mlock) and
+ * cleared with explicit_bzero before it is freed. */
 typedef struct {
-    char *data;
+    char *data;       /* allocated by caback_secret_new only (pages of its own) */
     gsize len;
+    gboolean locked;  /* mlock succeeded */
 } CabackSecret;
 
-/* A copy of the @len bytes at @data (NUL-terminated); never returns NULL. */
+/* A copy of the @len bytes at @data (NUL-terminated); never returns NULL. Free it with
+ * caback_secret_free only. */
 CabackSecret *caback_secret_new(const char *data, gsize len);
 /* Wipe and free @secret; NULL is allowed. */
 void caback_secret_free(CabackSecret *secret);

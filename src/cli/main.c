@@ -10,6 +10,8 @@
 #include <prinit.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 typedef struct {
     const char *name;
@@ -70,9 +72,27 @@ static void print_usage(FILE *out)
                  "4 refused because of a conflict, 5 a key cannot be exported. See caback(1).\n");
 }
 
+/* caback holds CA private keys and passwords: a core file would keep them on disk, and another
+ * process of the same user could read them through ptrace or /proc/PID/mem. Before anything is
+ * read, core dumps are turned off (RLIMIT_CORE 0, also for a core_pattern pipe, which the
+ * kernel skips for a process that is not dumpable) and the process made not dumpable. Both are
+ * best effort: there is nothing more to do when the system refuses. */
+static void no_core_dumps(void)
+{
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) {
+        /* Best effort. */
+    }
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        /* Best effort. */
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_autoptr(GError) error = NULL;
+
+    no_core_dumps();
 
     setlocale(LC_ALL, "");
     g_set_prgname("caback");

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -18,11 +19,25 @@ void caback_secret_wipe(void *p, gsize len)
         explicit_bzero(p, len);
 }
 
+/* Secrets get pages of their own: mlock and munlock act on whole pages and do not nest, so a
+ * secret sharing a page with another would unlock it when freed. */
+static gsize secret_pages(gsize len, gsize *page)
+{
+    long size = sysconf(_SC_PAGESIZE);
+    *page = size > 0 ? (gsize)size : 4096;
+    return (len + 1 + *page - 1) / *page;
+}
+
 CabackSecret *caback_secret_new(const char *data, gsize len)
 {
     CabackSecret *secret = g_new0(CabackSecret, 1);
+    gsize page;
+    gsize pages = secret_pages(len, &page);
 
-    secret->data = g_malloc(len + 1);
+    secret->data = g_aligned_alloc(pages, page, page);
+    /* Kept out of swap where the system allows it (RLIMIT_MEMLOCK, CAP_IPC_LOCK); silently
+     * best effort: the secret is wiped after use either way. */
+    secret->locked = mlock(secret->data, pages * page) == 0;
     if (len > 0)
         memcpy(secret->data, data, len);
     secret->data[len] = '\0';
@@ -34,8 +49,12 @@ void caback_secret_free(CabackSecret *secret)
 {
     if (secret == NULL)
         return;
+    gsize page;
+    gsize pages = secret_pages(secret->len, &page);
     caback_secret_wipe(secret->data, secret->len + 1);
-    g_free(secret->data);
+    if (secret->locked)
+        munlock(secret->data, pages * page);
+    g_aligned_free(secret->data);
     g_free(secret);
 }
 
