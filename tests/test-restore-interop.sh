@@ -49,8 +49,20 @@ restore_case pk12util "$V/pk12util.p12" "$PW" "caSigningCert cert-pki-ca"
 restore_case openssl "$V/openssl.p12" "$PW" "CA Signing Certificate"
 restore_case openssl-legacy "$V/openssl-legacy.p12" "$PW" "CA Signing Certificate"
 restore_case openssl-empty "$V/openssl-empty.p12" "$TEST_TMP/empty.pass" "CA Signing Certificate"
-restore_case openssl-nopass "$V/openssl-nopass.p12" "$TEST_TMP/empty.pass" "CA Signing Certificate"
+# openssl -nomac: nothing authenticates the file (issue 15 §1). Refused, and --create's new
+# database is removed again; with --allow-unauthenticated restored, trust only from -t.
+fresh
+expect_status 1 "openssl-nopass: a file without MAC is refused" \
+    "$CABACK" restore -i "$V/openssl-nopass.p12" -w "$TEST_TMP/empty.pass" -d "$DB" --create -f "$TEST_TMP/empty.pass"
+expect_grep "openssl-nopass: the refusal says it is not authenticated and names the flag" \
+    'not authenticated.*--allow-unauthenticated' "$ERR"
+check "openssl-nopass: the database --create made is gone again" test ! -e "$DB/cert9.db"
+expect_status 0 "openssl-nopass: restored with --allow-unauthenticated" \
+    "$CABACK" restore -i "$V/openssl-nopass.p12" -w "$TEST_TMP/empty.pass" -d "$DB" --create -f "$TEST_TMP/empty.pass" \
+    --allow-unauthenticated -t "subsystemCert cert-pki-ca=P,,"
 expect_grep "openssl-nopass: a file without MAC is warned about" 'warning: .*no MAC' "$ERR"
+expect_equal "openssl-nopass: no trust from the file or by role, only from -t (certutil -L)" \
+    "$(printf 'CA Signing Certificate|,,\nsubsystemCert cert-pki-ca|Pu,u,u' | sort)" "$(trust_listing "$DB")"
 if [ -f "$V/certtool.p12" ]; then
     restore_case certtool "$V/certtool.p12" "$PW" "CA Signing Certificate"
 else
@@ -60,7 +72,7 @@ fi
 # A file without password, restored without -w and without a terminal.
 fresh
 expect_status 0 "a file without password needs no -w" setsid "$CABACK" restore -i "$V/openssl-nopass.p12" \
-    -d "$DB" --create -f "$TEST_TMP/empty.pass"
+    -d "$DB" --create -f "$TEST_TMP/empty.pass" --allow-unauthenticated
 
 # ---- key only, then the certificates: the key is found, checked, not imported twice ----
 fresh

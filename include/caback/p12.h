@@ -94,6 +94,11 @@ CabackP12File *caback_p12_read_file_verify(const char *path, const CabackSecret 
 CabackP12File *caback_p12_read_verify(const guint8 *data, gsize len, const CabackSecret *password,
                                       const char *path, CabackP12Writer *writer, GError **error);
 
+/* (Addition.) The file's integrity mode: "pbmac1" (RFC 9579 PBMAC1), "password-mac" (the
+ * classic password-based PKCS#12 MAC), or "none" (no MAC: nothing authenticates the file, anyone
+ * could have made it). A static string. */
+const char *caback_p12_integrity(const CabackP12Info *info);
+
 void caback_p12_file_free(CabackP12File *file);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackP12File, caback_p12_file_free)
 

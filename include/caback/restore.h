@@ -202,6 +202,10 @@ typedef struct {
                                  plan is refused (plan->weak_refusals) */
     gboolean skip_unsupported; /* (Addition.) --skip-unsupported: a key of a type NSS cannot hold
                                   (Ed25519...) is skipped, with a note, instead of stopping */
+    /* (Addition.) The file is not authenticated (no MAC, no checked signature) and the user
+     * said --allow-unauthenticated: no certificate gets trust from the file's trust attribute
+     * or from the role rules; only @trust (-t NICKNAME=FLAGS) gives trust. */
+    gboolean unauthenticated;
 } CabackRestoreOptions;
 
 /* Fill the plan fields of @plan for restoring into @db (logged in): nicknames, trust flags and

@@ -162,6 +162,7 @@ typedef struct {
                           * certificates with their key (system certificates) */
     gboolean stale;      /* compared, and the database holds what the file lacks or trusts
                           * differently */
+    const char *integrity; /* (Addition.) caback_p12_integrity of the file (static), once read */
 } CabackVerifyReport;
 
 /* An empty report for @path (for caback_verify_file and tests): not restorable until the drill

@@ -70,6 +70,11 @@ static char *name_problem(const CabackP12Attributes *attrs)
 static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
 {
     g_print("PKCS#12 file %s\n", plan->path);
+    if (info->mac == NULL)
+        g_print("  integrity: none (NOT AUTHENTICATED: no MAC, so anyone could have made this "
+                "file; restore and verify refuse it without --allow-unauthenticated)\n");
+    else
+        g_print("  integrity: %s\n", caback_p12_integrity(info));
     g_print("  MAC:          %s\n",
             info->mac != NULL ? info->mac : "none (the file's integrity is not protected)");
     for (guint i = 0; i < info->safes->len; i++)
@@ -176,8 +181,10 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
     g_autoptr(CabackJson) json = caback_json_new();
 
     caback_json_begin_object(json, NULL);
+    caback_json_string(json, "integrity", caback_p12_integrity(info));
     caback_json_begin_object(json, "file");
     caback_json_string(json, "path", plan->path);
+    caback_json_string(json, "integrity", caback_p12_integrity(info));
     caback_json_string(json, "mac", info->mac);
     if (info->mac != NULL)
         caback_json_int(json, "mac_iterations", info->mac_iterations);

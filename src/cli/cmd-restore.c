@@ -44,6 +44,9 @@ typedef struct {
     gboolean require_latest;  /* --require-latest */
     char *recorded_sha256;    /* "restore automatic": the SHA-256 the state folder recorded */
     gboolean automatic; /* "restore automatic" */
+    gboolean recorded_signed;       /* "restore automatic": caback sign ran on the recorded file */
+    gboolean require_signature;     /* --require-signature */
+    gboolean allow_unauthenticated; /* --allow-unauthenticated */
 } RestoreOptions;
 
 static void restore_options_clear(RestoreOptions *ro)
@@ -299,6 +302,8 @@ typedef struct {
     gboolean exists; /* there is one */
     gboolean checked;
     char *sha256; /* the file's digest the signature was checked against (when checked) */
+    const char *status_word; /* "checked", "none" or "skipped" once decided */
+    char *status;            /* the whole status after "signature: " */
     char *signers; /* their subjects, "; "-separated (when checked) */
     char *signing_time;    /* the first signer's stated time (ISO 8601 UTC), or NULL */
     char *checked_at;      /* the time the signer's chain was checked at, or NULL */
@@ -309,6 +314,7 @@ static void signature_check_clear(SignatureCheck *sc)
 {
     g_free(sc->path);
     g_free(sc->sha256);
+    g_free(sc->status);
     g_free(sc->signers);
     g_free(sc->signing_time);
     g_free(sc->checked_at);
@@ -343,6 +349,15 @@ static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const 
     caback_json_string(json, "sha256", plan->sha256);
     caback_json_string(json, "signature", sc->exists ? sc->path : NULL);
     caback_json_bool(json, "signature_checked", sc->checked);
+    caback_json_string(json, "signature_status", sc->status_word);
+    {
+        g_autofree char *line =
+            sc->status != NULL ? g_strdup_printf("signature: %s", sc->status) : NULL;
+        caback_json_string(json, "signature_line", line);
+    }
+    caback_json_string(json, "integrity", plan->file != NULL
+                                              ? caback_p12_integrity(caback_p12_file_info(plan->file))
+                                              : NULL);
     caback_json_string(json, "signers", sc->signers);
     caback_json_string(json, "signing_time", sc->signing_time);
     caback_json_string(json, "signature_checked_at", sc->checked_at);
@@ -479,6 +494,17 @@ static char *format_unix(gint64 t)
     return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : NULL;
 }
 
+/* Decide the signature status of the run: printed, logged, and in --json (never silent). */
+static void signature_status(SignatureCheck *sc, CabackLogRecord *rec, const char *word,
+                             char *status)
+{
+    g_free(sc->status);
+    sc->status = status;
+    sc->status_word = word;
+    caback_log_record_set_signature(rec, status);
+    caback_cli_info("signature: %s", status);
+}
+
 /* Check FILE.sig, when there is one, before anything is read or changed: against the trust of
  * @db, or only the CA certificates of --signature-ca. A bad signature, a signer nobody trusts or
  * an unreadable signature file stops the restore. */
@@ -493,17 +519,35 @@ static gboolean check_signature(const RestoreOptions *ro, const CabackSecret *da
                                    "signature %s was not checked (--no-signature-check): "
                                    "nothing shows that %s is the file that was signed",
                                    sc->path, ro->in);
+        if (ro->recorded_signed)
+            caback_cli_log_warning(rec,
+                                   "the recorded backup %s was signed (caback sign), but its "
+                                   "signature was not checked (--no-signature-check)",
+                                   ro->in);
+        signature_status(sc, rec, "skipped", g_strdup("skipped (--no-signature-check)"));
         return TRUE;
     }
     if (!sc->exists) {
-        if (ro->signature_ca != NULL) {
+        if (ro->signature_ca != NULL || ro->require_signature || ro->recorded_signed) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
-                        "--signature-ca was given but %s has no signature %s; nothing was "
-                        "restored. Sign it with caback sign, or drop --signature-ca",
-                        ro->in, sc->path);
+                        "%s has no signature %s, and %s; nothing was restored. Sign it with "
+                        "caback sign (or find its signature), or %s",
+                        ro->in, sc->path,
+                        ro->require_signature ? "--require-signature was given"
+                        : ro->signature_ca != NULL
+                            ? "--signature-ca was given"
+                            : "the recorded backup was signed (caback sign ran on it), so "
+                              "restore automatic requires its signature",
+                        ro->recorded_signed && !ro->require_signature
+                            ? "restore it without the check only if you trust it by other "
+                              "means (--no-signature-check)"
+                            : ro->require_signature ? "drop --require-signature"
+                                                    : "drop --signature-ca");
+            signature_status(sc, rec, "none", g_strdup("none"));
             return FALSE;
         }
         caback_cli_detail("No signature %s: the file is checked by its MAC only.", sc->path);
+        signature_status(sc, rec, "none", g_strdup("none"));
         return TRUE;
     }
 
@@ -552,6 +596,7 @@ static gboolean check_signature(const RestoreOptions *ro, const CabackSecret *da
     sc->signers = g_string_free(signers, FALSE);
     sc->sha256 = g_strdup(v->sha256);
     sc->checked = TRUE;
+    signature_status(sc, rec, "checked", g_strdup_printf("checked (signer %s)", sc->signers));
     const CabackCmsSigner *first = v->signers->pdata[0];
     sc->signing_time = format_unix(first->signing_time);
     sc->checked_at = format_unix(first->checked_at);
@@ -623,7 +668,7 @@ static gboolean resolve_automatic(RestoreOptions *ro, GError **error)
                     ro->in);
         return FALSE;
     }
-    if (!caback_state_get_latest_backup(&path, &recorded, &local)) {
+    if (!caback_state_get_latest_backup_full(&path, &recorded, &ro->recorded_signed, &local)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
                     "no newest backup is recorded (%s); run caback backup first, or give the "
                     "file with: caback restore -i FILE",
@@ -718,6 +763,12 @@ static gboolean check_options(RestoreOptions *ro, int argc, char **argv, GError 
                     "--no-signature-check skips; give one or the other");
         return FALSE;
     }
+    if (ro->no_signature_check && ro->require_signature) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "--require-signature asks for the signature check that "
+                    "--no-signature-check skips; give one or the other");
+        return FALSE;
+    }
     if (ro->no_signature_check && ro->signature_ca != NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "--signature-ca says whom to trust for the signature check that "
@@ -756,6 +807,8 @@ static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
         {"--allow-weak-keys", G_STRUCT_OFFSET(RestoreOptions, allow_weak_keys)},
         {"--skip-unsupported", G_STRUCT_OFFSET(RestoreOptions, skip_unsupported)},
         {"--no-signature-check", G_STRUCT_OFFSET(RestoreOptions, no_signature_check)},
+        {"--require-signature", G_STRUCT_OFFSET(RestoreOptions, require_signature)},
+        {"--allow-unauthenticated", G_STRUCT_OFFSET(RestoreOptions, allow_unauthenticated)},
         {"--at-signing-time", G_STRUCT_OFFSET(RestoreOptions, at_signing_time)},
         {"--require-latest", G_STRUCT_OFFSET(RestoreOptions, require_latest)},
     };
@@ -961,13 +1014,38 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         caback_log_record_set_file_sha256(rec, loaded_sha256);
     if (data != NULL && check_signature(ro, data, db, rec, &sig, error))
         plan = caback_restore_read_data(data, ro->in, given, &source, &file, error);
-    if (plan != NULL) {
+    if (plan != NULL && file != NULL) {
         caback_log_record_set_file_sha256(rec, plan->sha256);
         /* What the reader tolerated (no MAC, trailing bytes...) is worth knowing before a
          * restore. */
         const CabackP12Info *info = caback_p12_file_info(file);
         for (guint i = 0; i < info->warnings->len; i++)
             caback_cli_log_warning(rec, "%s: %s", ro->in, (const char *)info->warnings->pdata[i]);
+        const char *integrity = caback_p12_integrity(info);
+        caback_log_record_set_integrity(rec, integrity);
+        caback_cli_info("integrity: %s", integrity);
+        /* A file with neither MAC nor checked signature can be made by anyone, with any
+         * certificate: refused, or restored without any trust it did not get from -t. */
+        if (info->mac == NULL && !sig.checked) {
+            if (!ro->allow_unauthenticated) {
+                g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                            "%s is not authenticated: it has no MAC and no checked signature "
+                            "(integrity: none), so anyone could have made it, with any "
+                            "certificate in it; nothing was restored. Restore it only if you "
+                            "trust it by other means, with --allow-unauthenticated: then no "
+                            "certificate gets trust flags from the file or by its role, only "
+                            "those you give with -t NICKNAME=FLAGS",
+                            ro->in);
+                caback_restore_plan_free(g_steal_pointer(&plan));
+            } else {
+                options.unauthenticated = TRUE;
+                caback_cli_log_warning(rec,
+                                       "%s is not authenticated (no MAC, no checked signature); "
+                                       "restored because of --allow-unauthenticated, with trust "
+                                       "flags only from -t NICKNAME=FLAGS",
+                                       ro->in);
+            }
+        }
         /* One read: the signature was checked on the bytes decoded. Should that ever change,
          * this refuses rather than restores bytes nobody checked. */
         if (sig.checked && g_ascii_strcasecmp(sig.sha256, plan->sha256) != 0) {
@@ -1137,6 +1215,12 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
          "Check FILE.sig against only the CA certificate(s) in CERTFILE (PEM or DER) instead of "
          "the database's trust (for a new database)",
          "CERTFILE"},
+        {"require-signature", 0, 0, G_OPTION_ARG_NONE, &ro.require_signature,
+         "Refuse the file unless FILE.sig is there, valid and trusted", NULL},
+        {"allow-unauthenticated", 0, 0, G_OPTION_ARG_NONE, &ro.allow_unauthenticated,
+         "Restore a file without MAC or checked signature; no certificate then gets trust "
+         "except from -t",
+         NULL},
         {"no-signature-check", 0, 0, G_OPTION_ARG_NONE, &ro.no_signature_check,
          "Do not check FILE.sig (the restore then rests on the file's MAC alone)", NULL},
         {"require-latest", 0, 0, G_OPTION_ARG_NONE, &ro.require_latest,

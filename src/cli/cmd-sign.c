@@ -8,8 +8,11 @@
 #include <caback/cms.h>
 #include <caback/digest.h>
 #include <caback/json.h>
+#include <caback/log.h>
 #include <caback/nss-util.h>
 #include <caback/weak-key.h>
+
+#include <string.h>
 
 gboolean caback_cmd_sign(int argc, char **argv, GError **error)
 {
@@ -128,6 +131,23 @@ gboolean caback_cmd_sign(int argc, char **argv, GError **error)
     if (sha256 == NULL)
         goto out;
 
+    /* Signing the recorded latest backup is recorded too: from now on "restore automatic"
+     * requires this signature, so that removing it cannot pass for a backup never signed. */
+    gboolean latest_signed = FALSE;
+    {
+        g_autofree char *latest = NULL, *latest_sha = NULL;
+        g_autofree char *absolute = g_canonicalize_filename(path, NULL);
+        if (caback_state_get_latest_backup_full(&latest, &latest_sha, NULL, NULL) &&
+            strcmp(latest, absolute) == 0 && g_ascii_strcasecmp(latest_sha, sha256) == 0) {
+            g_autoptr(GError) e = NULL;
+            latest_signed = caback_state_set_latest_backup_signed(latest, latest_sha, TRUE, &e);
+            if (!latest_signed)
+                caback_cli_warning("%s is the latest recorded backup, but latest_backup could "
+                                   "not be marked as signed: %s",
+                                   path, e->message);
+        }
+    }
+
     when = g_date_time_format(now, "%Y-%m-%dT%H:%M:%SZ");
     if (common.json) {
         g_autoptr(CabackJson) json = caback_json_new();
@@ -141,6 +161,7 @@ gboolean caback_cmd_sign(int argc, char **argv, GError **error)
         caback_json_string(json, "digest_algorithm", "SHA-256");
         caback_json_string(json, "sha256", sha256);
         caback_json_string(json, "warning", problem);
+        caback_json_bool(json, "latest_backup_signed", latest_signed);
         caback_json_end_object(json);
         g_print("%s", caback_json_text(json));
     } else {
@@ -149,6 +170,9 @@ gboolean caback_cmd_sign(int argc, char **argv, GError **error)
         caback_cli_info("  issuer:       %s", signer->issuerName);
         caback_cli_info("  signing time: %s", when);
         caback_cli_info("  SHA-256:      %s", sha256);
+        if (latest_signed)
+            caback_cli_info("Recorded: the latest backup is signed; caback restore automatic "
+                            "now requires this signature");
     }
     ok = TRUE;
 out:

@@ -8,6 +8,8 @@
 #include "cli-log.h"
 
 #include <caback/backup.h>
+#include <caback/cms.h>
+#include <caback/nss-util.h>
 #include <caback/digest.h>
 #include <caback/json.h>
 #include <caback/verify.h>
@@ -22,7 +24,138 @@ typedef struct {
     int max_age;           /* its value; -1 when not given */
     gboolean allow_expired; /* --allow-expired */
     char *recorded_sha256; /* "verify automatic": the SHA-256 caback backup recorded */
+    char *signature_ca;
+    gboolean no_signature_check;
+    gboolean require_signature;
+    gboolean allow_unauthenticated;
 } VerifyOptions;
+
+/* What the signature step found. */
+typedef struct {
+    const char *word; /* "checked", "none", "skipped" */
+    char *status;     /* after "signature: " */
+    char *sha256;     /* the bytes the signature was checked over (when checked) */
+} VerifySignature;
+
+static void verify_signature_clear(VerifySignature *vs)
+{
+    g_free(vs->status);
+    g_free(vs->sha256);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VerifySignature, verify_signature_clear)
+
+static void set_status(VerifySignature *vs, const CabackCommonOptions *common, CabackLogRecord *rec,
+                       const char *word, char *status)
+{
+    vs->word = word;
+    g_free(vs->status);
+    vs->status = status;
+    caback_log_record_set_signature(rec, status);
+    if (!common->json)
+        caback_cli_info("signature: %s", status);
+}
+
+/* Check PATH.sig, when there is one, before the drill: over the file's bytes read once, against
+ * the CA certificates of --signature-ca, else the trust of the -d database. A bad or untrusted
+ * signature, or one with nothing to check it against, fails; so does a missing one with
+ * --require-signature. NSS is shut down again before returning (the drill needs it closed). */
+static gboolean check_signature(const char *path, const VerifyOptions *o,
+                                const CabackCommonOptions *common, CabackLogRecord *rec,
+                                VerifySignature *vs, GError **error)
+{
+    g_autofree char *sig_path = g_strconcat(path, ".sig", NULL);
+    gboolean exists = g_file_test(sig_path, G_FILE_TEST_EXISTS);
+
+    if (o->no_signature_check) {
+        if (exists)
+            caback_cli_log_warning(rec,
+                                   "signature %s was not checked (--no-signature-check): nothing "
+                                   "shows that %s is the file that was signed",
+                                   sig_path, path);
+        set_status(vs, common, rec, "skipped", g_strdup("skipped (--no-signature-check)"));
+        return TRUE;
+    }
+    if (!exists) {
+        set_status(vs, common, rec, "none", g_strdup("none"));
+        if (o->require_signature || o->signature_ca != NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                        "%s has no signature %s, and %s was given; sign it with caback sign "
+                        "(or find its signature), or drop %s",
+                        path, sig_path,
+                        o->require_signature ? "--require-signature" : "--signature-ca",
+                        o->require_signature ? "--require-signature" : "--signature-ca");
+            return FALSE;
+        }
+        return TRUE;
+    }
+    if (o->signature_ca == NULL && common->dbdir == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s has a signature %s, but nothing to check it against: give "
+                    "--signature-ca CERTFILE (the signer's CA) or -d DIR (a database that trusts "
+                    "it), or --no-signature-check to verify without it",
+                    path, sig_path);
+        return FALSE;
+    }
+    g_autoptr(CabackSecret) data = caback_p12_load_file(path, "PKCS#12 file", error);
+    if (data == NULL)
+        return FALSE;
+
+    CabackDb *db = NULL;
+    NSSInitContext *nodb = NULL;
+    g_autofree char *trust = NULL;
+    if (o->signature_ca != NULL) {
+        if ((nodb = caback_nss_nodb_open(error)) == NULL)
+            return FALSE;
+        trust = g_strdup_printf("CA file %s", o->signature_ca);
+    } else {
+        if ((db = caback_cli_open_db(common, TRUE, error)) == NULL)
+            return FALSE;
+        trust = g_strdup_printf("NSS database %s", db->dir);
+    }
+    gboolean ok = FALSE;
+    {
+        g_autoptr(CERTCertList) anchors = NULL;
+        g_autoptr(CabackCmsVerification) v = NULL;
+        g_autoptr(GError) local = NULL;
+        g_autoptr(GBytes) bytes = g_bytes_new_static(data->data, data->len);
+        if (o->signature_ca != NULL &&
+            (anchors = caback_cms_load_anchors(o->signature_ca, error)) == NULL)
+            goto close;
+        CabackCmsVerifyOptions options = {.path = path,
+                                          .data = bytes,
+                                          .sig_path = sig_path,
+                                          .anchors = anchors,
+                                          .trust = trust,
+                                          .wincx = db};
+        if (!caback_cms_verify(&options, &v, &local)) {
+            g_set_error(error, CABACK_ERROR,
+                        local->domain == CABACK_ERROR && local->code == CABACK_ERROR_IO
+                            ? CABACK_ERROR_IO
+                            : CABACK_ERROR_FAILED,
+                        "the signature %s does not vouch for %s: %s. Check that the file and "
+                        "its signature are the ones you made, and that %s trusts the signer's CA",
+                        sig_path, path, local->message, trust);
+            goto close;
+        }
+        GString *signers = g_string_new(NULL);
+        for (guint i = 0; i < v->signers->len; i++) {
+            const CabackCmsSigner *signer = v->signers->pdata[i];
+            g_string_append_printf(signers, "%s%s", signers->len > 0 ? "; " : "",
+                                   signer->subject);
+        }
+        vs->sha256 = g_strdup(v->sha256);
+        set_status(vs, common, rec, "checked",
+                   g_strdup_printf("checked (signer %s)", signers->str));
+        g_string_free(signers, TRUE);
+        ok = TRUE;
+    }
+close:
+    if (db != NULL && !caback_db_close(db, ok ? error : NULL))
+        ok = FALSE;
+    if (nodb != NULL && !caback_nss_nodb_close(nodb, ok ? error : NULL))
+        ok = FALSE;
+    return ok;
+}
 
 static CabackSecret *read_p12_password(const VerifyOptions *o, const char *path, GError **error)
 {
@@ -127,13 +260,20 @@ static void json_strings(CabackJson *json, const char *key, const GPtrArray *str
     caback_json_end_array(json);
 }
 
-static char *report_json(const CabackVerifyReport *r)
+static char *report_json(const CabackVerifyReport *r, const VerifySignature *vs)
 {
     g_autoptr(CabackJson) json = caback_json_new();
 
     caback_json_begin_object(json, NULL);
     caback_json_string(json, "file", r->path);
     caback_json_string(json, "sha256", r->sha256);
+    caback_json_string(json, "integrity", r->integrity);
+    caback_json_string(json, "signature_status", vs->word);
+    {
+        g_autofree char *line =
+            vs->status != NULL ? g_strdup_printf("signature: %s", vs->status) : NULL;
+        caback_json_string(json, "signature_line", line);
+    }
     caback_json_begin_array(json, "keys");
     for (guint i = 0; i < r->keys->len; i++) {
         const CabackVerifyKey *k = r->keys->pdata[i];
@@ -352,6 +492,10 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
     if (password == NULL)
         return FALSE;
 
+    g_auto(VerifySignature) vs = {0};
+    if (!check_signature(path, o, common, rec, &vs, error))
+        return FALSE;
+
     g_autoptr(CabackVerifyInventory) inv = NULL;
     if (common->dbdir != NULL && (inv = take_inventory(common, rec, error)) == NULL)
         return FALSE;
@@ -366,6 +510,32 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
         return FALSE;
     }
     caback_log_record_set_file_sha256(rec, report->sha256);
+    caback_log_record_set_integrity(rec, report->integrity);
+    if (!common->json)
+        caback_cli_info("integrity: %s", report->integrity);
+    if (vs.sha256 != NULL && g_ascii_strcasecmp(vs.sha256, report->sha256) != 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s changed while it was being verified (SHA-256 %s when its signature was "
+                    "checked, %s in the drill); find out what writes to it, then verify again",
+                    path, vs.sha256, report->sha256);
+        return FALSE;
+    }
+    /* A file with neither MAC nor checked signature proves nothing about where it came from. */
+    if (g_strcmp0(report->integrity, "none") == 0 && vs.sha256 == NULL &&
+        !o->allow_unauthenticated) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s is not authenticated: it has no MAC and no checked signature "
+                    "(integrity: none), so anyone could have made it, with any certificate in "
+                    "it; it is not a backup caback can vouch for. Verify it anyway with "
+                    "--allow-unauthenticated (a restore then gives no certificate trust except "
+                    "from -t NICKNAME=FLAGS)",
+                    path);
+        if (common->json) {
+            g_autofree char *text = failure_json(path, *error);
+            g_print("%s", text);
+        }
+        return FALSE;
+    }
     for (guint i = 0; i < report->keys->len; i++) {
         const CabackVerifyKey *k = report->keys->pdata[i];
         caback_log_record_add_key(rec, k->nickname, k->nss_id, k->dogtag_id);
@@ -395,7 +565,7 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
         caback_cli_log_warning(rec, "%s", (const char *)report->notes->pdata[i]);
     warn_expiring(report, rec);
     if (common->json) {
-        g_autofree char *text = report_json(report);
+        g_autofree char *text = report_json(report, &vs);
         g_print("%s", text);
     } else {
         if (caback_cli_verbosity > 0)
@@ -431,6 +601,14 @@ static void log_options(CabackLogRecord *rec, const char *path, const VerifyOpti
         caback_log_record_add_option(rec, "-w", o->p12_password_file);
     if (o->p12_password_env != NULL)
         caback_log_record_add_option(rec, "--p12-password-env", o->p12_password_env);
+    if (o->signature_ca != NULL)
+        caback_log_record_add_option(rec, "--signature-ca", o->signature_ca);
+    if (o->require_signature)
+        caback_log_record_add_arg(rec, "--require-signature");
+    if (o->no_signature_check)
+        caback_log_record_add_arg(rec, "--no-signature-check");
+    if (o->allow_unauthenticated)
+        caback_log_record_add_arg(rec, "--allow-unauthenticated");
     if (o->log_path != NULL)
         caback_log_record_add_option(rec, "--log", o->log_path);
     if (o->allow_expired)
@@ -450,6 +628,16 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
          "Password of the PKCS#12 file: the file's first line (default: asked)", "FILE"},
         {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o.p12_password_env,
          "Read the password of the PKCS#12 file from environment variable VAR", "VAR"},
+        {"signature-ca", 0, 0, G_OPTION_ARG_FILENAME, &o.signature_ca,
+         "Check FILE.sig against only the CA certificate(s) in CERTFILE (default: the trust of "
+         "the -d database)",
+         "CERTFILE"},
+        {"require-signature", 0, 0, G_OPTION_ARG_NONE, &o.require_signature,
+         "Fail unless FILE.sig is there, valid and trusted", NULL},
+        {"no-signature-check", 0, 0, G_OPTION_ARG_NONE, &o.no_signature_check,
+         "Do not check FILE.sig", NULL},
+        {"allow-unauthenticated", 0, 0, G_OPTION_ARG_NONE, &o.allow_unauthenticated,
+         "Verify a file without MAC or checked signature instead of refusing it", NULL},
         {"log", 0, 0, G_OPTION_ARG_FILENAME, &o.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
         {"allow-expired", 0, 0, G_OPTION_ARG_NONE, &o.allow_expired,
          "An expired CA certificate is reported but does not make the backup unrestorable",
@@ -539,6 +727,13 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
                                "password, not both");
         goto out;
     }
+    if (o.no_signature_check && (o.require_signature || o.signature_ca != NULL)) {
+        caback_cli_usage_error(error, "verify",
+                               "%s asks for the signature check that --no-signature-check skips; "
+                               "give one or the other",
+                               o.require_signature ? "--require-signature" : "--signature-ca");
+        goto out;
+    }
     if (common.dbdir == NULL && (common.token != NULL || common.module != NULL ||
                                  common.password_file != NULL || common.password_env != NULL)) {
         caback_cli_usage_error(error, "verify",
@@ -554,6 +749,7 @@ out:
     g_free(o.log_path);
     g_free(o.recorded_sha256);
     g_free(o.max_age_text);
+    g_free(o.signature_ca);
     caback_cli_common_clear(&common);
     return ok;
 }

@@ -169,6 +169,8 @@ struct CabackLogRecord {
     char *token;
     char *file;
     char *sha256;
+    char *signature; /* "checked (signer ...)", "none", "skipped (...)", or NULL */
+    char *integrity; /* the archive's integrity mode, or NULL */
     GPtrArray *keys; /* LogKey */
     GPtrArray *warnings;
     GDateTime *time;
@@ -205,6 +207,8 @@ void caback_log_record_free(CabackLogRecord *record)
     g_free(record->token);
     g_free(record->file);
     g_free(record->sha256);
+    g_free(record->signature);
+    g_free(record->integrity);
     g_ptr_array_unref(record->keys);
     g_ptr_array_unref(record->warnings);
     if (record->time != NULL)
@@ -242,6 +246,18 @@ void caback_log_record_set_file_sha256(CabackLogRecord *record, const char *sha2
 {
     g_free(record->sha256);
     record->sha256 = g_strdup(sha256);
+}
+
+void caback_log_record_set_signature(CabackLogRecord *record, const char *status)
+{
+    g_free(record->signature);
+    record->signature = g_strdup(status);
+}
+
+void caback_log_record_set_integrity(CabackLogRecord *record, const char *integrity)
+{
+    g_free(record->integrity);
+    record->integrity = g_strdup(integrity);
 }
 
 void caback_log_record_add_key(CabackLogRecord *record, const char *nickname, const char *nss_id,
@@ -371,6 +387,10 @@ char *caback_log_record_format_text(CabackLogRecord *record, const GError *outco
         text_line(out, record, "file", record->file);
         text_line(out, record, "sha256", record->sha256 != NULL ? record->sha256 : "(unknown)");
     }
+    if (record->integrity != NULL)
+        text_line(out, record, "integrity", record->integrity);
+    if (record->signature != NULL)
+        text_line(out, record, "signature", record->signature);
     for (guint i = 0; i < record->keys->len; i++) {
         const LogKey *key = record->keys->pdata[i];
         g_autofree char *text = g_strdup_printf(
@@ -420,6 +440,10 @@ char *caback_log_record_format_json(CabackLogRecord *record, const GError *outco
     json_member(out, record, "token", record->token);
     json_member(out, record, "file", record->file);
     json_member(out, record, "sha256", record->sha256);
+    if (record->integrity != NULL)
+        json_member(out, record, "integrity", record->integrity);
+    if (record->signature != NULL)
+        json_member(out, record, "signature", record->signature);
     g_string_append(out, ",\"keys\":[");
     for (guint i = 0; i < record->keys->len; i++) {
         const LogKey *key = record->keys->pdata[i];
@@ -706,9 +730,17 @@ gboolean caback_state_set_latest_backup(const char *path, const char *sha256, GE
 gboolean caback_state_parse_latest_backup(const char *contents, const char *where, char **path,
                                           char **sha256, GError **error)
 {
+    return caback_state_parse_latest_backup_full(contents, where, path, sha256, NULL, error);
+}
+
+gboolean caback_state_parse_latest_backup_full(const char *contents, const char *where,
+                                               char **path, char **sha256, gboolean *is_signed,
+                                               GError **error)
+{
     g_auto(GStrv) lines = g_strsplit(contents, "\n", -1);
     g_autofree char *p = NULL;
     g_autofree char *s = NULL;
+    gboolean sig = FALSE;
 
     for (char **line = lines; *line != NULL; line++) {
         g_strchomp(*line);
@@ -718,6 +750,8 @@ gboolean caback_state_parse_latest_backup(const char *contents, const char *wher
             p = g_strdup(*line + 5);
         else if (g_str_has_prefix(*line, "sha256=") && s == NULL)
             s = g_ascii_strdown(*line + 7, -1);
+        else if (strcmp(*line, "signed=yes") == 0)
+            sig = TRUE;
     }
     if (p == NULL || !g_path_is_absolute(p) || !is_sha256_hex(s)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
@@ -728,6 +762,8 @@ gboolean caback_state_parse_latest_backup(const char *contents, const char *wher
     }
     *path = g_steal_pointer(&p);
     *sha256 = g_steal_pointer(&s);
+    if (is_signed != NULL)
+        *is_signed = sig;
     return TRUE;
 }
 
@@ -763,6 +799,47 @@ gboolean caback_state_get_latest_backup(char **path, char **sha256, GError **err
     if (contents == NULL)
         return FALSE;
     return caback_state_parse_latest_backup(contents, target, path, sha256, error);
+}
+
+gboolean caback_state_get_latest_backup_full(char **path, char **sha256, gboolean *is_signed,
+                                             GError **error)
+{
+    g_autofree char *target = NULL;
+    g_autofree char *contents = read_latest_backup(&target, error);
+    if (contents == NULL)
+        return FALSE;
+    return caback_state_parse_latest_backup_full(contents, target, path, sha256, is_signed,
+                                                 error);
+}
+
+gboolean caback_state_set_latest_backup_signed(const char *path, const char *sha256,
+                                               gboolean is_signed, GError **error)
+{
+    if (!is_signed)
+        return caback_state_set_latest_backup(path, sha256, error);
+    /* The record stays as the backup wrote it (its recorded= time too); only the mark is
+     * added, and only to the record of this very file. */
+    g_autofree char *target = NULL;
+    g_autofree char *contents = read_latest_backup(&target, error);
+    g_autofree char *p = NULL, *s = NULL;
+    gboolean already = FALSE;
+    if (contents == NULL ||
+        !caback_state_parse_latest_backup_full(contents, target, &p, &s, &already, error))
+        return FALSE;
+    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
+    if (strcmp(p, absolute) != 0 || g_ascii_strcasecmp(s, sha256) != 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s records %s (SHA-256 %s), not %s (SHA-256 %s); it was not marked as "
+                    "signed",
+                    target, p, s, absolute, sha256);
+        return FALSE;
+    }
+    if (already)
+        return TRUE;
+    g_autofree char *marked = g_strdup_printf("%s%ssigned=yes\n", contents,
+                                              g_str_has_suffix(contents, "\n") ? "" : "\n");
+    return caback_atomic_file_replace(target, marked, strlen(marked), 0600, (uid_t)-1, (gid_t)-1,
+                                      TRUE, error);
 }
 
 gboolean caback_state_get_latest_backup_time(char **path, GDateTime **recorded, GError **error)

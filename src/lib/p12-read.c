@@ -1071,6 +1071,15 @@ CabackP12File *caback_p12_read_file_verify(const char *path, const CabackSecret 
                                 writer != NULL ? p12_writer_verify_cache(writer) : NULL, error);
 }
 
+const char *caback_p12_integrity(const CabackP12Info *info)
+{
+    if (info == NULL || info->mac == NULL)
+        return "none";
+    if (g_str_has_prefix(info->mac, "PBMAC1"))
+        return "pbmac1";
+    return "password-mac";
+}
+
 CabackP12File *caback_p12_read_verify(const guint8 *data, gsize len, const CabackSecret *password,
                                       const char *path, CabackP12Writer *writer, GError **error)
 {

@@ -1126,10 +1126,11 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     }
 
     /* The flags the user or the file asks for, if any. */
+    gboolean unauthenticated = options != NULL && options->unauthenticated;
     explicit_trust = trust_override(options, friendly, c->nickname);
     if (explicit_trust != NULL)
         explicit_source = "--trust";
-    else if (c->bag->attrs.trust_flags != NULL) {
+    else if (c->bag->attrs.trust_flags != NULL && !unauthenticated) {
         explicit_trust = c->bag->attrs.trust_flags;
         explicit_source = "Dogtag trust attribute in the file";
     }
@@ -1167,6 +1168,10 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     if (explicit_trust != NULL) {
         c->trust = canonical_trust(explicit_trust);
         c->trust_source = g_strdup(explicit_source);
+    } else if (unauthenticated) {
+        c->trust = g_strdup(",,");
+        c->trust_source = g_strdup("none: the file is not authenticated "
+                                   "(--allow-unauthenticated); only -t NICKNAME=FLAGS gives trust");
     } else {
         const char *why;
         c->trust = g_strdup(caback_restore_default_trust(c->is_ca, c->self_signed, has_key,
@@ -1505,6 +1510,12 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
     if (db != NULL && !caback_restore_login_internal(db, error))
         return FALSE;
     plan->non_extractable = options != NULL && options->non_extractable;
+    if (options != NULL && options->unauthenticated)
+        g_ptr_array_add(plan->notes,
+                        g_strdup("the file is not authenticated (no MAC, no checked signature; "
+                                 "--allow-unauthenticated): no certificate gets trust flags from "
+                                 "the file or by its role, only those given with -t "
+                                 "NICKNAME=FLAGS"));
     /* Lookups by DER, nickname and key ID instead of scans of the file's bags: planning n
      * certificates is linear in n. */
     g_autoptr(CabackPlanIndex) first_by_der = caback_plan_index_new();

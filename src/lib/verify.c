@@ -663,6 +663,7 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
     for (guint i = 0; info->warnings != NULL && i < info->warnings->len; i++)
         g_ptr_array_add(r->notes,
                         g_strdup_printf("%s: %s", path, (const char *)info->warnings->pdata[i]));
+    r->integrity = caback_p12_integrity(info);
     if (info->mac == NULL)
         g_ptr_array_add(r->notes, g_strdup_printf("%s has no MAC: nothing proves that it is the "
                                                   "file that was written",
