@@ -714,8 +714,13 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
     }
     const char *path = argv[1];
     if (strcmp(path, "automatic") == 0) {
-        if (!caback_state_get_latest_backup(&recorded_path, &o.recorded_sha256, error))
+        gboolean recorded_signed = FALSE;
+        if (!caback_state_get_latest_backup_full(&recorded_path, &o.recorded_sha256,
+                                                 &recorded_signed, error))
             goto out;
+        /* caback sign ran on it: its signature is required, as by restore automatic. */
+        if (recorded_signed && !o.no_signature_check)
+            o.require_signature = TRUE;
         path = recorded_path;
         caback_log_record_set_file(rec, path);
         if (!common.json)
