@@ -16,7 +16,7 @@ printf 'Weak keys 1\n' >"$PW"
 make_ca() {
     local name=$1; shift
     openssl genpkey "$@" -out "$T/$name.key" 2>/dev/null &&
-        openssl req -x509 -new -key "$T/$name.key" -subj "/CN=$name CA" -days 30 \
+        openssl req -x509 -new -key "$T/$name.key" -subj "/CN=$name CA" -days 400 \
             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
             -out "$T/$name.crt" 2>/dev/null &&
         openssl pkcs12 -export -inkey "$T/$name.key" -in "$T/$name.crt" -name "$name" \
@@ -135,5 +135,13 @@ expect_status 0 "backup --json" \
     "$CABACK" backup -d "$DB" -f "$DB.pass" -o "$T/all2.p12" -w "$PW" --iterations 2000 --json
 json_checks "backup --json lists the weak keys among its warnings" "$OUT" \
     "sum('has a weak key' in w for w in r['warnings']) == 2"
+
+# ---- the restore drill: a weak key is a note, not a failed drill ----
+expect_status 0 "backup of the weak CA alone (trusted with --allow-weak-keys)" \
+    "$CABACK" backup -d "$DB" -f "$DB.pass" -n weak1024 -o "$T/weak-only.p12" -w "$PW" --iterations 2000
+expect_status 0 "verify (the drill) of that backup" "$CABACK" verify "$T/weak-only.p12" -w "$PW"
+expect_grep "the drill names the weak CA key and what restore needs" \
+    'certificate "weak1024" has a weak key \(RSA 1024-bit key \(under 2048 bits\)\): caback restore gives it CA trust only with --allow-weak-keys' \
+    <(cat "$OUT" "$ERR")
 
 done_testing

@@ -672,10 +672,25 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
     g_autoptr(CabackRestorePlan) plan = caback_restore_inspect(file, path, error);
     if (plan == NULL)
         return NULL;
-    CabackRestoreOptions options = {.on_conflict = CABACK_RESTORE_ON_CONFLICT_STOP};
+    /* The drill proves the keys restorable; a weak key's CA trust, which restore refuses
+     * without --allow-weak-keys, is a note here rather than a failed drill. */
+    CabackRestoreOptions options = {.on_conflict = CABACK_RESTORE_ON_CONFLICT_STOP,
+                                    .allow_weak_keys = TRUE};
     if (!caback_restore_plan(plan, db, &options, error)) {
         g_prefix_error(error, "%s cannot be restored: ", path);
         return NULL;
+    }
+    for (guint i = 0; i < plan->certs->len; i++) {
+        const CabackRestoreCert *c = plan->certs->pdata[i];
+        if (c->weak != CABACK_WEAK_KEY_NONE && c->duplicate_of < 0)
+            g_ptr_array_add(r->notes,
+                            g_strdup_printf("certificate \"%s\" has a weak key (%s)%s", c->nickname,
+                                            c->weak_reason,
+                                            c->trust != NULL && (strchr(c->trust, 'C') != NULL ||
+                                                                 strchr(c->trust, 'T') != NULL)
+                                                ? ": caback restore gives it CA trust only with "
+                                                  "--allow-weak-keys"
+                                                : ""));
     }
     if (plan->conflicts > 0) {
         GString *what = g_string_new(NULL);
