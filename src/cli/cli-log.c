@@ -3,6 +3,7 @@
 
 #include "cli-log.h"
 
+#include <caback/digest.h>
 #include <caback/json.h>
 #include <caback/secret.h>
 
@@ -118,4 +119,45 @@ char *caback_cli_recorded_sha256(const char *path, const char *log_path, char **
     if (sha != NULL && source != NULL)
         *source = g_strdup_printf("the backup's record in %s", jsonl);
     return sha;
+}
+
+static void append_error(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static void append_error(GError **error, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_autofree char *more = g_strdup_vprintf(format, args);
+    va_end(args);
+    char *message = g_strconcat((*error)->message, more, NULL);
+    g_free((*error)->message);
+    (*error)->message = message;
+}
+
+void caback_cli_explain_p12_failure(const char *path, const char *log_path, GError **error)
+{
+    GError *e = error != NULL ? *error : NULL;
+
+    if (e == NULL || e->domain != CABACK_ERROR ||
+        (e->code != CABACK_ERROR_BAD_PASSWORD && e->code != CABACK_ERROR_PKCS12))
+        return;
+    g_autofree char *source = NULL;
+    g_autofree char *recorded = caback_cli_recorded_sha256(path, log_path, &source);
+    g_autofree char *actual = caback_digest_file_sha256_hex(path, NULL);
+    if (recorded != NULL && actual != NULL && strcmp(recorded, actual) != 0) {
+        g_autofree char *message = g_strdup_printf(
+            "%s is damaged or was changed after caback backup wrote it: its SHA-256 is now %s, "
+            "but %s recorded %s (%s); restore from another copy or another backup",
+            path, actual, source, recorded, e->message);
+        g_clear_error(error);
+        g_set_error_literal(error, CABACK_ERROR, CABACK_ERROR_PKCS12, message);
+    } else if (e->code == CABACK_ERROR_BAD_PASSWORD && recorded != NULL && actual != NULL) {
+        append_error(error,
+                     "; the file is unchanged since caback backup wrote it (its SHA-256 "
+                     "matches %s), so the password is wrong",
+                     source);
+    } else if (e->code == CABACK_ERROR_BAD_PASSWORD) {
+        append_error(error, "; the password is wrong, or the file is damaged (caback has no "
+                            "record of its SHA-256 to tell which)");
+    }
 }

@@ -36,4 +36,12 @@ void caback_cli_log_finish(CabackLogRecord *record, gboolean ok, GError *const *
  * nothing was recorded. *@source (may be NULL) says where it was found; caller frees both. */
 char *caback_cli_recorded_sha256(const char *path, const char *log_path, char **source);
 
+/* After reading the PKCS#12 file @path failed with @error: a MAC that does not match looks the
+ * same for a wrong password and a damaged file, so the SHA-256 caback backup recorded (in the log
+ * @log_path, NULL for the default) tells them apart. A file whose digest differs is "damaged"
+ * (CABACK_ERROR_PKCS12, exit 1, whatever @error said); an unchanged one means the password is
+ * wrong; without a record the message says "wrong password, or the file is damaged". Other
+ * errors are left as they are. */
+void caback_cli_explain_p12_failure(const char *path, const char *log_path, GError **error);
+
 G_END_DECLS

@@ -89,6 +89,10 @@ gboolean caback_cli_no_arguments(const char *verb, int argc, char **argv, GError
 gboolean caback_cli_windows_order_check(const char *alias, const char *password_arg,
                                         const char *file_arg, GError **error);
 
+/* The exit statuses @verb can end with, one "  N  meaning" line each after a heading; the
+ * table "caback help VERB" prints. Caller frees. */
+char *caback_cli_exit_status_text(const char *verb);
+
 /* Free the strings of @options. */
 void caback_cli_common_clear(CabackCommonOptions *options);
 

@@ -3,6 +3,7 @@
  * their type, size and public key (for the key ID), and are gone when the command ends. */
 #include "config.h"
 
+#include "cli-log.h"
 #include "cli.h"
 
 #include <caback/json.h>
@@ -311,8 +312,10 @@ static gboolean list_file(const char *path, const ListOptions *lo, gboolean json
     g_autoptr(CabackP12File) file = NULL;
     g_autoptr(CabackRestorePlan) plan = caback_restore_read(path, NULL, &source, &file, error);
 
-    if (plan == NULL)
+    if (plan == NULL) {
+        caback_cli_explain_p12_failure(path, NULL, error);
         return FALSE;
+    }
     const CabackP12Info *info = caback_p12_file_info(file);
     if (json)
         print_json(plan, info);

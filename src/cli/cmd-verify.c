@@ -180,49 +180,6 @@ static CabackVerifyInventory *take_inventory(const CabackCommonOptions *common,
     return g_steal_pointer(&inv);
 }
 
-static void append_error(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
-static void append_error(GError **error, const char *format, ...)
-{
-    va_list args;
-
-    va_start(args, format);
-    g_autofree char *more = g_strdup_vprintf(format, args);
-    va_end(args);
-    char *message = g_strconcat((*error)->message, more, NULL);
-    g_free((*error)->message);
-    (*error)->message = message;
-}
-
-/* A MAC that does not match looks the same for a wrong password and for a damaged file; the
- * digest recorded when caback backup wrote the file tells them apart. */
-static void explain_failure(const char *path, const char *log_path, GError **error)
-{
-    g_autofree char *source = NULL;
-    g_autofree char *recorded = caback_cli_recorded_sha256(path, log_path, &source);
-    g_autofree char *actual = caback_digest_file_sha256_hex(path, NULL);
-    GError *e = *error;
-
-    if (e->domain != CABACK_ERROR ||
-        (e->code != CABACK_ERROR_BAD_PASSWORD && e->code != CABACK_ERROR_PKCS12))
-        return;
-    if (recorded != NULL && actual != NULL && strcmp(recorded, actual) != 0) {
-        g_autofree char *message = g_strdup_printf(
-            "%s is damaged or was changed after caback backup wrote it: its SHA-256 is now %s, "
-            "but %s recorded %s (%s); restore from another copy or another backup",
-            path, actual, source, recorded, e->message);
-        g_clear_error(error);
-        g_set_error_literal(error, CABACK_ERROR, CABACK_ERROR_PKCS12, message);
-    } else if (e->code == CABACK_ERROR_BAD_PASSWORD && recorded != NULL && actual != NULL) {
-        append_error(error,
-                     "; the file is unchanged since caback backup wrote it (its SHA-256 "
-                     "matches %s), so the password is wrong",
-                     source);
-    } else if (e->code == CABACK_ERROR_BAD_PASSWORD) {
-        append_error(error, "; the password is wrong, or the file is damaged (caback has no "
-                            "record of its SHA-256 to tell which)");
-    }
-}
-
 /* ---- output ---- */
 
 static char *date_text(GDateTime *t)
@@ -502,7 +459,7 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
 
     g_autoptr(CabackVerifyReport) report = caback_verify_file(path, password, error);
     if (report == NULL) {
-        explain_failure(path, o->log_path, error);
+        caback_cli_explain_p12_failure(path, o->log_path, error);
         if (common->json) {
             g_autofree char *text = failure_json(path, *error);
             g_print("%s", text);

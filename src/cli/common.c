@@ -88,6 +88,74 @@ void caback_cli_add_common(GOptionContext *context, CabackCommonOptions *options
     g_option_context_add_main_entries(context, output_entries, NULL);
 }
 
+/* The exit statuses each verb can end with: the one table that "caback help VERB" prints and
+ * caback(1)'s EXIT STATUS repeats (test-contract.sh checks that every status a verb gives in
+ * its tests is listed here for it). */
+static const struct {
+    const char *verb;
+    const char *lines[8];
+} exit_table[] = {
+    {"listkeys",
+     {"0  the keys were listed", "1  failure (the database or token cannot be opened or read)",
+      "2  usage error", "3  wrong database password or token PIN", NULL}},
+    {"keyid",
+     {"0  every ID was converted", "1  standard input cannot be read",
+      "2  usage error, or an invalid ID (the valid ones are still printed)", NULL}},
+    {"fix-clone-ids",
+     {"0  every entry is right, or the stale ones were fixed",
+      "1  a tag is MISSING (the others are still fixed), the file is not a CS.cfg, or another "
+      "failure",
+      "2  usage error", "3  wrong database password or token PIN",
+      "4  CS.cfg changed while caback was checking it; nothing was written",
+      "6  --dry-run: some entries would change (nothing was written)", NULL}},
+    {"backup",
+     {"0  the backup was written and verified",
+      "1  failure (nothing was left under the file's name)", "2  usage error",
+      "3  wrong database password or token PIN", "4  the output file exists (--force replaces it)",
+      "5  a private key cannot leave its token (--certs-only backs up the rest)", NULL}},
+    {"sign",
+     {"0  the signature was written", "1  failure (the signer cannot sign, a file is missing)",
+      "2  usage error", "3  wrong database password or token PIN",
+      "4  the signature file exists (--force replaces it)", NULL}},
+    {"verify-signature",
+     {"0  the signature is valid and its signer trusted",
+      "1  not valid: the file does not match, the signer is not trusted, or a file is missing",
+      "2  usage error", "3  wrong database password or token PIN", NULL}},
+    {"list",
+     {"0  the file was shown", "1  failure (the file is damaged, unsupported or missing)",
+      "2  usage error",
+      "3  wrong PKCS#12 password (\"or the file is damaged\" when caback has no record to tell)",
+      NULL}},
+    {"restore",
+     {"0  restored, or nothing to do (--dry-run: the plan has no conflict)",
+      "1  failure: nothing changed (a bad or untrusted signature, a damaged file, a failed "
+      "step undone)",
+      "2  usage error", "3  wrong database password, token PIN or PKCS#12 password",
+      "4  a conflict with the database (--dry-run too), or --create on a folder that holds "
+      "other files; nothing changed",
+      NULL}},
+    {"verify",
+     {"0  complete and restorable",
+      "1  not restorable (stale, damaged, a key that does not sign) or another failure",
+      "2  usage error", "3  wrong PKCS#12 password or database password", NULL}},
+    {"check-stored-keys",
+     {"0  the requests were answered", "1  failure", "2  usage error",
+      "3  wrong database password or token PIN", NULL}},
+};
+
+char *caback_cli_exit_status_text(const char *verb)
+{
+    GString *s = g_string_new("Exit status (each code means the same in every verb; see caback(1)):\n");
+
+    for (gsize i = 0; i < G_N_ELEMENTS(exit_table); i++) {
+        if (strcmp(exit_table[i].verb, verb) != 0)
+            continue;
+        for (int j = 0; exit_table[i].lines[j] != NULL; j++)
+            g_string_append_printf(s, "  %s\n", exit_table[i].lines[j]);
+    }
+    return g_string_free(s, FALSE);
+}
+
 /* pk12util's -K takes the password itself; caback refuses it, and wipes it from the command line
  * first so that ps stops showing it (GLib keeps only a copy, freed with the options). */
 static void wipe_k_password(int argc, char **argv)
@@ -120,7 +188,8 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
             break;
         if (strcmp((*argv)[i], "--help") == 0) {
             g_autofree char *help = g_option_context_get_help(context, TRUE, NULL);
-            g_print("%s", help);
+            g_autofree char *table = caback_cli_exit_status_text(verb);
+            g_print("%s%s", help, table);
             g_set_error(error, CABACK_CLI_HELP, 0, "the help of caback %s was printed", verb);
             return FALSE;
         }
