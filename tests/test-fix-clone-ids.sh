@@ -47,7 +47,8 @@ assert isinstance(doc["has_cloning_list"], bool)
 got = {e["tag"]: e["status"] for e in doc["entries"]}
 assert got == want, (got, want)
 for e in doc["entries"]:
-    assert set(e) == {"tag", "nickname", "status", "old_id", "new_id", "nss_id", "changes", "reason"}, e
+    assert set(e) >= {"tag", "nickname", "status", "old_id", "new_id", "nss_id", "changes", "reason"}, e
+    assert e.get("dogtag_id") == e["new_id"], e
     if e["status"] == "MISSING":
         assert e["reason"] and e["new_id"] is None, e
         continue

@@ -49,20 +49,25 @@ printf '%s\n\n   \n  %s  \r\n%s\n' "${NSS_IDS[0]}" "${NSS_IDS[1]}" "${NSS_IDS[2]
 run sh -c '"$1" keyid --to dogtag <"$2"' sh "$CABACK" "$TEST_TMP/ids"
 expect_equal "IDs from stdin" "0 $(printf '%s\n' "${DOGTAG_IDS[@]:0:3}")" "$STATUS $(cat "$OUT")"
 
-# --json: an array of objects with every form, parsed by Python's json module.
+# --json: one object whose "ids" are objects with every form, parsed by Python's json module.
 run "$CABACK" keyid --json "${NSS_IDS[@]}" ba:76
 check "--json exits 0" test "$STATUS" -eq 0
 cat >"$TEST_TMP/check.py" <<'EOF'
 import json, sys
 doc = json.load(open(sys.argv[1]))
+assert doc["caback"] == 1 and doc["verb"] == "keyid" and doc["ok"] is True, doc
+doc = doc["ids"]
 nss, dogtag = sys.argv[2].split(), sys.argv[3].split()
 assert isinstance(doc, list) and len(doc) == 5, doc
 for o, n, d in zip(doc, nss, dogtag):
-    assert set(o) == {"input", "nss", "dogtag", "hex0x", "dogtag_legacy_problem"}, o
+    assert set(o) >= {"input", "nss", "dogtag", "hex0x", "dogtag_legacy_problem", "nss_id",
+                      "dogtag_id"}, o
     assert o["input"] == n and o["nss"] == n and o["dogtag"] == d and o["hex0x"] == "0x" + n, o
+    assert o["nss_id"] == o["nss"] and o["dogtag_id"] == o["dogtag"], o
 assert [o["dogtag_legacy_problem"] for o in doc] == [False, False, True, True, True], doc
 assert doc[4] == {"input": "ba:76", "nss": "0" * 36 + "ba76", "dogtag": "ba76",
-                  "hex0x": "0x" + "0" * 36 + "ba76", "dogtag_legacy_problem": True}, doc[4]
+                  "hex0x": "0x" + "0" * 36 + "ba76", "dogtag_legacy_problem": True,
+                  "nss_id": "0" * 36 + "ba76", "dogtag_id": "ba76"}, doc[4]
 EOF
 check "--json is valid JSON with every form" "$PYTHON3" "$TEST_TMP/check.py" "$OUT" "${NSS_IDS[*]}" "${DOGTAG_IDS[*]}"
 

@@ -180,7 +180,7 @@ cp "$OUT" "$T/out.json"
 run "$PYTHON3" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["valid"] is False and "does not match" in r["error"], r
+assert r["valid"] is False and "does not match" in r["error"]["message"], r
 assert r["signers"][0]["signature_ok"] is False
 ' "$T/out.json"
 expect_equal "failed --json still parsed by python3" 0 "$STATUS"

@@ -135,7 +135,7 @@ sig "$T/goodweak.sig" --signer "$M/good" --signer "$M/weak1024"
 expect_status 1 "a good and a weak signer: refused" \
     "$CABACK" verify-signature "$FILE" "$T/goodweak.sig" --ca "$ROOT" --json
 jcheck "good and weak" 'r["signers"][0]["problem"] is None' 'r["signers"][1]["weak_key"] == "rsa-size"' \
-    '"weak key" in r["error"]'
+    '"weak key" in r["error"]["message"]'
 
 # ---- §2: the .sig file itself ----
 sig "$T/trailing.sig" --signer "$M/good" --trailing 7

@@ -154,7 +154,7 @@ expect_status 1 "a flipped byte in a recorded backup" \
     "$CABACK" verify "$TEST_TMP/flipped.p12" -w "$PW" --json
 expect_grep "says damaged or changed, with both digests" \
     "flipped.p12 is damaged or was changed after caback backup wrote it: its SHA-256 is now [0-9a-f]{64}, but the latest_backup pointer recorded [0-9a-f]{64}" "$ERR"
-report_checks "damaged --json" "$OUT" "j['restorable'] is False and 'damaged' in j['error']"
+report_checks "damaged --json" "$OUT" "j['restorable'] is False and 'damaged' in j['error']['message']"
 no_drill_left "flipped byte"
 
 # A copy nobody recorded: a wrong MAC cannot be told from a wrong password.

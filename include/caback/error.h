@@ -36,6 +36,10 @@ enum {
     CABACK_EXIT_CHANGES_NEEDED = 6,
 };
 
+/* The name --json gives the kind of @error ("usage", "bad_password", "conflict"...; "failed"
+ * for an error outside the caback domain), or NULL when @error is NULL. Static string. */
+const char *caback_error_code_name(const GError *error);
+
 /* The process exit status for @error (0 when @error is NULL). */
 int caback_error_exit_code(const GError *error);
 

@@ -26,6 +26,15 @@ void caback_json_null(CabackJson *json, const char *key);
 /* The text written so far, with a final newline; valid only while @json lives. */
 const char *caback_json_text(CabackJson *json);
 
+/* Copy into the object open at the top level of @json the members of @object_text, a complete
+ * object as caback_json_text writes it (one member per line at the first level), except those
+ * whose name is in the NULL-terminated @skip (may be NULL). Nested values are copied as they are;
+ * the indentation matches. */
+void caback_json_merge_members(CabackJson *json, const char *object_text, const char *const *skip);
+
+/* TRUE when @object_text (as caback_json_text writes it) has a top-level member @key. */
+gboolean caback_json_text_has_member(const char *object_text, const char *key);
+
 /* @value escaped as the contents of a JSON string (without the quotes); caller frees. */
 char *caback_json_escape(const char *value);
 

@@ -286,4 +286,10 @@ char *caback_restore_renamed(const char *nickname, guint n);
  * when the nickname is not one Dogtag uses. The token prefix "TOKEN:" is ignored. */
 const char *caback_restore_cscfg_tag(const char *nickname);
 
+/* @trust (a trust string, e.g. "CTu,Cu,C") as certutil -L shows it once the certificate is in
+ * the database: NSS reports the user flag u in all three fields of a certificate whose private
+ * key is there (@has_key), so "u,u," is shown "u,u,u". NULL stays NULL; a string NSS cannot
+ * decode is returned as it is. Caller frees. */
+char *caback_restore_trust_as_certutil(const char *trust, gboolean has_key);
+
 G_END_DECLS

@@ -111,6 +111,15 @@ void caback_cli_progress_clear(void);
 void caback_cli_db_lock_options(const CabackCommonOptions *options, gboolean read_only,
                                 CabackDbOptions *db_options);
 
+/* --json: main sets caback_cli_json_mode when the command line asks for it; standard output then
+ * carries one JSON object only (info lines go to standard error). A verb hands its result object
+ * (as caback_json_text writes it) to caback_cli_json_print; main prints the envelope
+ * {"caback": 1, "verb", "ok", "exit", "error": {"code", "message"}|null, "warnings": [...]} with
+ * the verb's members in it, on success and failure alike. */
+extern gboolean caback_cli_json_mode;
+void caback_cli_json_print(const char *object_text);
+void caback_cli_json_finish(const char *verb, const GError *error);
+
 /* Output: info is suppressed by -q, detail needs -v; warnings go to stderr always. */
 extern int caback_cli_verbosity; /* -1 quiet, 0 normal, 1 verbose */
 void caback_cli_info(const char *format, ...) G_GNUC_PRINTF(1, 2);

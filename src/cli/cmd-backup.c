@@ -207,7 +207,8 @@ static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, 
     g_autoptr(CabackJson) json = caback_json_new();
 
     caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", s->output);
+    g_autofree char *absolute = g_canonicalize_filename(s->output, NULL);
+    caback_json_string(json, "file", absolute);
     caback_json_string(json, "database", db->dir);
     caback_json_string(json, "token", sel->token_name);
     caback_json_begin_array(json, "keys");
@@ -472,7 +473,7 @@ close:
     if (!caback_db_close(db, ok ? error : NULL))
         ok = FALSE;
     if (ok && run->common->json)
-        g_print("%s", result);
+        caback_cli_json_print(result);
     else if (ok)
         caback_cli_info("%s", g_strchomp(result));
     return ok;

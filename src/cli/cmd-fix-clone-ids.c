@@ -111,9 +111,10 @@ static void print_json(const char *path, const char *dbdir, gboolean has_list,
                        const GPtrArray *results, gboolean changed, const char *backup)
 {
     g_autoptr(CabackJson) json = caback_json_new();
+    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
 
     caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", path);
+    caback_json_string(json, "file", absolute);
     caback_json_string(json, "database", dbdir);
     caback_json_bool(json, "has_cloning_list", has_list);
     caback_json_begin_array(json, "entries");
@@ -126,6 +127,8 @@ static void print_json(const char *path, const char *dbdir, gboolean has_list,
         caback_json_string(json, "old_id", r->old_id);
         caback_json_string(json, "new_id", r->new_id);
         caback_json_string(json, "nss_id", r->nss_id);
+        /* the key's Dogtag form, the value the entry must have (new_id) */
+        caback_json_string(json, "dogtag_id", r->new_id);
         caback_json_begin_array(json, "changes");
         for (guint j = 0; j < r->changes->len; j++) {
             const CabackCsCfgChange *c = r->changes->pdata[j];
@@ -143,7 +146,7 @@ static void print_json(const char *path, const char *dbdir, gboolean has_list,
     caback_json_bool(json, "changed", changed);
     caback_json_string(json, "backup", backup);
     caback_json_end_object(json);
-    g_print("%s", caback_json_text(json));
+    caback_cli_json_print(caback_json_text(json));
 }
 
 /* Whether @path still holds exactly the bytes caback read: Dogtag rewrites CS.cfg itself, and a

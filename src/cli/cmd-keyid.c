@@ -173,7 +173,9 @@ static void print_json(const GPtrArray *ids)
 {
     g_autoptr(CabackJson) json = caback_json_new();
 
-    caback_json_begin_array(json, NULL);
+    /* One object per run (--json's envelope); the IDs are its "ids". */
+    caback_json_begin_object(json, NULL);
+    caback_json_begin_array(json, "ids");
     for (guint i = 0; i < ids->len; i++) {
         const ParsedId *p = ids->pdata[i];
         g_autofree char *nss = caback_keyid_to_nss(&p->id);
@@ -185,12 +187,15 @@ static void print_json(const GPtrArray *ids)
         caback_json_string(json, "nss", nss);
         caback_json_string(json, "dogtag", dogtag);
         caback_json_string(json, "hex0x", hex0x);
+        caback_json_string(json, "nss_id", nss);
+        caback_json_string(json, "dogtag_id", dogtag);
         caback_json_bool(json, "dogtag_legacy_problem",
                          caback_keyid_dogtag_legacy_problem(&p->id));
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
-    g_print("%s", caback_json_text(json));
+    caback_json_end_object(json);
+    caback_cli_json_print(caback_json_text(json));
 }
 
 gboolean caback_cmd_keyid(int argc, char **argv, GError **error)

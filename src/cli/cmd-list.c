@@ -235,6 +235,11 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_string(json, "weak_key_rule",
                            c->weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(c->weak) : NULL);
         caback_json_string(json, "trust_flags", c->bag->attrs.trust_flags);
+        /* the same flags as certutil -L shows them once restored with the key */
+        g_autofree char *trust =
+            caback_restore_trust_as_certutil(c->bag->attrs.trust_flags, c->key_index >= 0);
+        caback_json_string(json, "trust", trust);
+        caback_json_string(json, "nickname", c->bag->attrs.friendly_name);
         caback_json_bool(json, "key_in_file", c->key_index >= 0);
         if (c->key_index >= 0)
             caback_json_int(json, "key_index", c->key_index);
@@ -272,6 +277,8 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_string(json, "weak_key_rule",
                            k->weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(k->weak) : NULL);
         caback_json_string(json, "id", k->nss_id);
+        caback_json_string(json, "nss_id", k->nss_id);
+        caback_json_string(json, "nickname", k->bag->attrs.friendly_name);
         caback_json_string(json, "dogtag_id", k->dogtag_id);
         if (k->cert_index >= 0)
             caback_json_int(json, "certificate_index", k->cert_index);
@@ -302,7 +309,7 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
     }
     caback_json_end_array(json);
     caback_json_end_object(json);
-    g_print("%s", caback_json_text(json));
+    caback_cli_json_print(caback_json_text(json));
 }
 
 /* Read and print @path inside an NSS context without databases. */

@@ -84,6 +84,7 @@ static void print_json(const CabackDb *db, const GPtrArray *keys)
         else
             caback_json_null(json, "size");
         caback_json_string(json, "id", *k->id_hex != '\0' ? k->id_hex : NULL);
+        caback_json_string(json, "nss_id", *k->id_hex != '\0' ? k->id_hex : NULL);
         caback_json_string(json, "dogtag_id", k->dogtag_id);
         caback_json_string(json, "nickname", k->nickname);
         caback_json_bool(json, "orphan", k->orphan);
@@ -105,7 +106,7 @@ static void print_json(const CabackDb *db, const GPtrArray *keys)
     }
     caback_json_end_array(json);
     caback_json_end_object(json);
-    g_print("%s", caback_json_text(json));
+    caback_cli_json_print(caback_json_text(json));
 }
 
 gboolean caback_cmd_listkeys(int argc, char **argv, GError **error)

@@ -71,6 +71,16 @@ static char *key_text(const CabackRestoreKey *k)
     return g_strdup(k->type_name);
 }
 
+/* The trust a certificate gets, as certutil -L will show it: with its key restored too, NSS
+ * reports u in all three fields ("u,u," is shown "u,u,u"). What the database already has is
+ * shown as NSS reads it. */
+static char *display_trust(const CabackRestoreCert *c)
+{
+    if (c->action == CABACK_RESTORE_SKIP)
+        return g_strdup(c->trust);
+    return caback_restore_trust_as_certutil(c->trust, c->key_index >= 0);
+}
+
 static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboolean would_create)
 {
     if (would_create)
@@ -84,11 +94,12 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
         const char *word = c->action == CABACK_RESTORE_CONFLICT
                                ? "CONFLICT"
                                : caback_restore_action_name(c->action);
+        g_autofree char *trust = display_trust(c);
         switch (c->action) {
         case CABACK_RESTORE_ADD:
         case CABACK_RESTORE_RENAME:
         case CABACK_RESTORE_REPLACE:
-            caback_cli_info("  %-9s certificate \"%s\", trust %s (%s)", word, c->nickname, c->trust,
+            caback_cli_info("  %-9s certificate \"%s\", trust %s (%s)", word, c->nickname, trust,
                             c->trust_source);
             caback_cli_info("            subject %s, serial 0x%s; nickname from %s", c->subject,
                             c->serial_hex, c->nickname_source);
@@ -115,7 +126,7 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
             break;
         case CABACK_RESTORE_TRUST:
             caback_cli_info("  %-9s certificate \"%s\": %s to %s (%s)", word, c->nickname, c->note,
-                            c->trust, c->trust_source);
+                            trust, c->trust_source);
             break;
         case CABACK_RESTORE_SKIP:
         case CABACK_RESTORE_CONFLICT:
@@ -213,6 +224,7 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
     caback_json_begin_array(json, "certificates");
     for (guint i = 0; i < plan->certs->len; i++) {
         const CabackRestoreCert *c = plan->certs->pdata[i];
+        g_autofree char *trust = display_trust(c);
         caback_json_begin_object(json, NULL);
         caback_json_int(json, "index", c->index);
         caback_json_string(json, "nickname", c->nickname);
@@ -227,7 +239,8 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
         caback_json_string(json, "action", caback_restore_action_name(c->action));
         caback_json_string(json, "subject", c->subject);
         caback_json_string(json, "serial_hex", c->serial_hex);
-        caback_json_string(json, "trust", c->trust);
+        caback_json_string(json, "serial", c->serial_hex);
+        caback_json_string(json, "trust", trust);
         caback_json_string(json, "trust_source", c->trust_source);
         caback_json_string(json, "old_trust", c->old_trust);
         caback_json_bool(json, "key_in_file", c->key_index >= 0);
@@ -243,9 +256,12 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
             caback_json_string(json, "nickname", r->nickname);
             caback_json_string(json, "subject", r->subject);
             caback_json_string(json, "serial_hex", r->serial_hex);
+            caback_json_string(json, "serial", r->serial_hex);
             caback_json_string(json, "trust", r->trust);
             caback_json_string(json, "key_id", r->key_nss_id);
             caback_json_string(json, "key_dogtag_id", r->key_dogtag_id);
+            caback_json_string(json, "nss_id", r->key_nss_id);
+            caback_json_string(json, "dogtag_id", r->key_dogtag_id);
             caback_json_bool(json, "key_kept", r->has_key);
             caback_json_bool(json, "key_in_use", r->key_kept_in_use);
             caback_json_end_object(json);
@@ -269,6 +285,7 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
         else
             caback_json_null(json, "size");
         caback_json_string(json, "id", k->nss_id);
+        caback_json_string(json, "nss_id", k->nss_id);
         caback_json_string(json, "dogtag_id", k->dogtag_id);
         if (tag != NULL && k->dogtag_id != NULL) {
             g_autofree char *entry = g_strdup_printf("cloning.%s.privkey.id=%s", tag, k->dogtag_id);
@@ -344,8 +361,10 @@ static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const 
 {
     g_autoptr(CabackJson) json = caback_json_new();
 
+    g_autofree char *absolute = g_canonicalize_filename(plan->path, NULL);
+
     caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", plan->path);
+    caback_json_string(json, "file", absolute);
     caback_json_string(json, "sha256", plan->sha256);
     caback_json_string(json, "signature", sc->exists ? sc->path : NULL);
     caback_json_bool(json, "signature_checked", sc->checked);
@@ -385,7 +404,7 @@ static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const 
     caback_json_int(json, "weak_key_refusals", plan->weak_refusals);
     json_plan(json, plan);
     caback_json_end_object(json);
-    g_print("%s", caback_json_text(json));
+    caback_cli_json_print(caback_json_text(json));
 }
 
 /* ---- databases ---- */

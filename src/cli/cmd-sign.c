@@ -151,8 +151,9 @@ gboolean caback_cmd_sign(int argc, char **argv, GError **error)
     when = g_date_time_format(now, "%Y-%m-%dT%H:%M:%SZ");
     if (common.json) {
         g_autoptr(CabackJson) json = caback_json_new();
+        g_autofree char *absolute = g_canonicalize_filename(path, NULL);
         caback_json_begin_object(json, NULL);
-        caback_json_string(json, "file", path);
+        caback_json_string(json, "file", absolute);
         caback_json_string(json, "signature", sig_path);
         caback_json_string(json, "signer", signer_nick);
         caback_json_string(json, "subject", signer->subjectName);
@@ -162,8 +163,16 @@ gboolean caback_cmd_sign(int argc, char **argv, GError **error)
         caback_json_string(json, "sha256", sha256);
         caback_json_string(json, "warning", problem);
         caback_json_bool(json, "latest_backup_signed", latest_signed);
+        caback_json_string(json, "nickname", signer_nick);
+        caback_json_begin_array(json, "signers");
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "subject", signer->subjectName);
+        caback_json_string(json, "issuer", signer->issuerName);
+        caback_json_string(json, "nickname", signer_nick);
         caback_json_end_object(json);
-        g_print("%s", caback_json_text(json));
+        caback_json_end_array(json);
+        caback_json_end_object(json);
+        caback_cli_json_print(caback_json_text(json));
     } else {
         caback_cli_info("Signed %s: signature written to %s", path, sig_path);
         caback_cli_info("  signer:       %s (\"%s\")", signer->subjectName, signer_nick);

@@ -22,9 +22,10 @@ static void print_json(const char *path, const char *sig_path, const char *trust
                        const GError *problem)
 {
     g_autoptr(CabackJson) json = caback_json_new();
+    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
 
     caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", path);
+    caback_json_string(json, "file", absolute);
     caback_json_string(json, "signature", sig_path);
     caback_json_bool(json, "valid", problem == NULL);
     caback_json_string(json, "trust", trust);
@@ -58,7 +59,7 @@ static void print_json(const char *path, const char *sig_path, const char *trust
     caback_json_end_array(json);
     caback_json_string(json, "error", problem != NULL ? problem->message : NULL);
     caback_json_end_object(json);
-    g_print("%s", caback_json_text(json));
+    caback_cli_json_print(caback_json_text(json));
 }
 
 static void print_text(const CabackCmsVerification *v, gboolean valid)

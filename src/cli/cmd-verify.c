@@ -220,9 +220,10 @@ static void json_strings(CabackJson *json, const char *key, const GPtrArray *str
 static char *report_json(const CabackVerifyReport *r, const VerifySignature *vs)
 {
     g_autoptr(CabackJson) json = caback_json_new();
+    g_autofree char *absolute = g_canonicalize_filename(r->path, NULL);
 
     caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", r->path);
+    caback_json_string(json, "file", absolute);
     caback_json_string(json, "sha256", r->sha256);
     caback_json_string(json, "integrity", r->integrity);
     caback_json_string(json, "signature_status", vs->word);
@@ -342,8 +343,10 @@ static char *failure_json(const char *path, const GError *error)
     g_autoptr(CabackJson) json = caback_json_new();
     g_autofree char *sha = caback_digest_file_sha256_hex(path, NULL);
 
+    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
+
     caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", path);
+    caback_json_string(json, "file", absolute);
     caback_json_string(json, "sha256", sha);
     caback_json_bool(json, "restorable", FALSE);
     caback_json_string(json, "error", error != NULL ? error->message : NULL);
@@ -462,7 +465,7 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
         caback_cli_explain_p12_failure(path, o->log_path, error);
         if (common->json) {
             g_autofree char *text = failure_json(path, *error);
-            g_print("%s", text);
+            caback_cli_json_print(text);
         }
         return FALSE;
     }
@@ -523,7 +526,7 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
     warn_expiring(report, rec);
     if (common->json) {
         g_autofree char *text = report_json(report, &vs);
-        g_print("%s", text);
+        caback_cli_json_print(text);
     } else {
         if (caback_cli_verbosity > 0)
             print_details(report);

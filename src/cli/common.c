@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <caback/p12.h>
+#include <caback/json.h>
 #include <caback/secret.h>
 
 #include <stdio.h>
@@ -11,6 +12,9 @@
 #include <unistd.h>
 
 int caback_cli_verbosity = 0;
+gboolean caback_cli_json_mode = FALSE;
+static char *json_body;        /* the verb's result object, as caback_json_text wrote it */
+static GPtrArray *json_warnings; /* every warning printed, for the envelope */
 
 G_DEFINE_QUARK(caback-cli-help-quark, caback_cli_help)
 
@@ -361,7 +365,10 @@ void caback_cli_info(const char *format, ...)
     g_autofree char *text = g_strdup_vprintf(format, args);
     va_end(args);
     caback_cli_progress_clear();
-    g_print("%s\n", text);
+    if (caback_cli_json_mode)
+        g_printerr("%s\n", text);
+    else
+        g_print("%s\n", text);
 }
 
 void caback_cli_detail(const char *format, ...)
@@ -386,4 +393,51 @@ void caback_cli_warning(const char *format, ...)
     va_end(args);
     caback_cli_progress_clear();
     g_printerr("caback: warning: %s\n", text);
+    if (json_warnings == NULL)
+        json_warnings = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(json_warnings, g_strdup(text));
+}
+
+void caback_cli_json_print(const char *object_text)
+{
+    if (!caback_cli_json_mode) {
+        g_print("%s", object_text);
+        return;
+    }
+    g_free(json_body);
+    json_body = g_strdup(object_text);
+}
+
+void caback_cli_json_finish(const char *verb, const GError *error)
+{
+    /* The envelope's names win over a verb's member of the same name (verify and
+     * verify-signature had a string "error": its text is error.message now). */
+    static const char *const envelope[] = {"caback", "verb", "ok", "exit", "error", NULL};
+    g_autoptr(CabackJson) json = caback_json_new();
+
+    caback_json_begin_object(json, NULL);
+    caback_json_int(json, "caback", 1);
+    caback_json_string(json, "verb", verb);
+    caback_json_bool(json, "ok", error == NULL);
+    caback_json_int(json, "exit", caback_error_exit_code(error));
+    if (error != NULL) {
+        caback_json_begin_object(json, "error");
+        caback_json_string(json, "code", caback_error_code_name(error));
+        caback_json_string(json, "message", error->message);
+        caback_json_end_object(json);
+    } else {
+        caback_json_null(json, "error");
+    }
+    if (json_body != NULL)
+        caback_json_merge_members(json, json_body, envelope);
+    if (json_body == NULL || !caback_json_text_has_member(json_body, "warnings")) {
+        caback_json_begin_array(json, "warnings");
+        for (guint i = 0; json_warnings != NULL && i < json_warnings->len; i++)
+            caback_json_string(json, NULL, json_warnings->pdata[i]);
+        caback_json_end_array(json);
+    }
+    caback_json_end_object(json);
+    g_print("%s", caback_json_text(json));
+    g_clear_pointer(&json_body, g_free);
+    g_clear_pointer(&json_warnings, g_ptr_array_unref);
 }

@@ -69,7 +69,8 @@ static void print_usage(FILE *out)
                  "caback help VERB     show the options of VERB\n"
                  "caback --version     show the version\n\n"
                  "Exit status: 0 success, 1 failure, 2 usage error, 3 wrong password or PIN,\n"
-                 "4 refused because of a conflict, 5 a key cannot be exported. See caback(1).\n");
+                 "4 refused because of a conflict, 5 a key cannot be exported, 6 changes needed.\n"
+                 "caback help VERB lists the statuses of VERB; see caback(1).\n");
 }
 
 /* caback holds CA private keys and passwords: a core file would keep them on disk, and another
@@ -86,6 +87,15 @@ static void no_core_dumps(void)
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
         /* Best effort. */
     }
+}
+
+/* --json anywhere among the options (not after "--"). */
+static gboolean wants_json(int argc, char **argv)
+{
+    for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            return TRUE;
+    return FALSE;
 }
 
 int main(int argc, char **argv)
@@ -133,9 +143,16 @@ int main(int argc, char **argv)
         return caback_error_exit_code(error);
     }
 
+    /* With --json every outcome is one JSON object on standard output, usage errors too: it is
+     * known before any verb parses its options. */
+    caback_cli_json_mode = wants_json(argc, argv);
     const CabackCommand *cmd = find_command(verb);
     if (cmd == NULL) {
-        fprintf(stderr, "caback: unknown verb \"%s\"; run \"caback help\" for the list\n", verb);
+        g_set_error(&error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "unknown verb \"%s\"; run \"caback help\" for the list", verb);
+        fprintf(stderr, "caback: %s\n", error->message);
+        if (caback_cli_json_mode)
+            caback_cli_json_finish(verb, error);
         return CABACK_EXIT_USAGE;
     }
     /* GOption's --help and error texts then say "caback VERB". */
@@ -143,11 +160,13 @@ int main(int argc, char **argv)
     g_set_prgname(prgname);
     gboolean ok = cmd->handler(argc - 1, argv + 1, &error);
     caback_cli_progress_clear();
-    if (ok || g_error_matches(error, CABACK_CLI_HELP, 0))
+    if (!ok && g_error_matches(error, CABACK_CLI_HELP, 0))
         return CABACK_EXIT_OK;
-
-    if (error == NULL)
+    if (!ok && error == NULL)
         g_set_error(&error, CABACK_ERROR, CABACK_ERROR_FAILED, "failed for an unknown reason");
-    fprintf(stderr, "caback %s: %s\n", cmd->name, error->message);
-    return caback_error_exit_code(error);
+    if (!ok)
+        fprintf(stderr, "caback %s: %s\n", cmd->name, error->message);
+    if (caback_cli_json_mode)
+        caback_cli_json_finish(cmd->name, ok ? NULL : error);
+    return ok ? CABACK_EXIT_OK : caback_error_exit_code(error);
 }

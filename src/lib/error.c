@@ -10,6 +10,43 @@
 
 G_DEFINE_QUARK(caback-error-quark, caback_error)
 
+const char *caback_error_code_name(const GError *error)
+{
+    if (error == NULL)
+        return NULL;
+    if (error->domain == G_OPTION_ERROR)
+        return "usage";
+    if (error->domain != CABACK_ERROR)
+        return "failed";
+    switch ((CabackErrorCode)error->code) {
+    case CABACK_ERROR_FAILED:
+        return "failed";
+    case CABACK_ERROR_USAGE:
+        return "usage";
+    case CABACK_ERROR_BAD_PASSWORD:
+        return "bad_password";
+    case CABACK_ERROR_CONFLICT:
+        return "conflict";
+    case CABACK_ERROR_NOT_EXPORTABLE:
+        return "not_exportable";
+    case CABACK_ERROR_NOT_FOUND:
+        return "not_found";
+    case CABACK_ERROR_DATABASE:
+        return "database";
+    case CABACK_ERROR_PKCS12:
+        return "pkcs12";
+    case CABACK_ERROR_CSCFG:
+        return "cscfg";
+    case CABACK_ERROR_IO:
+        return "io";
+    case CABACK_ERROR_NO_PASSWORD:
+        return "no_password";
+    case CABACK_ERROR_CHANGES_NEEDED:
+        return "changes_needed";
+    }
+    return "failed";
+}
+
 int caback_error_exit_code(const GError *error)
 {
     if (error == NULL)

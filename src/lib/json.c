@@ -163,3 +163,78 @@ const char *caback_json_text(CabackJson *json)
     json->text = g_strdup_printf("%s\n", json->out->str);
     return json->text;
 }
+
+/* The writer puts each member of the top-level object on a line of its own that starts with two
+ * spaces and the quoted name; deeper lines are indented further, and strings never hold a raw
+ * line break (escaped). That is all a merge needs to find the members. */
+static gboolean top_member_start(const char *line, char **key)
+{
+    if (strncmp(line, "  \"", 3) != 0)
+        return FALSE;
+    const char *p = line + 3;
+    GString *k = g_string_new(NULL);
+    while (*p != '\0' && *p != '"' && *p != '\n') {
+        if (*p == '\\' && p[1] != '\0')
+            p++;
+        g_string_append_c(k, *p++);
+    }
+    *key = g_string_free(k, FALSE);
+    return TRUE;
+}
+
+/* The members of @object_text as name, text pairs (text without the separating comma). */
+static GPtrArray *split_members(const char *object_text)
+{
+    GPtrArray *members = g_ptr_array_new_with_free_func(g_free);
+    g_auto(GStrv) lines = g_strsplit(object_text, "\n", -1);
+    GString *current = NULL;
+
+    for (char **l = lines; *l != NULL; l++) {
+        char *key = NULL;
+        if (top_member_start(*l, &key)) {
+            if (current != NULL)
+                g_ptr_array_add(members, g_string_free(current, FALSE));
+            g_ptr_array_add(members, key);
+            current = g_string_new(*l + 2);
+        } else if (current != NULL && g_str_has_prefix(*l, "   ")) {
+            g_string_append_c(current, '\n');
+            g_string_append(current, *l);
+        } else if (current != NULL && (*l)[0] == ' ' && (*l)[1] == ' ' && (*l)[2] != ' ') {
+            /* "  ]" or "  }": the end of a multi-line member value */
+            g_string_append_c(current, '\n');
+            g_string_append(current, *l);
+        }
+    }
+    if (current != NULL)
+        g_ptr_array_add(members, g_string_free(current, FALSE));
+    for (guint i = 1; i < members->len; i += 2) {
+        char *text = members->pdata[i];
+        gsize n = strlen(text);
+        if (n > 0 && text[n - 1] == ',')
+            text[n - 1] = '\0';
+    }
+    return members;
+}
+
+void caback_json_merge_members(CabackJson *json, const char *object_text, const char *const *skip)
+{
+    g_autoptr(GPtrArray) members = split_members(object_text);
+
+    for (guint i = 0; i + 1 < members->len; i += 2) {
+        const char *key = members->pdata[i];
+        if (skip != NULL && g_strv_contains(skip, key))
+            continue;
+        member(json, NULL);
+        g_string_append(json->out, members->pdata[i + 1]);
+    }
+}
+
+gboolean caback_json_text_has_member(const char *object_text, const char *key)
+{
+    g_autoptr(GPtrArray) members = split_members(object_text);
+
+    for (guint i = 0; i + 1 < members->len; i += 2)
+        if (strcmp(members->pdata[i], key) == 0)
+            return TRUE;
+    return FALSE;
+}

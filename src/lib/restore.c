@@ -750,6 +750,22 @@ static char *canonical_trust(const char *flags)
     return trust_string(&trust);
 }
 
+char *caback_restore_trust_as_certutil(const char *trust, gboolean has_key)
+{
+    CERTCertTrust flags;
+
+    if (trust == NULL)
+        return NULL;
+    if (CERT_DecodeTrustString(&flags, trust) != SECSuccess)
+        return g_strdup(trust);
+    if (has_key) {
+        flags.sslFlags |= CERTDB_USER;
+        flags.emailFlags |= CERTDB_USER;
+        flags.objectSigningFlags |= CERTDB_USER;
+    }
+    return trust_string(&flags);
+}
+
 static char *trust_of(CERTCertificate *cert)
 {
     CERTCertTrust trust;
