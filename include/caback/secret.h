@@ -68,4 +68,9 @@ CabackSecret *caback_password_parse_file(const char *contents, gsize len, const 
  * CABACK_ERROR_NO_PASSWORD when there is no terminal. */
 CabackSecret *caback_password_prompt(const char *prompt, GError **error);
 
+/* TRUE when @name can be an environment variable's name as a shell writes it ([A-Za-z_] then
+ * [A-Za-z0-9_]*). What is not may be a password given where the name was expected: it is then
+ * neither printed nor logged. */
+gboolean caback_env_name_valid(const char *name);
+
 G_END_DECLS

@@ -35,8 +35,9 @@ gboolean caback_cmd_sign(int argc, char **argv, GError **error)
                  "attribute and the signer's\ncertificate chain, in DER, written to FILE.sig.");
     g_option_context_set_description(
         context,
-        "The signature is checked by \"caback verify-signature FILE\", by NSS (cmsutil -D -c FILE "
-        "-i FILE.sig -d DIR)\nand by OpenSSL (openssl cms -verify -binary -inform DER -in "
+        "The signature is checked by \"caback verify-signature FILE\", by NSS (cmsutil -D -n -h 1 "
+        "-u 4 -c FILE -i FILE.sig\n-d sql:DIR, which prints signer0.status=GoodSignature and not "
+        "the file) and by OpenSSL (openssl cms -verify -binary -inform DER -in "
         "FILE.sig -content FILE -CAfile CA.pem).\nThe signing certificate should allow email "
         "signing (key usage digitalSignature or nonRepudiation,\nextended key usage "
         "emailProtection or none) or object signing (codeSigning).\n"
@@ -121,7 +122,7 @@ gboolean caback_cmd_sign(int argc, char **argv, GError **error)
     if (problem != NULL)
         caback_cli_warning("certificate \"%s\" (%s) does not verify for signing in NSS database "
                            "%s: %s; the signature will be accepted only where its issuer %s is "
-                           "trusted (caback verify-signature --ca CACERT)",
+                           "trusted (caback verify-signature --ca CACERT, restore --signature-ca CERTFILE)",
                            signer_nick, signer->subjectName, db->dir, problem, signer->issuerName);
     now = g_date_time_new_now_utc();
     if (!caback_cms_write_signature(path, sig_path, signer, db, g_date_time_to_unix(now), force,

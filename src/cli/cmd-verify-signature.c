@@ -147,6 +147,14 @@ gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error)
     }
     const char *path = argv[1];
     sig_path = argc == 3 ? g_strdup(argv[2]) : g_strconcat(path, ".sig", NULL);
+    /* A missing FILE is named as such, not as a missing FILE.sig. */
+    if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "the file to check, %s, does not exist; give the signed file (its signature "
+                    "%s is the second argument, when it is not FILE.sig)",
+                    path, sig_path);
+        goto out;
+    }
 
     if (ca_file == NULL || common.dbdir != NULL) {
         CabackDbOptions db_options = {.dbdir = common.dbdir, .read_only = TRUE};

@@ -392,7 +392,9 @@ void caback_cli_warning(const char *format, ...)
     g_autofree char *text = g_strdup_vprintf(format, args);
     va_end(args);
     caback_cli_progress_clear();
-    g_printerr("caback: warning: %s\n", text);
+    /* -q prints errors only; the warning still goes to --json's warnings and to the run log. */
+    if (caback_cli_verbosity >= 0 || caback_cli_json_mode)
+        g_printerr("caback: warning: %s\n", text);
     if (json_warnings == NULL)
         json_warnings = g_ptr_array_new_with_free_func(g_free);
     g_ptr_array_add(json_warnings, g_strdup(text));

@@ -753,9 +753,11 @@ static gboolean verify_one(VerifyRun *run, NSSCMSSignedData *sigd, int i, Caback
             s->subject, s->issuer, run->trust, at,
             s->at_signing_time ? "the signing time, --at-signing-time" : "now", why,
             run->anchors != NULL
-                ? "give the certificate of the CA that issued the signer with --ca CACERT"
-                : "check the signature against the issuing CA with --ca CACERT, or trust that "
-                  "CA in the database (certutil -M -n NICK -t C,C,C)",
+                ? "give the certificate of the CA that issued the signer (verify-signature --ca "
+                  "CACERT, restore --signature-ca CERTFILE)"
+                : "check the signature against the issuing CA (verify-signature --ca CACERT, "
+                  "restore --signature-ca CERTFILE), or trust that CA in the database "
+                  "(certutil -M -n NICK -t C,C,C)",
             hint);
         return TRUE;
     }

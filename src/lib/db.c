@@ -425,6 +425,14 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
     if (g_str_has_prefix(path, "sql:"))
         path += 4;
     else if (g_str_has_prefix(path, "dbm:")) {
+        g_autofree char *cert9 = g_build_filename(path + 4, "cert9.db", NULL);
+        if (g_file_test(cert9, G_FILE_TEST_EXISTS)) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                        "-d %s: the dbm: prefix asks for an old-format (DBM) database, but %s "
+                        "holds a current one (cert9.db); give -d %s or -d sql:%s",
+                        given, path + 4, path + 4, path + 4);
+            return NULL;
+        }
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
                     "%s: old-format (DBM) NSS databases are not supported; convert it with "
                     "certutil --upgrade-merge",
@@ -521,17 +529,24 @@ gboolean caback_db_login(CabackDb *db, GError **error)
         return FALSE;
     }
 
+    /* The advice names where the password came from: "check -f" after a typed one misleads. */
+    const char *from = db->password.file != NULL      ? "check the file -f names"
+                       : db->password.env_var != NULL ? "check the variable --password-env names"
+                                                      : "it was typed at the prompt; type it again";
     if (PK11_IsInternalKeySlot(db->slot))
         caback_error_set_nss_code(error, CABACK_ERROR_BAD_PASSWORD, SEC_ERROR_BAD_PASSWORD,
                                   "cannot log in to NSS database %s: the password is wrong or "
-                                  "missing; check -f / --password-env",
-                                  db->dir);
-    else
+                                  "missing; %s",
+                                  db->dir, from);
+    else {
+        g_autofree char *line = db->password.file != NULL
+                                    ? g_strdup_printf(" (its line hardware-%s=...)", db->token_name)
+                                    : g_strdup("");
         caback_error_set_nss_code(error, CABACK_ERROR_BAD_PASSWORD, SEC_ERROR_BAD_PASSWORD,
                                   "cannot log in to token \"%s\": the PIN is wrong or missing "
-                                  "(not retried, so the token is not locked); check -f "
-                                  "(hardware-%s=...) / --password-env",
-                                  db->token_name, db->token_name);
+                                  "(not retried, so the token is not locked); %s%s",
+                                  db->token_name, from, line);
+    }
     return FALSE;
 }
 

@@ -7,6 +7,7 @@
 #include <caback/json.h>
 #include <caback/log.h>
 #include <caback/names.h>
+#include <caback/secret.h>
 
 #include <errno.h>
 #include <pwd.h>
@@ -224,7 +225,11 @@ void caback_log_record_add_arg(CabackLogRecord *record, const char *arg)
 void caback_log_record_add_option(CabackLogRecord *record, const char *option, const char *value)
 {
     caback_log_record_add_arg(record, option);
-    if (value != NULL)
+    /* --password-env and --p12-password-env take a variable's name; what is not a name may be
+     * the password itself, given by mistake, and is never written. */
+    if (value != NULL && g_str_has_suffix(option, "-env") && !caback_env_name_valid(value))
+        caback_log_record_add_arg(record, "(hidden: not a variable name)");
+    else if (value != NULL)
         caback_log_record_add_arg(record, value);
 }
 

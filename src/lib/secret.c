@@ -243,9 +243,16 @@ CabackSecret *caback_password_read(const CabackPasswordSource *source, const cha
     if (source != NULL && source->env_var != NULL) {
         const char *value = g_getenv(source->env_var);
         if (value == NULL) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
-                        "environment variable %s is not set; it should hold the %s",
-                        source->env_var, what);
+            if (!caback_env_name_valid(source->env_var))
+                g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                            "the environment variable named for the %s is not set, and what "
+                            "was given is not a variable's name (not shown: it may be the "
+                            "password itself); give the NAME of a variable that holds it",
+                            what);
+            else
+                g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                            "environment variable %s is not set; it should hold the %s",
+                            source->env_var, what);
             return NULL;
         }
         return caback_secret_new(value, strlen(value));
@@ -356,9 +363,16 @@ CabackSecret *caback_p12_password_read(const CabackPasswordSource *source, const
     if (source != NULL && source->env_var != NULL) {
         const char *value = g_getenv(source->env_var);
         if (value == NULL) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
-                        "environment variable %s is not set; it should hold the %s",
-                        source->env_var, what);
+            if (!caback_env_name_valid(source->env_var))
+                g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                            "the environment variable named for the %s is not set, and what "
+                            "was given is not a variable's name (not shown: it may be the "
+                            "password itself); give the NAME of a variable that holds it",
+                            what);
+            else
+                g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                            "environment variable %s is not set; it should hold the %s",
+                            source->env_var, what);
             return NULL;
         }
         return caback_secret_new(value, strlen(value));
@@ -381,4 +395,14 @@ CabackSecret *caback_p12_password_read(const CabackPasswordSource *source, const
     else if (secret == NULL)
         g_propagate_error(error, g_steal_pointer(&local));
     return secret;
+}
+
+gboolean caback_env_name_valid(const char *name)
+{
+    if (name == NULL || !(g_ascii_isalpha(name[0]) || name[0] == '_'))
+        return FALSE;
+    for (const char *p = name + 1; *p != '\0'; p++)
+        if (!(g_ascii_isalnum(*p) || *p == '_'))
+            return FALSE;
+    return TRUE;
 }
