@@ -309,6 +309,19 @@ cp "$OUT" "$D/x.json"
 json_checks "list --json, X25519" "$D/x.json" \
     'r["keys"][0]["type"] == "x25519"' 'r["keys"][0]["importable"] is False'
 
+# EC keys on curves NSS 3.87 has no code for: listed (type "ec", not importable), not an error.
+for curve in P-224 secp256k1 brainpoolP256r1; do
+    openssl genpkey -algorithm EC -pkeyopt "ec_paramgen_curve:$curve" -out "$D/$curve.key" \
+        2>/dev/null || { skip "an EC $curve key" "this openssl cannot make it"; continue; }
+    openssl req -x509 -key "$D/$curve.key" -out "$D/$curve.crt" -subj "/CN=$curve" -days 30 \
+        2>/dev/null
+    openssl pkcs12 -export -inkey "$D/$curve.key" -in "$D/$curve.crt" -passout "file:$D/pw" \
+        -out "$D/$curve.p12"
+    same_as_openssl "an EC key on $curve, which NSS cannot use" "$D/$curve.p12"
+    json_checks "list --json, EC $curve" "$D/caback.json" 'r["keys"][0]["type"] == "ec"' \
+        'r["keys"][0]["importable"] is False'
+done
+
 DB=$TEST_TMP/db
 make_nssdb "$DB"
 openssl pkcs12 -export -inkey "$D/rsa.key" -in "$D/rsa.crt" -name "already there" \

@@ -1537,6 +1537,8 @@ static const struct {
     const char *name;
     const char *type;
 } foreign_keys[] = {
+    /* ecPublicKey reaches here only when NSS refused the key: its curve is not one NSS has. */
+    {"1.2.840.10045.2.1", "EC on a curve NSS cannot use", "ec"},
     {"1.3.101.110", "X25519", "x25519"},
     {"1.3.101.111", "X448", "x448"},
     {"1.3.101.112", "Ed25519", "ed25519"},
@@ -1646,9 +1648,18 @@ gboolean caback_p12_key_describe(CabackP12File *file, CabackP12Key *key, PK11Slo
     static guint8 dummy_id[1] = {0x01};
     SECItem id_value = {siBuffer, dummy_id, sizeof(dummy_id)};
     KeyKind got;
-    SECKEYPrivateKey *priv = unwrap_into(file, k, slot, NULL, &id_value, FALSE, &got, NULL, error);
-    if (priv == NULL)
+    GError *local = NULL;
+    SECKEYPrivateKey *priv = unwrap_into(file, k, slot, NULL, &id_value, FALSE, &got, NULL, &local);
+    if (priv == NULL && kind.type == ecKey && PORT_GetError() == SEC_ERROR_INVALID_KEY) {
+        /* An EC key on a curve NSS 3.87 has no code for (P-224, secp256k1, brainpool, explicit
+         * parameters): a key NSS cannot hold, listed as such (caback_p12_key_algorithm). */
+        g_error_free(local);
+        return TRUE;
+    }
+    if (priv == NULL) {
+        g_propagate_error(error, local);
         return FALSE;
+    }
     *type = got.type;
     *bits = private_key_bits(priv, got.type);
     caback_p12_key_discard(priv);
