@@ -134,7 +134,8 @@ static void append_error(GError **error, const char *format, ...)
     (*error)->message = message;
 }
 
-void caback_cli_explain_p12_failure(const char *path, const char *log_path, GError **error)
+void caback_cli_explain_p12_failure(const char *path, const char *actual_sha256,
+                                    const char *log_path, GError **error)
 {
     GError *e = error != NULL ? *error : NULL;
 
@@ -143,7 +144,14 @@ void caback_cli_explain_p12_failure(const char *path, const char *log_path, GErr
         return;
     g_autofree char *source = NULL;
     g_autofree char *recorded = caback_cli_recorded_sha256(path, log_path, &source);
-    g_autofree char *actual = caback_digest_file_sha256_hex(path, NULL);
+    /* The digest of the bytes the verb read, when it has them: reading @path again could give
+     * other bytes, or block for ever on a FIFO that was written once. Otherwise only a regular
+     * file is read again. */
+    g_autofree char *actual = NULL;
+    if (actual_sha256 != NULL)
+        actual = g_strdup(actual_sha256);
+    else if (g_file_test(path, G_FILE_TEST_IS_REGULAR))
+        actual = caback_digest_file_sha256_hex(path, NULL);
     if (recorded != NULL && actual != NULL && strcmp(recorded, actual) != 0) {
         g_autofree char *message = g_strdup_printf(
             "%s is damaged or was changed after caback backup wrote it: its SHA-256 is now %s, "

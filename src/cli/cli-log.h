@@ -41,7 +41,9 @@ char *caback_cli_recorded_sha256(const char *path, const char *log_path, char **
  * @log_path, NULL for the default) tells them apart. A file whose digest differs is "damaged"
  * (CABACK_ERROR_PKCS12, exit 1, whatever @error said); an unchanged one means the password is
  * wrong; without a record the message says "wrong password, or the file is damaged". Other
- * errors are left as they are. */
-void caback_cli_explain_p12_failure(const char *path, const char *log_path, GError **error);
+ * errors are left as they are. @actual_sha256 is the digest of the bytes that were read (NULL:
+ * @path is read again, only when it is a regular file). */
+void caback_cli_explain_p12_failure(const char *path, const char *actual_sha256,
+                                    const char *log_path, GError **error);
 
 G_END_DECLS

@@ -320,7 +320,7 @@ static gboolean list_file(const char *path, const ListOptions *lo, gboolean json
     g_autoptr(CabackRestorePlan) plan = caback_restore_read(path, NULL, &source, &file, error);
 
     if (plan == NULL) {
-        caback_cli_explain_p12_failure(path, NULL, error);
+        caback_cli_explain_p12_failure(path, NULL, NULL, error);
         return FALSE;
     }
     const CabackP12Info *info = caback_p12_file_info(file);

@@ -1034,7 +1034,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
     if (data != NULL && check_signature(ro, data, db, rec, &sig, error))
         plan = caback_restore_read_data(data, ro->in, given, &source, &file, error);
     if (data != NULL && plan == NULL)
-        caback_cli_explain_p12_failure(ro->in, ro->log_path, error);
+        caback_cli_explain_p12_failure(ro->in, loaded_sha256, ro->log_path, error);
     if (plan != NULL && file != NULL) {
         caback_log_record_set_file_sha256(rec, plan->sha256);
         /* What the reader tolerated (no MAC, trailing bytes...) is worth knowing before a

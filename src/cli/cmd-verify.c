@@ -341,7 +341,10 @@ static char *report_json(const CabackVerifyReport *r, const VerifySignature *vs)
 static char *failure_json(const char *path, const GError *error)
 {
     g_autoptr(CabackJson) json = caback_json_new();
-    g_autofree char *sha = caback_digest_file_sha256_hex(path, NULL);
+    /* Read again only a regular file: a FIFO written once would block here for ever. */
+    g_autofree char *sha = g_file_test(path, G_FILE_TEST_IS_REGULAR)
+                               ? caback_digest_file_sha256_hex(path, NULL)
+                               : NULL;
 
     g_autofree char *absolute = g_canonicalize_filename(path, NULL);
 
@@ -462,7 +465,7 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
 
     g_autoptr(CabackVerifyReport) report = caback_verify_file(path, password, error);
     if (report == NULL) {
-        caback_cli_explain_p12_failure(path, o->log_path, error);
+        caback_cli_explain_p12_failure(path, NULL, o->log_path, error);
         if (common->json) {
             g_autofree char *text = failure_json(path, *error);
             caback_cli_json_print(text);
