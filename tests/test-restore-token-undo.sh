@@ -148,7 +148,7 @@ expect_grep "... token A's own certificate of the same nickname untouched" \
 snapshot "$TEST_TMP/a.before"
 restore_into tok-a --dry-run --rename
 expect_grep "token A: the plan keeps the trust of the internal token's copy" \
-    "\"$AUDIT_NICK\", trust ,,P \(as the internal token's copy of it has it" "$OUT"
+    "\"$AUDIT_NICK\", trust u,u,Pu \(as the internal token's copy of it has it" "$OUT"
 restore_into tok-a --dry-run --rename --trust "$CA_NICK=C,C,C"
 expect_grep "... and says when --trust changes it" \
     "the internal token already holds this certificate, where NSS keeps its trust: the trust changes from CT,C,C" "$OUT"
