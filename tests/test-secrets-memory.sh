@@ -31,17 +31,7 @@ in_core() {
     while IFS= read -r line; do
         case $line in
         PASS\ *) ok "$desc: ${line#PASS }" ;;
-        *)
-            # A known leak, not yet fixed: backup's read-back verification (through the writer's
-            # key cache) frees a buffer holding the PKCS#12 password without wiping it. Reported
-            # as TODO (XFAIL): still run and shown, and an XPASS once fixed fails the suite.
-            if [ -n "${KNOWN_P12_LEAK:-}" ] && [[ $line == *"PKCS#12 password"* || $line == *"Windows-form password"* ]]; then
-                _tap_n=$((_tap_n + 1))
-                echo "not ok $_tap_n - $desc: ${line#FAIL } # TODO known leak in backup's verification (SECURITY.md)"
-            else
-                not_ok "$desc: ${line#FAIL }"
-            fi
-            ;;
+        *) not_ok "$desc: ${line#FAIL }" ;;
         esac
     done < <("$PYTHON3" - "$core" "$DB_PW" "$P12_PW" "$WIN_PW" <<'EOF'
 import struct, sys
@@ -104,7 +94,7 @@ fi
 rm -f "$T/held.core"
 
 if core_at_exit backup backup -d "$DB" -f "$DB.pass" -o "$T/b.p12" -w "$T/p12.pass" --iterations 2000; then
-    KNOWN_P12_LEAK=1 in_core "backup" "$T/backup.core"
+    in_core "backup" "$T/backup.core"
 fi
 check "the backup under gdb was written" test -s "$T/b.p12"
 make_nssdb "$T/new" "$DB_PW"
@@ -123,7 +113,7 @@ fi
 # The Windows form: the password comes in argv, is copied out and wiped there.
 rm -f "$T/w.p12"
 if core_at_exit windows -backup "$WIN_PW" "$T/w.p12" -d "$DB" -f "$DB.pass" --iterations 2000; then
-    KNOWN_P12_LEAK=1 in_core "-backup PASSWORD FILE" "$T/windows.core"
+    in_core "-backup PASSWORD FILE" "$T/windows.core"
 fi
 rm -f "$T"/*.core
 

@@ -800,14 +800,16 @@ static void wiped_block_free(gpointer p)
 /* What names a charged derivation: password length, password bytes, id (wiped when freed). */
 static GBytes *charge_key(const SECItem *password, GBytes *id)
 {
-    GByteArray *block = g_byte_array_new();
+    gsize id_len = 0;
+    const guint8 *id_data = g_bytes_get_data(id, &id_len);
+    /* Sized once: growing the array would realloc, and the block it leaves behind (the length
+     * and the password) would go back to the heap without being wiped. */
+    GByteArray *block = g_byte_array_sized_new((guint)(4 + password->len + id_len));
     guint8 len[4] = {password->len >> 24, password->len >> 16, password->len >> 8,
                      password->len};
     g_byte_array_append(block, len, 4);
     if (password->len > 0)
         g_byte_array_append(block, password->data, password->len);
-    gsize id_len = 0;
-    const guint8 *id_data = g_bytes_get_data(id, &id_len);
     if (id_len > 0)
         g_byte_array_append(block, id_data, id_len);
     return g_bytes_new_with_free_func(block->data, block->len, wiped_block_free, block);
