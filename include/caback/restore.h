@@ -10,8 +10,7 @@
  *      is undone, then each imported key is checked to pair with its certificate.
  *
  * The rules that need no NSS (default trust by role, --trust parsing, renamed nicknames, the
- * CS.cfg tag of a Dogtag nickname) are plain functions at the end, implemented in
- * src/lib/restore-rules.c and unit-tested. */
+ * CS.cfg tag of a Dogtag nickname) and the actions of a plan are in caback/restore-rules.h. */
 #pragma once
 
 #include <glib.h>
@@ -19,27 +18,13 @@
 #include <caback/db.h>
 #include <caback/keyid.h>
 #include <caback/p12.h>
+#include <caback/restore-rules.h>
 #include <caback/weak-key.h>
 
 #include <cert.h>
 #include <keyhi.h>
 
 G_BEGIN_DECLS
-
-typedef enum {
-    CABACK_RESTORE_ADD,      /* not in the database: imported */
-    CABACK_RESTORE_SKIP,     /* already present and identical: left as it is */
-    CABACK_RESTORE_TRUST,    /* certificate present; only its trust flags change */
-    CABACK_RESTORE_CONFLICT, /* refused: same nickname, different certificate; or the key ID is
-                                held by a different key */
-    CABACK_RESTORE_REPLACE,  /* --replace: imported, and takes the nickname from the certificates
-                                listed in "replaced" (removed; their keys stay) */
-    CABACK_RESTORE_RENAME,   /* --rename: imported as "NICKNAME (restored N)" */
-} CabackRestoreAction;
-
-/* The word the plan prints for @action ("add", "skip", "trust", "conflict", "replace",
- * "rename"); a static string. */
-const char *caback_restore_action_name(CabackRestoreAction action);
 
 /* A certificate that --replace removes from a nickname. Its private key is never deleted. */
 typedef struct {
@@ -251,40 +236,6 @@ gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
 /* Remove a database made by caback_restore_create_db (its files, and the folder when
  * @remove_dir), after a failed run, so that the run leaves nothing behind. */
 void caback_restore_remove_created_db(const char *dir, gboolean remove_dir);
-
-/* ---- pure rules (restore-rules.c) ---- */
-
-/* The trust flags a certificate gets when neither the file nor --trust gives them, and in
- * @reason (static) the rule that chose them: a self-signed CA certificate with its key
- * "CTu,Cu,Cu"; a CA certificate without its key "CT,C,C"; an audit-signing certificate with its
- * key "u,u,Pu"; any other certificate with its key "u,u,u"; anything else ",," (no trust). */
-const char *caback_restore_default_trust(gboolean is_ca, gboolean self_signed, gboolean has_key,
-                                         gboolean audit_signing, const char **reason);
-
-/* TRUE when a certificate looks like an audit-signing certificate: its nickname contains
- * "auditSigningCert" (Dogtag's name, any case), or it is not a CA and its key usage extension
- * allows only digitalSignature and nonRepudiation, with nonRepudiation, and it has no extended
- * key usage (the profile Dogtag uses for audit signing). @key_usage is the first byte of the
- * keyUsage bits, @has_key_usage / @has_ext_key_usage say whether the extensions are present. */
-gboolean caback_restore_is_audit_signing(const char *nickname, gboolean is_ca,
-                                         gboolean has_key_usage, guint8 key_usage,
-                                         gboolean has_ext_key_usage);
-
-/* TRUE when @flags is a valid NSS trust string: three comma-separated fields (SSL, S/MIME,
- * code signing) of the letters p P c C T u w g i, as certutil -t takes it. */
-gboolean caback_restore_trust_valid(const char *flags);
-
-/* Parse a --trust argument "NICKNAME=FLAGS" (split at the last '=', so nicknames may contain
- * '='). Fails with CABACK_ERROR_USAGE quoting @arg. */
-gboolean caback_restore_parse_trust(const char *arg, char **nickname, char **flags, GError **error);
-
-/* "NICKNAME (restored N)", the name --rename gives; caller frees. */
-char *caback_restore_renamed(const char *nickname, guint n);
-
-/* The CS.cfg tag (cloning.<tag>.privkey.id) of a Dogtag subsystem certificate nickname
- * ("caSigningCert cert-pki-ca" -> "signing", "Server-Cert cert-x" -> "sslserver", ...), or NULL
- * when the nickname is not one Dogtag uses. The token prefix "TOKEN:" is ignored. */
-const char *caback_restore_cscfg_tag(const char *nickname);
 
 /* @trust (a trust string, e.g. "CTu,Cu,C") as certutil -L shows it once the certificate is in
  * the database: NSS reports the user flag u in all three fields of a certificate whose private

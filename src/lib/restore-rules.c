@@ -1,9 +1,10 @@
-/* The rules of caback restore that need no NSS: default trust by role, --trust arguments,
- * renamed nicknames and the CS.cfg tags of Dogtag nicknames. */
+/* Owns the rules of caback restore that need no NSS (caback/restore-rules.h): the action words,
+ * default trust by role, audit-signing detection, --trust arguments, renamed nicknames and the
+ * CS.cfg tags of Dogtag nicknames. Includes no NSS header: plain functions over strings. */
 #include "config.h"
 
 #include <caback/error.h>
-#include <caback/restore.h>
+#include <caback/restore-rules.h>
 
 #include <string.h>
 
@@ -53,12 +54,10 @@ const char *caback_restore_default_trust(gboolean is_ca, gboolean self_signed, g
     return flags;
 }
 
-/* keyUsage bits of the first byte (RFC 5280 order, most significant bit first); restore.h
- * brings NSS's certt.h, which names them too. */
-#ifndef KU_DIGITAL_SIGNATURE
+/* keyUsage bits of the first byte (RFC 5280 order, most significant bit first), as NSS's certt.h
+ * names them; this file does not include NSS. */
 #define KU_DIGITAL_SIGNATURE 0x80
 #define KU_NON_REPUDIATION 0x40
-#endif
 
 gboolean caback_restore_is_audit_signing(const char *nickname, gboolean is_ca,
                                          gboolean has_key_usage, guint8 key_usage,

@@ -1,10 +1,10 @@
-/* Unit tests for the rules of caback restore that need no NSS (caback/restore.h, restore-rules.c):
+/* Unit tests for the rules of caback restore that need no NSS (caback/restore-rules.h):
  * default trust by role, audit-signing detection, trust strings and --trust arguments, renamed
  * nicknames, the CS.cfg tags of Dogtag nicknames. */
 #include "config.h"
 
 #include <caback/error.h>
-#include <caback/restore.h>
+#include <caback/restore-rules.h>
 
 #include <string.h>
 
