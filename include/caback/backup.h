@@ -54,12 +54,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackBackupSelection, caback_backup_selection_fre
  * database (without keys). Fails with CABACK_ERROR_NOT_FOUND naming every unknown nickname or a
  * nickname none of whose certificates has a private key, or when the token has no certificate
  * with a key; with CABACK_ERROR_NOT_EXPORTABLE naming each key (nickname, key ID, token) that the
- * token marks not extractable, so nothing slow is started in vain. */
-CabackBackupSelection *caback_backup_select(CabackDb *db, const char *const *nicknames,
-                                            GError **error);
-
-/* caback_backup_select, or with @certs_only the same certificates (and chains) without any
- * private key and without the exportability check: for keys that cannot leave their token. */
+ * token marks not extractable, so nothing slow is started in vain. With @certs_only, the same
+ * certificates (and chains) without any private key and without the exportability check: for
+ * keys that cannot leave their token. */
 CabackBackupSelection *caback_backup_select_full(CabackDb *db, const char *const *nicknames,
                                                  gboolean certs_only, GError **error);
 
@@ -68,18 +65,13 @@ CabackBackupSelection *caback_backup_select_full(CabackDb *db, const char *const
 typedef void (*CabackBackupProgress)(const char *stage, guint index, guint total,
                                      const CabackBackupKey *key, gpointer user_data);
 
-/* Encode @selection as a PKCS#12 file protected by @password: for each key a shrouded key bag
- * and its certificate bag sharing friendlyName (the nickname) and localKeyID (the CKA_ID), every
+/* Encode @selection as a PKCS#12 file through @writer, which the caller made
+ * (caback_p12_writer_new) and still owns: made early, its slow key derivations run while the
+ * caller opens the database and chooses the keys. For each key a shrouded key bag and its
+ * certificate bag sharing friendlyName (the nickname) and localKeyID (the CKA_ID), every
  * certificate bag with its trust flags. Fails with CABACK_ERROR_NOT_EXPORTABLE (naming the key)
- * when the token will not let a key out. @progress may be NULL. */
-GBytes *caback_backup_encode(CabackDb *db, CabackBackupSelection *selection,
-                             const CabackP12WriteOptions *options, const CabackSecret *password,
-                             CabackBackupProgress progress, gpointer user_data, GError **error);
-
-/* (Addition.) caback_backup_encode with a writer the caller made (caback_p12_writer_new) and
- * still owns: made early, its slow key derivations run while the caller opens the database and
- * chooses the keys. The writer is finished here; it can serve caback_backup_verify_writer
- * afterwards. */
+ * when the token will not let a key out. The writer is finished here; it can serve
+ * caback_backup_verify_bytes afterwards. @progress may be NULL. */
 GBytes *caback_backup_encode_writer(CabackDb *db, CabackBackupSelection *selection,
                                     CabackP12Writer *writer, CabackBackupProgress progress,
                                     gpointer user_data, GError **error);
@@ -95,27 +87,15 @@ typedef struct {
 
 void caback_backup_report_clear(CabackBackupReport *report);
 
-/* Read the PKCS#12 file at @path back with @password (MAC checked), decrypt every key into a
- * throwaway session object on NSS's internal slot, check that it signs a test value that its
- * certificate's public key verifies, and that every key and certificate of @selection is in the
- * file exactly once with its friendlyName, localKeyID and trust flags, and nothing else is.
- * Fails with CABACK_ERROR_PKCS12 saying what is wrong. Fills @report on success. */
-gboolean caback_backup_verify(CabackBackupSelection *selection, const char *path,
-                              const CabackSecret *password, CabackBackupProgress progress,
-                              gpointer user_data, CabackBackupReport *report, GError **error);
-
-/* (Addition.) caback_backup_verify reading the file with the keys that
- * caback_p12_writer_prepare_verify derived again from the password for @writer's file (see
- * caback_p12_read_file_verify): the same checks, with the derivations already done or under
- * way. @writer NULL is caback_backup_verify. */
-gboolean caback_backup_verify_writer(CabackBackupSelection *selection, const char *path,
-                                     const CabackSecret *password, CabackP12Writer *writer,
-                                     CabackBackupProgress progress, gpointer user_data,
-                                     CabackBackupReport *report, GError **error);
-
-/* (Addition.) caback_backup_verify_writer on @bytes, the file's contents as read back from the
- * descriptor it was written through (@path only names it in messages): what is checked is
- * exactly these bytes, which the caller then digests and links, never a name read again. */
+/* Check @bytes, the file's contents as read back from the descriptor it was written through
+ * (@path only names it in messages; what is checked is exactly these bytes, which the caller then
+ * digests and links, never a name read again): read with @password (MAC checked), using the keys
+ * that caback_p12_writer_prepare_verify derived again for @writer's file (@writer may be NULL),
+ * decrypt every key into a throwaway session object on NSS's internal slot, check that it signs
+ * a test value that its certificate's public key verifies, and that every key and certificate of
+ * @selection is in the file exactly once with its friendlyName, localKeyID and trust flags, and
+ * nothing else is. Fails with CABACK_ERROR_PKCS12 saying what is wrong. Fills @report on
+ * success. */
 gboolean caback_backup_verify_bytes(CabackBackupSelection *selection, GBytes *bytes,
                                     const char *path, const CabackSecret *password,
                                     CabackP12Writer *writer, CabackBackupProgress progress,

@@ -456,12 +456,6 @@ static gboolean select_nicknames(CabackDb *db, CabackBackupSelection *sel,
     return TRUE;
 }
 
-CabackBackupSelection *caback_backup_select(CabackDb *db, const char *const *nicknames,
-                                            GError **error)
-{
-    return caback_backup_select_full(db, nicknames, FALSE, error);
-}
-
 CabackBackupSelection *caback_backup_select_full(CabackDb *db, const char *const *nicknames,
                                                  gboolean certs_only, GError **error)
 {
@@ -519,16 +513,6 @@ static SECItem key_id_item(const CabackBackupKey *key)
 static const char *key_name(const CabackBackupKey *key)
 {
     return key->nickname != NULL ? key->nickname : key->cert->subject;
-}
-
-GBytes *caback_backup_encode(CabackDb *db, CabackBackupSelection *selection,
-                             const CabackP12WriteOptions *options, const CabackSecret *password,
-                             CabackBackupProgress progress, gpointer user_data, GError **error)
-{
-    g_autoptr(CabackP12Writer) writer = caback_p12_writer_new(options, password, error);
-    if (writer == NULL)
-        return NULL;
-    return caback_backup_encode_writer(db, selection, writer, progress, user_data, error);
 }
 
 GBytes *caback_backup_encode_writer(CabackDb *db, CabackBackupSelection *selection,
@@ -875,7 +859,7 @@ out:
     return ok;
 }
 
-/* The checks of caback_backup_verify on @file as read (NULL: reading failed with @local). */
+/* The checks of caback_backup_verify_bytes on @file as read (NULL: reading failed with @local). */
 static gboolean verify_file(CabackBackupSelection *selection, CabackP12File *file,
                             const GError *read_error, CabackBackupProgress progress,
                             gpointer user_data, CabackBackupReport *report, GError **error)
@@ -912,25 +896,6 @@ static gboolean verify_file(CabackBackupSelection *selection, CabackP12File *fil
     if (certs->len > 0)
         report->cert_alg = g_strdup(((CabackP12Cert *)certs->pdata[0])->protection);
     return TRUE;
-}
-
-gboolean caback_backup_verify(CabackBackupSelection *selection, const char *path,
-                              const CabackSecret *password, CabackBackupProgress progress,
-                              gpointer user_data, CabackBackupReport *report, GError **error)
-{
-    return caback_backup_verify_writer(selection, path, password, NULL, progress, user_data,
-                                       report, error);
-}
-
-gboolean caback_backup_verify_writer(CabackBackupSelection *selection, const char *path,
-                                     const CabackSecret *password, CabackP12Writer *writer,
-                                     CabackBackupProgress progress, gpointer user_data,
-                                     CabackBackupReport *report, GError **error)
-{
-    g_autoptr(GError) local = NULL;
-    g_autoptr(CabackP12File) file = caback_p12_read_file_verify(path, password, writer, &local);
-
-    return verify_file(selection, file, local, progress, user_data, report, error);
 }
 
 gboolean caback_backup_verify_bytes(CabackBackupSelection *selection, GBytes *bytes,
