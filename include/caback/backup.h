@@ -117,4 +117,62 @@ char *caback_backup_trust_string(const CERTCertTrust *trust);
 guint caback_backup_describe_options(const CabackP12WriteOptions *options, const char **keys,
                                      const char **certs, const char **mac);
 
+/* ---- one whole backup, for a front end (backup-run.c) ---- */
+
+/* What caback_backup_run is asked to do. */
+typedef struct {
+    CabackDb *db;                 /* open and logged in; closed by the caller after
+                                   * caback_backup_result_clear */
+    const char *output;           /* the PKCS#12 file to write */
+    const char *const *nicknames; /* NULL: every certificate whose key is on the token */
+    gboolean certs_only;          /* certificates and trust flags, no private key */
+    CabackP12WriteOptions write;  /* profile, MAC, iterations */
+    const CabackSecret *password; /* the file's password; NULL: hooks->ask_password */
+    gboolean force;               /* replace @output when it exists */
+    gboolean no_verify;           /* do not read the file back (it is then not recorded) */
+    gboolean allow_shared_folder; /* write into a folder other users may write */
+} CabackBackupRunOptions;
+
+/* How caback_backup_run talks to its front end while it works; every member may be NULL. */
+typedef struct {
+    /* The selection is made (with its warnings, weak keys among them), before any password is
+     * asked for: show or record it. */
+    void (*selected)(const CabackBackupSelection *selection, gpointer data);
+    /* The password for the new file, when options->password is NULL; NULL and @error to stop. The
+     * run frees it (caback_secret_free). */
+    CabackSecret *(*ask_password)(gpointer data, GError **error);
+    /* Something went wrong that does not fail the run (the latest_backup pointer). */
+    void (*warning)(const char *message, gpointer data);
+    gpointer data;
+} CabackBackupHooks;
+
+/* What caback_backup_run did. */
+typedef struct {
+    CabackBackupSelection *selection; /* what was (or was to be) written; NSS references */
+    CabackBackupReport report;        /* what verification found */
+    gboolean verified;                /* read back and checked */
+    char *sha256;                     /* the file's SHA-256, when verified and in place */
+    gboolean latest_updated;          /* latest_backup now points at the file */
+} CabackBackupResult;
+
+/* Free what @result holds (before the database is closed: the selection holds NSS references). */
+void caback_backup_result_clear(CabackBackupResult *result);
+
+/* The checks that spare the user the password and the key derivations, made again when the file
+ * is written: @output's folder exists, is private unless @allow_shared_folder
+ * (caback_folder_check_private), and @output does not exist unless @force (CABACK_ERROR_CONFLICT).
+ * Changes nothing. */
+gboolean caback_backup_check_output(const char *output, gboolean force,
+                                    gboolean allow_shared_folder, GError **error);
+
+/* Back up options->db's token to options->output: choose the keys (caback_backup_select_full),
+ * warn of weak keys, write them through a writer whose derivations start as early as the
+ * password is known to a 0600 temporary file next to the output, read it back from that
+ * descriptor and check it (caback_backup_verify_bytes) unless no_verify, then link it into place
+ * and, when verified, record it as the latest backup, under a lock on the folder. Progress goes
+ * to caback_progress_report. Any failure removes the temporary file and leaves an existing
+ * output untouched. @result is filled as far as the run went; clear it in every case. */
+gboolean caback_backup_run(const CabackBackupRunOptions *options, const CabackBackupHooks *hooks,
+                           CabackBackupResult *result, GError **error);
+
 G_END_DECLS

@@ -6,21 +6,11 @@
 #include "cli.h"
 #include "cli-log.h"
 
-#include <caback/atomic-file.h>
 #include <caback/backup.h>
-#include <caback/digest.h>
 #include <caback/cscfg.h>
 #include <caback/json.h>
-#include <caback/progress.h>
-#include <caback/names.h>
-#include <caback/weak-key.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 typedef struct {
     char *output;
@@ -98,19 +88,6 @@ static gboolean check_empty_password(const CabackSecret *password, const char *w
 }
 
 /* ---- output ---- */
-
-/* Each key encrypted and checked moves the progress line (cli-progress.c decides whether it is
- * shown). */
-static void progress_line(const char *stage, guint index, guint total, const CabackBackupKey *key,
-                          gpointer user_data)
-{
-    (void)user_data;
-    g_autofree char *step = g_strdup_printf(
-        "%s the private key of \"%s\" (%s)",
-        strcmp(stage, "verify") == 0 ? "checking" : "encrypting",
-        key->nickname != NULL ? key->nickname : key->cert->subject, key->info->id_hex);
-    caback_progress_report(step, index, total);
-}
 
 static void append_key_lines(GString *out, const CabackBackupSelection *sel)
 {
@@ -270,31 +247,6 @@ static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, 
     return g_strdup(caback_json_text(json));
 }
 
-/* ---- the work, once the options are known ---- */
-
-/* Weak keys (weak-key.h) are backed up, but never silently: each certificate of the selection
- * whose public key is weak gets a warning of the selection (printed, logged, and in the JSON
- * summary's warnings). */
-static void add_weak_key_warnings(CabackBackupSelection *sel)
-{
-    for (guint i = 0; i < sel->certs->len; i++) {
-        const CabackBackupCert *bc = sel->certs->pdata[i];
-        g_autofree char *reason = NULL;
-        if (caback_weak_key_check_spki(&bc->cert->subjectPublicKeyInfo, &reason) ==
-            CABACK_WEAK_KEY_NONE)
-            continue;
-        gboolean ca_trust = bc->trust != NULL &&
-                            (strchr(bc->trust, 'C') != NULL || strchr(bc->trust, 'T') != NULL);
-        g_autofree char *name = caback_name_escape(bc->nickname, NULL);
-        g_ptr_array_add(sel->warnings,
-                        g_strdup_printf("certificate \"%s\" (%s) has a weak key: %s%s",
-                                        name != NULL ? name : "(no nickname)", bc->subject, reason,
-                                        ca_trust ? "; caback restore will not give it CA trust "
-                                                   "again without --allow-weak-keys"
-                                                 : ""));
-    }
-}
-
 typedef struct {
     BackupOptions *o;
     CabackCommonOptions *common;
@@ -302,180 +254,89 @@ typedef struct {
     CabackSecret *password; /* the PKCS#12 password, when already known */
     char **nicknames;
     CabackLogRecord *rec; /* this run's log record */
+    CabackDb *db;         /* while the backup runs */
 } BackupRun;
 
-static CabackSecret *ask_p12_password(GError **error)
+/* ---- the work, once the options are known ---- */
+
+/* The selection is made: record its keys, show what will be written, print and record its
+ * warnings. */
+static void on_selected(const CabackBackupSelection *sel, gpointer data)
 {
+    BackupRun *run = data;
+
+    for (guint i = 0; i < sel->keys->len; i++) {
+        const CabackBackupKey *k = sel->keys->pdata[i];
+        caback_log_record_add_key(run->rec, k->nickname, k->info->id_hex, k->info->dogtag_id);
+    }
+    if (!run->common->json) {
+        g_autofree char *text = selection_text(run->db, sel, run->o->output);
+        caback_cli_info("%s", g_strchomp(text));
+    }
+    for (guint i = 0; i < sel->warnings->len; i++)
+        caback_cli_log_warning(run->rec, "%s", (const char *)sel->warnings->pdata[i]);
+}
+
+/* A password asked at the prompt comes after the summary of what will be written. */
+static CabackSecret *ask_p12_password(gpointer data, GError **error)
+{
+    (void)data;
     CabackPasswordSource source = {0};
-    return caback_p12_password_read(&source, "password for the new PKCS#12 file", TRUE, error);
+    g_autoptr(CabackSecret) password =
+        caback_p12_password_read(&source, "password for the new PKCS#12 file", TRUE, error);
+    if (password == NULL || !check_empty_password(password, "given at the prompt", error))
+        return NULL;
+    return g_steal_pointer(&password);
 }
 
-/* Test hook: with CABACK_TEST_BACKUP_PAUSE=DIR, a backup that has verified its file (and computed
- * its digest) writes "paused TEMPFILE" to the FIFO DIR/paused and waits for a line on the FIFO
- * DIR/resume before putting the file in place, so that a test can swap files at exactly that
- * moment. Unset, nothing happens. */
-static void test_pause(CabackAtomicFile *file)
+static void on_warning(const char *message, gpointer data)
 {
-    const char *dir = g_getenv("CABACK_TEST_BACKUP_PAUSE");
-    if (dir == NULL || *dir == '\0')
-        return;
-    g_autofree char *paused = g_build_filename(dir, "paused", NULL);
-    g_autofree char *resume = g_build_filename(dir, "resume", NULL);
-    FILE *out = fopen(paused, "we");
-    if (out != NULL) {
-        const char *temp = caback_atomic_file_temp_path(file);
-        fprintf(out, "paused %s\n", temp != NULL ? temp : "(unnamed)");
-        fclose(out);
-    }
-    FILE *in = fopen(resume, "re");
-    if (in != NULL) {
-        char line[64];
-        (void)fgets(line, sizeof line, in);
-        fclose(in);
-    }
-}
-
-/* The largest backup read back for verification. */
-#define BACKUP_MAX_BYTES ((gsize)1 << 30)
-
-/* Write the selection to a temporary file next to the output, verify it there, then put it in
- * place. The temporary file stays open from writing to linking: the bytes verified are read
- * from that descriptor, the SHA-256 recorded (*@sha256, when verified) is of those same bytes,
- * and the file linked is that descriptor's, so that nothing swapped in by name meanwhile is
- * verified, recorded or put in place. Putting it in place and recording it as the latest backup
- * happen under a lock on the folder, so that concurrent backups to one file record the file
- * that ends up there. Any failure removes the temporary file and leaves an existing output
- * untouched. */
-static gboolean write_backup(BackupRun *run, CabackDb *db, CabackBackupSelection *sel,
-                             CabackP12Writer *writer, CabackBackupReport *report, char **sha256,
-                             gboolean *latest_updated, GError **error)
-{
-    CabackBackupProgress progress = progress_line;
-    CabackAtomicFlags flags = run->o->allow_shared_folder ? 0 : CABACK_ATOMIC_PRIVATE_FOLDER;
-
-    g_autoptr(CabackAtomicFile) file =
-        caback_atomic_file_open(run->o->output, 0600, (uid_t)-1, (gid_t)-1, flags, error);
-    if (file == NULL)
-        return FALSE;
-    g_autoptr(GBytes) bytes =
-        caback_backup_encode_writer(db, sel, writer, progress, NULL, error);
-    if (bytes == NULL)
-        return FALSE;
-    gsize len = 0;
-    const void *data = g_bytes_get_data(bytes, &len);
-    if (!caback_atomic_file_write(file, data, len, error))
-        return FALSE;
-    g_clear_pointer(&bytes, g_bytes_unref);
-    if (!run->o->no_verify) {
-        g_autoptr(GBytes) written = caback_atomic_file_read_back(file, BACKUP_MAX_BYTES, error);
-        if (written == NULL ||
-            !caback_backup_verify_bytes(sel, written, run->o->output, run->password, writer,
-                                        progress, NULL, report, error))
-            return FALSE;
-        /* Only a verified backup may become the one "restore automatic" picks; the digest lets
-         * it (and verify) tell later that the file is still the one written. */
-        if ((*sha256 = caback_digest_bytes_sha256_hex(written, error)) == NULL)
-            return FALSE;
-    }
-    test_pause(file);
-
-    int lock = dup(caback_atomic_file_dirfd(file));
-    if (lock >= 0)
-        (void)flock(lock, LOCK_EX);
-    gboolean ok = caback_atomic_file_commit(g_steal_pointer(&file), run->o->force, error);
-    if (ok && *sha256 != NULL) {
-        g_autoptr(GError) e = NULL;
-        caback_log_record_set_file_sha256(run->rec, *sha256);
-        *latest_updated = caback_state_set_latest_backup(run->o->output, *sha256, &e);
-        if (!*latest_updated)
-            caback_cli_log_warning(run->rec,
-                                   "%s was written and verified, but latest_backup could not be "
-                                   "updated to point at it: %s",
-                                   run->o->output, e->message);
-    }
-    if (lock >= 0)
-        close(lock);
-    return ok;
-}
-
-/* The writer of the file; its key derivations (and, unless --no-verify, those that reading
- * the file back needs) start now, in the background. */
-static CabackP12Writer *start_writer(BackupRun *run, GError **error)
-{
-    CabackP12Writer *writer = caback_p12_writer_new(&run->write, run->password, error);
-    if (writer != NULL && !run->o->no_verify)
-        caback_p12_writer_prepare_verify(writer);
-    return writer;
+    BackupRun *run = data;
+    caback_cli_log_warning(run->rec, "%s", message);
 }
 
 static gboolean run_backup(BackupRun *run, GError **error)
 {
     BackupOptions *o = run->o;
-    CabackBackupReport report = {0};
-    g_autofree char *result = NULL;
+    CabackBackupResult result = {0};
+    g_autofree char *summary = NULL;
 
-    g_autofree char *sha256 = NULL;
-    gboolean latest_updated = FALSE;
-
-    CabackDb *db = caback_cli_open_db(run->common, TRUE, error);
-    if (db == NULL)
+    run->db = caback_cli_open_db(run->common, TRUE, error);
+    if (run->db == NULL)
         return FALSE;
-    caback_cli_log_database(run->rec, db);
+    caback_cli_log_database(run->rec, run->db);
 
-    gboolean ok = FALSE;
-    g_autoptr(CabackP12Writer) writer = NULL;
-    g_autoptr(CabackBackupSelection) sel = NULL;
-    /* With the password known already, the slow derivations run while the keys are chosen and
-     * read; a password asked at the prompt comes after the summary of what will be written. */
-    if (run->password != NULL && (writer = start_writer(run, error)) == NULL)
-        goto close;
-    sel = caback_backup_select_full(db, (const char *const *)run->nicknames, o->certs_only, error);
-    if (sel == NULL)
-        goto close;
-    for (guint i = 0; i < sel->keys->len; i++) {
-        const CabackBackupKey *k = sel->keys->pdata[i];
-        caback_log_record_add_key(run->rec, k->nickname, k->info->id_hex, k->info->dogtag_id);
+    CabackBackupRunOptions options = {.db = run->db,
+                                      .output = o->output,
+                                      .nicknames = (const char *const *)run->nicknames,
+                                      .certs_only = o->certs_only,
+                                      .write = run->write,
+                                      .password = run->password,
+                                      .force = o->force,
+                                      .no_verify = o->no_verify,
+                                      .allow_shared_folder = o->allow_shared_folder};
+    CabackBackupHooks hooks = {on_selected, ask_p12_password, on_warning, run};
+    gboolean ok = caback_backup_run(&options, &hooks, &result, error);
+    if (ok) {
+        if (result.sha256 != NULL)
+            caback_log_record_set_file_sha256(run->rec, result.sha256);
+        Summary s = {.output = o->output,
+                     .write = &run->write,
+                     .verified = result.verified,
+                     .report = &result.report,
+                     .sha256 = result.sha256,
+                     .latest_updated = result.latest_updated};
+        summary = run->common->json ? summary_json(run->db, result.selection, &s)
+                                    : summary_text(result.selection, &s);
     }
-
-    add_weak_key_warnings(sel);
-    if (!run->common->json) {
-        g_autofree char *text = selection_text(db, sel, o->output);
-        caback_cli_info("%s", g_strchomp(text));
-    }
-    for (guint i = 0; i < sel->warnings->len; i++)
-        caback_cli_log_warning(run->rec, "%s", (const char *)sel->warnings->pdata[i]);
-
-    if (run->password == NULL) {
-        run->password = ask_p12_password(error);
-        if (run->password == NULL ||
-            !check_empty_password(run->password, "given at the prompt", error))
-            goto close;
-    }
-
-    if (writer == NULL && (writer = start_writer(run, error)) == NULL)
-        goto close;
-    if (!write_backup(run, db, sel, writer, &report, &sha256, &latest_updated, error))
-        goto close;
-
-    Summary s = {.output = o->output,
-                 .write = &run->write,
-                 .verified = !o->no_verify,
-                 .report = &report,
-                 .sha256 = sha256,
-                 .latest_updated = latest_updated};
-    result = run->common->json ? summary_json(db, sel, &s) : summary_text(sel, &s);
-    ok = TRUE;
-close:
-    caback_backup_report_clear(&report);
-    /* The selection and the writer hold NSS references: release them before NSS shuts down. */
-    g_clear_pointer(&sel, caback_backup_selection_free);
-    g_clear_pointer(&writer, caback_p12_writer_free);
-    if (!caback_db_close(db, ok ? error : NULL))
+    /* The selection holds NSS references: release them before NSS shuts down. */
+    caback_backup_result_clear(&result);
+    if (!caback_db_close(g_steal_pointer(&run->db), ok ? error : NULL))
         ok = FALSE;
     if (ok && run->common->json)
-        caback_cli_json_print(result);
+        caback_cli_json_print(summary);
     else if (ok)
-        caback_cli_info("%s", g_strchomp(result));
+        caback_cli_info("%s", g_strchomp(summary));
     return ok;
 }
 
@@ -596,7 +457,6 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
     BackupOptions o = {0};
     CabackCommonOptions common = {0};
     BackupRun run = {.o = &o, .common = &common};
-    g_autofree char *folder = NULL;
     gboolean ok = FALSE;
     const GOptionEntry entries[] = {
         {"output", 'o', 0, G_OPTION_ARG_FILENAME, &o.output,
@@ -717,33 +577,8 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
                                o.output, o.output);
         goto out;
     }
-    folder = g_path_get_dirname(o.output);
-    if (!g_file_test(folder, G_FILE_TEST_IS_DIR)) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                    "cannot write %s: folder %s does not exist; create it first", o.output, folder);
+    if (!caback_backup_check_output(o.output, o.force, o.allow_shared_folder, error))
         goto out;
-    }
-    /* Checked again on the descriptor the file is written through; saying it now spares the
-     * user the password and the key derivations. */
-    if (!o.allow_shared_folder) {
-        int dirfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        gboolean private_ok = dirfd >= 0 && caback_folder_check_private(dirfd, folder, error);
-        if (dirfd >= 0)
-            close(dirfd);
-        if (dirfd < 0)
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot open folder %s: %s", folder,
-                        g_strerror(errno));
-        if (!private_ok)
-            goto out;
-    }
-    /* Checked again, atomically, when the file is put in place; saying it now spares the user
-     * the key derivations. */
-    if (!o.force && g_file_test(o.output, G_FILE_TEST_EXISTS)) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
-                    "%s already exists; it was left untouched (use --force to replace it)",
-                    o.output);
-        goto out;
-    }
 
     if (o.p12_password_file != NULL || o.p12_password_env != NULL) {
         CabackPasswordSource source = {.file = o.p12_password_file,
