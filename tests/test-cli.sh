@@ -16,6 +16,7 @@ for verb in listkeys keyid fix-clone-ids; do
     expect_grep "help names $verb" "^  $verb " "$OUT"
 done
 expect_grep "help documents the exit codes" '3 wrong password' "$OUT"
+expect_no_grep "help does not list the internal check-stored-keys" 'check-stored-keys' "$OUT"
 
 expect_status 2 "unknown verb" "$CABACK" frobnicate
 expect_grep "unknown verb is named" '"frobnicate"' "$ERR"

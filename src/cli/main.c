@@ -17,6 +17,7 @@ typedef struct {
     const char *name;
     CabackCommandFunc handler;
     const char *summary;
+    gboolean hidden; /* an internal helper: runs, and has help, but caback help does not list it */
 } CabackCommand;
 
 static const CabackCommand commands[] = {
@@ -35,7 +36,7 @@ static const CabackCommand commands[] = {
     {"verify", caback_cmd_verify,
      "The restore drill: prove a backup restorable in a throwaway database"},
     {"check-stored-keys", caback_cmd_check_stored_keys,
-     "(used by restore) Check the keys a restore stored, as a second reader"},
+     "(used by restore) Check the keys a restore stored, as a second reader", TRUE},
     {NULL, NULL, NULL}};
 
 /* Windows certutil-style verbs, accepted for compatibility. */
@@ -61,7 +62,8 @@ static void print_usage(FILE *out)
                  "Back up, restore and repair the keys of a certificate authority.\n\n"
                  "Verbs:\n");
     for (int i = 0; commands[i].name != NULL; i++)
-        fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
+        if (!commands[i].hidden)
+            fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nWindows certutil forms:");
     for (int i = 0; aliases[i].alias != NULL; i++)
         fprintf(out, " %s (= %s)", aliases[i].alias, aliases[i].verb);
