@@ -138,7 +138,7 @@ typedef struct {
     guint changes;    /* entries that change the database */
     gboolean non_extractable; /* import keys with CKA_EXTRACTABLE false (--non-extractable) */
     guint weak_refusals; /* (Addition.) certificates with weak_refused set: apply refuses the plan */
-    struct CabackRestorePlanning *planning; /* private to restore.c: the lookups that keep
+    struct CabackRestorePlanning *planning; /* private to restore-plan.c: the lookups that keep
                                                planning linear in the number of certificates */
 } CabackRestorePlan;
 
