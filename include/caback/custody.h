@@ -14,7 +14,6 @@
  *   CMS        caback_share_envelope (encrypt to a custodian), caback_share_envelope_open
  *   files      caback_custody_write_shares (the N files of a backup), caback_share_read (a text
  *              or .p7m share file), caback_share_write_text (share-open -o)
- *              (the CMS and file layers follow in their own commit, src/lib/custody-cms.c)
  *   validation caback_custody_shares_check (before any derivation), then
  *              caback_custody_password_from_shares (check + combine + password text)
  *
@@ -143,6 +142,52 @@ CabackShare *caback_share_record_decode(const char *data, gsize len, const char 
 
 /* SHA-256 of @cert's DER, 32 bytes into @out. */
 void caback_custody_cert_sha256(CERTCertificate *cert, guint8 out[32]);
+
+/* Why @cert cannot receive a share (caback_share_envelope would fail on it), or NULL: its key is
+ * neither RSA nor EC on a curve NSS supports. Caller frees. (Expiry and key usage are policy,
+ * checked by the caller with its --force.) */
+char *caback_custody_certificate_unsupported(CERTCertificate *cert);
+
+/* A CMS EnvelopedData (DER) of caback_share_record_encode(@share) encrypted to @custodian:
+ * content AES-256-CBC under a fresh key; RSA: KeyTransRecipientInfo with id-RSAES-OAEP (SHA-256,
+ * MGF1-SHA-256), EC: KeyAgreeRecipientInfo with an ephemeral key, dhSinglePass-stdDH-sha256kdf-
+ * scheme and id-aes256-wrap. The recipient is named by issuer and serial number. @share's
+ * custodian fields are ignored: the record states @custodian's fingerprint. NSS must be open. */
+GBytes *caback_share_envelope(const CabackShare *share, CERTCertificate *custodian,
+                              GError **error);
+
+/* Decrypt a share EnvelopedData (@der; RSA-OAEP SHA-256 / SHA-1, RSA PKCS#1 v1.5, ECDH with
+ * SHA-1/224/256/384/512 KDF and AES key wrap, as caback and OpenSSL write them) with a private
+ * key of @slot (NULL: any token NSS knows) whose certificate is a recipient, and decode its
+ * record. @wincx is passed to NSS for logins (the CabackDb). Fails with CABACK_ERROR_NOT_FOUND
+ * when no recipient's key is there (naming the recipients), CABACK_ERROR_BAD_PASSWORD when the
+ * content is damaged or not a share record. */
+CabackShare *caback_share_envelope_open(GBytes *der, const char *source, PK11SlotInfo *slot,
+                                        void *wincx, GError **error);
+
+/* Split @secret for the archive @archive_path (SHA-256 @archive_sha256) M-of-N with @threshold
+ * and N = @count = number of @custodians, and write each share's envelope to
+ * caback_share_file_name(archive_path, i, N), mode 0600, atomically: all N files are written to
+ * temporary files first and renamed only when all are complete, so a failure leaves none of them.
+ * Existing files are refused (CABACK_ERROR_CONFLICT) unless @replace. *@paths (may be NULL)
+ * receives the N file names in index order; *@fingerprints (may be NULL) their custodians'
+ * SHA-256 fingerprints as hex, for the run log. */
+gboolean caback_custody_write_shares(const char *archive_path, const CabackSecret *secret,
+                                     guint threshold, CERTCertificate *const *custodians,
+                                     guint count, const guint8 *archive_sha256, gboolean replace,
+                                     GPtrArray **paths, GPtrArray **fingerprints, GError **error);
+
+/* Read one share from @path: a .p7m share (DER, first byte 0x30) is opened with the keys of
+ * @db (its token; CABACK_ERROR_USAGE saying to give -d when @db is NULL); anything else is taken
+ * as a text share (its first line). The file is opened with O_NOFOLLOW, must be a regular file
+ * of at most CABACK_SHARE_FILE_MAX bytes; its contents are wiped from memory after use. */
+CabackShare *caback_share_read(const char *path, CabackDb *db, GError **error);
+
+/* Write caback_share_to_text(@share) and "\n" to @path: mode 0600, temporary file in the same
+ * folder renamed when complete; an existing @path is refused (CABACK_ERROR_CONFLICT) unless
+ * @replace. */
+gboolean caback_share_write_text(const char *path, const CabackShare *share, gboolean replace,
+                                 GError **error);
 
 /* "<archive>.share-<i>-of-<N>.p7m": the file of share @index of @count for @archive_path. */
 char *caback_share_file_name(const char *archive_path, guint index, guint count);
