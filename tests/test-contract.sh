@@ -255,7 +255,7 @@ if [ -s "$TEST_TMP/seen-status.txt" ]; then
     done >"$TEST_TMP/table.txt"
     expect_no_grep "every exit status seen is in its verb's table (caback help VERB)" '^missing' "$TEST_TMP/table.txt"
 fi
-for verb in listkeys keyid fix-clone-ids backup sign verify-signature list restore verify check-stored-keys; do
+for verb in listkeys keyid fix-clone-ids backup sign verify-signature list restore verify share-open check-stored-keys; do
     run "$CABACK" help "$verb"
     expect_grep "help $verb prints the exit-status table" '^Exit status \(each code means the same in every verb' "$OUT"
     codes=$(sed -n 's/^  \([0-9]\)  .*/\1/p' "$OUT" | tr '\n' ' ' | sed 's/ $//')

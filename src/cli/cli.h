@@ -23,6 +23,7 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error);
 gboolean caback_cmd_restore(int argc, char **argv, GError **error);
 gboolean caback_cmd_verify(int argc, char **argv, GError **error);
 gboolean caback_cmd_check_stored_keys(int argc, char **argv, GError **error);
+gboolean caback_cmd_share_open(int argc, char **argv, GError **error);
 
 /* Options shared by the verbs (filled by GOptionContext). */
 typedef struct {

@@ -142,6 +142,11 @@ static const struct {
      {"0  complete and restorable",
       "1  not restorable (stale, damaged, a key that does not sign) or another failure",
       "2  usage error", "3  wrong PKCS#12 password or database password", NULL}},
+    {"share-open",
+     {"0  the share was printed or written", "1  failure (no key here opens the share, a file "
+      "is missing)", "2  usage error",
+      "3  wrong database password or token PIN, or the file is damaged or not a share",
+      "4  the -o file exists (--force replaces it)", NULL}},
     {"check-stored-keys",
      {"0  the requests were answered", "1  failure", "2  usage error",
       "3  wrong database password or token PIN", NULL}},

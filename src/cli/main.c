@@ -35,6 +35,8 @@ static const CabackCommand commands[] = {
      "Restore a PKCS#12 file into an NSS database: plan first, all or nothing"},
     {"verify", caback_cmd_verify,
      "The restore drill: prove a backup restorable in a throwaway database"},
+    {"share-open", caback_cmd_share_open,
+     "Decrypt your share of a split backup password with your certificate's key"},
     {"check-stored-keys", caback_cmd_check_stored_keys,
      "(used by restore) Check the keys a restore stored, as a second reader", TRUE},
     {NULL, NULL, NULL}};
