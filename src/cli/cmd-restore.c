@@ -7,22 +7,13 @@
 #include "cli-log.h"
 #include "cli.h"
 
-#include <caback/cms.h>
-#include <caback/cscfg.h>
-#include <caback/digest.h>
-#include <caback/freshness.h>
-#include <caback/log.h>
-
-#include <caback/keys.h>
-
 #include <caback/json.h>
+#include <caback/keys.h>
+#include <caback/log.h>
 #include <caback/names.h>
-#include <caback/nss-util.h>
-#include <caback/restore.h>
+#include <caback/restore-run.h>
 #include <caback/secret.h>
-#include <caback/stored-key-check.h>
 
-#include <signal.h>
 #include <string.h>
 
 typedef struct {
@@ -314,51 +305,12 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
 }
 
 /* What the signature step found, for the output and the log. */
-typedef struct {
-    char *path;      /* FILE.sig */
-    gboolean exists; /* there is one */
-    gboolean checked;
-    char *sha256; /* the file's digest the signature was checked against (when checked) */
-    const char *status_word; /* "checked", "none" or "skipped" once decided */
-    char *status;            /* the whole status after "signature: " */
-    char *signers; /* their subjects, "; "-separated (when checked) */
-    char *signing_time;    /* the first signer's stated time (ISO 8601 UTC), or NULL */
-    char *checked_at;      /* the time the signer's chain was checked at, or NULL */
-    gboolean at_signing_time; /* that was the signing time (--at-signing-time), not now */
-} SignatureCheck;
-
-static void signature_check_clear(SignatureCheck *sc)
+static void print_json(const CabackRestoreRun *run, const char *result)
 {
-    g_free(sc->path);
-    g_free(sc->sha256);
-    g_free(sc->status);
-    g_free(sc->signers);
-    g_free(sc->signing_time);
-    g_free(sc->checked_at);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SignatureCheck, signature_check_clear)
-
-/* The backup's date and what the run log says about newer backups of its database. */
-typedef struct {
-    char *time;        /* the signing time, else the time of its record in the run log */
-    const char *source; /* "signing time", "run log" (static), or NULL when unknown */
-    char *log;         /* the JSON-lines log read */
-    GPtrArray *records; /* CabackBackupRecord* of that log */
-    CabackFreshness freshness; /* pointing into records */
-} BackupDate;
-
-static void backup_date_clear(BackupDate *bd)
-{
-    g_free(bd->time);
-    g_free(bd->log);
-    g_clear_pointer(&bd->records, g_ptr_array_unref);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(BackupDate, backup_date_clear)
-
-static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const char *result,
-                       gboolean dry_run, gboolean created, const SignatureCheck *sc,
-                       const BackupDate *bd)
-{
+    const CabackRestorePlan *plan = run->plan;
+    const CabackDb *db = run->db;
+    const CabackRestoreSignature *sc = &run->signature;
+    const CabackRestoreBackupDate *bd = &run->date;
     g_autoptr(CabackJson) json = caback_json_new();
 
     g_autofree char *absolute = g_canonicalize_filename(plan->path, NULL);
@@ -396,8 +348,8 @@ static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const 
     }
     caback_json_string(json, "database", db->dir);
     caback_json_string(json, "token", db->token_name);
-    caback_json_bool(json, "dry_run", dry_run);
-    caback_json_bool(json, "created", created);
+    caback_json_bool(json, "dry_run", run->options->dry_run);
+    caback_json_bool(json, "created", run->created);
     caback_json_string(json, "result", result);
     caback_json_int(json, "conflicts", plan->conflicts);
     caback_json_int(json, "changes", plan->changes);
@@ -405,234 +357,6 @@ static void print_json(const CabackRestorePlan *plan, const CabackDb *db, const 
     json_plan(json, plan);
     caback_json_end_object(json);
     caback_cli_json_print(caback_json_text(json));
-}
-
-/* ---- databases ---- */
-
-static gboolean db_exists(const char *dir)
-{
-    static const char *const names[] = {"cert9.db", "cert8.db"};
-
-    for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
-        g_autofree char *path = g_build_filename(dir, names[i], NULL);
-        if (g_file_test(path, G_FILE_TEST_EXISTS))
-            return TRUE;
-    }
-    return FALSE;
-}
-
-/* The name of a file in the folder @dir other than what an interrupted --create leaves (its
- * staging folder, key4.db moved in before cert9.db: the library finishes or refuses those with
- * its own words), or NULL (also when @dir cannot be read: @error is then set). Caller frees. */
-static char *first_other_file(const char *dir, GError **error)
-{
-    g_autoptr(GError) local = NULL;
-    g_autoptr(GDir) d = g_dir_open(dir, 0, &local);
-    const char *name;
-
-    if (d == NULL) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read the folder %s: %s", dir,
-                    local->message);
-        return NULL;
-    }
-    while ((name = g_dir_read_name(d)) != NULL)
-        if (!g_str_has_prefix(name, ".caback-new-db-") && strcmp(name, "key4.db") != 0)
-            return g_strescape(name, NULL);
-    return NULL;
-}
-
-/* For --dry-run --create on a missing database: plan against an empty token, creating nothing. */
-static CabackDb *open_nothing(const char *dir, GError **error)
-{
-    g_autoptr(CabackDb) db = g_new0(CabackDb, 1);
-
-    db->dir = g_canonicalize_filename(dir, NULL);
-    db->spec = g_strdup_printf("sql:%s", db->dir);
-    db->context =
-        NSS_InitContext("", "", "", "", NULL,
-                        NSS_INIT_READONLY | NSS_INIT_NOCERTDB | NSS_INIT_NOMODDB |
-                            NSS_INIT_FORCEOPEN | NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE);
-    if (db->context == NULL) {
-        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot start NSS without a database");
-        return NULL;
-    }
-    db->slot = PK11_GetInternalKeySlot();
-    db->token_name = g_strdup("NSS Certificate DB");
-    return g_steal_pointer(&db);
-}
-
-static gboolean create_db(const char *dir, const CabackCommonOptions *common, gboolean *created,
-                          gboolean *created_dir, GError **error)
-{
-    CabackPasswordSource source = {.file = common->password_file, .env_var = common->password_env};
-    g_autofree char *what = g_strdup_printf("new password for the NSS database %s", dir);
-
-    if (!caback_cscfg_token_is_internal(common->token)) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "--create makes an NSS database, not token \"%s\"; create the database "
-                    "first, or restore into the internal token",
-                    common->token);
-        return FALSE;
-    }
-    g_autoptr(CabackSecret) password = caback_password_read(&source, "internal", what, TRUE, error);
-    if (password == NULL)
-        return FALSE;
-    if (!caback_restore_create_db(dir, password, created_dir, error))
-        return FALSE;
-    *created = TRUE;
-    caback_cli_info("Created NSS database %s%s", dir,
-                    password->len == 0 ? " (without a password)" : "");
-    return TRUE;
-}
-
-/* caback_cli_open_db, with the database's own token logged in before the selected one (see
- * caback_restore_login_internal). */
-static CabackDb *open_db(const CabackCommonOptions *common, gboolean read_only, GError **error)
-{
-    CabackDbOptions options = {
-        .dbdir = common->dbdir,
-        .token = common->token,
-        .module = common->module,
-        .password = {.file = common->password_file, .env_var = common->password_env},
-        .read_only = read_only,
-    };
-    caback_cli_db_lock_options(common, read_only, &options);
-    g_autoptr(CabackDb) db = caback_db_open(&options, error);
-    if (db == NULL || !caback_restore_login_internal(db, error) || !caback_db_login(db, error))
-        return NULL;
-    return g_steal_pointer(&db);
-}
-
-/* ---- the signature ---- */
-
-static char *format_unix(gint64 t)
-{
-    if (t < 0)
-        return NULL;
-    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
-    return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : NULL;
-}
-
-/* Decide the signature status of the run: printed, logged, and in --json (never silent). */
-static void signature_status(SignatureCheck *sc, CabackLogRecord *rec, const char *word,
-                             char *status)
-{
-    g_free(sc->status);
-    sc->status = status;
-    sc->status_word = word;
-    caback_log_record_set_signature(rec, status);
-    caback_cli_info("signature: %s", status);
-}
-
-/* Check FILE.sig, when there is one, before anything is read or changed: against the trust of
- * @db, or only the CA certificates of --signature-ca. A bad signature, a signer nobody trusts or
- * an unreadable signature file stops the restore. */
-static gboolean check_signature(const RestoreOptions *ro, const CabackSecret *data, CabackDb *db,
-                                CabackLogRecord *rec, SignatureCheck *sc, GError **error)
-{
-    sc->path = g_strconcat(ro->in, ".sig", NULL);
-    sc->exists = g_file_test(sc->path, G_FILE_TEST_EXISTS);
-    if (ro->no_signature_check) {
-        if (sc->exists)
-            caback_cli_log_warning(rec,
-                                   "signature %s was not checked (--no-signature-check): "
-                                   "nothing shows that %s is the file that was signed",
-                                   sc->path, ro->in);
-        if (ro->recorded_signed)
-            caback_cli_log_warning(rec,
-                                   "the recorded backup %s was signed (caback sign), but its "
-                                   "signature was not checked (--no-signature-check)",
-                                   ro->in);
-        signature_status(sc, rec, "skipped", g_strdup("skipped (--no-signature-check)"));
-        return TRUE;
-    }
-    if (!sc->exists) {
-        if (ro->signature_ca != NULL || ro->require_signature || ro->recorded_signed) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
-                        "%s has no signature %s, and %s; nothing was restored. Sign it with "
-                        "caback sign (or find its signature), or %s",
-                        ro->in, sc->path,
-                        ro->require_signature ? "--require-signature was given"
-                        : ro->signature_ca != NULL
-                            ? "--signature-ca was given"
-                            : "the recorded backup was signed (caback sign ran on it), so "
-                              "restore automatic requires its signature",
-                        ro->recorded_signed && !ro->require_signature
-                            ? "restore it without the check only if you trust it by other "
-                              "means (--no-signature-check)"
-                            : ro->require_signature ? "drop --require-signature"
-                                                    : "drop --signature-ca");
-            signature_status(sc, rec, "none", g_strdup("none"));
-            return FALSE;
-        }
-        caback_cli_detail("No signature %s: the file is checked by its MAC only.", sc->path);
-        signature_status(sc, rec, "none", g_strdup("none"));
-        return TRUE;
-    }
-
-    g_autoptr(CERTCertList) anchors = NULL;
-    g_autofree char *trust = NULL;
-    if (ro->signature_ca != NULL) {
-        if ((anchors = caback_cms_load_anchors(ro->signature_ca, error)) == NULL)
-            return FALSE;
-        trust = g_strdup_printf("CA file %s", ro->signature_ca);
-    } else {
-        trust = g_strdup_printf("NSS database %s", db->dir);
-    }
-    g_autoptr(CabackCmsVerification) v = NULL;
-    g_autoptr(GError) local = NULL;
-    /* The bytes that will be restored, not the file by its name. */
-    g_autoptr(GBytes) signed_bytes = g_bytes_new_static(data->data, data->len);
-    CabackCmsVerifyOptions options = {.path = ro->in,
-                                      .data = signed_bytes,
-                                      .sig_path = sc->path,
-                                      .anchors = anchors,
-                                      .trust = trust,
-                                      .wincx = db,
-                                      .at_signing_time = ro->at_signing_time};
-    if (!caback_cms_verify(&options, &v, &local)) {
-        g_set_error(error, CABACK_ERROR,
-                    local->domain == CABACK_ERROR && local->code == CABACK_ERROR_IO
-                        ? CABACK_ERROR_IO
-                        : CABACK_ERROR_FAILED,
-                    "the signature %s does not vouch for %s: %s. Nothing was restored. %s",
-                    sc->path, ro->in, local->message,
-                    ro->signature_ca != NULL
-                        ? "Check that the file and its signature are the ones you made, and "
-                          "that CERTFILE holds the CA of the signer"
-                        : "When this database does not hold the signer's CA (a new host), give "
-                          "it with --signature-ca CERTFILE; restore without the check only if "
-                          "you trust the file by other means (--no-signature-check)");
-        return FALSE;
-    }
-    GString *signers = g_string_new(NULL);
-    for (guint i = 0; i < v->signers->len; i++) {
-        const CabackCmsSigner *signer = v->signers->pdata[i];
-        if (signers->len > 0)
-            g_string_append(signers, "; ");
-        g_string_append(signers, signer->subject);
-    }
-    sc->signers = g_string_free(signers, FALSE);
-    sc->sha256 = g_strdup(v->sha256);
-    sc->checked = TRUE;
-    signature_status(sc, rec, "checked", g_strdup_printf("checked (signer %s)", sc->signers));
-    const CabackCmsSigner *first = v->signers->pdata[0];
-    sc->signing_time = format_unix(first->signing_time);
-    sc->checked_at = format_unix(first->checked_at);
-    sc->at_signing_time = first->at_signing_time;
-    /* Who signed and when, always: the date of what is about to be restored. */
-    caback_cli_info("Signature %s is valid: %s signed %s %s%s (SHA-256 %s), trusted by %s.",
-                    sc->path, sc->signers, ro->in,
-                    sc->signing_time != NULL ? "at " : "",
-                    sc->signing_time != NULL ? sc->signing_time : "(no signing time stated)",
-                    v->sha256, trust);
-    if (sc->at_signing_time)
-        caback_cli_log_warning(rec,
-                               "the signer of %s was checked at the signing time %s "
-                               "(--at-signing-time), not now: it may have expired or been "
-                               "replaced since",
-                               sc->path, sc->signing_time);
-    return TRUE;
 }
 
 /* ---- the verb ---- */
@@ -677,9 +401,6 @@ static gboolean windows_form(int *argc, char ***argv, GPtrArray *owned, char ***
  * folder, and refuse it when it is gone or its bytes are no longer those that were verified. */
 static gboolean resolve_automatic(RestoreOptions *ro, GError **error)
 {
-    g_autofree char *path = NULL, *recorded = NULL;
-    g_autoptr(GError) local = NULL;
-
     if (ro->in != NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "\"restore automatic\" takes the newest recorded backup; do not also give "
@@ -687,63 +408,9 @@ static gboolean resolve_automatic(RestoreOptions *ro, GError **error)
                     ro->in);
         return FALSE;
     }
-    if (!caback_state_get_latest_backup_full(&path, &recorded, &ro->recorded_signed, &local)) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
-                    "no newest backup is recorded (%s); run caback backup first, or give the "
-                    "file with: caback restore -i FILE",
-                    local->message);
-        return FALSE;
-    }
-    if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
-                    "the newest recorded backup %s is gone (moved or deleted); nothing was "
-                    "restored. Give the file with: caback restore -i FILE",
-                    path);
-        return FALSE;
-    }
     /* Its bytes are read once, later, and those very bytes are compared with the recorded
-     * SHA-256, checked against the signature and restored (see load_file). */
-    ro->recorded_sha256 = g_steal_pointer(&recorded);
-    ro->in = g_steal_pointer(&path);
-    return TRUE;
-}
-
-/* Read the file to restore once, into bounded memory (wiped when freed), and say which bytes
- * these are: the recorded SHA-256 of "restore automatic", the signature check and the restore
- * all judge them, so a file swapped by its name meanwhile changes nothing. */
-static CabackSecret *load_file(const RestoreOptions *ro, char **sha256, GError **error)
-{
-    g_autoptr(CabackSecret) data = caback_p12_load_file(ro->in, "PKCS#12 file", error);
-    if (data == NULL)
-        return NULL;
-    guint8 digest[SHA256_LENGTH];
-    if (data->len > G_MAXINT32 ||
-        PK11_HashBuf(SEC_OID_SHA256, digest, (const unsigned char *)data->data,
-                     (PRInt32)data->len) != SECSuccess) {
-        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute the SHA-256 of %s",
-                             ro->in);
-        return NULL;
-    }
-    g_autoptr(GBytes) bytes = g_bytes_new(digest, sizeof digest);
-    *sha256 = caback_digest_to_hex(bytes);
-    if (ro->recorded_sha256 != NULL) {
-        if (g_ascii_strcasecmp(*sha256, ro->recorded_sha256) != 0) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                        "the newest recorded backup %s changed since it was verified (SHA-256 "
-                        "%s, recorded %s); nothing was restored. Check the file, or restore it "
-                        "explicitly with: caback restore -i FILE",
-                        ro->in, *sha256, ro->recorded_sha256);
-            g_clear_pointer(sha256, g_free);
-            return NULL;
-        }
-        caback_cli_info("Restoring the newest recorded backup %s (SHA-256 %s, as verified)",
-                        ro->in, *sha256);
-    } else {
-        caback_cli_info("Read %s: %zu bytes, SHA-256 %s; the signature check and the restore "
-                          "use these bytes.",
-                          ro->in, (size_t)data->len, *sha256);
-    }
-    return g_steal_pointer(&data);
+     * SHA-256, checked against the signature and restored (caback_restore_run). */
+    return caback_restore_find_latest(&ro->in, &ro->recorded_sha256, &ro->recorded_signed, error);
 }
 
 static gboolean check_options(RestoreOptions *ro, int argc, char **argv, GError **error)
@@ -842,352 +509,153 @@ static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
         caback_log_record_add_option(rec, "--log", ro->log_path);
 }
 
-/* The backup's date (its signing time, else its record in the run log) and whether the run log
- * records a newer backup of the same database: a warning, or with --require-latest a refusal
- * (also when the date cannot be told). */
-static gboolean judge_freshness(const RestoreOptions *ro, const CabackRestorePlan *plan,
-                                const SignatureCheck *sc, CabackLogRecord *rec, BackupDate *bd,
-                                GError **error)
-{
-    g_autofree char *default_log = NULL;
-    const char *log_path = ro->log_path;
-    if (log_path == NULL)
-        log_path = default_log = caback_log_default_path(NULL);
-    g_autofree char *contents = NULL;
-    gsize len = 0;
-    g_autoptr(GError) unread = NULL;
-    if (log_path != NULL) {
-        bd->log = caback_log_json_path(log_path);
-        /* Only a log of this user's or root's: another user's file could claim anything. */
-        if (!caback_state_read_file(bd->log, (gsize)256 << 20, &contents, &len, &unread) &&
-            g_error_matches(unread, CABACK_ERROR, CABACK_ERROR_NOT_FOUND))
-            g_clear_error(&unread);
-    }
-    bd->records = contents != NULL ? caback_backup_records_parse(contents, len)
-                                   : g_ptr_array_new();
-    g_autoptr(GPtrArray) ids = g_ptr_array_new();
-    for (guint i = 0; i < plan->keys->len; i++) {
-        const CabackRestoreKey *k = plan->keys->pdata[i];
-        if (k->nss_id != NULL)
-            g_ptr_array_add(ids, k->nss_id);
-    }
-    g_ptr_array_add(ids, NULL);
-    bd->freshness = caback_freshness_judge(bd->records, plan->sha256,
-                                           (const char *const *)ids->pdata,
-                                           sc->checked ? sc->signing_time : NULL);
-    if (sc->checked && sc->signing_time != NULL) {
-        bd->time = g_strdup(sc->signing_time);
-        bd->source = "signing time";
-    } else if (bd->freshness.self != NULL) {
-        bd->time = g_strdup(bd->freshness.self->time);
-        bd->source = "run log";
-    }
+/* ---- the run, through the library ---- */
 
-    if (bd->time == NULL) {
-        g_autofree char *why = g_strdup_printf(
-            "%s is not signed (or its signature states no time) and no backup with its SHA-256 "
-            "is recorded in the run log %s%s%s",
-            ro->in, bd->log != NULL ? bd->log : "(none)", unread != NULL ? ": " : "",
-            unread != NULL ? unread->message : "");
-        if (ro->require_latest) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                        "--require-latest: cannot tell whether %s is the newest backup of its "
-                        "database: %s; nothing was restored. Sign backups (caback sign), keep "
-                        "the run log, or drop --require-latest",
-                        ro->in, why);
-            return FALSE;
-        }
-        caback_cli_info("Backup date: unknown (%s).", why);
-        return TRUE;
-    }
-    caback_cli_info("Backup date: %s (%s).", bd->time,
-                    g_strcmp0(bd->source, "signing time") == 0
-                        ? "the signing time of its signature"
-                        : "when caback backup wrote it, from the run log");
-    const CabackBackupRecord *newer = bd->freshness.newer;
-    if (newer == NULL)
-        return TRUE;
-    g_autofree char *what = g_strdup_printf(
-        "the run log %s records a newer backup of the same database%s%s: %s, made at %s "
-        "(SHA-256 %s); %s is from %s",
-        bd->log, newer->database != NULL ? " " : "",
-        newer->database != NULL ? newer->database : "", newer->file, newer->time, newer->sha256,
-        ro->in, bd->time);
-    if (ro->require_latest) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                    "--require-latest: %s; nothing was restored. Restore the newer backup "
-                    "(caback restore automatic), or drop --require-latest to go back to this "
-                    "one on purpose",
-                    what);
-        return FALSE;
-    }
-    caback_cli_log_warning(rec,
-                           "%s. Restore the newer one unless you mean to go back to this one "
-                           "(--require-latest refuses instead)",
-                           what);
-    return TRUE;
+typedef struct {
+    const RestoreOptions *ro;
+    const CabackCommonOptions *common;
+    CabackLogRecord *rec;
+} RestoreCli;
+
+static void on_message(CabackRunLevel level, const char *text, gpointer data)
+{
+    (void)data;
+    if (level == CABACK_RUN_INFO)
+        caback_cli_info("%s", text);
+    else if (level == CABACK_RUN_DETAIL)
+        caback_cli_detail("%s", text);
+    else
+        caback_cli_warning("%s", text);
 }
 
-/* "caback check-stored-keys" on @db (see include/caback/stored-key-check.h), or NULL when it
- * cannot run here: the restore then checks its keys itself, as thoroughly. */
-static CabackStoredKeyChecker *start_checker(const CabackDb *db)
+static void on_read_failed(const char *path, const char *sha256, GError **error, gpointer data)
 {
-    g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
-    g_autoptr(GError) why = NULL;
-    /* A checker that dies must not take the restore with it: writing to its pipe then fails
-     * with EPIPE instead of raising SIGPIPE. */
-    signal(SIGPIPE, SIG_IGN);
-    CabackStoredKeyChecker *checker =
-        exe != NULL ? caback_stored_key_checker_start(exe, db, &why) : NULL;
-    if (checker == NULL)
-        caback_cli_detail("The stored keys will be checked by this process only (%s)",
-                          why != NULL ? why->message : "its own program file cannot be found");
-    return checker;
+    const RestoreCli *cli = data;
+    caback_cli_explain_p12_failure(path, sha256, cli->ro->log_path, error);
+}
+
+static void on_planned(const CabackRestoreRun *run, gpointer data)
+{
+    const RestoreCli *cli = data;
+    if (!cli->common->json)
+        print_plan(run->plan, run->db, run->would_create);
+}
+
+/* What a restore that changed the database says. */
+static void print_restored(const CabackRestoreRun *run, const RestoreCli *cli)
+{
+    const CabackRestorePlan *plan = run->plan;
+    guint certs = 0, keys = 0, checked = 0, key_only = 0;
+
+    for (guint i = 0; i < plan->certs->len; i++) {
+        const CabackRestoreCert *c = plan->certs->pdata[i];
+        certs += c->action != CABACK_RESTORE_SKIP && c->action != CABACK_RESTORE_TRUST;
+    }
+    for (guint i = 0; i < plan->keys->len; i++) {
+        const CabackRestoreKey *k = plan->keys->pdata[i];
+        keys += k->action == CABACK_RESTORE_ADD;
+        checked += k->pair_checked;
+        key_only += k->action == CABACK_RESTORE_ADD && k->cert_index < 0;
+    }
+    caback_cli_info("Restored %u certificate(s) and %u key(s) into NSS database %s.", certs, keys,
+                    run->db->dir);
+    if (keys > 0 && !PK11_IsInternalKeySlot(run->db->slot) && !cli->ro->non_extractable)
+        warn_locked_keys(plan, run->db);
+    if (checked > 0)
+        caback_cli_info("%u certificate and key pair(s) checked: each key signs a test "
+                        "value its certificate verifies.",
+                        checked);
+    if (key_only > 0)
+        caback_cli_warning("%u key(s) came without a certificate in the file; they "
+                           "could not be checked against one, and a key whose "
+                           "certificate is not in the database either is not given a "
+                           "CS.cfg key ID",
+                           key_only);
+    print_key_ids(plan, cli->rec);
+}
+
+static void on_finished(const CabackRestoreRun *run, gpointer data)
+{
+    const RestoreCli *cli = data;
+    const char *word = NULL;
+
+    switch (run->outcome) {
+    case CABACK_RESTORE_OUTCOME_REFUSED:
+        word = "refused";
+        break;
+    case CABACK_RESTORE_OUTCOME_PLANNED:
+        caback_cli_info("Dry run: nothing was changed (%u change(s) and %u conflict(s) "
+                        "planned).",
+                        run->plan->changes, run->plan->conflicts);
+        word = "planned";
+        break;
+    case CABACK_RESTORE_OUTCOME_CONFLICT:
+        word = "conflict";
+        break;
+    case CABACK_RESTORE_OUTCOME_UNCHANGED:
+        caback_cli_info("Nothing to do: everything in %s is already in the database%s.",
+                        cli->ro->in,
+                        cli->ro->skip_unsupported
+                            ? " or skipped (--skip-unsupported; see the notes)"
+                            : "");
+        print_key_ids(run->plan, cli->rec);
+        word = "unchanged";
+        break;
+    case CABACK_RESTORE_OUTCOME_RESTORED:
+        print_restored(run, cli);
+        word = "restored";
+        break;
+    default:
+        return;
+    }
+    if (cli->common->json)
+        print_json(run, word);
 }
 
 static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions *common,
                             const CabackSecret *given, GHashTable *trust, CabackLogRecord *rec,
                             GError **error)
 {
-    g_autofree char *dir = NULL;
-    gboolean created = FALSE, created_dir = FALSE, would_create = FALSE;
+    RestoreCli cli = {ro, common, rec};
+    CabackRestoreHooks hooks = {on_message, on_read_failed, on_planned, on_finished, &cli};
+    g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
+    CabackRestoreRunOptions options = {
+        .db = {.dbdir = common->dbdir,
+               .token = common->token,
+               .module = common->module,
+               .password = {.file = common->password_file, .env_var = common->password_env}},
+        .path = ro->in,
+        .recorded_sha256 = ro->recorded_sha256,
+        .recorded_signed = ro->recorded_signed,
+        .password = given,
+        .password_source = {.file = ro->password_file, .env_var = ro->password_env},
+        .restore = {.on_conflict = ro->replace  ? CABACK_RESTORE_ON_CONFLICT_REPLACE
+                                   : ro->rename ? CABACK_RESTORE_ON_CONFLICT_RENAME
+                                                : CABACK_RESTORE_ON_CONFLICT_STOP,
+                    .trust = trust,
+                    .non_extractable = ro->non_extractable,
+                    .allow_weak_keys = ro->allow_weak_keys,
+                    .skip_unsupported = ro->skip_unsupported},
+        .create = ro->create,
+        .dry_run = ro->dry_run,
+        .signature_ca = ro->signature_ca,
+        .no_signature_check = ro->no_signature_check,
+        .require_signature = ro->require_signature,
+        .at_signing_time = ro->at_signing_time,
+        .allow_unauthenticated = ro->allow_unauthenticated,
+        .require_latest = ro->require_latest,
+        .log_path = ro->log_path,
+        .checker_program = exe,
+        .record = rec,
+    };
+    CabackRestoreResult result;
 
     /* --json: standard output carries the JSON document only. */
     if (common->json)
         caback_cli_verbosity = -1;
-
-    if (common->dbdir != NULL)
-        dir = g_strdup(g_str_has_prefix(common->dbdir, "sql:") ? common->dbdir + 4 : common->dbdir);
-    else if ((dir = caback_db_default_dir(error)) == NULL)
-        return FALSE;
-
-    CabackDb *db = NULL;
-    if (!db_exists(dir) && !g_str_has_prefix(dir, "dbm:")) {
-        g_autofree char *other = NULL;
-        gboolean folder = g_file_test(dir, G_FILE_TEST_IS_DIR);
-        if (!ro->create) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
-                        "NSS database %s %s; add --create to make it (its new "
-                        "password comes from -f FILE or --password-env VAR, or is asked twice), "
-                        "or create it with: certutil -N -d sql:%s",
-                        dir, folder ? "holds no NSS database (no cert9.db)" : "does not exist",
-                        dir);
-            return FALSE;
-        }
-        /* A new database goes into a new or empty folder only: a folder that holds other files
-         * is not the place the user thinks it is (a typo, or the wrong instance). */
-        if (folder && (other = first_other_file(dir, error)) != NULL) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
-                        "--create makes a new NSS database in a new or empty folder only, and "
-                        "%s holds other files (\"%s\") but no NSS database (no cert9.db); "
-                        "nothing was created. Give a new or empty folder, or -d the folder of "
-                        "the existing database",
-                        dir, other);
-            return FALSE;
-        }
-        if (error != NULL && *error != NULL)
-            return FALSE;
-        if (ro->dry_run) {
-            would_create = TRUE;
-            db = open_nothing(dir, error);
-        } else if (create_db(dir, common, &created, &created_dir, error)) {
-            db = open_db(common, FALSE, error);
-        }
-    } else {
-        db = open_db(common, ro->dry_run, error);
-    }
-    if (db == NULL) {
-        if (created) {
-            caback_restore_remove_created_db(dir, created_dir);
-            g_prefix_error(error, "the NSS database that --create made in %s was removed again: ",
-                           dir);
-        }
-        return FALSE;
-    }
-    caback_cli_log_database(rec, db);
-
-    /* The second reader of the last step starts now, so that its own opening of the database
-     * happens while the file's keys are derived. */
-    g_autoptr(CabackStoredKeyChecker) checker = NULL;
-    if (!ro->dry_run)
-        checker = start_checker(db);
-
-    gboolean ok = FALSE;
-    g_auto(SignatureCheck) sig = {0};
-    const SignatureCheck *sc = &sig;
-    CabackPasswordSource source = {.file = ro->password_file, .env_var = ro->password_env};
-    CabackRestoreOptions options = {
-        .on_conflict = ro->replace  ? CABACK_RESTORE_ON_CONFLICT_REPLACE
-                       : ro->rename ? CABACK_RESTORE_ON_CONFLICT_RENAME
-                                    : CABACK_RESTORE_ON_CONFLICT_STOP,
-        .trust = trust,
-        .non_extractable = ro->non_extractable,
-        .allow_weak_keys = ro->allow_weak_keys,
-        .skip_unsupported = ro->skip_unsupported,
-    };
-    CabackP12File *file = NULL;
-    CabackRestorePlan *plan = NULL;
-    g_autofree char *loaded_sha256 = NULL;
-    g_autoptr(CabackSecret) data = load_file(ro, &loaded_sha256, error);
-    if (data != NULL)
-        caback_log_record_set_file_sha256(rec, loaded_sha256);
-    if (data != NULL && check_signature(ro, data, db, rec, &sig, error))
-        plan = caback_restore_read_data(data, ro->in, given, &source, &file, error);
-    if (data != NULL && plan == NULL)
-        caback_cli_explain_p12_failure(ro->in, loaded_sha256, ro->log_path, error);
-    if (plan != NULL && file != NULL) {
-        caback_log_record_set_file_sha256(rec, plan->sha256);
-        /* What the reader tolerated (no MAC, trailing bytes...) is worth knowing before a
-         * restore. */
-        const CabackP12Info *info = caback_p12_file_info(file);
-        for (guint i = 0; i < info->warnings->len; i++)
-            caback_cli_log_warning(rec, "%s: %s", ro->in, (const char *)info->warnings->pdata[i]);
-        const char *integrity = caback_p12_integrity(info);
-        caback_log_record_set_integrity(rec, integrity);
-        caback_cli_info("integrity: %s", integrity);
-        /* A file with neither MAC nor checked signature can be made by anyone, with any
-         * certificate: refused, or restored without any trust it did not get from -t. */
-        if (info->mac == NULL && !sig.checked) {
-            if (!ro->allow_unauthenticated) {
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                            "%s is not authenticated: it has no MAC and no checked signature "
-                            "(integrity: none), so anyone could have made it, with any "
-                            "certificate in it; nothing was restored. Restore it only if you "
-                            "trust it by other means, with --allow-unauthenticated: then no "
-                            "certificate gets trust flags from the file or by its role, only "
-                            "those you give with -t NICKNAME=FLAGS",
-                            ro->in);
-                caback_restore_plan_free(g_steal_pointer(&plan));
-            } else {
-                options.unauthenticated = TRUE;
-                caback_cli_log_warning(rec,
-                                       "%s is not authenticated (no MAC, no checked signature); "
-                                       "restored because of --allow-unauthenticated, with trust "
-                                       "flags only from -t NICKNAME=FLAGS",
-                                       ro->in);
-            }
-        }
-        /* One read: the signature was checked on the bytes decoded. Should that ever change,
-         * this refuses rather than restores bytes nobody checked. */
-        if (sig.checked && g_ascii_strcasecmp(sig.sha256, plan->sha256) != 0) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                        "%s changed while it was being restored (SHA-256 %s when its signature "
-                        "was checked, %s when it was read); nothing was restored. Find out what "
-                        "writes to it, then run the restore again",
-                        ro->in, sig.sha256, plan->sha256);
-            caback_restore_plan_free(g_steal_pointer(&plan));
-        }
-    }
-    g_auto(BackupDate) bd = {0};
-    if (plan != NULL && !judge_freshness(ro, plan, sc, rec, &bd, error))
-        caback_restore_plan_free(g_steal_pointer(&plan));
-    gboolean planned = plan != NULL && caback_restore_plan(plan, would_create ? NULL : db,
-                                                            &options, error);
-    /* The keys of the file, with the nicknames the plan gave them. */
-    for (guint i = 0; plan != NULL && i < plan->keys->len; i++) {
-        const CabackRestoreKey *k = plan->keys->pdata[i];
-        if (k->nss_id != NULL && k->duplicate_of < 0)
-            caback_log_record_add_key(rec, k->nickname, k->nss_id, k->dogtag_id);
-    }
-    if (planned) {
-        if (!common->json)
-            print_plan(plan, db, would_create);
-
-        if (plan->weak_refusals > 0) {
-            /* Before conflicts: no option about nicknames can make a weak key trustworthy. */
-            if (common->json)
-                print_json(plan, db, "refused", ro->dry_run, created, sc, &bd);
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                        "%s%u certificate(s) of %s would get CA trust (C or T) although their "
-                        "key is weak (the plan says which and why); nothing was changed. Give "
-                        "them other trust with --trust NICKNAME=FLAGS, or accept the weak keys "
-                        "with --allow-weak-keys",
-                        ro->dry_run ? "dry run: " : "", plan->weak_refusals, ro->in);
-        } else if (ro->dry_run) {
-            caback_cli_info("Dry run: nothing was changed (%u change(s) and %u conflict(s) "
-                            "planned).",
-                            plan->changes, plan->conflicts);
-            if (common->json)
-                print_json(plan, db, "planned", TRUE, FALSE, sc, &bd);
-            /* The dry run answers with the status the real run would have, so that it can gate
-             * the change in a script. */
-            if (plan->conflicts > 0)
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
-                            "dry run: %u conflict(s) with what NSS database %s holds (the plan "
-                            "says what each is); the restore would stop here and change "
-                            "nothing. Use --replace or --rename for a nickname the database uses "
-                            "for another certificate",
-                            plan->conflicts, db->dir);
-            else
-                ok = TRUE;
-        } else if (plan->conflicts > 0) {
-            if (common->json)
-                print_json(plan, db, "conflict", FALSE, created, sc, &bd);
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
-                        "%u conflict(s) with what NSS database %s holds (the plan says what "
-                        "each is); nothing was changed. For a nickname the database uses for "
-                        "another certificate, use --replace to give it to the restored "
-                        "certificate (no private key is ever deleted) or --rename to restore "
-                        "under a new nickname",
-                        plan->conflicts, db->dir);
-        } else if (plan->changes == 0) {
-            caback_cli_info("Nothing to do: everything in %s is already in the database%s.", ro->in,
-                            ro->skip_unsupported ? " or skipped (--skip-unsupported; see the notes)"
-                                                 : "");
-            print_key_ids(plan, rec);
-            if (common->json)
-                print_json(plan, db, "unchanged", FALSE, created, sc, &bd);
-            ok = TRUE;
-        } else if (caback_restore_apply_checked(plan, db, checker, error)) {
-            guint certs = 0, keys = 0, checked = 0, key_only = 0;
-            for (guint i = 0; i < plan->certs->len; i++) {
-                const CabackRestoreCert *c = plan->certs->pdata[i];
-                certs += c->action != CABACK_RESTORE_SKIP && c->action != CABACK_RESTORE_TRUST;
-            }
-            for (guint i = 0; i < plan->keys->len; i++) {
-                const CabackRestoreKey *k = plan->keys->pdata[i];
-                keys += k->action == CABACK_RESTORE_ADD;
-                checked += k->pair_checked;
-                key_only += k->action == CABACK_RESTORE_ADD && k->cert_index < 0;
-            }
-            caback_cli_info("Restored %u certificate(s) and %u key(s) into NSS database %s.", certs,
-                            keys, db->dir);
-            if (keys > 0 && !PK11_IsInternalKeySlot(db->slot) && !ro->non_extractable)
-                warn_locked_keys(plan, db);
-            if (checked > 0)
-                caback_cli_info("%u certificate and key pair(s) checked: each key signs a test "
-                                "value its certificate verifies.",
-                                checked);
-            if (key_only > 0)
-                caback_cli_warning("%u key(s) came without a certificate in the file; they "
-                                   "could not be checked against one, and a key whose "
-                                   "certificate is not in the database either is not given a "
-                                   "CS.cfg key ID",
-                                   key_only);
-            print_key_ids(plan, rec);
-            if (common->json)
-                print_json(plan, db, "restored", FALSE, created, sc, &bd);
-            ok = TRUE;
-        }
-    }
-    if (plan != NULL)
-        caback_restore_plan_free(plan);
-    if (file != NULL)
-        caback_p12_file_free(file);
-    if (caback_stored_key_checker_problem(checker) != NULL)
-        caback_cli_detail("The second reader of the stored keys (caback check-stored-keys) stopped "
-                          "early, so this process checked the rest itself: %s",
-                          caback_stored_key_checker_problem(checker));
-    g_clear_pointer(&checker, caback_stored_key_checker_free);
-
-    /* Close even after a failure, but report the first error. */
-    ok = caback_db_close(db, ok ? error : NULL) && ok;
-    if (!ok && created) {
-        caback_restore_remove_created_db(dir, created_dir);
-        g_prefix_error(error, "the NSS database that --create made in %s was removed again: ",
-                       dir);
-    }
-    return ok;
+    /* Shared for a dry run, exclusive for a change. */
+    caback_cli_db_lock_options(common, ro->dry_run, &options.db);
+    return caback_restore_run(&options, &hooks, &result, error);
 }
 
 gboolean caback_cmd_restore(int argc, char **argv, GError **error)
