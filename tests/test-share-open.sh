@@ -61,6 +61,8 @@ expect_status 0 "split 3-of-5 for RSA and EC custodians" \
     "$TOOL" split "$ARCHIVE" 3 "$T/alice.pem" "$T/bob.pem" "$T/carol.pem" "$T/dave.pem" "$T/erin.pem"
 PASSWORD_SHA=$(sed -n 's/^password-sha256: //p' "$OUT")
 check "the split prints the password's digest, never the password" test ${#PASSWORD_SHA} -eq 64
+expect_grep "the shares handed back by the library rebuild the same password" \
+    "^rebuilt-password-sha256: $PASSWORD_SHA\$" "$OUT"
 for i in 1 2 3 4 5; do
     f=$ARCHIVE.share-$i-of-5.p7m
     expect_equal "share $i: file $(basename "$f") mode 0600" 600 "$(stat -c %a "$f" 2>/dev/null)"

@@ -169,13 +169,20 @@ CabackShare *caback_share_envelope_open(GBytes *der, const char *source, PK11Slo
  * and N = @count = number of @custodians, and write each share's envelope to
  * caback_share_file_name(archive_path, i, N), mode 0600, atomically: all N files are written to
  * temporary files first and renamed only when all are complete, so a failure leaves none of them.
- * Existing files are refused (CABACK_ERROR_CONFLICT) unless @replace. *@paths (may be NULL)
- * receives the N file names in index order; *@fingerprints (may be NULL) their custodians'
- * SHA-256 fingerprints as hex, for the run log. */
+ * Before the renames, each temporary file is read back and compared with the envelope meant for
+ * it, and the first M and the last M shares are combined and compared with @secret. The same
+ * certificate twice is refused (CABACK_ERROR_USAGE), and so is a key type that cannot receive a
+ * share (caback_custody_certificate_unsupported, CABACK_ERROR_FAILED). Existing files are refused
+ * (CABACK_ERROR_CONFLICT) unless @replace. On success, *@paths (may be NULL) receives the N file
+ * names in index order; *@fingerprints (may be NULL) the custodians' SHA-256 fingerprints as hex,
+ * for the run log; *@shares (may be NULL) the N shares as written (CabackShare, with custodian),
+ * so that the caller can prove that M of them open the archive
+ * (caback_custody_password_from_shares on any M of them) without the custodians' keys. */
 gboolean caback_custody_write_shares(const char *archive_path, const CabackSecret *secret,
                                      guint threshold, CERTCertificate *const *custodians,
                                      guint count, const guint8 *archive_sha256, gboolean replace,
-                                     GPtrArray **paths, GPtrArray **fingerprints, GError **error);
+                                     GPtrArray **paths, GPtrArray **fingerprints,
+                                     GPtrArray **shares, GError **error);
 
 /* Read one share from @path: a .p7m share (DER, first byte 0x30) is opened with the keys of
  * @db (its token; CABACK_ERROR_USAGE saying to give -d when @db is NULL); anything else is taken

@@ -913,14 +913,41 @@ CabackShare *caback_share_envelope_open(GBytes *der, const char *source, PK11Slo
 
 /* ---- files ---- */
 
+/* The first M and the last M shares of a new split give back @secret: a guard against a fault
+ * in the split itself, before any file is written. */
+static gboolean self_check(GPtrArray *shares, const CabackSecret *secret,
+                           const guint8 *archive_sha256, GError **error)
+{
+    const CabackShare *first = g_ptr_array_index(shares, 0);
+    guint m = first->threshold;
+    for (int pass = 0; pass < 2; pass++) {
+        g_autoptr(GPtrArray) some = g_ptr_array_new();
+        for (guint k = 0; k < m; k++)
+            g_ptr_array_add(some, g_ptr_array_index(shares, pass == 0 ? k : shares->len - m + k));
+        g_autoptr(CabackSecret) back = caback_custody_combine(some, archive_sha256, error);
+        if (back == NULL)
+            return FALSE;
+        if (back->len != secret->len || memcmp(back->data, secret->data, secret->len) != 0) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "the split does not give the password back (%u of its %u shares "
+                        "combined); no share file was written", m, shares->len);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
 gboolean caback_custody_write_shares(const char *archive_path, const CabackSecret *secret,
                                      guint threshold, CERTCertificate *const *custodians,
                                      guint count, const guint8 *archive_sha256, gboolean replace,
-                                     GPtrArray **paths, GPtrArray **fingerprints, GError **error)
+                                     GPtrArray **paths, GPtrArray **fingerprints,
+                                     GPtrArray **shares_out, GError **error)
 {
     g_autoptr(GPtrArray) shares = caback_custody_split(secret, threshold, count, archive_sha256,
                                                        error);
     if (shares == NULL)
+        return FALSE;
+    if (!self_check(shares, secret, archive_sha256, error))
         return FALSE;
     for (guint i = 0; i < count; i++)
         for (guint j = 0; j < i; j++)
@@ -942,11 +969,11 @@ gboolean caback_custody_write_shares(const char *archive_path, const CabackSecre
         CabackShare *share = g_ptr_array_index(shares, i);
         char *name = caback_share_file_name(archive_path, i + 1, count);
         g_ptr_array_add(names, name);
-        guint8 fp[32];
-        caback_custody_cert_sha256(custodians[i], fp);
+        caback_custody_cert_sha256(custodians[i], share->custodian_sha256);
+        share->has_custodian = TRUE;
         GString *hex = g_string_new(NULL);
         for (int k = 0; k < 32; k++)
-            g_string_append_printf(hex, "%02x", fp[k]);
+            g_string_append_printf(hex, "%02x", share->custodian_sha256[k]);
         g_ptr_array_add(prints, g_string_free(hex, FALSE));
         if (!replace && g_file_test(name, G_FILE_TEST_EXISTS)) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
@@ -964,6 +991,16 @@ gboolean caback_custody_write_shares(const char *archive_path, const CabackSecre
         const void *data = g_bytes_get_data(envelope, &len);
         if (!caback_atomic_file_write(files[i], data, len, error))
             goto out;
+        /* what the file holds is what was meant for it */
+        g_autoptr(GBytes) back = caback_atomic_file_read_back(files[i], len + 1, error);
+        if (back == NULL)
+            goto out;
+        if (!g_bytes_equal(back, envelope)) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "%s: the bytes read back differ from those written; no share file was "
+                        "written (check the disk)", name);
+            goto out;
+        }
     }
     /* every file is complete: now they appear */
     for (guint i = 0; i < count; i++) {
@@ -982,6 +1019,8 @@ gboolean caback_custody_write_shares(const char *archive_path, const CabackSecre
         *paths = g_steal_pointer(&names);
     if (fingerprints != NULL)
         *fingerprints = g_steal_pointer(&prints);
+    if (shares_out != NULL)
+        *shares_out = g_steal_pointer(&shares);
 out:
     for (guint i = 0; i < count; i++)
         caback_atomic_file_abort(files[i]);

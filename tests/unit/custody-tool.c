@@ -4,7 +4,9 @@
  * "backup --split" uses the same calls.
  *
  *   custody-tool split FILE M CERT...   writes FILE.share-I-of-N.p7m (CERT: PEM or DER), and
- *                                       prints "password-sha256: HEX" (never the password)
+ *                                       prints "password-sha256: HEX" (never the password) and
+ *                                       "rebuilt-password-sha256: HEX" from the last M shares
+ *                                       the library handed back
  *   custody-tool combine FILE [-d DIR [-f PASSFILE]] SHARE...
  *                                       prints "password-sha256: HEX" of the rebuilt password
  */
@@ -84,16 +86,27 @@ static gboolean split(int argc, char **argv, GError **error)
     g_autoptr(CabackSecret) secret = caback_custody_secret_new(error);
     if (secret == NULL)
         return FALSE;
-    g_autoptr(GPtrArray) paths = NULL, prints = NULL;
+    g_autoptr(GPtrArray) paths = NULL, prints = NULL, shares = NULL;
     if (!caback_custody_write_shares(argv[2], secret, (guint)g_ascii_strtoull(argv[3], NULL, 10),
                                      (CERTCertificate *const *)certs->pdata, count, sha, FALSE,
-                                     &paths, &prints, error))
+                                     &paths, &prints, &shares, error))
         return FALSE;
     for (guint i = 0; i < paths->len; i++)
         printf("share: %s custodian-sha256: %s\n", (char *)paths->pdata[i],
                (char *)prints->pdata[i]);
     g_autoptr(CabackSecret) password = caback_custody_password(secret);
     print_password_digest(password);
+    /* the shares handed back: the last M of them rebuild the same password (what backup's
+     * verification does before it opens the archive with it) */
+    const CabackShare *first = g_ptr_array_index(shares, 0);
+    g_autoptr(GPtrArray) some = g_ptr_array_new();
+    for (guint i = shares->len - first->threshold; i < shares->len; i++)
+        g_ptr_array_add(some, g_ptr_array_index(shares, i));
+    g_autoptr(CabackSecret) rebuilt = caback_custody_password_from_shares(some, sha, error);
+    if (rebuilt == NULL)
+        return FALSE;
+    printf("rebuilt-");
+    print_password_digest(rebuilt);
     return TRUE;
 }
 
