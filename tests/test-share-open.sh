@@ -195,6 +195,42 @@ expect_status 3 "a record encrypted to another custodian than it states is refus
     "$CABACK" share-open "$T/moved.p7m" -d "$T/carol" -f "$T/carol.pass" --log "$LOG"
 expect_grep "saying so" 'states another custodian certificate' "$ERR"
 
+# ---- a custodian's key on a token (SoftHSM2 as the smart card) ----
+if find_softhsm_lib && command -v softhsm2-util >/dev/null 2>&1 && command -v modutil >/dev/null 2>&1; then
+    CARD=$T/card-db
+    make_nssdb "$CARD"
+    make_softhsm_token card 'card pin 1'
+    modutil -dbdir "sql:$CARD" -add softhsm -libfile "$SOFTHSM_LIB" -force >/dev/null 2>&1
+    printf 'card pin 1\n' >"$T/card.pin"
+    printf 'internal=%s\nhardware-card=card pin 1\n' "$FIXTURE_DB_PASSWORD" >"$T/card.conf"
+    pk12util -i "$T/alice.p12" -d "sql:$CARD" -h card -k "$T/card.pin" -w "$T/alice.p12pass" \
+        >/dev/null 2>&1
+    check "fixture: alice's key and certificate are on the token" \
+        grep -q 'card:alice' <(certutil -L -d "sql:$CARD" -h card -f "$T/card.pin" 2>/dev/null)
+    # SoftHSM 2.6 does RSA-OAEP with SHA-1 only: OpenSSL's default OAEP envelope of the record
+    openssl cms -encrypt -binary -aes256 -in "$T/record-1.txt" -outform DER \
+        -out "$T/card-oaep-sha1.p7m" -recip "$T/alice.pem" -keyopt rsa_padding_mode:oaep 2>/dev/null
+    expect_status 0 "share-open --token finds the key on the token and opens the share" \
+        "$CABACK" share-open "$T/card-oaep-sha1.p7m" -d "$CARD" --token card -f "$T/card.conf" \
+        --log "$LOG"
+    expect_equal "with the same share" "$(cat "$T/typed-1.txt")" "$(grep '^CBK1-' "$OUT")"
+    expect_status 1 "the database's own token has no such key" \
+        "$CABACK" share-open "$T/card-oaep-sha1.p7m" -d "$CARD" -f "$T/card.conf" --log "$LOG"
+    # caback's own share (OAEP with SHA-256): opened where the token can, else a clear refusal
+    run "$CABACK" share-open "$ARCHIVE.share-1-of-5.p7m" -d "$CARD" --token card \
+        -f "$T/card.conf" --log "$LOG"
+    if [ "$STATUS" -eq 0 ] && [ "$(grep '^CBK1-' "$OUT")" = "$(cat "$T/typed-1.txt")" ]; then
+        ok "the token opens caback's RSA-OAEP SHA-256 share"
+    elif [ "$STATUS" -eq 1 ] && grep -q 'token "card" cannot decrypt .* RSA-OAEP (SHA-256' "$ERR"; then
+        ok "a token without RSA-OAEP SHA-256 is named as the reason (exit 1)"
+    else
+        not_ok "share-open on the token: exit $STATUS"
+        diag "$(cat "$ERR")"
+    fi
+else
+    skip "share-open with a key on a token" "SoftHSM2 or modutil not installed"
+fi
+
 # ---- the shares rebuild the password; fewer, mistyped and foreign shares do not ----
 expect_status 0 "three text shares rebuild the password" \
     "$TOOL" combine "$ARCHIVE" "$T/typed-1.txt" "$T/typed-3.txt" "$T/typed-5.txt"

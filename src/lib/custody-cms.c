@@ -338,6 +338,16 @@ static SECKEYPrivateKey *find_key(CERTCertificate *cert, PK11SlotInfo *slot, voi
     return PK11_FindKeyByAnyCert(cert, wincx);
 }
 
+/* The name of the token that holds @key when it is not NSS's own (softoken, which has every
+ * mechanism used here), else NULL. Caller frees. */
+static char *external_token(SECKEYPrivateKey *key)
+{
+    g_autoptr(PK11SlotInfo) slot = PK11_GetSlotFromPrivateKey(key);
+    if (slot == NULL || PK11_IsInternal(slot) || PK11_IsInternalKeySlot(slot))
+        return NULL;
+    return g_strdup(PK11_GetTokenName(slot));
+}
+
 /* ---- encryption ---- */
 
 /* The content key (AES-256, in NSS's internal token) and its IV; the content encrypted. */
@@ -688,9 +698,21 @@ static PK11SymKey *ktri_unwrap(PLArenaPool *arena, const CmsKtri *ktri, SECKEYPr
     SECItem oaep_item = {siBuffer, (unsigned char *)&oaep, sizeof oaep};
     PK11SymKey *cek = PK11_PubUnwrapSymKeyWithMechanism(key, CKM_RSA_PKCS_OAEP, &oaep_item, &enc,
                                                         CKM_AES_CBC_PAD, CKA_DECRYPT, cek_len);
-    if (cek == NULL)
-        caback_error_set_nss(error, CABACK_ERROR_BAD_PASSWORD,
-                             "cannot decrypt the key of %s (RSA-OAEP)", where);
+    if (cek == NULL) {
+        g_autofree char *token = external_token(key);
+        if (token != NULL)
+            /* a token without OAEP for this hash (SoftHSM 2.6 has SHA-1 only), not a damaged
+             * file */
+            caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                                 "token \"%s\" cannot decrypt the key of %s with RSA-OAEP "
+                                 "(%s, MGF1 with %s); the token may not offer that mechanism",
+                                 token, where, SECOID_FindOIDTagDescription(hash),
+                                 SECOID_FindOIDTagDescription(mgf_hash));
+        else
+            caback_error_set_nss(error, CABACK_ERROR_BAD_PASSWORD,
+                                 "cannot decrypt the key of %s (RSA-OAEP): the file is damaged "
+                                 "or was not made for this key", where);
+    }
     return cek;
 }
 
@@ -758,9 +780,18 @@ static PK11SymKey *kari_unwrap(PLArenaPool *arena, const CmsKari *kari,
         PK11_PubDeriveWithKDF(key, &peer, PR_FALSE, NULL, NULL, CKM_ECDH1_DERIVE,
                               CKM_NSS_AES_KEY_WRAP, CKA_UNWRAP, kek_len, kdf, shared, NULL);
     if (kek == NULL) {
-        caback_error_set_nss(error, CABACK_ERROR_BAD_PASSWORD,
-                             "cannot agree on the key of %s (ECDH with the key of \"%s\")",
-                             where, cert->subjectName);
+        g_autofree char *token = external_token(key);
+        if (token != NULL)
+            caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                                 "token \"%s\" cannot agree on the key of %s (ECDH with the key "
+                                 "of \"%s\" and the X9.63 KDF); the token may offer ECDH only "
+                                 "without a KDF",
+                                 token, where, cert->subjectName);
+        else
+            caback_error_set_nss(error, CABACK_ERROR_BAD_PASSWORD,
+                                 "cannot agree on the key of %s (ECDH with the key of \"%s\"): "
+                                 "the file is damaged",
+                                 where, cert->subjectName);
         return NULL;
     }
     SECItem enc = rek->encrypted_key;
