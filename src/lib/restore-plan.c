@@ -368,6 +368,25 @@ static gboolean trust_equal(const char *a, const char *b)
            (ta.objectSigningFlags & ~CERTDB_USER) == (tb.objectSigningFlags & ~CERTDB_USER);
 }
 
+/* The first "@old (restored N)" that no certificate of the database, no other certificate of
+ * the plan and (for another token) no certificate of the internal token holds: the name --rename
+ * gives @c. Caller frees. */
+static char *free_renamed(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCert *c,
+                          const char *old)
+{
+    gboolean same_subject;
+
+    for (guint n = 1;; n++) {
+        g_autofree char *candidate = caback_restore_renamed(old, n);
+        if (nickname_taken(plan, db, candidate) ||
+            planned_elsewhere(plan, c, candidate, &same_subject))
+            continue;
+        g_autofree char *clash = internal_name_clash(plan, db, c, candidate);
+        if (clash == NULL)
+            return g_steal_pointer(&candidate);
+    }
+}
+
 static void resolve_nickname_conflict(CabackRestorePlan *plan, CabackDb *db,
                                       const CabackRestoreOptions *options, CabackRestoreCert *c)
 {
@@ -388,17 +407,7 @@ static void resolve_nickname_conflict(CabackRestorePlan *plan, CabackDb *db,
         break;
     case CABACK_RESTORE_ON_CONFLICT_RENAME: {
         g_autofree char *old = g_steal_pointer(&c->nickname);
-        gboolean same_subject;
-        for (guint n = 1;; n++) {
-            g_autofree char *candidate = caback_restore_renamed(old, n);
-            g_autofree char *clash = NULL;
-            if (!nickname_taken(plan, db, candidate) &&
-                !planned_elsewhere(plan, c, candidate, &same_subject) &&
-                (clash = internal_name_clash(plan, db, c, candidate)) == NULL) {
-                c->nickname = g_steal_pointer(&candidate);
-                break;
-            }
-        }
+        c->nickname = free_renamed(plan, db, c, old);
         c->action = CABACK_RESTORE_RENAME;
         c->note = g_strdup_printf("the database has a different certificate named \"%s\"; "
                                   "restored as \"%s\"",
@@ -421,17 +430,7 @@ static void check_internal_name(CabackRestorePlan *plan, CabackDb *db,
         return;
     if (options != NULL && options->on_conflict == CABACK_RESTORE_ON_CONFLICT_RENAME) {
         g_autofree char *old = g_steal_pointer(&c->nickname);
-        gboolean same_subject;
-        for (guint n = 1;; n++) {
-            g_autofree char *candidate = caback_restore_renamed(old, n);
-            g_autofree char *other = NULL;
-            if (!nickname_taken(plan, db, candidate) &&
-                !planned_elsewhere(plan, c, candidate, &same_subject) &&
-                (other = internal_name_clash(plan, db, c, candidate)) == NULL) {
-                c->nickname = g_steal_pointer(&candidate);
-                break;
-            }
-        }
+        c->nickname = free_renamed(plan, db, c, old);
         c->action = CABACK_RESTORE_RENAME;
         g_free(c->note);
         c->note = g_strdup_printf(
