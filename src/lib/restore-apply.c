@@ -566,13 +566,29 @@ static guint key_ticket(guint i)
     return i + 1;
 }
 
-gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
-                                      CabackStoredKeyChecker *checker, GError **error)
-{
-    g_autoptr(GPtrArray) journal = g_ptr_array_new_with_free_func((GDestroyNotify)undo_step_free);
-    g_autoptr(GError) failure = NULL;
-    guint step = 0;
+/* One run of caback_restore_apply_checked: what it has changed so far (the journal) and the first
+ * failure, which stops it; each step below runs only while there is none. */
+typedef struct {
+    CabackRestorePlan *plan;
+    CabackDb *db;
+    CabackStoredKeyChecker *checker;
+    GPtrArray *journal; /* of UndoStep*: what the undo takes back */
+    guint step;         /* the points a test can make fail so far (injected_failure) */
+    GError *failure;
+} ApplyRun;
 
+/* FALSE, with run->failure saying @what failed, when a test makes this point fail. */
+static gboolean step_allowed(ApplyRun *run, const char *what)
+{
+    if (!injected_failure(&run->step, &run->failure))
+        return TRUE;
+    g_prefix_error(&run->failure, "%s: ", what);
+    return FALSE;
+}
+
+/* The refusals that change nothing: conflicts, CA trust for a weak key. */
+static gboolean plan_applicable(const CabackRestorePlan *plan, const CabackDb *db, GError **error)
+{
     if (plan->conflicts > 0) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
                     "%u conflict(s) with what NSS database %s holds; nothing was changed",
@@ -586,239 +602,283 @@ gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
                     plan->weak_refusals);
         return FALSE;
     }
-    if (!caback_restore_login_internal(db, error))
-        return FALSE;
+    return TRUE;
+}
 
-    /* 1. --replace: take the nicknames (the certificates go; their keys stay). */
-    for (guint i = 0; i < plan->certs->len && failure == NULL; i++) {
-        CabackRestoreCert *c = plan->certs->pdata[i];
+/* Step 1, --replace: take the nicknames (the certificates go; their keys stay). */
+static void remove_replaced(ApplyRun *run)
+{
+    for (guint i = 0; i < run->plan->certs->len && run->failure == NULL; i++) {
+        CabackRestoreCert *c = run->plan->certs->pdata[i];
         if (c->action != CABACK_RESTORE_REPLACE || c->replaced == NULL)
             continue;
-        for (guint j = 0; j < c->replaced->len && failure == NULL; j++) {
+        for (guint j = 0; j < c->replaced->len && run->failure == NULL; j++) {
             CabackRestoreReplaced *r = c->replaced->pdata[j];
-            char *what = g_strdup_printf("removing the old certificate \"%s\" (serial 0x%s)",
-                                         r->nickname, r->serial_hex);
-            if (injected_failure(&step, &failure) ||
-                !delete_cert(db, r->der, r->nickname, &failure)) {
-                g_prefix_error(&failure, "%s: ", what);
-                g_free(what);
-                break;
+            g_autofree char *what = g_strdup_printf(
+                "removing the old certificate \"%s\" (serial 0x%s)", r->nickname, r->serial_hex);
+            if (!step_allowed(run, what))
+                return;
+            if (!delete_cert(run->db, r->der, r->nickname, &run->failure)) {
+                g_prefix_error(&run->failure, "%s: ", what);
+                return;
             }
-            journal_add(journal, UNDO_REIMPORT_CERT, r->der, r->nickname, r->trust,
+            journal_add(run->journal, UNDO_REIMPORT_CERT, r->der, r->nickname, r->trust,
                         g_strdup_printf("putting back the old certificate \"%s\" (serial 0x%s)",
                                         r->nickname, r->serial_hex));
-            g_free(what);
         }
     }
+}
 
-    /* 2. Keys, before their certificates, so that NSS pairs each certificate with its key. */
-    g_autoptr(GHashTable) public_ids = caback_restore_stored_public_key_ids(db->slot);
-    for (guint i = 0; i < plan->keys->len && failure == NULL; i++) {
+/* Import key @k (number @i) of the file, journal it, and hand it to the second reader; the key
+ * (NULL on failure) belongs to the journal. */
+static SECKEYPrivateKey *import_key(ApplyRun *run, guint i, CabackRestoreKey *k,
+                                    CabackRestoreCert *c, const char *what)
+{
+    CabackDb *db = run->db;
+
+    if (!step_allowed(run, what))
+        return NULL;
+    gsize len;
+    const guint8 *pv = g_bytes_get_data(k->public_value, &len);
+    SECItem value = {siBuffer, (unsigned char *)pv, (unsigned int)len};
+    /* A key with a certificate gets no label of its own, as keys NSS generates have none:
+     * certutil -K then names it by its certificate, and shows it as an orphan should that
+     * certificate ever go. A key without certificate keeps its friendlyName as label. */
+    SECKEYPrivateKey *key =
+        caback_p12_key_import(run->plan->file, k->bag, db->slot, c != NULL ? NULL : k->nickname,
+                              &value, TRUE, !run->plan->non_extractable, db, &run->failure);
+    if (key == NULL) {
+        g_prefix_error(&run->failure, "%s: ", what);
+        return NULL;
+    }
+    UndoStep *u = journal_add(run->journal, UNDO_DELETE_KEY, NULL, k->nickname, NULL,
+                              g_strdup_printf("deleting the imported key %s", k->nss_id));
+    u->key = key;
+
+    /* The ID NSS gave the key must be the one computed (and printed for CS.cfg). */
+    g_autoptr(SECItem) got = PK11_GetLowLevelKeyIDForPrivateKey(key);
+    if (got == NULL || got->len != CABACK_KEYID_LEN ||
+        memcmp(got->data, k->id.bytes, CABACK_KEYID_LEN) != 0) {
+        g_set_error(&run->failure, CABACK_ERROR, CABACK_ERROR_DATABASE,
+                    "%s: the token gave the key a different key ID than NSS computes from its "
+                    "public key",
+                    what);
+        return NULL;
+    }
+    /* The second reader can check this key now, while the next ones are stored. */
+    if (c != NULL)
+        caback_stored_key_checker_submit(run->checker, key_ticket(i), &k->id, c->bag->der);
+    return key;
+}
+
+/* The public key object NSS stores beside a key it generates (and pk12util beside a key it
+ * imports): without it, NSS cannot tell without logging in that a certificate has its key, and
+ * certutil -L would show no "u" trust flag. @public_ids: the key IDs that have one already. */
+static gboolean store_public_key(ApplyRun *run, CabackRestoreKey *k, CabackRestoreCert *c,
+                                 SECKEYPrivateKey *key, GHashTable *public_ids)
+{
+    g_autoptr(SECKEYPublicKey) pub =
+        c != NULL ? CERT_ExtractPublicKey(c->cert) : SECKEY_ConvertToPublicKey(key);
+    g_autoptr(GBytes) id = g_bytes_new(k->id.bytes, CABACK_KEYID_LEN);
+    if (pub == NULL || g_hash_table_contains(public_ids, id))
+        return TRUE;
+    g_autofree char *what = g_strdup_printf("storing the public key of key %s", k->nss_id);
+    if (!step_allowed(run, what))
+        return FALSE;
+    CK_OBJECT_HANDLE handle = PK11_ImportPublicKey(run->db->slot, pub, PR_TRUE);
+    if (handle == CK_INVALID_HANDLE) {
+        caback_error_set_nss(&run->failure, CABACK_ERROR_DATABASE, "%s", what);
+        return FALSE;
+    }
+    journal_object(run->journal, UNDO_DESTROY_OBJECT, run->db->slot, handle,
+                   g_strdup_printf("deleting the stored public key %s", k->nss_id));
+    g_hash_table_add(public_ids, g_steal_pointer(&id));
+    return TRUE;
+}
+
+/* Step 2: the keys, before their certificates, so that NSS pairs each certificate with its
+ * key. */
+static void store_keys(ApplyRun *run)
+{
+    CabackRestorePlan *plan = run->plan;
+    g_autoptr(GHashTable) public_ids = caback_restore_stored_public_key_ids(run->db->slot);
+
+    for (guint i = 0; i < plan->keys->len && run->failure == NULL; i++) {
         CabackRestoreKey *k = plan->keys->pdata[i];
         caback_progress_report("storing keys", i + 1, plan->keys->len);
         if (k->action != CABACK_RESTORE_ADD && !k->store_public)
             continue;
-        g_autofree char *what = g_strdup_printf(
-            "importing key %s%s%s%s", k->nss_id, k->nickname != NULL ? " (\"" : "",
-            k->nickname != NULL ? k->nickname : "", k->nickname != NULL ? "\")" : "");
         CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
         SECKEYPrivateKey *key = NULL;
         g_autoptr(SECKEYPrivateKey) present = NULL;
         if (k->store_public) {
             /* The key is there already (see plan_key): only its public key object is stored. */
             SECItem kid = {siBuffer, k->id.bytes, CABACK_KEYID_LEN};
-            key = present = PK11_FindKeyByKeyID(db->slot, &kid, db);
+            key = present = PK11_FindKeyByKeyID(run->db->slot, &kid, run->db);
             if (key == NULL) {
-                caback_error_set_nss(&failure, CABACK_ERROR_DATABASE,
+                caback_error_set_nss(&run->failure, CABACK_ERROR_DATABASE,
                                      "key %s is no longer in the database", k->nss_id);
-                break;
+                return;
             }
         } else {
-            if (injected_failure(&step, &failure)) {
-                g_prefix_error(&failure, "%s: ", what);
-                break;
-            }
-            gsize len;
-            const guint8 *pv = g_bytes_get_data(k->public_value, &len);
-            SECItem value = {siBuffer, (unsigned char *)pv, (unsigned int)len};
-            /* A key with a certificate gets no label of its own, as keys NSS generates have
-             * none: certutil -K then names it by its certificate, and shows it as an orphan
-             * should that certificate ever go. A key without certificate keeps its friendlyName
-             * as label. */
-            key = caback_p12_key_import(plan->file, k->bag, db->slot,
-                                        c != NULL ? NULL : k->nickname, &value, TRUE,
-                                        !plan->non_extractable, db, &failure);
-            if (key == NULL) {
-                g_prefix_error(&failure, "%s: ", what);
-                break;
-            }
-            UndoStep *u = journal_add(journal, UNDO_DELETE_KEY, NULL, k->nickname, NULL,
-                                      g_strdup_printf("deleting the imported key %s", k->nss_id));
-            u->key = key;
-
-            /* The ID NSS gave the key must be the one computed (and printed for CS.cfg). */
-            g_autoptr(SECItem) got = PK11_GetLowLevelKeyIDForPrivateKey(key);
-            if (got == NULL || got->len != CABACK_KEYID_LEN ||
-                memcmp(got->data, k->id.bytes, CABACK_KEYID_LEN) != 0) {
-                g_set_error(&failure, CABACK_ERROR, CABACK_ERROR_DATABASE,
-                            "%s: the token gave the key a different key ID than NSS computes "
-                            "from its public key",
-                            what);
-                break;
-            }
-            /* The second reader can check this key now, while the next ones are stored. */
-            if (c != NULL)
-                caback_stored_key_checker_submit(checker, key_ticket(i), &k->id, c->bag->der);
+            g_autofree char *what = g_strdup_printf(
+                "importing key %s%s%s%s", k->nss_id, k->nickname != NULL ? " (\"" : "",
+                k->nickname != NULL ? k->nickname : "", k->nickname != NULL ? "\")" : "");
+            key = import_key(run, i, k, c, what);
+            if (key == NULL)
+                return;
         }
-
-        /* The public key object NSS stores beside a key it generates (and pk12util beside a key
-         * it imports): without it, NSS cannot tell without logging in that a certificate has
-         * its key, and certutil -L would show no "u" trust flag. */
-        g_autoptr(SECKEYPublicKey) pub =
-            c != NULL ? CERT_ExtractPublicKey(c->cert) : SECKEY_ConvertToPublicKey(key);
-        g_autoptr(GBytes) id = g_bytes_new(k->id.bytes, CABACK_KEYID_LEN);
-        if (pub == NULL || g_hash_table_contains(public_ids, id))
-            continue;
-        g_free(what);
-        what = g_strdup_printf("storing the public key of key %s", k->nss_id);
-        if (injected_failure(&step, &failure)) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
-        CK_OBJECT_HANDLE handle = PK11_ImportPublicKey(db->slot, pub, PR_TRUE);
-        if (handle == CK_INVALID_HANDLE) {
-            caback_error_set_nss(&failure, CABACK_ERROR_DATABASE, "%s", what);
-            break;
-        }
-        journal_object(journal, UNDO_DESTROY_OBJECT, db->slot, handle,
-                       g_strdup_printf("deleting the stored public key %s", k->nss_id));
-        g_hash_table_add(public_ids, g_steal_pointer(&id));
+        if (!store_public_key(run, k, c, key, public_ids))
+            return;
     }
+}
 
-    /* 3. Certificates. */
-    for (guint i = 0; i < plan->certs->len && failure == NULL; i++) {
+/* What a step does to one certificate of the plan. */
+typedef enum {
+    CERT_IMPORT,    /* import it under its planned nickname */
+    CERT_SET_TRUST, /* set the trust the plan gives it */
+} CertStep;
+
+/* Do @op to certificate @c, journaling what the tokens held before and what the step made. */
+static gboolean cert_step_journaled(ApplyRun *run, CabackRestoreCert *c, CertStep op,
+                                    const char *what)
+{
+    if (!step_allowed(run, what))
+        return FALSE;
+    g_auto(CertObjects) before = {0};
+    if (!before_step(&before, run->db, c->bag->der, c->nickname, &run->failure)) {
+        g_prefix_error(&run->failure, "%s: ", what);
+        return FALSE;
+    }
+    gboolean done =
+        op == CERT_IMPORT
+            ? import_cert(run->db, c->bag->der, c->nickname, &run->failure)
+            : set_trust(run->db, c->bag->der, c->trust, c->nickname, &run->failure);
+    journal_cert_changes(run->journal, run->db, c->bag->der, c->nickname, &before);
+    if (!done)
+        g_prefix_error(&run->failure, "%s: ", what);
+    return done;
+}
+
+/* Step 3: the certificates and their trust. */
+static void store_certs(ApplyRun *run)
+{
+    CabackRestorePlan *plan = run->plan;
+
+    for (guint i = 0; i < plan->certs->len && run->failure == NULL; i++) {
         CabackRestoreCert *c = plan->certs->pdata[i];
         caback_progress_report("storing certificates", i + 1, plan->certs->len);
         if (c->action != CABACK_RESTORE_ADD && c->action != CABACK_RESTORE_REPLACE &&
             c->action != CABACK_RESTORE_RENAME)
             continue;
-        g_autofree char *what = g_strdup_printf("importing certificate \"%s\"", c->nickname);
-        if (injected_failure(&step, &failure)) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
-        g_auto(CertObjects) before = {0};
-        if (!before_step(&before, db, c->bag->der, c->nickname, &failure)) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
-        gboolean imported = import_cert(db, c->bag->der, c->nickname, &failure);
-        journal_cert_changes(journal, db, c->bag->der, c->nickname, &before);
-        if (!imported) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
+        g_autofree char *importing = g_strdup_printf("importing certificate \"%s\"", c->nickname);
+        if (!cert_step_journaled(run, c, CERT_IMPORT, importing))
+            return;
         /* On another token whose certificate the internal token holds already, the trust is
          * that copy's: changed only when the plan says so (old_trust). */
         if (!caback_restore_stores_trust(c->trust) || (c->internal_copy && c->old_trust == NULL))
             continue;
-        g_free(what);
-        what = g_strdup_printf("setting trust %s on \"%s\"", c->trust, c->nickname);
-        if (injected_failure(&step, &failure)) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
-        cert_objects_clear(&before);
-        if (!before_step(&before, db, c->bag->der, c->nickname, &failure)) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
-        gboolean set = set_trust(db, c->bag->der, c->trust, c->nickname, &failure);
-        journal_cert_changes(journal, db, c->bag->der, c->nickname, &before);
-        if (!set) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
+        g_autofree char *what =
+            g_strdup_printf("setting trust %s on \"%s\"", c->trust, c->nickname);
+        if (!cert_step_journaled(run, c, CERT_SET_TRUST, what))
+            return;
     }
+}
 
-    /* 4. Trust of certificates already present. */
-    for (guint i = 0; i < plan->certs->len && failure == NULL; i++) {
-        CabackRestoreCert *c = plan->certs->pdata[i];
+/* Step 4: the trust of certificates already present. */
+static void change_trust(ApplyRun *run)
+{
+    for (guint i = 0; i < run->plan->certs->len && run->failure == NULL; i++) {
+        CabackRestoreCert *c = run->plan->certs->pdata[i];
         if (c->action != CABACK_RESTORE_TRUST)
             continue;
         g_autofree char *what = g_strdup_printf("changing the trust of \"%s\" from %s to %s",
                                                 c->nickname, c->old_trust, c->trust);
-        if (injected_failure(&step, &failure)) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
-        g_auto(CertObjects) before = {0};
-        if (!before_step(&before, db, c->bag->der, c->nickname, &failure)) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
-        gboolean set = set_trust(db, c->bag->der, c->trust, c->nickname, &failure);
-        journal_cert_changes(journal, db, c->bag->der, c->nickname, &before);
-        if (!set) {
-            g_prefix_error(&failure, "%s: ", what);
-            break;
-        }
+        if (!cert_step_journaled(run, c, CERT_SET_TRUST, what))
+            return;
     }
+}
 
-    /* The last point a test can make fail: after every change, so that the undo of all of them
-     * is proved too. */
-    if (failure == NULL && journal->len > 0 && injected_failure(&step, &failure))
-        g_prefix_error(&failure, "checking the restored keys: ");
+/* Step 5: each imported key must pair with its certificate: the test signatures side by side on
+ * the processors (a token takes tens of milliseconds to load an RSA key), the verdicts in
+ * order. */
+static void check_stored_pairs(ApplyRun *run)
+{
+    CabackRestorePlan *plan = run->plan;
 
-    /* 5. Each imported key must pair with its certificate: the test signatures side by side on
-     * the processors (a token takes tens of milliseconds to load an RSA key), the verdicts in
-     * order. */
-    if (failure == NULL) {
-        caback_progress_report("checking that each stored key signs for its certificate", 0, 0);
-        g_autoptr(GArray) jobs = g_array_new(FALSE, TRUE, sizeof(PairJob));
-        for (guint i = 0; i < plan->keys->len; i++) {
-            CabackRestoreKey *k = plan->keys->pdata[i];
-            if (k->cert_index < 0)
-                continue;
-            CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
-            if (k->action != CABACK_RESTORE_ADD && c->action == CABACK_RESTORE_SKIP)
-                continue;
-            PairJob job = {db, k, c, CABACK_STORED_KEY_UNANSWERED, NULL, NULL};
-            /* Keys stored by this run were given to the second reader (step 2); what it does
-             * not answer is checked here. */
-            if (k->action == CABACK_RESTORE_ADD)
-                job.verdict = caback_stored_key_checker_wait(checker, key_ticket(i), &job.message);
-            g_array_append_val(jobs, job);
-        }
-        check_pairs((PairJob *)(void *)jobs->data, jobs->len);
-        for (guint i = 0; i < jobs->len; i++) {
-            PairJob *job = &g_array_index(jobs, PairJob, i);
-            if (job->error != NULL && failure == NULL)
-                failure = g_steal_pointer(&job->error);
-            g_clear_error(&job->error);
-            g_clear_pointer(&job->message, g_free);
-            job->key->pair_checked = failure == NULL;
-        }
+    caback_progress_report("checking that each stored key signs for its certificate", 0, 0);
+    g_autoptr(GArray) jobs = g_array_new(FALSE, TRUE, sizeof(PairJob));
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->cert_index < 0)
+            continue;
+        CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
+        if (k->action != CABACK_RESTORE_ADD && c->action == CABACK_RESTORE_SKIP)
+            continue;
+        PairJob job = {run->db, k, c, CABACK_STORED_KEY_UNANSWERED, NULL, NULL};
+        /* Keys stored by this run were given to the second reader (step 2); what it does not
+         * answer is checked here. */
+        if (k->action == CABACK_RESTORE_ADD)
+            job.verdict = caback_stored_key_checker_wait(run->checker, key_ticket(i), &job.message);
+        g_array_append_val(jobs, job);
     }
-
-    if (failure == NULL) {
-        /* Keep what was imported: drop the journal's references without undoing. */
-        return TRUE;
+    check_pairs((PairJob *)(void *)jobs->data, jobs->len);
+    for (guint i = 0; i < jobs->len; i++) {
+        PairJob *job = &g_array_index(jobs, PairJob, i);
+        if (job->error != NULL && run->failure == NULL)
+            run->failure = g_steal_pointer(&job->error);
+        g_clear_error(&job->error);
+        g_clear_pointer(&job->message, g_free);
+        job->key->pair_checked = run->failure == NULL;
     }
+}
 
-    g_autofree char *left = undo(db, journal);
+/* Undo every change of the failed run and say so in @error: what failed, and what is left when
+ * undoing failed too. */
+static void undo_failed_run(ApplyRun *run, GError **error)
+{
+    g_autofree char *left = undo(run->db, run->journal);
     if (left == NULL)
-        g_propagate_prefixed_error(error, g_steal_pointer(&failure),
+        g_propagate_prefixed_error(error, g_steal_pointer(&run->failure),
                                    "restore into NSS database %s failed; every change of this "
                                    "run was undone, the database holds what it held before. "
                                    "What failed: ",
-                                   db->dir);
+                                   run->db->dir);
     else
         g_propagate_prefixed_error(
-            error, g_steal_pointer(&failure),
+            error, g_steal_pointer(&run->failure),
             "restore into NSS database %s failed, and undoing it failed too (%s); check the "
             "database with certutil -L and caback listkeys. What failed first: ",
-            db->dir, left);
+            run->db->dir, left);
+}
+
+gboolean caback_restore_apply_checked(CabackRestorePlan *plan, CabackDb *db,
+                                      CabackStoredKeyChecker *checker, GError **error)
+{
+    if (!plan_applicable(plan, db, error) || !caback_restore_login_internal(db, error))
+        return FALSE;
+
+    g_autoptr(GPtrArray) journal = g_ptr_array_new_with_free_func((GDestroyNotify)undo_step_free);
+    ApplyRun run = {plan, db, checker, journal, 0, NULL};
+    remove_replaced(&run);
+    if (run.failure == NULL)
+        store_keys(&run);
+    if (run.failure == NULL)
+        store_certs(&run);
+    if (run.failure == NULL)
+        change_trust(&run);
+    /* The last point a test can make fail: after every change, so that the undo of all of them
+     * is proved too. */
+    if (run.failure == NULL && journal->len > 0 && injected_failure(&run.step, &run.failure))
+        g_prefix_error(&run.failure, "checking the restored keys: ");
+    if (run.failure == NULL)
+        check_stored_pairs(&run);
+
+    if (run.failure == NULL) {
+        /* Keep what was imported: drop the journal's references without undoing. */
+        return TRUE;
+    }
+    undo_failed_run(&run, error);
     return FALSE;
 }
 
