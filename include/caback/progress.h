@@ -23,4 +23,12 @@ void caback_progress_report(const char *step, guint done, guint total);
 /* The long work ended (or failed): the sink clears its line. */
 void caback_progress_end(void);
 
+/* The kind of a line that a library workflow hands its front end to show (caback_backup_run,
+ * caback_restore_run, caback_verify_run). */
+typedef enum {
+    CABACK_RUN_INFO,    /* what a normal run says */
+    CABACK_RUN_DETAIL,  /* for the curious (-v) */
+    CABACK_RUN_WARNING, /* something the user should know; workflows also record it */
+} CabackRunLevel;
+
 G_END_DECLS

@@ -10,6 +10,7 @@
 #include <caback/db.h>
 #include <caback/freshness.h>
 #include <caback/log.h>
+#include <caback/progress.h>
 #include <caback/restore.h>
 #include <caback/secret.h>
 
@@ -83,15 +84,9 @@ typedef struct {
     CabackRestoreOutcome outcome;     /* once decided */
 } CabackRestoreRun;
 
-typedef enum {
-    CABACK_RUN_INFO,    /* what a normal run says */
-    CABACK_RUN_DETAIL,  /* for the curious (-v) */
-    CABACK_RUN_WARNING, /* also recorded in options->record */
-} CabackRunLevel;
-
 /* How caback_restore_run talks to its front end; every member may be NULL. */
 typedef struct {
-    /* A line to show. */
+    /* A line to show; a warning is recorded in options->record too. */
     void (*message)(CabackRunLevel level, const char *text, gpointer data);
     /* Reading the file failed with *@error: the front end may explain it better (a damaged
      * file or a wrong password, from what its log recorded); @sha256 is of the bytes read. */

@@ -11,6 +11,10 @@
 
 #include <glib.h>
 
+#include <caback/log.h>
+#include <caback/progress.h>
+#include <caback/secret.h>
+
 #include <caback/db.h>
 #include <caback/secret.h>
 
@@ -196,5 +200,59 @@ void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInvento
  * certificate is a note. */
 void caback_verify_judge(CabackVerifyReport *report, const CabackVerifyInventory *inventory,
                          gboolean allow_expired);
+
+/* ---- the whole drill, for a front end (verify-run.c) ---- */
+
+/* What caback_verify_run is asked to do. */
+typedef struct {
+    const char *path;              /* the PKCS#12 file */
+    const CabackSecret *password;  /* its password */
+    gboolean with_db;              /* compare with a live database (hooks->open_db opens it);
+                                    * its trust also checks the signature */
+    const char *signature_ca;      /* check PATH.sig against these CA certificates only */
+    gboolean no_signature_check;
+    gboolean require_signature;
+    gboolean allow_unauthenticated;
+    gboolean allow_expired;
+    const char *recorded_sha256;   /* "verify automatic": the SHA-256 caback backup recorded */
+    int max_age;                   /* --max-age DAYS, -1 when not given */
+    CabackLogRecord *record;       /* this run's record (may be NULL) */
+} CabackVerifyRunOptions;
+
+/* How caback_verify_run talks to its front end; every member may be NULL but open_db (needed with
+ * options->with_db). */
+typedef struct {
+    /* A line to show; a warning is recorded in options->record too. */
+    void (*message)(CabackRunLevel level, const char *text, gpointer data);
+    /* Open (and log in to) the live database read-only, for the signature or the inventory;
+     * the run closes it (caback_db_close) before the drill. */
+    CabackDb *(*open_db)(gpointer data, GError **error);
+    /* The drill could not read the file (*@error): the front end may explain it better. */
+    void (*read_failed)(const char *path, GError **error, gpointer data);
+    /* The file is refused as unauthenticated (@error says so). */
+    void (*unauthenticated)(const char *path, const GError *error, gpointer data);
+    gpointer data;
+} CabackVerifyHooks;
+
+/* What caback_verify_run found. */
+typedef struct {
+    CabackVerifyReport *report;  /* the drill's judged report, once it ran */
+    const char *signature_word;  /* "checked", "none", "skipped" */
+    char *signature_status;      /* after "signature: " */
+    char *signature_sha256;      /* the bytes the signature was checked over (when checked) */
+} CabackVerifyResult;
+
+void caback_verify_result_clear(CabackVerifyResult *result);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CabackVerifyResult, caback_verify_result_clear)
+
+/* The restore drill on options->path: check PATH.sig (over the bytes read once, against
+ * signature_ca or the live database's trust), take the live database's inventory when with_db,
+ * run the drill (caback_verify_file), refuse a file with neither MAC nor checked signature
+ * unless allow_unauthenticated, then compare and judge (caback_verify_compare /
+ * caback_verify_judge), the recorded SHA-256 and max_age included. Returns TRUE with
+ * result->report filled when the drill ran, restorable or not (report->restorable says); FALSE
+ * and @error when it could not run or the file is refused. */
+gboolean caback_verify_run(const CabackVerifyRunOptions *options, const CabackVerifyHooks *hooks,
+                           CabackVerifyResult *result, GError **error);
 
 G_END_DECLS

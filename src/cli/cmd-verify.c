@@ -1,15 +1,13 @@
 /* caback verify FILE: the restore drill. The file is restored into a throwaway database and every
- * key and certificate checked there (src/lib/verify.c); with -d the live database is read first
- * (read-only, in its own NSS run) and compared with the file. Exit 0 only when the backup is
- * complete and restorable. */
+ * key and certificate checked there (caback_verify_run, src/lib/verify-run.c); with -d the live
+ * database is read first (read-only, in its own NSS run) and compared with the file. This file
+ * parses the options and prints the report. Exit 0 only when the backup is complete and
+ * restorable. */
 #include "config.h"
 
 #include "cli.h"
 #include "cli-log.h"
 
-#include <caback/backup.h>
-#include <caback/cms.h>
-#include <caback/nss-util.h>
 #include <caback/digest.h>
 #include <caback/json.h>
 #include <caback/verify.h>
@@ -30,154 +28,11 @@ typedef struct {
     gboolean allow_unauthenticated;
 } VerifyOptions;
 
-/* What the signature step found. */
-typedef struct {
-    const char *word; /* "checked", "none", "skipped" */
-    char *status;     /* after "signature: " */
-    char *sha256;     /* the bytes the signature was checked over (when checked) */
-} VerifySignature;
-
-static void verify_signature_clear(VerifySignature *vs)
-{
-    g_free(vs->status);
-    g_free(vs->sha256);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VerifySignature, verify_signature_clear)
-
-static void set_status(VerifySignature *vs, const CabackCommonOptions *common, CabackLogRecord *rec,
-                       const char *word, char *status)
-{
-    vs->word = word;
-    g_free(vs->status);
-    vs->status = status;
-    caback_log_record_set_signature(rec, status);
-    if (!common->json)
-        caback_cli_info("signature: %s", status);
-}
-
-/* Check PATH.sig, when there is one, before the drill: over the file's bytes read once, against
- * the CA certificates of --signature-ca, else the trust of the -d database. A bad or untrusted
- * signature, or one with nothing to check it against, fails; so does a missing one with
- * --require-signature. NSS is shut down again before returning (the drill needs it closed). */
-static gboolean check_signature(const char *path, const VerifyOptions *o,
-                                const CabackCommonOptions *common, CabackLogRecord *rec,
-                                VerifySignature *vs, GError **error)
-{
-    g_autofree char *sig_path = g_strconcat(path, ".sig", NULL);
-    gboolean exists = g_file_test(sig_path, G_FILE_TEST_EXISTS);
-
-    if (o->no_signature_check) {
-        if (exists)
-            caback_cli_log_warning(rec,
-                                   "signature %s was not checked (--no-signature-check): nothing "
-                                   "shows that %s is the file that was signed",
-                                   sig_path, path);
-        set_status(vs, common, rec, "skipped", g_strdup("skipped (--no-signature-check)"));
-        return TRUE;
-    }
-    if (!exists) {
-        set_status(vs, common, rec, "none", g_strdup("none"));
-        if (o->require_signature || o->signature_ca != NULL) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
-                        "%s has no signature %s, and %s was given; sign it with caback sign "
-                        "(or find its signature), or drop %s",
-                        path, sig_path,
-                        o->require_signature ? "--require-signature" : "--signature-ca",
-                        o->require_signature ? "--require-signature" : "--signature-ca");
-            return FALSE;
-        }
-        return TRUE;
-    }
-    if (o->signature_ca == NULL && common->dbdir == NULL) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                    "%s has a signature %s, but nothing to check it against: give "
-                    "--signature-ca CERTFILE (the signer's CA) or -d DIR (a database that trusts "
-                    "it), or --no-signature-check to verify without it",
-                    path, sig_path);
-        return FALSE;
-    }
-    g_autoptr(CabackSecret) data = caback_p12_load_file(path, "PKCS#12 file", error);
-    if (data == NULL)
-        return FALSE;
-
-    CabackDb *db = NULL;
-    NSSInitContext *nodb = NULL;
-    g_autofree char *trust = NULL;
-    if (o->signature_ca != NULL) {
-        if ((nodb = caback_nss_nodb_open(error)) == NULL)
-            return FALSE;
-        trust = g_strdup_printf("CA file %s", o->signature_ca);
-    } else {
-        if ((db = caback_cli_open_db(common, TRUE, error)) == NULL)
-            return FALSE;
-        trust = g_strdup_printf("NSS database %s", db->dir);
-    }
-    gboolean ok = FALSE;
-    {
-        g_autoptr(CERTCertList) anchors = NULL;
-        g_autoptr(CabackCmsVerification) v = NULL;
-        g_autoptr(GError) local = NULL;
-        g_autoptr(GBytes) bytes = g_bytes_new_static(data->data, data->len);
-        if (o->signature_ca != NULL &&
-            (anchors = caback_cms_load_anchors(o->signature_ca, error)) == NULL)
-            goto close;
-        CabackCmsVerifyOptions options = {.path = path,
-                                          .data = bytes,
-                                          .sig_path = sig_path,
-                                          .anchors = anchors,
-                                          .trust = trust,
-                                          .wincx = db};
-        if (!caback_cms_verify(&options, &v, &local)) {
-            g_set_error(error, CABACK_ERROR,
-                        local->domain == CABACK_ERROR && local->code == CABACK_ERROR_IO
-                            ? CABACK_ERROR_IO
-                            : CABACK_ERROR_FAILED,
-                        "the signature %s does not vouch for %s: %s. Check that the file and "
-                        "its signature are the ones you made, and that %s trusts the signer's CA",
-                        sig_path, path, local->message, trust);
-            goto close;
-        }
-        GString *signers = g_string_new(NULL);
-        for (guint i = 0; i < v->signers->len; i++) {
-            const CabackCmsSigner *signer = v->signers->pdata[i];
-            g_string_append_printf(signers, "%s%s", signers->len > 0 ? "; " : "",
-                                   signer->subject);
-        }
-        vs->sha256 = g_strdup(v->sha256);
-        set_status(vs, common, rec, "checked",
-                   g_strdup_printf("checked (signer %s)", signers->str));
-        g_string_free(signers, TRUE);
-        ok = TRUE;
-    }
-close:
-    if (db != NULL && !caback_db_close(db, ok ? error : NULL))
-        ok = FALSE;
-    if (nodb != NULL && !caback_nss_nodb_close(nodb, ok ? error : NULL))
-        ok = FALSE;
-    return ok;
-}
-
 static CabackSecret *read_p12_password(const VerifyOptions *o, const char *path, GError **error)
 {
     CabackPasswordSource source = {.file = o->p12_password_file, .env_var = o->p12_password_env};
     g_autofree char *what = g_strdup_printf("password of PKCS#12 file %s", path);
     return caback_p12_password_read(&source, what, FALSE, error);
-}
-
-/* The live database's inventory, in an NSS run of its own that ends before the drill starts. */
-static CabackVerifyInventory *take_inventory(const CabackCommonOptions *common,
-                                             CabackLogRecord *rec, GError **error)
-{
-    CabackDb *db = caback_cli_open_db(common, TRUE, error);
-    if (db == NULL)
-        return NULL;
-    caback_cli_log_database(rec, db);
-    g_autoptr(CabackVerifyInventory) inv = caback_verify_inventory(db, error);
-    if (inv == NULL)
-        g_prefix_error(error, "cannot compare with NSS database %s: ", db->dir);
-    if (!caback_db_close(db, inv != NULL ? error : NULL))
-        return NULL;
-    return g_steal_pointer(&inv);
 }
 
 /* ---- output ---- */
@@ -217,7 +72,7 @@ static void json_strings(CabackJson *json, const char *key, const GPtrArray *str
     caback_json_end_array(json);
 }
 
-static char *report_json(const CabackVerifyReport *r, const VerifySignature *vs)
+static char *report_json(const CabackVerifyReport *r, const CabackVerifyResult *vs)
 {
     g_autoptr(CabackJson) json = caback_json_new();
     g_autofree char *absolute = g_canonicalize_filename(r->path, NULL);
@@ -226,10 +81,11 @@ static char *report_json(const CabackVerifyReport *r, const VerifySignature *vs)
     caback_json_string(json, "file", absolute);
     caback_json_string(json, "sha256", r->sha256);
     caback_json_string(json, "integrity", r->integrity);
-    caback_json_string(json, "signature_status", vs->word);
+    caback_json_string(json, "signature_status", vs->signature_word);
     {
         g_autofree char *line =
-            vs->status != NULL ? g_strdup_printf("signature: %s", vs->status) : NULL;
+            vs->signature_status != NULL ? g_strdup_printf("signature: %s", vs->signature_status)
+                                         : NULL;
         caback_json_string(json, "signature_line", line);
     }
     caback_json_begin_array(json, "keys");
@@ -420,32 +276,46 @@ static void warn_expiring(const CabackVerifyReport *r, CabackLogRecord *rec)
 
 /* ---- the verb ---- */
 
-/* --max-age: a problem in @report when the newest recorded backup is older than @days days (or
- * when none is recorded, or its time is unknown), so that a timer's drill fails on a backup job
- * that stopped running. */
-static void check_max_age(int days, CabackVerifyReport *report)
-{
-    g_autoptr(GError) local = NULL;
-    g_autofree char *newest = NULL;
-    g_autoptr(GDateTime) recorded = NULL;
+typedef struct {
+    const VerifyOptions *o;
+    const CabackCommonOptions *common;
+    CabackLogRecord *rec;
+} VerifyCli;
 
-    if (!caback_state_get_latest_backup_time(&newest, &recorded, &local)) {
-        g_ptr_array_add(report->problems,
-                        g_strdup_printf("--max-age %d: %s", days, local->message));
-        report->restorable = FALSE;
-        return;
+static void on_message(CabackRunLevel level, const char *text, gpointer data)
+{
+    const VerifyCli *cli = data;
+    if (level == CABACK_RUN_INFO && !cli->common->json)
+        caback_cli_info("%s", text);
+    else if (level == CABACK_RUN_DETAIL)
+        caback_cli_detail("%s", text);
+    else if (level == CABACK_RUN_WARNING)
+        caback_cli_warning("%s", text);
+}
+
+static CabackDb *on_open_db(gpointer data, GError **error)
+{
+    const VerifyCli *cli = data;
+    return caback_cli_open_db(cli->common, TRUE, error);
+}
+
+static void on_read_failed(const char *path, GError **error, gpointer data)
+{
+    const VerifyCli *cli = data;
+    caback_cli_explain_p12_failure(path, NULL, cli->o->log_path, error);
+    if (cli->common->json) {
+        g_autofree char *text = failure_json(path, *error);
+        caback_cli_json_print(text);
     }
-    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-    GTimeSpan age = g_date_time_difference(now, recorded);
-    if (age <= (GTimeSpan)days * G_TIME_SPAN_DAY)
-        return;
-    g_autofree char *when = g_date_time_format(recorded, "%Y-%m-%dT%H:%M:%SZ");
-    g_ptr_array_add(report->problems,
-                    g_strdup_printf("the newest recorded backup, %s, was made %s, %.1f days ago: "
-                                    "older than --max-age %d; check that the backup job runs "
-                                    "(systemctl status caback-backup.timer)",
-                                    newest, when, (double)age / G_TIME_SPAN_DAY, days));
-    report->restorable = FALSE;
+}
+
+static void on_unauthenticated(const char *path, const GError *error, gpointer data)
+{
+    const VerifyCli *cli = data;
+    if (cli->common->json) {
+        g_autofree char *text = failure_json(path, error);
+        g_print("%s", text);
+    }
 }
 
 static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *common,
@@ -455,66 +325,23 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
     if (password == NULL)
         return FALSE;
 
-    g_auto(VerifySignature) vs = {0};
-    if (!check_signature(path, o, common, rec, &vs, error))
+    VerifyCli cli = {o, common, rec};
+    CabackVerifyHooks hooks = {on_message, on_open_db, on_read_failed, on_unauthenticated, &cli};
+    CabackVerifyRunOptions options = {.path = path,
+                                      .password = password,
+                                      .with_db = common->dbdir != NULL,
+                                      .signature_ca = o->signature_ca,
+                                      .no_signature_check = o->no_signature_check,
+                                      .require_signature = o->require_signature,
+                                      .allow_unauthenticated = o->allow_unauthenticated,
+                                      .allow_expired = o->allow_expired,
+                                      .recorded_sha256 = o->recorded_sha256,
+                                      .max_age = o->max_age,
+                                      .record = rec};
+    g_auto(CabackVerifyResult) result = {0};
+    if (!caback_verify_run(&options, &hooks, &result, error))
         return FALSE;
-
-    g_autoptr(CabackVerifyInventory) inv = NULL;
-    if (common->dbdir != NULL && (inv = take_inventory(common, rec, error)) == NULL)
-        return FALSE;
-
-    g_autoptr(CabackVerifyReport) report = caback_verify_file(path, password, error);
-    if (report == NULL) {
-        caback_cli_explain_p12_failure(path, NULL, o->log_path, error);
-        if (common->json) {
-            g_autofree char *text = failure_json(path, *error);
-            caback_cli_json_print(text);
-        }
-        return FALSE;
-    }
-    caback_log_record_set_file_sha256(rec, report->sha256);
-    caback_log_record_set_integrity(rec, report->integrity);
-    if (!common->json)
-        caback_cli_info("integrity: %s", report->integrity);
-    if (vs.sha256 != NULL && g_ascii_strcasecmp(vs.sha256, report->sha256) != 0) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                    "%s changed while it was being verified (SHA-256 %s when its signature was "
-                    "checked, %s in the drill); find out what writes to it, then verify again",
-                    path, vs.sha256, report->sha256);
-        return FALSE;
-    }
-    /* A file with neither MAC nor checked signature proves nothing about where it came from. */
-    if (g_strcmp0(report->integrity, "none") == 0 && vs.sha256 == NULL &&
-        !o->allow_unauthenticated) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                    "%s is not authenticated: it has no MAC and no checked signature "
-                    "(integrity: none), so anyone could have made it, with any certificate in "
-                    "it; it is not a backup caback can vouch for. Verify it anyway with "
-                    "--allow-unauthenticated (a restore then gives no certificate trust except "
-                    "from -t NICKNAME=FLAGS)",
-                    path);
-        if (common->json) {
-            g_autofree char *text = failure_json(path, *error);
-            g_print("%s", text);
-        }
-        return FALSE;
-    }
-    for (guint i = 0; i < report->keys->len; i++) {
-        const CabackVerifyKey *k = report->keys->pdata[i];
-        caback_log_record_add_key(rec, k->nickname, k->nss_id, k->dogtag_id);
-    }
-    if (inv != NULL)
-        caback_verify_compare(report, inv);
-    caback_verify_judge(report, inv, o->allow_expired);
-    if (o->recorded_sha256 != NULL && g_ascii_strcasecmp(o->recorded_sha256, report->sha256) != 0) {
-        g_ptr_array_add(report->problems,
-                        g_strdup_printf("%s changed after caback backup recorded it as the newest "
-                                        "backup: its SHA-256 is %s, the record says %s",
-                                        path, report->sha256, o->recorded_sha256));
-        report->restorable = FALSE;
-    }
-    if (o->max_age >= 0)
-        check_max_age(o->max_age, report);
+    CabackVerifyReport *report = result.report;
 
     g_autofree char *source = NULL;
     g_autofree char *recorded = caback_cli_recorded_sha256(path, o->log_path, &source);
@@ -528,7 +355,7 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
         caback_cli_log_warning(rec, "%s", (const char *)report->notes->pdata[i]);
     warn_expiring(report, rec);
     if (common->json) {
-        g_autofree char *text = report_json(report, &vs);
+        g_autofree char *text = report_json(report, &result);
         caback_cli_json_print(text);
     } else {
         if (caback_cli_verbosity > 0)
