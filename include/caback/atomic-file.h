@@ -18,14 +18,14 @@ typedef struct CabackAtomicFile CabackAtomicFile;
 CabackAtomicFile *caback_atomic_file_new(const char *target, mode_t mode, uid_t owner_uid,
                                          gid_t owner_gid, GError **error);
 
-/* (Addition.) How caback_atomic_file_open treats the folder. */
+/* How caback_atomic_file_open treats the folder. */
 typedef enum {
     /* Refuse a folder that another non-root user may write (group or world writable without the
      * sticky bit, or owned by another user): see caback_folder_check_private. */
     CABACK_ATOMIC_PRIVATE_FOLDER = 1 << 0,
 } CabackAtomicFlags;
 
-/* (Addition.) caback_atomic_file_new with @flags. The folder is opened once; the temporary file
+/* caback_atomic_file_new with @flags. The folder is opened once; the temporary file
  * is created there with O_EXCL|O_NOFOLLOW and held under flock(LOCK_EX) until the file is freed,
  * so that another run never takes it for a stale one. Stale temporary files of the same target
  * are removed only when nobody holds them locked and nobody wrote them for a minute. */
@@ -33,16 +33,16 @@ CabackAtomicFile *caback_atomic_file_open(const char *target, mode_t mode, uid_t
                                           gid_t owner_gid, CabackAtomicFlags flags,
                                           GError **error);
 
-/* (Addition.) FALSE (CABACK_ERROR_FAILED, naming @dir, its mode and owner) when the folder open
+/* FALSE (CABACK_ERROR_FAILED, naming @dir, its mode and owner) when the folder open
  * as @dirfd is owned by a user other than this one or root, or is group or world writable
  * without the sticky bit. */
 gboolean caback_folder_check_private(int dirfd, const char *dir, GError **error);
 
-/* (Addition.) The whole temporary file as written so far, read from its descriptor (at most @max
+/* The whole temporary file as written so far, read from its descriptor (at most @max
  * bytes, else CABACK_ERROR_IO): the bytes a verification must look at. */
 GBytes *caback_atomic_file_read_back(CabackAtomicFile *file, gsize max, GError **error);
 
-/* (Addition.) The temporary file's descriptor and its folder's, owned by @file. */
+/* The temporary file's descriptor and its folder's, owned by @file. */
 int caback_atomic_file_fd(CabackAtomicFile *file);
 int caback_atomic_file_dirfd(CabackAtomicFile *file);
 

@@ -77,7 +77,6 @@ typedef struct {
     gboolean signature_ok;  /* the signature matches the file and the signer's key */
     char *trusted_for;      /* "email signing" or "object signing"; NULL when not trusted */
     char *problem;          /* why this signer is not valid; NULL when valid */
-    /* (Additions.) */
     gint64 checked_at;         /* the time the signer's chain was checked at (Unix), -1: not */
     gboolean at_signing_time;  /* checked_at is the stated signing time (--at-signing-time) */
     gboolean future_signing_time; /* refused: the signing time is later than now */
@@ -91,7 +90,6 @@ typedef struct {
     char *sha256;       /* the file's SHA-256, hex */
     char *trust;        /* what was trusted: "NSS database /x" or "CA file ca.pem" */
     GPtrArray *signers; /* CabackCmsSigner, in the signature's order */
-    /* (Additions.) */
     gboolean signature_refused; /* the signature file was refused before it was decoded: not a
                                    regular file, over the size cap, trailing bytes... */
     gsize trailing_bytes;       /* bytes after the signature's encoding (refused), or 0 */

@@ -40,7 +40,7 @@ GBytes *caback_digest_file(const char *path, SECOidTag alg, GError **error);
  * when none is open (so it also works after the verb closed its database). */
 char *caback_digest_file_sha256_hex(const char *path, GError **error);
 
-/* (Addition.) The SHA-256 of @bytes as 64 lower-case hex digits (a temporary NSS context when
+/* The SHA-256 of @bytes as 64 lower-case hex digits (a temporary NSS context when
  * none is open). */
 char *caback_digest_bytes_sha256_hex(GBytes *bytes, GError **error);
 

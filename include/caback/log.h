@@ -67,7 +67,7 @@ void caback_log_record_set_file(CabackLogRecord *record, const char *path);
 /* Record @sha256 (hex) as the file's digest instead of computing it at the end. */
 void caback_log_record_set_file_sha256(CabackLogRecord *record, const char *sha256);
 
-/* (Additions.) The run's signature status ("checked (signer ...)", "none", "skipped
+/* The run's signature status ("checked (signer ...)", "none", "skipped
  * (--no-signature-check)") and the archive's integrity mode ("password-mac", "pbmac1", "none"),
  * written as "signature:" / "integrity:" lines and JSON members. */
 void caback_log_record_set_signature(CabackLogRecord *record, const char *status);
@@ -133,7 +133,7 @@ gboolean caback_state_get_latest_backup(char **path, char **sha256, GError **err
  * time (UTC; caller unrefs). The same checks and errors as caback_state_get_latest_backup, and
  * CABACK_ERROR_FAILED naming the file when it has no valid time (written by an older caback). */
 gboolean caback_state_get_latest_backup_time(char **path, GDateTime **recorded, GError **error);
-/* (Additions.) The same, with the "signed=yes" mark: caback sign ran on the recorded backup (the
+/* The same, with the "signed=yes" mark: caback sign ran on the recorded backup (the
  * same path and SHA-256), so that restore automatic requires its signature. @is_signed may be
  * NULL. */
 gboolean caback_state_set_latest_backup_signed(const char *path, const char *sha256,

@@ -25,7 +25,7 @@ typedef struct {
                              at a NUL */
     GBytes *local_key_id; /* localKeyID octets */
     char *trust_flags;    /* Dogtag/JSS trust attribute 2.16.840.1.113730.5.1.1.1, e.g. "CTu,Cu,Cu" */
-    /* (Addition.) What is wrong with the friendlyName (CabackNameFlaw bits, 0: nothing): a name
+    /* What is wrong with the friendlyName (CabackNameFlaw bits, 0: nothing): a name
      * with flaws is never used as an NSS nickname as it is. friendly_name_clean is the name with
      * each flaw replaced by '_' (NULL when the bag has no friendlyName). */
     guint friendly_name_flaws;
@@ -80,7 +80,7 @@ CabackP12File *caback_p12_read(const guint8 *data, gsize len, const CabackSecret
 CabackP12File *caback_p12_read_file(const char *path, const CabackSecret *password,
                                     GError **error);
 
-/* (Addition.) caback_p12_read_file with the keys caback_p12_writer_prepare_verify derives for
+/* caback_p12_read_file with the keys caback_p12_writer_prepare_verify derives for
  * @writer's file (which must still exist): each is used only where the file names exactly the
  * parameters (salt, iteration count, algorithms) and password it was derived for; anything else
  * is derived as caback_p12_read_file would. With @writer NULL, or without prepare_verify, the
@@ -89,12 +89,12 @@ typedef struct CabackP12Writer CabackP12Writer;
 CabackP12File *caback_p12_read_file_verify(const char *path, const CabackSecret *password,
                                            CabackP12Writer *writer, GError **error);
 
-/* (Addition.) caback_p12_read_file_verify on @data, bytes already read (e.g. from the descriptor
+/* caback_p12_read_file_verify on @data, bytes already read (e.g. from the descriptor
  * the file was written through), so that what is checked is exactly what was read. */
 CabackP12File *caback_p12_read_verify(const guint8 *data, gsize len, const CabackSecret *password,
                                       const char *path, CabackP12Writer *writer, GError **error);
 
-/* (Addition.) The file's integrity mode: "pbmac1" (RFC 9579 PBMAC1), "password-mac" (the
+/* The file's integrity mode: "pbmac1" (RFC 9579 PBMAC1), "password-mac" (the
  * classic password-based PKCS#12 MAC), or "none" (no MAC: nothing authenticates the file, anyone
  * could have made it). A static string. */
 const char *caback_p12_integrity(const CabackP12Info *info);
@@ -123,7 +123,7 @@ SECKEYPrivateKey *caback_p12_key_import(CabackP12File *file, CabackP12Key *key,
 
 /* Destroy @key as returned by caback_p12_key_import: for a session key (@permanent FALSE) also
  * the token object, which SECKEY_DestroyPrivateKey alone would leave in the token until NSS shuts
- * down; a permanent key stays in its token. NULL is allowed. (Addition.) */
+ * down; a permanent key stays in its token. NULL is allowed. */
 void caback_p12_key_discard(SECKEYPrivateKey *key);
 
 /* Fill @key->algorithm_oid and return the key type and size in bits (0 when unknown) by
@@ -134,12 +134,12 @@ void caback_p12_key_discard(SECKEYPrivateKey *key);
 gboolean caback_p12_key_describe(CabackP12File *file, CabackP12Key *key, PK11SlotInfo *slot,
                                  KeyType *type, guint *bits, GError **error);
 
-/* (Addition.) The usual name ("Ed25519", "ML-KEM-768") and the lower-case type caback's JSON
+/* The usual name ("Ed25519", "ML-KEM-768") and the lower-case type caback's JSON
  * uses for it ("ed25519", "ml-kem-768") of the key algorithm @oid_dotted, a key type NSS cannot
  * hold; FALSE (and "unknown" for both) when caback does not know that OID either. Static strings. */
 gboolean caback_p12_key_algorithm(const char *oid_dotted, const char **name, const char **type);
 
-/* (Addition.) The public value of EC key @key (its point, as NSS makes key IDs from it) when the
+/* The public value of EC key @key (its point, as NSS makes key IDs from it) when the
  * file has no certificate to give it: read from the key's own PKCS#8 (RFC 5915 publicKey) by
  * NSS, inside the token. @key must have been described (caback_p12_key_describe). Fails with
  * CABACK_ERROR_PKCS12 when the PKCS#8 omits the point (NSS 3.87 cannot compute it). */
@@ -171,7 +171,7 @@ CabackP12Writer *caback_p12_writer_new(const CabackP12WriteOptions *options,
                                        const CabackSecret *password, GError **error);
 void caback_p12_writer_free(CabackP12Writer *writer);
 
-/* (Addition.) Start, in the background as well, the derivations that reading this file back
+/* Start, in the background as well, the derivations that reading this file back
  * with its password will need (caback_p12_read_file_verify): the same parameters as the
  * writer's, derived again from the password into a cache of their own, so that the check still
  * proves that the password opens the file while its slow part overlaps the writing. */

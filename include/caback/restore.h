@@ -75,11 +75,11 @@ typedef struct {
                                token already holds this certificate, and NSS keeps its trust
                                there, so the trust is that copy's (changed only explicitly) */
 
-    /* (Addition.) The weak-key rule (weak-key.h) on the certificate's public key, set by
+    /* The weak-key rule (weak-key.h) on the certificate's public key, set by
      * inspect; weak_reason is NULL when the key is not weak. */
     CabackWeakKey weak;
     char *weak_reason;
-    /* (Addition.) Set by caback_restore_plan: the run would give this certificate CA trust (C or
+    /* Set by caback_restore_plan: the run would give this certificate CA trust (C or
      * T) although its key is weak, and --allow-weak-keys was not given: the restore is refused. */
     gboolean weak_refused;
 } CabackRestoreCert;
@@ -113,12 +113,12 @@ typedef struct {
     /* Filled by caback_restore_apply. */
     gboolean pair_checked; /* signed and verified with its certificate after import */
 
-    /* (Addition.) The weak-key rule on the key's public half: its certificate's, or for a key
+    /* The weak-key rule on the key's public half: its certificate's, or for a key
      * without certificate in the file its own (when it can be found); NULL reason: not weak. */
     CabackWeakKey weak;
     char *weak_reason;
 
-    /* (Addition.) Set by caback_restore_plan: the key's certificate is in the file, or in the
+    /* Set by caback_restore_plan: the key's certificate is in the file, or in the
      * database (a certificate with the key's public key under the key's friendlyName, or the
      * certificate of the database's key with this ID). Only then is its key ID one for CS.cfg;
      * otherwise it is a key without a certificate. */
@@ -137,7 +137,7 @@ typedef struct {
     guint conflicts;  /* entries in conflict (after --replace / --rename) */
     guint changes;    /* entries that change the database */
     gboolean non_extractable; /* import keys with CKA_EXTRACTABLE false (--non-extractable) */
-    guint weak_refusals; /* (Addition.) certificates with weak_refused set: apply refuses the plan */
+    guint weak_refusals; /* certificates with weak_refused set: apply refuses the plan */
     struct CabackRestorePlanning *planning; /* private to restore-plan.c: the lookups that keep
                                                planning linear in the number of certificates */
 } CabackRestorePlan;
@@ -163,7 +163,7 @@ CabackRestorePlan *caback_restore_read(const char *path, const CabackSecret *giv
                                        const CabackPasswordSource *source, CabackP12File **file,
                                        GError **error);
 
-/* (Addition.) caback_restore_read over @data, the whole file as the caller read it once
+/* caback_restore_read over @data, the whole file as the caller read it once
  * (caback_p12_load_file), so that the recorded SHA-256, the signature check and the restore all
  * judge the same bytes, whatever happens to the file by its name meanwhile. @path only names the
  * file in messages; @data stays the caller's. */
@@ -182,12 +182,12 @@ typedef struct {
     CabackRestoreConflictMode on_conflict;
     GHashTable *trust; /* --trust: nickname (char*) -> flags (char*); may be NULL */
     gboolean non_extractable; /* keys may never leave the token again (HSM policy) */
-    gboolean allow_weak_keys; /* (Addition.) --allow-weak-keys: CA trust (C or T) may be given to
+    gboolean allow_weak_keys; /* --allow-weak-keys: CA trust (C or T) may be given to
                                  a certificate whose key is weak (weak-key.h); without it such a
                                  plan is refused (plan->weak_refusals) */
-    gboolean skip_unsupported; /* (Addition.) --skip-unsupported: a key of a type NSS cannot hold
+    gboolean skip_unsupported; /* --skip-unsupported: a key of a type NSS cannot hold
                                   (Ed25519...) is skipped, with a note, instead of stopping */
-    /* (Addition.) The file is not authenticated (no MAC, no checked signature) and the user
+    /* The file is not authenticated (no MAC, no checked signature) and the user
      * said --allow-unauthenticated: no certificate gets trust from the file's trust attribute
      * or from the role rules; only @trust (-t NICKNAME=FLAGS) gives trust. */
     gboolean unauthenticated;
@@ -209,7 +209,7 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
  * give CA trust to a certificate with a weak key (plan->weak_refusals; CABACK_ERROR_FAILED). */
 gboolean caback_restore_apply(CabackRestorePlan *plan, CabackDb *db, GError **error);
 
-/* (Addition.) caback_restore_apply with @checker (may be NULL) as the second reader of the last
+/* caback_restore_apply with @checker (may be NULL) as the second reader of the last
  * step: each key is handed to it as soon as it is stored, and its test signature, made from
  * the database's files by another process, overlaps the storing of the next keys; what the
  * checker does not answer is checked in this process as caback_restore_apply does. The other

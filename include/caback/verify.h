@@ -41,7 +41,7 @@ typedef struct {
     char *trust;          /* (addition) its trust flags as certutil -L prints them */
 } CabackVerifyDbCert;
 
-/* (Addition.) A private key of the live token. */
+/* A private key of the live token. */
 typedef struct {
     char *nickname;       /* its certificate's nickname; NULL when it has none (an orphan: a
                            * pending re-key, or the old key of one) */
@@ -61,7 +61,6 @@ typedef struct {
     GPtrArray *all_keys;  /* of GBytes*: for every private key of the token, its CKA_ID and the key
                            * ID of its public value (when NSS can tell it) */
     GPtrArray *notes;     /* of char*: orphan keys, incomplete chains */
-    /* (Additions.) */
     GPtrArray *keys;        /* of CabackVerifyDbKey*: every private key of the token */
     GPtrArray *trusted_cas; /* of GBytes*: the DER subjects of the certificates the database
                              * trusts as CAs (C or T in any trust field) */
@@ -109,7 +108,7 @@ typedef struct {
     gboolean is_ca;          /* (addition) a CA certificate */
 } CabackVerifyCert;
 
-/* (Addition.) A certificate whose trust flags differ between the backup and the database. */
+/* A certificate whose trust flags differ between the backup and the database. */
 typedef struct {
     char *nickname;
     char *subject;
@@ -118,7 +117,7 @@ typedef struct {
     char *database_trust; /* what the live database has */
 } CabackVerifyTrustDiff;
 
-/* (Addition.) A chain of the file that ends below its root: the certificate at its top is not
+/* A chain of the file that ends below its root: the certificate at its top is not
  * self-signed and its issuer is not in the file. */
 typedef struct {
     char *top;            /* the subject of the highest certificate of the file in the chain */
@@ -154,7 +153,7 @@ typedef struct {
     GPtrArray *notes;               /* of char*: warnings that do not make it unrestorable */
     GPtrArray *problems; /* of char*: why the backup is not restorable (empty when it is) */
     gboolean restorable; /* problems is empty */
-    /* (Additions: the drill's findings, each also a line of notes or problems.) */
+    /* The drill's findings, each also a line of notes or problems. */
     GPtrArray *trust_differences; /* of CabackVerifyTrustDiff* (compare): stale */
     GPtrArray *missing_keys;      /* of CabackVerifyItem*: every private key of the database the
                                    * file lacks, with or without certificate (compare): stale */
@@ -166,7 +165,7 @@ typedef struct {
                           * certificates with their key (system certificates) */
     gboolean stale;      /* compared, and the database holds what the file lacks or trusts
                           * differently */
-    const char *integrity; /* (Addition.) caback_p12_integrity of the file (static), once read */
+    const char *integrity; /* caback_p12_integrity of the file (static), once read */
 } CabackVerifyReport;
 
 /* An empty report for @path (for caback_verify_file and tests): not restorable until the drill
@@ -192,7 +191,7 @@ CabackVerifyReport *caback_verify_file(const char *path, const CabackSecret *pas
  * file holds that the database does not is listed too, without being a problem. */
 void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInventory *inventory);
 
-/* (Addition.) The findings that depend on the caller's choices, after caback_verify_compare (or
+/* The findings that depend on the caller's choices, after caback_verify_compare (or
  * without it, @inventory NULL; pure): a chain without its root is a problem unless @inventory's
  * database trusts that root (then a note), and then the certificates of that chain count as not
  * verified (the restore would trust the top one as a root by its role, which is not proof); an
