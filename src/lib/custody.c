@@ -591,11 +591,15 @@ CabackShare *caback_share_record_decode(const char *data, gsize len, const char 
         case 5: ok = hex_get(v, vlen, archive, sizeof archive); break;
         case 6: ok = hex_get(v, vlen, split, sizeof split); break;
         case 7: ok = hex_get(v, vlen, custodian, sizeof custodian); break;
-        case 8:
+        case 8: {
             share = caback_share_from_text(v, vlen, source, error);
             if (share == NULL)
                 return NULL;
+            /* strict: exactly as caback writes it (no other case, spacing or grouping) */
+            g_autoptr(CabackSecret) canonical = caback_share_to_text(share);
+            ok = canonical->len == vlen && memcmp(canonical->data, v, vlen) == 0;
             break;
+        }
         }
         if (!ok) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,

@@ -330,6 +330,9 @@ static void test_record(void)
         {"archive-sha256: a1", "archive-sha256: b1", "does not agree"},
         {"caback share record", "caback share recorD", "not a caback share record"},
         {"split-id: ", "split-id:  ", "malformed"},
+        /* the share line as typed by hand is fine on its own, not in a record */
+        {"share: CBK1-", "share: cbk1-", "malformed"},
+        {"share: CBK1-", "share: CBK1", "malformed"},
     };
     for (gsize i = 0; i < G_N_ELEMENTS(edits); i++) {
         g_autoptr(GString) changed = g_string_new(record->data);
