@@ -18,6 +18,7 @@
 #include <caback/atomic-file.h>
 #include <caback/custody.h>
 #include <caback/error.h>
+#include <caback/names.h>
 #include <caback/nss-util.h>
 
 #include <cert.h>
@@ -284,11 +285,13 @@ static char *rid_describe(const SECItem *rid)
     if (SEC_QuickDERDecodeItem(arena, &name, SEC_ASN1_GET(CERT_NameTemplate), &issuer_der) ==
         SECSuccess)
         issuer = CERT_NameToAscii(&name);
+    /* a name from the file: shown escaped (control characters, bidi overrides, bad UTF-8) */
+    g_autofree char *shown = caback_name_escape(issuer, NULL);
     GString *serial = g_string_new("0x");
     for (unsigned i = 0; i < isn.serialNumber.len; i++)
         g_string_append_printf(serial, "%02x", isn.serialNumber.data[i]);
     char *text = g_strdup_printf("the certificate with serial number %s issued by \"%s\"",
-                                 serial->str, issuer != NULL ? issuer : "?");
+                                 serial->str, shown != NULL ? shown : "?");
     g_string_free(serial, TRUE);
     PORT_Free(issuer);
     return text;
