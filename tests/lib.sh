@@ -288,6 +288,46 @@ make_p12_variants() {
     fi
 }
 
+# ---- custodians (M-of-N custody, doc/custody.md) ----
+# make_custodian DIR NAME [rsa|ec] [CERTUTIL OPTIONS...]: a custodian's own NSS database DIR
+# (password in DIR.pass, as make_nssdb writes it) holding a self-signed certificate NAME
+# ("CN=NAME,O=Custodians.TEST") with its key: RSA 2048 with keyEncipherment, or EC P-256 with
+# keyAgreement (the usage the share's CMS needs); further options go to certutil -S (e.g.
+# "-w -30 -v 1" for an expired certificate, or another --keyUsage). Writes the certificate as
+# DIR.pem (PEM) and DIR.der (DER). With FIXTURE_CUSTODIAN_KEY_PEM=1 it also writes the private
+# key as DIR.key (PKCS#8 PEM, unencrypted) for openssl cms -decrypt.
+make_custodian() {
+    local dir=$1 name=$2 type=${3:-rsa}; shift 2; [ $# -gt 0 ] && shift
+    local keyopts usage
+    if [ "$type" = ec ]; then
+        keyopts="-k ec -q nistp256"; usage=digitalSignature,keyAgreement
+    else
+        keyopts="-k rsa -g 2048"; usage=digitalSignature,keyEncipherment
+    fi
+    make_nssdb "$dir"
+    _fixture_serial=$((_fixture_serial + 1))
+    local has_usage=0 o
+    for o in "$@"; do [ "$o" = --keyUsage ] && has_usage=1; done
+    # shellcheck disable=SC2086,SC2068
+    if [ "$has_usage" -eq 1 ]; then
+        certutil -S -x -d "sql:$dir" -f "$dir.pass" -z "$dir.noise" -n "$name" \
+            -s "CN=$name,O=Custodians.TEST" -t ",," $keyopts -Z SHA256 -v 24 \
+            -m "$_fixture_serial" $@ >/dev/null 2>&1
+    else
+        certutil -S -x -d "sql:$dir" -f "$dir.pass" -z "$dir.noise" -n "$name" \
+            -s "CN=$name,O=Custodians.TEST" -t ",," $keyopts -Z SHA256 -v 24 \
+            -m "$_fixture_serial" --keyUsage "$usage" $@ >/dev/null 2>&1
+    fi || return 1
+    certutil -L -d "sql:$dir" -n "$name" -a >"$dir.pem" || return 1
+    certutil -L -d "sql:$dir" -n "$name" -r >"$dir.der" || return 1
+    if [ "${FIXTURE_CUSTODIAN_KEY_PEM:-0}" = 1 ]; then
+        pk12util -o "$dir.p12" -n "$name" -d "sql:$dir" -k "$dir.pass" -W "custodian" \
+            >/dev/null 2>&1 &&
+            openssl pkcs12 -in "$dir.p12" -passin pass:custodian -nocerts -nodes 2>/dev/null |
+            openssl pkey -out "$dir.key" && chmod 600 "$dir.key"
+    fi
+}
+
 # The SoftHSM2 PKCS#11 library, in $SOFTHSM_LIB; returns 1 when it is not installed.
 find_softhsm_lib() {
     SOFTHSM_LIB=
