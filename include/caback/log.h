@@ -73,6 +73,13 @@ void caback_log_record_set_file_sha256(CabackLogRecord *record, const char *sha2
 void caback_log_record_set_signature(CabackLogRecord *record, const char *status);
 void caback_log_record_set_integrity(CabackLogRecord *record, const char *integrity);
 
+/* The archive is under M-of-N custody (doc/custody.md): @threshold shares of @count
+ * open it; @custodians (NULL-terminated, may be NULL) are the custodians' certificate SHA-256
+ * fingerprints in share order, for a run that made the shares. Written as a "custody:" line and
+ * one "custodian:" line each, and as the JSON member "custody". Never a share or password. */
+void caback_log_record_set_custody(CabackLogRecord *record, guint threshold, guint count,
+                                   const char *const *custodians);
+
 /* One key the run handled: its certificate's nickname (NULL when it has none), its NSS key ID
  * (40 hex digits as certutil -K prints it) and its Dogtag CS.cfg form (either may be NULL). */
 void caback_log_record_add_key(CabackLogRecord *record, const char *nickname, const char *nss_id,

@@ -172,6 +172,8 @@ struct CabackLogRecord {
     char *sha256;
     char *signature; /* "checked (signer ...)", "none", "skipped (...)", or NULL */
     char *integrity; /* the archive's integrity mode, or NULL */
+    guint custody_threshold, custody_count; /* M of N, 0 when not under custody */
+    char **custodians; /* fingerprints, or NULL */
     GPtrArray *keys; /* LogKey */
     GPtrArray *warnings;
     GDateTime *time;
@@ -210,6 +212,7 @@ void caback_log_record_free(CabackLogRecord *record)
     g_free(record->sha256);
     g_free(record->signature);
     g_free(record->integrity);
+    g_strfreev(record->custodians);
     g_ptr_array_unref(record->keys);
     g_ptr_array_unref(record->warnings);
     if (record->time != NULL)
@@ -257,6 +260,15 @@ void caback_log_record_set_signature(CabackLogRecord *record, const char *status
 {
     g_free(record->signature);
     record->signature = g_strdup(status);
+}
+
+void caback_log_record_set_custody(CabackLogRecord *record, guint threshold, guint count,
+                                   const char *const *custodians)
+{
+    record->custody_threshold = threshold;
+    record->custody_count = count;
+    g_strfreev(record->custodians);
+    record->custodians = g_strdupv((char **)custodians);
 }
 
 void caback_log_record_set_integrity(CabackLogRecord *record, const char *integrity)
@@ -396,6 +408,16 @@ char *caback_log_record_format_text(CabackLogRecord *record, const GError *outco
         text_line(out, record, "integrity", record->integrity);
     if (record->signature != NULL)
         text_line(out, record, "signature", record->signature);
+    if (record->custody_count > 0) {
+        g_autofree char *custody = g_strdup_printf("%u of %u shares", record->custody_threshold,
+                                                   record->custody_count);
+        text_line(out, record, "custody", custody);
+        for (guint i = 0; record->custodians != NULL && record->custodians[i] != NULL; i++) {
+            g_autofree char *line = g_strdup_printf("share %u  sha256 %s", i + 1,
+                                                    record->custodians[i]);
+            text_line(out, record, "custodian", line);
+        }
+    }
     for (guint i = 0; i < record->keys->len; i++) {
         const LogKey *key = record->keys->pdata[i];
         g_autofree char *text = g_strdup_printf(
@@ -449,6 +471,17 @@ char *caback_log_record_format_json(CabackLogRecord *record, const GError *outco
         json_member(out, record, "integrity", record->integrity);
     if (record->signature != NULL)
         json_member(out, record, "signature", record->signature);
+    if (record->custody_count > 0) {
+        g_string_append_printf(out, ",\"custody\":{\"threshold\":%u,\"count\":%u",
+                               record->custody_threshold, record->custody_count);
+        if (record->custodians != NULL) {
+            g_string_append(out, ",\"custodians\":[");
+            for (guint i = 0; record->custodians[i] != NULL; i++)
+                json_member(out, record, NULL, record->custodians[i]);
+            g_string_append_c(out, ']');
+        }
+        g_string_append_c(out, '}');
+    }
     g_string_append(out, ",\"keys\":[");
     for (guint i = 0; i < record->keys->len; i++) {
         const LogKey *key = record->keys->pdata[i];
