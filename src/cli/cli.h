@@ -6,6 +6,8 @@
 
 #include <caback/db.h>
 #include <caback/error.h>
+#include <caback/log.h>
+#include <caback/secret.h>
 
 G_BEGIN_DECLS
 
@@ -101,6 +103,31 @@ void caback_cli_common_clear(CabackCommonOptions *options);
  * (caback_cli_db_lock_options). */
 CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only,
                              GError **error);
+
+/* --share FILE... and --shares-prompt (M-of-N custody, doc/custody.md) of restore, verify, list
+ * and reshare. */
+typedef struct {
+    char **files;     /* --share FILE, repeatable */
+    gboolean prompt;  /* --shares-prompt */
+} CabackCliShares;
+
+/* Add --share and --shares-prompt to @context's main entries; @shares must outlive the parse. */
+void caback_cli_add_share_options(GOptionContext *context, CabackCliShares *shares);
+/* TRUE when --share or --shares-prompt was given. */
+gboolean caback_cli_shares_given(const CabackCliShares *shares);
+/* The usage error of @verb when shares and another source of the PKCS#12 password (@other, e.g.
+ * "-w") are both given; TRUE when they are not. */
+gboolean caback_cli_shares_exclusive(const CabackCliShares *shares, const char *verb,
+                                     const char *other, GError **error);
+/* Record the share options in @rec's command (file names only). */
+void caback_cli_log_shares(CabackLogRecord *rec, const CabackCliShares *shares);
+/* The password of the archive @archive rebuilt from @shares (caback_shares_password): in an NSS
+ * context of its own that ends before this returns, with the database of @common opened
+ * read-only when a .p7m share needs its keys (else none). @rec (may be NULL) records M and N. */
+CabackSecret *caback_cli_shares_password(const CabackCommonOptions *common, const char *archive,
+                                         const CabackCliShares *shares,
+                                         CabackLogRecord *rec, GError **error);
+void caback_cli_shares_clear(CabackCliShares *shares);
 
 /* The progress line (src/cli/cli-progress.c): caback_cli_parse sets it up for the verb from
  * --progress / --no-progress / -q / --json and whether standard error is a terminal; clear it

@@ -313,11 +313,12 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
 }
 
 /* Read and print @path inside an NSS context without databases. */
-static gboolean list_file(const char *path, const ListOptions *lo, gboolean json, GError **error)
+static gboolean list_file(const char *path, const ListOptions *lo, const CabackSecret *given,
+                          gboolean json, GError **error)
 {
     CabackPasswordSource source = {.file = lo->password_file, .env_var = lo->password_env};
     g_autoptr(CabackP12File) file = NULL;
-    g_autoptr(CabackRestorePlan) plan = caback_restore_read(path, NULL, &source, &file, error);
+    g_autoptr(CabackRestorePlan) plan = caback_restore_read(path, given, &source, &file, error);
 
     if (plan == NULL) {
         caback_cli_explain_p12_failure(path, NULL, NULL, error);
@@ -335,6 +336,8 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
 {
     CabackCommonOptions common = {0};
     ListOptions lo = {0};
+    CabackCliShares shares = {0};
+    g_autoptr(CabackSecret) given = NULL;
     g_autofree char *in = NULL;
     g_autoptr(GOptionContext) context = g_option_context_new("FILE");
     gboolean ok = FALSE;
@@ -364,10 +367,19 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
                  "directly; otherwise the\n"
                  "password is asked once on the terminal. A wrong password exits with status "
                  "3.\n"
+                 "A backup under M-of-N custody (backup --split) opens with M of its "
+                 "custodians' shares: --share FILE\n"
+                 "for each (a text share, or a .p7m share with -d DIR holding its key), or "
+                 "--shares-prompt; too few,\n"
+                 "mistyped or foreign shares exit with status 3 before anything is derived.\n"
                  "Example:\n"
-                 "  caback list ca-backup.p12 -w ca-backup.pass --json\n");
+                 "  caback list ca-backup.p12 -w ca-backup.pass --json\n"
+                 "  caback list ca.p12 --share alice.share --share bob.share --share carol.share\n");
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_common(context, &common, CABACK_COMMON_JSON | CABACK_COMMON_LIMITS);
+    caback_cli_add_share_options(context, &shares);
+    /* -d and its password: only for .p7m shares, which the keys there open. */
+    caback_cli_add_common(context, &common,
+                          CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS);
 
     if (!caback_cli_parse(context, "list", &common, &argc, &argv, error))
         goto out;
@@ -395,6 +407,17 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
                     "both");
         goto out;
     }
+    if (lo.password_file != NULL || lo.password_env != NULL) {
+        if (!caback_cli_shares_exclusive(&shares, "list",
+                                         lo.password_file != NULL ? "-w" : "--p12-password-env",
+                                         error))
+            goto out;
+    } else if (caback_cli_shares_given(&shares)) {
+        given = caback_cli_shares_password(&common, in != NULL ? in : argv[1], &shares, NULL,
+                                           error);
+        if (given == NULL)
+            goto out;
+    }
 
     /* No database: NSS's internal slot only (session objects, nothing written). */
     NSSInitContext *nss =
@@ -405,7 +428,7 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot start NSS without a database");
         goto out;
     }
-    ok = list_file(in != NULL ? in : argv[1], &lo, common.json, error);
+    ok = list_file(in != NULL ? in : argv[1], &lo, given, common.json, error);
     if (NSS_ShutdownContext(nss) != SECSuccess && ok) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED,
                              "NSS did not shut down cleanly (a reference was leaked; this is a "
@@ -415,6 +438,7 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
 out:
     g_free(lo.password_file);
     g_free(lo.password_env);
+    caback_cli_shares_clear(&shares);
     caback_cli_common_clear(&common);
     return ok;
 }
