@@ -131,6 +131,14 @@ typedef struct {
     gboolean force;               /* replace @output when it exists */
     gboolean no_verify;           /* do not read the file back (it is then not recorded) */
     gboolean allow_shared_folder; /* write into a folder other users may write */
+    /* M-of-N custody (doc/custody.md), when custody_threshold > 0: @password must be NULL; the
+     * password is made here from 32 random bytes (caback_custody_secret_new) and never leaves
+     * the run except split custody_threshold of custodians->len (CabackCustodian of
+     * caback_custodians_load), one share file per custodian next to @output
+     * (caback_share_set_prepare); the file is verified (no_verify must be FALSE) with the
+     * password rebuilt from the shares, and the share files are put in place just before it. */
+    guint custody_threshold;
+    GPtrArray *custodians;
 } CabackBackupRunOptions;
 
 /* How caback_backup_run talks to its front end while it works; every member may be NULL. */
@@ -153,6 +161,7 @@ typedef struct {
     gboolean verified;                /* read back and checked */
     char *sha256;                     /* the file's SHA-256, when verified and in place */
     gboolean latest_updated;          /* latest_backup now points at the file */
+    GPtrArray *share_files;           /* char*: custody: the share files in place, index order */
 } CabackBackupResult;
 
 /* Free what @result holds (before the database is closed: the selection holds NSS references). */

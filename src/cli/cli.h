@@ -6,6 +6,7 @@
 
 #include <caback/db.h>
 #include <caback/error.h>
+#include <caback/json.h>
 #include <caback/log.h>
 #include <caback/secret.h>
 
@@ -103,6 +104,42 @@ void caback_cli_common_clear(CabackCommonOptions *options);
  * (caback_cli_db_lock_options). */
 CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only,
                              GError **error);
+
+/* ---- M-of-N custody (src/cli/cli-custody.c, doc/custody.md) ---- */
+
+/* --split M, --custodian FILE..., --custodian-dir DIR of backup and reshare. */
+typedef struct {
+    char *split;
+    char **files;
+    char *dir;
+    guint threshold; /* M, once caback_cli_custody_check accepted --split */
+} CabackCliCustody;
+
+void caback_cli_add_custody_options(GOptionContext *context, CabackCliCustody *custody);
+gboolean caback_cli_custody_given(const CabackCliCustody *custody);
+/* Usage checks before anything is opened: --split is a number, M and the number of --custodian
+ * files fit (caback_custody_check_split; the folder's are counted once read), no other password
+ * source (@password_option names the one given, or NULL) and not @no_verify. Sets
+ * @custody->threshold. */
+gboolean caback_cli_custody_check(CabackCliCustody *custody, const char *verb,
+                                  const char *password_option, gboolean no_verify,
+                                  GError **error);
+/* With --split: share files of an earlier backup to @output are a conflict (CABACK_ERROR_CONFLICT)
+ * unless @force, then a warning. */
+gboolean caback_cli_custody_check_output(const CabackCliCustody *custody, const char *output,
+                                         gboolean force, CabackLogRecord *rec, GError **error);
+void caback_cli_log_custody_options(CabackLogRecord *rec, const CabackCliCustody *custody);
+/* The custodians (caback_custodians_load; NSS must be open), their warnings printed and logged,
+ * M, N and their fingerprints recorded in @rec. */
+GPtrArray *caback_cli_custody_load(const CabackCliCustody *custody, const char *verb,
+                                   gboolean force, CabackLogRecord *rec, GError **error);
+void caback_cli_custody_clear(CabackCliCustody *custody);
+/* The summary's custody lines (which share file is for whom), as text and as the JSON member
+ * "custody". */
+void caback_cli_custody_text(GString *out, guint threshold, GPtrArray *custodians,
+                             GPtrArray *files);
+void caback_cli_custody_json(CabackJson *json, guint threshold, GPtrArray *custodians,
+                             GPtrArray *files);
 
 /* --share FILE... and --shares-prompt (M-of-N custody, doc/custody.md) of restore, verify, list
  * and reshare. */

@@ -27,6 +27,7 @@ typedef struct {
     gboolean certs_only;
     gboolean allow_shared_folder;
     char *log_path;
+    CabackCliCustody custody; /* --split, --custodian, --custodian-dir */
 } BackupOptions;
 
 static void backup_options_clear(BackupOptions *o)
@@ -39,6 +40,7 @@ static void backup_options_clear(BackupOptions *o)
     g_free(o->iterations);
     g_free(o->mac);
     g_free(o->log_path);
+    caback_cli_custody_clear(&o->custody);
 }
 
 /* Turn the options into writer settings; every combination that cannot work is a usage error
@@ -124,6 +126,9 @@ static char *selection_text(const CabackDb *db, const CabackBackupSelection *sel
 typedef struct {
     const char *output;
     const CabackP12WriteOptions *write;
+    guint custody_threshold;  /* custody: M, else 0 */
+    GPtrArray *custodians;    /* custody: CabackCustodian */
+    GPtrArray *share_files;   /* custody: the share files written */
     gboolean verified;
     const CabackBackupReport *report;
     const char *sha256;      /* the file's SHA-256 once verified and in place, else NULL */
@@ -156,13 +161,15 @@ static char *summary_text(const CabackBackupSelection *sel, const Summary *s)
         g_string_append_printf(out, "MAC: %s\n", s->report->mac);
     else
         g_string_append_printf(out, "MAC: %s, %u iterations\n", mac, iterations);
+    if (s->custody_threshold > 0)
+        caback_cli_custody_text(out, s->custody_threshold, s->custodians, s->share_files);
     if (s->verified)
         g_string_append_printf(
             out,
-            "Verified: read back with the password (MAC checked), %u key%s decrypted and "
+            "Verified: read back with the password%s (MAC checked), %u key%s decrypted and "
             "matched to %s certificate%s by a test signature, %u certificate%s with their "
             "nicknames, key IDs and trust flags\n",
-            s->report->keys, s->report->keys == 1 ? "" : "s",
+            s->custody_threshold > 0 ? " rebuilt from the shares" : "", s->report->keys, s->report->keys == 1 ? "" : "s",
             s->report->keys == 1 ? "its" : "their", s->report->keys == 1 ? "" : "s",
             s->report->certs, s->report->certs == 1 ? "" : "s");
     else
@@ -229,6 +236,8 @@ static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, 
     caback_json_bool(json, "verified", s->verified);
     caback_json_string(json, "sha256", s->sha256);
     caback_json_bool(json, "latest_backup", s->latest_updated);
+    if (s->custody_threshold > 0)
+        caback_cli_custody_json(json, s->custody_threshold, s->custodians, s->share_files);
     /* What the run cost in password-based key derivations (writing and checking together): the
      * figure the benchmark's floor is made of. */
     caback_json_int(json, "key_derivations", caback_p12_derivations());
@@ -255,6 +264,7 @@ typedef struct {
     char **nicknames;
     CabackLogRecord *rec; /* this run's log record */
     CabackDb *db;         /* while the backup runs */
+    GPtrArray *custodians; /* --split: CabackCustodian, while the database is open */
 } BackupRun;
 
 /* ---- the work, once the options are known ---- */
@@ -305,6 +315,13 @@ static gboolean run_backup(BackupRun *run, GError **error)
     if (run->db == NULL)
         return FALSE;
     caback_cli_log_database(run->rec, run->db);
+    /* The custodians' certificates are checked before anything else is done. */
+    if (o->custody.threshold > 0 &&
+        (run->custodians = caback_cli_custody_load(&o->custody, "backup", o->force, run->rec,
+                                                   error)) == NULL) {
+        caback_db_close(g_steal_pointer(&run->db), NULL);
+        return FALSE;
+    }
 
     CabackBackupRunOptions options = {.db = run->db,
                                       .output = o->output,
@@ -314,7 +331,9 @@ static gboolean run_backup(BackupRun *run, GError **error)
                                       .password = run->password,
                                       .force = o->force,
                                       .no_verify = o->no_verify,
-                                      .allow_shared_folder = o->allow_shared_folder};
+                                      .allow_shared_folder = o->allow_shared_folder,
+                                      .custody_threshold = o->custody.threshold,
+                                      .custodians = run->custodians};
     CabackBackupHooks hooks = {on_selected, ask_p12_password, on_warning, run};
     gboolean ok = caback_backup_run(&options, &hooks, &result, error);
     if (ok) {
@@ -322,6 +341,9 @@ static gboolean run_backup(BackupRun *run, GError **error)
             caback_log_record_set_file_sha256(run->rec, result.sha256);
         Summary s = {.output = o->output,
                      .write = &run->write,
+                     .custody_threshold = o->custody.threshold,
+                     .custodians = run->custodians,
+                     .share_files = result.share_files,
                      .verified = result.verified,
                      .report = &result.report,
                      .sha256 = result.sha256,
@@ -331,6 +353,7 @@ static gboolean run_backup(BackupRun *run, GError **error)
     }
     /* The selection holds NSS references: release them before NSS shuts down. */
     caback_backup_result_clear(&result);
+    g_clear_pointer(&run->custodians, g_ptr_array_unref);
     if (!caback_db_close(g_steal_pointer(&run->db), ok ? error : NULL))
         ok = FALSE;
     if (ok && run->common->json)
@@ -449,6 +472,7 @@ static void log_options(CabackLogRecord *rec, const BackupOptions *o,
         caback_log_record_add_arg(rec, "--allow-shared-folder");
     if (o->log_path != NULL)
         caback_log_record_add_option(rec, "--log", o->log_path);
+    caback_cli_log_custody_options(rec, &o->custody);
 }
 
 gboolean caback_cmd_backup(int argc, char **argv, GError **error)
@@ -518,10 +542,13 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
                  "-f /var/lib/pki/pki-tomcat/conf/password.conf -o ca-backup.p12\n"
                  "  caback backup -d DIR -f password.conf --cscfg "
                  "/var/lib/pki/pki-tomcat/ca/conf/CS.cfg -o clone.p12\n"
+                 "  caback backup -d DIR -f password.conf -o ca.p12 --split 3 "
+                 "--custodian-dir custodians/\n"
                  "Exit status: 0 written and verified, 1 failure, 2 usage, 3 wrong database "
                  "password, 4 FILE exists,\n"
                  "5 a key cannot leave its token.\n");
     g_option_context_add_main_entries(context, entries, NULL);
+    caback_cli_add_custody_options(context, &o.custody);
     caback_cli_add_common(context, &common,
                           CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
                               CABACK_COMMON_PROGRESS |
@@ -571,13 +598,21 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
                                "password, not both");
         goto out;
     }
+    if (!caback_cli_custody_check(&o.custody, "backup",
+                                  windows                       ? "the Windows form's password"
+                                  : o.p12_password_file != NULL ? "-w"
+                                  : o.p12_password_env != NULL  ? "--p12-password-env"
+                                                                : NULL,
+                                  o.no_verify, error))
+        goto out;
     if (g_file_test(o.output, G_FILE_TEST_IS_DIR)) {
         caback_cli_usage_error(error, "backup",
                                "%s is a folder; give the file to write, e.g. %s/ca-backup.p12",
                                o.output, o.output);
         goto out;
     }
-    if (!caback_backup_check_output(o.output, o.force, o.allow_shared_folder, error))
+    if (!caback_backup_check_output(o.output, o.force, o.allow_shared_folder, error) ||
+        !caback_cli_custody_check_output(&o.custody, o.output, o.force, run.rec, error))
         goto out;
 
     if (o.p12_password_file != NULL || o.p12_password_env != NULL) {

@@ -3,10 +3,6 @@
 
 #include "cli.h"
 
-#include <caback/custody-flow.h>
-#include <caback/digest.h>
-#include <caback/log.h>
-
 #include <caback/p12.h>
 #include <caback/json.h>
 #include <caback/secret.h>
@@ -453,89 +449,3 @@ void caback_cli_json_finish(const char *verb, const GError *error)
     g_clear_pointer(&json_warnings, g_ptr_array_unref);
 }
 
-/* ---- --share / --shares-prompt ---- */
-
-void caback_cli_add_share_options(GOptionContext *context, CabackCliShares *shares)
-{
-    const GOptionEntry entries[] = {
-        {"share", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &shares->files,
-         "A custodian's share of the archive password (M-of-N custody): a text share "
-         "(caback share-open -o) or a .p7m share file that the keys in -d open; repeat for each",
-         "FILE"},
-        {"shares-prompt", 0, 0, G_OPTION_ARG_NONE, &shares->prompt,
-         "Ask for the custodians' shares on the terminal, one at a time, without echo", NULL},
-        {NULL}};
-    g_option_context_add_main_entries(context, entries, NULL);
-}
-
-gboolean caback_cli_shares_given(const CabackCliShares *shares)
-{
-    return shares->prompt || (shares->files != NULL && shares->files[0] != NULL);
-}
-
-gboolean caback_cli_shares_exclusive(const CabackCliShares *shares, const char *verb,
-                                     const char *other, GError **error)
-{
-    if (!caback_cli_shares_given(shares))
-        return TRUE;
-    return caback_cli_usage_error(error, verb,
-                                  "the archive's password comes from the custodians' shares "
-                                  "(--share, --shares-prompt) or from %s, not both",
-                                  other);
-}
-
-void caback_cli_log_shares(CabackLogRecord *rec, const CabackCliShares *shares)
-{
-    for (char **f = shares->files; f != NULL && *f != NULL; f++)
-        caback_log_record_add_option(rec, "--share", *f);
-    if (shares->prompt)
-        caback_log_record_add_arg(rec, "--shares-prompt");
-}
-
-void caback_cli_shares_clear(CabackCliShares *shares)
-{
-    g_strfreev(shares->files);
-    shares->files = NULL;
-}
-
-/* Between two shares typed at the prompt: on standard error, never in --json's warnings. */
-static void shares_notify(const char *message, gpointer data)
-{
-    (void)data;
-    caback_cli_progress_clear();
-    g_printerr("caback: %s\n", message);
-}
-
-CabackSecret *caback_cli_shares_password(const CabackCommonOptions *common, const char *archive,
-                                         const CabackCliShares *shares, CabackLogRecord *rec,
-                                         GError **error)
-{
-    CabackDb *db = NULL;
-    NSSInitContext *nss = NULL;
-    if (caback_shares_need_db((const char *const *)shares->files)) {
-        if ((db = caback_cli_open_db(common, TRUE, error)) == NULL)
-            return NULL;
-    } else if ((nss = caback_nss_nodb_open(error)) == NULL) {
-        return NULL;
-    }
-    CabackSecret *password = NULL;
-    g_autoptr(GBytes) sha256 = caback_digest_file(archive, SEC_OID_SHA256, error);
-    if (sha256 != NULL) {
-        CabackShareSources sources = {.files = (const char *const *)shares->files,
-                                      .prompt = shares->prompt,
-                                      .db = db,
-                                      .notify = shares_notify};
-        guint m = 0, n = 0;
-        password = caback_shares_password(&sources, g_bytes_get_data(sha256, NULL), archive, &m,
-                                          &n, error);
-        if (password != NULL && rec != NULL)
-            caback_log_record_set_custody(rec, m, n, NULL);
-    }
-    gboolean closed = db != NULL ? caback_db_close(db, password != NULL ? error : NULL)
-                                 : caback_nss_nodb_close(nss, password != NULL ? error : NULL);
-    if (!closed) {
-        caback_secret_free(password);
-        return NULL;
-    }
-    return password;
-}

@@ -6,6 +6,8 @@
 
 #include <caback/atomic-file.h>
 #include <caback/backup.h>
+#include <caback/custody-flow.h>
+#include <caback/custody.h>
 #include <caback/digest.h>
 #include <caback/error.h>
 #include <caback/log.h>
@@ -28,6 +30,7 @@ void caback_backup_result_clear(CabackBackupResult *result)
     caback_backup_report_clear(&result->report);
     g_clear_pointer(&result->selection, caback_backup_selection_free);
     g_clear_pointer(&result->sha256, g_free);
+    g_clear_pointer(&result->share_files, g_ptr_array_unref);
 }
 
 gboolean caback_backup_check_output(const char *output, gboolean force,
@@ -128,6 +131,7 @@ static void test_pause(CabackAtomicFile *file)
  * from its descriptor and digest them into result->sha256. */
 static gboolean write_and_verify(const CabackBackupRunOptions *o, CabackAtomicFile *file,
                                  CabackP12Writer *writer, const CabackSecret *password,
+                                 const CabackSecret *secret, CabackShareSet **shares,
                                  CabackBackupResult *result, GError **error)
 {
     g_autoptr(GBytes) bytes =
@@ -142,8 +146,20 @@ static gboolean write_and_verify(const CabackBackupRunOptions *o, CabackAtomicFi
     if (o->no_verify)
         return TRUE;
     g_autoptr(GBytes) written = caback_atomic_file_read_back(file, BACKUP_MAX_BYTES, error);
-    if (written == NULL ||
-        !caback_backup_verify_bytes(result->selection, written, o->output, password, writer,
+    if (written == NULL)
+        return FALSE;
+    /* Custody: the shares are made for these bytes, and the file is checked with the password
+     * rebuilt from them, proof that they open it. */
+    g_autoptr(CabackSecret) rebuilt = NULL;
+    if (secret != NULL) {
+        *shares = caback_share_set_prepare(o->output, written, secret, o->custody_threshold,
+                                           o->custodians, o->allow_shared_folder, &rebuilt,
+                                           error);
+        if (*shares == NULL)
+            return FALSE;
+        password = rebuilt;
+    }
+    if (!caback_backup_verify_bytes(result->selection, written, o->output, password, writer,
                                     progress_line, NULL, &result->report, error))
         return FALSE;
     result->verified = TRUE;
@@ -162,20 +178,27 @@ static gboolean write_and_verify(const CabackBackupRunOptions *o, CabackAtomicFi
  * failure removes the temporary file and leaves an existing output untouched. */
 static gboolean write_backup(const CabackBackupRunOptions *o, const CabackBackupHooks *hooks,
                              CabackP12Writer *writer, const CabackSecret *password,
-                             CabackBackupResult *result, GError **error)
+                             const CabackSecret *secret, CabackBackupResult *result,
+                             GError **error)
 {
     CabackAtomicFlags flags = o->allow_shared_folder ? 0 : CABACK_ATOMIC_PRIVATE_FOLDER;
+    g_autoptr(CabackShareSet) shares = NULL;
 
     g_autoptr(CabackAtomicFile) file =
         caback_atomic_file_open(o->output, 0600, (uid_t)-1, (gid_t)-1, flags, error);
-    if (file == NULL || !write_and_verify(o, file, writer, password, result, error))
+    if (file == NULL ||
+        !write_and_verify(o, file, writer, password, secret, &shares, result, error))
         return FALSE;
     test_pause(file);
 
     int lock = dup(caback_atomic_file_dirfd(file));
     if (lock >= 0)
         (void)flock(lock, LOCK_EX);
-    gboolean ok = caback_atomic_file_commit(g_steal_pointer(&file), o->force, error);
+    /* The shares go in place first: an archive nobody could open must never replace one. */
+    gboolean ok = shares == NULL || caback_share_set_commit(shares, o->force, error);
+    if (ok && shares != NULL)
+        result->share_files = g_ptr_array_ref(caback_share_set_paths(shares));
+    ok = ok && caback_atomic_file_commit(g_steal_pointer(&file), o->force, error);
     if (ok && result->sha256 != NULL) {
         g_autoptr(GError) e = NULL;
         result->latest_updated = caback_state_set_latest_backup(o->output, result->sha256, &e);
@@ -209,11 +232,22 @@ gboolean caback_backup_run(const CabackBackupRunOptions *options, const CabackBa
     static const CabackBackupHooks no_hooks = {0};
     const CabackSecret *password = options->password;
     g_autoptr(CabackSecret) asked = NULL;
+    g_autoptr(CabackSecret) secret = NULL;
     g_autoptr(CabackP12Writer) writer = NULL;
 
     if (hooks == NULL)
         hooks = &no_hooks;
     *result = (CabackBackupResult){0};
+    if (options->custody_threshold > 0) {
+        if (password != NULL || options->no_verify || options->custodians == NULL) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                        "a backup under custody makes its own password and is always verified");
+            return FALSE;
+        }
+        if ((secret = caback_custody_secret_new(error)) == NULL)
+            return FALSE;
+        password = asked = caback_custody_password(secret);
+    }
     /* With the password known already, the slow derivations run while the keys are chosen and
      * read; a password asked for comes after the front end has shown what will be written. */
     if (password != NULL && (writer = start_writer(options, password, error)) == NULL)
@@ -240,5 +274,5 @@ gboolean caback_backup_run(const CabackBackupRunOptions *options, const CabackBa
         return FALSE;
     /* The writer holds NSS references: it is freed here, before the caller closes the
      * database. */
-    return write_backup(options, hooks, writer, password, result, error);
+    return write_backup(options, hooks, writer, password, secret, result, error);
 }
