@@ -201,7 +201,7 @@ gboolean caback_cli_shares_given(const CabackCliShares *shares)
 gboolean caback_cli_shares_exclusive(const CabackCliShares *shares, const char *verb,
                                      const char *other, GError **error)
 {
-    if (!caback_cli_shares_given(shares))
+    if (!caback_cli_shares_given(shares) || other == NULL)
         return TRUE;
     return caback_cli_usage_error(error, verb,
                                   "the archive's password comes from the custodians' shares "

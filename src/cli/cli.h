@@ -153,7 +153,7 @@ void caback_cli_add_share_options(GOptionContext *context, CabackCliShares *shar
 /* TRUE when --share or --shares-prompt was given. */
 gboolean caback_cli_shares_given(const CabackCliShares *shares);
 /* The usage error of @verb when shares and another source of the PKCS#12 password (@other, e.g.
- * "-w") are both given; TRUE when they are not. */
+ * "-w"; NULL when none) are both given; TRUE when they are not. */
 gboolean caback_cli_shares_exclusive(const CabackCliShares *shares, const char *verb,
                                      const char *other, GError **error);
 /* Record the share options in @rec's command (file names only). */

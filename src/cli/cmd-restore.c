@@ -662,6 +662,7 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
 {
     CabackCommonOptions common = {0};
     RestoreOptions ro = {0};
+    CabackCliShares shares = {0};
     g_autoptr(GPtrArray) owned_args = g_ptr_array_new_with_free_func(g_free);
     g_autofree char **args = NULL;
     g_autoptr(CabackSecret) given = NULL;
@@ -769,6 +770,7 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         "weak key\n(nothing changed), 2 usage, 3 wrong password, "
         "4 conflict (nothing changed; --dry-run too exits 4 when the real run would).\n");
     g_option_context_add_main_entries(context, entries, NULL);
+    caback_cli_add_share_options(context, &shares);
     caback_cli_add_common(context, &common,
                           CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
                               CABACK_COMMON_PROGRESS |
@@ -785,7 +787,15 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
     rec = caback_log_record_new("restore");
     gboolean usable = check_options(&ro, argc, argv, error);
     log_options(rec, &ro, &common);
+    caback_cli_log_shares(rec, &shares);
     if (!usable)
+        goto out;
+    if (!caback_cli_shares_exclusive(&shares, "restore",
+                                     given != NULL                 ? "-restore PASSWORD FILE"
+                                     : ro.password_file != NULL    ? "-w"
+                                     : ro.password_env != NULL     ? "--p12-password-env"
+                                                                   : NULL,
+                                     error))
         goto out;
     if (given != NULL && (ro.password_file != NULL || ro.password_env != NULL)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
@@ -807,12 +817,17 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         if ((given = caback_p12_password_read(&source, what, FALSE, error)) == NULL)
             goto out;
     }
+    /* M-of-N custody: the password rebuilt from the custodians' shares, checked first. */
+    if (caback_cli_shares_given(&shares) &&
+        (given = caback_cli_shares_password(&common, ro.in, &shares, rec, error)) == NULL)
+        goto out;
 
     ok = run_restore(&ro, &common, given, trust, rec, error);
 out:
     /* Last, after the database is closed: the record says how the run ended. */
     caback_cli_log_finish(rec, ok, error, ro.log_path);
     restore_options_clear(&ro);
+    caback_cli_shares_clear(&shares);
     caback_cli_common_clear(&common);
     return ok;
 }

@@ -26,6 +26,7 @@ typedef struct {
     gboolean no_signature_check;
     gboolean require_signature;
     gboolean allow_unauthenticated;
+    CabackCliShares shares; /* --share, --shares-prompt */
 } VerifyOptions;
 
 static CabackSecret *read_p12_password(const VerifyOptions *o, const char *path, GError **error)
@@ -321,7 +322,11 @@ static void on_unauthenticated(const char *path, const GError *error, gpointer d
 static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *common,
                     CabackLogRecord *rec, GError **error)
 {
-    g_autoptr(CabackSecret) password = read_p12_password(o, path, error);
+    /* M-of-N custody: the password rebuilt from the custodians' shares, checked first. */
+    g_autoptr(CabackSecret) password =
+        caback_cli_shares_given(&o->shares)
+            ? caback_cli_shares_password(common, path, &o->shares, rec, error)
+            : read_p12_password(o, path, error);
     if (password == NULL)
         return FALSE;
 
@@ -470,6 +475,7 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
                  "or chain fails), 2 usage,\n"
                  "3 wrong password (of FILE, or of the database).\n");
     g_option_context_add_main_entries(context, entries, NULL);
+    caback_cli_add_share_options(context, &o.shares);
     caback_cli_add_common(context, &common,
                           CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
                               CABACK_COMMON_PROGRESS |
@@ -482,6 +488,7 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
         goto out;
     rec = caback_log_record_new("verify");
     log_options(rec, argc >= 2 ? argv[1] : NULL, &o, &common);
+    caback_cli_log_shares(rec, &o.shares);
     if (argc != 2) {
         if (argc < 2)
             caback_cli_usage_error(error, "verify", "give the PKCS#12 file to verify");
@@ -522,6 +529,12 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
                                "password, not both");
         goto out;
     }
+    if (!caback_cli_shares_exclusive(&o.shares, "verify",
+                                     o.p12_password_file != NULL  ? "-w"
+                                     : o.p12_password_env != NULL ? "--p12-password-env"
+                                                                  : NULL,
+                                     error))
+        goto out;
     if (o.no_signature_check && (o.require_signature || o.signature_ca != NULL)) {
         caback_cli_usage_error(error, "verify",
                                "%s asks for the signature check that --no-signature-check skips; "
@@ -545,6 +558,7 @@ out:
     g_free(o.recorded_sha256);
     g_free(o.max_age_text);
     g_free(o.signature_ca);
+    caback_cli_shares_clear(&o.shares);
     caback_cli_common_clear(&common);
     return ok;
 }
