@@ -139,6 +139,8 @@ typedef struct {
      * password rebuilt from the shares, and the share files are put in place just before it. */
     guint custody_threshold;
     GPtrArray *custodians;
+    /* Do not point latest_backup at @output (reshare's pending file, not a backup of its own). */
+    gboolean not_latest;
 } CabackBackupRunOptions;
 
 /* How caback_backup_run talks to its front end while it works; every member may be NULL. */
@@ -162,6 +164,7 @@ typedef struct {
     char *sha256;                     /* the file's SHA-256, when verified and in place */
     gboolean latest_updated;          /* latest_backup now points at the file */
     GPtrArray *share_files;           /* char*: custody: the share files in place, index order */
+    GPtrArray *share_digests;         /* char*: custody: caback_share_text_digest of each */
 } CabackBackupResult;
 
 /* Free what @result holds (before the database is closed: the selection holds NSS references). */

@@ -5,6 +5,8 @@
 
 #include <glib.h>
 
+#include <caback/backup.h>
+#include <caback/custody.h>
 #include <caback/db.h>
 #include <caback/secret.h>
 
@@ -78,6 +80,14 @@ gboolean caback_share_set_commit(CabackShareSet *set, gboolean replace, GError *
 /* The share files' final names, in index order (owned by @set). */
 GPtrArray *caback_share_set_paths(CabackShareSet *set);
 
+/* The SHA-256 (hex) of each share's text form (caback_share_text_digest), in index order (owned by
+ * @set): what a custodian's confirmation is checked against (reshare --verify). */
+GPtrArray *caback_share_set_digests(CabackShareSet *set);
+
+/* The SHA-256 (64 lowercase hex digits) of caback_share_to_text(@share): it names one share
+ * without revealing it (the share is 32 random bytes). NULL only when NSS fails. */
+char *caback_share_text_digest(const CabackShare *share);
+
 /* Remove what was not put in place and free @set; NULL allowed. */
 void caback_share_set_free(CabackShareSet *set);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackShareSet, caback_share_set_free)
@@ -113,5 +123,66 @@ CabackSecret *caback_shares_password(const CabackShareSources *sources,
 
 /* TRUE when a share file in @files needs an NSS database to open (its name ends in .p7m). */
 gboolean caback_shares_need_db(const char *const *files);
+
+/* ---- reshare: a new password and new custodians for an archive ---- */
+
+typedef struct {
+    const char *archive;            /* the archive under custody */
+    const CabackSecret *password;   /* its current password (caback_shares_password) */
+    guint threshold;                /* the new M */
+    /* The new custodians, read (caback_custodians_load) inside the run, whose temporary
+     * database must be the only NSS context. */
+    const char *const *custodian_files;
+    const char *custodian_dir;
+    gboolean force_custodians;      /* --force: expired or signing-only certificates too */
+    CabackP12WriteOptions write;    /* the new archive's profile and iterations */
+    gboolean verify;                /* --verify: leave it pending until each confirmed */
+    gboolean allow_shared_folder;
+} CabackReshareOptions;
+
+typedef struct {
+    char *sha256;            /* the new archive's SHA-256 */
+    char *old_sha256;        /* the archive's SHA-256 before */
+    guint threshold, count;  /* the new M and N */
+    GPtrArray *share_files;  /* char*: the new share files (pending names while pending) */
+    gboolean pending;        /* waiting for confirmations (--verify) */
+    guint confirmed;         /* how many of count are confirmed (pending) */
+    GPtrArray *waiting;      /* guint indexes (GUINT_TO_POINTER) not yet confirmed */
+    GPtrArray *stale;        /* char*: share files of the old set the new one did not replace */
+    CabackBackupReport report; /* the new archive's verification */
+    guint keys, certs;       /* what the new archive holds */
+} CabackReshareResult;
+
+void caback_reshare_result_clear(CabackReshareResult *result);
+
+/* "@archive.pending", "@archive.pending.state": the pending reshare's files (doc/custody.md). */
+char *caback_reshare_pending_path(const char *archive);
+char *caback_reshare_state_path(const char *archive);
+
+/* A new archive for options->archive under a new random password split for the new custodians:
+ * the archive is opened with options->password, restored into a private temporary NSS database
+ * (random password, removed on every path) and backed up from it (caback_backup_run with custody:
+ * written, verified with the password rebuilt from the new shares) as "@archive.pending" with its
+ * shares "@archive.pending.share-<i>-of-<N>.p7m", and "@archive.pending.state" records the
+ * current and new SHA-256 and each new share's digest. Without options->verify the pending
+ * files are then put in place at once (caback_reshare_promote); with it they wait for
+ * caback_reshare_confirm, and the archive and its shares stay as they are. Refused
+ * (CABACK_ERROR_CONFLICT) while a reshare of the archive is pending. The new archive must hold
+ * every certificate and key of the old one (else CABACK_ERROR_FAILED, nothing changed). NSS must
+ * not be open in any other context. */
+gboolean caback_reshare_run(const CabackReshareOptions *options, CabackReshareResult *result,
+                            GError **error);
+
+/* Record the new custodians' shares @shares (CabackShare, from share-open of the pending share
+ * files) as confirmed in the pending state of @archive: each must be the share of its index
+ * (its text digest is the recorded one; else CABACK_ERROR_BAD_PASSWORD naming index and source).
+ * When every share is confirmed, the pending archive and shares are put in place. Refused when
+ * @archive changed since the reshare began (CABACK_ERROR_CONFLICT); nothing pending is
+ * CABACK_ERROR_NOT_FOUND. */
+gboolean caback_reshare_confirm(const char *archive, GPtrArray *shares,
+                                CabackReshareResult *result, GError **error);
+
+/* Remove the pending files of @archive (the archive and its shares are untouched). */
+gboolean caback_reshare_abort(const char *archive, GError **error);
 
 G_END_DECLS

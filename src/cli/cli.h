@@ -25,6 +25,7 @@ gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error);
 gboolean caback_cmd_list(int argc, char **argv, GError **error);
 gboolean caback_cmd_restore(int argc, char **argv, GError **error);
 gboolean caback_cmd_verify(int argc, char **argv, GError **error);
+gboolean caback_cmd_reshare(int argc, char **argv, GError **error);
 gboolean caback_cmd_check_stored_keys(int argc, char **argv, GError **error);
 gboolean caback_cmd_share_open(int argc, char **argv, GError **error);
 

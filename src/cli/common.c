@@ -138,6 +138,15 @@ static const struct {
       "4  a conflict with the database (--dry-run too), or --create on a folder that holds "
       "other files; nothing changed",
       NULL}},
+    {"reshare",
+     {"0  reshared, pending (--verify), confirmed or dropped (--abort)",
+      "1  failure: nothing changed (the archive cannot be read or restored, a certificate would "
+      "be lost)",
+      "2  usage error (a custodian certificate refused, M and N do not fit)",
+      "3  too few, mistyped or foreign shares, or a new share that is not the pending one",
+      "4  a reshare is pending already, share files exist, or the archive changed since the "
+      "reshare began",
+      NULL}},
     {"verify",
      {"0  complete and restorable",
       "1  not restorable (stale, damaged, a key that does not sign) or another failure",

@@ -37,6 +37,8 @@ static const CabackCommand commands[] = {
      "The restore drill: prove a backup restorable in a throwaway database"},
     {"share-open", caback_cmd_share_open,
      "Decrypt your share of a split backup password with your certificate's key"},
+    {"reshare", caback_cmd_reshare,
+     "New custodians and a new password for a backup under M-of-N custody"},
     {"check-stored-keys", caback_cmd_check_stored_keys,
      "(used by restore) Check the keys a restore stored, as a second reader", TRUE},
     {NULL, NULL, NULL}};

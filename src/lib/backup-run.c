@@ -31,6 +31,7 @@ void caback_backup_result_clear(CabackBackupResult *result)
     g_clear_pointer(&result->selection, caback_backup_selection_free);
     g_clear_pointer(&result->sha256, g_free);
     g_clear_pointer(&result->share_files, g_ptr_array_unref);
+    g_clear_pointer(&result->share_digests, g_ptr_array_unref);
 }
 
 gboolean caback_backup_check_output(const char *output, gboolean force,
@@ -196,10 +197,12 @@ static gboolean write_backup(const CabackBackupRunOptions *o, const CabackBackup
         (void)flock(lock, LOCK_EX);
     /* The shares go in place first: an archive nobody could open must never replace one. */
     gboolean ok = shares == NULL || caback_share_set_commit(shares, o->force, error);
-    if (ok && shares != NULL)
+    if (ok && shares != NULL) {
         result->share_files = g_ptr_array_ref(caback_share_set_paths(shares));
+        result->share_digests = g_ptr_array_ref(caback_share_set_digests(shares));
+    }
     ok = ok && caback_atomic_file_commit(g_steal_pointer(&file), o->force, error);
-    if (ok && result->sha256 != NULL) {
+    if (ok && result->sha256 != NULL && !o->not_latest) {
         g_autoptr(GError) e = NULL;
         result->latest_updated = caback_state_set_latest_backup(o->output, result->sha256, &e);
         if (!result->latest_updated && hooks->warning != NULL) {

@@ -399,8 +399,9 @@ gboolean caback_custody_check_split(const char *verb, gint64 m, guint n, GPtrArr
 /* ---- a share set next to an archive ---- */
 
 struct CabackShareSet {
-    GPtrArray *paths; /* char*: final names, index order */
-    GPtrArray *files; /* CabackAtomicFile*, NULL once in place */
+    GPtrArray *paths;   /* char*: final names, index order */
+    GPtrArray *files;   /* CabackAtomicFile*, NULL once in place */
+    GPtrArray *digests; /* char*: caback_share_text_digest of each share */
 };
 
 void caback_share_set_free(CabackShareSet *set)
@@ -411,12 +412,25 @@ void caback_share_set_free(CabackShareSet *set)
         caback_atomic_file_abort(set->files->pdata[i]);
     g_ptr_array_unref(set->files);
     g_ptr_array_unref(set->paths);
+    g_ptr_array_unref(set->digests);
     g_free(set);
 }
 
 GPtrArray *caback_share_set_paths(CabackShareSet *set)
 {
     return set->paths;
+}
+
+GPtrArray *caback_share_set_digests(CabackShareSet *set)
+{
+    return set->digests;
+}
+
+char *caback_share_text_digest(const CabackShare *share)
+{
+    g_autoptr(CabackSecret) text = caback_share_to_text(share);
+    SECItem item = {siBuffer, (unsigned char *)text->data, (unsigned int)text->len};
+    return sha256_hex(&item);
 }
 
 gboolean caback_share_set_commit(CabackShareSet *set, gboolean replace, GError **error)
@@ -471,12 +485,19 @@ CabackShareSet *caback_share_set_prepare(const char *archive_path, GBytes *archi
     g_autoptr(CabackShareSet) set = g_new0(CabackShareSet, 1);
     set->paths = g_ptr_array_new_with_free_func(g_free);
     set->files = g_ptr_array_new();
+    set->digests = g_ptr_array_new_with_free_func(g_free);
     CabackAtomicFlags flags = allow_shared_folder ? 0 : CABACK_ATOMIC_PRIVATE_FOLDER;
     for (guint i = 0; i < n; i++) {
         CabackShare *share = shares->pdata[i];
         const CabackCustodian *c = custodians->pdata[i];
         share->has_custodian = TRUE;
         caback_custody_cert_sha256(c->cert, share->custodian_sha256);
+        char *digest = caback_share_text_digest(share);
+        if (digest == NULL) {
+            caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute a SHA-256");
+            return NULL;
+        }
+        g_ptr_array_add(set->digests, digest);
         char *path = caback_share_file_name(archive_path, i + 1, n);
         g_ptr_array_add(set->paths, path);
         g_autoptr(GBytes) envelope = caback_share_envelope(share, c->cert, error);

@@ -1,0 +1,364 @@
+/* caback reshare: new custodians (and a new password) for an archive under M-of-N custody, as
+ * Vault's "operator rekey" does; with --verify the new archive waits until each new custodian has
+ * confirmed their share (--confirm). The work is custody-reshare.c's; doc/custody.md tells the
+ * ceremony. */
+#include "config.h"
+
+#include "cli.h"
+#include "cli-log.h"
+
+#include <caback/custody-flow.h>
+#include <caback/custody.h>
+#include <caback/digest.h>
+#include <caback/json.h>
+#include <caback/names.h>
+
+#include <string.h>
+
+typedef struct {
+    CabackCliShares shares;   /* the current shares; with --confirm, the new ones */
+    CabackCliCustody custody; /* the new split */
+    gboolean verify;
+    gboolean confirm;
+    gboolean abort;
+    gboolean force;
+    gboolean allow_shared_folder;
+    char *iterations;
+    char *log_path;
+} ReshareOptions;
+
+static void log_options(CabackLogRecord *rec, const char *archive, const ReshareOptions *o,
+                        const CabackCommonOptions *common)
+{
+    caback_cli_log_common(rec, common);
+    if (archive != NULL) {
+        caback_log_record_add_arg(rec, archive);
+        g_autofree char *absolute = g_canonicalize_filename(archive, NULL);
+        caback_log_record_set_file(rec, absolute);
+    }
+    caback_cli_log_shares(rec, &o->shares);
+    caback_cli_log_custody_options(rec, &o->custody);
+    if (o->verify)
+        caback_log_record_add_arg(rec, "--verify");
+    if (o->confirm)
+        caback_log_record_add_arg(rec, "--confirm");
+    if (o->abort)
+        caback_log_record_add_arg(rec, "--abort");
+    if (o->force)
+        caback_log_record_add_arg(rec, "--force");
+    if (o->allow_shared_folder)
+        caback_log_record_add_arg(rec, "--allow-shared-folder");
+    if (o->iterations != NULL)
+        caback_log_record_add_option(rec, "--iterations", o->iterations);
+    if (o->log_path != NULL)
+        caback_log_record_add_option(rec, "--log", o->log_path);
+}
+
+/* The new custodians, read and checked before the current shares are asked for, in an NSS
+ * context that ends here (the reshare reads them again inside its own): copies without their
+ * certificates, for the summary. */
+static GPtrArray *check_custodians(const ReshareOptions *o, CabackLogRecord *rec,
+                                   GError **error)
+{
+    NSSInitContext *nss = caback_nss_nodb_open(error);
+    if (nss == NULL)
+        return NULL;
+    g_autoptr(GPtrArray) loaded = caback_cli_custody_load(&o->custody, "reshare", o->force, rec,
+                                                          error);
+    GPtrArray *copies = NULL;
+    if (loaded != NULL) {
+        copies = g_ptr_array_new_with_free_func((GDestroyNotify)caback_custodian_free);
+        for (guint i = 0; i < loaded->len; i++) {
+            const CabackCustodian *c = loaded->pdata[i];
+            CabackCustodian *copy = g_new0(CabackCustodian, 1);
+            copy->path = g_strdup(c->path);
+            copy->fingerprint = g_strdup(c->fingerprint);
+            copy->subject = g_strdup(c->subject);
+            copy->key_type = c->key_type;
+            g_ptr_array_add(copies, copy);
+        }
+    }
+    g_clear_pointer(&loaded, g_ptr_array_unref);
+    if (!caback_nss_nodb_close(nss, copies != NULL ? error : NULL))
+        g_clear_pointer(&copies, g_ptr_array_unref);
+    return copies;
+}
+
+static void print_result(const char *archive, const CabackReshareResult *r, GPtrArray *custodians,
+                         const char *done, gboolean json)
+{
+    if (json) {
+        g_autoptr(CabackJson) j = caback_json_new();
+        caback_json_begin_object(j, NULL);
+        g_autofree char *absolute = g_canonicalize_filename(archive, NULL);
+        caback_json_string(j, "file", absolute);
+        caback_json_string(j, "result", done);
+        caback_json_bool(j, "pending", r->pending);
+        caback_json_string(j, "old_sha256", r->old_sha256);
+        caback_json_string(j, "sha256", r->sha256);
+        if (custodians != NULL)
+            caback_cli_custody_json(j, r->threshold, custodians, r->share_files);
+        caback_json_int(j, "confirmed", r->confirmed);
+        caback_json_begin_array(j, "waiting");
+        for (guint i = 0; r->waiting != NULL && i < r->waiting->len; i++)
+            caback_json_int(j, NULL, GPOINTER_TO_UINT(r->waiting->pdata[i]));
+        caback_json_end_array(j);
+        caback_json_begin_array(j, "stale_share_files");
+        for (guint i = 0; r->stale != NULL && i < r->stale->len; i++)
+            caback_json_string(j, NULL, r->stale->pdata[i]);
+        caback_json_end_array(j);
+        caback_json_end_object(j);
+        caback_cli_json_print(caback_json_text(j));
+        return;
+    }
+    GString *out = g_string_new(NULL);
+    if (r->pending) {
+        g_autofree char *pending = caback_reshare_pending_path(archive);
+        g_string_append_printf(out,
+                               "%s: the new archive %s (SHA-256 %s) waits for the new custodians; "
+                               "%s and its shares stay valid until then.\n",
+                               done, pending, r->sha256, archive);
+        if (custodians != NULL)
+            caback_cli_custody_text(out, r->threshold, custodians, r->share_files);
+        g_string_append_printf(out, "Confirmed: %u of %u; waiting for share", r->confirmed,
+                               r->count);
+        for (guint i = 0; i < r->waiting->len; i++)
+            g_string_append_printf(out, "%s %u", i == 0 ? "" : ",",
+                                   GPOINTER_TO_UINT(r->waiting->pdata[i]));
+        g_string_append_printf(out,
+                               ".\nEach new custodian runs: caback share-open SHARE.p7m -d "
+                               "THEIR_DB -o FILE, then caback reshare %s --confirm --share FILE\n",
+                               archive);
+    } else {
+        g_string_append_printf(out,
+                               "%s: %s now has a new password (SHA-256 %s, was %s); the old "
+                               "shares no longer open it.\n",
+                               done, archive, r->sha256, r->old_sha256);
+        if (custodians != NULL)
+            caback_cli_custody_text(out, r->threshold, custodians, r->share_files);
+        else
+            for (guint i = 0; r->share_files != NULL && i < r->share_files->len; i++)
+                g_string_append_printf(out, "  share %u: %s\n", i + 1,
+                                       (const char *)r->share_files->pdata[i]);
+        for (guint i = 0; r->stale != NULL && i < r->stale->len; i++)
+            g_string_append_printf(out, "Old share file %s opens nothing any more: destroy it\n",
+                                   (const char *)r->stale->pdata[i]);
+    }
+    caback_cli_info("%s", g_strchomp(out->str));
+    g_string_free(out, TRUE);
+}
+
+/* --confirm: the new custodians' shares, read in an NSS context of their own. */
+static gboolean run_confirm(const char *archive, const ReshareOptions *o,
+                            const CabackCommonOptions *common, GError **error)
+{
+    CabackDb *db = NULL;
+    NSSInitContext *nss = NULL;
+    if (caback_shares_need_db((const char *const *)o->shares.files)) {
+        if ((db = caback_cli_open_db(common, TRUE, error)) == NULL)
+            return FALSE;
+    } else if ((nss = caback_nss_nodb_open(error)) == NULL) {
+        return FALSE;
+    }
+    g_autoptr(GPtrArray) shares = caback_share_array_new();
+    gboolean ok = TRUE;
+    for (char **f = o->shares.files; ok && f != NULL && *f != NULL; f++) {
+        CabackShare *share = caback_share_read(*f, db, error);
+        if (share == NULL) {
+            ok = FALSE;
+            break;
+        }
+        if (share->source == NULL)
+            share->source = caback_name_escape(*f, NULL);
+        g_ptr_array_add(shares, share);
+    }
+    if (ok && o->shares.prompt) {
+        g_autofree char *what = g_strdup_printf("new share of %s", archive);
+        g_autoptr(CabackSecret) text = caback_password_prompt(what, error);
+        CabackShare *share =
+            text != NULL ? caback_share_from_text(text->data, text->len, "typed at the prompt",
+                                                  error)
+                         : NULL;
+        if (share == NULL)
+            ok = FALSE;
+        else
+            g_ptr_array_add(shares, share);
+    }
+    CabackReshareResult r = {0};
+    if (ok)
+        ok = caback_reshare_confirm(archive, shares, &r, error);
+    g_clear_pointer(&shares, g_ptr_array_unref);
+    gboolean closed = db != NULL ? caback_db_close(db, ok ? error : NULL)
+                                 : caback_nss_nodb_close(nss, ok ? error : NULL);
+    if (ok && closed)
+        print_result(archive, &r, NULL, r.pending ? "Confirmed" : "Confirmed by all",
+                     common->json);
+    caback_reshare_result_clear(&r);
+    return ok && closed;
+}
+
+static gboolean run_reshare(const char *archive, const ReshareOptions *o,
+                            const CabackCommonOptions *common, CabackLogRecord *rec,
+                            GError **error)
+{
+    CabackReshareOptions ro = {.archive = archive,
+                               .threshold = o->custody.threshold,
+                               .custodian_files = (const char *const *)o->custody.files,
+                               .custodian_dir = o->custody.dir,
+                               .force_custodians = o->force,
+                               .verify = o->verify,
+                               .allow_shared_folder = o->allow_shared_folder,
+                               .write = {.profile = CABACK_P12_MODERN,
+                                         .mac = CABACK_P12_MAC_HMAC}};
+    if (o->iterations != NULL) {
+        guint64 n = 0;
+        if (!g_ascii_string_to_unsigned(o->iterations, 10, 1, 10000000, &n, NULL))
+            return caback_cli_usage_error(error, "reshare",
+                                          "--iterations \"%s\" is not a whole number from 1 to "
+                                          "10000000",
+                                          o->iterations);
+        ro.write.iterations = (guint)n;
+    }
+    /* The new custodians are checked before anyone types a share. */
+    g_autoptr(GPtrArray) custodians = check_custodians(o, rec, error);
+    if (custodians == NULL)
+        return FALSE;
+    g_autoptr(CabackSecret) password =
+        caback_cli_shares_password(common, archive, &o->shares, NULL, error);
+    if (password == NULL)
+        return FALSE;
+    ro.password = password;
+    CabackReshareResult r = {0};
+    gboolean ok = caback_reshare_run(&ro, &r, error);
+    if (ok) {
+        caback_log_record_set_file_sha256(rec, r.pending ? r.old_sha256 : r.sha256);
+        for (guint i = 0; r.stale != NULL && i < r.stale->len; i++)
+            caback_log_record_add_warning(rec, "old share file %s opens nothing any more",
+                                          (const char *)r.stale->pdata[i]);
+        print_result(archive, &r, custodians, r.pending ? "Pending" : "Reshared", common->json);
+    }
+    caback_reshare_result_clear(&r);
+    return ok;
+}
+
+gboolean caback_cmd_reshare(int argc, char **argv, GError **error)
+{
+    CabackCommonOptions common = {0};
+    ReshareOptions o = {0};
+    CabackLogRecord *rec = NULL;
+    gboolean ok = FALSE;
+    const GOptionEntry entries[] = {
+        {"verify", 0, 0, G_OPTION_ARG_NONE, &o.verify,
+         "Leave the new archive pending next to ARCHIVE until each new custodian confirmed "
+         "their share (--confirm); the old archive and shares stay valid until then",
+         NULL},
+        {"confirm", 0, 0, G_OPTION_ARG_NONE, &o.confirm,
+         "Confirm new shares of a pending reshare (--share FILE from share-open of the pending "
+         "share files); the last confirmation puts the new archive in place",
+         NULL},
+        {"abort", 0, 0, G_OPTION_ARG_NONE, &o.abort,
+         "Drop a pending reshare (its files); ARCHIVE and its shares are untouched", NULL},
+        {"force", 0, 0, G_OPTION_ARG_NONE, &o.force,
+         "Accept custodian certificates that are expired or not for encryption", NULL},
+        {"iterations", 0, 0, G_OPTION_ARG_STRING, &o.iterations,
+         "Key derivation iterations of the new archive (default 600000)", "N"},
+        {"allow-shared-folder", 0, 0, G_OPTION_ARG_NONE, &o.allow_shared_folder,
+         "Write into a folder that other users may write; refused by default", NULL},
+        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        {NULL}};
+    g_autoptr(GOptionContext) context = g_option_context_new("ARCHIVE");
+    g_option_context_set_summary(
+        context,
+        "Give an archive under M-of-N custody (backup --split) a new random password and a new "
+        "share set for new\n"
+        "custodians: with M of the current shares, the archive is restored into a private "
+        "temporary database and\n"
+        "backed up from there (verified with the password rebuilt from the new shares); the "
+        "old shares cannot\n"
+        "open the new archive. See doc/custody.md.");
+    g_option_context_set_description(
+        context, "Examples:\n"
+                 "  caback reshare ca.p12 --share a.share --share b.share --split 3 "
+                 "--custodian-dir new-custodians/\n"
+                 "  caback reshare ca.p12 --shares-prompt --split 3 --custodian-dir new/ "
+                 "--verify\n"
+                 "  caback reshare ca.p12 --confirm --share bob.share\n");
+    g_option_context_add_main_entries(context, entries, NULL);
+    caback_cli_add_share_options(context, &o.shares);
+    caback_cli_add_custody_options(context, &o.custody);
+    caback_cli_add_common(context, &common,
+                          CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
+                              CABACK_COMMON_PROGRESS);
+
+    if (!caback_cli_parse(context, "reshare", &common, &argc, &argv, error))
+        goto out;
+    if (!caback_log_check(o.log_path, error))
+        goto out;
+    rec = caback_log_record_new("reshare");
+    log_options(rec, argc >= 2 ? argv[1] : NULL, &o, &common);
+    if (argc < 2) {
+        caback_cli_usage_error(error, "reshare", "give the archive: caback reshare ARCHIVE ...");
+        goto out;
+    } else if (argc > 2) {
+        caback_cli_usage_error(error, "reshare", "give one archive (unexpected argument \"%s\")",
+                               argv[2]);
+        goto out;
+    }
+    const char *archive = argv[1];
+    if ((int)o.verify + (int)o.confirm + (int)o.abort > 1) {
+        caback_cli_usage_error(error, "reshare", "give one of --verify, --confirm and --abort");
+        goto out;
+    }
+    if (o.confirm || o.abort) {
+        if (caback_cli_custody_given(&o.custody)) {
+            caback_cli_usage_error(error, "reshare",
+                                   "--%s takes no --split / --custodian: the pending reshare "
+                                   "already has its custodians",
+                                   o.confirm ? "confirm" : "abort");
+            goto out;
+        }
+        if (o.abort) {
+            if (caback_cli_shares_given(&o.shares)) {
+                caback_cli_usage_error(error, "reshare", "--abort takes no share");
+                goto out;
+            }
+            ok = caback_reshare_abort(archive, error);
+            if (ok)
+                caback_cli_info("Dropped the pending reshare of %s; %s and its shares are as they "
+                                "were",
+                                archive, archive);
+            goto out;
+        }
+        if (!caback_cli_shares_given(&o.shares)) {
+            caback_cli_usage_error(error, "reshare",
+                                   "--confirm needs the new custodians' shares: --share FILE "
+                                   "(from caback share-open) or --shares-prompt");
+            goto out;
+        }
+        ok = run_confirm(archive, &o, &common, error);
+        goto out;
+    }
+    if (o.custody.split == NULL) {
+        caback_cli_usage_error(error, "reshare",
+                               "give the new split: --split M with --custodian FILE... or "
+                               "--custodian-dir DIR");
+        goto out;
+    }
+    if (!caback_cli_custody_check(&o.custody, "reshare", NULL, FALSE, error))
+        goto out;
+    if (!caback_cli_shares_given(&o.shares)) {
+        caback_cli_usage_error(error, "reshare",
+                               "give M of the current shares: --share FILE... or "
+                               "--shares-prompt");
+        goto out;
+    }
+    ok = run_reshare(archive, &o, &common, rec, error);
+out:
+    caback_cli_log_finish(rec, ok, error, o.log_path);
+    caback_cli_shares_clear(&o.shares);
+    caback_cli_custody_clear(&o.custody);
+    g_free(o.iterations);
+    g_free(o.log_path);
+    caback_cli_common_clear(&common);
+    return ok;
+}
