@@ -182,6 +182,17 @@ static CabackCustodian *parse_custodian(GBytes *bytes, const char *shown, gboole
         return NULL;
     }
 
+    /* A short RSA key, an EC curve outside CMS's shared ones: what no envelope is made for. */
+    g_autofree char *unsupported = caback_custody_certificate_unsupported(c->cert);
+    if (unsupported != NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "the custodian certificate %s (%s) cannot receive a share: %s; ask the "
+                    "custodian for a certificate with an RSA key of 2048 bits or more, or an EC "
+                    "key on P-256, P-384 or P-521",
+                    shown, c->subject, unsupported);
+        return NULL;
+    }
+
     g_autofree char *problem = NULL;
     switch (CERT_CheckCertValidTimes(c->cert, PR_Now(), PR_FALSE)) {
     case secCertTimeValid:
