@@ -8,6 +8,7 @@
 #include <caback/error.h>
 #include <caback/json.h>
 #include <caback/log.h>
+#include <caback/progress.h>
 #include <caback/secret.h>
 
 G_BEGIN_DECLS
@@ -191,5 +192,8 @@ extern int caback_cli_verbosity; /* -1 quiet, 0 normal, 1 verbose */
 void caback_cli_info(const char *format, ...) G_GNUC_PRINTF(1, 2);
 void caback_cli_detail(const char *format, ...) G_GNUC_PRINTF(1, 2);
 void caback_cli_warning(const char *format, ...) G_GNUC_PRINTF(1, 2);
+/* Show a line a library workflow handed over (its hooks' message): info, detail or warning as
+ * above. */
+void caback_cli_show(CabackRunLevel level, const char *text);
 
 G_END_DECLS

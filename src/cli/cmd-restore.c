@@ -520,12 +520,7 @@ typedef struct {
 static void on_message(CabackRunLevel level, const char *text, gpointer data)
 {
     (void)data;
-    if (level == CABACK_RUN_INFO)
-        caback_cli_info("%s", text);
-    else if (level == CABACK_RUN_DETAIL)
-        caback_cli_detail("%s", text);
-    else
-        caback_cli_warning("%s", text);
+    caback_cli_show(level, text);
 }
 
 static void on_read_failed(const char *path, const char *sha256, GError **error, gpointer data)

@@ -286,12 +286,9 @@ typedef struct {
 static void on_message(CabackRunLevel level, const char *text, gpointer data)
 {
     const VerifyCli *cli = data;
-    if (level == CABACK_RUN_INFO && !cli->common->json)
-        caback_cli_info("%s", text);
-    else if (level == CABACK_RUN_DETAIL)
-        caback_cli_detail("%s", text);
-    else if (level == CABACK_RUN_WARNING)
-        caback_cli_warning("%s", text);
+    /* --json: standard output carries the JSON document only. */
+    if (level != CABACK_RUN_INFO || !cli->common->json)
+        caback_cli_show(level, text);
 }
 
 static CabackDb *on_open_db(gpointer data, GError **error)

@@ -369,6 +369,16 @@ CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_o
     return g_steal_pointer(&db);
 }
 
+void caback_cli_show(CabackRunLevel level, const char *text)
+{
+    if (level == CABACK_RUN_INFO)
+        caback_cli_info("%s", text);
+    else if (level == CABACK_RUN_DETAIL)
+        caback_cli_detail("%s", text);
+    else
+        caback_cli_warning("%s", text);
+}
+
 void caback_cli_info(const char *format, ...)
 {
     va_list args;
