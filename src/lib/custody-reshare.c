@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,6 +46,51 @@ char *caback_reshare_pending_path(const char *archive)
 char *caback_reshare_state_path(const char *archive)
 {
     return g_strconcat(archive, ".pending.state", NULL);
+}
+
+/* ---- one reshare of an archive at a time ---- */
+
+/* "@archive.reshare-lock", held (flock, not waited for) while a reshare, a confirmation or an abort
+ * of @archive runs, so that two runs never take each other's pending files for their own; removed
+ * when the run ends. -1 and CABACK_ERROR_CONFLICT when another run holds it. */
+static int reshare_lock(const char *archive, GError **error)
+{
+    g_autofree char *path = g_strconcat(archive, ".reshare-lock", NULL);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot open the lock file %s: %s", path,
+                    e == ELOOP ? "it is a symbolic link" : g_strerror(e));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (st.st_uid != geteuid() && st.st_uid != 0)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "the lock file %s is not a regular file of this user; remove it", path);
+        close(fd);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR,
+                    e == EWOULDBLOCK ? CABACK_ERROR_CONFLICT : CABACK_ERROR_IO,
+                    "another caback reshare of %s is running (%s is locked): %s; nothing was "
+                    "changed",
+                    archive, path, g_strerror(e));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void reshare_unlock(const char *archive, int fd)
+{
+    if (fd < 0)
+        return;
+    g_autofree char *path = g_strconcat(archive, ".reshare-lock", NULL);
+    (void)unlink(path);
+    close(fd);
 }
 
 /* ---- the state file ---- */
@@ -433,10 +479,24 @@ static gboolean reshare_in(CabackDb *db, const CabackReshareOptions *o, const Ca
     return ok;
 }
 
+static gboolean reshare_run_locked(const CabackReshareOptions *o, CabackReshareResult *r,
+                                   GError **error);
+
 gboolean caback_reshare_run(const CabackReshareOptions *o, CabackReshareResult *r,
                             GError **error)
 {
     *r = (CabackReshareResult){0};
+    int lock = reshare_lock(o->archive, error);
+    if (lock < 0)
+        return FALSE;
+    gboolean ok = reshare_run_locked(o, r, error);
+    reshare_unlock(o->archive, lock);
+    return ok;
+}
+
+static gboolean reshare_run_locked(const CabackReshareOptions *o, CabackReshareResult *r,
+                                   GError **error)
+{
     g_autofree char *pending = caback_reshare_pending_path(o->archive);
     g_autofree char *state_path = caback_reshare_state_path(o->archive);
     g_autoptr(GPtrArray) pending_shares = caback_share_files_existing(pending);
@@ -511,10 +571,24 @@ gboolean caback_reshare_run(const CabackReshareOptions *o, CabackReshareResult *
     return ok;
 }
 
+static gboolean confirm_locked(const char *archive, GPtrArray *shares, CabackReshareResult *r,
+                               GError **error);
+
 gboolean caback_reshare_confirm(const char *archive, GPtrArray *shares,
                                 CabackReshareResult *r, GError **error)
 {
     *r = (CabackReshareResult){0};
+    int lock = reshare_lock(archive, error);
+    if (lock < 0)
+        return FALSE;
+    gboolean ok = confirm_locked(archive, shares, r, error);
+    reshare_unlock(archive, lock);
+    return ok;
+}
+
+static gboolean confirm_locked(const char *archive, GPtrArray *shares, CabackReshareResult *r,
+                               GError **error)
+{
     g_auto(State) st = {0};
     if (!state_read(archive, &st, error))
         return FALSE;
@@ -580,6 +654,10 @@ gboolean caback_reshare_abort(const char *archive, GError **error)
                     "no reshare of %s is pending; nothing was removed", archive);
         return FALSE;
     }
+    int lock = reshare_lock(archive, error);
+    if (lock < 0)
+        return FALSE;
     remove_pending(archive);
+    reshare_unlock(archive, lock);
     return TRUE;
 }
