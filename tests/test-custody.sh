@@ -247,9 +247,14 @@ expect_status 3 "a share given twice" "$CABACK" list "$A" --share "$T/share1.txt
 keep
 expect_grep "the duplicate is named by index and both files" 'share 1 is given twice: .*share1\.txt and .*share1\.txt' "$ERR"
 B=$OUTDIR/other.p12
-expect_status 0 "a second backup with the same custodians" \
-    "$CABACK" backup -d "$CA" -f "$CA.pass" -o "$B" "${ITER[@]}" "${LOG[@]}" --split 3 "${cust_args[@]}"
+expect_status 0 "a second backup with the same custodians (--json)" \
+    "$CABACK" backup -d "$CA" -f "$CA.pass" -o "$B" "${ITER[@]}" "${LOG[@]}" --split 3 "${cust_args[@]}" --json
 keep
+json_checks "backup --split --json" "$OUT" 'r["ok"] is True' 'r["custody"]["threshold"] == 3' \
+    'r["custody"]["count"] == 5' '[s["index"] for s in r["custody"]["shares"]] == [1, 2, 3, 4, 5]' \
+    'r["custody"]["shares"][1]["file"].endswith("/other.p12.share-2-of-5.p7m")' \
+    'r["custody"]["shares"][1]["custodian"] == "CN=bob,O=Custodians.TEST"' \
+    'len(r["custody"]["shares"][4]["fingerprint"]) == 64'
 text_share "$B.share-2-of-5.p7m" bob >"$T/other2.txt"
 expect_status 3 "a share of another backup" "$CABACK" list "$A" --share "$T/share1.txt" --share "$T/other2.txt" --share "$T/share3.txt"
 keep
@@ -338,8 +343,23 @@ check "the refused confirmation recorded nothing" cmp -s "$T/state-before" "$RA.
 expect_status 4 "a second reshare while one is pending is refused" \
     "$CABACK" reshare "$RA" --share "$R/old1.txt" --share "$R/old3.txt" --split 2 "${new_args[@]}" "${ITER[@]}"
 keep
-expect_status 0 "dave and erin confirm" \
-    "$CABACK" reshare "$RA" --confirm --share "$R/new1.txt" --share "$R/new2.txt" "${LOG[@]}"
+if command -v flock >/dev/null 2>&1; then
+    expect_status 4 "a confirmation while another run holds the reshare lock is refused" \
+        flock "$RA.reshare-lock" "$CABACK" reshare "$RA" --confirm --share "$R/new1.txt"
+    keep
+    expect_grep "the refusal says another reshare is running" 'another caback reshare of .* is running' "$ERR"
+    check "the locked-out confirmation recorded nothing" cmp -s "$T/state-before" "$RA.pending.state"
+    rm -f "$RA.reshare-lock"
+else
+    skip "a confirmation while another run holds the reshare lock is refused" "flock is not installed"
+fi
+expect_status 0 "dave and erin confirm (--json)" \
+    "$CABACK" reshare "$RA" --confirm --share "$R/new1.txt" --share "$R/new2.txt" "${LOG[@]}" --json
+keep
+json_checks "reshare --confirm --json" "$OUT" 'r["ok"] is True' 'r["pending"] is True' \
+    'r["confirmed"] == 2' 'r["waiting"] == [3, 4]' "r[\"old_sha256\"] == \"$old_sha\""
+expect_status 0 "the confirmation is shown again without --json" \
+    "$CABACK" reshare "$RA" --confirm --share "$R/new2.txt"
 keep
 expect_grep "two of four confirmed" 'Confirmed: 2 of 4; waiting for share 3, 4' "$OUT"
 expect_equal "still the old archive" "$old_sha" "$(sha256sum "$RA" | cut -c1-64)"
