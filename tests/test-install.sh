@@ -30,7 +30,7 @@ for f in "$bindir/caback" "$mandir/man1/caback.1" "$bcdir/caback" \
     "$unitdir/caback-backup.service" "$unitdir/caback-backup.timer" \
     "$unitdir/caback-verify.service" "$unitdir/caback-verify.timer" \
     "$sysconfdir/caback/caback.conf" "$docdir/README.md" "$docdir/SECURITY.md" \
-    "$docdir/migrate.md" "$docdir/design.md"; do
+    "$docdir/migrate.md" "$docdir/design.md" "$docdir/custody.md"; do
     check "installed: $f" test -f "$dest$f"
 done
 expect_status 0 "the installed binary runs" "$dest$bindir/caback" --version
