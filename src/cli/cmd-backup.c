@@ -475,54 +475,9 @@ static void log_options(CabackLogRecord *rec, const BackupOptions *o,
     caback_cli_log_custody_options(rec, &o->custody);
 }
 
-gboolean caback_cmd_backup(int argc, char **argv, GError **error)
+/* What caback help backup says above and below the options. */
+static void set_help(GOptionContext *context)
 {
-    gboolean windows = strcmp(argv[0], "-backup") == 0;
-    BackupOptions o = {0};
-    CabackCommonOptions common = {0};
-    BackupRun run = {.o = &o, .common = &common};
-    gboolean ok = FALSE;
-    const GOptionEntry entries[] = {
-        {"output", 'o', 0, G_OPTION_ARG_FILENAME, &o.output,
-         "The PKCS#12 file to write (refused when it exists, unless --force)", "FILE"},
-        {"nickname", 'n', 0, G_OPTION_ARG_STRING_ARRAY, &o.nicknames,
-         "Back up only this certificate (every certificate with the nickname) and its key; "
-         "repeat for more",
-         "NICKNAME"},
-        {"cscfg", 0, 0, G_OPTION_ARG_FILENAME, &o.cscfg,
-         "Back up the system certificates a Dogtag CS.cfg lists (<subsystem>.cert.list), "
-         "without sslserver",
-         "CS.cfg"},
-        {"include-sslserver", 0, 0, G_OPTION_ARG_NONE, &o.include_sslserver,
-         "With --cscfg, also back up the sslserver certificate", NULL},
-        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &o.p12_password_file,
-         "Password for the PKCS#12 file: the file's first line (default: asked twice)", "FILE"},
-        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o.p12_password_env,
-         "Read the password for the PKCS#12 file from environment variable VAR", "VAR"},
-        {"iterations", 0, 0, G_OPTION_ARG_STRING, &o.iterations,
-         "Key derivation iterations (default 600000; 2048 with --legacy)", "N"},
-        {"legacy", 0, 0, G_OPTION_ARG_NONE, &o.legacy,
-         "Write what Windows Server 2012, Java 8 and OpenSSL 1.0 read: PBE-SHA1-3DES, HMAC-SHA1",
-         NULL},
-        {"mac", 0, 0, G_OPTION_ARG_STRING, &o.mac,
-         "The file's MAC: hmac (default: HMAC-SHA256) or pbmac1 (RFC 9579)", "KIND"},
-        {"force", 0, 0, G_OPTION_ARG_NONE, &o.force, "Replace the output file if it exists", NULL},
-        {"certs-only", 0, 0, G_OPTION_ARG_NONE, &o.certs_only,
-         "Write the certificates and trust flags but no private keys (for keys that cannot "
-         "leave an HSM); the file and the summary say so",
-         NULL},
-        {"no-verify", 0, 0, G_OPTION_ARG_NONE, &o.no_verify,
-         "Do not read the file back and check every key before putting it in place (the file "
-         "is then not recorded as the latest backup)",
-         NULL},
-        {"allow-shared-folder", 0, 0, G_OPTION_ARG_NONE, &o.allow_shared_folder,
-         "Write into a folder that other users may write (group/world writable without the "
-         "sticky bit, or owned by another user); refused by default",
-         NULL},
-        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
-        {NULL}};
-    g_autoptr(GOptionContext) context = g_option_context_new(NULL);
-
     g_option_context_set_summary(
         context,
         "Back up a CA's private keys and certificates into one PKCS#12 file: by default every "
@@ -547,12 +502,149 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
                  "Exit status: 0 written and verified, 1 failure, 2 usage, 3 wrong database "
                  "password, 4 FILE exists,\n"
                  "5 a key cannot leave its token.\n");
+}
+
+/* The options of caback backup: one table for the parser and the help. */
+static GOptionContext *backup_context(BackupOptions *o, CabackCommonOptions *common)
+{
+    const GOptionEntry entries[] = {
+        {"output", 'o', 0, G_OPTION_ARG_FILENAME, &o->output,
+         "The PKCS#12 file to write (refused when it exists, unless --force)", "FILE"},
+        {"nickname", 'n', 0, G_OPTION_ARG_STRING_ARRAY, &o->nicknames,
+         "Back up only this certificate (every certificate with the nickname) and its key; "
+         "repeat for more",
+         "NICKNAME"},
+        {"cscfg", 0, 0, G_OPTION_ARG_FILENAME, &o->cscfg,
+         "Back up the system certificates a Dogtag CS.cfg lists (<subsystem>.cert.list), "
+         "without sslserver",
+         "CS.cfg"},
+        {"include-sslserver", 0, 0, G_OPTION_ARG_NONE, &o->include_sslserver,
+         "With --cscfg, also back up the sslserver certificate", NULL},
+        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &o->p12_password_file,
+         "Password for the PKCS#12 file: the file's first line (default: asked twice)", "FILE"},
+        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o->p12_password_env,
+         "Read the password for the PKCS#12 file from environment variable VAR", "VAR"},
+        {"iterations", 0, 0, G_OPTION_ARG_STRING, &o->iterations,
+         "Key derivation iterations (default 600000; 2048 with --legacy)", "N"},
+        {"legacy", 0, 0, G_OPTION_ARG_NONE, &o->legacy,
+         "Write what Windows Server 2012, Java 8 and OpenSSL 1.0 read: PBE-SHA1-3DES, HMAC-SHA1",
+         NULL},
+        {"mac", 0, 0, G_OPTION_ARG_STRING, &o->mac,
+         "The file's MAC: hmac (default: HMAC-SHA256) or pbmac1 (RFC 9579)", "KIND"},
+        {"force", 0, 0, G_OPTION_ARG_NONE, &o->force, "Replace the output file if it exists", NULL},
+        {"certs-only", 0, 0, G_OPTION_ARG_NONE, &o->certs_only,
+         "Write the certificates and trust flags but no private keys (for keys that cannot "
+         "leave an HSM); the file and the summary say so",
+         NULL},
+        {"no-verify", 0, 0, G_OPTION_ARG_NONE, &o->no_verify,
+         "Do not read the file back and check every key before putting it in place (the file "
+         "is then not recorded as the latest backup)",
+         NULL},
+        {"allow-shared-folder", 0, 0, G_OPTION_ARG_NONE, &o->allow_shared_folder,
+         "Write into a folder that other users may write (group/world writable without the "
+         "sticky bit, or owned by another user); refused by default",
+         NULL},
+        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o->log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        {NULL}};
+    GOptionContext *context = g_option_context_new(NULL);
+
+    set_help(context);
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_custody_options(context, &o.custody);
-    caback_cli_add_common(context, &common,
+    caback_cli_add_custody_options(context, &o->custody);
+    caback_cli_add_common(context, common,
                           CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
                               CABACK_COMMON_PROGRESS |
                               CABACK_COMMON_LOCK);
+
+    return context;
+}
+
+/* After parsing: every usage error, the output's folder, the password from a file or the
+ * environment (read here, once) and the nicknames to back up. */
+static gboolean check_options(BackupRun *run, gboolean windows, int argc, char **argv,
+                              GError **error)
+{
+    BackupOptions *o = run->o;
+
+    if (!windows && argc > 1) {
+        caback_cli_usage_error(
+            error, "backup", "unexpected argument \"%s\"; the file to write is given with -o FILE",
+            argv[1]);
+        return FALSE;
+    } else if (o->output == NULL) {
+        caback_cli_usage_error(error, "backup", "no output file; give it with -o FILE");
+        return FALSE;
+    }
+
+    if (!parse_write_options(o, &run->write, error))
+        return FALSE;
+    if (o->include_sslserver && o->cscfg == NULL) {
+        caback_cli_usage_error(error, "backup", "--include-sslserver goes with --cscfg CS.cfg");
+        return FALSE;
+    }
+    if (o->cscfg != NULL && o->nicknames != NULL) {
+        caback_cli_usage_error(error, "backup",
+                               "choose either -n NICKNAME or --cscfg CS.cfg, not both");
+        return FALSE;
+    }
+    if (o->p12_password_file != NULL && o->p12_password_env != NULL) {
+        caback_cli_usage_error(error, "backup",
+                               "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
+                               "password, not both");
+        return FALSE;
+    }
+    if (!caback_cli_custody_check(&o->custody, "backup",
+                                  windows                       ? "the Windows form's password"
+                                  : o->p12_password_file != NULL ? "-w"
+                                  : o->p12_password_env != NULL  ? "--p12-password-env"
+                                                                : NULL,
+                                  o->no_verify, error))
+        return FALSE;
+    if (g_file_test(o->output, G_FILE_TEST_IS_DIR)) {
+        caback_cli_usage_error(error, "backup",
+                               "%s is a folder; give the file to write, e.g. %s/ca-backup.p12",
+                               o->output, o->output);
+        return FALSE;
+    }
+    if (!caback_backup_check_output(o->output, o->force, o->allow_shared_folder, error) ||
+        !caback_cli_custody_check_output(&o->custody, o->output, o->force, run->rec, error))
+        return FALSE;
+
+    if (o->p12_password_file != NULL || o->p12_password_env != NULL) {
+        CabackPasswordSource source = {.file = o->p12_password_file,
+                                       .env_var = o->p12_password_env};
+        run->password = caback_p12_password_read(&source, "password for the new PKCS#12 file",
+                                                FALSE, error);
+        if (run->password == NULL)
+            return FALSE;
+        g_autofree char *where =
+            o->p12_password_file != NULL
+                ? g_strdup_printf("in %s", o->p12_password_file)
+                : g_strdup_printf("in environment variable %s", o->p12_password_env);
+        if (!check_empty_password(run->password, where, error))
+            return FALSE;
+    }
+
+    if (o->cscfg != NULL) {
+        run->nicknames = caback_backup_cscfg_nicknames(o->cscfg, o->include_sslserver, error);
+        if (run->nicknames == NULL)
+            return FALSE;
+    } else if (o->nicknames != NULL) {
+        run->nicknames = g_strdupv(o->nicknames);
+        if (!strip_internal_token(run->nicknames, run->common->token, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean caback_cmd_backup(int argc, char **argv, GError **error)
+{
+    gboolean windows = strcmp(argv[0], "-backup") == 0;
+    BackupOptions o = {0};
+    CabackCommonOptions common = {0};
+    BackupRun run = {.o = &o, .common = &common};
+    gboolean ok = FALSE;
+    g_autoptr(GOptionContext) context = backup_context(&o, &common);
 
     if (windows && !take_windows_password(&argc, argv, &run, error))
         goto out;
@@ -571,75 +663,8 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
     log_options(run.rec, &o, &common);
     if (!taken)
         goto out;
-    if (!windows && argc > 1) {
-        caback_cli_usage_error(
-            error, "backup", "unexpected argument \"%s\"; the file to write is given with -o FILE",
-            argv[1]);
+    if (!check_options(&run, windows, argc, argv, error))
         goto out;
-    } else if (o.output == NULL) {
-        caback_cli_usage_error(error, "backup", "no output file; give it with -o FILE");
-        goto out;
-    }
-
-    if (!parse_write_options(&o, &run.write, error))
-        goto out;
-    if (o.include_sslserver && o.cscfg == NULL) {
-        caback_cli_usage_error(error, "backup", "--include-sslserver goes with --cscfg CS.cfg");
-        goto out;
-    }
-    if (o.cscfg != NULL && o.nicknames != NULL) {
-        caback_cli_usage_error(error, "backup",
-                               "choose either -n NICKNAME or --cscfg CS.cfg, not both");
-        goto out;
-    }
-    if (o.p12_password_file != NULL && o.p12_password_env != NULL) {
-        caback_cli_usage_error(error, "backup",
-                               "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
-                               "password, not both");
-        goto out;
-    }
-    if (!caback_cli_custody_check(&o.custody, "backup",
-                                  windows                       ? "the Windows form's password"
-                                  : o.p12_password_file != NULL ? "-w"
-                                  : o.p12_password_env != NULL  ? "--p12-password-env"
-                                                                : NULL,
-                                  o.no_verify, error))
-        goto out;
-    if (g_file_test(o.output, G_FILE_TEST_IS_DIR)) {
-        caback_cli_usage_error(error, "backup",
-                               "%s is a folder; give the file to write, e.g. %s/ca-backup.p12",
-                               o.output, o.output);
-        goto out;
-    }
-    if (!caback_backup_check_output(o.output, o.force, o.allow_shared_folder, error) ||
-        !caback_cli_custody_check_output(&o.custody, o.output, o.force, run.rec, error))
-        goto out;
-
-    if (o.p12_password_file != NULL || o.p12_password_env != NULL) {
-        CabackPasswordSource source = {.file = o.p12_password_file,
-                                       .env_var = o.p12_password_env};
-        run.password = caback_p12_password_read(&source, "password for the new PKCS#12 file",
-                                                FALSE, error);
-        if (run.password == NULL)
-            goto out;
-        g_autofree char *where =
-            o.p12_password_file != NULL
-                ? g_strdup_printf("in %s", o.p12_password_file)
-                : g_strdup_printf("in environment variable %s", o.p12_password_env);
-        if (!check_empty_password(run.password, where, error))
-            goto out;
-    }
-
-    if (o.cscfg != NULL) {
-        run.nicknames = caback_backup_cscfg_nicknames(o.cscfg, o.include_sslserver, error);
-        if (run.nicknames == NULL)
-            goto out;
-    } else if (o.nicknames != NULL) {
-        run.nicknames = g_strdupv(o.nicknames);
-        if (!strip_internal_token(run.nicknames, common.token, error))
-            goto out;
-    }
-
     ok = run_backup(&run, error);
 out:
     /* Last, after the database is closed: the record says how the run ended. */

@@ -653,79 +653,9 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
     return caback_restore_run(&options, &hooks, &result, error);
 }
 
-gboolean caback_cmd_restore(int argc, char **argv, GError **error)
+/* What caback help restore says above and below the options. */
+static void set_help(GOptionContext *context)
 {
-    CabackCommonOptions common = {0};
-    RestoreOptions ro = {0};
-    CabackCliShares shares = {0};
-    g_autoptr(GPtrArray) owned_args = g_ptr_array_new_with_free_func(g_free);
-    g_autofree char **args = NULL;
-    g_autoptr(CabackSecret) given = NULL;
-    g_autoptr(GHashTable) trust = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    g_autoptr(GOptionContext) context = g_option_context_new(NULL);
-    gboolean ok = FALSE;
-    const GOptionEntry entries[] = {
-        {"in", 'i', 0, G_OPTION_ARG_FILENAME, &ro.in, "The PKCS#12 file to restore", "FILE"},
-        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &ro.password_file,
-         "Read the PKCS#12 password from the first line of FILE", "FILE"},
-        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &ro.password_env,
-         "Read the PKCS#12 password from environment variable VAR", "VAR"},
-        {"create", 0, 0, G_OPTION_ARG_NONE, &ro.create,
-         "Create the NSS database when it does not exist (new password from -f / "
-         "--password-env, or asked twice)",
-         NULL},
-        {"dry-run", 'n', 0, G_OPTION_ARG_NONE, &ro.dry_run, "Print the plan and change nothing",
-         NULL},
-        {"replace", 0, 0, G_OPTION_ARG_NONE, &ro.replace,
-         "On a nickname conflict, the restored certificate takes the nickname; the old "
-         "certificate leaves it, its private key stays",
-         NULL},
-        {"rename", 0, 0, G_OPTION_ARG_NONE, &ro.rename,
-         "On a nickname conflict, restore as \"NICKNAME (restored N)\"", NULL},
-        {"non-extractable", 0, 0, G_OPTION_ARG_NONE, &ro.non_extractable,
-         "Import the keys so that they can never leave the token again (CKA_EXTRACTABLE false; "
-         "keys are always sensitive)",
-         NULL},
-        {"allow-weak-keys", 0, 0, G_OPTION_ARG_NONE, &ro.allow_weak_keys,
-         "Give CA trust (C or T) to a certificate even when its key is weak (RSA under 2048 "
-         "bits, exponent under 65537 or even, EC other than P-256/384/521, DSA)",
-         NULL},
-        {"skip-unsupported", 0, 0, G_OPTION_ARG_NONE, &ro.skip_unsupported,
-         "Restore the rest when a key is of a type NSS cannot hold (Ed25519, X25519, ML-KEM...), "
-         "which is skipped with a note; without it such a key stops the restore before any change",
-         NULL},
-        {"trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &ro.trust,
-         "Trust flags for a certificate, as certutil -t takes them (repeatable)", "NICKNAME=FLAGS"},
-        {"signature-ca", 0, 0, G_OPTION_ARG_FILENAME, &ro.signature_ca,
-         "Check FILE.sig against only the CA certificate(s) in CERTFILE (PEM or DER) instead of "
-         "the database's trust (for a new database)",
-         "CERTFILE"},
-        {"require-signature", 0, 0, G_OPTION_ARG_NONE, &ro.require_signature,
-         "Refuse the file unless FILE.sig is there, valid and trusted", NULL},
-        {"allow-unauthenticated", 0, 0, G_OPTION_ARG_NONE, &ro.allow_unauthenticated,
-         "Restore a file without MAC or checked signature; no certificate then gets trust "
-         "except from -t",
-         NULL},
-        {"no-signature-check", 0, 0, G_OPTION_ARG_NONE, &ro.no_signature_check,
-         "Do not check FILE.sig (the restore then rests on the file's MAC alone)", NULL},
-        {"require-latest", 0, 0, G_OPTION_ARG_NONE, &ro.require_latest,
-         "Refuse the file when the run log records a newer backup of the same database, or "
-         "when its date cannot be told",
-         NULL},
-        {"at-signing-time", 0, 0, G_OPTION_ARG_NONE, &ro.at_signing_time,
-         "Check the signer of FILE.sig at the signing time it states instead of now (an old "
-         "backup whose signer has expired since; the output and the log say so)",
-         NULL},
-        {"log", 0, 0, G_OPTION_ARG_FILENAME, &ro.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
-        {NULL}};
-    CabackLogRecord *rec = NULL;
-
-    if (argc >= 1 && strcmp(argv[0], "-restore") == 0 &&
-        !(argc == 2 && strcmp(argv[1], "--help") == 0)) {
-        if (!windows_form(&argc, &argv, owned_args, &args, &given, error))
-            return FALSE;
-    }
-
     g_option_context_set_summary(
         context,
         "Restore the certificates and keys of a PKCS#12 file into an NSS database (or the token "
@@ -764,12 +694,96 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
         "Exit status: 0 restored (or nothing to do), 1 failure, bad signature or CA trust for a "
         "weak key\n(nothing changed), 2 usage, 3 wrong password, "
         "4 conflict (nothing changed; --dry-run too exits 4 when the real run would).\n");
+}
+
+/* The options of caback restore: one table for the parser and the help. */
+static GOptionContext *restore_context(RestoreOptions *ro, CabackCliShares *shares,
+                                       CabackCommonOptions *common)
+{
+    const GOptionEntry entries[] = {
+        {"in", 'i', 0, G_OPTION_ARG_FILENAME, &ro->in, "The PKCS#12 file to restore", "FILE"},
+        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &ro->password_file,
+         "Read the PKCS#12 password from the first line of FILE", "FILE"},
+        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &ro->password_env,
+         "Read the PKCS#12 password from environment variable VAR", "VAR"},
+        {"create", 0, 0, G_OPTION_ARG_NONE, &ro->create,
+         "Create the NSS database when it does not exist (new password from -f / "
+         "--password-env, or asked twice)",
+         NULL},
+        {"dry-run", 'n', 0, G_OPTION_ARG_NONE, &ro->dry_run, "Print the plan and change nothing",
+         NULL},
+        {"replace", 0, 0, G_OPTION_ARG_NONE, &ro->replace,
+         "On a nickname conflict, the restored certificate takes the nickname; the old "
+         "certificate leaves it, its private key stays",
+         NULL},
+        {"rename", 0, 0, G_OPTION_ARG_NONE, &ro->rename,
+         "On a nickname conflict, restore as \"NICKNAME (restored N)\"", NULL},
+        {"non-extractable", 0, 0, G_OPTION_ARG_NONE, &ro->non_extractable,
+         "Import the keys so that they can never leave the token again (CKA_EXTRACTABLE false; "
+         "keys are always sensitive)",
+         NULL},
+        {"allow-weak-keys", 0, 0, G_OPTION_ARG_NONE, &ro->allow_weak_keys,
+         "Give CA trust (C or T) to a certificate even when its key is weak (RSA under 2048 "
+         "bits, exponent under 65537 or even, EC other than P-256/384/521, DSA)",
+         NULL},
+        {"skip-unsupported", 0, 0, G_OPTION_ARG_NONE, &ro->skip_unsupported,
+         "Restore the rest when a key is of a type NSS cannot hold (Ed25519, X25519, ML-KEM...), "
+         "which is skipped with a note; without it such a key stops the restore before any change",
+         NULL},
+        {"trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &ro->trust,
+         "Trust flags for a certificate, as certutil -t takes them (repeatable)", "NICKNAME=FLAGS"},
+        {"signature-ca", 0, 0, G_OPTION_ARG_FILENAME, &ro->signature_ca,
+         "Check FILE.sig against only the CA certificate(s) in CERTFILE (PEM or DER) instead of "
+         "the database's trust (for a new database)",
+         "CERTFILE"},
+        {"require-signature", 0, 0, G_OPTION_ARG_NONE, &ro->require_signature,
+         "Refuse the file unless FILE.sig is there, valid and trusted", NULL},
+        {"allow-unauthenticated", 0, 0, G_OPTION_ARG_NONE, &ro->allow_unauthenticated,
+         "Restore a file without MAC or checked signature; no certificate then gets trust "
+         "except from -t",
+         NULL},
+        {"no-signature-check", 0, 0, G_OPTION_ARG_NONE, &ro->no_signature_check,
+         "Do not check FILE.sig (the restore then rests on the file's MAC alone)", NULL},
+        {"require-latest", 0, 0, G_OPTION_ARG_NONE, &ro->require_latest,
+         "Refuse the file when the run log records a newer backup of the same database, or "
+         "when its date cannot be told",
+         NULL},
+        {"at-signing-time", 0, 0, G_OPTION_ARG_NONE, &ro->at_signing_time,
+         "Check the signer of FILE.sig at the signing time it states instead of now (an old "
+         "backup whose signer has expired since; the output and the log say so)",
+         NULL},
+        {"log", 0, 0, G_OPTION_ARG_FILENAME, &ro->log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        {NULL}};
+    GOptionContext *context = g_option_context_new(NULL);
+
+    set_help(context);
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_share_options(context, &shares);
-    caback_cli_add_common(context, &common,
+    caback_cli_add_share_options(context, shares);
+    caback_cli_add_common(context, common,
                           CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
                               CABACK_COMMON_PROGRESS |
                               CABACK_COMMON_LOCK);
+    return context;
+}
+
+gboolean caback_cmd_restore(int argc, char **argv, GError **error)
+{
+    CabackCommonOptions common = {0};
+    RestoreOptions ro = {0};
+    CabackCliShares shares = {0};
+    g_autoptr(GPtrArray) owned_args = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char **args = NULL;
+    g_autoptr(CabackSecret) given = NULL;
+    g_autoptr(GHashTable) trust = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_autoptr(GOptionContext) context = restore_context(&ro, &shares, &common);
+    gboolean ok = FALSE;
+    CabackLogRecord *rec = NULL;
+
+    if (argc >= 1 && strcmp(argv[0], "-restore") == 0 &&
+        !(argc == 2 && strcmp(argv[1], "--help") == 0)) {
+        if (!windows_form(&argc, &argv, owned_args, &args, &given, error))
+            return FALSE;
+    }
 
     if (!caback_cli_parse(context, "restore", &common, &argc, &argv, error)) {
         if (given != NULL)

@@ -407,40 +407,9 @@ static void log_options(CabackLogRecord *rec, const char *path, const VerifyOpti
         caback_log_record_add_arg(rec, "--allow-expired");
 }
 
-gboolean caback_cmd_verify(int argc, char **argv, GError **error)
+/* What caback help verify says above and below the options. */
+static void set_help(GOptionContext *context)
 {
-    VerifyOptions o = {.max_age = -1};
-    CabackCommonOptions common = {0};
-    CabackLogRecord *rec = NULL;
-    gboolean ok = FALSE;
-    /* Declared before the first "goto out": its cleanup runs at the end of the function. */
-    g_autofree char *recorded_path = NULL;
-    const GOptionEntry entries[] = {
-        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &o.p12_password_file,
-         "Password of the PKCS#12 file: the file's first line (default: asked)", "FILE"},
-        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o.p12_password_env,
-         "Read the password of the PKCS#12 file from environment variable VAR", "VAR"},
-        {"signature-ca", 0, 0, G_OPTION_ARG_FILENAME, &o.signature_ca,
-         "Check FILE.sig against only the CA certificate(s) in CERTFILE (default: the trust of "
-         "the -d database)",
-         "CERTFILE"},
-        {"require-signature", 0, 0, G_OPTION_ARG_NONE, &o.require_signature,
-         "Fail unless FILE.sig is there, valid and trusted", NULL},
-        {"no-signature-check", 0, 0, G_OPTION_ARG_NONE, &o.no_signature_check,
-         "Do not check FILE.sig", NULL},
-        {"allow-unauthenticated", 0, 0, G_OPTION_ARG_NONE, &o.allow_unauthenticated,
-         "Verify a file without MAC or checked signature instead of refusing it", NULL},
-        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
-        {"allow-expired", 0, 0, G_OPTION_ARG_NONE, &o.allow_expired,
-         "An expired CA certificate is reported but does not make the backup unrestorable",
-         NULL},
-        {"max-age", 0, 0, G_OPTION_ARG_STRING, &o.max_age_text,
-         "Fail (exit 1) when the newest recorded backup is older than DAYS days, or none is "
-         "recorded",
-         "DAYS"},
-        {NULL}};
-    g_autoptr(GOptionContext) context = g_option_context_new("FILE | automatic");
-
     g_option_context_set_summary(
         context,
         "The restore drill: prove that a backup can be restored, without touching the live CA.\n"
@@ -471,12 +440,56 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
                  "Exit status: 0 complete and restorable, 1 not restorable (stale, damaged, a key "
                  "or chain fails), 2 usage,\n"
                  "3 wrong password (of FILE, or of the database).\n");
+}
+
+/* The options of caback verify: one table for the parser and the help. */
+static GOptionContext *verify_context(VerifyOptions *o, CabackCommonOptions *common)
+{
+    const GOptionEntry entries[] = {
+        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &o->p12_password_file,
+         "Password of the PKCS#12 file: the file's first line (default: asked)", "FILE"},
+        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o->p12_password_env,
+         "Read the password of the PKCS#12 file from environment variable VAR", "VAR"},
+        {"signature-ca", 0, 0, G_OPTION_ARG_FILENAME, &o->signature_ca,
+         "Check FILE.sig against only the CA certificate(s) in CERTFILE (default: the trust of "
+         "the -d database)",
+         "CERTFILE"},
+        {"require-signature", 0, 0, G_OPTION_ARG_NONE, &o->require_signature,
+         "Fail unless FILE.sig is there, valid and trusted", NULL},
+        {"no-signature-check", 0, 0, G_OPTION_ARG_NONE, &o->no_signature_check,
+         "Do not check FILE.sig", NULL},
+        {"allow-unauthenticated", 0, 0, G_OPTION_ARG_NONE, &o->allow_unauthenticated,
+         "Verify a file without MAC or checked signature instead of refusing it", NULL},
+        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o->log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        {"allow-expired", 0, 0, G_OPTION_ARG_NONE, &o->allow_expired,
+         "An expired CA certificate is reported but does not make the backup unrestorable",
+         NULL},
+        {"max-age", 0, 0, G_OPTION_ARG_STRING, &o->max_age_text,
+         "Fail (exit 1) when the newest recorded backup is older than DAYS days, or none is "
+         "recorded",
+         "DAYS"},
+        {NULL}};
+    GOptionContext *context = g_option_context_new("FILE | automatic");
+
+    set_help(context);
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_share_options(context, &o.shares);
-    caback_cli_add_common(context, &common,
+    caback_cli_add_share_options(context, &o->shares);
+    caback_cli_add_common(context, common,
                           CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
                               CABACK_COMMON_PROGRESS |
                               CABACK_COMMON_LOCK);
+    return context;
+}
+
+gboolean caback_cmd_verify(int argc, char **argv, GError **error)
+{
+    VerifyOptions o = {.max_age = -1};
+    CabackCommonOptions common = {0};
+    CabackLogRecord *rec = NULL;
+    gboolean ok = FALSE;
+    /* Declared before the first "goto out": its cleanup runs at the end of the function. */
+    g_autofree char *recorded_path = NULL;
+    g_autoptr(GOptionContext) context = verify_context(&o, &common);
 
     if (!caback_cli_parse(context, "verify", &common, &argc, &argv, error))
         goto out;
