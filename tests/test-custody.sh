@@ -5,7 +5,8 @@
 # gfcombine. backup --split (refusals that change nothing, 0600 shares, the run log), restore,
 # verify and list with --share / --shares-prompt (every 3-subset of 5 restores, every 2-subset
 # is exit 3), mistyped, duplicate and foreign shares, a random-subset property test for
-# M <= N <= 10, and reshare 2-of-3 to 3-of-4 with and without --verify.
+# M <= N <= 10, reshare 2-of-3 to 3-of-4 with and without --verify, and no copy of the password
+# or a share in caback's memory at exit (gdb, gcore).
 . "$CABACK_SRCDIR/tests/lib.sh"
 need certutil pk12util openssl
 
@@ -415,6 +416,101 @@ expect_status 3 "reshare with a share of another backup is refused" \
 keep
 snapshot "$R" >"$T/r-after.txt"
 check "the refused reshare changed nothing" cmp -s "$T/r-before.txt" "$T/r-after.txt"
+
+# ---- no copy of the password or a share in caback's memory at exit ----
+# As test-secrets-memory.sh does: caback under gdb, stopped in exit(), a core written by gcore and
+# searched for the password (from gfcombine), each share's text form and its raw bytes, and the
+# secret; a core taken while the backup checks its file must show the password (the search works).
+gfpassword() { # SHARE-TEXT-FILE... : the archive password rebuilt by gfcombine from these shares
+    local f i=0 dir=$T/gfp
+    rm -rf "$dir"; mkdir "$dir"
+    for f in "$@"; do
+        "$PYTHON3" - "$(head -1 "$f")" "$dir" <<'PY'
+import base64, sys
+text = sys.argv[1][len("CBK1-"):].replace("-", "")
+raw = base64.b32decode(text + "=" * (-len(text) % 8))
+open("%s/secret.%03d" % (sys.argv[2], raw[1]), "wb").write(raw[20:52])
+open("%s/raw.%03d" % (sys.argv[2], raw[1]), "wb").write(raw[20:52])
+PY
+    done
+    gfcombine -o "$dir/secret" "$dir"/secret.[0-9]* || return 1
+    "$PYTHON3" -c 'import base64,sys; print(base64.urlsafe_b64encode(open(sys.argv[1],"rb").read()).decode().rstrip("="))' "$dir/secret"
+}
+search_core() { # DESCRIPTION CORE PASSWORD SHARE-TEXT-FILE...: one TAP line per secret form
+    local desc=$1 core=$2 pw=$3 line; shift 3
+    while IFS= read -r line; do
+        case $line in
+        PASS\ *) ok "$desc: ${line#PASS }" ;;
+        *) not_ok "$desc: ${line#FAIL }" ;;
+        esac
+    done < <("$PYTHON3" - "$core" "$pw" "$T/gfp" "$@" <<'PY'
+import glob, struct, sys
+data = open(sys.argv[1], "rb").read()
+phoff, = struct.unpack_from("<Q", data, 0x20)
+phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+core = bytearray()
+for i in range(phnum):
+    p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+    if p_type == 1:
+        core += data[p_offset:p_offset + p_filesz] + b"\0"
+probes = [("password", sys.argv[2])] + [("share text of " + f.split("/")[-1], open(f).readline().strip()) for f in sys.argv[4:]]
+for label, text in probes:
+    for form in ("utf-8", "utf-16-be", "utf-16-le"):
+        n = core.count(text.encode(form)) + core.count(text[-12:].encode(form))
+        print(("PASS " if n == 0 else "FAIL ") + "no %s in %s (%d found)" % (label, form, n))
+for f in sorted(glob.glob(sys.argv[3] + "/raw.*")) + [sys.argv[3] + "/secret"]:
+    raw = open(f, "rb").read()
+    n = core.count(raw) + core.count(raw[-12:])
+    print(("PASS " if n == 0 else "FAIL ") + "no bytes of %s (%d found)" % (f.split("/")[-1], n))
+PY
+    )
+}
+gdb_core() { # CORE BREAKPOINT ARGS...: run caback ARGS under gdb until BREAKPOINT, write CORE
+    local core=$1 bp=$2; shift 2
+    rm -f "$core"
+    env -u NSS_DISABLE_UNLOAD -u NSS_DISABLE_ARENA_FREE_LIST \
+    gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
+        -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' -ex "break $bp" -ex run \
+        -ex "gcore $core" -ex kill --args "$CABACK" "$@" >"$core.gdb" 2>&1 </dev/null
+    [ -s "$core" ] && grep -q 'Breakpoint 1, ' "$core.gdb"
+}
+if ! command -v gdb >/dev/null 2>&1 || ! command -v gfcombine >/dev/null 2>&1; then
+    skip "no password or share in memory at exit" "gdb or gfcombine is not installed"
+elif grep -qa __asan_init "$CABACK"; then
+    skip "no password or share in memory at exit" "AddressSanitizer build (its cores hold the shadow memory)"
+else
+    M=$T/mem
+    mkdir -m 700 "$M"
+    if gdb_core "$M/backup.core" exit backup -d "$CA" -f "$CA.pass" -o "$M/m.p12" "${ITER[@]}" \
+        --split 2 --custodian "$(cert alice)" --custodian "$(cert bob)"; then
+        ok "backup --split under gdb: stopped in exit() with a core"
+        text_share "$M/m.p12.share-1-of-2.p7m" alice >"$M/s1.txt"
+        text_share "$M/m.p12.share-2-of-2.p7m" bob >"$M/s2.txt"
+        MPW=$(gfpassword "$M/s1.txt" "$M/s2.txt")
+        search_core "backup --split at exit" "$M/backup.core" "$MPW" "$M/s1.txt" "$M/s2.txt"
+        rm -f "$M/backup.core"
+        if gdb_core "$M/list.core" exit list "$M/m.p12" --share "$M/s1.txt" --share "$M/s2.txt"; then
+            ok "list --share under gdb: stopped in exit() with a core"
+            search_core "list --share at exit" "$M/list.core" "$MPW" "$M/s1.txt" "$M/s2.txt"
+        else
+            not_ok "list --share under gdb: stopped in exit() with a core"; diag "$(tail -5 "$M/list.core.gdb")"
+        fi
+        rm -f "$M/list.core"
+        # The control: while list checks the shares' archive, the password is in memory.
+        if gdb_core "$M/held.core" caback_p12_read list "$M/m.p12" --share "$M/s1.txt" --share "$M/s2.txt"; then
+            "$PYTHON3" - "$M/held.core" "$MPW" <<'PY' >"$M/held.txt"
+import sys
+print(open(sys.argv[1], "rb").read().count(sys.argv[2].encode()))
+PY
+            check "the search finds the password in a core taken while it is in use" test "$(cat "$M/held.txt")" -gt 0
+        else
+            not_ok "a core while list holds the password"; diag "$(tail -5 "$M/held.core.gdb")"
+        fi
+        rm -f "$M/held.core"
+    else
+        not_ok "backup --split under gdb: stopped in exit() with a core"; diag "$(tail -5 "$M/backup.core.gdb")"
+    fi
+fi
 
 # ---- no share and no password in anything caback printed or logged ----
 cat "$CABACK_LOG" "$CABACK_LOG.jsonl" >>"$ALL"
