@@ -9,6 +9,7 @@
 #include <caback/backup.h>
 #include <caback/cscfg.h>
 #include <caback/json.h>
+#include <caback/nickname.h>
 
 #include <string.h>
 
@@ -418,11 +419,9 @@ static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GE
 static gboolean strip_internal_token(char **nicknames, const char *token, GError **error)
 {
     for (char **n = nicknames; *n != NULL; n++) {
-        const char *colon = strchr(*n, ':');
-        if (colon == NULL || colon == *n)
-            continue;
-        g_autofree char *prefix = g_strndup(*n, (gsize)(colon - *n));
-        if (!caback_cscfg_token_is_internal(prefix))
+        g_autofree char *prefix = NULL;
+        if (!caback_nickname_split(*n, &prefix, NULL) || *prefix == '\0' ||
+            !caback_cscfg_token_is_internal(prefix))
             continue;
         if (!caback_cscfg_token_is_internal(token))
             return caback_cli_usage_error(error, "backup",
@@ -430,7 +429,8 @@ static gboolean strip_internal_token(char **nicknames, const char *token, GError
                                           "but --token \"%s\" is selected; drop \"%s:\" or "
                                           "--token",
                                           *n, token, prefix);
-        memmove(*n, colon + 1, strlen(colon + 1) + 1);
+        const char *bare = caback_nickname_bare(*n);
+        memmove(*n, bare, strlen(bare) + 1);
     }
     return TRUE;
 }

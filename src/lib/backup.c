@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <caback/names.h>
+#include <caback/nickname.h>
 #include <caback/backup.h>
 #include <caback/parallel.h>
 #include <caback/cscfg.h>
@@ -71,13 +72,8 @@ static char *cert_nickname(CERTCertificate *cert)
 
     if (nick == NULL || *nick == '\0')
         return NULL;
-    if (cert->slot != NULL && PK11_IsInternalKeySlot(cert->slot)) {
-        const char *token = PK11_GetTokenName(cert->slot);
-        gsize tlen = token != NULL ? strlen(token) : 0;
-        if (tlen > 0 && strncmp(nick, token, tlen) == 0 && nick[tlen] == ':' &&
-            nick[tlen + 1] != '\0')
-            return g_strdup(nick + tlen + 1);
-    }
+    if (cert->slot != NULL && PK11_IsInternalKeySlot(cert->slot))
+        return g_strdup(caback_nickname_strip_token(nick, PK11_GetTokenName(cert->slot)));
     return g_strdup(nick);
 }
 
@@ -493,12 +489,7 @@ CabackBackupSelection *caback_backup_select_full(CabackDb *db, const char *const
  * nicknames in CS.cfg carry the token separately) on whatever token it goes to. */
 static const char *file_name(const CabackBackupSelection *sel, const char *nickname)
 {
-    gsize n = sel->token_name != NULL ? strlen(sel->token_name) : 0;
-
-    if (nickname != NULL && n > 0 && strncmp(nickname, sel->token_name, n) == 0 &&
-        nickname[n] == ':' && nickname[n + 1] != '\0')
-        return nickname + n + 1;
-    return nickname;
+    return caback_nickname_strip_token(nickname, sel->token_name);
 }
 
 static SECItem key_id_item(const CabackBackupKey *key)

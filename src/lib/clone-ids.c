@@ -5,6 +5,7 @@
 #include <caback/clone-ids.h>
 #include <caback/error.h>
 #include <caback/keyid.h>
+#include <caback/nickname.h>
 #include <caback/nss-util.h>
 
 #include <secasn1.h>
@@ -57,8 +58,7 @@ CabackCloneKey *caback_clone_ids_find_key(CabackDb *db, const char *nickname, GE
 {
     gboolean internal = PK11_IsInternalKeySlot(db->slot);
     /* On another token NSS finds certificates by "token:nickname" only. */
-    g_autofree char *full =
-        internal ? g_strdup(nickname) : g_strdup_printf("%s:%s", db->token_name, nickname);
+    g_autofree char *full = caback_nickname_on_token(nickname, db->token_name, internal);
     g_autoptr(CERTCertList) certs = PK11_FindCertsFromNickname(full, db);
     g_autoptr(CERTCertificate) cert = PK11_FindCertFromNickname(full, db);
 

@@ -5,6 +5,7 @@
 #include <caback/cms.h>
 #include <caback/digest.h>
 #include <caback/error.h>
+#include <caback/nickname.h>
 #include <caback/nss-util.h>
 #include <caback/weak-key.h>
 
@@ -109,8 +110,8 @@ CERTCertificate *caback_cms_find_signer(CabackDb *db, const char *nickname, GErr
 {
     g_autoptr(CERTCertificate) cert = NULL;
 
-    if (!PK11_IsInternalKeySlot(db->slot) && strchr(nickname, ':') == NULL) {
-        g_autofree char *full = g_strdup_printf("%s:%s", db->token_name, nickname);
+    if (!PK11_IsInternalKeySlot(db->slot) && !caback_nickname_split(nickname, NULL, NULL)) {
+        g_autofree char *full = caback_nickname_on_token(nickname, db->token_name, FALSE);
         cert = PK11_FindCertFromNickname(full, db);
     }
     if (cert == NULL)

@@ -37,6 +37,7 @@
 
 #include <caback/cscfg.h>
 #include <caback/error.h>
+#include <caback/nickname.h>
 
 #include <string.h>
 
@@ -854,14 +855,8 @@ static CabackCsCfgClone *make_clone(const CabackCsCfg *cfg, const char *sub, con
         clone->nickname = g_strdup(nick);
         clone->nickname_key = g_strdup(from);
         /* Dogtag writes "token:nickname" for keys on other tokens than the internal one. */
-        const char *colon = strchr(nick, ':');
-        if (colon != NULL) {
-            clone->token = g_strndup(nick, (gsize)(colon - nick));
+        if (caback_nickname_split(nick, &clone->token, &clone->bare_nickname))
             clone->token_key = g_strdup_printf("the prefix of %s", from);
-            clone->bare_nickname = g_strdup(colon + 1);
-        } else {
-            clone->bare_nickname = g_strdup(nick);
-        }
     }
     if (clone->token == NULL) {
         g_autoptr(GPtrArray) tkeys = g_ptr_array_new_with_free_func(g_free);

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <caback/error.h>
+#include <caback/nickname.h>
 #include <caback/keys.h>
 #include <caback/nss-util.h>
 
@@ -55,13 +56,8 @@ static char *usable_nickname(PK11SlotInfo *slot, const char *nickname)
 {
     if (nickname == NULL || *nickname == '\0')
         return NULL;
-    if (slot != NULL && PK11_IsInternalKeySlot(slot)) {
-        const char *token = PK11_GetTokenName(slot);
-        gsize tlen = token != NULL ? strlen(token) : 0;
-        if (tlen > 0 && strncmp(nickname, token, tlen) == 0 && nickname[tlen] == ':' &&
-            nickname[tlen + 1] != '\0')
-            return g_strdup(nickname + tlen + 1);
-    }
+    if (slot != NULL && PK11_IsInternalKeySlot(slot))
+        return g_strdup(caback_nickname_strip_token(nickname, PK11_GetTokenName(slot)));
     return g_strdup(nickname);
 }
 

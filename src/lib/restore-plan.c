@@ -9,6 +9,7 @@
 #include <caback/error.h>
 #include <caback/keys.h>
 #include <caback/names.h>
+#include <caback/nickname.h>
 #include <caback/nss-util.h>
 #include <caback/plan-index.h>
 #include <caback/restore.h>
@@ -30,12 +31,8 @@ static char *usable_nickname(PK11SlotInfo *slot, const char *nickname)
 {
     if (nickname == NULL)
         return NULL;
-    if (slot != NULL && PK11_IsInternalKeySlot(slot)) {
-        const char *token = PK11_GetTokenName(slot);
-        gsize n = strlen(token);
-        if (strncmp(nickname, token, n) == 0 && nickname[n] == ':')
-            return g_strdup(nickname + n + 1);
-    }
+    if (slot != NULL && PK11_IsInternalKeySlot(slot))
+        return g_strdup(caback_nickname_strip_token(nickname, PK11_GetTokenName(slot)));
     return g_strdup(nickname);
 }
 
@@ -43,9 +40,8 @@ static char *usable_nickname(PK11SlotInfo *slot, const char *nickname)
  * elsewhere. */
 static char *lookup_name(PK11SlotInfo *slot, const char *nickname)
 {
-    if (PK11_IsInternalKeySlot(slot))
-        return g_strdup(nickname);
-    return g_strdup_printf("%s:%s", PK11_GetTokenName(slot), nickname);
+    return caback_nickname_on_token(nickname, PK11_GetTokenName(slot),
+                                    PK11_IsInternalKeySlot(slot));
 }
 
 /* ---- what planning keeps: certificates --replace removes, lookups of the database ---- */
@@ -91,9 +87,9 @@ static void add_nickname_forms(GHashTable *set, const char *nickname)
     if (nickname == NULL)
         return;
     g_hash_table_add(set, g_ascii_strdown(nickname, -1));
-    const char *colon = strchr(nickname, ':');
-    if (colon != NULL)
-        g_hash_table_add(set, g_ascii_strdown(colon + 1, -1));
+    const char *bare = caback_nickname_bare(nickname);
+    if (bare != nickname)
+        g_hash_table_add(set, g_ascii_strdown(bare, -1));
 }
 
 static void planning_list_db(struct CabackRestorePlanning *p, CabackDb *db)
@@ -274,7 +270,7 @@ static char *internal_name_clash(CabackRestorePlan *plan, CabackDb *db, CabackRe
         !caback_restore_stores_trust(c->trust) || !db_may_have_nickname(plan, nickname))
         return NULL;
     g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
-    g_autofree char *name = g_strdup_printf("%s:%s", PK11_GetTokenName(internal), nickname);
+    g_autofree char *name = caback_nickname_on_token(nickname, PK11_GetTokenName(internal), FALSE);
     g_autoptr(CERTCertList) list = PK11_FindCertsFromNickname(name, db);
     for (CERTCertListNode *node = list != NULL ? CERT_LIST_HEAD(list) : NULL;
          node != NULL && !CERT_LIST_END(node, list); node = CERT_LIST_NEXT(node)) {
@@ -616,11 +612,10 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
             c->trust = g_strdup(old);
             c->trust_source = g_strdup("as in the database");
             /* On another token NSS names the certificate "TOKEN:nick". */
-            const char *bare = c->nickname;
-            gsize tlen = strlen(PK11_GetTokenName(db->slot));
-            if (!PK11_IsInternalKeySlot(db->slot) &&
-                strncmp(bare, PK11_GetTokenName(db->slot), tlen) == 0 && bare[tlen] == ':')
-                bare += tlen + 1;
+            const char *bare =
+                PK11_IsInternalKeySlot(db->slot)
+                    ? c->nickname
+                    : caback_nickname_strip_token(c->nickname, PK11_GetTokenName(db->slot));
             if (friendly != NULL && g_strcmp0(friendly, bare) != 0)
                 c->note = g_strdup_printf("already in the database as \"%s\" (the file calls "
                                           "it \"%s\"); left as it is",

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <caback/error.h>
+#include <caback/nickname.h>
 #include <caback/restore-rules.h>
 
 #include <string.h>
@@ -133,11 +134,9 @@ const char *caback_restore_cscfg_tag(const char *nickname)
         {"transportCert ", "transport"},
     };
 
+    nickname = caback_nickname_bare(nickname);
     if (nickname == NULL)
         return NULL;
-    const char *colon = strchr(nickname, ':');
-    if (colon != NULL)
-        nickname = colon + 1;
     for (gsize i = 0; i < G_N_ELEMENTS(tags); i++)
         if (g_str_has_prefix(nickname, tags[i].prefix))
             return tags[i].tag;
