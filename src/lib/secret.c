@@ -220,6 +220,27 @@ CabackSecret *caback_password_prompt(const char *prompt, GError **error)
     return secret;
 }
 
+/* The @what held by environment variable @env_var, for every kind of secret: the whole value, or
+ * CABACK_ERROR_NO_PASSWORD when the variable is not set (without showing what was given when it
+ * is not a variable's name: it may be the password itself). */
+static CabackSecret *read_env(const char *env_var, const char *what, GError **error)
+{
+    const char *value = g_getenv(env_var);
+
+    if (value != NULL)
+        return caback_secret_new(value, strlen(value));
+    if (!caback_env_name_valid(env_var))
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "the environment variable named for the %s is not set, and what was given "
+                    "is not a variable's name (not shown: it may be the password itself); give "
+                    "the NAME of a variable that holds it",
+                    what);
+    else
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
+                    "environment variable %s is not set; it should hold the %s", env_var, what);
+    return NULL;
+}
+
 CabackSecret *caback_password_read(const CabackPasswordSource *source, const char *token_name,
                                    const char *what, gboolean confirm, GError **error)
 {
@@ -240,23 +261,8 @@ CabackSecret *caback_password_read(const CabackPasswordSource *source, const cha
         g_free(contents);
         return secret;
     }
-    if (source != NULL && source->env_var != NULL) {
-        const char *value = g_getenv(source->env_var);
-        if (value == NULL) {
-            if (!caback_env_name_valid(source->env_var))
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
-                            "the environment variable named for the %s is not set, and what "
-                            "was given is not a variable's name (not shown: it may be the "
-                            "password itself); give the NAME of a variable that holds it",
-                            what);
-            else
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
-                            "environment variable %s is not set; it should hold the %s",
-                            source->env_var, what);
-            return NULL;
-        }
-        return caback_secret_new(value, strlen(value));
-    }
+    if (source != NULL && source->env_var != NULL)
+        return read_env(source->env_var, what, error);
     if (source != NULL && source->no_prompt) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
                     "the %s is needed; give it with -f FILE or --password-env VAR", what);
@@ -360,23 +366,8 @@ CabackSecret *caback_p12_password_read(const CabackPasswordSource *source, const
     }
     if (source != NULL && source->file != NULL)
         return read_first_line(source->file, what, error);
-    if (source != NULL && source->env_var != NULL) {
-        const char *value = g_getenv(source->env_var);
-        if (value == NULL) {
-            if (!caback_env_name_valid(source->env_var))
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
-                            "the environment variable named for the %s is not set, and what "
-                            "was given is not a variable's name (not shown: it may be the "
-                            "password itself); give the NAME of a variable that holds it",
-                            what);
-            else
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
-                            "environment variable %s is not set; it should hold the %s",
-                            source->env_var, what);
-            return NULL;
-        }
-        return caback_secret_new(value, strlen(value));
-    }
+    if (source != NULL && source->env_var != NULL)
+        return read_env(source->env_var, what, error);
     if (source != NULL && source->no_prompt) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
                     "the %s is needed; give it with -w FILE or --p12-password-env VAR", what);
