@@ -516,6 +516,19 @@ static void wrap_item(gpointer data, guint i)
 static void wrap_all(WrapJob *jobs, guint n, void *wincx)
 {
     WrapWork work = {jobs, wincx};
+
+    /* A wrapping key on another token than the private key is copied there by PK11_WrapPrivKey,
+     * which first reads the key's value into the shared PK11SymKey without a lock: two threads
+     * doing so at once each store a buffer, and one is lost. Read each such value here, on one
+     * thread (NSS does this read anyway, and keeps the value with the key until it is freed). */
+    for (guint i = 0; i < n; i++) {
+        if (jobs[i].wrap_key == NULL)
+            continue;
+        SECKEYPrivateKey *key = jobs[i].copy != NULL ? jobs[i].copy : jobs[i].in->key;
+        g_autoptr(PK11SlotInfo) slot = PK11_GetSlotFromKey(jobs[i].wrap_key);
+        if (slot != key->pkcs11Slot)
+            (void)PK11_ExtractKeyValue(jobs[i].wrap_key); /* a sensitive key stays unread */
+    }
     caback_parallel_for(0, n, wrap_item, &work, "caback-wrap");
 }
 
