@@ -531,45 +531,44 @@ static const char *trust_override(const CabackRestoreOptions *options, const cha
 }
 
 /* @first_by_der: the first certificate of the file with each DER. */
-static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestoreOptions *options,
-                      CabackPlanIndex *first_by_der, CabackRestoreCert *c)
+/* pk12util writes the chain again with each certificate: a certificate the file already had is
+ * restored once. TRUE when @c is such a repetition (planned as a skip). */
+static gboolean plan_repeated_cert(CabackPlanIndex *first_by_der, CabackRestoreCert *c)
 {
     gsize len;
     const guint8 *der = g_bytes_get_data(c->bag->der, &len);
-    SECItem item = {siBuffer, (unsigned char *)der, (unsigned int)len};
-    const char *friendly = c->bag->attrs.friendly_name;
-    gboolean has_key = c->key_index >= 0;
-    const char *explicit_trust = NULL, *explicit_source = NULL;
-
-    /* pk12util writes the chain again with each certificate: a certificate the file already
-     * had is restored once. */
     CabackRestoreCert *o = caback_plan_index_first(first_by_der, der, len);
-    if (o != NULL && o->index < c->index) {
-        c->nickname = g_strdup(o->nickname);
-        c->nickname_source = g_strdup_printf("certificate %u of the file", o->index + 1);
-        c->trust = g_strdup(o->trust);
-        c->trust_source = g_strdup_printf("certificate %u of the file", o->index + 1);
-        c->action = CABACK_RESTORE_SKIP;
-        c->duplicate_of = (gint)o->index;
-        c->note =
-            g_strdup_printf("the same certificate as certificate %u of the file", o->index + 1);
-        return;
-    }
 
-    g_autoptr(CERTCertificate) existing =
-        db != NULL && db_may_have_der(plan, der, len)
-            ? PK11_FindCertFromDERCertItem(db->slot, &item, db)
-            : NULL;
-    gboolean flawed = FALSE;
+    if (o == NULL || o->index >= c->index)
+        return FALSE;
+    c->nickname = g_strdup(o->nickname);
+    c->nickname_source = g_strdup_printf("certificate %u of the file", o->index + 1);
+    c->trust = g_strdup(o->trust);
+    c->trust_source = g_strdup_printf("certificate %u of the file", o->index + 1);
+    c->action = CABACK_RESTORE_SKIP;
+    c->duplicate_of = (gint)o->index;
+    c->note = g_strdup_printf("the same certificate as certificate %u of the file", o->index + 1);
+    return TRUE;
+}
+
+/* The nickname @c gets: the one it has in the database (@existing), else its friendlyName (made
+ * unique by its subject when another certificate of the file with another subject has it), else
+ * its subject's CN. TRUE when the friendlyName is flawed (names.h): the cleaned name is used,
+ * and only with --rename (plan_flawed_name). */
+static gboolean choose_nickname(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCert *c,
+                                CERTCertificate *existing)
+{
+    const char *friendly = c->bag->attrs.friendly_name;
+
     if (existing != NULL) {
         g_autofree char *have = usable_nickname(db->slot, existing->nickname);
         c->nickname = g_strdup(have != NULL ? have : (friendly != NULL ? friendly : ""));
         c->nickname_source = g_strdup("already in the database");
     } else if (friendly != NULL && c->bag->attrs.friendly_name_flaws != 0) {
         /* Never a nickname as it is (names.h): the cleaned name, with --rename only. */
-        flawed = TRUE;
         c->nickname = g_strdup(c->bag->attrs.friendly_name_clean);
         c->nickname_source = g_strdup("friendlyName, cleaned");
+        return TRUE;
     } else if (friendly != NULL && *friendly != '\0') {
         gboolean same_subject;
         if (planned_elsewhere(plan, c, friendly, &same_subject) && !same_subject) {
@@ -586,6 +585,90 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
         c->nickname = nickname_from_subject(plan, db, c);
         c->nickname_source = g_strdup("subject CN, made unique (no friendlyName)");
     }
+    return FALSE;
+}
+
+/* Certificate @c is in the database already (@existing): default trust never overrides what
+ * the database has; explicit trust (@explicit_trust, from @explicit_source) does. */
+static void plan_present_cert(CabackDb *db, CabackRestoreCert *c, CERTCertificate *existing,
+                              const char *explicit_trust, const char *explicit_source)
+{
+    const char *friendly = c->bag->attrs.friendly_name;
+    g_autofree char *old = db_trust_of(db, existing);
+
+    if (explicit_trust != NULL && !trust_equal(old, explicit_trust)) {
+        c->action = CABACK_RESTORE_TRUST;
+        c->old_trust = g_strdup(old != NULL ? old : ",,");
+        c->trust = canonical_trust(explicit_trust);
+        c->trust_source = g_strdup(explicit_source);
+        c->note =
+            g_strdup_printf("already in the database; its trust changes from %s", c->old_trust);
+        return;
+    }
+    c->action = CABACK_RESTORE_SKIP;
+    c->trust = g_strdup(old);
+    c->trust_source = g_strdup("as in the database");
+    /* On another token NSS names the certificate "TOKEN:nick". */
+    const char *bare = PK11_IsInternalKeySlot(db->slot)
+                           ? c->nickname
+                           : caback_nickname_strip_token(c->nickname, PK11_GetTokenName(db->slot));
+    if (friendly != NULL && g_strcmp0(friendly, bare) != 0)
+        c->note = g_strdup_printf("already in the database as \"%s\" (the file calls it \"%s\"); "
+                                  "left as it is",
+                                  c->nickname, friendly);
+    else
+        c->note = g_strdup("already in the database, identical");
+}
+
+/* Into another token: NSS applies one trust to a certificate, kept with its copy in the internal
+ * token when that token holds it already. That trust is the certificate's: as for a certificate
+ * already present, only explicit flags change it, and the plan says so. */
+static void plan_internal_copy(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCert *c,
+                               const char *explicit_trust)
+{
+    gsize len;
+    const guint8 *der = g_bytes_get_data(c->bag->der, &len);
+    SECItem item = {siBuffer, (unsigned char *)der, (unsigned int)len};
+    g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
+    g_autoptr(CERTCertificate) copy =
+        db_may_have_der(plan, der, len) ? PK11_FindCertFromDERCertItem(internal, &item, db) : NULL;
+
+    if (copy == NULL)
+        return;
+    g_autofree char *old = trust_of(copy);
+    c->internal_copy = TRUE;
+    if (explicit_trust != NULL && !trust_equal(old, explicit_trust)) {
+        c->old_trust = g_strdup(old != NULL ? old : ",,");
+        g_autofree char *before = c->note;
+        c->note = g_strdup_printf("%s%sthe internal token already holds this certificate, where "
+                                  "NSS keeps its trust: the trust changes from %s",
+                                  before != NULL ? before : "", before != NULL ? "; " : "",
+                                  c->old_trust);
+    } else {
+        g_free(c->trust);
+        g_free(c->trust_source);
+        c->trust = g_strdup(old != NULL ? old : ",,");
+        c->trust_source = g_strdup("as the internal token's copy of it has it, where NSS keeps "
+                                   "its trust; left as it is");
+    }
+}
+
+static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestoreOptions *options,
+                      CabackPlanIndex *first_by_der, CabackRestoreCert *c)
+{
+    gsize len;
+    const guint8 *der = g_bytes_get_data(c->bag->der, &len);
+    SECItem item = {siBuffer, (unsigned char *)der, (unsigned int)len};
+    const char *friendly = c->bag->attrs.friendly_name;
+    const char *explicit_trust = NULL, *explicit_source = NULL;
+
+    if (plan_repeated_cert(first_by_der, c))
+        return;
+    g_autoptr(CERTCertificate) existing =
+        db != NULL && db_may_have_der(plan, der, len)
+            ? PK11_FindCertFromDERCertItem(db->slot, &item, db)
+            : NULL;
+    gboolean flawed = choose_nickname(plan, db, c, existing);
 
     /* The flags the user or the file asks for, if any. */
     gboolean unauthenticated = options != NULL && options->unauthenticated;
@@ -598,31 +681,7 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     }
 
     if (existing != NULL) {
-        g_autofree char *old = db_trust_of(db, existing);
-        /* Default trust never overrides what the database has; explicit trust does. */
-        if (explicit_trust != NULL && !trust_equal(old, explicit_trust)) {
-            c->action = CABACK_RESTORE_TRUST;
-            c->old_trust = g_strdup(old != NULL ? old : ",,");
-            c->trust = canonical_trust(explicit_trust);
-            c->trust_source = g_strdup(explicit_source);
-            c->note =
-                g_strdup_printf("already in the database; its trust changes from %s", c->old_trust);
-        } else {
-            c->action = CABACK_RESTORE_SKIP;
-            c->trust = g_strdup(old);
-            c->trust_source = g_strdup("as in the database");
-            /* On another token NSS names the certificate "TOKEN:nick". */
-            const char *bare =
-                PK11_IsInternalKeySlot(db->slot)
-                    ? c->nickname
-                    : caback_nickname_strip_token(c->nickname, PK11_GetTokenName(db->slot));
-            if (friendly != NULL && g_strcmp0(friendly, bare) != 0)
-                c->note = g_strdup_printf("already in the database as \"%s\" (the file calls "
-                                          "it \"%s\"); left as it is",
-                                          c->nickname, friendly);
-            else
-                c->note = g_strdup("already in the database, identical");
-        }
+        plan_present_cert(db, c, existing, explicit_trust, explicit_source);
         return;
     }
 
@@ -635,8 +694,9 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
                                    "(--allow-unauthenticated); only -t NICKNAME=FLAGS gives trust");
     } else {
         const char *why;
-        c->trust = g_strdup(caback_restore_default_trust(c->is_ca, c->self_signed, has_key,
-                                                         c->audit_signing, &why));
+        c->trust = g_strdup(caback_restore_default_trust(c->is_ca, c->self_signed,
+                                                         c->key_index >= 0, c->audit_signing,
+                                                         &why));
         c->trust_source = g_strdup(why);
     }
 
@@ -645,34 +705,8 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
         plan_flawed_name(plan, db, options, c);
     if (db == NULL)
         return;
-    /* Into another token: NSS applies one trust to a certificate, kept with its copy in the
-     * internal token when that token holds it already. That trust is the certificate's: as for a
-     * certificate already present, only explicit flags change it, and the plan says so. */
-    if (!PK11_IsInternalKeySlot(db->slot)) {
-        g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
-        g_autoptr(CERTCertificate) copy =
-            db_may_have_der(plan, der, len) ? PK11_FindCertFromDERCertItem(internal, &item, db)
-                                            : NULL;
-        if (copy != NULL) {
-            g_autofree char *old = trust_of(copy);
-            c->internal_copy = TRUE;
-            if (explicit_trust != NULL && !trust_equal(old, explicit_trust)) {
-                c->old_trust = g_strdup(old != NULL ? old : ",,");
-                g_autofree char *before = c->note;
-                c->note = g_strdup_printf("%s%sthe internal token already holds this "
-                                          "certificate, where NSS keeps its trust: the trust "
-                                          "changes from %s",
-                                          before != NULL ? before : "",
-                                          before != NULL ? "; " : "", c->old_trust);
-            } else {
-                g_free(c->trust);
-                g_free(c->trust_source);
-                c->trust = g_strdup(old != NULL ? old : ",,");
-                c->trust_source = g_strdup("as the internal token's copy of it has it, where NSS "
-                                           "keeps its trust; left as it is");
-            }
-        }
-    }
+    if (!PK11_IsInternalKeySlot(db->slot))
+        plan_internal_copy(plan, db, c, explicit_trust);
     if (!flawed && nickname_taken(plan, db, c->nickname))
         resolve_nickname_conflict(plan, db, options, c);
     check_internal_name(plan, db, options, c);
@@ -784,62 +818,13 @@ static gboolean plan_unsupported_cert(CabackRestorePlan *plan, const CabackResto
 
 /* @public_ids: the CKA_IDs of the public key objects on the token (NULL without a database);
  * @keys_by_id: the key bags of the file whose ID is known, by ID. */
-static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *public_ids,
-                         CabackPlanIndex *keys_by_id, const CabackRestoreOptions *options,
-                         CabackRestoreKey *k, GError **error)
+/* Key @k has the ID of a key the database holds (@existing): the same key (skip, or store its
+ * missing public key object), or a conflict that the plan explains. FALSE with @error only when
+ * the file's key cannot be decrypted to compare it. */
+static gboolean plan_present_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *public_ids,
+                                 const CabackRestoreOptions *options, CabackRestoreKey *k,
+                                 CabackRestoreCert *c, SECKEYPrivateKey *existing, GError **error)
 {
-    CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
-    g_autofree char *label = caback_restore_bag_label(&k->bag->attrs);
-
-    if (c != NULL)
-        k->nickname = g_strdup(c->nickname);
-    else if (k->bag->attrs.friendly_name_flaws != 0)
-        /* The key's label: never a name with control or bidi characters (names.h). */
-        k->nickname = g_strdup(k->bag->attrs.friendly_name_clean);
-    else
-        k->nickname = g_strdup(k->bag->attrs.friendly_name);
-
-    if (k->problem != NULL && k->type == nullKey && options != NULL && options->skip_unsupported) {
-        k->action = CABACK_RESTORE_SKIP;
-        k->note = g_strdup_printf("not restored (--skip-unsupported): %s", k->problem);
-        plan_note(plan, "key %u%s is skipped (--skip-unsupported): %s", k->index + 1, label,
-                  k->problem);
-        return TRUE;
-    }
-    if (k->problem != NULL) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "%s: key %u%s cannot be restored: %s; nothing was changed%s", plan->path,
-                    k->index + 1, label, k->problem,
-                    k->type == nullKey ? " (--skip-unsupported restores the rest without it)"
-                                       : "");
-        return FALSE;
-    }
-    CabackRestoreKey *o = caback_plan_index_first(keys_by_id, k->id.bytes, CABACK_KEYID_LEN);
-    if (o != NULL && o->index < k->index) {
-        k->action = CABACK_RESTORE_SKIP;
-        k->duplicate_of = (gint)o->index;
-        k->note = g_strdup_printf("the same key as key %u of the file", o->index + 1);
-        return TRUE;
-    }
-    k->cert_found = c != NULL;
-    if (db == NULL) {
-        k->action = CABACK_RESTORE_ADD;
-        if (c == NULL)
-            k->note = g_strdup(KEY_WITHOUT_CERT);
-        return TRUE;
-    }
-
-    SECItem id = {siBuffer, k->id.bytes, CABACK_KEYID_LEN};
-    g_autoptr(SECKEYPrivateKey) existing = PK11_FindKeyByKeyID(db->slot, &id, db);
-    if (c == NULL)
-        k->cert_found = cert_in_db(db, k, existing);
-    if (existing == NULL) {
-        k->action = CABACK_RESTORE_ADD;
-        if (!k->cert_found)
-            k->note = g_strdup(KEY_WITHOUT_CERT);
-        return TRUE;
-    }
-
     /* Same ID: the same key only if it has this key's public half. NSS-made IDs are the SHA-1
      * of the public value, so a mismatch means a token that sets its own IDs. The public values
      * are compared when the token shows the existing key's (RSA always does: cheap, and no
@@ -908,6 +893,64 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
     return TRUE;
 }
 
+static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *public_ids,
+                         CabackPlanIndex *keys_by_id, const CabackRestoreOptions *options,
+                         CabackRestoreKey *k, GError **error)
+{
+    CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
+    g_autofree char *label = caback_restore_bag_label(&k->bag->attrs);
+
+    if (c != NULL)
+        k->nickname = g_strdup(c->nickname);
+    else if (k->bag->attrs.friendly_name_flaws != 0)
+        /* The key's label: never a name with control or bidi characters (names.h). */
+        k->nickname = g_strdup(k->bag->attrs.friendly_name_clean);
+    else
+        k->nickname = g_strdup(k->bag->attrs.friendly_name);
+
+    if (k->problem != NULL && k->type == nullKey && options != NULL && options->skip_unsupported) {
+        k->action = CABACK_RESTORE_SKIP;
+        k->note = g_strdup_printf("not restored (--skip-unsupported): %s", k->problem);
+        plan_note(plan, "key %u%s is skipped (--skip-unsupported): %s", k->index + 1, label,
+                  k->problem);
+        return TRUE;
+    }
+    if (k->problem != NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s: key %u%s cannot be restored: %s; nothing was changed%s", plan->path,
+                    k->index + 1, label, k->problem,
+                    k->type == nullKey ? " (--skip-unsupported restores the rest without it)"
+                                       : "");
+        return FALSE;
+    }
+    CabackRestoreKey *o = caback_plan_index_first(keys_by_id, k->id.bytes, CABACK_KEYID_LEN);
+    if (o != NULL && o->index < k->index) {
+        k->action = CABACK_RESTORE_SKIP;
+        k->duplicate_of = (gint)o->index;
+        k->note = g_strdup_printf("the same key as key %u of the file", o->index + 1);
+        return TRUE;
+    }
+    k->cert_found = c != NULL;
+    if (db == NULL) {
+        k->action = CABACK_RESTORE_ADD;
+        if (c == NULL)
+            k->note = g_strdup(KEY_WITHOUT_CERT);
+        return TRUE;
+    }
+
+    SECItem id = {siBuffer, k->id.bytes, CABACK_KEYID_LEN};
+    g_autoptr(SECKEYPrivateKey) existing = PK11_FindKeyByKeyID(db->slot, &id, db);
+    if (c == NULL)
+        k->cert_found = cert_in_db(db, k, existing);
+    if (existing == NULL) {
+        k->action = CABACK_RESTORE_ADD;
+        if (!k->cert_found)
+            k->note = g_strdup(KEY_WITHOUT_CERT);
+        return TRUE;
+    }
+    return plan_present_key(plan, db, public_ids, options, k, c, existing, error);
+}
+
 gboolean caback_restore_login_internal(CabackDb *db, GError **error)
 {
     g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
@@ -963,6 +1006,78 @@ static void check_weak_keys(CabackRestorePlan *plan, const CabackRestoreOptions 
     }
 }
 
+/* --trust must name a certificate of the file: a typo would otherwise go unnoticed. FALSE with
+ * CABACK_ERROR_USAGE listing the file's nicknames when one does not. */
+static gboolean check_trust_names(CabackRestorePlan *plan, const CabackRestoreOptions *options,
+                                  GError **error)
+{
+    if (options == NULL || options->trust == NULL)
+        return TRUE;
+    GHashTableIter iter;
+    gpointer name;
+    g_hash_table_iter_init(&iter, options->trust);
+    while (g_hash_table_iter_next(&iter, &name, NULL)) {
+        gboolean found = FALSE;
+        for (guint i = 0; i < plan->certs->len && !found; i++) {
+            CabackRestoreCert *c = plan->certs->pdata[i];
+            found = g_strcmp0(c->bag->attrs.friendly_name, name) == 0 ||
+                    g_strcmp0(c->nickname, name) == 0;
+        }
+        if (!found) {
+            g_autoptr(GString) names = g_string_new(NULL);
+            for (guint i = 0; i < plan->certs->len; i++) {
+                CabackRestoreCert *c = plan->certs->pdata[i];
+                g_string_append_printf(names, "%s\"%s\"", names->len > 0 ? ", " : "",
+                                       c->nickname);
+            }
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                        "--trust names \"%s\", but %s has no certificate of that name; "
+                        "its certificates are: %s",
+                        (const char *)name, plan->path, names->len > 0 ? names->str : "(none)");
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/* A key whose certificate is in conflict is held back with it; a key is named as its
+ * certificate. */
+static void hold_back_keys(CabackRestorePlan *plan)
+{
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
+        if (c != NULL && c->action == CABACK_RESTORE_CONFLICT && k->action == CABACK_RESTORE_ADD)
+            k->note = g_strdup_printf("would be added with its certificate \"%s\", which is in "
+                                      "conflict",
+                                      c->nickname);
+        if (c != NULL && k->nickname != NULL && g_strcmp0(k->nickname, c->nickname) != 0) {
+            g_free(k->nickname);
+            k->nickname = g_strdup(c->nickname);
+        }
+    }
+}
+
+/* plan->conflicts and plan->changes, from the actions planned. */
+static void count_changes(CabackRestorePlan *plan)
+{
+    plan->conflicts = plan->changes = 0;
+    for (guint i = 0; i < plan->certs->len; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        if (c->action == CABACK_RESTORE_CONFLICT)
+            plan->conflicts++;
+        else if (c->action != CABACK_RESTORE_SKIP)
+            plan->changes++;
+    }
+    for (guint i = 0; i < plan->keys->len; i++) {
+        CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->action == CABACK_RESTORE_CONFLICT)
+            plan->conflicts++;
+        else if (k->action != CABACK_RESTORE_SKIP || k->store_public)
+            plan->changes++;
+    }
+}
+
 gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
                              const CabackRestoreOptions *options, GError **error)
 {
@@ -1007,65 +1122,13 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
         if (!plan_unsupported_cert(plan, options, plan->certs->pdata[i], error))
             return FALSE;
 
-    /* --trust must name a certificate of the file: a typo would otherwise go unnoticed. */
-    if (options != NULL && options->trust != NULL) {
-        GHashTableIter iter;
-        gpointer name;
-        g_hash_table_iter_init(&iter, options->trust);
-        while (g_hash_table_iter_next(&iter, &name, NULL)) {
-            gboolean found = FALSE;
-            for (guint i = 0; i < plan->certs->len && !found; i++) {
-                CabackRestoreCert *c = plan->certs->pdata[i];
-                found = g_strcmp0(c->bag->attrs.friendly_name, name) == 0 ||
-                        g_strcmp0(c->nickname, name) == 0;
-            }
-            if (!found) {
-                g_autoptr(GString) names = g_string_new(NULL);
-                for (guint i = 0; i < plan->certs->len; i++) {
-                    CabackRestoreCert *c = plan->certs->pdata[i];
-                    g_string_append_printf(names, "%s\"%s\"", names->len > 0 ? ", " : "",
-                                           c->nickname);
-                }
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                            "--trust names \"%s\", but %s has no certificate of that name; "
-                            "its certificates are: %s",
-                            (const char *)name, plan->path, names->len > 0 ? names->str : "(none)");
-                return FALSE;
-            }
-        }
-    }
+    if (!check_trust_names(plan, options, error))
+        return FALSE;
 
-    /* A key whose certificate is in conflict is held back with it. */
-    for (guint i = 0; i < plan->keys->len; i++) {
-        CabackRestoreKey *k = plan->keys->pdata[i];
-        CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
-        if (c != NULL && c->action == CABACK_RESTORE_CONFLICT && k->action == CABACK_RESTORE_ADD)
-            k->note = g_strdup_printf("would be added with its certificate \"%s\", which is in "
-                                      "conflict",
-                                      c->nickname);
-        if (c != NULL && k->nickname != NULL && g_strcmp0(k->nickname, c->nickname) != 0) {
-            g_free(k->nickname);
-            k->nickname = g_strdup(c->nickname);
-        }
-    }
-
+    hold_back_keys(plan);
     check_weak_keys(plan, options);
 
-    plan->conflicts = plan->changes = 0;
-    for (guint i = 0; i < plan->certs->len; i++) {
-        CabackRestoreCert *c = plan->certs->pdata[i];
-        if (c->action == CABACK_RESTORE_CONFLICT)
-            plan->conflicts++;
-        else if (c->action != CABACK_RESTORE_SKIP)
-            plan->changes++;
-    }
-    for (guint i = 0; i < plan->keys->len; i++) {
-        CabackRestoreKey *k = plan->keys->pdata[i];
-        if (k->action == CABACK_RESTORE_CONFLICT)
-            plan->conflicts++;
-        else if (k->action != CABACK_RESTORE_SKIP || k->store_public)
-            plan->changes++;
-    }
+    count_changes(plan);
     for (guint i = 0; i < plan->crls->len; i++)
         plan_note(plan, "CRL %u is not restored (caback restores certificates and keys only)",
                   i + 1);
