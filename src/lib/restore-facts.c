@@ -283,6 +283,64 @@ static gpointer index_next_bytes(CabackPlanIndex *index, GBytes *key)
     return caback_plan_index_next(index, data, len, cert_unpaired, NULL);
 }
 
+/* Pair key @k, which neither localKeyID nor friendlyName paired, by the key itself: decrypt it
+ * to learn its public value, then take the first unpaired certificate with that value, or one
+ * whose public key verifies what the key signs. FALSE with @error only on a wrong password. */
+static gboolean pair_by_key(CabackRestorePlan *plan, CabackRestoreKey *k,
+                            CabackPlanIndex *by_public, GPtrArray *no_public, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    g_autoptr(SECKEYPrivateKey) probe = caback_restore_probe_key(plan, k, &local);
+    if (probe == NULL) {
+        if (g_error_matches(local, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD)) {
+            g_propagate_error(error, g_steal_pointer(&local));
+            return FALSE;
+        }
+        k->problem =
+            g_strdup_printf("cannot be decrypted to find its public key: %s", local->message);
+        return TRUE;
+    }
+    g_autoptr(SECKEYPublicKey) pub = SECKEY_ConvertToPublicKey(probe);
+    if (pub != NULL) {
+        k->public_value = caback_restore_public_value_of(pub);
+        k->weak = caback_weak_key_check(pub, &k->weak_reason);
+    }
+    /* NSS 3.87 keeps no point with an EC private key: its PKCS#8 may carry it. */
+    g_autoptr(GError) no_point = NULL;
+    if (k->public_value == NULL && k->type == ecKey)
+        k->public_value = caback_p12_key_public_value(plan->file, k->bag, &no_point);
+    /* The first unpaired certificate in file order with this public value, unless one
+     * before it, whose public value is unknown, passes the signature test. Without the
+     * key's public value, every unpaired certificate is tested in turn. */
+    CabackRestoreCert *same =
+        k->public_value != NULL ? index_next_bytes(by_public, k->public_value) : NULL;
+    GPtrArray *tested = k->public_value != NULL ? no_public : plan->certs;
+    for (guint j = 0; k->cert_index < 0 && j < tested->len; j++) {
+        CabackRestoreCert *c = tested->pdata[j];
+        if (same != NULL && c->index > same->index)
+            break;
+        if (c->key_index >= 0)
+            continue;
+        g_autoptr(SECKEYPublicKey) cpub = CERT_ExtractPublicKey(c->cert);
+        gboolean pairs = FALSE;
+        if (cpub != NULL && cpub->keyType == probe->keyType &&
+            caback_key_pairs_with(probe, cpub, &pairs, NULL, NULL) && pairs)
+            pair(plan, k, c, "public key");
+    }
+    if (k->cert_index < 0 && same != NULL)
+        pair(plan, k, same, "public key");
+    if (k->cert_index >= 0) {
+        CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
+        if (c->public_value != NULL) {
+            g_clear_pointer(&k->public_value, g_bytes_unref);
+            k->public_value = g_bytes_ref(c->public_value);
+        }
+    }
+    if (k->public_value == NULL && no_point != NULL && k->problem == NULL)
+        k->problem = g_strdup(no_point->message);
+    return TRUE;
+}
+
 /* Pair key bags with certificate bags: by localKeyID (what every writer sets), then by
  * friendlyName, then for what is left by the key itself (its public value, or a signature its
  * certificate's public key verifies). Each key takes the first unpaired certificate (in file
@@ -334,55 +392,41 @@ static gboolean pair_bags(CabackRestorePlan *plan, GError **error)
         }
         if (k->type == nullKey)
             continue;
-        g_autoptr(GError) local = NULL;
-        g_autoptr(SECKEYPrivateKey) probe = caback_restore_probe_key(plan, k, &local);
-        if (probe == NULL) {
-            if (g_error_matches(local, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD)) {
-                g_propagate_error(error, g_steal_pointer(&local));
-                return FALSE;
-            }
-            k->problem =
-                g_strdup_printf("cannot be decrypted to find its public key: %s", local->message);
-            continue;
-        }
-        g_autoptr(SECKEYPublicKey) pub = SECKEY_ConvertToPublicKey(probe);
-        if (pub != NULL) {
-            k->public_value = caback_restore_public_value_of(pub);
-            k->weak = caback_weak_key_check(pub, &k->weak_reason);
-        }
-        /* NSS 3.87 keeps no point with an EC private key: its PKCS#8 may carry it. */
-        g_autoptr(GError) no_point = NULL;
-        if (k->public_value == NULL && k->type == ecKey)
-            k->public_value = caback_p12_key_public_value(plan->file, k->bag, &no_point);
-        /* The first unpaired certificate in file order with this public value, unless one
-         * before it, whose public value is unknown, passes the signature test. Without the
-         * key's public value, every unpaired certificate is tested in turn. */
-        CabackRestoreCert *same =
-            k->public_value != NULL ? index_next_bytes(by_public, k->public_value) : NULL;
-        GPtrArray *tested = k->public_value != NULL ? no_public : plan->certs;
-        for (guint j = 0; k->cert_index < 0 && j < tested->len; j++) {
-            CabackRestoreCert *c = tested->pdata[j];
-            if (same != NULL && c->index > same->index)
-                break;
-            if (c->key_index >= 0)
-                continue;
-            g_autoptr(SECKEYPublicKey) cpub = CERT_ExtractPublicKey(c->cert);
-            gboolean pairs = FALSE;
-            if (cpub != NULL && cpub->keyType == probe->keyType &&
-                caback_key_pairs_with(probe, cpub, &pairs, NULL, NULL) && pairs)
-                pair(plan, k, c, "public key");
-        }
-        if (k->cert_index < 0 && same != NULL)
-            pair(plan, k, same, "public key");
-        if (k->cert_index >= 0) {
-            CabackRestoreCert *c = plan->certs->pdata[k->cert_index];
-            if (c->public_value != NULL) {
-                g_clear_pointer(&k->public_value, g_bytes_unref);
-                k->public_value = g_bytes_ref(c->public_value);
-            }
-        }
-        if (k->public_value == NULL && no_point != NULL && k->problem == NULL)
-            k->problem = g_strdup(no_point->message);
+        if (!pair_by_key(plan, k, by_public, no_public, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+/* Describe key bag @i of the file into @slot (NSS's internal slot; nothing permanent is made):
+ * its type and size, and why NSS cannot import it when it cannot. FALSE with @error when the key
+ * cannot be decrypted. */
+static gboolean describe_key(CabackRestorePlan *plan, PK11SlotInfo *slot, guint i, GError **error)
+{
+    CabackRestoreKey *k = g_new0(CabackRestoreKey, 1);
+    k->index = i;
+    k->bag = caback_p12_file_keys(plan->file)->pdata[i];
+    k->cert_index = -1;
+    k->duplicate_of = -1;
+    g_ptr_array_add(plan->keys, k);
+
+    g_autoptr(GError) local = NULL;
+    if (!caback_p12_key_describe(plan->file, k->bag, slot, &k->type, &k->bits, &local)) {
+        g_autofree char *label = caback_restore_bag_label(&k->bag->attrs);
+        g_propagate_prefixed_error(error, g_steal_pointer(&local), "%s: key %u%s: ", plan->path,
+                                   i + 1, label);
+        return FALSE;
+    }
+    k->type_name = caback_keys_type_name(k->type);
+    if (k->type == nullKey) {
+        /* Named as users know it ("Ed25519"), typed for JSON ("ed25519"), never null. */
+        const char *known = NULL;
+        gboolean named = caback_p12_key_algorithm(k->bag->algorithm_oid, &known, &k->type_name);
+        g_autofree char *name = named ? g_strdup(known) : oid_name(k->bag->algorithm_oid);
+        k->problem =
+            g_strdup_printf("its algorithm (%s%sOID %s) is not one NSS can import",
+                            name ? name : "", name ? ", " : "",
+                            k->bag->algorithm_oid != NULL ? k->bag->algorithm_oid : "unknown");
     }
     return TRUE;
 }
@@ -411,33 +455,9 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
 
     g_autoptr(PK11SlotInfo) slot = PK11_GetInternalSlot();
     GPtrArray *keys = caback_p12_file_keys(file);
-    for (guint i = 0; i < keys->len; i++) {
-        CabackRestoreKey *k = g_new0(CabackRestoreKey, 1);
-        k->index = i;
-        k->bag = keys->pdata[i];
-        k->cert_index = -1;
-        k->duplicate_of = -1;
-        g_ptr_array_add(plan->keys, k);
-
-        g_autoptr(GError) local = NULL;
-        if (!caback_p12_key_describe(file, k->bag, slot, &k->type, &k->bits, &local)) {
-            g_autofree char *label = caback_restore_bag_label(&k->bag->attrs);
-            g_propagate_prefixed_error(error, g_steal_pointer(&local), "%s: key %u%s: ", path,
-                                       i + 1, label);
+    for (guint i = 0; i < keys->len; i++)
+        if (!describe_key(plan, slot, i, error))
             return NULL;
-        }
-        k->type_name = caback_keys_type_name(k->type);
-        if (k->type == nullKey) {
-            /* Named as users know it ("Ed25519"), typed for JSON ("ed25519"), never null. */
-            const char *known = NULL;
-            gboolean named = caback_p12_key_algorithm(k->bag->algorithm_oid, &known, &k->type_name);
-            g_autofree char *name = named ? g_strdup(known) : oid_name(k->bag->algorithm_oid);
-            k->problem =
-                g_strdup_printf("its algorithm (%s%sOID %s) is not one NSS can import",
-                                name ? name : "", name ? ", " : "",
-                                k->bag->algorithm_oid != NULL ? k->bag->algorithm_oid : "unknown");
-        }
-    }
 
     if (!pair_bags(plan, error))
         return NULL;
