@@ -144,6 +144,18 @@ expect_status 3 "a wrong database password" \
 expect_status 2 "-d is required" "$CABACK" share-open "$ARCHIVE.share-1-of-5.p7m"
 expect_status 2 "--json needs -o" \
     "$CABACK" share-open "$ARCHIVE.share-1-of-5.p7m" -d "$T/alice" -f "$T/alice.pass" --json
+expect_status 0 "--json with -o" \
+    "$CABACK" share-open "$ARCHIVE.share-1-of-5.p7m" -d "$T/alice" -f "$T/alice.pass" \
+    -o "$T/json-share.txt" --json --log "$LOG"
+if "$PYTHON3" -c 'import jsonschema' 2>/dev/null; then
+    check "--json: one object of caback's schema: index, threshold, count, archive SHA-256" \
+        "$PYTHON3" "$CABACK_SRCDIR/tests/json-check.py" "$CABACK_SRCDIR/doc/caback-json.schema.json" \
+        "$OUT" 0 "j['verb'] == 'share-open' and j['index'] == 1 and j['threshold'] == 3 and \
+j['count'] == 5 and j['archive_sha256'] == '$SHA' and j['output'] == '$T/json-share.txt'"
+else
+    skip "--json: one object of caback's schema" "python3-jsonschema not installed"
+fi
+expect_no_grep "--json: no share in the JSON output" 'CBK1-' "$OUT"
 ln -s "$ARCHIVE.share-1-of-5.p7m" "$T/link.p7m"
 expect_status 1 "a symbolic link is not followed" \
     "$CABACK" share-open "$T/link.p7m" -d "$T/alice" -f "$T/alice.pass" --log "$LOG"

@@ -118,13 +118,15 @@ gboolean caback_cmd_share_open(int argc, char **argv, GError **error)
 
     if (common.json) {
         g_autoptr(CabackJson) json = caback_json_new();
+        g_autofree char *file_abs = g_canonicalize_filename(path, NULL);
+        g_autofree char *output_abs = g_canonicalize_filename(output, NULL);
         caback_json_begin_object(json, NULL);
-        caback_json_string(json, "file", path);
+        caback_json_string(json, "file", file_abs);
         caback_json_int(json, "index", share->index);
         caback_json_int(json, "threshold", share->threshold);
         caback_json_int(json, "count", share->count);
         caback_json_string(json, "archive_sha256", archive);
-        caback_json_string(json, "output", output);
+        caback_json_string(json, "output", output_abs);
         caback_json_end_object(json);
         caback_cli_json_print(caback_json_text(json));
     } else {
