@@ -168,7 +168,9 @@ CabackShare *caback_share_envelope_open(GBytes *der, const char *source, PK11Slo
 /* Split @secret for the archive @archive_path (SHA-256 @archive_sha256) M-of-N with @threshold
  * and N = @count = number of @custodians, and write each share's envelope to
  * caback_share_file_name(archive_path, i, N), mode 0600, atomically: all N files are written to
- * temporary files first and renamed only when all are complete, so a failure leaves none of them.
+ * temporary files first and renamed only when all are complete, so a failure leaves none of them
+ * (a rename that fails after others removes those; with @replace their previous files are then
+ * gone too: a new split with the old archive's files half replaced would open nothing).
  * Before the renames, each temporary file is read back and compared with the envelope meant for
  * it, and the first M and the last M shares are combined and compared with @secret. The same
  * certificate twice is refused (CABACK_ERROR_USAGE), and so is a key type that cannot receive a
