@@ -870,8 +870,11 @@ CabackShare *caback_share_envelope_open(GBytes *der, const char *source, PK11Slo
         if (item.data[0] == 0x30) {
             CmsKtri ktri;
             memset(&ktri, 0, sizeof ktri);
-            if (SEC_QuickDERDecodeItem(arena, &ktri, ktri_template, &item) != SECSuccess)
+            if (SEC_ASN1DecodeItem(arena, &ktri, ktri_template, &item) != SECSuccess) {
+                g_string_append_printf(recipients, "%sa malformed recipient",
+                                       recipients->len > 0 ? "; " : "");
                 continue;
+            }
             g_autofree char *who = rid_describe(&ktri.rid);
             g_string_append_printf(recipients, "%s%s", recipients->len > 0 ? "; " : "", who);
             g_autoptr(CERTCertificate) cert = rid_find_cert(&ktri.rid, wincx);
@@ -886,8 +889,11 @@ CabackShare *caback_share_envelope_open(GBytes *der, const char *source, PK11Slo
             CmsKari kari;
             memset(&kari, 0, sizeof kari);
             if (SEC_ASN1DecodeItem(arena, &kari, kari_template, &item) != SECSuccess ||
-                kari.keys == NULL)
+                kari.keys == NULL) {
+                g_string_append_printf(recipients, "%sa malformed recipient",
+                                       recipients->len > 0 ? "; " : "");
                 continue;
+            }
             for (CmsRecipientEncryptedKey **rek = kari.keys; *rek != NULL && cek == NULL; rek++) {
                 g_autofree char *who = rid_describe(&(*rek)->rid);
                 g_string_append_printf(recipients, "%s%s", recipients->len > 0 ? "; " : "",
