@@ -265,6 +265,67 @@ expect_status 3 "the shares of this archive do not open another" \
     "$TOOL" combine "$T/other.p12" "$T/typed-1.txt" "$T/typed-3.txt" "$T/typed-5.txt"
 expect_grep "naming the share" 'share 1 \(.*typed-1.txt\) is for another archive' "$ERR"
 
+# ---- no copy of the share in share-open's memory once it is done ----
+# As tests/test-secrets-memory.sh does for passwords: caback runs under gdb, stops in exit(), and
+# its memory (the core's PT_LOAD segments) is searched for the share's text and its 32 bytes.
+# A core taken while the share is in hand must find it (the search works).
+share_in_core() {
+    "$PYTHON3" - "$1" "$2" <<'PY'
+import base64, struct, sys
+data = open(sys.argv[1], "rb").read()
+text = open(sys.argv[2]).read().strip()
+body = text[len("CBK1-"):].replace("-", "")
+raw = base64.b32decode(body + "=" * (-len(body) % 8))
+value = raw[20:52]
+phoff, = struct.unpack_from("<Q", data, 0x20)
+phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+core = bytearray()
+for i in range(phnum):
+    p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+    if p_type == 1:
+        core += data[p_offset:p_offset + p_filesz] + b"\0"
+# a copy freed without wiping loses its first 16 bytes to malloc's pointers: the tails count too
+n = core.count(text.encode()) + core.count(text[-40:].encode()) + core.count(value[16:])
+print(n)
+PY
+}
+if grep -qa __asan_init "$CABACK" || ! command -v gdb >/dev/null 2>&1; then
+    skip "share-open leaves no copy of the share in memory" "needs gdb and a build without AddressSanitizer"
+else
+    rm -f "$T/mem-share.txt"
+    env -u NSS_DISABLE_UNLOAD -u NSS_DISABLE_ARENA_FREE_LIST \
+    gdb -q -batch -nx -ex 'set pagination off' -ex 'set startup-with-shell off' \
+        -ex 'set breakpoint pending on' -ex 'break caback_share_write_text' -ex run \
+        -ex "gcore $T/held.core" -ex kill --args "$CABACK" share-open \
+        "$ARCHIVE.share-3-of-5.p7m" -d "$T/carol" -f "$T/carol.pass" -o "$T/mem-share.txt" \
+        --log "$LOG" >"$T/held.gdb" 2>&1 </dev/null
+    if [ -s "$T/held.core" ]; then
+        held=$(share_in_core "$T/held.core" "$T/typed-3.txt")
+        check "the search finds the share in a core taken while share-open holds it ($held)" \
+            test "$held" -gt 0
+    else
+        not_ok "a core while share-open runs"; diag "$(tail -n 15 "$T/held.gdb")"
+    fi
+    rm -f "$T/held.core" "$T/mem-share.txt"
+    for how in stdout file; do
+        if [ $how = file ]; then out=(-o "$T/mem-share.txt"); else out=(); fi
+        rm -f "$T/exit.core" "$T/mem-share.txt"
+        env -u NSS_DISABLE_UNLOAD -u NSS_DISABLE_ARENA_FREE_LIST \
+        gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
+            -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' -ex 'break exit' \
+            -ex run -ex "gcore $T/exit.core" -ex kill --args "$CABACK" share-open \
+            "$ARCHIVE.share-3-of-5.p7m" -d "$T/carol" -f "$T/carol.pass" ${out[@]+"${out[@]}"} \
+            --log "$LOG" >"$T/exit.gdb" 2>&1 </dev/null
+        if [ -s "$T/exit.core" ] && grep -q 'Breakpoint 1, ' "$T/exit.gdb"; then
+            left=$(share_in_core "$T/exit.core" "$T/typed-3.txt")
+            expect_equal "share-open (share to $how): no copy of the share in memory at exit" 0 "$left"
+        else
+            not_ok "share-open (share to $how): no core at exit()"; diag "$(tail -n 15 "$T/exit.gdb")"
+        fi
+        rm -f "$T/exit.core"
+    done
+fi
+
 # ---- nothing secret in the run log ----
 check "share-open wrote run records" test -s "$LOG"
 : >"$T/secrets.txt"

@@ -9,7 +9,10 @@
 #include <caback/custody.h>
 #include <caback/json.h>
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 gboolean caback_cmd_share_open(int argc, char **argv, GError **error)
 {
@@ -27,6 +30,7 @@ gboolean caback_cmd_share_open(int argc, char **argv, GError **error)
     g_autoptr(CabackLogRecord) rec = NULL;
     g_autoptr(CabackDb) db = NULL;
     g_autoptr(CabackShare) share = NULL;
+    g_autofree char *archive = NULL;
     gboolean ok = FALSE;
 
     g_option_context_set_summary(
@@ -104,7 +108,6 @@ gboolean caback_cmd_share_open(int argc, char **argv, GError **error)
         goto out;
     }
 
-    char *archive = NULL;
     {
         GString *hex = g_string_new(NULL);
         for (int i = 0; i < 32; i++)
@@ -139,13 +142,32 @@ gboolean caback_cmd_share_open(int argc, char **argv, GError **error)
             if (!common.quiet)
                 g_printerr("Written to %s (mode 0600)\n", output);
         } else {
+            /* write(2), not stdio: stdout's buffer would keep a copy nobody wipes */
             g_autoptr(CabackSecret) text = caback_share_to_text(share);
-            fputs(text->data, stdout);
-            fputc('\n', stdout);
+            g_autoptr(CabackSecret) line = NULL;
+            {
+                char buf[256];
+                g_assert(text->len + 1 < sizeof buf);
+                memcpy(buf, text->data, text->len);
+                buf[text->len] = '\n';
+                line = caback_secret_new(buf, text->len + 1);
+                caback_secret_wipe(buf, sizeof buf);
+            }
             fflush(stdout);
+            for (gsize done = 0; done < line->len;) {
+                ssize_t n = write(STDOUT_FILENO, line->data + done, line->len - done);
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n <= 0) {
+                    g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                                "cannot write the share to standard output: %s",
+                                g_strerror(errno));
+                    goto out;
+                }
+                done += (gsize)n;
+            }
         }
     }
-    g_free(archive);
     ok = TRUE;
 out:
     share = (caback_share_free(share), NULL);
