@@ -170,7 +170,7 @@ gboolean caback_cmd_share_open(int argc, char **argv, GError **error)
     }
     ok = TRUE;
 out:
-    share = (caback_share_free(share), NULL);
+    g_clear_pointer(&share, caback_share_free);
     if (db != NULL && !caback_db_close(g_steal_pointer(&db), ok ? error : NULL))
         ok = FALSE;
     caback_cli_log_finish(g_steal_pointer(&rec), ok, error, log_path);
