@@ -481,6 +481,39 @@ static GOptionContext *verify_context(VerifyOptions *o, CabackCommonOptions *com
     return context;
 }
 
+/* The usage errors among the options, once the file to verify is known. */
+static gboolean check_options(const VerifyOptions *o, const CabackCommonOptions *common,
+                              GError **error)
+{
+    if (o->p12_password_file != NULL && o->p12_password_env != NULL) {
+        caback_cli_usage_error(error, "verify",
+                               "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
+                               "password, not both");
+        return FALSE;
+    }
+    if (!caback_cli_shares_exclusive(&o->shares, "verify",
+                                     o->p12_password_file != NULL  ? "-w"
+                                     : o->p12_password_env != NULL ? "--p12-password-env"
+                                                                  : NULL,
+                                     error))
+        return FALSE;
+    if (o->no_signature_check && (o->require_signature || o->signature_ca != NULL)) {
+        caback_cli_usage_error(error, "verify",
+                               "%s asks for the signature check that --no-signature-check skips; "
+                               "give one or the other",
+                               o->require_signature ? "--require-signature" : "--signature-ca");
+        return FALSE;
+    }
+    if (common->dbdir == NULL && (common->token != NULL || common->module != NULL ||
+                                 common->password_file != NULL || common->password_env != NULL)) {
+        caback_cli_usage_error(error, "verify",
+                               "--token, --module, -f and --password-env choose how to read the "
+                               "database to compare with; give that database with -d DIR");
+        return FALSE;
+    }
+    return TRUE;
+}
+
 gboolean caback_cmd_verify(int argc, char **argv, GError **error)
 {
     VerifyOptions o = {.max_age = -1};
@@ -533,32 +566,8 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
         if (!common.json)
             caback_cli_info("Newest recorded backup: %s (SHA-256 %s)", path, o.recorded_sha256);
     }
-    if (o.p12_password_file != NULL && o.p12_password_env != NULL) {
-        caback_cli_usage_error(error, "verify",
-                               "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
-                               "password, not both");
+    if (!check_options(&o, &common, error))
         goto out;
-    }
-    if (!caback_cli_shares_exclusive(&o.shares, "verify",
-                                     o.p12_password_file != NULL  ? "-w"
-                                     : o.p12_password_env != NULL ? "--p12-password-env"
-                                                                  : NULL,
-                                     error))
-        goto out;
-    if (o.no_signature_check && (o.require_signature || o.signature_ca != NULL)) {
-        caback_cli_usage_error(error, "verify",
-                               "%s asks for the signature check that --no-signature-check skips; "
-                               "give one or the other",
-                               o.require_signature ? "--require-signature" : "--signature-ca");
-        goto out;
-    }
-    if (common.dbdir == NULL && (common.token != NULL || common.module != NULL ||
-                                 common.password_file != NULL || common.password_env != NULL)) {
-        caback_cli_usage_error(error, "verify",
-                               "--token, --module, -f and --password-env choose how to read the "
-                               "database to compare with; give that database with -d DIR");
-        goto out;
-    }
     ok = run(path, &o, &common, rec, error);
 out:
     caback_cli_log_finish(g_steal_pointer(&rec), ok, error, o.log_path);
