@@ -60,8 +60,7 @@ gboolean caback_backup_check_output(const char *output, gboolean force,
      * the key derivations. */
     if (!force && g_file_test(output, G_FILE_TEST_EXISTS)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
-                    "%s already exists; it was left untouched (use --force to replace it)",
-                    output);
+                    "%s already exists; it was left untouched (use --force to replace it)", output);
         return FALSE;
     }
     return TRUE;
@@ -91,8 +90,8 @@ static void add_weak_key_warnings(CabackBackupSelection *sel)
         if (caback_weak_key_check_spki(&bc->cert->subjectPublicKeyInfo, &reason) ==
             CABACK_WEAK_KEY_NONE)
             continue;
-        gboolean ca_trust = bc->trust != NULL &&
-                            (strchr(bc->trust, 'C') != NULL || strchr(bc->trust, 'T') != NULL);
+        gboolean ca_trust =
+            bc->trust != NULL && (strchr(bc->trust, 'C') != NULL || strchr(bc->trust, 'T') != NULL);
         g_autofree char *name = caback_name_escape(bc->nickname, NULL);
         g_ptr_array_add(sel->warnings,
                         g_strdup_printf("certificate \"%s\" (%s) has a weak key: %s%s",
@@ -154,8 +153,7 @@ static gboolean write_and_verify(const CabackBackupRunOptions *o, CabackAtomicFi
     g_autoptr(CabackSecret) rebuilt = NULL;
     if (secret != NULL) {
         *shares = caback_share_set_prepare(o->output, written, secret, o->custody_threshold,
-                                           o->custodians, o->allow_shared_folder, &rebuilt,
-                                           error);
+                                           o->custodians, o->allow_shared_folder, &rebuilt, error);
         if (*shares == NULL)
             return FALSE;
         password = rebuilt;
@@ -179,8 +177,7 @@ static gboolean write_and_verify(const CabackBackupRunOptions *o, CabackAtomicFi
  * failure removes the temporary file and leaves an existing output untouched. */
 static gboolean write_backup(const CabackBackupRunOptions *o, const CabackBackupHooks *hooks,
                              CabackP12Writer *writer, const CabackSecret *password,
-                             const CabackSecret *secret, CabackBackupResult *result,
-                             GError **error)
+                             const CabackSecret *secret, CabackBackupResult *result, GError **error)
 {
     CabackAtomicFlags flags = o->allow_shared_folder ? 0 : CABACK_ATOMIC_PRIVATE_FOLDER;
     g_autoptr(CabackShareSet) shares = NULL;
@@ -220,8 +217,8 @@ static gboolean write_backup(const CabackBackupRunOptions *o, const CabackBackup
 
 /* The writer of the file; its key derivations (and, unless no_verify, those that reading the
  * file back needs) start now, in the background. */
-static CabackP12Writer *start_writer(const CabackBackupRunOptions *o,
-                                     const CabackSecret *password, GError **error)
+static CabackP12Writer *start_writer(const CabackBackupRunOptions *o, const CabackSecret *password,
+                                     GError **error)
 {
     CabackP12Writer *writer = caback_p12_writer_new(&o->write, password, error);
     if (writer != NULL && !o->no_verify)

@@ -131,7 +131,7 @@ static gboolean create_db(CabackRestoreRun *run, const char *dir, gboolean *crea
         return FALSE;
     run->created = TRUE;
     say(run, CABACK_RUN_INFO, "Created NSS database %s%s", dir,
-                    password->len == 0 ? " (without a password)" : "");
+        password->len == 0 ? " (without a password)" : "");
     return TRUE;
 }
 
@@ -146,7 +146,6 @@ static CabackDb *open_db(const CabackRestoreRunOptions *ro, gboolean read_only, 
         return NULL;
     return g_steal_pointer(&db);
 }
-
 
 static char *format_unix(gint64 t)
 {
@@ -169,6 +168,51 @@ static void signature_status(CabackRestoreRun *run, const char *word, char *stat
     say(run, CABACK_RUN_INFO, "signature: %s", status);
 }
 
+/* The signature of the run when it is not checked: skipped (--no-signature-check), or there is
+ * none, which stops the restore when a signature is required. */
+static gboolean signature_unchecked(CabackRestoreRun *run, GError **error)
+{
+    const CabackRestoreRunOptions *ro = run->options;
+    CabackRestoreSignature *sc = &run->signature;
+
+    if (ro->no_signature_check) {
+        if (sc->exists)
+            say(run, CABACK_RUN_WARNING,
+                "signature %s was not checked (--no-signature-check): "
+                "nothing shows that %s is the file that was signed",
+                sc->path, ro->path);
+        if (ro->recorded_signed)
+            say(run, CABACK_RUN_WARNING,
+                "the recorded backup %s was signed (caback sign), but its "
+                "signature was not checked (--no-signature-check)",
+                ro->path);
+        signature_status(run, "skipped", g_strdup("skipped (--no-signature-check)"));
+        return TRUE;
+    }
+    /* No signature. */
+    if (ro->signature_ca != NULL || ro->require_signature || ro->recorded_signed) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "%s has no signature %s, and %s; nothing was restored. Sign it with "
+                    "caback sign (or find its signature), or %s",
+                    ro->path, sc->path,
+                    ro->require_signature ? "--require-signature was given"
+                    : ro->signature_ca != NULL
+                        ? "--signature-ca was given"
+                        : "the recorded backup was signed (caback sign ran on it), so "
+                          "restore automatic requires its signature",
+                    ro->recorded_signed && !ro->require_signature
+                        ? "restore it without the check only if you trust it by other "
+                          "means (--no-signature-check)"
+                    : ro->require_signature ? "drop --require-signature"
+                                            : "drop --signature-ca");
+        signature_status(run, "none", g_strdup("none"));
+        return FALSE;
+    }
+    say(run, CABACK_RUN_DETAIL, "No signature %s: the file is checked by its MAC only.", sc->path);
+    signature_status(run, "none", g_strdup("none"));
+    return TRUE;
+}
+
 /* Check FILE.sig, when there is one, before anything is read or changed: against the trust of
  * @db, or only the CA certificates of --signature-ca. A bad signature, a signer nobody trusts or
  * an unreadable signature file stops the restore. */
@@ -180,43 +224,8 @@ static gboolean check_signature(CabackRestoreRun *run, const CabackSecret *data,
 
     sc->path = g_strconcat(ro->path, ".sig", NULL);
     sc->exists = g_file_test(sc->path, G_FILE_TEST_EXISTS);
-    if (ro->no_signature_check) {
-        if (sc->exists)
-            say(run, CABACK_RUN_WARNING,
-                                   "signature %s was not checked (--no-signature-check): "
-                                   "nothing shows that %s is the file that was signed",
-                                   sc->path, ro->path);
-        if (ro->recorded_signed)
-            say(run, CABACK_RUN_WARNING,
-                                   "the recorded backup %s was signed (caback sign), but its "
-                                   "signature was not checked (--no-signature-check)",
-                                   ro->path);
-        signature_status(run, "skipped", g_strdup("skipped (--no-signature-check)"));
-        return TRUE;
-    }
-    if (!sc->exists) {
-        if (ro->signature_ca != NULL || ro->require_signature || ro->recorded_signed) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
-                        "%s has no signature %s, and %s; nothing was restored. Sign it with "
-                        "caback sign (or find its signature), or %s",
-                        ro->path, sc->path,
-                        ro->require_signature ? "--require-signature was given"
-                        : ro->signature_ca != NULL
-                            ? "--signature-ca was given"
-                            : "the recorded backup was signed (caback sign ran on it), so "
-                              "restore automatic requires its signature",
-                        ro->recorded_signed && !ro->require_signature
-                            ? "restore it without the check only if you trust it by other "
-                              "means (--no-signature-check)"
-                            : ro->require_signature ? "drop --require-signature"
-                                                    : "drop --signature-ca");
-            signature_status(run, "none", g_strdup("none"));
-            return FALSE;
-        }
-        say(run, CABACK_RUN_DETAIL, "No signature %s: the file is checked by its MAC only.", sc->path);
-        signature_status(run, "none", g_strdup("none"));
-        return TRUE;
-    }
+    if (ro->no_signature_check || !sc->exists)
+        return signature_unchecked(run, error);
 
     g_autoptr(CERTCertList) anchors = NULL;
     g_autofree char *trust = NULL;
@@ -269,20 +278,18 @@ static gboolean check_signature(CabackRestoreRun *run, const CabackSecret *data,
     sc->checked_at = format_unix(first->checked_at);
     sc->at_signing_time = first->at_signing_time;
     /* Who signed and when, always: the date of what is about to be restored. */
-    say(run, CABACK_RUN_INFO, "Signature %s is valid: %s signed %s %s%s (SHA-256 %s), trusted by %s.",
-                    sc->path, sc->signers, ro->path,
-                    sc->signing_time != NULL ? "at " : "",
-                    sc->signing_time != NULL ? sc->signing_time : "(no signing time stated)",
-                    v->sha256, trust);
+    say(run, CABACK_RUN_INFO,
+        "Signature %s is valid: %s signed %s %s%s (SHA-256 %s), trusted by %s.", sc->path,
+        sc->signers, ro->path, sc->signing_time != NULL ? "at " : "",
+        sc->signing_time != NULL ? sc->signing_time : "(no signing time stated)", v->sha256, trust);
     if (sc->at_signing_time)
         say(run, CABACK_RUN_WARNING,
-                               "the signer of %s was checked at the signing time %s "
-                               "(--at-signing-time), not now: it may have expired or been "
-                               "replaced since",
-                               sc->path, sc->signing_time);
+            "the signer of %s was checked at the signing time %s "
+            "(--at-signing-time), not now: it may have expired or been "
+            "replaced since",
+            sc->path, sc->signing_time);
     return TRUE;
 }
-
 
 /* Read the file to restore once, into bounded memory (wiped when freed), and say which bytes
  * these are: the recorded SHA-256 of "restore automatic", the signature check and the restore
@@ -314,16 +321,16 @@ static CabackSecret *load_file(CabackRestoreRun *run, char **sha256, GError **er
             g_clear_pointer(sha256, g_free);
             return NULL;
         }
-        say(run, CABACK_RUN_INFO, "Restoring the newest recorded backup %s (SHA-256 %s, as verified)",
-                        ro->path, *sha256);
+        say(run, CABACK_RUN_INFO,
+            "Restoring the newest recorded backup %s (SHA-256 %s, as verified)", ro->path, *sha256);
     } else {
-        say(run, CABACK_RUN_INFO, "Read %s: %zu bytes, SHA-256 %s; the signature check and the restore "
-                          "use these bytes.",
-                          ro->path, (size_t)data->len, *sha256);
+        say(run, CABACK_RUN_INFO,
+            "Read %s: %zu bytes, SHA-256 %s; the signature check and the restore "
+            "use these bytes.",
+            ro->path, (size_t)data->len, *sha256);
     }
     return g_steal_pointer(&data);
 }
-
 
 /* The backup's date (its signing time, else its record in the run log) and whether the run log
  * records a newer backup of the same database: a warning, or with --require-latest a refusal
@@ -349,8 +356,7 @@ static gboolean judge_freshness(CabackRestoreRun *run, GError **error)
             g_error_matches(unread, CABACK_ERROR, CABACK_ERROR_NOT_FOUND))
             g_clear_error(&unread);
     }
-    bd->records = contents != NULL ? caback_backup_records_parse(contents, len)
-                                   : g_ptr_array_new();
+    bd->records = contents != NULL ? caback_backup_records_parse(contents, len) : g_ptr_array_new();
     g_autoptr(GPtrArray) ids = g_ptr_array_new();
     for (guint i = 0; i < plan->keys->len; i++) {
         const CabackRestoreKey *k = plan->keys->pdata[i];
@@ -358,9 +364,9 @@ static gboolean judge_freshness(CabackRestoreRun *run, GError **error)
             g_ptr_array_add(ids, k->nss_id);
     }
     g_ptr_array_add(ids, NULL);
-    bd->freshness = caback_freshness_judge(bd->records, plan->sha256,
-                                           (const char *const *)ids->pdata,
-                                           sc->checked ? sc->signing_time : NULL);
+    bd->freshness =
+        caback_freshness_judge(bd->records, plan->sha256, (const char *const *)ids->pdata,
+                               sc->checked ? sc->signing_time : NULL);
     if (sc->checked && sc->signing_time != NULL) {
         bd->time = g_strdup(sc->signing_time);
         bd->source = "signing time";
@@ -387,18 +393,17 @@ static gboolean judge_freshness(CabackRestoreRun *run, GError **error)
         return TRUE;
     }
     say(run, CABACK_RUN_INFO, "Backup date: %s (%s).", bd->time,
-                    g_strcmp0(bd->source, "signing time") == 0
-                        ? "the signing time of its signature"
-                        : "when caback backup wrote it, from the run log");
+        g_strcmp0(bd->source, "signing time") == 0
+            ? "the signing time of its signature"
+            : "when caback backup wrote it, from the run log");
     const CabackBackupRecord *newer = bd->freshness.newer;
     if (newer == NULL)
         return TRUE;
     g_autofree char *what = g_strdup_printf(
         "the run log %s records a newer backup of the same database%s%s: %s, made at %s "
         "(SHA-256 %s); %s is from %s",
-        bd->log, newer->database != NULL ? " " : "",
-        newer->database != NULL ? newer->database : "", newer->file, newer->time, newer->sha256,
-        ro->path, bd->time);
+        bd->log, newer->database != NULL ? " " : "", newer->database != NULL ? newer->database : "",
+        newer->file, newer->time, newer->sha256, ro->path, bd->time);
     if (ro->require_latest) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
                     "--require-latest: %s; nothing was restored. Restore the newer backup "
@@ -408,9 +413,9 @@ static gboolean judge_freshness(CabackRestoreRun *run, GError **error)
         return FALSE;
     }
     say(run, CABACK_RUN_WARNING,
-                           "%s. Restore the newer one unless you mean to go back to this one "
-                           "(--require-latest refuses instead)",
-                           what);
+        "%s. Restore the newer one unless you mean to go back to this one "
+        "(--require-latest refuses instead)",
+        what);
     return TRUE;
 }
 
@@ -427,12 +432,11 @@ static CabackStoredKeyChecker *start_checker(CabackRestoreRun *run)
         exe != NULL ? caback_stored_key_checker_start(exe, run->db, &why) : NULL;
     if (checker == NULL)
         say(run, CABACK_RUN_DETAIL, "The stored keys will be checked by this process only (%s)",
-                          why != NULL ? why->message : "its own program file cannot be found");
+            why != NULL ? why->message : "its own program file cannot be found");
     return checker;
 }
 
-gboolean caback_restore_find_latest(char **path, char **sha256, gboolean *signed_,
-                                    GError **error)
+gboolean caback_restore_find_latest(char **path, char **sha256, gboolean *signed_, GError **error)
 {
     g_autofree char *found = NULL, *recorded = NULL;
     g_autoptr(GError) local = NULL;
@@ -649,11 +653,10 @@ static gboolean restore_into(CabackRestoreRun *run, GError **error)
     CabackLogRecord *rec = ro->record;
 
     if (rec != NULL)
-        caback_log_record_set_database(rec, run->db->dir,
-                                       run->db->slot != NULL &&
-                                               PK11_IsInternalKeySlot(run->db->slot)
-                                           ? NULL
-                                           : run->db->token_name);
+        caback_log_record_set_database(
+            rec, run->db->dir,
+            run->db->slot != NULL && PK11_IsInternalKeySlot(run->db->slot) ? NULL
+                                                                           : run->db->token_name);
     /* The second reader of the last step starts now, so that its own opening of the database
      * happens while the file's keys are derived. */
     g_autoptr(CabackStoredKeyChecker) checker = NULL;
@@ -666,9 +669,9 @@ static gboolean restore_into(CabackRestoreRun *run, GError **error)
     read_file(run, &file, &options, error);
     if (run->plan != NULL && !judge_freshness(run, error))
         g_clear_pointer(&run->plan, caback_restore_plan_free);
-    gboolean planned = run->plan != NULL &&
-                       caback_restore_plan(run->plan, run->would_create ? NULL : run->db,
-                                           &options, error);
+    gboolean planned =
+        run->plan != NULL &&
+        caback_restore_plan(run->plan, run->would_create ? NULL : run->db, &options, error);
     /* The keys of the file, with the nicknames the plan gave them. */
     for (guint i = 0; rec != NULL && run->plan != NULL && i < run->plan->keys->len; i++) {
         const CabackRestoreKey *k = run->plan->keys->pdata[i];
@@ -688,9 +691,8 @@ static gboolean restore_into(CabackRestoreRun *run, GError **error)
     return ok;
 }
 
-gboolean caback_restore_run(const CabackRestoreRunOptions *options,
-                            const CabackRestoreHooks *hooks, CabackRestoreResult *result,
-                            GError **error)
+gboolean caback_restore_run(const CabackRestoreRunOptions *options, const CabackRestoreHooks *hooks,
+                            CabackRestoreResult *result, GError **error)
 {
     static const CabackRestoreHooks no_hooks = {0};
     Run r = {.pub = {.options = options}, .hooks = hooks != NULL ? hooks : &no_hooks};
@@ -701,7 +703,7 @@ gboolean caback_restore_run(const CabackRestoreRunOptions *options,
     *result = (CabackRestoreResult){0};
     if (options->db.dbdir != NULL)
         dir = g_strdup(g_str_has_prefix(options->db.dbdir, "sql:") ? options->db.dbdir + 4
-                                                                    : options->db.dbdir);
+                                                                   : options->db.dbdir);
     else if ((dir = caback_db_default_dir(error)) == NULL)
         return FALSE;
 
@@ -713,8 +715,7 @@ gboolean caback_restore_run(const CabackRestoreRunOptions *options,
     }
     if (!ok && run->created) {
         caback_restore_remove_created_db(dir, created_dir);
-        g_prefix_error(error, "the NSS database that --create made in %s was removed again: ",
-                       dir);
+        g_prefix_error(error, "the NSS database that --create made in %s was removed again: ", dir);
     }
     result->outcome = run->outcome;
     result->created = run->created;

@@ -84,9 +84,9 @@ static gboolean check_signature(VerifyRun *run, GError **error)
     if (o->no_signature_check) {
         if (exists)
             say(run, CABACK_RUN_WARNING,
-                                   "signature %s was not checked (--no-signature-check): nothing "
-                                   "shows that %s is the file that was signed",
-                                   sig_path, path);
+                "signature %s was not checked (--no-signature-check): nothing "
+                "shows that %s is the file that was signed",
+                sig_path, path);
         set_status(run, "skipped", g_strdup("skipped (--no-signature-check)"));
         return TRUE;
     }
@@ -155,12 +155,10 @@ static gboolean check_signature(VerifyRun *run, GError **error)
         GString *signers = g_string_new(NULL);
         for (guint i = 0; i < v->signers->len; i++) {
             const CabackCmsSigner *signer = v->signers->pdata[i];
-            g_string_append_printf(signers, "%s%s", signers->len > 0 ? "; " : "",
-                                   signer->subject);
+            g_string_append_printf(signers, "%s%s", signers->len > 0 ? "; " : "", signer->subject);
         }
         run->result->signature_sha256 = g_strdup(v->sha256);
-        set_status(run, "checked",
-                   g_strdup_printf("checked (signer %s)", signers->str));
+        set_status(run, "checked", g_strdup_printf("checked (signer %s)", signers->str));
         g_string_free(signers, TRUE);
         ok = TRUE;
     }
