@@ -70,6 +70,36 @@ void caback_verify_result_clear(CabackVerifyResult *result)
     g_clear_pointer(&result->signature_sha256, g_free);
 }
 
+/* The signature when it is not checked: skipped (--no-signature-check), or there is none, which
+ * fails when one is required. */
+static gboolean signature_unchecked(VerifyRun *run, const char *sig_path, gboolean exists,
+                                    GError **error)
+{
+    const CabackVerifyRunOptions *o = run->options;
+    const char *path = o->path;
+
+    if (o->no_signature_check) {
+        if (exists)
+            say(run, CABACK_RUN_WARNING,
+                "signature %s was not checked (--no-signature-check): nothing "
+                "shows that %s is the file that was signed",
+                sig_path, path);
+        set_status(run, "skipped", g_strdup("skipped (--no-signature-check)"));
+        return TRUE;
+    }
+    /* No signature. */
+    set_status(run, "none", g_strdup("none"));
+    if (o->require_signature || o->signature_ca != NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "%s has no signature %s, and %s was given; sign it with caback sign "
+                    "(or find its signature), or drop %s",
+                    path, sig_path, o->require_signature ? "--require-signature" : "--signature-ca",
+                    o->require_signature ? "--require-signature" : "--signature-ca");
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /* Check PATH.sig, when there is one, before the drill: over the file's bytes read once, against
  * the CA certificates of --signature-ca, else the trust of the -d database. A bad or untrusted
  * signature, or one with nothing to check it against, fails; so does a missing one with
@@ -81,28 +111,8 @@ static gboolean check_signature(VerifyRun *run, GError **error)
     g_autofree char *sig_path = g_strconcat(path, ".sig", NULL);
     gboolean exists = g_file_test(sig_path, G_FILE_TEST_EXISTS);
 
-    if (o->no_signature_check) {
-        if (exists)
-            say(run, CABACK_RUN_WARNING,
-                "signature %s was not checked (--no-signature-check): nothing "
-                "shows that %s is the file that was signed",
-                sig_path, path);
-        set_status(run, "skipped", g_strdup("skipped (--no-signature-check)"));
-        return TRUE;
-    }
-    if (!exists) {
-        set_status(run, "none", g_strdup("none"));
-        if (o->require_signature || o->signature_ca != NULL) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
-                        "%s has no signature %s, and %s was given; sign it with caback sign "
-                        "(or find its signature), or drop %s",
-                        path, sig_path,
-                        o->require_signature ? "--require-signature" : "--signature-ca",
-                        o->require_signature ? "--require-signature" : "--signature-ca");
-            return FALSE;
-        }
-        return TRUE;
-    }
+    if (o->no_signature_check || !exists)
+        return signature_unchecked(run, sig_path, exists, error);
     if (o->signature_ca == NULL && !o->with_db) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
                     "%s has a signature %s, but nothing to check it against: give "
