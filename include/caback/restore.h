@@ -35,8 +35,9 @@ typedef struct {
     char *trust;              /* its trust flags as certutil -L shows them (NULL: none) */
     gboolean has_key;         /* a private key for it is on the token */
     gboolean key_kept_in_use; /* that key is also the key of the restored certificate */
-    char *key_nss_id;         /* its key ID (certutil -K form), NULL when it has no key */
-    char *key_dogtag_id;
+    gboolean key_id_known;    /* has_key, and its CKA_ID is an NSS key ID (at most 20 bytes) */
+    CabackKeyId key_id;       /* that key's ID, when key_id_known; printed in the certutil -K
+                                 and CS.cfg forms (keyid.h) only where it is shown */
 } CabackRestoreReplaced;
 
 /* One certificate bag of the file. */

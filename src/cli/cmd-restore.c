@@ -98,6 +98,10 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
                 caback_cli_info("            %s", c->note);
             for (guint j = 0; c->replaced != NULL && j < c->replaced->len; j++) {
                 const CabackRestoreReplaced *r = c->replaced->pdata[j];
+                g_autofree char *nss_id =
+                    r->key_id_known ? caback_keyid_to_nss(&r->key_id) : NULL;
+                g_autofree char *dogtag_id =
+                    r->key_id_known ? caback_keyid_to_dogtag(&r->key_id) : NULL;
                 if (!r->has_key)
                     caback_cli_info("            old certificate serial 0x%s (%s) leaves the "
                                     "name; it has no private key",
@@ -107,8 +111,8 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
                                     "name; its private key %s (CS.cfg form %s) stays in the "
                                     "database%s",
                                     r->serial_hex, r->subject,
-                                    r->key_nss_id != NULL ? r->key_nss_id : "(unknown ID)",
-                                    r->key_dogtag_id != NULL ? r->key_dogtag_id : "?",
+                                    nss_id != NULL ? nss_id : "(unknown ID)",
+                                    dogtag_id != NULL ? dogtag_id : "?",
                                     r->key_kept_in_use
                                         ? " and is the restored certificate's key too"
                                         : ", without a certificate (an orphan; see caback "
@@ -243,16 +247,19 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
         caback_json_begin_array(json, "replaced");
         for (guint j = 0; c->replaced != NULL && j < c->replaced->len; j++) {
             const CabackRestoreReplaced *r = c->replaced->pdata[j];
+            g_autofree char *nss_id = r->key_id_known ? caback_keyid_to_nss(&r->key_id) : NULL;
+            g_autofree char *dogtag_id =
+                r->key_id_known ? caback_keyid_to_dogtag(&r->key_id) : NULL;
             caback_json_begin_object(json, NULL);
             caback_json_string(json, "nickname", r->nickname);
             caback_json_string(json, "subject", r->subject);
             caback_json_string(json, "serial_hex", r->serial_hex);
             caback_json_string(json, "serial", r->serial_hex);
             caback_json_string(json, "trust", r->trust);
-            caback_json_string(json, "key_id", r->key_nss_id);
-            caback_json_string(json, "key_dogtag_id", r->key_dogtag_id);
-            caback_json_string(json, "nss_id", r->key_nss_id);
-            caback_json_string(json, "dogtag_id", r->key_dogtag_id);
+            caback_json_string(json, "key_id", nss_id);
+            caback_json_string(json, "key_dogtag_id", dogtag_id);
+            caback_json_string(json, "nss_id", nss_id);
+            caback_json_string(json, "dogtag_id", dogtag_id);
             caback_json_bool(json, "key_kept", r->has_key);
             caback_json_bool(json, "key_in_use", r->key_kept_in_use);
             caback_json_end_object(json);

@@ -53,8 +53,6 @@ static void replaced_free(CabackRestoreReplaced *r)
     g_free(r->serial_hex);
     g_bytes_unref(r->der);
     g_free(r->trust);
-    g_free(r->key_nss_id);
-    g_free(r->key_dogtag_id);
     g_free(r);
 }
 
@@ -339,11 +337,9 @@ static void add_replaced(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCer
         if (key != NULL) {
             r->has_key = TRUE;
             g_autoptr(SECItem) id = PK11_GetLowLevelKeyIDForPrivateKey(key);
-            CabackKeyId kid;
-            if (id != NULL && caback_keyid_from_bytes(id->data, id->len, &kid, NULL)) {
-                r->key_nss_id = caback_keyid_to_nss(&kid);
-                r->key_dogtag_id = caback_keyid_to_dogtag(&kid);
-                r->key_kept_in_use = c->id_known && caback_keyid_equal(&kid, &c->id);
+            if (id != NULL && caback_keyid_from_bytes(id->data, id->len, &r->key_id, NULL)) {
+                r->key_id_known = TRUE;
+                r->key_kept_in_use = c->id_known && caback_keyid_equal(&r->key_id, &c->id);
             }
         }
         g_ptr_array_add(c->replaced, r);
