@@ -179,7 +179,7 @@ last_record fix-clone-ids
 # The fixture's keys are random: when one's ID begins with a byte that is only the sign of the
 # next (00 then < 80, or ff then >= 80; about 1 run in 60 with 4 keys), fix-clone-ids rightly
 # warns that Dogtag before 10.5.6 cannot read its short form, and the record is a WARNING.
-SHORT="(lambda b: (b[0] == 0 and b[1] < 0x80) or (b[0] == 0xff and b[1] >= 0x80))"
+SHORT=$SHORT_DOGTAG_ID
 record_checks "fix-clone-ids record" \
     "r['result'] == ('WARNING' if any($SHORT(bytes.fromhex(k['nss_id'])) for k in r['keys']) else 'OK')" \
     "len(r['warnings']) == sum($SHORT(bytes.fromhex(k['nss_id'])) for k in r['keys'])" \

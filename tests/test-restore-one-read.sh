@@ -83,7 +83,7 @@ expect_status 0 "restore automatic of the recorded file" \
 expect_grep "output names the SHA-256 restored" "newest recorded backup .*a.p12 \(SHA-256 $SHA_A, as verified\)" "$OUT"
 expect_grep "the signature was checked on those bytes" "Signature .* is valid: .* \(SHA-256 $SHA_A\)" "$OUT"
 last_record
-json_checks "the log names them" "$T/record.json" "r['sha256'] == '$SHA_A'" "r['result'] == 'OK'"
+json_checks "the log names them" "$T/record.json" "r['sha256'] == '$SHA_A'" "r['result'] == $RESTORE_RESULT"
 
 # ---- restore -i: what is restored is what was checked, and the output says which ----
 TARGET2=$T/target2
@@ -99,7 +99,7 @@ check "B's key was restored" grep -q "subsystemCert cert-pki-ca" <(certutil -L -
 expect_equal "and only B's key (one): A's CA key was not" 1 \
     "$(certutil -K -d "sql:$TARGET2" -f "$TARGET2.pass" 2>/dev/null | grep -c '^<')"
 last_record
-json_checks "the log names B's digest" "$T/record.json" "r['sha256'] == '$SHA_B'" "r['result'] == 'OK'"
+json_checks "the log names B's digest" "$T/record.json" "r['sha256'] == '$SHA_B'" "r['result'] == $RESTORE_RESULT"
 
 # ---- --json: sha256 is the digest of the bytes restored ----
 put_back_a

@@ -81,13 +81,14 @@ expect_equal "the 5 keys are in the new database" 5 \
 last_record
 certutil_key_ids "$CA" | grep -v "Backup Signer" | awk '{print $1}' | sort | tr '\n' ' ' >"$T/ids.txt"
 record_checks "restore record" \
-    "r['verb'] == 'restore' and r['result'] == 'OK' and r['error'] is None" \
+    "r['verb'] == 'restore' and r['result'] == $RESTORE_RESULT and r['error'] is None" \
     "r['database'] == '$NEW'" \
     "r['file'] == '$ARCHIVE' and r['sha256'] == '$SHA'" \
     "' '.join(sorted(k['nss_id'] for k in r['keys'])) + ' ' == open('$T/ids.txt').read()" \
     "'caSigningCert cert-pki-ca' in [k['nickname'] for k in r['keys']]" \
     "'--signature-ca' in r['command'] and '--create' in r['command']"
-expect_grep "text record of the restore" "^[0-9T:-]{19}Z restore OK$" "$LOG"
+result=$("$PYTHON3" -c "import json; r = json.load(open('$T/record.json')); print($RESTORE_RESULT)")
+expect_grep "text record of the restore" "^[0-9T:-]{19}Z restore $result\$" "$LOG"
 
 # ---- the same database, its own trust: valid, nothing to do ----
 expect_status 0 "restore into the database that trusts the signer's CA" \
