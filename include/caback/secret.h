@@ -24,6 +24,11 @@ void caback_secret_wipe(void *p, gsize len);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackSecret, caback_secret_free)
 
+/* A password for a throwaway NSS database (the restore drill's, reshare's): 24 bytes from the
+ * kernel's generator as 48 hex digits, known only to this process. NULL with @error set when the
+ * generator fails. */
+CabackSecret *caback_secret_new_temporary_db_password(GError **error);
+
 /* Where a password may come from, in this order of precedence: @file, then @env_var, then a prompt
  * when standard input or /dev/tty is a terminal. All fields may be NULL. */
 typedef struct {

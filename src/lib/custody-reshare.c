@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -336,32 +335,6 @@ static gboolean promote(const char *archive, const State *st, CabackReshareResul
 
 /* ---- reshare ---- */
 
-/* A random password for the temporary database (as the restore drill makes one). */
-static CabackSecret *random_db_password(GError **error)
-{
-    guint8 raw[24];
-    gsize got = 0;
-    while (got < sizeof raw) {
-        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = errno;
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                        "cannot make a password for the temporary database: %s", g_strerror(e));
-            return NULL;
-        }
-        got += (gsize)n;
-    }
-    char hex[2 * sizeof raw + 1];
-    for (gsize i = 0; i < sizeof raw; i++)
-        g_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    CabackSecret *secret = caback_secret_new(hex, 2 * sizeof raw);
-    caback_secret_wipe(raw, sizeof raw);
-    caback_secret_wipe(hex, sizeof hex);
-    return secret;
-}
-
 /* Remove whatever the pending reshare of @archive left (archive, shares, state). */
 static void remove_pending(const char *archive)
 {
@@ -525,7 +498,7 @@ static gboolean reshare_run_locked(const CabackReshareOptions *o, CabackReshareR
     }
     g_auto(State) st = {0};
     gboolean ok = FALSE, created = FALSE;
-    g_autoptr(CabackSecret) db_password = random_db_password(error);
+    g_autoptr(CabackSecret) db_password = caback_secret_new_temporary_db_password(error);
     if (db_password != NULL && caback_restore_create_db(dir, db_password, &created, error)) {
         CabackDbOptions dbo = {.dbdir = dir, .password = {.no_prompt = TRUE}};
         CabackDb *db = caback_db_open(&dbo, error);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -56,6 +57,31 @@ void caback_secret_free(CabackSecret *secret)
         munlock(secret->data, pages * page);
     g_aligned_free(secret->data);
     g_free(secret);
+}
+
+CabackSecret *caback_secret_new_temporary_db_password(GError **error)
+{
+    guint8 raw[24];
+    gsize got = 0;
+    while (got < sizeof raw) {
+        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = errno;
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "cannot make a password for the temporary database: %s", g_strerror(e));
+            return NULL;
+        }
+        got += (gsize)n;
+    }
+    char hex[2 * sizeof raw + 1];
+    for (gsize i = 0; i < sizeof raw; i++)
+        g_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    CabackSecret *secret = caback_secret_new(hex, 2 * sizeof raw);
+    caback_secret_wipe(raw, sizeof raw);
+    caback_secret_wipe(hex, sizeof hex);
+    return secret;
 }
 
 /* Length of the line starting at @p, without its "\n" or "\r\n". */

@@ -21,7 +21,6 @@
 #include <secerr.h>
 #include <string.h>
 #include <signal.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -767,36 +766,10 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
     return g_steal_pointer(&r);
 }
 
-/* A random password for the temporary database, so that the decrypted keys it holds on disk for
- * the drill's few seconds are protected by a secret that only this process ever knows. */
-static CabackSecret *random_password(GError **error)
-{
-    guint8 raw[24];
-    gsize got = 0;
-
-    while (got < sizeof raw) {
-        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = errno;
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                        "cannot make a password for the temporary database: %s", g_strerror(e));
-            return NULL;
-        }
-        got += (gsize)n;
-    }
-    g_autofree char *hex = hex_of(raw, sizeof raw, FALSE);
-    CabackSecret *secret = caback_secret_new(hex, strlen(hex));
-    caback_secret_wipe(raw, sizeof raw);
-    caback_secret_wipe(hex, strlen(hex));
-    return secret;
-}
-
 static CabackVerifyReport *drill(const char *dir, const char *path, const guint8 *data, gsize len,
                                  const CabackSecret *password, GError **error)
 {
-    g_autoptr(CabackSecret) db_password = random_password(error);
+    g_autoptr(CabackSecret) db_password = caback_secret_new_temporary_db_password(error);
     gboolean created = FALSE;
 
     if (db_password == NULL)
