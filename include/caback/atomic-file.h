@@ -78,4 +78,10 @@ void caback_sync_folder(const char *dir);
  * followed. FALSE (errno set by the last rmdir) when @dir itself could not be removed. */
 gboolean caback_remove_folder(const char *dir);
 
+/* Read the open file @fd to its end, expecting at most @cap bytes (the size fstat gave was checked
+ * against @cap by the caller; one byte more is asked for, so that a file that grew since is caught).
+ * Returns the bytes (g_free; *len set), or NULL with *err set: the read's errno, or EFBIG when more
+ * than @cap bytes came. */
+guint8 *caback_fd_read_capped(int fd, gsize cap, gsize *len, int *err);
+
 G_END_DECLS

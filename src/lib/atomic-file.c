@@ -464,3 +464,29 @@ gboolean caback_atomic_file_replace(const char *target, const void *data, gsize 
     }
     return caback_atomic_file_commit(file, replace, error);
 }
+
+guint8 *caback_fd_read_capped(int fd, gsize cap, gsize *len, int *err)
+{
+    guint8 *data = g_malloc(cap + 1);
+    gsize got = 0;
+    for (;;) {
+        ssize_t n = read(fd, data + got, cap + 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            *err = errno;
+            g_free(data);
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        got += (gsize)n;
+        if (got > cap) {
+            *err = EFBIG;
+            g_free(data);
+            return NULL;
+        }
+    }
+    *len = got;
+    return data;
+}

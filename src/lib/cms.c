@@ -498,36 +498,17 @@ static char *read_signature_file(const char *sig_path, gsize *len, GError **erro
         close(fd);
         return NULL;
     }
-    /* One byte more than the cap: a file that grew since fstat is refused too. */
-    char *data = g_malloc(CABACK_CMS_SIGNATURE_MAX + 1);
-    gsize got = 0;
-    for (;;) {
-        ssize_t n = read(fd, data + got, CABACK_CMS_SIGNATURE_MAX + 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read the signature %s: %s",
-                        sig_path, g_strerror(e));
-            g_free(data);
-            close(fd);
-            return NULL;
-        }
-        if (n == 0)
-            break;
-        got += (gsize)n;
-        if (got > CABACK_CMS_SIGNATURE_MAX) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                        "the signature %s grew beyond %d bytes while it was read; it is not a "
-                        "caback signature",
-                        sig_path, CABACK_CMS_SIGNATURE_MAX);
-            g_free(data);
-            close(fd);
-            return NULL;
-        }
-    }
+    int e = 0;
+    char *data = (char *)caback_fd_read_capped(fd, CABACK_CMS_SIGNATURE_MAX, len, &e);
     close(fd);
-    *len = got;
+    if (data == NULL && e == EFBIG)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "the signature %s grew beyond %d bytes while it was read; it is not a "
+                    "caback signature",
+                    sig_path, CABACK_CMS_SIGNATURE_MAX);
+    else if (data == NULL)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read the signature %s: %s",
+                    sig_path, g_strerror(e));
     return data;
 }
 

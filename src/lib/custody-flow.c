@@ -84,35 +84,18 @@ static GBytes *read_cert_file(int dirfd, const char *name, const char *shown, GE
         close(fd);
         return NULL;
     }
-    /* One byte more than the cap: a file that grew since fstat is refused too. */
-    guint8 *data = g_malloc(CABACK_CUSTODY_CERT_MAX_BYTES + 1);
     gsize got = 0;
-    for (;;) {
-        ssize_t n = read(fd, data + got, CABACK_CUSTODY_CERT_MAX_BYTES + 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                        "cannot read the custodian certificate %s: %s", shown, g_strerror(e));
-            g_free(data);
-            close(fd);
-            return NULL;
-        }
-        if (n == 0)
-            break;
-        got += (gsize)n;
-        if (got > CABACK_CUSTODY_CERT_MAX_BYTES) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                        "the custodian certificate %s grew beyond %d bytes while it was read",
-                        shown, CABACK_CUSTODY_CERT_MAX_BYTES);
-            g_free(data);
-            close(fd);
-            return NULL;
-        }
-    }
+    int e = 0;
+    guint8 *data = caback_fd_read_capped(fd, CABACK_CUSTODY_CERT_MAX_BYTES, &got, &e);
     close(fd);
-    return g_bytes_new_take(data, got);
+    if (data == NULL && e == EFBIG)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "the custodian certificate %s grew beyond %d bytes while it was read",
+                    shown, CABACK_CUSTODY_CERT_MAX_BYTES);
+    else if (data == NULL)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot read the custodian certificate %s: %s", shown, g_strerror(e));
+    return data != NULL ? g_bytes_new_take(data, got) : NULL;
 }
 
 static char *sha256_hex(const SECItem *der)
