@@ -113,6 +113,8 @@ CabackSecret *caback_custody_password_from_shares(GPtrArray *shares,
  * of the archive's SHA-256, the split ID, the share bytes, and a checksum: the first 4 bytes of
  * the SHA-256 of everything before it (NSS must be open). Secret. */
 CabackSecret *caback_share_to_text(const CabackShare *share);
+/* caback_share_to_text(@share) followed by "\n": the line share-open prints and writes. Secret. */
+CabackSecret *caback_share_to_line(const CabackShare *share);
 
 /* Parse a text share (case, spaces, tabs and "-" between characters are ignored; a line end
  * ends it). @source names it in messages. A character outside the alphabet, a wrong length or a

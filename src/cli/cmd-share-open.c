@@ -143,16 +143,7 @@ gboolean caback_cmd_share_open(int argc, char **argv, GError **error)
                 g_printerr("Written to %s (mode 0600)\n", output);
         } else {
             /* write(2), not stdio: stdout's buffer would keep a copy nobody wipes */
-            g_autoptr(CabackSecret) text = caback_share_to_text(share);
-            g_autoptr(CabackSecret) line = NULL;
-            {
-                char buf[256];
-                g_assert(text->len + 1 < sizeof buf);
-                memcpy(buf, text->data, text->len);
-                buf[text->len] = '\n';
-                line = caback_secret_new(buf, text->len + 1);
-                caback_secret_wipe(buf, sizeof buf);
-            }
+            g_autoptr(CabackSecret) line = caback_share_to_line(share);
             fflush(stdout);
             for (gsize done = 0; done < line->len;) {
                 ssize_t n = write(STDOUT_FILENO, line->data + done, line->len - done);

@@ -1133,19 +1133,22 @@ CabackShare *caback_share_read(const char *path, CabackDb *db, GError **error)
     return caback_share_from_text(contents->data, contents->len, path, error);
 }
 
+CabackSecret *caback_share_to_line(const CabackShare *share)
+{
+    g_autoptr(CabackSecret) text = caback_share_to_text(share);
+    char buf[256];
+    g_assert(text->len + 1 < sizeof buf);
+    memcpy(buf, text->data, text->len);
+    buf[text->len] = '\n';
+    CabackSecret *line = caback_secret_new(buf, text->len + 1);
+    caback_secret_wipe(buf, sizeof buf);
+    return line;
+}
+
 gboolean caback_share_write_text(const char *path, const CabackShare *share, gboolean replace,
                                  GError **error)
 {
-    g_autoptr(CabackSecret) text = caback_share_to_text(share);
-    g_autoptr(CabackSecret) line = NULL;
-    {
-        char buf[256];
-        g_assert(text->len + 1 < sizeof buf);
-        memcpy(buf, text->data, text->len);
-        buf[text->len] = '\n';
-        line = caback_secret_new(buf, text->len + 1);
-        caback_secret_wipe(buf, sizeof buf);
-    }
+    g_autoptr(CabackSecret) line = caback_share_to_line(share);
     return caback_atomic_file_replace(path, line->data, line->len, 0600, (uid_t)-1, (gid_t)-1,
                                       replace, error);
 }
