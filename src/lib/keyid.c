@@ -138,6 +138,68 @@ static gboolean parse_colon_bytes(const char *text, const char *s, gsize len, Ca
     return caback_keyid_from_bytes(buf, n, id, error);
 }
 
+/* Dogtag negative form: "-" and the magnitude MAG (MLEN chars) of a value in [-2^159, -1].
+ * TEXT is the whole input, for the messages. */
+static gboolean parse_negative(const char *text, const char *mag, gsize mlen, CabackKeyId *id,
+                               GError **error)
+{
+    CabackKeyId tmp;
+
+    memset(&tmp, 0, sizeof tmp);
+    if (mlen == 0) {
+        set_parse_error(error, text, "a lone \"-\" has no digits");
+        return FALSE;
+    }
+    if (mlen >= 2 && mag[0] == '0' && (mag[1] == 'x' || mag[1] == 'X')) {
+        set_parse_error(error, text,
+                        "\"-0x\" is not a key ID form (0x... is unsigned; the Dogtag "
+                        "negative form is \"-\" followed by hex digits)");
+        return FALSE;
+    }
+    if (memchr(mag, ':', mlen) != NULL) {
+        set_parse_error(error, text, "colon-separated bytes cannot carry a \"-\" sign");
+        return FALSE;
+    }
+    if (!check_hex_digits(text, mag, mlen, "\"-\"", error))
+        return FALSE;
+    hex_to_bytes_right(mag, mlen, tmp.bytes);
+    /* The magnitude must be at most 2^159 (0x80 00 .. 00): a larger one does not fit a
+     * 20-byte signed value. */
+    gboolean too_big = FALSE;
+    if (tmp.bytes[0] > 0x80) {
+        too_big = TRUE;
+    } else if (tmp.bytes[0] == 0x80) {
+        for (gsize i = 1; i < CABACK_KEYID_LEN; i++) {
+            if (tmp.bytes[i] != 0) {
+                too_big = TRUE;
+                break;
+            }
+        }
+    }
+    if (too_big) {
+        set_parse_error(error, text,
+                        "the negative value is below -2^159 and does not fit a 20-byte key ID");
+        return FALSE;
+    }
+    negate(tmp.bytes, CABACK_KEYID_LEN);
+    *id = tmp;
+    return TRUE;
+}
+
+/* An unsigned hex value (HEX, LEN digits, checked), zero-extended on the left into *ID. */
+static gboolean parse_unsigned(const char *text, const char *hex, gsize len, const char *what,
+                               CabackKeyId *id, GError **error)
+{
+    CabackKeyId tmp;
+
+    memset(&tmp, 0, sizeof tmp);
+    if (!check_hex_digits(text, hex, len, what, error))
+        return FALSE;
+    hex_to_bytes_right(hex, len, tmp.bytes);
+    *id = tmp;
+    return TRUE;
+}
+
 gboolean caback_keyid_parse(const char *text, CabackKeyId *id, GError **error)
 {
     g_return_val_if_fail(text != NULL, FALSE);
@@ -145,7 +207,6 @@ gboolean caback_keyid_parse(const char *text, CabackKeyId *id, GError **error)
 
     const char *s = text;
     gsize len = strlen(text);
-    CabackKeyId tmp;
 
     while (len > 0 && g_ascii_isspace(*s)) {
         s++;
@@ -162,70 +223,14 @@ gboolean caback_keyid_parse(const char *text, CabackKeyId *id, GError **error)
         return FALSE;
     }
 
-    memset(&tmp, 0, sizeof tmp);
-
-    if (s[0] == '-') {
-        /* Dogtag negative form: "-" and the magnitude of a value in [-2^159, -1]. */
-        const char *mag = s + 1;
-        gsize mlen = len - 1;
-
-        if (mlen == 0) {
-            set_parse_error(error, text, "a lone \"-\" has no digits");
-            return FALSE;
-        }
-        if (mlen >= 2 && mag[0] == '0' && (mag[1] == 'x' || mag[1] == 'X')) {
-            set_parse_error(error, text,
-                            "\"-0x\" is not a key ID form (0x... is unsigned; the Dogtag "
-                            "negative form is \"-\" followed by hex digits)");
-            return FALSE;
-        }
-        if (memchr(mag, ':', mlen) != NULL) {
-            set_parse_error(error, text, "colon-separated bytes cannot carry a \"-\" sign");
-            return FALSE;
-        }
-        if (!check_hex_digits(text, mag, mlen, "\"-\"", error))
-            return FALSE;
-        hex_to_bytes_right(mag, mlen, tmp.bytes);
-        /* The magnitude must be at most 2^159 (0x80 00 .. 00): a larger one does not fit a
-         * 20-byte signed value. */
-        gboolean too_big = FALSE;
-        if (tmp.bytes[0] > 0x80) {
-            too_big = TRUE;
-        } else if (tmp.bytes[0] == 0x80) {
-            for (gsize i = 1; i < CABACK_KEYID_LEN; i++) {
-                if (tmp.bytes[i] != 0) {
-                    too_big = TRUE;
-                    break;
-                }
-            }
-        }
-        if (too_big) {
-            set_parse_error(error, text,
-                            "the negative value is below -2^159 and does not fit a 20-byte key ID");
-            return FALSE;
-        }
-        negate(tmp.bytes, CABACK_KEYID_LEN);
-        *id = tmp;
-        return TRUE;
-    }
-
-    if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        if (!check_hex_digits(text, s + 2, len - 2, "\"0x\"", error))
-            return FALSE;
-        hex_to_bytes_right(s + 2, len - 2, tmp.bytes);
-        *id = tmp;
-        return TRUE;
-    }
-
+    if (s[0] == '-')
+        return parse_negative(text, s + 1, len - 1, id, error);
+    if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        return parse_unsigned(text, s + 2, len - 2, "\"0x\"", id, error);
     if (memchr(s, ':', len) != NULL)
         return parse_colon_bytes(text, s, len, id, error);
-
     /* certutil -K form or a positive Dogtag form: the same unsigned value, zero-extended. */
-    if (!check_hex_digits(text, s, len, "the start", error))
-        return FALSE;
-    hex_to_bytes_right(s, len, tmp.bytes);
-    *id = tmp;
-    return TRUE;
+    return parse_unsigned(text, s, len, "the start", id, error);
 }
 
 gboolean caback_keyid_from_bytes(const guint8 *data, gsize len, CabackKeyId *id, GError **error)
