@@ -4,10 +4,10 @@
 
 #include "cli.h"
 
-#include <caback/cms.h>
 #include <caback/digest.h>
 #include <caback/json.h>
 #include <caback/nss-util.h>
+#include <caback/sign-run.h>
 
 static char *format_unix(gint64 t)
 {
@@ -87,26 +87,25 @@ static void print_text(const CabackCmsVerification *v, gboolean valid)
     }
 }
 
-gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error)
+/* The options of caback verify-signature: one table for the parser and the help. */
+static GOptionContext *verify_signature_context(CabackCommonOptions *common, char **ca_file,
+                                                gboolean *at_signing_time)
 {
-    CabackCommonOptions common = {0};
-    g_autofree char *ca_file = NULL;
-    gboolean at_signing_time = FALSE;
     const GOptionEntry entries[] = {
-        {"dbdir", 'd', 0, G_OPTION_ARG_FILENAME, &common.dbdir,
+        {"dbdir", 'd', 0, G_OPTION_ARG_FILENAME, &common->dbdir,
          "NSS database whose trusted CAs decide (default: $CABACK_DBDIR, else the only Dogtag "
          "instance's alias folder); not needed with --ca",
          "DIR"},
-        {"ca", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
+        {"ca", 0, 0, G_OPTION_ARG_FILENAME, ca_file,
          "Trust only the CA certificate(s) in CERTFILE (PEM, several allowed, or DER) instead of "
          "the database",
          "CERTFILE"},
-        {"at-signing-time", 0, 0, G_OPTION_ARG_NONE, &at_signing_time,
+        {"at-signing-time", 0, 0, G_OPTION_ARG_NONE, at_signing_time,
          "Check the signer's certificate chain at the signing time the signature states instead "
          "of now (for an old backup whose signer has expired since; the output says so)",
          NULL},
         {NULL}};
-    g_autoptr(GOptionContext) context = g_option_context_new("FILE [SIGFILE]");
+    GOptionContext *context = g_option_context_new("FILE [SIGFILE]");
 
     g_option_context_set_summary(
         context, "Check the detached CMS signature SIGFILE (default: FILE.sig) over FILE: the "
@@ -126,36 +125,50 @@ gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error)
         "signature is damaged.\n\n"
         "Example: caback verify-signature /backup/ca.p12 --ca /root/ca.pem\n");
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_common(context, &common, CABACK_COMMON_JSON);
+    caback_cli_add_common(context, common, CABACK_COMMON_JSON);
+    return context;
+}
 
-    gboolean ok = FALSE;
-    g_autoptr(CabackDb) db = NULL;
-    NSSInitContext *nodb = NULL;
-    g_autoptr(CERTCertList) anchors = NULL;
-    g_autoptr(CabackCmsVerification) result = NULL;
-    g_autofree char *sig_path = NULL;
-    g_autofree char *trust = NULL;
-    g_autoptr(GError) problem = NULL;
-
-    if (!caback_cli_parse(context, "verify-signature", &common, &argc, &argv, error))
-        goto out;
+/* FILE and SIGFILE (default FILE.sig) from the arguments left after the options. */
+static char *check_arguments(int argc, char **argv, GError **error)
+{
     if (argc < 2 || argc > 3) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     argc < 2 ? "no file given: caback verify-signature FILE [SIGFILE]"
                              : "too many arguments: caback verify-signature FILE [SIGFILE]");
-        goto out;
+        return NULL;
     }
     const char *path = argv[1];
-    sig_path = argc == 3 ? g_strdup(argv[2]) : g_strconcat(path, ".sig", NULL);
+    g_autofree char *sig_path = argc == 3 ? g_strdup(argv[2]) : g_strconcat(path, ".sig", NULL);
     /* A missing FILE is named as such, not as a missing FILE.sig. */
     if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
                     "the file to check, %s, does not exist; give the signed file (its signature "
                     "%s is the second argument, when it is not FILE.sig)",
                     path, sig_path);
-        goto out;
+        return NULL;
     }
+    return g_steal_pointer(&sig_path);
+}
 
+gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error)
+{
+    CabackCommonOptions common = {0};
+    g_autofree char *ca_file = NULL;
+    gboolean at_signing_time = FALSE;
+    g_autoptr(GOptionContext) context =
+        verify_signature_context(&common, &ca_file, &at_signing_time);
+    gboolean ok = FALSE;
+    g_autoptr(CabackDb) db = NULL;
+    NSSInitContext *nodb = NULL;
+    CabackSignatureCheck check = {0};
+    g_autofree char *sig_path = NULL;
+    g_autoptr(GError) problem = NULL;
+
+    if (!caback_cli_parse(context, "verify-signature", &common, &argc, &argv, error) ||
+        (sig_path = check_arguments(argc, argv, error)) == NULL)
+        goto out;
+    const char *path = argv[1];
     if (ca_file == NULL || common.dbdir != NULL) {
         CabackDbOptions db_options = {.dbdir = common.dbdir, .read_only = TRUE};
         /* Checking needs no private key: the database is opened without logging in. */
@@ -165,40 +178,30 @@ gboolean caback_cmd_verify_signature(int argc, char **argv, GError **error)
     } else if ((nodb = caback_nss_nodb_open(error)) == NULL) {
         goto out;
     }
-    if (ca_file != NULL) {
-        anchors = caback_cms_load_anchors(ca_file, error);
-        if (anchors == NULL)
-            goto out;
-        trust = g_strdup_printf("the CA file %s", ca_file);
-    } else {
-        trust = g_strdup_printf("NSS database %s", db->dir);
-    }
-
-    CabackCmsVerifyOptions options = {.path = path,
-                                      .sig_path = sig_path,
-                                      .anchors = anchors,
-                                      .trust = trust,
-                                      .wincx = db,
-                                      .at_signing_time = at_signing_time};
-    if (!caback_cms_verify(&options, &result, &problem) &&
-        (result == NULL || (result->signature_refused && !common.json))) {
+    CabackSignatureCheckOptions options = {.db = db,
+                                           .path = path,
+                                           .sig_path = sig_path,
+                                           .ca_file = ca_file,
+                                           .at_signing_time = at_signing_time};
+    if (!caback_signature_check(&options, &check, &problem, error))
+        goto out;
+    const CabackCmsVerification *v = check.verification;
+    if (problem != NULL && (v == NULL || (v->signature_refused && !common.json))) {
         /* Not even decodable (missing file, not a signature): nothing to show. */
         g_propagate_error(error, g_steal_pointer(&problem));
         goto out;
     }
     if (common.json)
-        print_json(path, sig_path, trust, at_signing_time, result, problem);
+        print_json(path, sig_path, check.trust, at_signing_time, v, problem);
     else
-        print_text(result, problem == NULL);
+        print_text(v, problem == NULL);
     if (problem != NULL) {
         g_propagate_error(error, g_steal_pointer(&problem));
         goto out;
     }
     ok = TRUE;
 out:
-    /* Every certificate reference must be gone before NSS shuts down. */
-    g_clear_pointer(&result, caback_cms_verification_free);
-    g_clear_pointer(&anchors, CERT_DestroyCertList);
+    caback_signature_check_clear(&check);
     if (db != NULL && !caback_db_close(g_steal_pointer(&db), ok ? error : NULL))
         ok = FALSE;
     if (nodb != NULL && !caback_nss_nodb_close(nodb, ok ? error : NULL))
