@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A PKCS#12 file of COUNT distinct certificates, for make bench (tests/bench.sh): plain safes, no
-password, no MAC, so that what is timed is caback's planning and not key derivation.
+"""A PKCS#12 file of COUNT distinct certificates, for make bench-scale (tests/bench-scale.sh):
+plain safes, no password, no MAC, so that what is timed is caback's planning and not key
+derivation (so restore needs --allow-unauthenticated to read it).
 
 usage: bench-certs.py BASE.der COUNT OUT.p12
 

@@ -55,8 +55,8 @@ openssl x509 -in "$T/scale.pem" -outform DER -out "$T/scale.der"
 "$PYTHON3" "$CABACK_SRCDIR/tests/bench-certs.py" "$T/scale.der" 10000 "$T/certs10k.p12"
 "$PYTHON3" "$CABACK_SRCDIR/tests/bench-certs.py" "$T/scale.der" 100000 "$T/certs100k.p12"
 make_nssdb "$T/scaledb"
-timed P10_S P10_KB "$CABACK" restore -i "$T/certs10k.p12" -d "$T/scaledb" -f "$T/scaledb.pass" --dry-run
-timed P100_S P100_KB "$CABACK" restore -i "$T/certs100k.p12" -d "$T/scaledb" -f "$T/scaledb.pass" --dry-run
+timed P10_S P10_KB "$CABACK" restore -i "$T/certs10k.p12" -d "$T/scaledb" -f "$T/scaledb.pass" --dry-run --allow-unauthenticated
+timed P100_S P100_KB "$CABACK" restore -i "$T/certs100k.p12" -d "$T/scaledb" -f "$T/scaledb.pass" --dry-run --allow-unauthenticated
 P_RATIO=$("$PYTHON3" -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$P100_S" "$P10_S")
 P100_MB=$(stat -c %s "$T/certs100k.p12" | awk '{printf "%.1f", $1 / 1048576}')
 row "6. restore --dry-run, 100,000 certificates ($P100_MB MB; peer column: 10,000)" "$P100_S" "$P10_S" "<= 15 s, <= 12x" "$(verdict "$P100_S" 15 "$P_RATIO" 12)"
