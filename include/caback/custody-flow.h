@@ -185,4 +185,20 @@ gboolean caback_reshare_confirm(const char *archive, GPtrArray *shares,
 /* Remove the pending files of @archive (the archive and its shares are untouched). */
 gboolean caback_reshare_abort(const char *archive, GError **error);
 
+/* ---- a custodian opens their share (caback share-open) ---- */
+
+/* The check that spares the custodian the password: @output (may be NULL) does not exist, unless
+ * @force (CABACK_ERROR_CONFLICT). Changes nothing. */
+gboolean caback_share_open_check(const char *output, gboolean force, GError **error);
+
+/* Open the share file @path (a .p7m of backup --split) with the keys of @db (caback_share_read)
+ * and, when @output is not NULL, write it there as text (caback_share_write_text, replacing an
+ * existing @output only with @force). A share that is already text is refused
+ * (CABACK_ERROR_USAGE). The caller frees the share (caback_share_free). */
+CabackShare *caback_share_open(const char *path, CabackDb *db, const char *output, gboolean force,
+                               GError **error);
+
+/* The SHA-256 of the archive @share belongs to, in hex. Caller frees. */
+char *caback_share_archive_hex(const CabackShare *share);
+
 G_END_DECLS

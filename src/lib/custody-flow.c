@@ -704,3 +704,41 @@ CabackSecret *caback_shares_password(const CabackShareSources *sources,
     /* Checks them all again (and the count: "2 of 3 shares given") before combining. */
     return caback_custody_password_from_shares(shares, archive_sha256, error);
 }
+
+gboolean caback_share_open_check(const char *output, gboolean force, GError **error)
+{
+    /* Refuse before asking for a password; the atomic commit checks again without a window. */
+    if (output != NULL && !force && g_file_test(output, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                    "%s already exists; it was left untouched (use --force to replace it)",
+                    output);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+CabackShare *caback_share_open(const char *path, CabackDb *db, const char *output, gboolean force,
+                               GError **error)
+{
+    g_autoptr(CabackShare) share = caback_share_read(path, db, error);
+    if (share == NULL)
+        return NULL;
+    if (!share->has_custodian) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "%s is already an open share (text); give the .p7m file (see: caback help "
+                    "share-open)",
+                    path);
+        return NULL;
+    }
+    if (output != NULL && !caback_share_write_text(output, share, force, error))
+        return NULL;
+    return g_steal_pointer(&share);
+}
+
+char *caback_share_archive_hex(const CabackShare *share)
+{
+    GString *hex = g_string_new(NULL);
+    for (int i = 0; i < 32; i++)
+        g_string_append_printf(hex, "%02x", share->archive_sha256[i]);
+    return g_string_free(hex, FALSE);
+}
