@@ -182,6 +182,13 @@ gboolean caback_reshare_run(const CabackReshareOptions *options, CabackReshareRe
 gboolean caback_reshare_confirm(const char *archive, GPtrArray *shares,
                                 CabackReshareResult *result, GError **error);
 
+/* caback_reshare_confirm with the shares read from @files (caback_share_read with the keys of
+ * @db, which may be NULL for text shares) and, with @prompt, one more typed at the prompt. NSS
+ * must be open. */
+gboolean caback_reshare_confirm_files(const char *archive, const char *const *files,
+                                      gboolean prompt, CabackDb *db, CabackReshareResult *result,
+                                      GError **error);
+
 /* Remove the pending files of @archive (the archive and its shares are untouched). */
 gboolean caback_reshare_abort(const char *archive, GError **error);
 

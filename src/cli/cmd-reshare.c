@@ -11,7 +11,6 @@
 #include <caback/custody.h>
 #include <caback/digest.h>
 #include <caback/json.h>
-#include <caback/names.h>
 
 #include <string.h>
 
@@ -160,34 +159,9 @@ static gboolean run_confirm(const char *archive, const ReshareOptions *o,
     } else if ((nss = caback_nss_nodb_open(error)) == NULL) {
         return FALSE;
     }
-    g_autoptr(GPtrArray) shares = caback_share_array_new();
-    gboolean ok = TRUE;
-    for (char **f = o->shares.files; ok && f != NULL && *f != NULL; f++) {
-        CabackShare *share = caback_share_read(*f, db, error);
-        if (share == NULL) {
-            ok = FALSE;
-            break;
-        }
-        if (share->source == NULL)
-            share->source = caback_name_escape(*f, NULL);
-        g_ptr_array_add(shares, share);
-    }
-    if (ok && o->shares.prompt) {
-        g_autofree char *what = g_strdup_printf("new share of %s", archive);
-        g_autoptr(CabackSecret) text = caback_password_prompt(what, error);
-        CabackShare *share =
-            text != NULL ? caback_share_from_text(text->data, text->len, "typed at the prompt",
-                                                  error)
-                         : NULL;
-        if (share == NULL)
-            ok = FALSE;
-        else
-            g_ptr_array_add(shares, share);
-    }
     CabackReshareResult r = {0};
-    if (ok)
-        ok = caback_reshare_confirm(archive, shares, &r, error);
-    g_clear_pointer(&shares, g_ptr_array_unref);
+    gboolean ok = caback_reshare_confirm_files(archive, (const char *const *)o->shares.files,
+                                               o->shares.prompt, db, &r, error);
     gboolean closed = db != NULL ? caback_db_close(db, ok ? error : NULL)
                                  : caback_nss_nodb_close(nss, ok ? error : NULL);
     if (ok && closed)
@@ -241,32 +215,30 @@ static gboolean run_reshare(const char *archive, const ReshareOptions *o,
     return ok;
 }
 
-gboolean caback_cmd_reshare(int argc, char **argv, GError **error)
+/* The options of caback reshare: one table for the parser and the help. */
+static GOptionContext *reshare_context(ReshareOptions *o, CabackCommonOptions *common)
 {
-    CabackCommonOptions common = {0};
-    ReshareOptions o = {0};
-    CabackLogRecord *rec = NULL;
-    gboolean ok = FALSE;
     const GOptionEntry entries[] = {
-        {"verify", 0, 0, G_OPTION_ARG_NONE, &o.verify,
+        {"verify", 0, 0, G_OPTION_ARG_NONE, &o->verify,
          "Leave the new archive pending next to ARCHIVE until each new custodian confirmed "
          "their share (--confirm); the old archive and shares stay valid until then",
          NULL},
-        {"confirm", 0, 0, G_OPTION_ARG_NONE, &o.confirm,
+        {"confirm", 0, 0, G_OPTION_ARG_NONE, &o->confirm,
          "Confirm new shares of a pending reshare (--share FILE from share-open of the pending "
          "share files); the last confirmation puts the new archive in place",
          NULL},
-        {"abort", 0, 0, G_OPTION_ARG_NONE, &o.abort,
+        {"abort", 0, 0, G_OPTION_ARG_NONE, &o->abort,
          "Drop a pending reshare (its files); ARCHIVE and its shares are untouched", NULL},
-        {"force", 0, 0, G_OPTION_ARG_NONE, &o.force,
+        {"force", 0, 0, G_OPTION_ARG_NONE, &o->force,
          "Accept custodian certificates that are expired or not for encryption", NULL},
-        {"iterations", 0, 0, G_OPTION_ARG_STRING, &o.iterations,
+        {"iterations", 0, 0, G_OPTION_ARG_STRING, &o->iterations,
          "Key derivation iterations of the new archive (default 600000)", "N"},
-        {"allow-shared-folder", 0, 0, G_OPTION_ARG_NONE, &o.allow_shared_folder,
+        {"allow-shared-folder", 0, 0, G_OPTION_ARG_NONE, &o->allow_shared_folder,
          "Write into a folder that other users may write; refused by default", NULL},
-        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o.log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o->log_path, CABACK_CLI_LOG_HELP,
+         CABACK_CLI_LOG_ARG},
         {NULL}};
-    g_autoptr(GOptionContext) context = g_option_context_new("ARCHIVE");
+    GOptionContext *context = g_option_context_new("ARCHIVE");
     g_option_context_set_summary(
         context,
         "Give an archive under M-of-N custody (backup --split) a new random password and a new "
@@ -284,75 +256,82 @@ gboolean caback_cmd_reshare(int argc, char **argv, GError **error)
                  "--verify\n"
                  "  caback reshare ca.p12 --confirm --share bob.share\n");
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_share_options(context, &o.shares);
-    caback_cli_add_custody_options(context, &o.custody);
-    caback_cli_add_common(context, &common,
+    caback_cli_add_share_options(context, &o->shares);
+    caback_cli_add_custody_options(context, &o->custody);
+    caback_cli_add_common(context, common,
                           CABACK_COMMON_DB | CABACK_COMMON_JSON | CABACK_COMMON_LIMITS |
                               CABACK_COMMON_PROGRESS);
+    return context;
+}
 
-    if (!caback_cli_parse(context, "reshare", &common, &argc, &argv, error))
-        goto out;
-    if (!caback_log_check(o.log_path, error))
+/* --confirm and --abort act on a pending reshare: they take no new split. */
+static gboolean run_pending(const char *archive, const ReshareOptions *o,
+                            const CabackCommonOptions *common, GError **error)
+{
+    if (caback_cli_custody_given(&o->custody))
+        return caback_cli_usage_error(error, "reshare",
+                                      "--%s takes no --split / --custodian: the pending reshare "
+                                      "already has its custodians",
+                                      o->confirm ? "confirm" : "abort");
+    if (o->abort) {
+        if (caback_cli_shares_given(&o->shares))
+            return caback_cli_usage_error(error, "reshare", "--abort takes no share");
+        if (!caback_reshare_abort(archive, error))
+            return FALSE;
+        caback_cli_info("Dropped the pending reshare of %s; %s and its shares are as they were",
+                        archive, archive);
+        return TRUE;
+    }
+    if (!caback_cli_shares_given(&o->shares))
+        return caback_cli_usage_error(error, "reshare",
+                                      "--confirm needs the new custodians' shares: --share FILE "
+                                      "(from caback share-open) or --shares-prompt");
+    return run_confirm(archive, o, common, error);
+}
+
+/* The archive, one of --verify/--confirm/--abort, then the work they ask for. */
+static gboolean dispatch(int argc, char **argv, ReshareOptions *o,
+                         const CabackCommonOptions *common, CabackLogRecord *rec, GError **error)
+{
+    if (argc < 2)
+        return caback_cli_usage_error(error, "reshare",
+                                      "give the archive: caback reshare ARCHIVE ...");
+    if (argc > 2)
+        return caback_cli_usage_error(error, "reshare",
+                                      "give one archive (unexpected argument \"%s\")", argv[2]);
+    const char *archive = argv[1];
+    if ((int)o->verify + (int)o->confirm + (int)o->abort > 1)
+        return caback_cli_usage_error(error, "reshare",
+                                      "give one of --verify, --confirm and --abort");
+    if (o->confirm || o->abort)
+        return run_pending(archive, o, common, error);
+    if (o->custody.split == NULL)
+        return caback_cli_usage_error(error, "reshare",
+                                      "give the new split: --split M with --custodian FILE... or "
+                                      "--custodian-dir DIR");
+    if (!caback_cli_custody_check(&o->custody, "reshare", NULL, FALSE, error))
+        return FALSE;
+    if (!caback_cli_shares_given(&o->shares))
+        return caback_cli_usage_error(error, "reshare",
+                                      "give M of the current shares: --share FILE... or "
+                                      "--shares-prompt");
+    return run_reshare(archive, o, common, rec, error);
+}
+
+gboolean caback_cmd_reshare(int argc, char **argv, GError **error)
+{
+    CabackCommonOptions common = {0};
+    ReshareOptions o = {0};
+    CabackLogRecord *rec = NULL;
+    gboolean ok = FALSE;
+    g_autoptr(GOptionContext) context = reshare_context(&o, &common);
+
+    if (!caback_cli_parse(context, "reshare", &common, &argc, &argv, error) ||
+        !caback_log_check(o.log_path, error))
         goto out;
     rec = caback_log_record_new("reshare");
     log_options(rec, argc >= 2 ? argv[1] : NULL, &o, &common);
-    if (argc < 2) {
-        caback_cli_usage_error(error, "reshare", "give the archive: caback reshare ARCHIVE ...");
-        goto out;
-    } else if (argc > 2) {
-        caback_cli_usage_error(error, "reshare", "give one archive (unexpected argument \"%s\")",
-                               argv[2]);
-        goto out;
-    }
-    const char *archive = argv[1];
-    if ((int)o.verify + (int)o.confirm + (int)o.abort > 1) {
-        caback_cli_usage_error(error, "reshare", "give one of --verify, --confirm and --abort");
-        goto out;
-    }
-    if (o.confirm || o.abort) {
-        if (caback_cli_custody_given(&o.custody)) {
-            caback_cli_usage_error(error, "reshare",
-                                   "--%s takes no --split / --custodian: the pending reshare "
-                                   "already has its custodians",
-                                   o.confirm ? "confirm" : "abort");
-            goto out;
-        }
-        if (o.abort) {
-            if (caback_cli_shares_given(&o.shares)) {
-                caback_cli_usage_error(error, "reshare", "--abort takes no share");
-                goto out;
-            }
-            ok = caback_reshare_abort(archive, error);
-            if (ok)
-                caback_cli_info("Dropped the pending reshare of %s; %s and its shares are as they "
-                                "were",
-                                archive, archive);
-            goto out;
-        }
-        if (!caback_cli_shares_given(&o.shares)) {
-            caback_cli_usage_error(error, "reshare",
-                                   "--confirm needs the new custodians' shares: --share FILE "
-                                   "(from caback share-open) or --shares-prompt");
-            goto out;
-        }
-        ok = run_confirm(archive, &o, &common, error);
-        goto out;
-    }
-    if (o.custody.split == NULL) {
-        caback_cli_usage_error(error, "reshare",
-                               "give the new split: --split M with --custodian FILE... or "
-                               "--custodian-dir DIR");
-        goto out;
-    }
-    if (!caback_cli_custody_check(&o.custody, "reshare", NULL, FALSE, error))
-        goto out;
-    if (!caback_cli_shares_given(&o.shares)) {
-        caback_cli_usage_error(error, "reshare",
-                               "give M of the current shares: --share FILE... or "
-                               "--shares-prompt");
-        goto out;
-    }
-    ok = run_reshare(archive, &o, &common, rec, error);
+    ok = dispatch(argc, argv, &o, &common, rec, error);
 out:
     caback_cli_log_finish(rec, ok, error, o.log_path);
     caback_cli_shares_clear(&o.shares);

@@ -634,3 +634,29 @@ gboolean caback_reshare_abort(const char *archive, GError **error)
     reshare_unlock(archive, lock);
     return TRUE;
 }
+
+gboolean caback_reshare_confirm_files(const char *archive, const char *const *files,
+                                      gboolean prompt, CabackDb *db, CabackReshareResult *result,
+                                      GError **error)
+{
+    g_autoptr(GPtrArray) shares = caback_share_array_new();
+    for (const char *const *f = files; f != NULL && *f != NULL; f++) {
+        CabackShare *share = caback_share_read(*f, db, error);
+        if (share == NULL)
+            return FALSE;
+        if (share->source == NULL)
+            share->source = caback_name_escape(*f, NULL);
+        g_ptr_array_add(shares, share);
+    }
+    if (prompt) {
+        g_autofree char *what = g_strdup_printf("new share of %s", archive);
+        g_autoptr(CabackSecret) text = caback_password_prompt(what, error);
+        CabackShare *share = text != NULL ? caback_share_from_text(text->data, text->len,
+                                                                   "typed at the prompt", error)
+                                          : NULL;
+        if (share == NULL)
+            return FALSE;
+        g_ptr_array_add(shares, share);
+    }
+    return caback_reshare_confirm(archive, shares, result, error);
+}
