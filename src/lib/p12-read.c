@@ -682,19 +682,16 @@ static gboolean decode_pfx(CabackP12File *f, PLArenaPool *arena, const guint8 *d
     return TRUE;
 }
 
-static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const guint8 *data,
-                                   gsize len, GError **error)
+/* The authenticated safe of @pfx: *@auth_data (the bytes the MAC covers) and its ContentInfos. */
+static gboolean decode_auth_safe(CabackP12File *f, PLArenaPool *arena, P12Pfx *pfx,
+                                 SECItem *auth_data, P12ContentInfo ***cis, GError **error)
 {
-    P12Pfx pfx;
-    if (!decode_pfx(f, arena, data, len, &pfx, error))
-        return FALSE;
-
     guint64 version = 0;
-    if (!p12_uint_get(&pfx.version, 1000, &version) || version != 3)
+    if (!p12_uint_get(&pfx->version, 1000, &version) || version != 3)
         warn(f, "the PFX version is not 3 (the PKCS#12 v1 version)");
 
-    if (!p12_oid_is(&pfx.auth_safe.content_type, SEC_OID_PKCS7_DATA)) {
-        if (p12_oid_is(&pfx.auth_safe.content_type, SEC_OID_PKCS7_SIGNED_DATA))
+    if (!p12_oid_is(&pfx->auth_safe.content_type, SEC_OID_PKCS7_DATA)) {
+        if (p12_oid_is(&pfx->auth_safe.content_type, SEC_OID_PKCS7_SIGNED_DATA))
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                         "the file uses public-key integrity mode (a signature instead of a "
                         "password MAC), which caback does not support");
@@ -703,22 +700,211 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
                         "the authenticated safe has an unexpected content type");
         return FALSE;
     }
-    SECItem auth_data = {siBuffer, NULL, 0};
-    if (pfx.auth_safe.content.len == 0 ||
-        p12_decode(arena, &auth_data, sizeof(auth_data), SEC_OctetStringTemplate,
-                   &pfx.auth_safe.content) != SECSuccess ||
-        auth_data.len == 0) {
+    if (pfx->auth_safe.content.len == 0 ||
+        p12_decode(arena, auth_data, sizeof(*auth_data), SEC_OctetStringTemplate,
+                   &pfx->auth_safe.content) != SECSuccess ||
+        auth_data->len == 0) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "the authenticated safe has no data");
         return FALSE;
     }
-
-    P12ContentInfo **cis = NULL;
-    if (p12_decode(arena, &cis, sizeof(cis), p12_content_infos_template, &auth_data) !=
+    if (p12_decode(arena, cis, sizeof(*cis), p12_content_infos_template, auth_data) !=
         SECSuccess) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "the authenticated safe is malformed");
         return FALSE;
     }
+    return TRUE;
+}
+
+/* The cost of one derivation (@cache_id, @work) with the password as given: its UTF-8 bytes for
+ * PBKDF2 (@raw_password: PBES2, PBMAC1), its BMPString for the PKCS#12 KDF. */
+static P12KdfCharge first_charge(CabackP12File *f, gboolean raw_password, GBytes *cache_id,
+                                 guint64 work)
+{
+    P12PasswordVariant *v0 = &f->passwords->variants[0];
+    P12KdfCharge c = {raw_password ? v0->pbkdf2[0] : v0->bmp, cache_id, work};
+    return c;
+}
+
+/* Safe @index (@s->ci set): decode it far enough to know its protection, name it in the file's
+ * info and add what its key will cost to @charges. Nothing is derived. */
+static gboolean survey_safe(CabackP12File *f, PLArenaPool *arena, Safe *s, guint index,
+                            GArray *charges, GError **error)
+{
+    if (p12_oid_is(&s->ci->content_type, SEC_OID_PKCS7_DATA)) {
+        gboolean ok = TRUE;
+        if (s->ci->content.len == 0 ||
+            p12_decode(arena, &s->plain, sizeof(s->plain), SEC_OctetStringTemplate,
+                       &s->ci->content) != SECSuccess) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                        "safe %u (plain data) is malformed", index + 1);
+            ok = FALSE;
+        }
+        g_ptr_array_add(f->info.safes, g_strdup("plain"));
+        return ok;
+    }
+    if (p12_oid_is(&s->ci->content_type, SEC_OID_PKCS7_ENCRYPTED_DATA)) {
+        s->encrypted = TRUE;
+        if (s->ci->content.len == 0 ||
+            p12_decode(arena, &s->ed, sizeof(s->ed), p12_encrypted_data_template,
+                       &s->ci->content) != SECSuccess ||
+            s->ed.info.encrypted.len == 0) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                        "encrypted safe %u is malformed or empty", index + 1);
+            return FALSE;
+        }
+        if (!p12_pbe_info_parse(&s->ed.info.algorithm, &s->pbe, error)) {
+            g_prefix_error(error, "encrypted safe %u: ", index + 1);
+            return FALSE;
+        }
+        g_ptr_array_add(f->info.safes, g_strdup_printf("encrypted: %s", s->pbe.description));
+        P12KdfCharge c = first_charge(f, s->pbe.raw_password, s->pbe.cache_id, s->pbe.work);
+        g_array_append_val(charges, c);
+        return TRUE;
+    }
+    if (p12_oid_is(&s->ci->content_type, SEC_OID_PKCS7_ENVELOPED_DATA)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "safe %u is encrypted to a certificate (public-key privacy mode, "
+                    "envelopedData), which caback does not support",
+                    index + 1);
+        return FALSE;
+    }
+    g_autofree char *dotted = p12_oid_dotted(&s->ci->content_type);
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                "safe %u has the unknown content type %s", index + 1, dotted);
+    return FALSE;
+}
+
+/* The MAC's parameters into @info (to be cleared by the caller on success), named in the file's
+ * info, and what its key will cost put first in @charges. */
+static gboolean survey_mac(CabackP12File *f, const P12MacData *mac, P12MacInfo *info,
+                           GArray *charges, GError **error)
+{
+    if (!p12_mac_info_parse(mac, info, error))
+        return FALSE;
+    f->info.mac = g_strdup(info->description);
+    f->info.mac_iterations = (gint64)info->iterations;
+    P12KdfCharge c = first_charge(f, info->pbmac1, info->cache_id, info->work);
+    g_array_prepend_val(charges, c);
+    return TRUE;
+}
+
+/* Check the password by the MAC over @auth_data, under each password encoding in turn. */
+static gboolean check_mac(CabackP12File *f, P12MacData *mac, P12MacInfo *info,
+                          const SECItem *auth_data, GError **error)
+{
+    MacCheck m = {f, mac, info, auth_data, {FALSE}, FALSE, 0, NULL};
+    for (guint v = 0; v < f->passwords->n_variants && !m.matched && m.refused == NULL; v++)
+        mac_try(&m, v);
+    if (m.refused != NULL) {
+        g_propagate_error(error, m.refused);
+        return FALSE;
+    }
+    if (!m.matched) {
+        if (m.nss_error != 0)
+            caback_error_set_nss_code(error, CABACK_ERROR_PKCS12, m.nss_error,
+                                      "NSS cannot check the MAC (%s)", info->description);
+        else
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
+                        "wrong password for %s (MAC check failed)", f->path);
+        return FALSE;
+    }
+    f->mac_checked = TRUE;
+    if (f->variant > 0)
+        warn(f, "the MAC matched the password encoded as %s",
+             f->passwords->variants[f->variant].name);
+    return TRUE;
+}
+
+/* Without a MAC, the first encrypted safe checks the password: it is decrypted now and its index
+ * returned in *@first (-1 when there is none). */
+static gboolean check_without_mac(CabackP12File *f, PLArenaPool *arena, Safe *safes,
+                                  guint n_safes, gint *first, GError **error)
+{
+    warn(f, "the file has no MAC: its integrity cannot be checked, and a wrong password "
+            "shows only when decryption fails");
+    for (guint i = 0; i < n_safes; i++)
+        if (safes[i].encrypted) {
+            *first = (gint)i;
+            return decrypt_safe(f, arena, &safes[i], i, error);
+        }
+    return TRUE;
+}
+
+/* The password is known good (or there is nothing left to decrypt): charge the keys of the safes
+ * still encrypted (all but @first) and derive them side by side. */
+static gboolean prefetch_safe_keys(CabackP12File *f, Safe *safes, guint n_safes, gint first,
+                                   GError **error)
+{
+    g_autoptr(GArray) requests = g_array_new(FALSE, TRUE, sizeof(P12PbeRequest));
+    g_autoptr(GArray) charges = g_array_new(FALSE, TRUE, sizeof(P12KdfCharge));
+    for (guint i = 0; i < n_safes; i++) {
+        Safe *s = &safes[i];
+        if (!s->encrypted || (gint)i == first)
+            continue;
+        g_autoptr(GPtrArray) pws = candidates(f, &s->pbe);
+        if (pws->len == 0)
+            continue;
+        P12PbeRequest r = {pws->pdata[0], &s->ed.info.algorithm, &s->pbe};
+        g_array_append_val(requests, r);
+        P12KdfCharge c = {pws->pdata[0], s->pbe.cache_id, s->pbe.work};
+        g_array_append_val(charges, c);
+    }
+    if (!p12_kdf_charge(f->cache, (P12KdfCharge *)(void *)charges->data, charges->len,
+                        "the safe keys", error))
+        return FALSE;
+    p12_pbe_prefetch(f->cache, requests, NULL, NULL);
+    return TRUE;
+}
+
+/* Decrypt the safes not yet decrypted (all but @first) and collect the bags of every safe. */
+static gboolean open_safes(CabackP12File *f, PLArenaPool *arena, Safe *safes, guint n_safes,
+                           gint first, GError **error)
+{
+    for (guint i = 0; i < n_safes; i++) {
+        Safe *s = &safes[i];
+        if (s->encrypted && (gint)i != first && !decrypt_safe(f, arena, s, i, error))
+            return FALSE;
+        const char *protection = s->encrypted ? s->pbe.description : "none";
+        if (!parse_safe_contents(f, arena, &s->plain, protection, 0, error)) {
+            g_prefix_error(error, "safe %u: ", i + 1);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/* The shrouded keys are derived later (list, restore, verify), but what they will cost is known
+ * now: a file over the budget is refused here, before any of them is derived. */
+static gboolean charge_key_derivations(CabackP12File *f, GError **error)
+{
+    g_autoptr(GArray) charges = g_array_new(FALSE, TRUE, sizeof(P12KdfCharge));
+    for (guint i = 0; i < f->keys->len; i++) {
+        KeyPriv *k = f->keys->pdata[i];
+        if (!k->pub.shrouded || !k->pbe_ok)
+            continue;
+        g_autoptr(GPtrArray) pws = candidates(f, &k->pbe);
+        if (pws->len == 0)
+            continue;
+        P12KdfCharge c = {pws->pdata[0], k->pbe.cache_id, k->pbe.work};
+        g_array_append_val(charges, c);
+    }
+    return p12_kdf_charge(f->cache, (P12KdfCharge *)(void *)charges->data, charges->len,
+                          "the keys of the file", error);
+}
+
+/* Read a whole PFX into @f: its safes are surveyed and every derivation charged before the
+ * first runs, the password checked by one derivation (the MAC's, or without a MAC the first
+ * encrypted safe's), then the other safes decrypted and their bags collected. */
+static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const guint8 *data,
+                                   gsize len, GError **error)
+{
+    P12Pfx pfx;
+    SECItem auth_data = {siBuffer, NULL, 0};
+    P12ContentInfo **cis = NULL;
+    if (!decode_pfx(f, arena, data, len, &pfx, error) ||
+        !decode_auth_safe(f, arena, &pfx, &auth_data, &cis, error))
+        return FALSE;
     guint n_safes = 0;
     while (cis != NULL && cis[n_safes] != NULL)
         n_safes++;
@@ -729,162 +915,36 @@ static gboolean read_file_contents(CabackP12File *f, PLArenaPool *arena, const g
     g_autoptr(GArray) charges = g_array_new(FALSE, TRUE, sizeof(P12KdfCharge));
     gboolean ok = TRUE;
     for (guint i = 0; i < n_safes && ok; i++) {
-        Safe *s = &safes[i];
-        s->ci = cis[i];
-        if (p12_oid_is(&s->ci->content_type, SEC_OID_PKCS7_DATA)) {
-            if (s->ci->content.len == 0 ||
-                p12_decode(arena, &s->plain, sizeof(s->plain), SEC_OctetStringTemplate,
-                           &s->ci->content) != SECSuccess) {
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                            "safe %u (plain data) is malformed", i + 1);
-                ok = FALSE;
-            }
-            g_ptr_array_add(f->info.safes, g_strdup("plain"));
-        } else if (p12_oid_is(&s->ci->content_type, SEC_OID_PKCS7_ENCRYPTED_DATA)) {
-            s->encrypted = TRUE;
-            if (s->ci->content.len == 0 ||
-                p12_decode(arena, &s->ed, sizeof(s->ed), p12_encrypted_data_template,
-                           &s->ci->content) != SECSuccess ||
-                s->ed.info.encrypted.len == 0) {
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                            "encrypted safe %u is malformed or empty", i + 1);
-                ok = FALSE;
-            } else if (!p12_pbe_info_parse(&s->ed.info.algorithm, &s->pbe, error)) {
-                g_prefix_error(error, "encrypted safe %u: ", i + 1);
-                ok = FALSE;
-            } else {
-                g_ptr_array_add(f->info.safes,
-                                g_strdup_printf("encrypted: %s", s->pbe.description));
-                P12PasswordVariant *v0 = &f->passwords->variants[0];
-                P12KdfCharge c = {s->pbe.raw_password ? v0->pbkdf2[0] : v0->bmp,
-                                  s->pbe.cache_id, s->pbe.work};
-                g_array_append_val(charges, c);
-            }
-        } else if (p12_oid_is(&s->ci->content_type, SEC_OID_PKCS7_ENVELOPED_DATA)) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "safe %u is encrypted to a certificate (public-key privacy mode, "
-                        "envelopedData), which caback does not support",
-                        i + 1);
-            ok = FALSE;
-        } else {
-            g_autofree char *dotted = p12_oid_dotted(&s->ci->content_type);
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "safe %u has the unknown content type %s", i + 1, dotted);
-            ok = FALSE;
-        }
+        safes[i].ci = cis[i];
+        ok = survey_safe(f, arena, &safes[i], i, charges, error);
     }
-
     P12MacInfo mac_info;
     gboolean have_mac_info = FALSE;
     memset(&mac_info, 0, sizeof(mac_info));
     if (ok && pfx.mac_data != NULL) {
-        if (!p12_mac_info_parse(pfx.mac_data, &mac_info, error)) {
-            ok = FALSE;
-        } else {
-            have_mac_info = TRUE;
-            f->info.mac = g_strdup(mac_info.description);
-            f->info.mac_iterations = (gint64)mac_info.iterations;
-            P12PasswordVariant *v0 = &f->passwords->variants[0];
-            P12KdfCharge c = {mac_info.pbmac1 ? v0->pbkdf2[0] : v0->bmp, mac_info.cache_id,
-                              mac_info.work};
-            g_array_prepend_val(charges, c);
-        }
+        have_mac_info = survey_mac(f, pfx.mac_data, &mac_info, charges, error);
+        ok = have_mac_info;
     }
     /* The MAC and the safes' keys, charged before any of them is derived. */
     if (ok)
         ok = p12_kdf_charge(f->cache, (P12KdfCharge *)(void *)charges->data, charges->len,
                             "the MAC and safe keys", error);
 
-    /* The password is checked first, by one derivation: the MAC's, or (without a MAC) the first
-     * encrypted safe's. Only then are the other keys derived, side by side. */
     gint first_decrypted = -1;
-    if (ok && have_mac_info) {
-        MacCheck m = {f, pfx.mac_data, &mac_info, &auth_data, {FALSE}, FALSE, 0, NULL};
-        for (guint v = 0; v < f->passwords->n_variants && !m.matched && m.refused == NULL; v++)
-            mac_try(&m, v);
-        if (m.refused != NULL) {
-            g_propagate_error(error, m.refused);
-            ok = FALSE;
-        } else if (!m.matched) {
-            if (m.nss_error != 0)
-                caback_error_set_nss_code(error, CABACK_ERROR_PKCS12, m.nss_error,
-                                          "NSS cannot check the MAC (%s)", mac_info.description);
-            else
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                            "wrong password for %s (MAC check failed)", f->path);
-            ok = FALSE;
-        } else {
-            f->mac_checked = TRUE;
-            if (f->variant > 0)
-                warn(f, "the MAC matched the password encoded as %s",
-                     f->passwords->variants[f->variant].name);
-        }
-    } else if (ok) {
-        warn(f, "the file has no MAC: its integrity cannot be checked, and a wrong password "
-                "shows only when decryption fails");
-        for (guint i = 0; i < n_safes && first_decrypted < 0; i++)
-            if (safes[i].encrypted) {
-                first_decrypted = (gint)i;
-                ok = decrypt_safe(f, arena, &safes[i], i, error);
-            }
-    }
+    if (ok && have_mac_info)
+        ok = check_mac(f, pfx.mac_data, &mac_info, &auth_data, error);
+    else if (ok)
+        ok = check_without_mac(f, arena, safes, n_safes, &first_decrypted, error);
     if (have_mac_info)
         p12_mac_info_clear(&mac_info);
 
-    if (ok) {
-        /* The password is now known good (or there is nothing left to decrypt). */
-        g_autoptr(GArray) requests = g_array_new(FALSE, TRUE, sizeof(P12PbeRequest));
-        g_array_set_size(charges, 0);
-        for (guint i = 0; i < n_safes; i++) {
-            Safe *s = &safes[i];
-            if (!s->encrypted || (gint)i == first_decrypted)
-                continue;
-            g_autoptr(GPtrArray) pws = candidates(f, &s->pbe);
-            if (pws->len == 0)
-                continue;
-            P12PbeRequest r = {pws->pdata[0], &s->ed.info.algorithm, &s->pbe};
-            g_array_append_val(requests, r);
-            P12KdfCharge c = {pws->pdata[0], s->pbe.cache_id, s->pbe.work};
-            g_array_append_val(charges, c);
-        }
-        ok = p12_kdf_charge(f->cache, (P12KdfCharge *)(void *)charges->data, charges->len,
-                            "the safe keys", error);
-        if (ok)
-            p12_pbe_prefetch(f->cache, requests, NULL, NULL);
-    }
-
-    for (guint i = 0; i < n_safes && ok; i++) {
-        Safe *s = &safes[i];
-        if (s->encrypted && (gint)i != first_decrypted && !decrypt_safe(f, arena, s, i, error)) {
-            ok = FALSE;
-            break;
-        }
-        const char *protection = s->encrypted ? s->pbe.description : "none";
-        if (!parse_safe_contents(f, arena, &s->plain, protection, 0, error)) {
-            g_prefix_error(error, "safe %u: ", i + 1);
-            ok = FALSE;
-        }
-    }
+    if (ok)
+        ok = prefetch_safe_keys(f, safes, n_safes, first_decrypted, error) &&
+             open_safes(f, arena, safes, n_safes, first_decrypted, error);
     if (ok && f->certs->len == 0 && f->keys->len == 0)
         warn(f, "the file holds no certificate and no key");
-
-    /* The shrouded keys are derived later (list, restore, verify), but what they will cost is
-     * known now: a file over the budget is refused here, before any of them is derived. */
-    if (ok) {
-        g_array_set_size(charges, 0);
-        for (guint i = 0; i < f->keys->len; i++) {
-            KeyPriv *k = f->keys->pdata[i];
-            if (!k->pub.shrouded || !k->pbe_ok)
-                continue;
-            g_autoptr(GPtrArray) pws = candidates(f, &k->pbe);
-            if (pws->len == 0)
-                continue;
-            P12KdfCharge c = {pws->pdata[0], k->pbe.cache_id, k->pbe.work};
-            g_array_append_val(charges, c);
-        }
-        ok = p12_kdf_charge(f->cache, (P12KdfCharge *)(void *)charges->data, charges->len,
-                            "the keys of the file", error);
-    }
+    if (ok)
+        ok = charge_key_derivations(f, error);
 
     for (guint i = 0; i < n_safes; i++)
         p12_pbe_info_clear(&safes[i].pbe);
