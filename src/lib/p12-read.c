@@ -1012,91 +1012,116 @@ gboolean caback_p12_check_input_size(const char *path, const char *what, guint64
     return FALSE;
 }
 
-CabackSecret *caback_p12_load_file(const char *path, const char *what, GError **error)
+/* Open @path for caback_p12_load_file and check what the descriptor is: a folder is refused, and
+ * a regular file on its size, before a byte is read. Returns the descriptor, or -1. */
+static int open_input(const char *path, const char *what, struct stat *st, GError **error)
 {
-    CabackP12Limits limits;
-    caback_p12_limits_get(&limits);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
         g_set_error(error, CABACK_ERROR, e == ENOENT ? CABACK_ERROR_NOT_FOUND : CABACK_ERROR_IO,
                     "cannot read %s %s: %s", what, path, g_strerror(e));
-        return NULL;
+        return -1;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(fd, st) != 0) {
         int e = errno;
         close(fd);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s %s: %s", what, path,
                     g_strerror(e));
-        return NULL;
+        return -1;
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (S_ISDIR(st->st_mode)) {
         close(fd);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s %s: it is a folder",
                     what, path);
-        return NULL;
+        return -1;
     }
-    /* A regular file is refused on its size before a byte is read; a pipe as soon as more than
-     * the limit came out of it. */
-    if (S_ISREG(st.st_mode) &&
-        !caback_p12_check_input_size(path, what, (guint64)st.st_size, error)) {
+    /* A pipe is refused as soon as more than the limit came out of it (see read_wiped). */
+    if (S_ISREG(st->st_mode) &&
+        !caback_p12_check_input_size(path, what, (guint64)st->st_size, error)) {
         close(fd);
-        return NULL;
+        return -1;
     }
-    gsize cap = (gsize)MIN(limits.max_input_size, (guint64)G_MAXSIZE - 1);
-    gsize size = S_ISREG(st.st_mode) ? (gsize)st.st_size + 1 : 65536;
-    size = MAX(MIN(size, cap + 1), 1);
-    gsize len = 0;
+    return fd;
+}
+
+/* @buf's first @len bytes moved to a new buffer of @size bytes; the old one is wiped (not
+ * g_realloc, which would leave the old copy behind). */
+static guint8 *grow_wiped(guint8 *buf, gsize len, gsize size)
+{
+    guint8 *grown = g_malloc(size);
+    memcpy(grown, buf, len);
+    caback_secret_wipe(buf, len);
+    g_free(buf);
+    return grown;
+}
+
+/* Read @fd to its end into a buffer of @size bytes at first, grown up to @cap + 1 bytes; the
+ * bytes are NUL-terminated. NULL with *@err set, and everything read wiped: the read's errno, or
+ * EFBIG when more than @cap bytes came (*@len then says how many were read). */
+static guint8 *read_wiped(int fd, gsize size, gsize cap, gsize *len, int *err)
+{
     guint8 *buf = g_malloc(size);
+    *len = 0;
     for (;;) {
-        if (len == size) {
+        if (*len == size) {
             if (size > cap) {
-                caback_secret_wipe(buf, len);
+                *err = EFBIG;
+                caback_secret_wipe(buf, *len);
                 g_free(buf);
-                close(fd);
-                /* The size is at least this: the rest was not read. */
-                (void)caback_p12_check_input_size(path, what, (guint64)len, error);
-                g_prefix_error(error, "(at least) ");
                 return NULL;
             }
             gsize bigger = MIN(MAX(size * 2, (gsize)65536), cap + 1);
-            guint8 *grown = g_malloc(bigger);
-            memcpy(grown, buf, len);
-            caback_secret_wipe(buf, len);
-            g_free(buf);
-            buf = grown;
+            buf = grow_wiped(buf, *len, bigger);
             size = bigger;
         }
-        ssize_t n = read(fd, buf + len, size - len);
+        ssize_t n = read(fd, buf + *len, size - *len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            int e = errno;
-            caback_secret_wipe(buf, len);
+            *err = errno;
+            caback_secret_wipe(buf, *len);
             g_free(buf);
-            close(fd);
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s %s: %s", what, path,
-                        g_strerror(e));
             return NULL;
         }
         if (n == 0)
             break;
-        len += (gsize)n;
+        *len += (gsize)n;
     }
+    if (*len == size) /* a pipe that ended exactly at a buffer's end */
+        buf = grow_wiped(buf, *len, size + 1);
+    buf[*len] = 0;
+    return buf;
+}
+
+CabackSecret *caback_p12_load_file(const char *path, const char *what, GError **error)
+{
+    CabackP12Limits limits;
+    caback_p12_limits_get(&limits);
+    struct stat st;
+    int fd = open_input(path, what, &st, error);
+    if (fd < 0)
+        return NULL;
+    gsize cap = (gsize)MIN(limits.max_input_size, (guint64)G_MAXSIZE - 1);
+    gsize size = S_ISREG(st.st_mode) ? (gsize)st.st_size + 1 : 65536;
+    size = MAX(MIN(size, cap + 1), 1);
+    gsize len = 0;
+    int e = 0;
+    guint8 *buf = read_wiped(fd, size, cap, &len, &e);
     close(fd);
+    if (buf == NULL && e == EFBIG) {
+        /* The size is at least this: the rest was not read. */
+        (void)caback_p12_check_input_size(path, what, (guint64)len, error);
+        g_prefix_error(error, "(at least) ");
+        return NULL;
+    }
+    if (buf == NULL) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "cannot read %s %s: %s", what, path,
+                    g_strerror(e));
+        return NULL;
+    }
     /* Handed over as it is (no copy: the file may be large); NUL-terminated as a CabackSecret
      * is. */
-    if (len == size) {
-        /* A pipe that ended exactly at a buffer's end (not g_realloc: the old copy is wiped). */
-        guint8 *grown = g_malloc(size + 1);
-        memcpy(grown, buf, len);
-        caback_secret_wipe(buf, len);
-        g_free(buf);
-        buf = grown;
-        size++;
-    }
-    buf[len] = 0;
     CabackSecret *contents = g_new0(CabackSecret, 1);
     contents->data = (char *)buf;
     contents->len = len;
