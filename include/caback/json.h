@@ -22,6 +22,13 @@ void caback_json_string(CabackJson *json, const char *key, const char *value);
 void caback_json_int(CabackJson *json, const char *key, gint64 value);
 void caback_json_bool(CabackJson *json, const char *key, gboolean value);
 void caback_json_null(CabackJson *json, const char *key);
+/* An integer member when @present, else null (a size, index or count that may be unknown). */
+void caback_json_int_or_null(CabackJson *json, const char *key, gboolean present, gint64 value);
+/* A string member made from @format; a NULL @format writes null. */
+void caback_json_printf(CabackJson *json, const char *key, const char *format, ...)
+    G_GNUC_PRINTF(3, 4);
+/* An array member holding the strings (char*) of @strings; NULL writes an empty array. */
+void caback_json_strings(CabackJson *json, const char *key, const GPtrArray *strings);
 
 /* The text written so far, with a final newline; valid only while @json lives. */
 const char *caback_json_text(CabackJson *json);

@@ -3,6 +3,7 @@
 
 #include <caback/json.h>
 
+#include <stdarg.h>
 #include <string.h>
 
 struct CabackJson {
@@ -155,6 +156,36 @@ void caback_json_null(CabackJson *json, const char *key)
 {
     member(json, key);
     g_string_append(json->out, "null");
+}
+
+void caback_json_int_or_null(CabackJson *json, const char *key, gboolean present, gint64 value)
+{
+    if (present)
+        caback_json_int(json, key, value);
+    else
+        caback_json_null(json, key);
+}
+
+void caback_json_printf(CabackJson *json, const char *key, const char *format, ...)
+{
+    va_list args;
+
+    if (format == NULL) {
+        caback_json_null(json, key);
+        return;
+    }
+    va_start(args, format);
+    g_autofree char *value = g_strdup_vprintf(format, args);
+    va_end(args);
+    caback_json_string(json, key, value);
+}
+
+void caback_json_strings(CabackJson *json, const char *key, const GPtrArray *strings)
+{
+    caback_json_begin_array(json, key);
+    for (guint i = 0; strings != NULL && i < strings->len; i++)
+        caback_json_string(json, NULL, strings->pdata[i]);
+    caback_json_end_array(json);
 }
 
 const char *caback_json_text(CabackJson *json)

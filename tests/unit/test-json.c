@@ -53,10 +53,41 @@ static void test_invalid_utf8(void)
                     "r \xe2\x82\xac");
 }
 
+/* The shorthands write what the calls they replace wrote. */
+static void test_shorthands(void)
+{
+    g_autoptr(CabackJson) j = caback_json_new();
+    g_autoptr(GPtrArray) strings = g_ptr_array_new();
+
+    g_ptr_array_add(strings, "a");
+    g_ptr_array_add(strings, "b\"c");
+    caback_json_begin_object(j, NULL);
+    caback_json_int_or_null(j, "size", TRUE, 2048);
+    caback_json_int_or_null(j, "index", FALSE, 7);
+    caback_json_printf(j, "entry", "cloning.%s.privkey.id=%s", "ca_signing", "-1f");
+    caback_json_printf(j, "none", NULL);
+    caback_json_strings(j, "notes", strings);
+    caback_json_strings(j, "empty", NULL);
+    caback_json_end_object(j);
+    g_assert_cmpstr(caback_json_text(j), ==,
+                    "{\n"
+                    "  \"size\": 2048,\n"
+                    "  \"index\": null,\n"
+                    "  \"entry\": \"cloning.ca_signing.privkey.id=-1f\",\n"
+                    "  \"none\": null,\n"
+                    "  \"notes\": [\n"
+                    "    \"a\",\n"
+                    "    \"b\\\"c\"\n"
+                    "  ],\n"
+                    "  \"empty\": []\n"
+                    "}\n");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/json/nested", test_nested);
     g_test_add_func("/json/invalid-utf8", test_invalid_utf8);
+    g_test_add_func("/json/shorthands", test_shorthands);
     return g_test_run();
 }
