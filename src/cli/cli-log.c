@@ -13,16 +13,43 @@
 
 void caback_cli_log_common(CabackLogRecord *record, const CabackCommonOptions *common)
 {
-    if (common->dbdir != NULL)
-        caback_log_record_add_option(record, "-d", common->dbdir);
-    if (common->token != NULL)
-        caback_log_record_add_option(record, "--token", common->token);
-    if (common->module != NULL)
-        caback_log_record_add_option(record, "--module", common->module);
-    if (common->password_file != NULL)
-        caback_log_record_add_option(record, "-f", common->password_file);
-    if (common->password_env != NULL)
-        caback_log_record_add_option(record, "--password-env", common->password_env);
+    caback_cli_log_option(record, "-d", common->dbdir);
+    caback_cli_log_option(record, "--token", common->token);
+    caback_cli_log_option(record, "--module", common->module);
+    caback_cli_log_option(record, "-f", common->password_file);
+    caback_cli_log_option(record, "--password-env", common->password_env);
+}
+
+CabackLogRecord *caback_cli_log_begin(const char *verb, const char *log_path, GError **error)
+{
+    if (!caback_log_check(log_path, error))
+        return NULL;
+    return caback_log_record_new(verb);
+}
+
+void caback_cli_log_flag(CabackLogRecord *record, const char *name, gboolean given)
+{
+    if (given)
+        caback_log_record_add_arg(record, name);
+}
+
+void caback_cli_log_option(CabackLogRecord *record, const char *name, const char *value)
+{
+    if (value != NULL)
+        caback_log_record_add_option(record, name, value);
+}
+
+void caback_cli_log_p12_password(CabackLogRecord *record, const CabackCliP12Password *p12)
+{
+    caback_cli_log_option(record, "-w", p12->file);
+    caback_cli_log_option(record, "--p12-password-env", p12->env);
+}
+
+void caback_cli_log_file(CabackLogRecord *record, const char *path)
+{
+    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
+
+    caback_log_record_set_file(record, absolute);
 }
 
 void caback_cli_log_database(CabackLogRecord *record, const CabackDb *db)

@@ -13,6 +13,27 @@ G_BEGIN_DECLS
 #define CABACK_CLI_LOG_HELP                                                                        \
     "Append this run's record to FILE and FILE.jsonl (default: caback.log in the state folder)"
 #define CABACK_CLI_LOG_ARG "FILE"
+/* The --log entry of a verb's option table, filling @path (a char **). */
+#define CABACK_CLI_LOG_ENTRY(path)                                                                 \
+    {"log", 0, 0, G_OPTION_ARG_FILENAME, (path), CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG}
+
+/* Before a run of @verb starts: the log @log_path (NULL: the default) is checked
+ * (caback_log_check: a link, a FIFO or another user's file stops the run before it changes
+ * anything) and the run's record made. NULL with @error set when the log is refused. */
+CabackLogRecord *caback_cli_log_begin(const char *verb, const char *log_path, GError **error);
+
+/* Record the flag @name in @record's command when @given. */
+void caback_cli_log_flag(CabackLogRecord *record, const char *name, gboolean given);
+
+/* Record "@name @value" in @record's command when @value is not NULL (a file or variable name,
+ * never what it holds). */
+void caback_cli_log_option(CabackLogRecord *record, const char *name, const char *value);
+
+/* Record -w / --p12-password-env (the names only). */
+void caback_cli_log_p12_password(CabackLogRecord *record, const CabackCliP12Password *p12);
+
+/* Record @path, made absolute, as the file the run reads or writes. */
+void caback_cli_log_file(CabackLogRecord *record, const char *path);
 
 /* Record the shared database options of @common (-d, --token, --module, -f, --password-env) in
  * @record's command; file and variable names only, never what they hold. */

@@ -10,6 +10,7 @@
 #include <caback/log.h>
 #include <caback/progress.h>
 #include <caback/secret.h>
+#include <caback/weak-key.h>
 
 G_BEGIN_DECLS
 
@@ -102,6 +103,33 @@ char *caback_cli_exit_status_text(const char *verb);
 /* Free the strings of @options. */
 void caback_cli_common_clear(CabackCommonOptions *options);
 
+/* -w FILE / --p12-password-env VAR: the password of the PKCS#12 file a verb reads or writes. */
+typedef struct {
+    char *file; /* -w, --p12-password-file: the file's first line */
+    char *env;  /* --p12-password-env: the variable's name */
+} CabackCliP12Password;
+
+/* The two entries of a verb's option table for @p12 (a CabackCliP12Password *), with the verb's
+ * help texts; CABACK_CLI_P12_PASSWORD_READ_ENTRIES gives those of the verbs that read the file. */
+#define CABACK_CLI_P12_PASSWORD_ENTRIES(p12, file_help, env_help)                                 \
+    {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &(p12)->file, (file_help), "FILE"},      \
+    {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &(p12)->env, (env_help), "VAR"}
+#define CABACK_CLI_P12_PASSWORD_READ_ENTRIES(p12)                                                 \
+    CABACK_CLI_P12_PASSWORD_ENTRIES(p12, "Read the PKCS#12 password from the first line of FILE", \
+                                    "Read the PKCS#12 password from environment variable VAR")
+
+/* The option that gives the password ("-w" or "--p12-password-env"), NULL when neither does:
+ * for the usage errors that name it. */
+const char *caback_cli_p12_password_option(const CabackCliP12Password *p12);
+/* The usage error when both options are given ("give the PKCS#12 password one way"); TRUE when
+ * at most one is. */
+gboolean caback_cli_p12_password_check(const CabackCliP12Password *p12, GError **error);
+/* The password of the PKCS#12 file @path, read once from -w or --p12-password-env (one of them
+ * given); NULL with @error set when it cannot be read. */
+CabackSecret *caback_cli_p12_password_read(const CabackCliP12Password *p12, const char *path,
+                                           GError **error);
+void caback_cli_p12_password_clear(CabackCliP12Password *p12);
+
 /* Open (and log in to) the database named by @options; with CABACK_COMMON_LOCK, locked first
  * (caback_cli_db_lock_options). */
 CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only,
@@ -186,12 +214,23 @@ void caback_cli_db_lock_options(const CabackCommonOptions *options, gboolean rea
 extern gboolean caback_cli_json_mode;
 void caback_cli_json_print(const char *object_text);
 void caback_cli_json_finish(const char *verb, const GError *error);
+/* A verb's result object: caback_cli_json_object_new opens it, caback_cli_json_object_print
+ * closes it and hands it to caback_cli_json_print (the caller still frees @json). */
+CabackJson *caback_cli_json_object_new(void);
+void caback_cli_json_object_print(CabackJson *json);
+/* The member @key holding @path made absolute (g_canonicalize_filename); null for NULL. */
+void caback_cli_json_path(CabackJson *json, const char *key, const char *path);
+/* The members "weak_key" (@reason) and "weak_key_rule" (the rule's name; null for
+ * CABACK_WEAK_KEY_NONE) of a certificate or key. */
+void caback_cli_json_weak_key(CabackJson *json, CabackWeakKey weak, const char *reason);
 
 /* Output: info is suppressed by -q, detail needs -v; warnings go to stderr always. */
 extern int caback_cli_verbosity; /* -1 quiet, 0 normal, 1 verbose */
 void caback_cli_info(const char *format, ...) G_GNUC_PRINTF(1, 2);
 void caback_cli_detail(const char *format, ...) G_GNUC_PRINTF(1, 2);
 void caback_cli_warning(const char *format, ...) G_GNUC_PRINTF(1, 2);
+/* A notice on standard error ("caback: note: ..."; nothing is wrong), silenced by -q. */
+void caback_cli_note(const char *format, ...) G_GNUC_PRINTF(1, 2);
 /* Show a line a library workflow handed over (its hooks' message): info, detail or warning as
  * above. */
 void caback_cli_show(CabackRunLevel level, const char *text);

@@ -323,6 +323,37 @@ void caback_cli_common_clear(CabackCommonOptions *options)
     g_clear_pointer(&options->password_value_k, g_free);
 }
 
+const char *caback_cli_p12_password_option(const CabackCliP12Password *p12)
+{
+    return p12->file != NULL  ? "-w"
+           : p12->env != NULL ? "--p12-password-env"
+                              : NULL;
+}
+
+gboolean caback_cli_p12_password_check(const CabackCliP12Password *p12, GError **error)
+{
+    if (p12->file == NULL || p12->env == NULL)
+        return TRUE;
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                "give the PKCS#12 password one way: -w FILE or --p12-password-env VAR, not both");
+    return FALSE;
+}
+
+CabackSecret *caback_cli_p12_password_read(const CabackCliP12Password *p12, const char *path,
+                                           GError **error)
+{
+    CabackPasswordSource source = {.file = p12->file, .env_var = p12->env};
+    g_autofree char *what = g_strdup_printf("password of PKCS#12 file %s", path);
+
+    return caback_p12_password_read(&source, what, FALSE, error);
+}
+
+void caback_cli_p12_password_clear(CabackCliP12Password *p12)
+{
+    g_clear_pointer(&p12->file, g_free);
+    g_clear_pointer(&p12->env, g_free);
+}
+
 static void lock_notify(CabackDbLockEvent event, const char *message, gpointer data)
 {
     (void)data;
@@ -422,6 +453,46 @@ void caback_cli_warning(const char *format, ...)
     if (json_warnings == NULL)
         json_warnings = g_ptr_array_new_with_free_func(g_free);
     g_ptr_array_add(json_warnings, g_strdup(text));
+}
+
+void caback_cli_note(const char *format, ...)
+{
+    va_list args;
+
+    if (caback_cli_verbosity < 0)
+        return;
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_printerr("caback: note: %s\n", text);
+}
+
+CabackJson *caback_cli_json_object_new(void)
+{
+    CabackJson *json = caback_json_new();
+
+    caback_json_begin_object(json, NULL);
+    return json;
+}
+
+void caback_cli_json_object_print(CabackJson *json)
+{
+    caback_json_end_object(json);
+    caback_cli_json_print(caback_json_text(json));
+}
+
+void caback_cli_json_path(CabackJson *json, const char *key, const char *path)
+{
+    g_autofree char *absolute = path != NULL ? g_canonicalize_filename(path, NULL) : NULL;
+
+    caback_json_string(json, key, absolute);
+}
+
+void caback_cli_json_weak_key(CabackJson *json, CabackWeakKey weak, const char *reason)
+{
+    caback_json_string(json, "weak_key", reason);
+    caback_json_string(json, "weak_key_rule",
+                       weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(weak) : NULL);
 }
 
 void caback_cli_json_print(const char *object_text)
