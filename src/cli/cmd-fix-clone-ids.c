@@ -15,7 +15,6 @@
 #include <caback/json.h>
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,19 +30,6 @@ static char *short_value(const char *value)
     if (n <= 44)
         return g_strdup(value);
     return g_strdup_printf("%.16s...%s (%" G_GSIZE_FORMAT " digits)", value, value + n - 8, n);
-}
-
-/* A notice on stderr (not a warning: nothing is wrong), silenced by -q. */
-static void G_GNUC_PRINTF(1, 2) notice(const char *format, ...)
-{
-    va_list args;
-
-    if (caback_cli_verbosity < 0)
-        return;
-    va_start(args, format);
-    g_autofree char *text = g_strdup_vprintf(format, args);
-    va_end(args);
-    g_printerr("caback: note: %s\n", text);
 }
 
 static const char *display(const char *s)
@@ -110,11 +96,9 @@ static void print_table(const char *path, const char *dbdir, const char *token,
 static void print_json(const char *path, const char *dbdir, gboolean has_list,
                        const GPtrArray *results, gboolean changed, const char *backup)
 {
-    g_autoptr(CabackJson) json = caback_json_new();
-    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
+    g_autoptr(CabackJson) json = caback_cli_json_object_new();
 
-    caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", absolute);
+    caback_cli_json_path(json, "file", path);
     caback_json_string(json, "database", dbdir);
     caback_json_bool(json, "has_cloning_list", has_list);
     caback_json_begin_array(json, "entries");
@@ -145,8 +129,7 @@ static void print_json(const char *path, const char *dbdir, gboolean has_list,
     caback_json_end_array(json);
     caback_json_bool(json, "changed", changed);
     caback_json_string(json, "backup", backup);
-    caback_json_end_object(json);
-    caback_cli_json_print(caback_json_text(json));
+    caback_cli_json_object_print(json);
 }
 
 /* Whether @path still holds exactly the bytes caback read: Dogtag rewrites CS.cfg itself, and a
@@ -266,7 +249,7 @@ static gboolean run(const char *path, const CabackCommonOptions *common, gboolea
 
     gboolean has_list = caback_cscfg_has_cloning_list(cfg);
     if (!has_list)
-        notice(
+        caback_cli_note(
             "%s has no cloning.list: Dogtag 10.9 and later do not use the cloning.* entries (a "
             "clone takes its keys from the PKCS#12 file); the entries present are checked anyway",
             path);
@@ -283,7 +266,7 @@ static gboolean run(const char *path, const CabackCommonOptions *common, gboolea
         return FALSE;
 
     if (results->len == 0)
-        notice("%s has no cloning.<tag>.privkey.id entries: nothing to check", path);
+        caback_cli_note("%s has no cloning.<tag>.privkey.id entries: nothing to check", path);
 
     g_autoptr(GPtrArray) changes = g_ptr_array_new();
     for (guint i = 0; i < results->len; i++) {
@@ -374,7 +357,7 @@ gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error)
     const GOptionEntry entries[] = {
         {"dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run,
          "Print the changes as a unified diff and change nothing", NULL},
-        {"log", 0, 0, G_OPTION_ARG_FILENAME, &log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        CABACK_CLI_LOG_ENTRY(&log_path),
         {NULL}};
     gboolean ok = FALSE;
     CabackLogRecord *rec = NULL;
@@ -400,15 +383,11 @@ gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error)
 
     if (!caback_cli_parse(context, "fix-clone-ids", &common, &argc, &argv, error))
         goto out;
-    /* A log that is a link, a FIFO or another user's file stops the run before it starts. */
-    if (!caback_log_check(log_path, error))
+    if ((rec = caback_cli_log_begin("fix-clone-ids", log_path, error)) == NULL)
         goto out;
-    rec = caback_log_record_new("fix-clone-ids");
     caback_cli_log_common(rec, &common);
-    if (dry_run)
-        caback_log_record_add_arg(rec, "--dry-run");
-    if (log_path != NULL)
-        caback_log_record_add_option(rec, "--log", log_path);
+    caback_cli_log_flag(rec, "--dry-run", dry_run);
+    caback_cli_log_option(rec, "--log", log_path);
     for (int i = 1; i < argc; i++)
         caback_log_record_add_arg(rec, argv[i]);
     if (argc != 2) {
@@ -422,10 +401,7 @@ gboolean caback_cmd_fix_clone_ids(int argc, char **argv, GError **error)
                         argv[2]);
         goto out;
     }
-    {
-        g_autofree char *absolute = g_canonicalize_filename(argv[1], NULL);
-        caback_log_record_set_file(rec, absolute);
-    }
+    caback_cli_log_file(rec, argv[1]);
     ok = run(argv[1], &common, dry_run, rec, error);
 out:
     caback_cli_log_finish(g_steal_pointer(&rec), ok, error, log_path);

@@ -171,10 +171,9 @@ static void print_one_form(const GPtrArray *ids, OutputForm form)
 
 static void print_json(const GPtrArray *ids)
 {
-    g_autoptr(CabackJson) json = caback_json_new();
-
     /* One object per run (--json's envelope); the IDs are its "ids". */
-    caback_json_begin_object(json, NULL);
+    g_autoptr(CabackJson) json = caback_cli_json_object_new();
+
     caback_json_begin_array(json, "ids");
     for (guint i = 0; i < ids->len; i++) {
         const ParsedId *p = ids->pdata[i];
@@ -194,8 +193,7 @@ static void print_json(const GPtrArray *ids)
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
-    caback_json_end_object(json);
-    caback_cli_json_print(caback_json_text(json));
+    caback_cli_json_object_print(json);
 }
 
 gboolean caback_cmd_keyid(int argc, char **argv, GError **error)

@@ -13,11 +13,6 @@
 
 #include <string.h>
 
-typedef struct {
-    char *password_file;
-    char *password_env;
-} ListOptions;
-
 static char *time_text(GDateTime *t)
 {
     return t != NULL ? g_date_time_format(t, "%Y-%m-%d %H:%M:%S UTC") : g_strdup("?");
@@ -179,35 +174,25 @@ static void print_text(const CabackRestorePlan *plan, const CabackP12Info *info)
 
 static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
 {
-    g_autoptr(CabackJson) json = caback_json_new();
+    g_autoptr(CabackJson) json = caback_cli_json_object_new();
 
-    caback_json_begin_object(json, NULL);
     caback_json_string(json, "integrity", caback_p12_integrity(info));
     caback_json_begin_object(json, "file");
     caback_json_string(json, "path", plan->path);
     caback_json_string(json, "integrity", caback_p12_integrity(info));
     caback_json_string(json, "mac", info->mac);
-    if (info->mac != NULL)
-        caback_json_int(json, "mac_iterations", info->mac_iterations);
-    else
-        caback_json_null(json, "mac_iterations");
+    caback_json_int_or_null(json, "mac_iterations", info->mac != NULL, info->mac_iterations);
     caback_json_begin_array(json, "safes");
     for (guint i = 0; i < info->safes->len; i++) {
         const char *d = info->safes->pdata[i];
         gint64 it = iterations_in(d);
         caback_json_begin_object(json, NULL);
         caback_json_string(json, "protection", d);
-        if (it >= 0)
-            caback_json_int(json, "iterations", it);
-        else
-            caback_json_null(json, "iterations");
+        caback_json_int_or_null(json, "iterations", it >= 0, it);
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
-    caback_json_begin_array(json, "warnings");
-    for (guint i = 0; i < info->warnings->len; i++)
-        caback_json_string(json, NULL, info->warnings->pdata[i]);
-    caback_json_end_array(json);
+    caback_json_strings(json, "warnings", info->warnings);
     caback_json_end_object(json);
 
     caback_json_begin_array(json, "certificates");
@@ -231,9 +216,7 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_string(json, "sha256_fingerprint", c->sha256);
         caback_json_bool(json, "ca", c->is_ca);
         caback_json_bool(json, "self_signed", c->self_signed);
-        caback_json_string(json, "weak_key", c->weak_reason);
-        caback_json_string(json, "weak_key_rule",
-                           c->weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(c->weak) : NULL);
+        caback_cli_json_weak_key(json, c->weak, c->weak_reason);
         caback_json_string(json, "trust_flags", c->bag->attrs.trust_flags);
         /* the same flags as certutil -L shows them once restored with the key */
         g_autofree char *trust =
@@ -241,16 +224,10 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_string(json, "trust", trust);
         caback_json_string(json, "nickname", c->bag->attrs.friendly_name);
         caback_json_bool(json, "key_in_file", c->key_index >= 0);
-        if (c->key_index >= 0)
-            caback_json_int(json, "key_index", c->key_index);
-        else
-            caback_json_null(json, "key_index");
+        caback_json_int_or_null(json, "key_index", c->key_index >= 0, c->key_index);
         caback_json_string(json, "local_key_id", lkid);
         caback_json_string(json, "protection", c->bag->protection);
-        if (it >= 0)
-            caback_json_int(json, "iterations", it);
-        else
-            caback_json_null(json, "iterations");
+        caback_json_int_or_null(json, "iterations", it >= 0, it);
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
@@ -269,29 +246,18 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_string(json, "type", k->type_name);
         caback_json_string(json, "algorithm_oid", k->bag->algorithm_oid);
         caback_json_bool(json, "importable", k->type != nullKey);
-        if (k->bits > 0)
-            caback_json_int(json, "size", k->bits);
-        else
-            caback_json_null(json, "size");
-        caback_json_string(json, "weak_key", k->weak_reason);
-        caback_json_string(json, "weak_key_rule",
-                           k->weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(k->weak) : NULL);
+        caback_json_int_or_null(json, "size", k->bits > 0, k->bits);
+        caback_cli_json_weak_key(json, k->weak, k->weak_reason);
         caback_json_string(json, "id", k->nss_id);
         caback_json_string(json, "nss_id", k->nss_id);
         caback_json_string(json, "nickname", k->bag->attrs.friendly_name);
         caback_json_string(json, "dogtag_id", k->dogtag_id);
-        if (k->cert_index >= 0)
-            caback_json_int(json, "certificate_index", k->cert_index);
-        else
-            caback_json_null(json, "certificate_index");
+        caback_json_int_or_null(json, "certificate_index", k->cert_index >= 0, k->cert_index);
         caback_json_string(json, "paired_by", k->pairing);
         caback_json_string(json, "local_key_id", lkid);
         caback_json_bool(json, "shrouded", k->bag->shrouded);
         caback_json_string(json, "protection", k->bag->protection);
-        if (it >= 0)
-            caback_json_int(json, "iterations", it);
-        else
-            caback_json_null(json, "iterations");
+        caback_json_int_or_null(json, "iterations", it >= 0, it);
         caback_json_string(json, "problem", k->problem);
         caback_json_end_object(json);
     }
@@ -308,15 +274,14 @@ static void print_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
-    caback_json_end_object(json);
-    caback_cli_json_print(caback_json_text(json));
+    caback_cli_json_object_print(json);
 }
 
 /* Read and print @path inside an NSS context without databases. */
-static gboolean list_file(const char *path, const ListOptions *lo, const CabackSecret *given,
-                          gboolean json, GError **error)
+static gboolean list_file(const char *path, const CabackCliP12Password *p12,
+                          const CabackSecret *given, gboolean json, GError **error)
 {
-    CabackPasswordSource source = {.file = lo->password_file, .env_var = lo->password_env};
+    CabackPasswordSource source = {.file = p12->file, .env_var = p12->env};
     g_autoptr(CabackP12File) file = NULL;
     g_autoptr(CabackRestorePlan) plan = caback_restore_read(path, given, &source, &file, error);
 
@@ -335,7 +300,7 @@ static gboolean list_file(const char *path, const ListOptions *lo, const CabackS
 gboolean caback_cmd_list(int argc, char **argv, GError **error)
 {
     CabackCommonOptions common = {0};
-    ListOptions lo = {0};
+    CabackCliP12Password p12 = {0};
     CabackCliShares shares = {0};
     g_autoptr(CabackSecret) given = NULL;
     g_autofree char *in = NULL;
@@ -345,10 +310,7 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
         {"in", 'i', 0, G_OPTION_ARG_FILENAME, &in,
          "The PKCS#12 file (as restore -i and pk12util -i take it; or give FILE as the argument)",
          "FILE"},
-        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &lo.password_file,
-         "Read the PKCS#12 password from the first line of FILE", "FILE"},
-        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &lo.password_env,
-         "Read the PKCS#12 password from environment variable VAR", "VAR"},
+        CABACK_CLI_P12_PASSWORD_READ_ENTRIES(&p12),
         {NULL}};
 
     g_option_context_set_summary(
@@ -401,15 +363,10 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
                     argv[2]);
         goto out;
     }
-    if (lo.password_file != NULL && lo.password_env != NULL) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "give the PKCS#12 password one way: -w FILE or --p12-password-env VAR, not "
-                    "both");
+    if (!caback_cli_p12_password_check(&p12, error))
         goto out;
-    }
-    if (lo.password_file != NULL || lo.password_env != NULL) {
-        if (!caback_cli_shares_exclusive(&shares, "list",
-                                         lo.password_file != NULL ? "-w" : "--p12-password-env",
+    if (caback_cli_p12_password_option(&p12) != NULL) {
+        if (!caback_cli_shares_exclusive(&shares, "list", caback_cli_p12_password_option(&p12),
                                          error))
             goto out;
     } else if (caback_cli_shares_given(&shares)) {
@@ -428,7 +385,7 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot start NSS without a database");
         goto out;
     }
-    ok = list_file(in != NULL ? in : argv[1], &lo, given, common.json, error);
+    ok = list_file(in != NULL ? in : argv[1], &p12, given, common.json, error);
     if (NSS_ShutdownContext(nss) != SECSuccess && ok) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED,
                              "NSS did not shut down cleanly (a reference was leaked; this is a "
@@ -436,8 +393,7 @@ gboolean caback_cmd_list(int argc, char **argv, GError **error)
         ok = FALSE;
     }
 out:
-    g_free(lo.password_file);
-    g_free(lo.password_env);
+    caback_cli_p12_password_clear(&p12);
     caback_cli_shares_clear(&shares);
     caback_cli_common_clear(&common);
     return ok;

@@ -18,8 +18,7 @@
 
 typedef struct {
     char *in;
-    char *password_file;
-    char *password_env;
+    CabackCliP12Password p12; /* -w, --p12-password-env */
     gboolean create;
     gboolean dry_run;
     gboolean replace;
@@ -43,8 +42,7 @@ typedef struct {
 static void restore_options_clear(RestoreOptions *ro)
 {
     g_free(ro->in);
-    g_free(ro->password_file);
-    g_free(ro->password_env);
+    caback_cli_p12_password_clear(&ro->p12);
     g_strfreev(ro->trust);
     g_free(ro->log_path);
     g_free(ro->signature_ca);
@@ -240,9 +238,7 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
         caback_json_string(json, "old_trust", c->old_trust);
         caback_json_bool(json, "key_in_file", c->key_index >= 0);
         caback_json_string(json, "note", c->note);
-        caback_json_string(json, "weak_key", c->weak_reason);
-        caback_json_string(json, "weak_key_rule",
-                           c->weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(c->weak) : NULL);
+        caback_cli_json_weak_key(json, c->weak, c->weak_reason);
         caback_json_bool(json, "weak_key_refused", c->weak_refused);
         caback_json_begin_array(json, "replaced");
         for (guint j = 0; c->replaced != NULL && j < c->replaced->len; j++) {
@@ -278,37 +274,23 @@ static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
         caback_json_string(json, "nickname", k->nickname);
         caback_json_string(json, "action", caback_restore_action_name(k->action));
         caback_json_string(json, "type", k->type_name);
-        if (k->bits > 0)
-            caback_json_int(json, "size", k->bits);
-        else
-            caback_json_null(json, "size");
+        caback_json_int_or_null(json, "size", k->bits > 0, k->bits);
         caback_json_string(json, "id", k->nss_id);
         caback_json_string(json, "nss_id", k->nss_id);
         caback_json_string(json, "dogtag_id", k->dogtag_id);
-        if (tag != NULL && k->dogtag_id != NULL) {
-            g_autofree char *entry = g_strdup_printf("cloning.%s.privkey.id=%s", tag, k->dogtag_id);
-            caback_json_string(json, "cscfg", entry);
-        } else {
-            caback_json_null(json, "cscfg");
-        }
-        if (k->cert_index >= 0)
-            caback_json_int(json, "certificate_index", k->cert_index);
-        else
-            caback_json_null(json, "certificate_index");
+        caback_json_printf(json, "cscfg",
+                           tag != NULL && k->dogtag_id != NULL ? "cloning.%s.privkey.id=%s" : NULL,
+                           tag, k->dogtag_id);
+        caback_json_int_or_null(json, "certificate_index", k->cert_index >= 0, k->cert_index);
         caback_json_bool(json, "certificate_found", k->cert_found);
         caback_json_bool(json, "pair_checked", k->pair_checked);
         caback_json_string(json, "note", k->note);
-        caback_json_string(json, "weak_key", k->weak_reason);
-        caback_json_string(json, "weak_key_rule",
-                           k->weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(k->weak) : NULL);
+        caback_cli_json_weak_key(json, k->weak, k->weak_reason);
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
 
-    caback_json_begin_array(json, "notes");
-    for (guint i = 0; i < plan->notes->len; i++)
-        caback_json_string(json, NULL, plan->notes->pdata[i]);
-    caback_json_end_array(json);
+    caback_json_strings(json, "notes", plan->notes);
 }
 
 /* What the signature step found, for the output and the log. */
@@ -318,21 +300,15 @@ static void print_json(const CabackRestoreRun *run, const char *result)
     const CabackDb *db = run->db;
     const CabackRestoreSignature *sc = &run->signature;
     const CabackRestoreBackupDate *bd = &run->date;
-    g_autoptr(CabackJson) json = caback_json_new();
+    g_autoptr(CabackJson) json = caback_cli_json_object_new();
 
-    g_autofree char *absolute = g_canonicalize_filename(plan->path, NULL);
-
-    caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", absolute);
+    caback_cli_json_path(json, "file", plan->path);
     caback_json_string(json, "sha256", plan->sha256);
     caback_json_string(json, "signature", sc->exists ? sc->path : NULL);
     caback_json_bool(json, "signature_checked", sc->checked);
     caback_json_string(json, "signature_status", sc->status_word);
-    {
-        g_autofree char *line =
-            sc->status != NULL ? g_strdup_printf("signature: %s", sc->status) : NULL;
-        caback_json_string(json, "signature_line", line);
-    }
+    caback_json_printf(json, "signature_line", sc->status != NULL ? "signature: %s" : NULL,
+                       sc->status);
     caback_json_string(json, "integrity", plan->file != NULL
                                               ? caback_p12_integrity(caback_p12_file_info(plan->file))
                                               : NULL);
@@ -362,8 +338,7 @@ static void print_json(const CabackRestoreRun *run, const char *result)
     caback_json_int(json, "changes", plan->changes);
     caback_json_int(json, "weak_key_refusals", plan->weak_refusals);
     json_plan(json, plan);
-    caback_json_end_object(json);
-    caback_cli_json_print(caback_json_text(json));
+    caback_cli_json_object_print(json);
 }
 
 /* ---- the verb ---- */
@@ -444,12 +419,8 @@ static gboolean check_options(RestoreOptions *ro, int argc, char **argv, GError 
                     "nickname the database already uses for another certificate");
         return FALSE;
     }
-    if (ro->password_file != NULL && ro->password_env != NULL) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "give the PKCS#12 password one way: -w FILE or --p12-password-env VAR, not "
-                    "both");
+    if (!caback_cli_p12_password_check(&ro->p12, error))
         return FALSE;
-    }
     if (ro->no_signature_check && ro->at_signing_time) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "--at-signing-time says when to check the signature that "
@@ -478,42 +449,28 @@ static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
     if (ro->automatic)
         caback_log_record_add_arg(rec, "automatic");
     if (ro->in != NULL) {
-        g_autofree char *absolute = g_canonicalize_filename(ro->in, NULL);
         if (!ro->automatic)
             caback_log_record_add_option(rec, "-i", ro->in);
-        caback_log_record_set_file(rec, absolute);
+        caback_cli_log_file(rec, ro->in);
     }
     caback_cli_log_common(rec, common);
-    if (ro->password_file != NULL)
-        caback_log_record_add_option(rec, "-w", ro->password_file);
-    if (ro->password_env != NULL)
-        caback_log_record_add_option(rec, "--p12-password-env", ro->password_env);
-    static const struct {
-        const char *name;
-        gsize offset;
-    } flags[] = {
-        {"--create", G_STRUCT_OFFSET(RestoreOptions, create)},
-        {"--dry-run", G_STRUCT_OFFSET(RestoreOptions, dry_run)},
-        {"--replace", G_STRUCT_OFFSET(RestoreOptions, replace)},
-        {"--rename", G_STRUCT_OFFSET(RestoreOptions, rename)},
-        {"--non-extractable", G_STRUCT_OFFSET(RestoreOptions, non_extractable)},
-        {"--allow-weak-keys", G_STRUCT_OFFSET(RestoreOptions, allow_weak_keys)},
-        {"--skip-unsupported", G_STRUCT_OFFSET(RestoreOptions, skip_unsupported)},
-        {"--no-signature-check", G_STRUCT_OFFSET(RestoreOptions, no_signature_check)},
-        {"--require-signature", G_STRUCT_OFFSET(RestoreOptions, require_signature)},
-        {"--allow-unauthenticated", G_STRUCT_OFFSET(RestoreOptions, allow_unauthenticated)},
-        {"--at-signing-time", G_STRUCT_OFFSET(RestoreOptions, at_signing_time)},
-        {"--require-latest", G_STRUCT_OFFSET(RestoreOptions, require_latest)},
-    };
-    for (gsize i = 0; i < G_N_ELEMENTS(flags); i++)
-        if (G_STRUCT_MEMBER(gboolean, ro, flags[i].offset))
-            caback_log_record_add_arg(rec, flags[i].name);
+    caback_cli_log_p12_password(rec, &ro->p12);
+    caback_cli_log_flag(rec, "--create", ro->create);
+    caback_cli_log_flag(rec, "--dry-run", ro->dry_run);
+    caback_cli_log_flag(rec, "--replace", ro->replace);
+    caback_cli_log_flag(rec, "--rename", ro->rename);
+    caback_cli_log_flag(rec, "--non-extractable", ro->non_extractable);
+    caback_cli_log_flag(rec, "--allow-weak-keys", ro->allow_weak_keys);
+    caback_cli_log_flag(rec, "--skip-unsupported", ro->skip_unsupported);
+    caback_cli_log_flag(rec, "--no-signature-check", ro->no_signature_check);
+    caback_cli_log_flag(rec, "--require-signature", ro->require_signature);
+    caback_cli_log_flag(rec, "--allow-unauthenticated", ro->allow_unauthenticated);
+    caback_cli_log_flag(rec, "--at-signing-time", ro->at_signing_time);
+    caback_cli_log_flag(rec, "--require-latest", ro->require_latest);
     for (char **t = ro->trust; t != NULL && *t != NULL; t++)
         caback_log_record_add_option(rec, "--trust", *t);
-    if (ro->signature_ca != NULL)
-        caback_log_record_add_option(rec, "--signature-ca", ro->signature_ca);
-    if (ro->log_path != NULL)
-        caback_log_record_add_option(rec, "--log", ro->log_path);
+    caback_cli_log_option(rec, "--signature-ca", ro->signature_ca);
+    caback_cli_log_option(rec, "--log", ro->log_path);
 }
 
 /* ---- the run, through the library ---- */
@@ -630,7 +587,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
         .recorded_sha256 = ro->recorded_sha256,
         .recorded_signed = ro->recorded_signed,
         .password = given,
-        .password_source = {.file = ro->password_file, .env_var = ro->password_env},
+        .password_source = {.file = ro->p12.file, .env_var = ro->p12.env},
         .restore = {.on_conflict = ro->replace  ? CABACK_RESTORE_ON_CONFLICT_REPLACE
                                    : ro->rename ? CABACK_RESTORE_ON_CONFLICT_RENAME
                                                 : CABACK_RESTORE_ON_CONFLICT_STOP,
@@ -709,10 +666,7 @@ static GOptionContext *restore_context(RestoreOptions *ro, CabackCliShares *shar
 {
     const GOptionEntry entries[] = {
         {"in", 'i', 0, G_OPTION_ARG_FILENAME, &ro->in, "The PKCS#12 file to restore", "FILE"},
-        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &ro->password_file,
-         "Read the PKCS#12 password from the first line of FILE", "FILE"},
-        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &ro->password_env,
-         "Read the PKCS#12 password from environment variable VAR", "VAR"},
+        CABACK_CLI_P12_PASSWORD_READ_ENTRIES(&ro->p12),
         {"create", 0, 0, G_OPTION_ARG_NONE, &ro->create,
          "Create the NSS database when it does not exist (new password from -f / "
          "--password-env, or asked twice)",
@@ -759,7 +713,7 @@ static GOptionContext *restore_context(RestoreOptions *ro, CabackCliShares *shar
          "Check the signer of FILE.sig at the signing time it states instead of now (an old "
          "backup whose signer has expired since; the output and the log say so)",
          NULL},
-        {"log", 0, 0, G_OPTION_ARG_FILENAME, &ro->log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        CABACK_CLI_LOG_ENTRY(&ro->log_path),
         {NULL}};
     GOptionContext *context = g_option_context_new(NULL);
 
@@ -797,23 +751,19 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
             caback_cli_windows_parse_error(error, "restore");
         goto out;
     }
-    /* A log that is a link, a FIFO or another user's file stops the run before it starts. */
-    if (!caback_log_check(ro.log_path, error))
+    if ((rec = caback_cli_log_begin("restore", ro.log_path, error)) == NULL)
         goto out;
-    rec = caback_log_record_new("restore");
     gboolean usable = check_options(&ro, argc, argv, error);
     log_options(rec, &ro, &common);
     caback_cli_log_shares(rec, &shares);
     if (!usable)
         goto out;
     if (!caback_cli_shares_exclusive(&shares, "restore",
-                                     given != NULL                 ? "-restore PASSWORD FILE"
-                                     : ro.password_file != NULL    ? "-w"
-                                     : ro.password_env != NULL     ? "--p12-password-env"
-                                                                   : NULL,
+                                     given != NULL ? "-restore PASSWORD FILE"
+                                                   : caback_cli_p12_password_option(&ro.p12),
                                      error))
         goto out;
-    if (given != NULL && (ro.password_file != NULL || ro.password_env != NULL)) {
+    if (given != NULL && caback_cli_p12_password_option(&ro.p12) != NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "-restore PASSWORD FILE already gives the PKCS#12 password; drop -w / "
                     "--p12-password-env");
@@ -827,12 +777,9 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
     }
 
     /* A password from a file or the environment is read here, once. */
-    if (given == NULL && (ro.password_file != NULL || ro.password_env != NULL)) {
-        CabackPasswordSource source = {.file = ro.password_file, .env_var = ro.password_env};
-        g_autofree char *what = g_strdup_printf("password of PKCS#12 file %s", ro.in);
-        if ((given = caback_p12_password_read(&source, what, FALSE, error)) == NULL)
-            goto out;
-    }
+    if (given == NULL && caback_cli_p12_password_option(&ro.p12) != NULL &&
+        (given = caback_cli_p12_password_read(&ro.p12, ro.in, error)) == NULL)
+        goto out;
     /* M-of-N custody: the password rebuilt from the custodians' shares, checked first. */
     if (caback_cli_shares_given(&shares) &&
         (given = caback_cli_shares_password(&common, ro.in, &shares, rec, error)) == NULL)
