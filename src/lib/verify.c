@@ -641,11 +641,11 @@ static void find_rootless(CabackVerifyReport *r, const CabackRestorePlan *plan)
 
 /* ---- the drill ---- */
 
-/* The restore into the temporary database, then the checks there. */
-static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8 *data, gsize len,
-                                    const CabackSecret *password, GError **error)
+/* The file's digest and contents, decrypted with @password; what the reader noticed (and a
+ * missing MAC) becomes a note of @r. */
+static CabackP12File *read_for_drill(CabackVerifyReport *r, const char *path, const guint8 *data,
+                                     gsize len, const CabackSecret *password, GError **error)
 {
-    g_autoptr(CabackVerifyReport) r = caback_verify_report_new(path);
     guint8 digest[32];
 
     if (PK11_HashBuf(SEC_OID_SHA256, digest, data, (PRInt32)len) != SECSuccess) {
@@ -655,7 +655,7 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
     r->sha256 = hex_of(digest, sizeof digest, FALSE);
 
     caback_progress_report("decrypting the file", 0, 0);
-    g_autoptr(CabackP12File) file = caback_p12_read(data, len, password, path, error);
+    CabackP12File *file = caback_p12_read(data, len, password, path, error);
     if (file == NULL)
         return NULL;
     const CabackP12Info *info = caback_p12_file_info(file);
@@ -667,18 +667,13 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
         g_ptr_array_add(r->notes, g_strdup_printf("%s has no MAC: nothing proves that it is the "
                                                   "file that was written",
                                                   path));
+    return file;
+}
 
-    g_autoptr(CabackRestorePlan) plan = caback_restore_inspect(file, path, error);
-    if (plan == NULL)
-        return NULL;
-    /* The drill proves the keys restorable; a weak key's CA trust, which restore refuses
-     * without --allow-weak-keys, is a note here rather than a failed drill. */
-    CabackRestoreOptions options = {.on_conflict = CABACK_RESTORE_ON_CONFLICT_STOP,
-                                    .allow_weak_keys = TRUE};
-    if (!caback_restore_plan(plan, db, &options, error)) {
-        g_prefix_error(error, "%s cannot be restored: ", path);
-        return NULL;
-    }
+/* The drill proves the keys restorable; a weak key's CA trust, which restore refuses without
+ * --allow-weak-keys, is a note here rather than a failed drill. */
+static void note_weak_keys(CabackVerifyReport *r, const CabackRestorePlan *plan)
+{
     for (guint i = 0; i < plan->certs->len; i++) {
         const CabackRestoreCert *c = plan->certs->pdata[i];
         if (c->weak != CABACK_WEAK_KEY_NONE && c->duplicate_of < 0)
@@ -691,33 +686,39 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
                                                   "--allow-weak-keys"
                                                 : ""));
     }
-    if (plan->conflicts > 0) {
-        GString *what = g_string_new(NULL);
-        for (guint i = 0; i < plan->certs->len; i++) {
-            const CabackRestoreCert *c = plan->certs->pdata[i];
-            if (c->action == CABACK_RESTORE_CONFLICT)
-                g_string_append_printf(what, "; certificate \"%s\": %s", c->nickname,
-                                       c->note != NULL ? c->note : "conflict");
-        }
-        for (guint i = 0; i < plan->keys->len; i++) {
-            const CabackRestoreKey *k = plan->keys->pdata[i];
-            if (k->action == CABACK_RESTORE_CONFLICT)
-                g_string_append_printf(what, "; key %s: %s", k->nss_id ? k->nss_id : "?",
-                                       k->note != NULL ? k->note : "conflict");
-        }
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "%s cannot be restored even into an empty database: caback restore finds "
-                    "%u conflict(s) within the file%s",
-                    path, plan->conflicts, what->str);
-        g_string_free(what, TRUE);
-        return NULL;
-    }
-    if (!caback_restore_apply(plan, db, error)) {
-        g_prefix_error(error, "restoring %s into an empty temporary database failed: ", path);
-        return NULL;
-    }
+}
 
-    r->restorable = TRUE;
+/* A file whose own bags conflict cannot be restored even into an empty database: fail, naming
+ * every conflict. */
+static gboolean refuse_conflicts(const CabackRestorePlan *plan, const char *path, GError **error)
+{
+    if (plan->conflicts == 0)
+        return TRUE;
+    GString *what = g_string_new(NULL);
+    for (guint i = 0; i < plan->certs->len; i++) {
+        const CabackRestoreCert *c = plan->certs->pdata[i];
+        if (c->action == CABACK_RESTORE_CONFLICT)
+            g_string_append_printf(what, "; certificate \"%s\": %s", c->nickname,
+                                   c->note != NULL ? c->note : "conflict");
+    }
+    for (guint i = 0; i < plan->keys->len; i++) {
+        const CabackRestoreKey *k = plan->keys->pdata[i];
+        if (k->action == CABACK_RESTORE_CONFLICT)
+            g_string_append_printf(what, "; key %s: %s", k->nss_id ? k->nss_id : "?",
+                                   k->note != NULL ? k->note : "conflict");
+    }
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                "%s cannot be restored even into an empty database: caback restore finds "
+                "%u conflict(s) within the file%s",
+                path, plan->conflicts, what->str);
+    g_string_free(what, TRUE);
+    return FALSE;
+}
+
+/* Every key of the restored file signs a test value its certificate verifies; a key without a
+ * certificate is a problem. */
+static void check_keys(CabackVerifyReport *r, CabackDb *db, const CabackRestorePlan *plan)
+{
     for (guint i = 0; i < plan->keys->len; i++) {
         CabackRestoreKey *k = plan->keys->pdata[i];
         if (k->duplicate_of >= 0)
@@ -749,11 +750,39 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
                     vk->nickname != NULL ? vk->nickname : "?",
                     vk->nss_id != NULL ? vk->nss_id : "?", vk->problem);
     }
+}
+
+/* The restore into the temporary database, then the checks there. */
+static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8 *data, gsize len,
+                                    const CabackSecret *password, GError **error)
+{
+    g_autoptr(CabackVerifyReport) r = caback_verify_report_new(path);
+    g_autoptr(CabackP12File) file = read_for_drill(r, path, data, len, password, error);
+    if (file == NULL)
+        return NULL;
+    g_autoptr(CabackRestorePlan) plan = caback_restore_inspect(file, path, error);
+    if (plan == NULL)
+        return NULL;
+    CabackRestoreOptions options = {.on_conflict = CABACK_RESTORE_ON_CONFLICT_STOP,
+                                    .allow_weak_keys = TRUE};
+    if (!caback_restore_plan(plan, db, &options, error)) {
+        g_prefix_error(error, "%s cannot be restored: ", path);
+        return NULL;
+    }
+    note_weak_keys(r, plan);
+    if (!refuse_conflicts(plan, path, error))
+        return NULL;
+    if (!caback_restore_apply(plan, db, error)) {
+        g_prefix_error(error, "restoring %s into an empty temporary database failed: ", path);
+        return NULL;
+    }
+
+    r->restorable = TRUE;
+    check_keys(r, db, plan);
     if (r->keys->len == 0)
         g_ptr_array_add(r->notes, g_strdup_printf("%s holds no private key: restoring it brings "
                                                   "back certificates and trust flags only",
                                                   path));
-
     g_autoptr(GDateTime) now = g_date_time_new_now_utc();
     for (guint i = 0; i < plan->certs->len; i++) {
         CabackRestoreCert *c = plan->certs->pdata[i];
@@ -911,24 +940,12 @@ static void append_item(GString *s, const CabackVerifyItem *item)
                                item->serial_hex);
 }
 
-void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInventory *inventory)
+/* What the database holds and the file lacks: its certificates, and the keys of its
+ * certificates (a key that cannot leave its token is a note instead). */
+static void find_missing_from_backup(CabackVerifyReport *report,
+                                     const CabackVerifyInventory *inventory,
+                                     GPtrArray *file_keys, GPtrArray *file_certs)
 {
-    g_autoptr(GPtrArray) file_keys = g_ptr_array_new();
-    g_autoptr(GPtrArray) file_certs = g_ptr_array_new();
-
-    report->compared = TRUE;
-    g_free(report->database);
-    g_free(report->token);
-    report->database = g_strdup(inventory->dir);
-    report->token = g_strdup(inventory->token);
-    for (guint i = 0; i < report->keys->len; i++) {
-        CabackVerifyKey *k = report->keys->pdata[i];
-        if (k->key_id != NULL)
-            g_ptr_array_add(file_keys, k->key_id);
-    }
-    for (guint i = 0; i < report->certs->len; i++)
-        g_ptr_array_add(file_certs, ((CabackVerifyCert *)report->certs->pdata[i])->der);
-
     for (guint i = 0; i < inventory->certs->len; i++) {
         const CabackVerifyDbCert *c = inventory->certs->pdata[i];
         if (!bytes_in(file_certs, c->der))
@@ -955,7 +972,12 @@ void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInvento
             g_ptr_array_add(report->missing_from_backup,
                             key_item(c->nickname, c->nss_id, c->dogtag_id));
     }
+}
 
+/* What the file holds and the database no longer has. */
+static void find_not_in_database(CabackVerifyReport *report,
+                                 const CabackVerifyInventory *inventory)
+{
     for (guint i = 0; i < report->keys->len; i++) {
         const CabackVerifyKey *k = report->keys->pdata[i];
         if (!bytes_in(inventory->all_keys, k->key_id))
@@ -968,10 +990,12 @@ void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInvento
             g_ptr_array_add(report->not_in_database,
                             cert_item(c->nickname, c->subject, c->serial_hex));
     }
-    for (guint i = 0; i < inventory->notes->len; i++)
-        g_ptr_array_add(report->notes, g_strdup(inventory->notes->pdata[i]));
+}
 
-    /* Trust: what a restore of the file would set against what the database has. */
+/* Trust: what a restore of the file would set against what the database has. */
+static void find_trust_differences(CabackVerifyReport *report,
+                                   const CabackVerifyInventory *inventory)
+{
     for (guint i = 0; i < inventory->certs->len; i++) {
         const CabackVerifyDbCert *c = inventory->certs->pdata[i];
         for (guint j = 0; j < report->certs->len; j++) {
@@ -987,7 +1011,12 @@ void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInvento
             g_ptr_array_add(report->trust_differences, d);
         }
     }
-    /* Every private key of the token, also those without a certificate (a pending re-key). */
+}
+
+/* Every private key of the token, also those without a certificate (a pending re-key). */
+static void find_missing_keys(CabackVerifyReport *report, const CabackVerifyInventory *inventory,
+                              GPtrArray *file_keys)
+{
     for (guint i = 0; inventory->keys != NULL && i < inventory->keys->len; i++) {
         const CabackVerifyDbKey *k = inventory->keys->pdata[i];
         if (bytes_in(file_keys, k->ckaid) || bytes_in(file_keys, k->key_id))
@@ -1004,6 +1033,11 @@ void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInvento
         }
         g_ptr_array_add(report->missing_keys, key_item(k->nickname, k->nss_id, k->dogtag_id));
     }
+}
+
+/* The findings of the comparison as problems (a stale backup) and notes. */
+static void judge_comparison(CabackVerifyReport *report, const CabackVerifyInventory *inventory)
+{
     if (report->trust_differences->len > 0) {
         g_autoptr(GString) what = g_string_new(NULL);
         for (guint i = 0; i < report->trust_differences->len; i++) {
@@ -1054,6 +1088,33 @@ void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInvento
                                         "longer has: %s",
                                         inventory->dir, inventory->token, what->str));
     }
+}
+
+void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInventory *inventory)
+{
+    g_autoptr(GPtrArray) file_keys = g_ptr_array_new();
+    g_autoptr(GPtrArray) file_certs = g_ptr_array_new();
+
+    report->compared = TRUE;
+    g_free(report->database);
+    g_free(report->token);
+    report->database = g_strdup(inventory->dir);
+    report->token = g_strdup(inventory->token);
+    for (guint i = 0; i < report->keys->len; i++) {
+        CabackVerifyKey *k = report->keys->pdata[i];
+        if (k->key_id != NULL)
+            g_ptr_array_add(file_keys, k->key_id);
+    }
+    for (guint i = 0; i < report->certs->len; i++)
+        g_ptr_array_add(file_certs, ((CabackVerifyCert *)report->certs->pdata[i])->der);
+
+    find_missing_from_backup(report, inventory, file_keys, file_certs);
+    find_not_in_database(report, inventory);
+    for (guint i = 0; i < inventory->notes->len; i++)
+        g_ptr_array_add(report->notes, g_strdup(inventory->notes->pdata[i]));
+    find_trust_differences(report, inventory);
+    find_missing_keys(report, inventory, file_keys);
+    judge_comparison(report, inventory);
 }
 
 void caback_verify_judge(CabackVerifyReport *report, const CabackVerifyInventory *inventory,
