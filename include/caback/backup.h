@@ -177,6 +177,23 @@ void caback_backup_result_clear(CabackBackupResult *result);
 gboolean caback_backup_check_output(const char *output, gboolean force,
                                     gboolean allow_shared_folder, GError **error);
 
+/* The writer settings of the option values a front end was given: @mac ("hmac", "pbmac1"; NULL
+ * for the default), @legacy, @iterations (a whole number from 1 to 10000000; NULL for the
+ * default). Every combination that cannot work is CABACK_ERROR_USAGE, naming the option and
+ * pointing to "caback help @verb". Pure. */
+gboolean caback_backup_write_options(const char *mac, gboolean legacy, const char *iterations,
+                                     const char *verb, CabackP12WriteOptions *write,
+                                     GError **error);
+
+/* The nicknames to back up (a NULL-terminated array into *@out; NULL: every certificate whose key
+ * is on the token): those of the CS.cfg @cscfg (caback_backup_cscfg_nicknames), else @nicknames
+ * with a prefix that names the internal token ("internal:", "NSS Certificate DB:", as certutil
+ * and pk12util write them) dropped, which is refused (CABACK_ERROR_USAGE) when @token is not the
+ * internal one. */
+gboolean caback_backup_nicknames(const char *cscfg, gboolean include_sslserver,
+                                 const char *const *nicknames, const char *token, char ***out,
+                                 GError **error);
+
 /* Back up options->db's token to options->output: choose the keys (caback_backup_select_full),
  * warn of weak keys, write them through a writer whose derivations start as early as the
  * password is known to a 0600 temporary file next to the output, read it back from that

@@ -7,9 +7,7 @@
 #include "cli-log.h"
 
 #include <caback/backup.h>
-#include <caback/cscfg.h>
 #include <caback/json.h>
-#include <caback/nickname.h>
 
 #include <string.h>
 
@@ -18,8 +16,7 @@ typedef struct {
     char **nicknames;
     char *cscfg;
     gboolean include_sslserver;
-    char *p12_password_file;
-    char *p12_password_env;
+    CabackCliP12Password p12; /* -w, --p12-password-env */
     char *iterations;
     gboolean legacy;
     char *mac;
@@ -36,46 +33,11 @@ static void backup_options_clear(BackupOptions *o)
     g_free(o->output);
     g_strfreev(o->nicknames);
     g_free(o->cscfg);
-    g_free(o->p12_password_file);
-    g_free(o->p12_password_env);
+    caback_cli_p12_password_clear(&o->p12);
     g_free(o->iterations);
     g_free(o->mac);
     g_free(o->log_path);
     caback_cli_custody_clear(&o->custody);
-}
-
-/* Turn the options into writer settings; every combination that cannot work is a usage error
- * here, before anything is opened or asked. */
-static gboolean parse_write_options(const BackupOptions *o, CabackP12WriteOptions *w,
-                                    GError **error)
-{
-    *w = (CabackP12WriteOptions){.profile = o->legacy ? CABACK_P12_LEGACY : CABACK_P12_MODERN,
-                                 .mac = CABACK_P12_MAC_HMAC,
-                                 .iterations = 0};
-    if (o->mac != NULL) {
-        if (g_ascii_strcasecmp(o->mac, "pbmac1") == 0)
-            w->mac = CABACK_P12_MAC_PBMAC1;
-        else if (g_ascii_strcasecmp(o->mac, "hmac") != 0)
-            return caback_cli_usage_error(error, "backup",
-                                          "--mac \"%s\" is not a MAC kind; use --mac hmac (the "
-                                          "default) or --mac pbmac1",
-                                          o->mac);
-    }
-    if (o->legacy && w->mac == CABACK_P12_MAC_PBMAC1)
-        return caback_cli_usage_error(error, "backup",
-                                      "--legacy and --mac pbmac1 cannot be combined: the readers "
-                                      "--legacy is for (Windows Server 2012, Java 8, OpenSSL 1.0) "
-                                      "do not know PBMAC1");
-    if (o->iterations != NULL) {
-        guint64 n = 0;
-        if (!g_ascii_string_to_unsigned(o->iterations, 10, 1, 10000000, &n, NULL))
-            return caback_cli_usage_error(error, "backup",
-                                          "--iterations \"%s\" is not a whole number from 1 to "
-                                          "10000000",
-                                          o->iterations);
-        w->iterations = (guint)n;
-    }
-    return TRUE;
 }
 
 static gboolean check_empty_password(const CabackSecret *password, const char *where,
@@ -192,8 +154,7 @@ static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, 
     g_autoptr(CabackJson) json = caback_json_new();
 
     caback_json_begin_object(json, NULL);
-    g_autofree char *absolute = g_canonicalize_filename(s->output, NULL);
-    caback_json_string(json, "file", absolute);
+    caback_cli_json_path(json, "file", s->output);
     caback_json_string(json, "database", db->dir);
     caback_json_string(json, "token", sel->token_name);
     caback_json_begin_array(json, "keys");
@@ -205,10 +166,7 @@ static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, 
         caback_json_string(json, "dogtag_id", k->info->dogtag_id);
         caback_json_string(json, "subject", k->cert->subject);
         caback_json_string(json, "type", k->info->type);
-        if (k->info->size_bits > 0)
-            caback_json_int(json, "size", k->info->size_bits);
-        else
-            caback_json_null(json, "size");
+        caback_json_int_or_null(json, "size", k->info->size_bits > 0, k->info->size_bits);
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
@@ -249,10 +207,7 @@ static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, 
         caback_json_string(json, "mac", s->report->mac);
         caback_json_end_object(json);
     }
-    caback_json_begin_array(json, "warnings");
-    for (guint i = 0; i < sel->warnings->len; i++)
-        caback_json_string(json, NULL, sel->warnings->pdata[i]);
-    caback_json_end_array(json);
+    caback_json_strings(json, "warnings", sel->warnings);
     caback_json_end_object(json);
     return g_strdup(caback_json_text(json));
 }
@@ -405,34 +360,13 @@ static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GE
         run->rec, "a password given on the command line can be seen by other users of this "
                   "machine (ps, /proc) and may stay in the shell history; prefer: caback "
                   "backup -o FILE, with -w FILE, --p12-password-env VAR or the prompt");
-    if (o->output != NULL || o->p12_password_file != NULL || o->p12_password_env != NULL)
+    if (o->output != NULL || o->p12.file != NULL || o->p12.env != NULL)
         return caback_cli_usage_error(error, "backup",
                                       "the Windows form caback -backup PASSWORD FILE takes the "
                                       "password and the file as arguments; -o, -w and "
                                       "--p12-password-env belong to caback backup");
     o->output = g_strdup(argv[1]);
     return check_empty_password(run->password, "given on the command line", error);
-}
-
-/* certutil and pk12util write a certificate of the internal token as "internal:NICK" or "NSS
- * Certificate DB:NICK" too: -n takes those as NICK, wherever --token internal would be right. */
-static gboolean strip_internal_token(char **nicknames, const char *token, GError **error)
-{
-    for (char **n = nicknames; *n != NULL; n++) {
-        g_autofree char *prefix = NULL;
-        if (!caback_nickname_split(*n, &prefix, NULL) || *prefix == '\0' ||
-            !caback_cscfg_token_is_internal(prefix))
-            continue;
-        if (!caback_cscfg_token_is_internal(token))
-            return caback_cli_usage_error(error, "backup",
-                                          "-n \"%s\" names a certificate of the internal token, "
-                                          "but --token \"%s\" is selected; drop \"%s:\" or "
-                                          "--token",
-                                          *n, token, prefix);
-        const char *bare = caback_nickname_bare(*n);
-        memmove(*n, bare, strlen(bare) + 1);
-    }
-    return TRUE;
 }
 
 /* The run's command for the log, rebuilt from the options: names of files and variables only,
@@ -442,36 +376,22 @@ static void log_options(CabackLogRecord *rec, const BackupOptions *o,
 {
     caback_cli_log_common(rec, common);
     if (o->output != NULL) {
-        g_autofree char *absolute = g_canonicalize_filename(o->output, NULL);
         caback_log_record_add_option(rec, "-o", o->output);
-        caback_log_record_set_file(rec, absolute);
+        caback_cli_log_file(rec, o->output);
     }
     for (char **n = o->nicknames; n != NULL && *n != NULL; n++)
         caback_log_record_add_option(rec, "-n", *n);
-    if (o->cscfg != NULL)
-        caback_log_record_add_option(rec, "--cscfg", o->cscfg);
-    if (o->include_sslserver)
-        caback_log_record_add_arg(rec, "--include-sslserver");
-    if (o->p12_password_file != NULL)
-        caback_log_record_add_option(rec, "-w", o->p12_password_file);
-    if (o->p12_password_env != NULL)
-        caback_log_record_add_option(rec, "--p12-password-env", o->p12_password_env);
-    if (o->iterations != NULL)
-        caback_log_record_add_option(rec, "--iterations", o->iterations);
-    if (o->legacy)
-        caback_log_record_add_arg(rec, "--legacy");
-    if (o->mac != NULL)
-        caback_log_record_add_option(rec, "--mac", o->mac);
-    if (o->certs_only)
-        caback_log_record_add_arg(rec, "--certs-only");
-    if (o->force)
-        caback_log_record_add_arg(rec, "--force");
-    if (o->no_verify)
-        caback_log_record_add_arg(rec, "--no-verify");
-    if (o->allow_shared_folder)
-        caback_log_record_add_arg(rec, "--allow-shared-folder");
-    if (o->log_path != NULL)
-        caback_log_record_add_option(rec, "--log", o->log_path);
+    caback_cli_log_option(rec, "--cscfg", o->cscfg);
+    caback_cli_log_flag(rec, "--include-sslserver", o->include_sslserver);
+    caback_cli_log_p12_password(rec, &o->p12);
+    caback_cli_log_option(rec, "--iterations", o->iterations);
+    caback_cli_log_flag(rec, "--legacy", o->legacy);
+    caback_cli_log_option(rec, "--mac", o->mac);
+    caback_cli_log_flag(rec, "--certs-only", o->certs_only);
+    caback_cli_log_flag(rec, "--force", o->force);
+    caback_cli_log_flag(rec, "--no-verify", o->no_verify);
+    caback_cli_log_flag(rec, "--allow-shared-folder", o->allow_shared_folder);
+    caback_cli_log_option(rec, "--log", o->log_path);
     caback_cli_log_custody_options(rec, &o->custody);
 }
 
@@ -520,10 +440,9 @@ static GOptionContext *backup_context(BackupOptions *o, CabackCommonOptions *com
          "CS.cfg"},
         {"include-sslserver", 0, 0, G_OPTION_ARG_NONE, &o->include_sslserver,
          "With --cscfg, also back up the sslserver certificate", NULL},
-        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &o->p12_password_file,
-         "Password for the PKCS#12 file: the file's first line (default: asked twice)", "FILE"},
-        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o->p12_password_env,
-         "Read the password for the PKCS#12 file from environment variable VAR", "VAR"},
+        CABACK_CLI_P12_PASSWORD_ENTRIES(
+            &o->p12, "Password for the PKCS#12 file: the file's first line (default: asked twice)",
+            "Read the password for the PKCS#12 file from environment variable VAR"),
         {"iterations", 0, 0, G_OPTION_ARG_STRING, &o->iterations,
          "Key derivation iterations (default 600000; 2048 with --legacy)", "N"},
         {"legacy", 0, 0, G_OPTION_ARG_NONE, &o->legacy,
@@ -544,7 +463,7 @@ static GOptionContext *backup_context(BackupOptions *o, CabackCommonOptions *com
          "Write into a folder that other users may write (group/world writable without the "
          "sticky bit, or owned by another user); refused by default",
          NULL},
-        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o->log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        CABACK_CLI_LOG_ENTRY(&o->log_path),
         {NULL}};
     GOptionContext *context = g_option_context_new(NULL);
 
@@ -576,7 +495,8 @@ static gboolean check_options(BackupRun *run, gboolean windows, int argc, char *
         return FALSE;
     }
 
-    if (!parse_write_options(o, &run->write, error))
+    if (!caback_backup_write_options(o->mac, o->legacy, o->iterations, "backup", &run->write,
+                                     error))
         return FALSE;
     if (o->include_sslserver && o->cscfg == NULL) {
         caback_cli_usage_error(error, "backup", "--include-sslserver goes with --cscfg CS.cfg");
@@ -587,17 +507,15 @@ static gboolean check_options(BackupRun *run, gboolean windows, int argc, char *
                                "choose either -n NICKNAME or --cscfg CS.cfg, not both");
         return FALSE;
     }
-    if (o->p12_password_file != NULL && o->p12_password_env != NULL) {
+    if (o->p12.file != NULL && o->p12.env != NULL) {
         caback_cli_usage_error(error, "backup",
                                "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
                                "password, not both");
         return FALSE;
     }
     if (!caback_cli_custody_check(&o->custody, "backup",
-                                  windows                       ? "the Windows form's password"
-                                  : o->p12_password_file != NULL ? "-w"
-                                  : o->p12_password_env != NULL  ? "--p12-password-env"
-                                                                : NULL,
+                                  windows ? "the Windows form's password"
+                                          : caback_cli_p12_password_option(&o->p12),
                                   o->no_verify, error))
         return FALSE;
     if (g_file_test(o->output, G_FILE_TEST_IS_DIR)) {
@@ -610,31 +528,24 @@ static gboolean check_options(BackupRun *run, gboolean windows, int argc, char *
         !caback_cli_custody_check_output(&o->custody, o->output, o->force, run->rec, error))
         return FALSE;
 
-    if (o->p12_password_file != NULL || o->p12_password_env != NULL) {
-        CabackPasswordSource source = {.file = o->p12_password_file,
-                                       .env_var = o->p12_password_env};
+    if (o->p12.file != NULL || o->p12.env != NULL) {
+        CabackPasswordSource source = {.file = o->p12.file,
+                                       .env_var = o->p12.env};
         run->password = caback_p12_password_read(&source, "password for the new PKCS#12 file",
                                                 FALSE, error);
         if (run->password == NULL)
             return FALSE;
         g_autofree char *where =
-            o->p12_password_file != NULL
-                ? g_strdup_printf("in %s", o->p12_password_file)
-                : g_strdup_printf("in environment variable %s", o->p12_password_env);
+            o->p12.file != NULL
+                ? g_strdup_printf("in %s", o->p12.file)
+                : g_strdup_printf("in environment variable %s", o->p12.env);
         if (!check_empty_password(run->password, where, error))
             return FALSE;
     }
 
-    if (o->cscfg != NULL) {
-        run->nicknames = caback_backup_cscfg_nicknames(o->cscfg, o->include_sslserver, error);
-        if (run->nicknames == NULL)
-            return FALSE;
-    } else if (o->nicknames != NULL) {
-        run->nicknames = g_strdupv(o->nicknames);
-        if (!strip_internal_token(run->nicknames, run->common->token, error))
-            return FALSE;
-    }
-    return TRUE;
+    return caback_backup_nicknames(o->cscfg, o->include_sslserver,
+                                   (const char *const *)o->nicknames, run->common->token,
+                                   &run->nicknames, error);
 }
 
 gboolean caback_cmd_backup(int argc, char **argv, GError **error)
@@ -654,9 +565,8 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
         goto out;
     }
     /* A log that is a link, a FIFO or another user's file stops the run before it starts. */
-    if (!caback_log_check(o.log_path, error))
+    if ((run.rec = caback_cli_log_begin("backup", o.log_path, error)) == NULL)
         goto out;
-    run.rec = caback_log_record_new("backup");
     /* The Windows form's password argument was taken out of argv before anything is parsed or
      * recorded. */
     gboolean taken = !windows || take_windows_arguments(argc, argv, &run, error);

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "cli-log.h"
 
+#include <caback/backup.h>
 #include <caback/custody-flow.h>
 #include <caback/custody.h>
 #include <caback/digest.h>
@@ -32,25 +33,17 @@ static void log_options(CabackLogRecord *rec, const char *archive, const Reshare
     caback_cli_log_common(rec, common);
     if (archive != NULL) {
         caback_log_record_add_arg(rec, archive);
-        g_autofree char *absolute = g_canonicalize_filename(archive, NULL);
-        caback_log_record_set_file(rec, absolute);
+        caback_cli_log_file(rec, archive);
     }
     caback_cli_log_shares(rec, &o->shares);
     caback_cli_log_custody_options(rec, &o->custody);
-    if (o->verify)
-        caback_log_record_add_arg(rec, "--verify");
-    if (o->confirm)
-        caback_log_record_add_arg(rec, "--confirm");
-    if (o->abort)
-        caback_log_record_add_arg(rec, "--abort");
-    if (o->force)
-        caback_log_record_add_arg(rec, "--force");
-    if (o->allow_shared_folder)
-        caback_log_record_add_arg(rec, "--allow-shared-folder");
-    if (o->iterations != NULL)
-        caback_log_record_add_option(rec, "--iterations", o->iterations);
-    if (o->log_path != NULL)
-        caback_log_record_add_option(rec, "--log", o->log_path);
+    caback_cli_log_flag(rec, "--verify", o->verify);
+    caback_cli_log_flag(rec, "--confirm", o->confirm);
+    caback_cli_log_flag(rec, "--abort", o->abort);
+    caback_cli_log_flag(rec, "--force", o->force);
+    caback_cli_log_flag(rec, "--allow-shared-folder", o->allow_shared_folder);
+    caback_cli_log_option(rec, "--iterations", o->iterations);
+    caback_cli_log_option(rec, "--log", o->log_path);
 }
 
 /* The new custodians, read and checked before the current shares are asked for, in an NSS
@@ -87,10 +80,8 @@ static void print_result(const char *archive, const CabackReshareResult *r, GPtr
                          const char *done, gboolean json)
 {
     if (json) {
-        g_autoptr(CabackJson) j = caback_json_new();
-        caback_json_begin_object(j, NULL);
-        g_autofree char *absolute = g_canonicalize_filename(archive, NULL);
-        caback_json_string(j, "file", absolute);
+        g_autoptr(CabackJson) j = caback_cli_json_object_new();
+        caback_cli_json_path(j, "file", archive);
         caback_json_string(j, "result", done);
         caback_json_bool(j, "pending", r->pending);
         caback_json_string(j, "old_sha256", r->old_sha256);
@@ -102,12 +93,8 @@ static void print_result(const char *archive, const CabackReshareResult *r, GPtr
         for (guint i = 0; r->waiting != NULL && i < r->waiting->len; i++)
             caback_json_int(j, NULL, GPOINTER_TO_UINT(r->waiting->pdata[i]));
         caback_json_end_array(j);
-        caback_json_begin_array(j, "stale_share_files");
-        for (guint i = 0; r->stale != NULL && i < r->stale->len; i++)
-            caback_json_string(j, NULL, r->stale->pdata[i]);
-        caback_json_end_array(j);
-        caback_json_end_object(j);
-        caback_cli_json_print(caback_json_text(j));
+        caback_json_strings(j, "stale_share_files", r->stale);
+        caback_cli_json_object_print(j);
         return;
     }
     GString *out = g_string_new(NULL);
@@ -181,18 +168,9 @@ static gboolean run_reshare(const char *archive, const ReshareOptions *o,
                                .custodian_dir = o->custody.dir,
                                .force_custodians = o->force,
                                .verify = o->verify,
-                               .allow_shared_folder = o->allow_shared_folder,
-                               .write = {.profile = CABACK_P12_MODERN,
-                                         .mac = CABACK_P12_MAC_HMAC}};
-    if (o->iterations != NULL) {
-        guint64 n = 0;
-        if (!g_ascii_string_to_unsigned(o->iterations, 10, 1, 10000000, &n, NULL))
-            return caback_cli_usage_error(error, "reshare",
-                                          "--iterations \"%s\" is not a whole number from 1 to "
-                                          "10000000",
-                                          o->iterations);
-        ro.write.iterations = (guint)n;
-    }
+                               .allow_shared_folder = o->allow_shared_folder};
+    if (!caback_backup_write_options(NULL, FALSE, o->iterations, "reshare", &ro.write, error))
+        return FALSE;
     /* The new custodians are checked before anyone types a share. */
     g_autoptr(GPtrArray) custodians = check_custodians(o, rec, error);
     if (custodians == NULL)
@@ -235,8 +213,7 @@ static GOptionContext *reshare_context(ReshareOptions *o, CabackCommonOptions *c
          "Key derivation iterations of the new archive (default 600000)", "N"},
         {"allow-shared-folder", 0, 0, G_OPTION_ARG_NONE, &o->allow_shared_folder,
          "Write into a folder that other users may write; refused by default", NULL},
-        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o->log_path, CABACK_CLI_LOG_HELP,
-         CABACK_CLI_LOG_ARG},
+        CABACK_CLI_LOG_ENTRY(&o->log_path),
         {NULL}};
     GOptionContext *context = g_option_context_new("ARCHIVE");
     g_option_context_set_summary(
@@ -327,9 +304,8 @@ gboolean caback_cmd_reshare(int argc, char **argv, GError **error)
     g_autoptr(GOptionContext) context = reshare_context(&o, &common);
 
     if (!caback_cli_parse(context, "reshare", &common, &argc, &argv, error) ||
-        !caback_log_check(o.log_path, error))
+        (rec = caback_cli_log_begin("reshare", o.log_path, error)) == NULL)
         goto out;
-    rec = caback_log_record_new("reshare");
     log_options(rec, argc >= 2 ? argv[1] : NULL, &o, &common);
     ok = dispatch(argc, argv, &o, &common, rec, error);
 out:

@@ -29,8 +29,7 @@ static GOptionContext *share_open_context(ShareOpenOptions *o)
         {"output", 'o', 0, G_OPTION_ARG_FILENAME, &o->output,
          "Write the share's text to FILE (mode 0600) instead of standard output", "FILE"},
         {"force", 0, 0, G_OPTION_ARG_NONE, &o->force, "Replace an existing -o FILE", NULL},
-        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o->log_path, CABACK_CLI_LOG_HELP,
-         CABACK_CLI_LOG_ARG},
+        CABACK_CLI_LOG_ENTRY(&o->log_path),
         {NULL}};
     GOptionContext *context = g_option_context_new("SHARE.p7m");
 
@@ -55,12 +54,9 @@ static GOptionContext *share_open_context(ShareOpenOptions *o)
 static void log_options(CabackLogRecord *rec, const ShareOpenOptions *o, int argc, char **argv)
 {
     caback_cli_log_common(rec, &o->common);
-    if (o->output != NULL)
-        caback_log_record_add_option(rec, "-o", o->output);
-    if (o->force)
-        caback_log_record_add_arg(rec, "--force");
-    if (o->log_path != NULL)
-        caback_log_record_add_option(rec, "--log", o->log_path);
+    caback_cli_log_option(rec, "-o", o->output);
+    caback_cli_log_flag(rec, "--force", o->force);
+    caback_cli_log_option(rec, "--log", o->log_path);
     for (int i = 1; i < argc; i++)
         caback_log_record_add_arg(rec, argv[i]);
 }
@@ -73,8 +69,7 @@ static gboolean check_options(const ShareOpenOptions *o, int argc, char **argv,
         return caback_cli_usage_error(error, "share-open",
                                       argc < 2 ? "give the share file to open"
                                                : "give one share file at a time");
-    g_autofree char *absolute = g_canonicalize_filename(argv[1], NULL);
-    caback_log_record_set_file(rec, absolute);
+    caback_cli_log_file(rec, argv[1]);
     if (o->common.dbdir == NULL)
         /* never the default (the CA's own database): the custodian's key is elsewhere */
         return caback_cli_usage_error(error, "share-open",
@@ -92,19 +87,15 @@ static gboolean check_options(const ShareOpenOptions *o, int argc, char **argv,
 
 static void print_json(const char *path, const char *output, const CabackShare *share)
 {
-    g_autoptr(CabackJson) json = caback_json_new();
-    g_autofree char *file_abs = g_canonicalize_filename(path, NULL);
-    g_autofree char *output_abs = g_canonicalize_filename(output, NULL);
+    g_autoptr(CabackJson) json = caback_cli_json_object_new();
     g_autofree char *archive = caback_share_archive_hex(share);
-    caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", file_abs);
+    caback_cli_json_path(json, "file", path);
     caback_json_int(json, "index", share->index);
     caback_json_int(json, "threshold", share->threshold);
     caback_json_int(json, "count", share->count);
     caback_json_string(json, "archive_sha256", archive);
-    caback_json_string(json, "output", output_abs);
-    caback_json_end_object(json);
-    caback_cli_json_print(caback_json_text(json));
+    caback_cli_json_path(json, "output", output);
+    caback_cli_json_object_print(json);
 }
 
 /* The share line on standard output with write(2), not stdio: stdout's buffer would keep a copy
@@ -152,9 +143,8 @@ gboolean caback_cmd_share_open(int argc, char **argv, GError **error)
     gboolean ok = FALSE;
 
     if (!caback_cli_parse(context, "share-open", &o.common, &argc, &argv, error) ||
-        !caback_log_check(o.log_path, error))
+        (rec = caback_cli_log_begin("share-open", o.log_path, error)) == NULL)
         goto out;
-    rec = caback_log_record_new("share-open");
     log_options(rec, &o, argc, argv);
     if (!check_options(&o, argc, argv, rec, error))
         goto out;

@@ -7,16 +7,19 @@
 #include <caback/atomic-file.h>
 #include <caback/backup.h>
 #include <caback/custody-flow.h>
+#include <caback/cscfg.h>
 #include <caback/custody.h>
 #include <caback/digest.h>
 #include <caback/error.h>
 #include <caback/log.h>
 #include <caback/names.h>
+#include <caback/nickname.h>
 #include <caback/progress.h>
 #include <caback/weak-key.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -275,4 +278,83 @@ gboolean caback_backup_run(const CabackBackupRunOptions *options, const CabackBa
     /* The writer holds NSS references: it is freed here, before the caller closes the
      * database. */
     return write_backup(options, hooks, writer, password, secret, result, error);
+}
+
+/* A usage error of a front end's verb, as the command line words them. */
+static gboolean usage_error(GError **error, const char *verb, const char *format, ...)
+    G_GNUC_PRINTF(3, 4);
+static gboolean usage_error(GError **error, const char *verb, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help %s)", text, verb);
+    return FALSE;
+}
+
+gboolean caback_backup_write_options(const char *mac, gboolean legacy, const char *iterations,
+                                     const char *verb, CabackP12WriteOptions *w, GError **error)
+{
+    *w = (CabackP12WriteOptions){.profile = legacy ? CABACK_P12_LEGACY : CABACK_P12_MODERN,
+                                 .mac = CABACK_P12_MAC_HMAC,
+                                 .iterations = 0};
+    if (mac != NULL) {
+        if (g_ascii_strcasecmp(mac, "pbmac1") == 0)
+            w->mac = CABACK_P12_MAC_PBMAC1;
+        else if (g_ascii_strcasecmp(mac, "hmac") != 0)
+            return usage_error(error, verb,
+                               "--mac \"%s\" is not a MAC kind; use --mac hmac (the default) or "
+                               "--mac pbmac1",
+                               mac);
+    }
+    if (legacy && w->mac == CABACK_P12_MAC_PBMAC1)
+        return usage_error(error, verb,
+                           "--legacy and --mac pbmac1 cannot be combined: the readers --legacy "
+                           "is for (Windows Server 2012, Java 8, OpenSSL 1.0) do not know PBMAC1");
+    if (iterations != NULL) {
+        guint64 n = 0;
+        if (!g_ascii_string_to_unsigned(iterations, 10, 1, 10000000, &n, NULL))
+            return usage_error(error, verb,
+                               "--iterations \"%s\" is not a whole number from 1 to 10000000",
+                               iterations);
+        w->iterations = (guint)n;
+    }
+    return TRUE;
+}
+
+/* certutil and pk12util write a certificate of the internal token as "internal:NICK" or "NSS
+ * Certificate DB:NICK" too: -n takes those as NICK, wherever --token internal would be right. */
+static gboolean strip_internal_token(char **nicknames, const char *token, GError **error)
+{
+    for (char **n = nicknames; *n != NULL; n++) {
+        g_autofree char *prefix = NULL;
+        if (!caback_nickname_split(*n, &prefix, NULL) || *prefix == '\0' ||
+            !caback_cscfg_token_is_internal(prefix))
+            continue;
+        if (!caback_cscfg_token_is_internal(token))
+            return usage_error(error, "backup",
+                               "-n \"%s\" names a certificate of the internal token, but --token "
+                               "\"%s\" is selected; drop \"%s:\" or --token",
+                               *n, token, prefix);
+        const char *bare = caback_nickname_bare(*n);
+        memmove(*n, bare, strlen(bare) + 1);
+    }
+    return TRUE;
+}
+
+gboolean caback_backup_nicknames(const char *cscfg, gboolean include_sslserver,
+                                 const char *const *nicknames, const char *token, char ***out,
+                                 GError **error)
+{
+    *out = NULL;
+    if (cscfg != NULL) {
+        *out = caback_backup_cscfg_nicknames(cscfg, include_sslserver, error);
+        return *out != NULL;
+    }
+    if (nicknames == NULL)
+        return TRUE;
+    *out = g_strdupv((char **)nicknames);
+    return strip_internal_token(*out, token, error);
 }
