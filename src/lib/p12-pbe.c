@@ -583,6 +583,72 @@ static gboolean parse_scrypt(PLArenaPool *arena, const SECAlgorithmID *kdf, SECO
     return TRUE;
 }
 
+/* Whether PBES2's encryption scheme @scheme (@cipher, shown as @cipher_label) is one caback and
+ * this NSS build can use, with the parameters (the IV) it needs. */
+static gboolean check_pbes2_cipher(const SECAlgorithmID *scheme, SECOidTag cipher,
+                                   const char *cipher_label, GError **error)
+{
+    switch (cipher) {
+    case SEC_OID_AES_128_CBC:
+    case SEC_OID_AES_192_CBC:
+    case SEC_OID_AES_256_CBC:
+    case SEC_OID_CAMELLIA_128_CBC:
+    case SEC_OID_CAMELLIA_192_CBC:
+    case SEC_OID_CAMELLIA_256_CBC:
+    case SEC_OID_DES_EDE3_CBC:
+    case SEC_OID_DES_CBC:
+    case SEC_OID_RC2_CBC:
+        break;
+    default: {
+        /* SEED included: NSS 3.87 has the cipher, but its PBES2 key derivation makes a SEED
+         * key that does not decrypt what OpenSSL wrote. */
+        g_autofree char *label = alg_label_oid(&scheme->algorithm);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "PBES2 with the cipher %s is not supported by caback (AES, Camellia, 3DES, "
+                    "DES and RC2 in CBC mode are); decrypt the file with the tool that wrote it "
+                    "and export it again with AES",
+                    label);
+        return FALSE;
+    }
+    }
+    if (!slot_does(PK11_AlgtagToMechanism(cipher))) {
+        g_autofree char *label = alg_label_oid(&scheme->algorithm);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s is not supported by this NSS build", label);
+        return FALSE;
+    }
+    if (scheme->parameters.len == 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the PBES2 cipher %s has no parameters (no IV)", cipher_label);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* PBES2's key derivation @params->kdf (scrypt or PBKDF2, decoded into @kdf) into @info; its
+ * name for the description (g_free) is returned, NULL on error. */
+static char *parse_pbes2_kdf(PLArenaPool *arena, const P12Pbes2Params *params, SECOidTag cipher,
+                             const char *cipher_label, P12Pbkdf2Params *kdf, P12PbeInfo *info,
+                             GError **error)
+{
+    if (SECITEM_ItemsAreEqual(&params->kdf.algorithm, &p12_oid_scrypt)) {
+        if (!parse_scrypt(arena, &params->kdf, cipher, cipher_label, info, error))
+            return NULL;
+        return g_strdup_printf("scrypt N=%" G_GUINT64_FORMAT " r=%u p=%u", info->scrypt_n,
+                               info->scrypt_r, info->scrypt_p);
+    }
+    if (!parse_pbkdf2(arena, &params->kdf, "PBES2", kdf, &info->prf_tag, &info->iterations,
+                      error))
+        return NULL;
+    if (!slot_does(CKM_PKCS5_PBKD2)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "PBKDF2 is not supported by this NSS build");
+        return NULL;
+    }
+    info->work = p12_kdf_work_iterations(info->iterations);
+    return g_strdup_printf("PBKDF2-%s", p12_alg_name(info->prf_tag));
+}
+
 static gboolean parse_pbes2(const SECAlgorithmID *alg, P12PbeInfo *info, GError **error)
 {
     g_autoptr(PLArenaPool) arena = PORT_NewArena(1024);
@@ -599,59 +665,12 @@ static gboolean parse_pbes2(const SECAlgorithmID *alg, P12PbeInfo *info, GError 
 
     SECOidTag cipher = SECOID_GetAlgorithmTag(&params.scheme);
     g_autofree char *cipher_label = alg_label(&params.scheme.algorithm);
-    switch (cipher) {
-    case SEC_OID_AES_128_CBC:
-    case SEC_OID_AES_192_CBC:
-    case SEC_OID_AES_256_CBC:
-    case SEC_OID_CAMELLIA_128_CBC:
-    case SEC_OID_CAMELLIA_192_CBC:
-    case SEC_OID_CAMELLIA_256_CBC:
-    case SEC_OID_DES_EDE3_CBC:
-    case SEC_OID_DES_CBC:
-    case SEC_OID_RC2_CBC:
-        break;
-    default: {
-        /* SEED included: NSS 3.87 has the cipher, but its PBES2 key derivation makes a SEED
-         * key that does not decrypt what OpenSSL wrote. */
-        g_autofree char *label = alg_label_oid(&params.scheme.algorithm);
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "PBES2 with the cipher %s is not supported by caback (AES, Camellia, 3DES, "
-                    "DES and RC2 in CBC mode are); decrypt the file with the tool that wrote it "
-                    "and export it again with AES",
-                    label);
+    if (!check_pbes2_cipher(&params.scheme, cipher, cipher_label, error))
         return FALSE;
-    }
-    }
-    if (!slot_does(PK11_AlgtagToMechanism(cipher))) {
-        g_autofree char *label = alg_label_oid(&params.scheme.algorithm);
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "%s is not supported by this NSS build", label);
+    g_autofree char *kdf_label =
+        parse_pbes2_kdf(arena, &params, cipher, cipher_label, &kdf, info, error);
+    if (kdf_label == NULL)
         return FALSE;
-    }
-    if (params.scheme.parameters.len == 0) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "the PBES2 cipher %s has no parameters (no IV)", cipher_label);
-        return FALSE;
-    }
-
-    g_autofree char *kdf_label = NULL;
-    if (SECITEM_ItemsAreEqual(&params.kdf.algorithm, &p12_oid_scrypt)) {
-        if (!parse_scrypt(arena, &params.kdf, cipher, cipher_label, info, error))
-            return FALSE;
-        kdf_label = g_strdup_printf("scrypt N=%" G_GUINT64_FORMAT " r=%u p=%u", info->scrypt_n,
-                                    info->scrypt_r, info->scrypt_p);
-    } else {
-        if (!parse_pbkdf2(arena, &params.kdf, "PBES2", &kdf, &info->prf_tag, &info->iterations,
-                          error))
-            return FALSE;
-        if (!slot_does(CKM_PKCS5_PBKD2)) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "PBKDF2 is not supported by this NSS build");
-            return FALSE;
-        }
-        info->work = p12_kdf_work_iterations(info->iterations);
-        kdf_label = g_strdup_printf("PBKDF2-%s", p12_alg_name(info->prf_tag));
-    }
     info->kind = P12_PBE_PBES2;
     info->raw_password = TRUE;
     info->alg_tag = SEC_OID_PKCS5_PBES2;
