@@ -1415,76 +1415,90 @@ static unsigned int hash_len(SECOidTag hash)
 
 static GBytes *mac_cache_id(const P12MacData *mac, const P12MacInfo *info);
 
+/* The PBMAC1 parameters (RFC 9579) of @mac into @info: PBKDF2 with its keyLength, an HMAC. */
+static gboolean parse_pbmac1(const P12MacData *mac, P12MacInfo *info, GError **error)
+{
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(1024);
+    P12Pbes2Params params;
+    P12Pbkdf2Params kdf;
+    memset(&params, 0, sizeof(params));
+    if (mac->mac.algorithm.parameters.len == 0 ||
+        SEC_ASN1DecodeItem(arena, &params, p12_pbes2_params_template,
+                           &mac->mac.algorithm.parameters) != SECSuccess) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the PBMAC1 parameters of the MAC are malformed");
+        return FALSE;
+    }
+    if (!parse_pbkdf2(arena, &params.kdf, "the PBMAC1 MAC", &kdf, &info->prf_tag,
+                      &info->iterations, error))
+        return FALSE;
+    if (kdf.key_length.len == 0) {
+        /* RFC 9579 requires keyLength: without it the key size is a guess, and NSS would
+         * guess the largest HMAC key. Its test vector A.4 is such a file. */
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the PBMAC1 MAC has no PBKDF2 keyLength, which RFC 9579 requires");
+        return FALSE;
+    }
+    SECOidTag scheme = SECOID_GetAlgorithmTag(&params.scheme);
+    info->hash_tag = hash_of_hmac(scheme);
+    if (info->hash_tag == SEC_OID_UNKNOWN) {
+        g_autofree char *label = alg_label_oid(&params.scheme.algorithm);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the PBMAC1 MAC uses %s, which is not an HMAC caback supports", label);
+        return FALSE;
+    }
+    info->pbmac1 = TRUE;
+    info->description =
+        g_strdup_printf("PBMAC1 (PBKDF2-%s, %s), %" G_GUINT64_FORMAT " iterations",
+                        p12_alg_name(info->prf_tag), p12_alg_name(scheme), info->iterations);
+    return TRUE;
+}
+
+/* The classic MAC (RFC 7292 appendix B KDF with the digest @tag, then HMAC) of @mac into @info. */
+static gboolean parse_classic_mac(const P12MacData *mac, SECOidTag tag, P12MacInfo *info,
+                                  GError **error)
+{
+    if (classic_mac_keygen(tag) == CKM_INVALID_MECHANISM ||
+        !slot_does(classic_mac_keygen(tag)) || !slot_does(hmac_mech_for_hash(tag))) {
+        g_autofree char *label = alg_label_oid(&mac->mac.algorithm.algorithm);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the MAC uses the digest %s, which caback does not support (MD5, SHA-1, "
+                    "SHA-224, SHA-256, SHA-384, SHA-512 and PBMAC1 are)",
+                    label);
+        return FALSE;
+    }
+    info->hash_tag = tag;
+    if (mac->iterations.len == 0)
+        info->iterations = 1; /* DEFAULT 1 */
+    else if (!check_iterations(&mac->iterations, "MAC", &info->iterations, error))
+        return FALSE;
+    /* An empty salt is valid (RFC 7292 makes it an OCTET STRING of any length; GnuTLS
+     * writes one) and every reader accepts it. */
+    if (mac->salt.len > 1024) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the MAC salt has an invalid length (%u bytes)", mac->salt.len);
+        return FALSE;
+    }
+    g_autofree char *hmac = g_strdup(p12_alg_name(tag));
+    /* "SHA-256" -> "HMAC-SHA256", the name users see in openssl -info. */
+    g_autoptr(GString) name = g_string_new("HMAC-");
+    for (const char *p = hmac; *p != '\0'; p++)
+        if (*p != '-')
+            g_string_append_c(name, *p);
+    info->description =
+        g_strdup_printf("%s, %" G_GUINT64_FORMAT " iterations", name->str, info->iterations);
+    return TRUE;
+}
+
 gboolean p12_mac_info_parse(const P12MacData *mac, P12MacInfo *info, GError **error)
 {
     memset(info, 0, sizeof(*info));
     SECOidTag tag = SECOID_GetAlgorithmTag(&mac->mac.algorithm);
 
-    if (tag == SEC_OID_PKCS5_PBMAC1) {
-        g_autoptr(PLArenaPool) arena = PORT_NewArena(1024);
-        P12Pbes2Params params;
-        P12Pbkdf2Params kdf;
-        memset(&params, 0, sizeof(params));
-        if (mac->mac.algorithm.parameters.len == 0 ||
-            SEC_ASN1DecodeItem(arena, &params, p12_pbes2_params_template,
-                               &mac->mac.algorithm.parameters) != SECSuccess) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "the PBMAC1 parameters of the MAC are malformed");
-            return FALSE;
-        }
-        if (!parse_pbkdf2(arena, &params.kdf, "the PBMAC1 MAC", &kdf, &info->prf_tag,
-                          &info->iterations, error))
-            return FALSE;
-        if (kdf.key_length.len == 0) {
-            /* RFC 9579 requires keyLength: without it the key size is a guess, and NSS would
-             * guess the largest HMAC key. Its test vector A.4 is such a file. */
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "the PBMAC1 MAC has no PBKDF2 keyLength, which RFC 9579 requires");
-            return FALSE;
-        }
-        SECOidTag scheme = SECOID_GetAlgorithmTag(&params.scheme);
-        info->hash_tag = hash_of_hmac(scheme);
-        if (info->hash_tag == SEC_OID_UNKNOWN) {
-            g_autofree char *label = alg_label_oid(&params.scheme.algorithm);
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "the PBMAC1 MAC uses %s, which is not an HMAC caback supports", label);
-            return FALSE;
-        }
-        info->pbmac1 = TRUE;
-        info->description =
-            g_strdup_printf("PBMAC1 (PBKDF2-%s, %s), %" G_GUINT64_FORMAT " iterations",
-                            p12_alg_name(info->prf_tag), p12_alg_name(scheme), info->iterations);
-    } else {
-        if (classic_mac_keygen(tag) == CKM_INVALID_MECHANISM ||
-            !slot_does(classic_mac_keygen(tag)) || !slot_does(hmac_mech_for_hash(tag))) {
-            g_autofree char *label = alg_label_oid(&mac->mac.algorithm.algorithm);
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "the MAC uses the digest %s, which caback does not support (MD5, SHA-1, "
-                        "SHA-224, SHA-256, SHA-384, SHA-512 and PBMAC1 are)",
-                        label);
-            return FALSE;
-        }
-        info->hash_tag = tag;
-        if (mac->iterations.len == 0)
-            info->iterations = 1; /* DEFAULT 1 */
-        else if (!check_iterations(&mac->iterations, "MAC", &info->iterations, error))
-            return FALSE;
-        /* An empty salt is valid (RFC 7292 makes it an OCTET STRING of any length; GnuTLS
-         * writes one) and every reader accepts it. */
-        if (mac->salt.len > 1024) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "the MAC salt has an invalid length (%u bytes)", mac->salt.len);
-            return FALSE;
-        }
-        g_autofree char *hmac = g_strdup(p12_alg_name(tag));
-        /* "SHA-256" -> "HMAC-SHA256", the name users see in openssl -info. */
-        g_autoptr(GString) name = g_string_new("HMAC-");
-        for (const char *p = hmac; *p != '\0'; p++)
-            if (*p != '-')
-                g_string_append_c(name, *p);
-        info->description =
-            g_strdup_printf("%s, %" G_GUINT64_FORMAT " iterations", name->str, info->iterations);
-    }
+    gboolean parsed = tag == SEC_OID_PKCS5_PBMAC1 ? parse_pbmac1(mac, info, error)
+                                                  : parse_classic_mac(mac, tag, info, error);
+    if (!parsed)
+        return FALSE;
     if (mac->mac.digest.len != hash_len(info->hash_tag)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "the MAC value has %u bytes where %s gives %u", mac->mac.digest.len,
