@@ -53,11 +53,12 @@ const SEC_ASN1Template p12_pfx_template[] = {
     {SEC_ASN1_POINTER | SEC_ASN1_OPTIONAL, offsetof(P12Pfx, mac_data), p12_mac_data_template},
     {0}};
 
-const SEC_ASN1Template p12_pfx_out_template[] = {{SEC_ASN1_SEQUENCE, 0, NULL, sizeof(P12PfxOut)},
-                                                 {SEC_ASN1_INTEGER, offsetof(P12PfxOut, version)},
-                                                 {SEC_ASN1_ANY, offsetof(P12PfxOut, auth_safe)},
-                                                 {SEC_ASN1_ANY, offsetof(P12PfxOut, mac_data)},
-                                                 {0}};
+const SEC_ASN1Template p12_pfx_out_template[] = {
+    {SEC_ASN1_SEQUENCE, 0, NULL, sizeof(P12PfxOut)},
+    {SEC_ASN1_INTEGER, offsetof(P12PfxOut, version)},
+    {SEC_ASN1_ANY, offsetof(P12PfxOut, auth_safe)},
+    {SEC_ASN1_ANY, offsetof(P12PfxOut, mac_data)},
+    {0}};
 
 static const SEC_ASN1Template p12_encrypted_content_info_template[] = {
     {SEC_ASN1_SEQUENCE, 0, NULL, sizeof(P12EncryptedContentInfo)},
