@@ -412,7 +412,9 @@ static SECMODModule *load_user_module(const char *path, GError **error)
     return module;
 }
 
-CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
+/* The folder @options name (-d, else the default one) with its "sql:" prefix taken off, into
+ * *@path (which points into the returned string, g_free). "dbm:" is refused. */
+static char *database_folder(const CabackDbOptions *options, const char **path, GError **error)
 {
     g_autofree char *given = NULL;
 
@@ -421,16 +423,17 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
     else if ((given = caback_db_default_dir(error)) == NULL)
         return NULL;
 
-    const char *path = given;
-    if (g_str_has_prefix(path, "sql:"))
-        path += 4;
-    else if (g_str_has_prefix(path, "dbm:")) {
-        g_autofree char *cert9 = g_build_filename(path + 4, "cert9.db", NULL);
+    *path = given;
+    if (g_str_has_prefix(given, "sql:")) {
+        *path = given + 4;
+    } else if (g_str_has_prefix(given, "dbm:")) {
+        const char *dir = given + 4;
+        g_autofree char *cert9 = g_build_filename(dir, "cert9.db", NULL);
         if (g_file_test(cert9, G_FILE_TEST_EXISTS)) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                         "-d %s: the dbm: prefix asks for an old-format (DBM) database, but %s "
                         "holds a current one (cert9.db); give -d %s or -d sql:%s",
-                        given, path + 4, path + 4, path + 4);
+                        given, dir, dir, dir);
             return NULL;
         }
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
@@ -439,6 +442,71 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
                     given);
         return NULL;
     }
+    return g_steal_pointer(&given);
+}
+
+/* NSS_InitContext failed on @db: say why as well as the folder shows it (another program holds
+ * it, it cannot be written, an interrupted change is left), with NSS's error. */
+static void set_open_error(const CabackDb *db, gboolean read_only, GError **error)
+{
+    g_autofree char *left = hot_journal(db->dir);
+    g_autofree char *holder = lock_holder(db->dir);
+    g_autofree char *unwritable = read_only ? NULL : not_writable(db->dir);
+    g_autofree char *why =
+        holder != NULL
+            ? g_strdup_printf("%s, which has it open: stop that program or wait until it is "
+                              "done, then run caback again",
+                              holder)
+        : unwritable != NULL
+            ? g_strdup_printf("%s, and this command changes the database: run it where the "
+                              "database can be written (as its owner, on a file system "
+                              "mounted read-write)",
+                              unwritable)
+            : g_strdup_printf("is it readable%s, and not locked by another program?",
+                              read_only ? "" : " and writable");
+    caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot open NSS database %s (%s)%s%s%s",
+                         db->dir, why,
+                         left != NULL ? "; a change to it was interrupted (" : "",
+                         left != NULL ? left : "",
+                         left != NULL ? " is left), and it can be rolled back only with "
+                                        "write access: run caback listkeys -d DIR as the "
+                                        "database's owner, on a writable file system"
+                                      : "");
+}
+
+/* Open @db's NSS context, read-only when @read_only (after rolling back a change a killed
+ * process left half done). */
+static gboolean init_context(CabackDb *db, gboolean read_only, GError **error)
+{
+    PRUint32 flags = NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE;
+    g_autofree char *journal = hot_journal(db->dir);
+    if (read_only && journal != NULL) {
+        /* A process killed in the middle of a change (kill -9, a crash, power loss) leaves
+         * SQLite's journal behind; SQLite rolls the change back at the next opening that may
+         * write, and a read-only opening fails until then. Roll it back now: the database
+         * returns to its last complete state, which is what it was before that change. */
+        NSSInitContext *rw = NSS_InitContext(db->spec, "", "", "", NULL, flags);
+        if (rw != NULL && NSS_ShutdownContext(rw) == SECSuccess) {
+            g_autofree char *still = hot_journal(db->dir);
+            db->rolled_back = still == NULL;
+        }
+    }
+    if (read_only)
+        flags |= NSS_INIT_READONLY;
+    db->context = NSS_InitContext(db->spec, "", "", "", NULL, flags);
+    if (db->context == NULL) {
+        set_open_error(db, read_only, error);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
+{
+    const char *path = NULL;
+    g_autofree char *given = database_folder(options, &path, error);
+    if (given == NULL)
+        return NULL;
 
     g_autoptr(CabackDb) db = g_new0(CabackDb, 1);
     db->dir = g_canonicalize_filename(path, NULL);
@@ -459,49 +527,8 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
         if (db->lock == NULL)
             return NULL;
     }
-
-    PRUint32 flags = NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE;
-    g_autofree char *journal = hot_journal(db->dir);
-    if (options->read_only && journal != NULL) {
-        /* A process killed in the middle of a change (kill -9, a crash, power loss) leaves
-         * SQLite's journal behind; SQLite rolls the change back at the next opening that may
-         * write, and a read-only opening fails until then. Roll it back now: the database
-         * returns to its last complete state, which is what it was before that change. */
-        NSSInitContext *rw = NSS_InitContext(db->spec, "", "", "", NULL, flags);
-        if (rw != NULL && NSS_ShutdownContext(rw) == SECSuccess) {
-            g_autofree char *still = hot_journal(db->dir);
-            db->rolled_back = still == NULL;
-        }
-    }
-    if (options->read_only)
-        flags |= NSS_INIT_READONLY;
-    db->context = NSS_InitContext(db->spec, "", "", "", NULL, flags);
-    if (db->context == NULL) {
-        g_autofree char *left = hot_journal(db->dir);
-        g_autofree char *holder = lock_holder(db->dir);
-        g_autofree char *unwritable = options->read_only ? NULL : not_writable(db->dir);
-        g_autofree char *why =
-            holder != NULL
-                ? g_strdup_printf("%s, which has it open: stop that program or wait until it is "
-                                  "done, then run caback again",
-                                  holder)
-            : unwritable != NULL
-                ? g_strdup_printf("%s, and this command changes the database: run it where the "
-                                  "database can be written (as its owner, on a file system "
-                                  "mounted read-write)",
-                                  unwritable)
-                : g_strdup_printf("is it readable%s, and not locked by another program?",
-                                  options->read_only ? "" : " and writable");
-        caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot open NSS database %s (%s)%s%s%s",
-                             db->dir, why,
-                             left != NULL ? "; a change to it was interrupted (" : "",
-                             left != NULL ? left : "",
-                             left != NULL ? " is left), and it can be rolled back only with "
-                                            "write access: run caback listkeys -d DIR as the "
-                                            "database's owner, on a writable file system"
-                                          : "");
+    if (!init_context(db, options->read_only, error))
         return NULL;
-    }
     PK11_SetPasswordFunc(caback_db_password_callback);
 
     if (options->module != NULL) {
