@@ -55,6 +55,77 @@ static char *pid_text(long pid)
     return pid > 0 ? g_strdup_printf("pid %ld", pid) : g_strdup("pid unknown");
 }
 
+/* Opening the lock file failed with @e: a reader that may not write the folder reads without
+ * the lock (*@unlocked says so, *@quiet when nothing can change it); anything else is an error. */
+static void lock_open_failed(const char *dir, const char *path, CabackDbLockMode mode, int e,
+                             char **unlocked, gboolean *quiet, GError **error)
+{
+    if (mode == CABACK_DB_LOCK_SHARED && (e == EACCES || e == EPERM || e == EROFS)) {
+        /* A reader in a folder it may not write (and a lock file it may not open): it
+         * still reads. On a read-only file system nothing can change the database. */
+        *unlocked = g_strdup_printf(
+            "cannot lock NSS database %s (%s: %s); reading it without the lock, so a "
+            "restore run at the same time by a user who may write the folder could change "
+            "it meanwhile",
+            dir, path, g_strerror(e));
+        *quiet = e == EROFS;
+        return;
+    }
+    if (mode == CABACK_DB_LOCK_EXCLUSIVE && (e == EACCES || e == EPERM || e == EROFS))
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
+                    "cannot lock NSS database %s: %s cannot be written: %s, and this command "
+                    "changes the database: run it where the database can be written (as its "
+                    "owner, on a file system mounted read-write)",
+                    dir, dir, g_strerror(e));
+    else if (e == ELOOP)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "the lock file %s is a symbolic link; caback does not follow it: remove "
+                    "the link (caback makes the file again)",
+                    path);
+    else
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot open the lock file %s of NSS database %s: %s", path, dir,
+                    g_strerror(e));
+}
+
+/* Whether the open lock file @fd may be used: a regular file owned by the user, root or the
+ * owner of the folder (@dst). */
+static gboolean lock_file_acceptable(int fd, const struct stat *dst, const char *dir,
+                                     const char *path, GError **error)
+{
+    struct stat st;
+    g_autofree char *why = NULL;
+    if (fstat(fd, &st) != 0)
+        why = g_strdup(g_strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        why = g_strdup("it is not a regular file");
+    else if (st.st_uid != geteuid() && st.st_uid != 0 && st.st_uid != dst->st_uid)
+        why = g_strdup_printf("it belongs to uid %ld, neither you, root nor the owner of the "
+                              "folder, and its owner could hold it to stop every restore",
+                              (long)st.st_uid);
+    if (why == NULL)
+        return TRUE;
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                "refusing the lock file %s of NSS database %s: %s; remove it (caback makes "
+                "it again)",
+                path, dir, why);
+    return FALSE;
+}
+
+/* A lock file this run created: mode 0640 whatever the umask, and when root makes it in a service
+ * account's database (@dst), given to that account, so that it can still lock it. Both best
+ * effort: the lock works anyway. */
+static void settle_new_lock_file(int fd, const struct stat *dst)
+{
+    if (fchmod(fd, 0640) != 0) {
+        /* The umask's mode is stricter: still a lock. */
+    }
+    if (geteuid() == 0 && (dst->st_uid != 0 || dst->st_gid != 0) &&
+        fchown(fd, dst->st_uid, dst->st_gid) != 0) {
+        /* Root can lock it in any case. */
+    }
+}
+
 /* The lock file of @dir, opened (and made when missing) safely; -1 with @error set, or -1 with
  * *@unlocked set (a reason, for a reader that goes on without the lock). */
 static int open_lock_file(const char *dir, const char *path, CabackDbLockMode mode,
@@ -81,63 +152,15 @@ static int open_lock_file(const char *dir, const char *path, CabackDbLockMode mo
     int e = errno;
     close(dfd);
     if (fd < 0) {
-        if (mode == CABACK_DB_LOCK_SHARED && (e == EACCES || e == EPERM || e == EROFS)) {
-            /* A reader in a folder it may not write (and a lock file it may not open): it
-             * still reads. On a read-only file system nothing can change the database. */
-            *unlocked = g_strdup_printf(
-                "cannot lock NSS database %s (%s: %s); reading it without the lock, so a "
-                "restore run at the same time by a user who may write the folder could change "
-                "it meanwhile",
-                dir, path, g_strerror(e));
-            *quiet = e == EROFS;
-            return -1;
-        }
-        if (mode == CABACK_DB_LOCK_EXCLUSIVE && (e == EACCES || e == EPERM || e == EROFS))
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
-                        "cannot lock NSS database %s: %s cannot be written: %s, and this command "
-                        "changes the database: run it where the database can be written (as its "
-                        "owner, on a file system mounted read-write)",
-                        dir, dir, g_strerror(e));
-        else if (e == ELOOP)
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                        "the lock file %s is a symbolic link; caback does not follow it: remove "
-                        "the link (caback makes the file again)",
-                        path);
-        else
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                        "cannot open the lock file %s of NSS database %s: %s", path, dir,
-                        g_strerror(e));
+        lock_open_failed(dir, path, mode, e, unlocked, quiet, error);
         return -1;
     }
-    struct stat st;
-    g_autofree char *why = NULL;
-    if (fstat(fd, &st) != 0)
-        why = g_strdup(g_strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        why = g_strdup("it is not a regular file");
-    else if (st.st_uid != geteuid() && st.st_uid != 0 && st.st_uid != dst.st_uid)
-        why = g_strdup_printf("it belongs to uid %ld, neither you, root nor the owner of the "
-                              "folder, and its owner could hold it to stop every restore",
-                              (long)st.st_uid);
-    if (why != NULL) {
+    if (!lock_file_acceptable(fd, &dst, dir, path, error)) {
         close(fd);
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                    "refusing the lock file %s of NSS database %s: %s; remove it (caback makes "
-                    "it again)",
-                    path, dir, why);
         return -1;
     }
-    if (created) {
-        /* Whatever the umask; and when root makes it in a service account's database, that
-         * account can still lock it. Both best effort: the lock works anyway. */
-        if (fchmod(fd, 0640) != 0) {
-            /* The umask's mode is stricter: still a lock. */
-        }
-        if (geteuid() == 0 && (dst.st_uid != 0 || dst.st_gid != 0) &&
-            fchown(fd, dst.st_uid, dst.st_gid) != 0) {
-            /* Root can lock it in any case. */
-        }
-    }
+    if (created)
+        settle_new_lock_file(fd, &dst);
     return fd;
 }
 
