@@ -615,6 +615,122 @@ static GBytes *file_digest(VerifyRun *run, SECOidTag alg, GError **error)
 
 /* Check signer @i; fills @s. Returns FALSE only for errors that stop everything (the file cannot
  * be read). */
+/* The digest of the file with the signer's algorithm, given to @sigd for the check (into
+ * @ditem, which points into run's cache). An algorithm caback does not accept is @s's problem;
+ * FALSE with @error only when the file cannot be read. */
+static gboolean set_digest(VerifyRun *run, NSSCMSSignedData *sigd, SECOidTag alg,
+                           CabackCmsSigner *s, SECItem *ditem, GError **error)
+{
+    const char *alg_name = caback_digest_name(alg);
+    if (alg_name == NULL) {
+        s->problem = g_strdup_printf(
+            "the signature by %s uses the digest %s, which caback does not accept (only SHA-256, "
+            "SHA-384 and SHA-512); sign the file again with caback sign",
+            s->subject, SECOID_FindOIDTagDescription(alg));
+        return TRUE;
+    }
+    s->digest_algorithm = g_strdup(alg_name);
+    GBytes *digest = file_digest(run, alg, error);
+    if (digest == NULL)
+        return FALSE;
+    s->digest = caback_digest_to_hex(digest);
+    gsize dlen = 0;
+    const void *dp = g_bytes_get_data(digest, &dlen);
+    *ditem = (SECItem){siBuffer, (unsigned char *)dp, (unsigned int)dlen};
+    if (NSS_CMSSignedData_SetDigestValue(sigd, alg, ditem) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot check the signature %s",
+                             run->sig_path);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* The signature value of @si over the file's digest @ditem: signature_ok, or @s's problem in
+ * words (the file changed, a damaged or forged signature, or what NSS says). */
+static void check_signature_value(VerifyRun *run, NSSCMSSignedData *sigd, NSSCMSSignerInfo *si,
+                                  SECItem *ditem, CabackCmsSigner *s)
+{
+    SECOidData *type_data = SECOID_FindOIDByTag(
+        NSS_CMSContentInfo_GetContentTypeTag(NSS_CMSSignedData_GetContentInfo(sigd)));
+    SECItem *content_type = type_data != NULL ? &type_data->oid : NULL;
+    if (NSS_CMSSignerInfo_Verify(si, ditem, content_type) == SECSuccess) {
+        s->signature_ok = TRUE;
+        return;
+    }
+    int err = PORT_GetError();
+    NSSCMSVerificationStatus vs = NSS_CMSSignerInfo_GetVerificationStatus(si);
+    g_autofree char *why = caback_nss_error_describe(err);
+    gboolean has_attrs = si->authAttr != NULL && si->authAttr[0] != NULL;
+    if (vs == NSSCMSVS_DigestMismatch || (vs == NSSCMSVS_BadSignature && !has_attrs))
+        /* The signed digest differs from the file's: the file changed, or it is not the
+         * signature's file. Without signed attributes the two cases look the same. */
+        s->problem = g_strdup_printf(
+            "signature does not match %s (the file was changed after signing, or the "
+            "signature %s belongs to another file)",
+            run->path, run->sig_path);
+    else if (vs == NSSCMSVS_BadSignature)
+        s->problem = g_strdup_printf(
+            "the signature %s is damaged or forged: its signed attributes do not verify "
+            "with the key of %s: %s",
+            run->sig_path, s->subject, why);
+    else
+        s->problem =
+            g_strdup_printf("the signature %s by %s cannot be checked (%s): %s", run->sig_path,
+                            s->subject, NSS_CMSUtil_VerificationStatusToString(vs), why);
+}
+
+/* A time the signature states is the signer's claim: one in the future is a wrong clock or a
+ * lie, and is refused even when checking at the signing time. TRUE when refused. */
+static gboolean refuse_future_time(VerifyRun *run, gboolean has_time, PRTime stated,
+                                   CabackCmsSigner *s)
+{
+    if (!has_time || stated <= run->now + (PRTime)CABACK_CMS_CLOCK_SKEW * PR_USEC_PER_SEC)
+        return FALSE;
+    g_autofree char *at = format_time(stated);
+    g_autofree char *now = format_time(run->now);
+    s->future_signing_time = TRUE;
+    s->problem = g_strdup_printf(
+        "the signature %s by %s states the signing time %s, later than now (%s) by more "
+        "than %d minutes: the signer's clock is wrong or the time is forged. Check this "
+        "machine's clock; have the file signed again with a correct clock",
+        run->sig_path, s->subject, at, now, CABACK_CMS_CLOCK_SKEW / 60);
+    return TRUE;
+}
+
+/* The signer's chain at @when: trusted_for, or @s's problem saying what to trust instead. */
+static void check_signer_trust(VerifyRun *run, CERTCertificate *cert, PRTime when,
+                               gboolean has_time, PRTime stated, CabackCmsSigner *s)
+{
+    s->checked_at = when / PR_USEC_PER_SEC;
+    g_autofree char *why = NULL;
+    gboolean unusable = FALSE;
+    const char *usage = verify_signer_cert(cert, run->anchors, when, run->wincx, &why, &unusable);
+    if (usage != NULL) {
+        s->trusted_for = g_strdup(usage);
+        return;
+    }
+    g_autofree char *at = format_time(when);
+    g_autofree char *signed_at = has_time ? format_time(stated) : NULL;
+    g_autofree char *hint =
+        has_time && !s->at_signing_time && stated < run->now
+            ? g_strdup_printf(". If the signer was valid when the file was signed (%s) and "
+                              "has expired since, check at that time with "
+                              "--at-signing-time",
+                              signed_at)
+            : g_strdup("");
+    s->problem = g_strdup_printf(
+        "the signer %s, issued by %s, is not trusted by %s for signing at %s (%s): %s; %s%s",
+        s->subject, s->issuer, run->trust, at,
+        s->at_signing_time ? "the signing time, --at-signing-time" : "now", why,
+        run->anchors != NULL
+            ? "give the certificate of the CA that issued the signer (verify-signature --ca "
+              "CACERT, restore --signature-ca CERTFILE)"
+            : "check the signature against the issuing CA (verify-signature --ca CACERT, "
+              "restore --signature-ca CERTFILE), or trust that CA in the database "
+              "(certutil -M -n NICK -t C,C,C)",
+        hint);
+}
+
 static gboolean verify_one(VerifyRun *run, NSSCMSSignedData *sigd, int i, CabackCmsSigner *s,
                            GError **error)
 {
@@ -651,99 +767,15 @@ static gboolean verify_one(VerifyRun *run, NSSCMSSignedData *sigd, int i, Caback
     s->problem = caback_cms_signer_weakness(cert, when, &s->weak_key, &s->weak_certificate);
     if (s->problem != NULL)
         return TRUE;
-
-    const char *alg_name = caback_digest_name(alg);
-    if (alg_name == NULL) {
-        s->problem = g_strdup_printf(
-            "the signature by %s uses the digest %s, which caback does not accept (only SHA-256, "
-            "SHA-384 and SHA-512); sign the file again with caback sign",
-            s->subject, SECOID_FindOIDTagDescription(alg));
-        return TRUE;
-    }
-    s->digest_algorithm = g_strdup(alg_name);
-    GBytes *digest = file_digest(run, alg, error);
-    if (digest == NULL)
+    SECItem ditem = {siBuffer, NULL, 0};
+    if (!set_digest(run, sigd, alg, s, &ditem, error))
         return FALSE;
-    s->digest = caback_digest_to_hex(digest);
-    gsize dlen = 0;
-    const void *dp = g_bytes_get_data(digest, &dlen);
-    SECItem ditem = {siBuffer, (unsigned char *)dp, (unsigned int)dlen};
-    if (NSS_CMSSignedData_SetDigestValue(sigd, alg, &ditem) != SECSuccess) {
-        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot check the signature %s",
-                             run->sig_path);
-        return FALSE;
-    }
-
-    SECOidData *type_data = SECOID_FindOIDByTag(
-        NSS_CMSContentInfo_GetContentTypeTag(NSS_CMSSignedData_GetContentInfo(sigd)));
-    SECItem *content_type = type_data != NULL ? &type_data->oid : NULL;
-    if (NSS_CMSSignerInfo_Verify(si, &ditem, content_type) != SECSuccess) {
-        int err = PORT_GetError();
-        NSSCMSVerificationStatus vs = NSS_CMSSignerInfo_GetVerificationStatus(si);
-        g_autofree char *why = caback_nss_error_describe(err);
-        gboolean has_attrs = si->authAttr != NULL && si->authAttr[0] != NULL;
-        if (vs == NSSCMSVS_DigestMismatch || (vs == NSSCMSVS_BadSignature && !has_attrs))
-            /* The signed digest differs from the file's: the file changed, or it is not the
-             * signature's file. Without signed attributes the two cases look the same. */
-            s->problem = g_strdup_printf(
-                "signature does not match %s (the file was changed after signing, or the "
-                "signature %s belongs to another file)",
-                run->path, run->sig_path);
-        else if (vs == NSSCMSVS_BadSignature)
-            s->problem = g_strdup_printf(
-                "the signature %s is damaged or forged: its signed attributes do not verify "
-                "with the key of %s: %s",
-                run->sig_path, s->subject, why);
-        else
-            s->problem =
-                g_strdup_printf("the signature %s by %s cannot be checked (%s): %s", run->sig_path,
-                                s->subject, NSS_CMSUtil_VerificationStatusToString(vs), why);
+    if (s->problem != NULL)
         return TRUE;
-    }
-    s->signature_ok = TRUE;
-
-    /* A time the signature states is the signer's claim: one in the future is a wrong clock or
-     * a lie, and is refused even when checking at the signing time. */
-    if (has_time && stated > run->now + (PRTime)CABACK_CMS_CLOCK_SKEW * PR_USEC_PER_SEC) {
-        g_autofree char *at = format_time(stated);
-        g_autofree char *now = format_time(run->now);
-        s->future_signing_time = TRUE;
-        s->problem = g_strdup_printf(
-            "the signature %s by %s states the signing time %s, later than now (%s) by more "
-            "than %d minutes: the signer's clock is wrong or the time is forged. Check this "
-            "machine's clock; have the file signed again with a correct clock",
-            run->sig_path, s->subject, at, now, CABACK_CMS_CLOCK_SKEW / 60);
+    check_signature_value(run, sigd, si, &ditem, s);
+    if (!s->signature_ok || refuse_future_time(run, has_time, stated, s))
         return TRUE;
-    }
-
-    s->checked_at = when / PR_USEC_PER_SEC;
-    g_autofree char *why = NULL;
-    gboolean unusable = FALSE;
-    const char *usage = verify_signer_cert(cert, run->anchors, when, run->wincx, &why, &unusable);
-    if (usage == NULL) {
-        g_autofree char *at = format_time(when);
-        g_autofree char *signed_at = has_time ? format_time(stated) : NULL;
-        g_autofree char *hint =
-            has_time && !s->at_signing_time && stated < run->now
-                ? g_strdup_printf(". If the signer was valid when the file was signed (%s) and "
-                                  "has expired since, check at that time with "
-                                  "--at-signing-time",
-                                  signed_at)
-                : g_strdup("");
-        s->problem = g_strdup_printf(
-            "the signer %s, issued by %s, is not trusted by %s for signing at %s (%s): %s; %s%s",
-            s->subject, s->issuer, run->trust, at,
-            s->at_signing_time ? "the signing time, --at-signing-time" : "now", why,
-            run->anchors != NULL
-                ? "give the certificate of the CA that issued the signer (verify-signature --ca "
-                  "CACERT, restore --signature-ca CERTFILE)"
-                : "check the signature against the issuing CA (verify-signature --ca CACERT, "
-                  "restore --signature-ca CERTFILE), or trust that CA in the database "
-                  "(certutil -M -n NICK -t C,C,C)",
-            hint);
-        return TRUE;
-    }
-    s->trusted_for = g_strdup(usage);
+    check_signer_trust(run, cert, when, has_time, stated, s);
     return TRUE;
 }
 
@@ -754,6 +786,47 @@ gboolean caback_cms_verify_file(const char *path, const char *sig_path, CERTCert
     CabackCmsVerifyOptions options = {
         .path = path, .sig_path = sig_path, .anchors = anchors, .trust = trust, .wincx = wincx};
     return caback_cms_verify(&options, result, error);
+}
+
+/* The SignedData of the signature @der (from @sig_path), its certificates imported as temporary
+ * certificates owned by *@cmsg, so that the signer and its intermediate CAs are found. NULL with
+ * @error when it is not a signature with at least one signer. */
+static NSSCMSSignedData *decode_signed_data(GBytes *der, const char *sig_path, void *wincx,
+                                            NSSCMSMessage **cmsg_out, int *nsigners,
+                                            GError **error)
+{
+    gsize len = 0;
+    const void *p = g_bytes_get_data(der, &len);
+    SECItem item = {siBuffer, (unsigned char *)p, (unsigned int)len};
+    g_autoptr(NSSCMSMessage) cmsg = NSS_CMSMessage_CreateFromDER(
+        &item, NULL, NULL, caback_db_password_callback, wincx, NULL, NULL);
+    if (cmsg == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                             "%s is not a CMS signature (DER or PEM) or is damaged", sig_path);
+        return NULL;
+    }
+    NSSCMSContentInfo *cinfo = NSS_CMSMessage_ContentLevel(cmsg, 0);
+    if (cinfo == NULL || NSS_CMSContentInfo_GetContentTypeTag(cinfo) != SEC_OID_PKCS7_SIGNED_DATA) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s is a CMS message but not a signature (no SignedData)", sig_path);
+        return NULL;
+    }
+    NSSCMSSignedData *sigd = NSS_CMSContentInfo_GetContent(cinfo);
+    *nsigners = sigd != NULL ? NSS_CMSSignedData_SignerInfoCount(sigd) : 0;
+    if (*nsigners <= 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s holds no signer (it is a certificates-only message, not a signature)",
+                    sig_path);
+        return NULL;
+    }
+    if (NSS_CMSSignedData_ImportCerts(sigd, CERT_GetDefaultCertDB(), certUsageEmailSigner,
+                                      PR_FALSE) != SECSuccess) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED,
+                             "cannot read the certificates in the signature %s", sig_path);
+        return NULL;
+    }
+    *cmsg_out = g_steal_pointer(&cmsg);
+    return sigd;
 }
 
 gboolean caback_cms_verify(const CabackCmsVerifyOptions *options, CabackCmsVerification **result,
@@ -786,38 +859,12 @@ gboolean caback_cms_verify(const CabackCmsVerifyOptions *options, CabackCmsVerif
         return FALSE;
     }
 
-    gsize len = 0;
-    const void *p = g_bytes_get_data(der, &len);
-    SECItem item = {siBuffer, (unsigned char *)p, (unsigned int)len};
-    g_autoptr(NSSCMSMessage) cmsg = NSS_CMSMessage_CreateFromDER(
-        &item, NULL, NULL, caback_db_password_callback, options->wincx, NULL, NULL);
-    if (cmsg == NULL) {
-        caback_error_set_nss(error, CABACK_ERROR_FAILED,
-                             "%s is not a CMS signature (DER or PEM) or is damaged", sig_path);
+    g_autoptr(NSSCMSMessage) cmsg = NULL;
+    int nsigners = 0;
+    NSSCMSSignedData *sigd = decode_signed_data(der, sig_path, options->wincx, &cmsg, &nsigners,
+                                                error);
+    if (sigd == NULL)
         return FALSE;
-    }
-    NSSCMSContentInfo *cinfo = NSS_CMSMessage_ContentLevel(cmsg, 0);
-    if (cinfo == NULL || NSS_CMSContentInfo_GetContentTypeTag(cinfo) != SEC_OID_PKCS7_SIGNED_DATA) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                    "%s is a CMS message but not a signature (no SignedData)", sig_path);
-        return FALSE;
-    }
-    NSSCMSSignedData *sigd = NSS_CMSContentInfo_GetContent(cinfo);
-    int nsigners = sigd != NULL ? NSS_CMSSignedData_SignerInfoCount(sigd) : 0;
-    if (nsigners <= 0) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                    "%s holds no signer (it is a certificates-only message, not a signature)",
-                    sig_path);
-        return FALSE;
-    }
-    /* The certificates the signature carries become temporary certificates (owned by the
-     * message), so that the signer and its intermediate CAs are found. */
-    if (NSS_CMSSignedData_ImportCerts(sigd, CERT_GetDefaultCertDB(), certUsageEmailSigner,
-                                      PR_FALSE) != SECSuccess) {
-        caback_error_set_nss(error, CABACK_ERROR_FAILED,
-                             "cannot read the certificates in the signature %s", sig_path);
-        return FALSE;
-    }
 
     VerifyRun run = {
         .path = path,
