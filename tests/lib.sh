@@ -92,6 +92,21 @@ gone_within() {
     done
 }
 
+# core_at_breakpoint CORE BREAKPOINT ARGS...: run caback ARGS under gdb until it reaches the
+# function BREAKPOINT (e.g. exit), write the process's core to CORE (gdb's output beside it, in
+# CORE.gdb) and kill it. Succeeds when the breakpoint was reached and a core written. Without the
+# NSS debugging knobs of make check: NSS keeps freed arenas for reuse then, as in production.
+# tests/core_memory.py reads the core.
+core_at_breakpoint() {
+    local core=$1 bp=$2; shift 2
+    rm -f "$core"
+    env -u NSS_DISABLE_UNLOAD -u NSS_DISABLE_ARENA_FREE_LIST \
+    gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
+        -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' -ex "break $bp" -ex run \
+        -ex "gcore $core" -ex kill --args "$CABACK" "$@" >"$core.gdb" 2>&1 </dev/null
+    [ -s "$core" ] && grep -q 'Breakpoint 1, ' "$core.gdb"
+}
+
 # need TOOL...: skip the rest of the script (as a TAP skip) when a peer tool is missing.
 need() {
     local t

@@ -444,35 +444,21 @@ search_core() { # DESCRIPTION CORE PASSWORD SHARE-TEXT-FILE...: one TAP line per
         *) not_ok "$desc: ${line#FAIL }" ;;
         esac
     done < <("$PYTHON3" - "$core" "$pw" "$T/gfp" "$@" <<'PY'
-import glob, struct, sys
-data = open(sys.argv[1], "rb").read()
-phoff, = struct.unpack_from("<Q", data, 0x20)
-phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
-core = bytearray()
-for i in range(phnum):
-    p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
-    if p_type == 1:
-        core += data[p_offset:p_offset + p_filesz] + b"\0"
+import glob, os, sys
+sys.path.insert(0, os.path.join(os.environ["CABACK_SRCDIR"], "tests"))
+from core_memory import FORMS, process_memory, tail_of
+core = process_memory(sys.argv[1])
 probes = [("password", sys.argv[2])] + [("share text of " + f.split("/")[-1], open(f).readline().strip()) for f in sys.argv[4:]]
 for label, text in probes:
-    for form in ("utf-8", "utf-16-be", "utf-16-le"):
-        n = core.count(text.encode(form)) + core.count(text[-12:].encode(form))
+    for form in FORMS:
+        n = core.count(text.encode(form)) + core.count(tail_of(text).encode(form))
         print(("PASS " if n == 0 else "FAIL ") + "no %s in %s (%d found)" % (label, form, n))
 for f in sorted(glob.glob(sys.argv[3] + "/raw.*")) + [sys.argv[3] + "/secret"]:
     raw = open(f, "rb").read()
-    n = core.count(raw) + core.count(raw[-12:])
+    n = core.count(raw) + core.count(tail_of(raw))
     print(("PASS " if n == 0 else "FAIL ") + "no bytes of %s (%d found)" % (f.split("/")[-1], n))
 PY
     )
-}
-gdb_core() { # CORE BREAKPOINT ARGS...: run caback ARGS under gdb until BREAKPOINT, write CORE
-    local core=$1 bp=$2; shift 2
-    rm -f "$core"
-    env -u NSS_DISABLE_UNLOAD -u NSS_DISABLE_ARENA_FREE_LIST \
-    gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
-        -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' -ex "break $bp" -ex run \
-        -ex "gcore $core" -ex kill --args "$CABACK" "$@" >"$core.gdb" 2>&1 </dev/null
-    [ -s "$core" ] && grep -q 'Breakpoint 1, ' "$core.gdb"
 }
 if ! command -v gdb >/dev/null 2>&1 || ! command -v gfcombine >/dev/null 2>&1; then
     skip "no password or share in memory at exit" "gdb or gfcombine is not installed"
@@ -481,15 +467,17 @@ elif grep -qa __asan_init "$CABACK"; then
 else
     M=$T/mem
     mkdir -m 700 "$M"
-    if gdb_core "$M/backup.core" exit backup -d "$CA" -f "$CA.pass" -o "$M/m.p12" "${ITER[@]}" \
-        --split 2 --custodian "$(cert alice)" --custodian "$(cert bob)"; then
+    if core_at_breakpoint "$M/backup.core" exit \
+        backup -d "$CA" -f "$CA.pass" -o "$M/m.p12" "${ITER[@]}" --split 2 \
+        --custodian "$(cert alice)" --custodian "$(cert bob)"; then
         ok "backup --split under gdb: stopped in exit() with a core"
         text_share "$M/m.p12.share-1-of-2.p7m" alice >"$M/s1.txt"
         text_share "$M/m.p12.share-2-of-2.p7m" bob >"$M/s2.txt"
         MPW=$(gfpassword "$M/s1.txt" "$M/s2.txt")
         search_core "backup --split at exit" "$M/backup.core" "$MPW" "$M/s1.txt" "$M/s2.txt"
         rm -f "$M/backup.core"
-        if gdb_core "$M/list.core" exit list "$M/m.p12" --share "$M/s1.txt" --share "$M/s2.txt"; then
+        if core_at_breakpoint "$M/list.core" exit \
+            list "$M/m.p12" --share "$M/s1.txt" --share "$M/s2.txt"; then
             ok "list --share under gdb: stopped in exit() with a core"
             search_core "list --share at exit" "$M/list.core" "$MPW" "$M/s1.txt" "$M/s2.txt"
         else
@@ -497,10 +485,13 @@ else
         fi
         rm -f "$M/list.core"
         # The control: while list checks the shares' archive, the password is in memory.
-        if gdb_core "$M/held.core" caback_p12_read list "$M/m.p12" --share "$M/s1.txt" --share "$M/s2.txt"; then
+        if core_at_breakpoint "$M/held.core" caback_p12_read \
+            list "$M/m.p12" --share "$M/s1.txt" --share "$M/s2.txt"; then
             "$PYTHON3" - "$M/held.core" "$MPW" <<'PY' >"$M/held.txt"
-import sys
-print(open(sys.argv[1], "rb").read().count(sys.argv[2].encode()))
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["CABACK_SRCDIR"], "tests"))
+from core_memory import process_memory
+print(process_memory(sys.argv[1]).count(sys.argv[2].encode()))
 PY
             check "the search finds the password in a core taken while it is in use" test "$(cat "$M/held.txt")" -gt 0
         else

@@ -34,24 +34,15 @@ in_core() {
         *) not_ok "$desc: ${line#FAIL }" ;;
         esac
     done < <("$PYTHON3" - "$core" "$DB_PW" "$P12_PW" "$WIN_PW" <<'EOF'
-import struct, sys
-data = open(sys.argv[1], "rb").read()
-# Only the process's memory (the PT_LOAD segments): gdb writes the command line it started the
-# program with into the core's notes, whatever the program did to its own argv since.
-phoff, = struct.unpack_from("<Q", data, 0x20)
-phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
-core = bytearray()
-for i in range(phnum):
-    p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
-    if p_type == 1:
-        core += data[p_offset:p_offset + p_filesz] + b"\0"
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["CABACK_SRCDIR"], "tests"))
+from core_memory import FORMS, process_memory, tail_of
+core = process_memory(sys.argv[1])
 for label, pw in (("database password", sys.argv[2]), ("PKCS#12 password", sys.argv[3]),
                   ("Windows-form password", sys.argv[4])):
-    # A copy freed without wiping loses its first 16 bytes to malloc's free-list pointers:
-    # its last 12 characters (random hex) are searched for too.
-    for form in ("utf-8", "utf-16-be", "utf-16-le"):
+    for form in FORMS:
         n = core.count(pw.encode(form))
-        tail = core.count(pw[-12:].encode(form))
+        tail = core.count(tail_of(pw).encode(form))
         print(("PASS " if n + tail == 0 else "FAIL ") +
               "no %s in %s (%d found, %d of its last 12 characters)" % (label, form, n, tail))
 EOF
@@ -61,35 +52,24 @@ EOF
 # core_at_exit NAME ARGS...: run caback ARGS under gdb, stop it in exit(), write $T/NAME.core.
 core_at_exit() {
     local name=$1; shift
-    rm -f "$T/$name.core"
-    # Without the NSS debugging knobs of make check: NSS keeps freed arenas for reuse then, as
-    # in production.
-    env -u NSS_DISABLE_UNLOAD -u NSS_DISABLE_ARENA_FREE_LIST \
-    gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
-        -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' -ex 'break exit' -ex run \
-        -ex "gcore $T/$name.core" -ex kill --args "$CABACK" "$@" >"$T/$name.gdb" 2>&1 </dev/null
-    if [ -s "$T/$name.core" ] && grep -q 'Breakpoint 1, ' "$T/$name.gdb"; then
+    if core_at_breakpoint "$T/$name.core" exit "$@"; then
         ok "$name: caback stopped in exit() and a core was written"
         return 0
     fi
     not_ok "$name: no core file at exit()"
-    diag "$(tail -n 15 "$T/$name.gdb")"
+    diag "$(tail -n 15 "$T/$name.core.gdb")"
     return 1
 }
 
 # The search must find a password where one certainly is: a backup stopped while it checks
 # the file it wrote, with the PKCS#12 password in hand.
-gdb -q -batch -nx -ex 'set pagination off' -ex 'set startup-with-shell off' \
-    -ex 'set breakpoint pending on' -ex 'break caback_backup_verify_bytes' -ex run \
-    -ex "gcore $T/held.core" -ex kill \
-    --args "$CABACK" backup -d "$DB" -f "$DB.pass" -o "$T/held.p12" -w "$T/p12.pass" \
-    --iterations 2000 >"$T/held.gdb" 2>&1 </dev/null
-if [ -s "$T/held.core" ]; then
+if core_at_breakpoint "$T/held.core" caback_backup_verify_bytes \
+    backup -d "$DB" -f "$DB.pass" -o "$T/held.p12" -w "$T/p12.pass" --iterations 2000; then
     (in_core "while the backup runs (expected to FIND the PKCS#12 password)" "$T/held.core") >"$T/held.tap"
     HELD=$(grep -c 'not ok .*PKCS#12 password in utf-8' "$T/held.tap")
     expect_equal "the search finds the PKCS#12 password in a core taken while it is in use" 1 "$HELD"
 else
-    not_ok "a core while caback runs"; diag "$(tail -n 15 "$T/held.gdb")"
+    not_ok "a core while caback runs"; diag "$(tail -n 15 "$T/held.core.gdb")"
 fi
 rm -f "$T/held.core"
 

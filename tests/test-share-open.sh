@@ -271,21 +271,17 @@ expect_grep "naming the share" 'share 1 \(.*typed-1.txt\) is for another archive
 # A core taken while the share is in hand must find it (the search works).
 share_in_core() {
     "$PYTHON3" - "$1" "$2" <<'PY'
-import base64, struct, sys
-data = open(sys.argv[1], "rb").read()
+import base64, os, sys
+sys.path.insert(0, os.path.join(os.environ["CABACK_SRCDIR"], "tests"))
+from core_memory import process_memory, tail_of
+core = process_memory(sys.argv[1])
 text = open(sys.argv[2]).read().strip()
 body = text[len("CBK1-"):].replace("-", "")
 raw = base64.b32decode(body + "=" * (-len(body) % 8))
 value = raw[20:52]
-phoff, = struct.unpack_from("<Q", data, 0x20)
-phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
-core = bytearray()
-for i in range(phnum):
-    p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
-    if p_type == 1:
-        core += data[p_offset:p_offset + p_filesz] + b"\0"
 # a copy freed without wiping loses its first 16 bytes to malloc's pointers: the tails count too
-n = core.count(text.encode()) + core.count(text[-40:].encode()) + core.count(value[16:])
+n = (core.count(text.encode()) + core.count(tail_of(text, 40).encode())
+     + core.count(tail_of(value, 16)))
 print(n)
 PY
 }
@@ -293,34 +289,26 @@ if grep -qa __asan_init "$CABACK" || ! command -v gdb >/dev/null 2>&1; then
     skip "share-open leaves no copy of the share in memory" "needs gdb and a build without AddressSanitizer"
 else
     rm -f "$T/mem-share.txt"
-    env -u NSS_DISABLE_UNLOAD -u NSS_DISABLE_ARENA_FREE_LIST \
-    gdb -q -batch -nx -ex 'set pagination off' -ex 'set startup-with-shell off' \
-        -ex 'set breakpoint pending on' -ex 'break caback_share_write_text' -ex run \
-        -ex "gcore $T/held.core" -ex kill --args "$CABACK" share-open \
+    if core_at_breakpoint "$T/held.core" caback_share_write_text share-open \
         "$ARCHIVE.share-3-of-5.p7m" -d "$T/carol" -f "$T/carol.pass" -o "$T/mem-share.txt" \
-        --log "$LOG" >"$T/held.gdb" 2>&1 </dev/null
-    if [ -s "$T/held.core" ]; then
+        --log "$LOG"; then
         held=$(share_in_core "$T/held.core" "$T/typed-3.txt")
         check "the search finds the share in a core taken while share-open holds it ($held)" \
             test "$held" -gt 0
     else
-        not_ok "a core while share-open runs"; diag "$(tail -n 15 "$T/held.gdb")"
+        not_ok "a core while share-open runs"; diag "$(tail -n 15 "$T/held.core.gdb")"
     fi
     rm -f "$T/held.core" "$T/mem-share.txt"
     for how in stdout file; do
         if [ $how = file ]; then out=(-o "$T/mem-share.txt"); else out=(); fi
-        rm -f "$T/exit.core" "$T/mem-share.txt"
-        env -u NSS_DISABLE_UNLOAD -u NSS_DISABLE_ARENA_FREE_LIST \
-        gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
-            -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' -ex 'break exit' \
-            -ex run -ex "gcore $T/exit.core" -ex kill --args "$CABACK" share-open \
-            "$ARCHIVE.share-3-of-5.p7m" -d "$T/carol" -f "$T/carol.pass" ${out[@]+"${out[@]}"} \
-            --log "$LOG" >"$T/exit.gdb" 2>&1 </dev/null
-        if [ -s "$T/exit.core" ] && grep -q 'Breakpoint 1, ' "$T/exit.gdb"; then
+        rm -f "$T/mem-share.txt"
+        if core_at_breakpoint "$T/exit.core" exit share-open "$ARCHIVE.share-3-of-5.p7m" \
+            -d "$T/carol" -f "$T/carol.pass" ${out[@]+"${out[@]}"} --log "$LOG"; then
             left=$(share_in_core "$T/exit.core" "$T/typed-3.txt")
             expect_equal "share-open (share to $how): no copy of the share in memory at exit" 0 "$left"
         else
-            not_ok "share-open (share to $how): no core at exit()"; diag "$(tail -n 15 "$T/exit.gdb")"
+            not_ok "share-open (share to $how): no core at exit()"
+            diag "$(tail -n 15 "$T/exit.core.gdb")"
         fi
         rm -f "$T/exit.core"
     done
