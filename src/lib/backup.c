@@ -765,6 +765,47 @@ static void key_checks_run(KeyCheck *checks, guint n)
     caback_parallel_for(1, n, key_check_item, checks, "caback-verify");
 }
 
+/* The key that was written for key bag @i (@fk) of the file: known by its localKeyID, in the
+ * file once (@seen), in an encrypted bag, with its attributes. *@what receives the key's name for
+ * messages. NULL with @error otherwise. */
+static CabackBackupKey *find_written_key(CabackBackupSelection *sel, CabackP12Key *fk, guint i,
+                                         GHashTable *seen, char **what_out, GError **error)
+{
+    CabackBackupKey *k = NULL;
+
+    for (guint j = 0; j < sel->keys->len && k == NULL; j++) {
+        CabackBackupKey *cand = sel->keys->pdata[j];
+        if (fk->attrs.local_key_id != NULL &&
+            g_bytes_equal(fk->attrs.local_key_id, cand->info->raw_id))
+            k = cand;
+    }
+    if (k == NULL) {
+        g_autofree char *id = hex_of(fk->attrs.local_key_id);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "key bag %u of the file has localKeyID %s, which is no key that was "
+                    "written",
+                    i + 1, id);
+        return NULL;
+    }
+    g_autofree char *what =
+        g_strdup_printf("the private key of \"%s\" (key ID %s)", key_name(k), k->info->id_hex);
+    if (g_hash_table_contains(seen, k)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "%s is in the file twice", what);
+        return NULL;
+    }
+    g_hash_table_add(seen, k);
+    if (!fk->shrouded) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s is in a plain key bag, not an encrypted one", what);
+        return NULL;
+    }
+    if (!check_attributes(what, &fk->attrs, file_name(sel, k->nickname), k->info->raw_id, NULL,
+                          FALSE, error))
+        return NULL;
+    *what_out = g_steal_pointer(&what);
+    return k;
+}
+
 static gboolean verify_keys(CabackBackupSelection *sel, CabackP12File *file, GPtrArray *file_keys,
                             CabackBackupProgress progress, gpointer user_data, GError **error)
 {
@@ -782,38 +823,10 @@ static gboolean verify_keys(CabackBackupSelection *sel, CabackP12File *file, GPt
     /* 1. Each key bag is one that was written, once, with its attributes. */
     for (guint i = 0; i < file_keys->len; i++) {
         CabackP12Key *fk = file_keys->pdata[i];
-        CabackBackupKey *k = NULL;
-
-        for (guint j = 0; j < sel->keys->len && k == NULL; j++) {
-            CabackBackupKey *cand = sel->keys->pdata[j];
-            if (fk->attrs.local_key_id != NULL &&
-                g_bytes_equal(fk->attrs.local_key_id, cand->info->raw_id))
-                k = cand;
-        }
-        if (k == NULL) {
-            g_autofree char *id = hex_of(fk->attrs.local_key_id);
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "key bag %u of the file has localKeyID %s, which is no key that was "
-                        "written",
-                        i + 1, id);
+        g_autofree char *what = NULL;
+        CabackBackupKey *k = find_written_key(sel, fk, i, seen, &what, error);
+        if (k == NULL)
             goto out;
-        }
-        g_autofree char *what =
-            g_strdup_printf("the private key of \"%s\" (key ID %s)", key_name(k), k->info->id_hex);
-        if (g_hash_table_contains(seen, k)) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "%s is in the file twice", what);
-            goto out;
-        }
-        g_hash_table_add(seen, k);
-        if (!fk->shrouded) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "%s is in a plain key bag, not an encrypted one", what);
-            goto out;
-        }
-        if (!check_attributes(what, &fk->attrs, file_name(sel, k->nickname), k->info->raw_id, NULL,
-                              FALSE, error))
-            goto out;
-
         if (progress != NULL)
             progress("verify", i + 1, file_keys->len, k, user_data);
         g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(k->cert->cert);
