@@ -719,6 +719,44 @@ static PK11SymKey *ktri_unwrap(PLArenaPool *arena, const CmsKtri *ktri, SECKEYPr
     return cek;
 }
 
+/* The key agreement's scheme (*@kdf, the X9.63 KDF of a dhSinglePass-stdDH scheme) and its key
+ * wrap (*@wrap_der its encoding, *@kek_len the AES key wrap's key length) of @kari. */
+static gboolean kari_algorithms(PLArenaPool *arena, const CmsKari *kari, const char *where,
+                                CK_ULONG *kdf, SECItem *wrap_der, int *kek_len, GError **error)
+{
+    *kdf = 0;
+    for (gsize i = 0; i < G_N_ELEMENTS(ecdh_schemes); i++)
+        if (kari->algorithm.algorithm.len == ecdh_schemes[i].len &&
+            memcmp(kari->algorithm.algorithm.data, ecdh_schemes[i].oid, ecdh_schemes[i].len) == 0)
+            *kdf = ecdh_schemes[i].kdf;
+    if (*kdf == 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
+                    "%s: its key agreement is not a dhSinglePass-stdDH scheme caback reads",
+                    where);
+        return FALSE;
+    }
+    SECAlgorithmID wrap;
+    memset(&wrap, 0, sizeof wrap);
+    *wrap_der = kari->algorithm.parameters;
+    if (SEC_QuickDERDecodeItem(arena, &wrap, SEC_ASN1_GET(SECOID_AlgorithmIDTemplate),
+                               wrap_der) != SECSuccess) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
+                    "%s: its key wrap algorithm is malformed", where);
+        return FALSE;
+    }
+    switch (SECOID_GetAlgorithmTag(&wrap)) {
+    case SEC_OID_AES_128_KEY_WRAP: *kek_len = 16; break;
+    case SEC_OID_AES_192_KEY_WRAP: *kek_len = 24; break;
+    case SEC_OID_AES_256_KEY_WRAP: *kek_len = 32; break;
+    default:
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
+                    "%s: its key is wrapped with %s; caback reads AES key wrap", where,
+                    SECOID_FindOIDTagDescription(SECOID_GetAlgorithmTag(&wrap)));
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /* The content key from a KeyAgreeRecipientInfo's encrypted key @rek with the recipient's key. */
 static PK11SymKey *kari_unwrap(PLArenaPool *arena, const CmsKari *kari,
                                const CmsRecipientEncryptedKey *rek, CERTCertificate *cert,
@@ -726,36 +764,10 @@ static PK11SymKey *kari_unwrap(PLArenaPool *arena, const CmsKari *kari,
                                GError **error)
 {
     CK_ULONG kdf = 0;
-    for (gsize i = 0; i < G_N_ELEMENTS(ecdh_schemes); i++)
-        if (kari->algorithm.algorithm.len == ecdh_schemes[i].len &&
-            memcmp(kari->algorithm.algorithm.data, ecdh_schemes[i].oid, ecdh_schemes[i].len) == 0)
-            kdf = ecdh_schemes[i].kdf;
-    if (kdf == 0) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                    "%s: its key agreement is not a dhSinglePass-stdDH scheme caback reads",
-                    where);
+    SECItem wrap_der;
+    int kek_len = 0;
+    if (!kari_algorithms(arena, kari, where, &kdf, &wrap_der, &kek_len, error))
         return NULL;
-    }
-    SECAlgorithmID wrap;
-    memset(&wrap, 0, sizeof wrap);
-    SECItem wrap_der = kari->algorithm.parameters;
-    if (SEC_QuickDERDecodeItem(arena, &wrap, SEC_ASN1_GET(SECOID_AlgorithmIDTemplate),
-                               &wrap_der) != SECSuccess) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                    "%s: its key wrap algorithm is malformed", where);
-        return NULL;
-    }
-    int kek_len;
-    switch (SECOID_GetAlgorithmTag(&wrap)) {
-    case SEC_OID_AES_128_KEY_WRAP: kek_len = 16; break;
-    case SEC_OID_AES_192_KEY_WRAP: kek_len = 24; break;
-    case SEC_OID_AES_256_KEY_WRAP: kek_len = 32; break;
-    default:
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                    "%s: its key is wrapped with %s; caback reads AES key wrap", where,
-                    SECOID_FindOIDTagDescription(SECOID_GetAlgorithmTag(&wrap)));
-        return NULL;
-    }
     /* the originator's key lies on the recipient's curve */
     g_autoptr(SECKEYPublicKey) mine = CERT_ExtractPublicKey(cert);
     if (mine == NULL || mine->keyType != ecKey ||
@@ -808,128 +820,156 @@ static PK11SymKey *kari_unwrap(PLArenaPool *arena, const CmsKari *kari,
     return cek;
 }
 
-CabackShare *caback_share_envelope_open(GBytes *der, const char *source, PK11SlotInfo *slot,
-                                        void *wincx, GError **error)
+/* The EnvelopedData of @der, its content checked: AES-CBC (*@cek_len the key's length) with a
+ * 16-byte IV (*@iv, in @arena), encrypted data of a sane length. */
+static gboolean decode_envelope(PLArenaPool *arena, GBytes *der, const char *where,
+                                CmsEnvelopedData *env, int *cek_len, SECItem *iv, GError **error)
 {
-    const char *where = source != NULL ? source : "the share";
-    g_autoptr(PLArenaPool) arena = PORT_NewArena(4096);
     CmsContentInfo ci;
-    CmsEnvelopedData env;
     gsize der_len = 0;
     const guint8 *der_data = g_bytes_get_data(der, &der_len);
     SECItem input = {siBuffer, (unsigned char *)der_data, (unsigned int)der_len};
-    g_autoptr(PK11SymKey) cek = NULL;
-    g_autoptr(CERTCertificate) opened_by = NULL;
-    g_autoptr(GString) recipients = g_string_new(NULL);
-    g_autoptr(GError) unwrap_error = NULL;
 
     memset(&ci, 0, sizeof ci);
-    memset(&env, 0, sizeof env);
-    if (arena == NULL) {
-        caback_error_set_nss(error, CABACK_ERROR_FAILED, "out of memory");
-        return NULL;
-    }
+    memset(env, 0, sizeof *env);
     if (SEC_ASN1DecodeItem(arena, &ci, content_info_template, &input) != SECSuccess ||
         !oid_is(&ci.content_type, SEC_OID_PKCS7_ENVELOPED_DATA) ||
-        SEC_ASN1DecodeItem(arena, &env, enveloped_data_template, &ci.content) != SECSuccess ||
-        env.recipient_infos == NULL || env.recipient_infos[0] == NULL) {
+        SEC_ASN1DecodeItem(arena, env, enveloped_data_template, &ci.content) != SECSuccess ||
+        env->recipient_infos == NULL || env->recipient_infos[0] == NULL) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
                     "%s is not a share: it is not a CMS EnvelopedData (damaged, or another "
                     "kind of file)", where);
-        return NULL;
+        return FALSE;
     }
     /* the content: AES-CBC with a 16-byte IV */
-    SECOidTag content_alg = SECOID_GetAlgorithmTag(&env.eci.algorithm);
-    int cek_len = content_alg == SEC_OID_AES_256_CBC   ? 32
-                  : content_alg == SEC_OID_AES_192_CBC ? 24
-                  : content_alg == SEC_OID_AES_128_CBC ? 16
-                                                       : 0;
-    SECItem iv = {siBuffer, NULL, 0};
-    SECItem iv_der = env.eci.algorithm.parameters;
-    if (cek_len == 0 ||
-        SEC_QuickDERDecodeItem(arena, &iv, SEC_ASN1_GET(SEC_OctetStringTemplate), &iv_der) !=
+    SECOidTag content_alg = SECOID_GetAlgorithmTag(&env->eci.algorithm);
+    *cek_len = content_alg == SEC_OID_AES_256_CBC   ? 32
+               : content_alg == SEC_OID_AES_192_CBC ? 24
+               : content_alg == SEC_OID_AES_128_CBC ? 16
+                                                    : 0;
+    SECItem iv_der = env->eci.algorithm.parameters;
+    if (*cek_len == 0 ||
+        SEC_QuickDERDecodeItem(arena, iv, SEC_ASN1_GET(SEC_OctetStringTemplate), &iv_der) !=
             SECSuccess ||
-        iv.len != 16) {
+        iv->len != 16) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
                     "%s: its content is encrypted with %s; caback reads AES-CBC", where,
                     SECOID_FindOIDTagDescription(content_alg));
-        return NULL;
+        return FALSE;
     }
-    if (!oid_is(&env.eci.content_type, SEC_OID_PKCS7_DATA) || env.eci.encrypted.len == 0 ||
-        env.eci.encrypted.len % 16 != 0 || env.eci.encrypted.len > CABACK_SHARE_FILE_MAX) {
+    if (!oid_is(&env->eci.content_type, SEC_OID_PKCS7_DATA) || env->eci.encrypted.len == 0 ||
+        env->eci.encrypted.len % 16 != 0 || env->eci.encrypted.len > CABACK_SHARE_FILE_MAX) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
                     "%s: its encrypted content is missing or malformed", where);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* The search for a recipient whose certificate and key are here. */
+typedef struct {
+    PLArenaPool *arena;
+    PK11SlotInfo *slot;
+    void *wincx;
+    int cek_len;
+    const char *where;
+    GString *recipients;        /* who the share is encrypted to, for the message */
+    GError *unwrap_error;       /* the last failed unwrap with a key that is here */
+    CERTCertificate *opened_by; /* the certificate whose key opened it */
+} Opening;
+
+static void add_recipient(Opening *o, const char *who)
+{
+    g_string_append_printf(o->recipients, "%s%s", o->recipients->len > 0 ? "; " : "", who);
+}
+
+/* A key-transport recipient (RSA): its content-encryption key when the key is here. */
+static PK11SymKey *try_ktri(Opening *o, SECItem *item)
+{
+    CmsKtri ktri;
+    memset(&ktri, 0, sizeof ktri);
+    if (SEC_ASN1DecodeItem(o->arena, &ktri, ktri_template, item) != SECSuccess) {
+        add_recipient(o, "a malformed recipient");
         return NULL;
     }
+    g_autofree char *who = rid_describe(&ktri.rid);
+    add_recipient(o, who);
+    g_autoptr(CERTCertificate) cert = rid_find_cert(&ktri.rid, o->wincx);
+    g_autoptr(SECKEYPrivateKey) key = cert != NULL ? find_key(cert, o->slot, o->wincx) : NULL;
+    if (key == NULL)
+        return NULL;
+    g_clear_error(&o->unwrap_error);
+    PK11SymKey *cek = ktri_unwrap(o->arena, &ktri, key, o->cek_len, o->where, &o->unwrap_error);
+    if (cek != NULL)
+        o->opened_by = g_steal_pointer(&cert);
+    return cek;
+}
 
-    /* the first recipient whose certificate and key are here */
-    for (SECItem **ri = env.recipient_infos; *ri != NULL && cek == NULL; ri++) {
+/* A key-agreement recipient (EC): its content-encryption key when one of its keys is here. */
+static PK11SymKey *try_kari(Opening *o, SECItem *item)
+{
+    CmsKari kari;
+    memset(&kari, 0, sizeof kari);
+    if (SEC_ASN1DecodeItem(o->arena, &kari, kari_template, item) != SECSuccess ||
+        kari.keys == NULL) {
+        add_recipient(o, "a malformed recipient");
+        return NULL;
+    }
+    PK11SymKey *cek = NULL;
+    for (CmsRecipientEncryptedKey **rek = kari.keys; *rek != NULL && cek == NULL; rek++) {
+        g_autofree char *who = rid_describe(&(*rek)->rid);
+        add_recipient(o, who);
+        g_autoptr(CERTCertificate) cert = rid_find_cert(&(*rek)->rid, o->wincx);
+        g_autoptr(SECKEYPrivateKey) key = cert != NULL ? find_key(cert, o->slot, o->wincx) : NULL;
+        if (key == NULL)
+            continue;
+        g_clear_error(&o->unwrap_error);
+        cek = kari_unwrap(o->arena, &kari, *rek, cert, key, o->cek_len, o->where,
+                          &o->unwrap_error);
+        if (cek != NULL)
+            o->opened_by = g_steal_pointer(&cert);
+    }
+    return cek;
+}
+
+/* The content-encryption key from the first recipient whose certificate and key are here. */
+static PK11SymKey *open_recipients(Opening *o, const CmsEnvelopedData *env, GError **error)
+{
+    PK11SymKey *cek = NULL;
+    for (SECItem **ri = env->recipient_infos; *ri != NULL && cek == NULL; ri++) {
         SECItem item = **ri;
         if (item.len == 0)
             continue;
-        if (item.data[0] == 0x30) {
-            CmsKtri ktri;
-            memset(&ktri, 0, sizeof ktri);
-            if (SEC_ASN1DecodeItem(arena, &ktri, ktri_template, &item) != SECSuccess) {
-                g_string_append_printf(recipients, "%sa malformed recipient",
-                                       recipients->len > 0 ? "; " : "");
-                continue;
-            }
-            g_autofree char *who = rid_describe(&ktri.rid);
-            g_string_append_printf(recipients, "%s%s", recipients->len > 0 ? "; " : "", who);
-            g_autoptr(CERTCertificate) cert = rid_find_cert(&ktri.rid, wincx);
-            g_autoptr(SECKEYPrivateKey) key = cert != NULL ? find_key(cert, slot, wincx) : NULL;
-            if (key == NULL)
-                continue;
-            g_clear_error(&unwrap_error);
-            cek = ktri_unwrap(arena, &ktri, key, cek_len, where, &unwrap_error);
-            if (cek != NULL)
-                opened_by = g_steal_pointer(&cert);
-        } else if (item.data[0] == 0xa1) {
-            CmsKari kari;
-            memset(&kari, 0, sizeof kari);
-            if (SEC_ASN1DecodeItem(arena, &kari, kari_template, &item) != SECSuccess ||
-                kari.keys == NULL) {
-                g_string_append_printf(recipients, "%sa malformed recipient",
-                                       recipients->len > 0 ? "; " : "");
-                continue;
-            }
-            for (CmsRecipientEncryptedKey **rek = kari.keys; *rek != NULL && cek == NULL; rek++) {
-                g_autofree char *who = rid_describe(&(*rek)->rid);
-                g_string_append_printf(recipients, "%s%s", recipients->len > 0 ? "; " : "",
-                                       who);
-                g_autoptr(CERTCertificate) cert = rid_find_cert(&(*rek)->rid, wincx);
-                g_autoptr(SECKEYPrivateKey) key =
-                    cert != NULL ? find_key(cert, slot, wincx) : NULL;
-                if (key == NULL)
-                    continue;
-                g_clear_error(&unwrap_error);
-                cek = kari_unwrap(arena, &kari, *rek, cert, key, cek_len, where, &unwrap_error);
-                if (cek != NULL)
-                    opened_by = g_steal_pointer(&cert);
-            }
-        } else {
-            g_string_append_printf(recipients, "%sa recipient of a kind caback does not read",
-                                   recipients->len > 0 ? "; " : "");
-        }
+        if (item.data[0] == 0x30)
+            cek = try_ktri(o, &item);
+        else if (item.data[0] == 0xa1)
+            cek = try_kari(o, &item);
+        else
+            add_recipient(o, "a recipient of a kind caback does not read");
     }
-    if (cek == NULL) {
-        if (unwrap_error != NULL) {
-            g_propagate_error(error, g_steal_pointer(&unwrap_error));
-            return NULL;
-        }
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
-                    "no key opens %s: it is encrypted to %s. Open it with the database or "
-                    "token that holds that certificate and its private key (certutil -L and -K "
-                    "list them)", where, recipients->len > 0 ? recipients->str : "nobody");
+    if (cek != NULL)
+        return cek;
+    if (o->unwrap_error != NULL) {
+        g_propagate_error(error, g_steal_pointer(&o->unwrap_error));
         return NULL;
     }
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                "no key opens %s: it is encrypted to %s. Open it with the database or "
+                "token that holds that certificate and its private key (certutil -L and -K "
+                "list them)", o->where, o->recipients->len > 0 ? o->recipients->str : "nobody");
+    return NULL;
+}
 
-    g_autoptr(CabackSecret) plain = caback_secret_new((const char *)env.eci.encrypted.data,
-                                                      env.eci.encrypted.len);
+/* The share record in @env's content, decrypted with @cek, whose custodian must be @opened_by. */
+static CabackShare *decrypt_share(PK11SymKey *cek, SECItem *iv, const CmsEnvelopedData *env,
+                                  CERTCertificate *opened_by, const char *source,
+                                  const char *where, GError **error)
+{
+    g_autoptr(CabackSecret) plain = caback_secret_new((const char *)env->eci.encrypted.data,
+                                                      env->eci.encrypted.len);
     unsigned int plain_len = 0;
-    if (PK11_Decrypt(cek, CKM_AES_CBC_PAD, &iv, (unsigned char *)plain->data, &plain_len,
-                     (unsigned int)plain->len, env.eci.encrypted.data, env.eci.encrypted.len) !=
+    if (PK11_Decrypt(cek, CKM_AES_CBC_PAD, iv, (unsigned char *)plain->data, &plain_len,
+                     (unsigned int)plain->len, env->eci.encrypted.data, env->eci.encrypted.len) !=
         SECSuccess) {
         caback_error_set_nss(error, CABACK_ERROR_BAD_PASSWORD,
                              "%s cannot be decrypted: it is damaged", where);
@@ -948,6 +988,36 @@ CabackShare *caback_share_envelope_open(GBytes *der, const char *source, PK11Slo
         caback_share_free(share);
         return NULL;
     }
+    return share;
+}
+
+CabackShare *caback_share_envelope_open(GBytes *der, const char *source, PK11SlotInfo *slot,
+                                        void *wincx, GError **error)
+{
+    const char *where = source != NULL ? source : "the share";
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(4096);
+    CmsEnvelopedData env;
+    SECItem iv = {siBuffer, NULL, 0};
+    int cek_len = 0;
+
+    if (arena == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_FAILED, "out of memory");
+        return NULL;
+    }
+    if (!decode_envelope(arena, der, where, &env, &cek_len, &iv, error))
+        return NULL;
+    Opening o = {.arena = arena,
+                 .slot = slot,
+                 .wincx = wincx,
+                 .cek_len = cek_len,
+                 .where = where,
+                 .recipients = g_string_new(NULL)};
+    g_autoptr(PK11SymKey) cek = open_recipients(&o, &env, error);
+    CabackShare *share =
+        cek != NULL ? decrypt_share(cek, &iv, &env, o.opened_by, source, where, error) : NULL;
+    g_string_free(o.recipients, TRUE);
+    g_clear_error(&o.unwrap_error);
+    g_clear_pointer(&o.opened_by, CERT_DestroyCertificate);
     return share;
 }
 
@@ -977,6 +1047,56 @@ static gboolean self_check(GPtrArray *shares, const CabackSecret *secret,
     return TRUE;
 }
 
+/* Each custodian must be a different person's certificate. */
+static gboolean refuse_duplicate_custodians(CERTCertificate *const *custodians, guint count,
+                                            GError **error)
+{
+    for (guint i = 0; i < count; i++)
+        for (guint j = 0; j < i; j++)
+            if (CERT_CompareCerts(custodians[i], custodians[j])) {
+                g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                            "custodian certificate \"%s\" is given twice (custodians %u and %u): "
+                            "each custodian must be a different person's certificate",
+                            custodians[i]->subjectName, j + 1, i + 1);
+                return FALSE;
+            }
+    return TRUE;
+}
+
+/* @share encrypted to @custodian, written to a temporary file for @name (*@file, not yet in
+ * place) and read back: what the file holds is what was meant for it. */
+static gboolean write_one_share(const CabackShare *share, CERTCertificate *custodian,
+                                const char *name, gboolean replace, CabackAtomicFile **file,
+                                GError **error)
+{
+    if (!replace && g_file_test(name, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                    "%s already exists; no share file was written (use the option to "
+                    "replace files, or another output name)", name);
+        return FALSE;
+    }
+    g_autoptr(GBytes) envelope = caback_share_envelope(share, custodian, error);
+    if (envelope == NULL)
+        return FALSE;
+    *file = caback_atomic_file_new(name, 0600, (uid_t)-1, (gid_t)-1, error);
+    if (*file == NULL)
+        return FALSE;
+    gsize len = 0;
+    const void *data = g_bytes_get_data(envelope, &len);
+    if (!caback_atomic_file_write(*file, data, len, error))
+        return FALSE;
+    g_autoptr(GBytes) back = caback_atomic_file_read_back(*file, len + 1, error);
+    if (back == NULL)
+        return FALSE;
+    if (!g_bytes_equal(back, envelope)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "%s: the bytes read back differ from those written; no share file was "
+                    "written (check the disk)", name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 gboolean caback_custody_write_shares(const char *archive_path, const CabackSecret *secret,
                                      guint threshold, CERTCertificate *const *custodians,
                                      guint count, const guint8 *archive_sha256, gboolean replace,
@@ -989,15 +1109,8 @@ gboolean caback_custody_write_shares(const char *archive_path, const CabackSecre
         return FALSE;
     if (!self_check(shares, secret, archive_sha256, error))
         return FALSE;
-    for (guint i = 0; i < count; i++)
-        for (guint j = 0; j < i; j++)
-            if (CERT_CompareCerts(custodians[i], custodians[j])) {
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                            "custodian certificate \"%s\" is given twice (custodians %u and %u): "
-                            "each custodian must be a different person's certificate",
-                            custodians[i]->subjectName, j + 1, i + 1);
-                return FALSE;
-            }
+    if (!refuse_duplicate_custodians(custodians, count, error))
+        return FALSE;
 
     g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GPtrArray) prints = g_ptr_array_new_with_free_func(g_free);
@@ -1015,32 +1128,8 @@ gboolean caback_custody_write_shares(const char *archive_path, const CabackSecre
         for (int k = 0; k < 32; k++)
             g_string_append_printf(hex, "%02x", share->custodian_sha256[k]);
         g_ptr_array_add(prints, g_string_free(hex, FALSE));
-        if (!replace && g_file_test(name, G_FILE_TEST_EXISTS)) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
-                        "%s already exists; no share file was written (use the option to "
-                        "replace files, or another output name)", name);
+        if (!write_one_share(share, custodians[i], name, replace, &files[i], error))
             goto out;
-        }
-        g_autoptr(GBytes) envelope = caback_share_envelope(share, custodians[i], error);
-        if (envelope == NULL)
-            goto out;
-        files[i] = caback_atomic_file_new(name, 0600, (uid_t)-1, (gid_t)-1, error);
-        if (files[i] == NULL)
-            goto out;
-        gsize len = 0;
-        const void *data = g_bytes_get_data(envelope, &len);
-        if (!caback_atomic_file_write(files[i], data, len, error))
-            goto out;
-        /* what the file holds is what was meant for it */
-        g_autoptr(GBytes) back = caback_atomic_file_read_back(files[i], len + 1, error);
-        if (back == NULL)
-            goto out;
-        if (!g_bytes_equal(back, envelope)) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                        "%s: the bytes read back differ from those written; no share file was "
-                        "written (check the disk)", name);
-            goto out;
-        }
     }
     /* every file is complete: now they appear */
     for (guint i = 0; i < count; i++) {
