@@ -24,6 +24,19 @@ void caback_secret_wipe(void *p, gsize len);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackSecret, caback_secret_free)
 
+/* The largest database password file (-f) caback reads: a password, or Dogtag's password.conf
+ * (a few lines). */
+#define CABACK_PASSWORD_FILE_MAX (64 * 1024)
+
+/* Read the file @path that holds a secret, the way caback reads every such file: opened with
+ * O_NOFOLLOW (a symbolic link is refused), O_NONBLOCK and O_NOCTTY (a FIFO or a terminal cannot
+ * make caback wait) and O_CLOEXEC; fstat on that descriptor must show a regular file of at most
+ * @max bytes, and one that grows past @max while it is read is refused too. The bytes go straight
+ * into a CabackSecret (locked where the system allows it, wiped when freed). Fails with
+ * CABACK_ERROR_IO; the message says what is wrong with the file, and the caller prefixes what the
+ * file is for (g_prefix_error). */
+CabackSecret *caback_secret_read_file(const char *path, gsize max, GError **error);
+
 /* A password for a throwaway NSS database (the restore drill's, reshare's): 24 bytes from the
  * kernel's generator as 48 hex digits, known only to this process. NULL with @error set when the
  * generator fails. */

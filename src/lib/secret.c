@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -82,6 +83,93 @@ CabackSecret *caback_secret_new_temporary_db_password(GError **error)
     caback_secret_wipe(raw, sizeof raw);
     caback_secret_wipe(hex, sizeof hex);
     return secret;
+}
+
+/* Read the @len bytes of @fd into @buf; one byte more is asked for, so that a file that grew since
+ * fstat is caught. The count read into *@got; FALSE with errno set (EFBIG when it grew). */
+static gboolean read_exactly(int fd, char *buf, gsize len, gsize *got)
+{
+    char more;
+    *got = 0;
+    for (;;) {
+        ssize_t n = *got < len ? read(fd, buf + *got, len - *got) : read(fd, &more, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return FALSE;
+        if (n == 0)
+            return TRUE;
+        if (*got == len) {
+            more = 0;
+            errno = EFBIG;
+            return FALSE;
+        }
+        *got += (gsize)n;
+    }
+}
+
+CabackSecret *caback_secret_read_file(const char *path, gsize max, GError **error)
+{
+    /* The failures g_file_get_contents reported before are worded as it worded them. */
+    g_autofree char *shown = g_filename_display_name(path);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 && errno == ELOOP) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "it is a symbolic link, and caback does not follow one to a secret: give "
+                    "the file itself");
+        return NULL;
+    }
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO, "Failed to open file \u201c%s\u201d: %s",
+                    shown, g_strerror(e));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "Failed to get attributes of file \u201c%s\u201d: fstat() failed: %s", shown,
+                    g_strerror(e));
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode) || (guint64)st.st_size > max) {
+        close(fd);
+        if (!S_ISREG(st.st_mode))
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "it is not a regular file (a secret is read only from a regular file, "
+                        "never from a folder, a pipe or a device)");
+        else
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "it has %" G_GUINT64_FORMAT " bytes, more than the %" G_GSIZE_FORMAT
+                        " caback reads from a file holding a secret; name the file that holds it",
+                        (guint64)st.st_size, max);
+        return NULL;
+    }
+    g_autofree char *zeros = g_malloc0((gsize)st.st_size + 1);
+    CabackSecret *contents = caback_secret_new(zeros, (gsize)st.st_size);
+    gsize got = 0;
+    gboolean ok = read_exactly(fd, contents->data, contents->len, &got);
+    int e = errno;
+    close(fd);
+    if (!ok) {
+        caback_secret_free(contents);
+        if (e == EFBIG)
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "it grew while it was read; run caback again once it is complete");
+        else
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "Failed to read from file \u201c%s\u201d: %s", shown, g_strerror(e));
+        return NULL;
+    }
+    if (got < contents->len) {
+        /* It became shorter since fstat: what was read, in a secret of that size. */
+        CabackSecret *exact = caback_secret_new(contents->data, got);
+        caback_secret_free(contents);
+        contents = exact;
+    }
+    return contents;
 }
 
 /* Length of the line starting at @p, without its "\n" or "\r\n". */
@@ -271,21 +359,15 @@ CabackSecret *caback_password_read(const CabackPasswordSource *source, const cha
                                    const char *what, gboolean confirm, GError **error)
 {
     if (source != NULL && source->file != NULL) {
-        g_autoptr(GError) local = NULL;
-        char *contents = NULL;
-        gsize len = 0;
-
-        if (!g_file_get_contents(source->file, &contents, &len, &local)) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                        "cannot read the %s from password file %s: %s", what, source->file,
-                        local->message);
+        g_autoptr(CabackSecret) contents =
+            caback_secret_read_file(source->file, CABACK_PASSWORD_FILE_MAX, error);
+        if (contents == NULL) {
+            g_prefix_error(error, "cannot read the %s from password file %s: ", what,
+                           source->file);
             return NULL;
         }
-        CabackSecret *secret =
-            caback_password_parse_file(contents, len, source->file, token_name, error);
-        caback_secret_wipe(contents, len);
-        g_free(contents);
-        return secret;
+        return caback_password_parse_file(contents->data, contents->len, source->file, token_name,
+                                          error);
     }
     if (source != NULL && source->env_var != NULL)
         return read_env(source->env_var, what, error);

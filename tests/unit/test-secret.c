@@ -5,6 +5,8 @@
 #include <caback/secret.h>
 
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void test_first_line(void)
 {
@@ -91,6 +93,54 @@ static void test_secret_copy(void)
     g_assert_cmpint(s->data[3], ==, '\0');
 }
 
+/* caback_secret_read_file: a regular file is read whole (an empty one too); a symbolic link, a
+ * FIFO, a folder and a file over the cap are refused, each saying why. */
+static void test_read_file(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *dir = g_dir_make_tmp("test-secret-XXXXXX", &error);
+    g_assert_no_error(error);
+    g_autofree char *file = g_build_filename(dir, "pw", NULL);
+    g_autofree char *empty = g_build_filename(dir, "empty", NULL);
+    g_autofree char *link = g_build_filename(dir, "link", NULL);
+    g_autofree char *fifo = g_build_filename(dir, "fifo", NULL);
+    g_assert_true(g_file_set_contents(file, "s3cret\nmore\n", -1, NULL));
+    g_assert_true(g_file_set_contents(empty, "", 0, NULL));
+    g_assert_cmpint(symlink(file, link), ==, 0);
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+
+    g_autoptr(CabackSecret) whole = caback_secret_read_file(file, 64, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(whole->len, ==, 12);
+    g_assert_cmpstr(whole->data, ==, "s3cret\nmore\n");
+    g_autoptr(CabackSecret) none = caback_secret_read_file(empty, 64, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(none->len, ==, 0);
+
+    const struct {
+        const char *path;
+        gsize max;
+        const char *why;
+    } refused[] = {
+        {link, 64, "symbolic link"},
+        {fifo, 64, "not a regular file"},
+        {dir, 64, "not a regular file"},
+        {file, 11, "it has 12 bytes, more than the 11"},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(refused); i++) {
+        CabackSecret *s = caback_secret_read_file(refused[i].path, refused[i].max, &error);
+        g_assert_null(s);
+        g_assert_error(error, CABACK_ERROR, CABACK_ERROR_IO);
+        g_assert_nonnull(strstr(error->message, refused[i].why));
+        g_clear_error(&error);
+    }
+    g_assert_cmpint(unlink(link), ==, 0);
+    g_assert_cmpint(unlink(fifo), ==, 0);
+    g_assert_cmpint(unlink(file), ==, 0);
+    g_assert_cmpint(unlink(empty), ==, 0);
+    g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -99,5 +149,6 @@ int main(int argc, char **argv)
     g_test_add_func("/secret/file/password-conf", test_password_conf);
     g_test_add_func("/secret/sources", test_env_and_no_source);
     g_test_add_func("/secret/copy", test_secret_copy);
+    g_test_add_func("/secret/read-file", test_read_file);
     return g_test_run();
 }
