@@ -249,54 +249,70 @@ static void prompt_signal(int sig)
     errno = saved_errno;
 }
 
-CabackSecret *caback_password_prompt(const char *prompt, GError **error)
+/* The controlling terminal, opened to ask for the @prompt, and its settings in *@saved; -1 with
+ * @error set when there is none or its settings cannot be read. */
+static int open_prompt_terminal(const char *prompt, struct termios *saved, GError **error)
 {
     int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-    struct termios saved, quiet;
-    char buf[1024];
-    gsize n = 0;
-
     if (fd < 0 || !isatty(fd)) {
         if (fd >= 0)
             close(fd);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
                     "no terminal to ask for the %s; give it with -f FILE or --password-env VAR",
                     prompt);
-        return NULL;
+        return -1;
     }
-    if (tcgetattr(fd, &saved) != 0) {
+    if (tcgetattr(fd, saved) != 0) {
         close(fd);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
                     "cannot turn off echo on the terminal to ask for the %s: %s", prompt,
                     g_strerror(errno));
-        return NULL;
+        return -1;
     }
-    quiet = saved;
+    return fd;
+}
+
+/* The handlers prompt_signal replaced, back in place: echo is on again. */
+static void prompt_signals_restore(const struct sigaction *before)
+{
+    prompt_fd = -1;
+    for (gsize i = 0; i < G_N_ELEMENTS(prompt_signals); i++)
+        sigaction(prompt_signals[i], &before[i], NULL);
+}
+
+/* Turn echo off on the terminal @fd (whose settings are @saved), with prompt_signal in place so
+ * that a signal puts them back; the handlers it replaced go to @before. FALSE (handlers
+ * restored) when echo cannot be turned off. */
+static gboolean prompt_echo_off(int fd, const struct termios *saved, struct sigaction *before,
+                                const char *prompt, GError **error)
+{
+    struct termios quiet = *saved;
     quiet.c_lflag &= ~(ECHO | ECHONL);
     quiet.c_lflag |= ICANON;
-    g_autofree char *text = g_strdup_printf("Enter the %s: ", prompt);
-    if (write(fd, text, strlen(text)) < 0) {
-        /* The prompt is a courtesy; reading still works. */
-    }
-    struct sigaction handler = {.sa_handler = prompt_signal}, before[G_N_ELEMENTS(prompt_signals)];
+    struct sigaction handler = {.sa_handler = prompt_signal};
     sigemptyset(&handler.sa_mask);
-    prompt_saved = saved;
+    prompt_saved = *saved;
     prompt_fd = fd;
     for (gsize i = 0; i < G_N_ELEMENTS(prompt_signals); i++)
         sigaction(prompt_signals[i], &handler, &before[i]);
     /* Without echo off the password would show on the screen: refuse rather than ask. */
     if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0) {
         int e = errno;
-        prompt_fd = -1;
-        for (gsize i = 0; i < G_N_ELEMENTS(prompt_signals); i++)
-            sigaction(prompt_signals[i], &before[i], NULL);
-        close(fd);
+        prompt_signals_restore(before);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_NO_PASSWORD,
                     "cannot turn off echo on the terminal to ask for the %s: %s", prompt,
                     g_strerror(e));
-        return NULL;
+        return FALSE;
     }
-    gboolean too_long = FALSE;
+    return TRUE;
+}
+
+/* One typed line from @fd into @buf (at most @size - 1 bytes kept); its length, with
+ * *@too_long set when more was typed than @buf holds. */
+static gsize read_typed_line(int fd, char *buf, gsize size, gboolean *too_long)
+{
+    gsize n = 0;
+    *too_long = FALSE;
     for (;;) {
         char c;
         ssize_t r = read(fd, &c, 1);
@@ -304,16 +320,36 @@ CabackSecret *caback_password_prompt(const char *prompt, GError **error)
             continue;
         if (r <= 0 || c == '\n' || c == '\r')
             break;
-        if (n < sizeof buf - 1)
+        if (n < size - 1)
             buf[n++] = c;
         else
-            too_long = TRUE;
+            *too_long = TRUE;
         c = 0;
     }
+    return n;
+}
+
+CabackSecret *caback_password_prompt(const char *prompt, GError **error)
+{
+    struct termios saved;
+    char buf[1024];
+
+    int fd = open_prompt_terminal(prompt, &saved, error);
+    if (fd < 0)
+        return NULL;
+    g_autofree char *text = g_strdup_printf("Enter the %s: ", prompt);
+    if (write(fd, text, strlen(text)) < 0) {
+        /* The prompt is a courtesy; reading still works. */
+    }
+    struct sigaction before[G_N_ELEMENTS(prompt_signals)];
+    if (!prompt_echo_off(fd, &saved, before, prompt, error)) {
+        close(fd);
+        return NULL;
+    }
+    gboolean too_long = FALSE;
+    gsize n = read_typed_line(fd, buf, sizeof buf, &too_long);
     tcsetattr(fd, TCSAFLUSH, &saved);
-    prompt_fd = -1;
-    for (gsize i = 0; i < G_N_ELEMENTS(prompt_signals); i++)
-        sigaction(prompt_signals[i], &before[i], NULL);
+    prompt_signals_restore(before);
     if (write(fd, "\n", 1) < 0) {
         /* Only cosmetic. */
     }
