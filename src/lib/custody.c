@@ -369,28 +369,17 @@ CabackSecret *caback_share_to_text(const CabackShare *share)
     return result;
 }
 
-CabackShare *caback_share_from_text(const char *text, gsize len, const char *source,
-                                    GError **error)
+/* The base32 characters of a share's text from @p (after the prefix) to the end of its line,
+ * dashes and blanks skipped, into @bin; the bits left over must be zero (else the checksum
+ * message). Every intermediate value is wiped. */
+static gboolean decode_base32(const char *text, gsize len, gsize p, const char *where,
+                              guint8 bin[BINARY_LEN], gboolean *padding_clean, GError **error)
 {
-    guint8 bin[BINARY_LEN];
-    guint8 check[CHECK_LEN];
-    const char *where = source != NULL ? source : "the share";
-    gsize p = 0, chars = 0, n = 0;
+    gsize chars = 0, n = 0;
     guint32 acc = 0;
     guint bits = 0;
-    CabackShare *share = NULL;
+    gboolean ok = FALSE;
 
-    /* the first line only, without leading blanks */
-    while (p < len && (text[p] == ' ' || text[p] == '\t'))
-        p++;
-    if (len - p < sizeof TEXT_PREFIX - 1 ||
-        g_ascii_strncasecmp(text + p, TEXT_PREFIX, sizeof TEXT_PREFIX - 1) != 0) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                    "%s is not a caback share: a share's text begins with \"%s-\"", where,
-                    TEXT_PREFIX);
-        return NULL;
-    }
-    p += sizeof TEXT_PREFIX - 1;
     for (; p < len && text[p] != '\n' && text[p] != '\r' && text[p] != '\0'; p++) {
         char c = g_ascii_toupper(text[p]);
         const char *pos;
@@ -423,26 +412,39 @@ CabackShare *caback_share_from_text(const char *text, gsize len, const char *sou
         goto out;
     }
     g_assert(n == BINARY_LEN);
-    if ((acc & ((1u << bits) - 1)) != 0 || !checksum(bin, check) ||
+    *padding_clean = (acc & ((1u << bits) - 1)) == 0;
+    ok = TRUE;
+out:
+    caback_secret_wipe(&acc, sizeof acc);
+    return ok;
+}
+
+/* The share of the binary form @bin, its checksum and fields checked. */
+static CabackShare *share_from_binary(const guint8 bin[BINARY_LEN], gboolean padding_clean,
+                                      const char *where, const char *source, GError **error)
+{
+    guint8 check[CHECK_LEN];
+
+    if (!padding_clean || !checksum(bin, check) ||
         memcmp(check, bin + PAYLOAD_LEN, CHECK_LEN) != 0) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
                     "%s is mistyped or damaged: its checksum does not match; compare it with "
                     "the custodian's copy character by character", where);
-        goto out;
+        return NULL;
     }
     if (bin[0] != CABACK_SHARE_FORMAT) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
                     "%s is a share of format %u; this caback reads format %u", where, bin[0],
                     CABACK_SHARE_FORMAT);
-        goto out;
+        return NULL;
     }
     if (bin[1] < 1 || bin[1] > bin[3] || bin[2] < 1 || bin[2] > bin[3]) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
                     "%s is damaged: it states share %u of a %u-of-%u split", where, bin[1],
                     bin[2], bin[3]);
-        goto out;
+        return NULL;
     }
-    share = g_new0(CabackShare, 1);
+    CabackShare *share = g_new0(CabackShare, 1);
     share->format = bin[0];
     share->index = bin[1];
     share->threshold = bin[2];
@@ -454,9 +456,32 @@ CabackShare *caback_share_from_text(const char *text, gsize len, const char *sou
         (const char *)bin + 4 + CABACK_CUSTODY_ARCHIVE_TAG_LEN + CABACK_CUSTODY_SPLIT_ID_LEN,
         CABACK_CUSTODY_SECRET_LEN);
     share->source = g_strdup(source);
-out:
+    return share;
+}
+
+CabackShare *caback_share_from_text(const char *text, gsize len, const char *source,
+                                    GError **error)
+{
+    guint8 bin[BINARY_LEN];
+    const char *where = source != NULL ? source : "the share";
+    gsize p = 0;
+    gboolean padding_clean = FALSE;
+    CabackShare *share = NULL;
+
+    /* the first line only, without leading blanks */
+    while (p < len && (text[p] == ' ' || text[p] == '\t'))
+        p++;
+    if (len - p < sizeof TEXT_PREFIX - 1 ||
+        g_ascii_strncasecmp(text + p, TEXT_PREFIX, sizeof TEXT_PREFIX - 1) != 0) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
+                    "%s is not a caback share: a share's text begins with \"%s-\"", where,
+                    TEXT_PREFIX);
+        return NULL;
+    }
+    p += sizeof TEXT_PREFIX - 1;
+    if (decode_base32(text, len, p, where, bin, &padding_clean, error))
+        share = share_from_binary(bin, padding_clean, where, source, error);
     caback_secret_wipe(bin, sizeof bin);
-    caback_secret_wipe(&acc, sizeof acc);
     return share;
 }
 
@@ -531,99 +556,122 @@ static gboolean small_number_get(const char *text, gsize len, guint *out)
     return TRUE;
 }
 
+/* The fields of a share record as they are read, line by line. */
+typedef struct {
+    const char *where;
+    const char *source;
+    guint format, index, threshold, count;
+    guint8 archive[32], split[CABACK_CUSTODY_SPLIT_ID_LEN], custodian[32];
+    CabackShare *share; /* from the last line */
+} Record;
+
+static const char *const record_keys[] = {NULL,       "format",         "index",
+                                          "threshold", "count",          "archive-sha256",
+                                          "split-id",  "custodian-sha256", "share"};
+
+/* The value @v of line @line (1-based past the title) into @r; FALSE with @error set for a
+ * format this caback does not read or a share line that does not decode, FALSE alone for a
+ * malformed value. */
+static gboolean record_value(Record *r, guint line, const char *v, gsize vlen, GError **error)
+{
+    switch (line) {
+    case 1:
+        if (!small_number_get(v, vlen, &r->format))
+            return FALSE;
+        if (r->format != CABACK_SHARE_FORMAT) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
+                        "%s is a share record of format %u; this caback reads format %u",
+                        r->where, r->format, CABACK_SHARE_FORMAT);
+            return FALSE;
+        }
+        return TRUE;
+    case 2: return small_number_get(v, vlen, &r->index);
+    case 3: return small_number_get(v, vlen, &r->threshold);
+    case 4: return small_number_get(v, vlen, &r->count);
+    case 5: return hex_get(v, vlen, r->archive, sizeof r->archive);
+    case 6: return hex_get(v, vlen, r->split, sizeof r->split);
+    case 7: return hex_get(v, vlen, r->custodian, sizeof r->custodian);
+    default: {
+        r->share = caback_share_from_text(v, vlen, r->source, error);
+        if (r->share == NULL)
+            return FALSE;
+        /* strict: exactly as caback writes it (no other case, spacing or grouping) */
+        g_autoptr(CabackSecret) canonical = caback_share_to_text(r->share);
+        return canonical->len == vlen && memcmp(canonical->data, v, vlen) == 0;
+    }
+    }
+}
+
+/* Line @line of a record (without its newline, @n bytes at @p): the title, or "key: value". */
+static gboolean record_line(Record *r, guint line, const char *p, gsize n, GError **error)
+{
+    if (line == 0) {
+        if (n == strlen("caback share record") && memcmp(p, "caback share record", n) == 0)
+            return TRUE;
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
+                    "%s is not a caback share record (its first line is not \"caback "
+                    "share record\")", r->where);
+        return FALSE;
+    }
+    const char *key = record_keys[line];
+    gsize klen = strlen(key);
+    if (n < klen + 2 || memcmp(p, key, klen) != 0 || p[klen] != ':' || p[klen + 1] != ' ') {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
+                    "%s is not a valid share record: line %u should begin with \"%s: \"",
+                    r->where, line + 1, key);
+        return FALSE;
+    }
+    GError *value_error = NULL;
+    if (record_value(r, line, p + klen + 2, n - klen - 2, &value_error))
+        return TRUE;
+    if (value_error != NULL) {
+        g_propagate_error(error, value_error);
+        return FALSE;
+    }
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
+                "%s is not a valid share record: the value of \"%s\" (line %u) is "
+                "malformed", r->where, key, line + 1);
+    return FALSE;
+}
+
 CabackShare *caback_share_record_decode(const char *data, gsize len, const char *source,
                                         GError **error)
 {
-    static const char *const keys[] = {NULL,       "format",         "index",
-                                       "threshold", "count",          "archive-sha256",
-                                       "split-id",  "custodian-sha256", "share"};
-    const char *where = source != NULL ? source : "the share record";
-    guint format = 0, index = 0, threshold = 0, count = 0;
-    guint8 archive[32], split[CABACK_CUSTODY_SPLIT_ID_LEN], custodian[32];
+    Record r = {.where = source != NULL ? source : "the share record", .source = source};
     g_autoptr(CabackShare) share = NULL;
     const char *p = data, *end = data + len;
-    guint line = 0;
+    gboolean ok = TRUE;
 
-    for (; line < G_N_ELEMENTS(keys); line++) {
+    for (guint line = 0; ok && line < G_N_ELEMENTS(record_keys); line++) {
         const char *nl = p < end ? memchr(p, '\n', end - p) : NULL;
         if (nl == NULL) {
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                        "%s is not a caback share record: it ends before line %u (%s)", where,
-                        line + 1, keys[line] != NULL ? keys[line] : "the title");
-            return NULL;
-        }
-        gsize n = nl - p;
-        if (line == 0) {
-            if (n != strlen("caback share record") ||
-                memcmp(p, "caback share record", n) != 0) {
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                            "%s is not a caback share record (its first line is not \"caback "
-                            "share record\")", where);
-                return NULL;
-            }
-            p = nl + 1;
-            continue;
-        }
-        gsize klen = strlen(keys[line]);
-        if (n < klen + 2 || memcmp(p, keys[line], klen) != 0 || p[klen] != ':' ||
-            p[klen + 1] != ' ') {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                        "%s is not a valid share record: line %u should begin with \"%s: \"",
-                        where, line + 1, keys[line]);
-            return NULL;
-        }
-        const char *v = p + klen + 2;
-        gsize vlen = n - klen - 2;
-        gboolean ok = TRUE;
-        switch (line) {
-        case 1:
-            ok = small_number_get(v, vlen, &format);
-            if (ok && format != CABACK_SHARE_FORMAT) {
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                            "%s is a share record of format %u; this caback reads format %u",
-                            where, format, CABACK_SHARE_FORMAT);
-                return NULL;
-            }
-            break;
-        case 2: ok = small_number_get(v, vlen, &index); break;
-        case 3: ok = small_number_get(v, vlen, &threshold); break;
-        case 4: ok = small_number_get(v, vlen, &count); break;
-        case 5: ok = hex_get(v, vlen, archive, sizeof archive); break;
-        case 6: ok = hex_get(v, vlen, split, sizeof split); break;
-        case 7: ok = hex_get(v, vlen, custodian, sizeof custodian); break;
-        case 8: {
-            share = caback_share_from_text(v, vlen, source, error);
-            if (share == NULL)
-                return NULL;
-            /* strict: exactly as caback writes it (no other case, spacing or grouping) */
-            g_autoptr(CabackSecret) canonical = caback_share_to_text(share);
-            ok = canonical->len == vlen && memcmp(canonical->data, v, vlen) == 0;
+                        "%s is not a caback share record: it ends before line %u (%s)", r.where,
+                        line + 1, record_keys[line] != NULL ? record_keys[line] : "the title");
+            ok = FALSE;
             break;
         }
-        }
-        if (!ok) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                        "%s is not a valid share record: the value of \"%s\" (line %u) is "
-                        "malformed", where, keys[line], line + 1);
-            return NULL;
-        }
+        ok = record_line(&r, line, p, nl - p, error);
         p = nl + 1;
     }
+    share = g_steal_pointer(&r.share);
+    if (!ok)
+        return NULL;
     if (p != end) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                    "%s is not a valid share record: it has text after the share line", where);
+                    "%s is not a valid share record: it has text after the share line", r.where);
         return NULL;
     }
-    if (share->index != index || share->threshold != threshold || share->count != count ||
-        memcmp(share->archive_sha256, archive, CABACK_CUSTODY_ARCHIVE_TAG_LEN) != 0 ||
-        memcmp(share->split_id, split, sizeof split) != 0) {
+    if (share->index != r.index || share->threshold != r.threshold || share->count != r.count ||
+        memcmp(share->archive_sha256, r.archive, CABACK_CUSTODY_ARCHIVE_TAG_LEN) != 0 ||
+        memcmp(share->split_id, r.split, sizeof r.split) != 0) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
-                    "%s is damaged: its share line does not agree with its other fields", where);
+                    "%s is damaged: its share line does not agree with its other fields", r.where);
         return NULL;
     }
-    memcpy(share->archive_sha256, archive, 32);
+    memcpy(share->archive_sha256, r.archive, 32);
     share->archive_sha256_complete = TRUE;
-    memcpy(share->custodian_sha256, custodian, 32);
+    memcpy(share->custodian_sha256, r.custodian, 32);
     share->has_custodian = TRUE;
     return g_steal_pointer(&share);
 }
