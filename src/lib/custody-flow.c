@@ -109,9 +109,9 @@ static char *sha256_hex(const SECItem *der)
     return g_string_free(s, FALSE);
 }
 
-/* The custodian certificate in @bytes (the contents of @shown). */
-static CabackCustodian *parse_custodian(GBytes *bytes, const char *shown, gboolean force,
-                                        GPtrArray *warnings, GError **error)
+/* The one certificate of the custodian file @bytes (PEM or DER), with its escaped subject and
+ * its SHA-256 fingerprint. */
+static CabackCustodian *read_custodian_cert(GBytes *bytes, const char *shown, GError **error)
 {
     gsize len = 0;
     const char *data = g_bytes_get_data(bytes, &len);
@@ -144,25 +144,30 @@ static CabackCustodian *parse_custodian(GBytes *bytes, const char *shown, gboole
                              shown);
         return NULL;
     }
+    return g_steal_pointer(&c);
+}
 
-    /* The share core can encrypt to RSA (key transport, OAEP) and EC (key agreement) keys. */
+/* The share core can encrypt to RSA (key transport, OAEP) and EC (key agreement) keys of the
+ * sizes and curves CMS shares: @c's key type, and the key usage (*@needed, *@usage_name) its
+ * encryption needs. */
+static gboolean check_key_kind(CabackCustodian *c, const char *shown, unsigned int *needed,
+                               const char **usage_name, GError **error)
+{
     KeyType type = CERT_GetCertKeyType(&c->cert->subjectPublicKeyInfo);
-    unsigned int needed;
-    const char *usage_name;
     if (type == rsaKey) {
         c->key_type = "RSA";
-        needed = KU_KEY_ENCIPHERMENT;
-        usage_name = "keyEncipherment";
+        *needed = KU_KEY_ENCIPHERMENT;
+        *usage_name = "keyEncipherment";
     } else if (type == ecKey) {
         c->key_type = "EC";
-        needed = KU_KEY_AGREEMENT;
-        usage_name = "keyAgreement";
+        *needed = KU_KEY_AGREEMENT;
+        *usage_name = "keyAgreement";
     } else {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "the custodian certificate %s (%s) has a key that cannot receive an "
                     "encrypted share (only RSA and EC keys can); give an RSA or EC certificate",
                     shown, c->subject);
-        return NULL;
+        return FALSE;
     }
 
     /* A short RSA key, an EC curve outside CMS's shared ones: what no envelope is made for. */
@@ -173,9 +178,17 @@ static CabackCustodian *parse_custodian(GBytes *bytes, const char *shown, gboole
                     "custodian for a certificate with an RSA key of 2048 bits or more, or an EC "
                     "key on P-256, P-384 or P-521",
                     shown, c->subject, unsupported);
-        return NULL;
+        return FALSE;
     }
+    return TRUE;
+}
 
+/* @c is valid now and its key usage allows encryption (@needed); with @force, what is not is a
+ * warning instead. */
+static gboolean check_for_encryption(const CabackCustodian *c, const char *shown, gboolean force,
+                                     unsigned int needed, const char *usage_name,
+                                     GPtrArray *warnings, GError **error)
+{
     g_autofree char *problem = NULL;
     switch (CERT_CheckCertValidTimes(c->cert, PR_Now(), PR_FALSE)) {
     case secCertTimeValid:
@@ -196,7 +209,7 @@ static CabackCustodian *parse_custodian(GBytes *bytes, const char *shown, gboole
                         "the custodian certificate %s (%s) %s; ask the custodian for a current "
                         "certificate, or give --force to encrypt a share to it anyway",
                         shown, c->subject, problem);
-            return NULL;
+            return FALSE;
         }
         if (warnings != NULL)
             g_ptr_array_add(warnings, g_strdup_printf("the custodian certificate %s (%s) %s "
@@ -210,7 +223,7 @@ static CabackCustodian *parse_custodian(GBytes *bytes, const char *shown, gboole
                         "(an %s key needs %s); ask the custodian for an encryption certificate, "
                         "or give --force to use it anyway",
                         shown, c->subject, c->key_type, usage_name);
-            return NULL;
+            return FALSE;
         }
         if (warnings != NULL)
             g_ptr_array_add(warnings,
@@ -218,6 +231,19 @@ static CabackCustodian *parse_custodian(GBytes *bytes, const char *shown, gboole
                                             "forbids encryption (no %s); used because of --force",
                                             shown, c->subject, usage_name));
     }
+    return TRUE;
+}
+
+/* The custodian certificate in @bytes (the contents of @shown). */
+static CabackCustodian *parse_custodian(GBytes *bytes, const char *shown, gboolean force,
+                                        GPtrArray *warnings, GError **error)
+{
+    g_autoptr(CabackCustodian) c = read_custodian_cert(bytes, shown, error);
+    unsigned int needed = 0;
+    const char *usage_name = NULL;
+    if (c == NULL || !check_key_kind(c, shown, &needed, &usage_name, error) ||
+        !check_for_encryption(c, shown, force, needed, usage_name, warnings, error))
+        return NULL;
     return g_steal_pointer(&c);
 }
 
