@@ -360,9 +360,11 @@ static gboolean cert_in(GPtrArray *certs, GBytes *der)
     return FALSE;
 }
 
-/* In the temporary database @db: restore the archive, back it up as the pending archive. */
-static gboolean reshare_in(CabackDb *db, const CabackReshareOptions *o, const CabackSecret *data,
-                           State *st, CabackReshareResult *r, GError **error)
+/* The archive @data, opened with o->password, restored into the empty database @db (its
+ * SHA-256 into st->old_sha256); *@file receives the archive's contents. */
+static gboolean restore_archive(CabackDb *db, const CabackReshareOptions *o,
+                                const CabackSecret *data, State *st, CabackP12File **file,
+                                GError **error)
 {
     guint8 digest[32];
     if (PK11_HashBuf(SEC_OID_SHA256, digest, (const unsigned char *)data->data,
@@ -374,9 +376,8 @@ static gboolean reshare_in(CabackDb *db, const CabackReshareOptions *o, const Ca
     g_autoptr(GBytes) digest_bytes = g_bytes_new(digest, sizeof digest);
     st->old_sha256 = caback_digest_to_hex(digest_bytes);
 
-    g_autoptr(CabackP12File) file = NULL;
     g_autoptr(CabackRestorePlan) plan =
-        caback_restore_read_data(data, o->archive, o->password, NULL, &file, error);
+        caback_restore_read_data(data, o->archive, o->password, NULL, file, error);
     if (plan == NULL)
         return FALSE;
     CabackRestoreOptions ro = {.on_conflict = CABACK_RESTORE_ON_CONFLICT_STOP,
@@ -394,7 +395,45 @@ static gboolean reshare_in(CabackDb *db, const CabackReshareOptions *o, const Ca
         g_prefix_error(error, "restoring %s into a temporary database failed: ", o->archive);
         return FALSE;
     }
+    return TRUE;
+}
 
+/* The new archive holds what the old one held: every certificate and as many keys. Nothing is
+ * changed when it does not. */
+static gboolean check_same_contents(CabackP12File *file, const CabackBackupResult *res,
+                                    const char *archive, GError **error)
+{
+    GPtrArray *old_certs = caback_p12_file_certs(file);
+    for (guint i = 0; i < old_certs->len; i++) {
+        const CabackP12Cert *c = old_certs->pdata[i];
+        if (!cert_in(res->selection->certs, c->der)) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                        "the certificate \"%s\" of %s would not be in the new archive (it "
+                        "is neither a certificate with its key nor in such a certificate's "
+                        "chain); nothing was changed",
+                        c->attrs.friendly_name != NULL ? c->attrs.friendly_name : "(no name)",
+                        archive);
+            return FALSE;
+        }
+    }
+    guint old_keys = caback_p12_file_keys(file)->len;
+    if (res->selection->keys->len != old_keys) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s holds %u private keys but the new archive would hold %u (keys "
+                    "without a certificate cannot be reshared); nothing was changed",
+                    archive, old_keys, res->selection->keys->len);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* In the temporary database @db: restore the archive, back it up as the pending archive. */
+static gboolean reshare_in(CabackDb *db, const CabackReshareOptions *o, const CabackSecret *data,
+                           State *st, CabackReshareResult *r, GError **error)
+{
+    g_autoptr(CabackP12File) file = NULL;
+    if (!restore_archive(db, o, data, st, &file, error))
+        return FALSE;
     g_autoptr(GPtrArray) custodians = caback_custodians_load(
         o->custodian_files, o->custodian_dir, o->force_custodians, NULL, error);
     if (custodians == NULL ||
@@ -410,30 +449,8 @@ static gboolean reshare_in(CabackDb *db, const CabackReshareOptions *o, const Ca
                                  .not_latest = TRUE};
     CabackBackupResult res = {0};
     gboolean ok = caback_backup_run(&bo, NULL, &res, error);
-    if (ok) {
-        /* The new archive holds what the old one held: every certificate and as many keys. */
-        GPtrArray *old_certs = caback_p12_file_certs(file);
-        for (guint i = 0; ok && i < old_certs->len; i++) {
-            const CabackP12Cert *c = old_certs->pdata[i];
-            if (!cert_in(res.selection->certs, c->der)) {
-                g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                            "the certificate \"%s\" of %s would not be in the new archive (it "
-                            "is neither a certificate with its key nor in such a certificate's "
-                            "chain); nothing was changed",
-                            c->attrs.friendly_name != NULL ? c->attrs.friendly_name : "(no name)",
-                            o->archive);
-                ok = FALSE;
-            }
-        }
-        guint old_keys = caback_p12_file_keys(file)->len;
-        if (ok && res.selection->keys->len != old_keys) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                        "%s holds %u private keys but the new archive would hold %u (keys "
-                        "without a certificate cannot be reshared); nothing was changed",
-                        o->archive, old_keys, res.selection->keys->len);
-            ok = FALSE;
-        }
-    }
+    if (ok)
+        ok = check_same_contents(file, &res, o->archive, error);
     if (ok) {
         st->new_sha256 = g_strdup(res.sha256);
         st->threshold = o->threshold;
