@@ -1,4 +1,5 @@
-/* Wiping secret buffers and the password sources (file, environment, terminal prompt). */
+/* Wiping secret buffers, the one reader of files that hold a secret, and the password sources
+ * (file, environment, terminal prompt). */
 #include "config.h"
 
 #include <caback/error.h>
