@@ -7,7 +7,7 @@
 #    openssl pkcs8 -topk8 and tests/p12-wrap.py, which also writes a MAC with an empty salt;
 #  - certtool --to-p12 with its --pkcs-cipher choices, pk12util -o with its ciphers and MAC
 #    digests, pyca/cryptography's encryption builders, Java keytool keystores;
-#  - what caback cannot use (ARIA, CAST5, Blowfish, SM4, SEED, 2-key 3DES, pbeWithSHA1AndDES,
+#  - what caback cannot use (ARIA, CAST5, Blowfish, SM4, SEED, pbeWithSHA1AndDES,
 #    the PKCS#5 v1 RC2 variants, SHA-3 and SHA-512/t digests, scrypt beyond its bounds) is
 #    refused with exit 1 and named by name and OID, never as a wrong password.
 # The oracle is `openssl pkcs12 -nodes` read by tests/p12-facts.py (pyca/cryptography): certificate
@@ -79,7 +79,7 @@ refused() {
 }
 
 # ---- openssl pkcs12 -export: every PBE it writes, for the keys and the certificates ----------
-for alg in PBE-SHA1-3DES PBE-SHA1-RC2-40 PBE-SHA1-RC2-128 PBE-SHA1-RC4-40 PBE-SHA1-RC4-128 \
+for alg in PBE-SHA1-3DES PBE-SHA1-2DES PBE-SHA1-RC2-40 PBE-SHA1-RC2-128 PBE-SHA1-RC4-40 PBE-SHA1-RC4-128 \
     PBE-MD5-DES aes-128-cbc aes-192-cbc aes-256-cbc camellia-128-cbc camellia-192-cbc \
     camellia-256-cbc des-ede3-cbc des-cbc rc2-cbc rc2-40-cbc rc2-64-cbc; do
     for k in rsa ec; do
@@ -263,7 +263,6 @@ for c in aria-128-cbc:'ARIA-128-CBC \(OID 1\.2\.410\.200046\.1\.1\.2\)' \
     bf-cbc:'Blowfish-CBC \(OID 1\.3\.6\.1\.4\.1\.3029\.1\.2\)' \
     sm4-cbc:'SM4-CBC \(OID 1\.2\.156\.10197\.1\.104\.2\)' \
     seed-cbc:'SEED.*\(OID 1\.2\.410\.200004\.1\.4\)' \
-    PBE-SHA1-2DES:'2-key 3DES' \
     PBE-SHA1-DES:'pbeWithSHA1AndDES-CBC \(OID 1\.2\.840\.113549\.1\.5\.10\)' \
     PBE-MD5-RC2-64:'pbeWithMD5AndRC2-CBC \(OID 1\.2\.840\.113549\.1\.5\.6\)' \
     PBE-SHA1-RC2-64:'pbeWithSHA1AndRC2-CBC \(OID 1\.2\.840\.113549\.1\.5\.11\)'; do
@@ -376,6 +375,25 @@ openssl pkcs12 -export -inkey "$D/ec-nopub.key" -in "$D/ec.crt" -name "ec no poi
 same_as_openssl "an EC key without point, with its certificate" "$D/ec-nopub.p12"
 expect_status 0 "restore an EC key without point, with its certificate" \
     "$CABACK" restore -i "$D/ec-nopub.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" --no-signature-check
+
+# ---- 2-key 3DES: NSS 3.87 cannot make its keys; caback derives them through the 3-key KDF ----
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$D/two.key" -out "$D/two.crt" -subj /CN=two \
+    -days 30 2>/dev/null
+if openssl pkcs12 -export -legacy -inkey "$D/two.key" -in "$D/two.crt" -name "two key" \
+    -keypbe PBE-SHA1-2DES -certpbe PBE-SHA1-2DES -passout "file:$D/pw" -out "$D/2des.p12" \
+    2>/dev/null; then
+    printf 'not %s\n' "$PW" >"$D/wrong"
+    expect_status 3 "a 2-key 3DES file and a wrong password: exit 3" \
+        "$CABACK" list -w "$D/wrong" "$D/2des.p12"
+    expect_status 0 "restore a 2-key 3DES file" \
+        "$CABACK" restore -i "$D/2des.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" --no-signature-check
+    two_id=$(openssl rsa -in "$D/two.key" -noout -modulus 2>/dev/null | cut -d= -f2 |
+        "$PYTHON3" -c 'import hashlib,sys; print(hashlib.sha1(bytes.fromhex(sys.stdin.read().strip())).hexdigest())')
+    certutil -K -d "sql:$DB" -f "$DB.pass" >"$D/keys" 2>&1
+    expect_grep "certutil -K shows the 2-key 3DES file's RSA key" "rsa +$two_id .*:two key" "$D/keys"
+else
+    skip "2-key 3DES files" "this openssl cannot write them"
+fi
 
 # ---- the run log has the warning the terminal shows about Dogtag's short key IDs ----
 # A key whose ID starts with a byte that is only sign extension (1 in 256 keys): found by trying.

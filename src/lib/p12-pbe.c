@@ -967,6 +967,32 @@ static PK11SymKey *scrypt_key(PK11SlotInfo *slot, const SECAlgorithmID *alg,
     return key;
 }
 
+/* A 2-key 3DES key (pbeWithSHAAnd2-KeyTripleDES-CBC) from the 3-key derivation @key3.
+ * NSS 3.87 derives such a key into a 24-byte CKK_DES2 object, which softoken then refuses
+ * (SEC_ERROR_INVALID_KEY; pk12util cannot read these files either). The PKCS#12 KDF's output
+ * does not depend on the length asked for (RFC 7292 B.2), so the 3-key mechanism derives the same
+ * first 16 bytes, K1 K2, and the same IV. The key is imported as the 3-key K1 K2 K1 that 2-key
+ * 3DES means; DES ignores the parity bits NSS set. */
+static PK11SymKey *two_key_des3(PK11SlotInfo *slot, PK11SymKey *key3)
+{
+    if (PK11_ExtractKeyValue(key3) != SECSuccess)
+        return NULL;
+    const SECItem *value = PK11_GetKeyData(key3);
+    if (value == NULL || value->len != 24) {
+        PORT_SetError(SEC_ERROR_BAD_KEY);
+        return NULL;
+    }
+    guint8 buf[24];
+    memcpy(buf, value->data, 16);
+    memcpy(buf + 16, value->data, 8);
+    SECItem raw = {siBuffer, buf, sizeof(buf)};
+    PK11SymKey *key = PK11_ImportSymKeyWithFlags(slot, CKM_DES3_CBC, PK11_OriginUnwrap,
+                                                 CKA_DECRYPT, &raw, CKF_DECRYPT | CKF_UNWRAP,
+                                                 PR_FALSE, NULL);
+    caback_secret_wipe(buf, sizeof(buf));
+    return key;
+}
+
 /* A PBE key for the AlgorithmIdentifier @a described by the P12PbeInfo @b. */
 static void derive_pbe(CacheEntry *e, const SECItem *password, gconstpointer a, gconstpointer b)
 {
@@ -987,10 +1013,18 @@ static void derive_pbe(CacheEntry *e, const SECItem *password, gconstpointer a, 
         /* PK11_RawPBEKeyGen fills the IV derived from the same password and salt into the
          * parameters, so key and IV come from one call (PK11_GetPBECryptoMechanism would derive
          * everything a second time just for the IV). */
-        CK_MECHANISM_TYPE pbe_mech = PK11_AlgtagToMechanism(info->alg_tag);
+        gboolean two_key =
+            info->alg_tag == SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_2KEY_TRIPLE_DES_CBC;
+        CK_MECHANISM_TYPE pbe_mech =
+            two_key ? CKM_PBE_SHA1_DES3_EDE_CBC : PK11_AlgtagToMechanism(info->alg_tag);
         SECItem *param = PK11_ParamFromAlgid((SECAlgorithmID *)alg);
         if (param != NULL && param->len >= sizeof(CK_PBE_PARAMS)) {
             e->key = PK11_RawPBEKeyGen(slot, pbe_mech, param, (SECItem *)password, PR_FALSE, NULL);
+            if (two_key && e->key != NULL) {
+                PK11SymKey *key3 = e->key;
+                e->key = two_key_des3(slot, key3);
+                PK11_FreeSymKey(key3);
+            }
             CK_PBE_PARAMS *pbe = (CK_PBE_PARAMS *)param->data;
             /* The cipher's IV size: NSS reports none for CKM_NSS_PBE_SHA1_DES_CBC itself,
              * though the parameters carry the 8 bytes PBKDF1 derived. */
@@ -1069,8 +1103,7 @@ PK11SymKey *p12_pbe_key(P12KeyCache *cache, const SECItem *password, const SECAl
                                                           : p12_alg_name(info->cipher_tag);
         if (err == SEC_ERROR_INVALID_KEY || err == SEC_ERROR_INVALID_ALGORITHM ||
             err == SEC_ERROR_BAD_KEY)
-            /* NSS lists the mechanism but cannot make such a key (2-key 3DES in NSS 3.87, for
-             * one: pk12util fails on those files too). */
+            /* NSS lists the mechanism but cannot make such a key. */
             caback_error_set_nss_code(error, CABACK_ERROR_PKCS12, err,
                                       "%s (%s) is not supported by this NSS build",
                                       cipher != NULL ? cipher : "this cipher", info->description);
