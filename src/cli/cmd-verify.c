@@ -15,8 +15,7 @@
 #include <string.h>
 
 typedef struct {
-    char *p12_password_file;
-    char *p12_password_env;
+    CabackCliP12Password p12; /* -w, --p12-password-env */
     char *log_path;
     char *max_age_text;    /* --max-age DAYS, as given */
     int max_age;           /* its value; -1 when not given */
@@ -28,13 +27,6 @@ typedef struct {
     gboolean allow_unauthenticated;
     CabackCliShares shares; /* --share, --shares-prompt */
 } VerifyOptions;
-
-static CabackSecret *read_p12_password(const VerifyOptions *o, const char *path, GError **error)
-{
-    CabackPasswordSource source = {.file = o->p12_password_file, .env_var = o->p12_password_env};
-    g_autofree char *what = g_strdup_printf("password of PKCS#12 file %s", path);
-    return caback_p12_password_read(&source, what, FALSE, error);
-}
 
 /* ---- output ---- */
 
@@ -65,50 +57,29 @@ static void json_items(CabackJson *json, const char *key, const GPtrArray *items
     caback_json_end_array(json);
 }
 
-static void json_strings(CabackJson *json, const char *key, const GPtrArray *strings)
+static void json_keys(CabackJson *json, const GPtrArray *keys)
 {
-    caback_json_begin_array(json, key);
-    for (guint i = 0; strings != NULL && i < strings->len; i++)
-        caback_json_string(json, NULL, strings->pdata[i]);
-    caback_json_end_array(json);
-}
-
-static char *report_json(const CabackVerifyReport *r, const CabackVerifyResult *vs)
-{
-    g_autoptr(CabackJson) json = caback_json_new();
-    g_autofree char *absolute = g_canonicalize_filename(r->path, NULL);
-
-    caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", absolute);
-    caback_json_string(json, "sha256", r->sha256);
-    caback_json_string(json, "integrity", r->integrity);
-    caback_json_string(json, "signature_status", vs->signature_word);
-    {
-        g_autofree char *line =
-            vs->signature_status != NULL ? g_strdup_printf("signature: %s", vs->signature_status)
-                                         : NULL;
-        caback_json_string(json, "signature_line", line);
-    }
     caback_json_begin_array(json, "keys");
-    for (guint i = 0; i < r->keys->len; i++) {
-        const CabackVerifyKey *k = r->keys->pdata[i];
+    for (guint i = 0; i < keys->len; i++) {
+        const CabackVerifyKey *k = keys->pdata[i];
         caback_json_begin_object(json, NULL);
         caback_json_string(json, "nickname", k->nickname);
         caback_json_string(json, "nss_id", k->nss_id);
         caback_json_string(json, "dogtag_id", k->dogtag_id);
         caback_json_string(json, "type", k->type);
-        if (k->bits > 0)
-            caback_json_int(json, "size", k->bits);
-        else
-            caback_json_null(json, "size");
+        caback_json_int_or_null(json, "size", k->bits > 0, k->bits);
         caback_json_bool(json, "signature_ok", k->signs);
         caback_json_string(json, "problem", k->problem);
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
+}
+
+static void json_certs(CabackJson *json, const GPtrArray *certs)
+{
     caback_json_begin_array(json, "certificates");
-    for (guint i = 0; i < r->certs->len; i++) {
-        const CabackVerifyCert *c = r->certs->pdata[i];
+    for (guint i = 0; i < certs->len; i++) {
+        const CabackVerifyCert *c = certs->pdata[i];
         g_autofree char *nb = date_text(c->not_before);
         g_autofree char *na = date_text(c->not_after);
         caback_json_begin_object(json, NULL);
@@ -120,38 +91,44 @@ static char *report_json(const CabackVerifyReport *r, const CabackVerifyResult *
         caback_json_bool(json, "has_key", c->has_key);
         caback_json_string(json, "not_before", nb);
         caback_json_string(json, "not_after", na);
-        if (c->not_after != NULL)
-            caback_json_int(json, "days_left", c->days_left);
-        else
-            caback_json_null(json, "days_left");
+        caback_json_int_or_null(json, "days_left", c->not_after != NULL, c->days_left);
         caback_json_bool(json, "chain_ok", c->chain_ok);
         caback_json_string(json, "chain", c->chain);
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
-    caback_json_bool(json, "chain_ok", r->chain_ok);
-    caback_json_begin_array(json, "expiring");
-    for (guint i = 0; i < r->expiring->len; i++) {
-        const CabackVerifyCert *c = r->expiring->pdata[i];
+}
+
+/* The certificates expired or expiring soon (@expired_only: the expired CA and key-holding
+ * ones, "expired_certificates"). */
+static void json_expiry(CabackJson *json, const char *key, const GPtrArray *certs,
+                        gboolean expired_only)
+{
+    caback_json_begin_array(json, key);
+    for (guint i = 0; i < certs->len; i++) {
+        const CabackVerifyCert *c = certs->pdata[i];
         g_autofree char *na = date_text(c->not_after);
         caback_json_begin_object(json, NULL);
         caback_json_string(json, "nickname", c->nickname);
         caback_json_string(json, "subject", c->subject);
         caback_json_string(json, "serial", c->serial_hex);
         caback_json_string(json, "not_after", na);
-        caback_json_int(json, "days_left", c->days_left);
-        caback_json_bool(json, "expired", c->days_left < 0);
+        if (expired_only) {
+            caback_json_bool(json, "ca", c->is_ca);
+        } else {
+            caback_json_int(json, "days_left", c->days_left);
+            caback_json_bool(json, "expired", c->days_left < 0);
+        }
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
-    caback_json_string(json, "database", r->database);
-    caback_json_string(json, "token", r->token);
-    json_items(json, "missing_from_backup", r->missing_from_backup);
-    json_items(json, "not_in_database", r->not_in_database);
-    caback_json_bool(json, "stale", r->stale);
+}
+
+static void json_trust_differences(CabackJson *json, const GPtrArray *differences)
+{
     caback_json_begin_array(json, "trust_differences");
-    for (guint i = 0; i < r->trust_differences->len; i++) {
-        const CabackVerifyTrustDiff *d = r->trust_differences->pdata[i];
+    for (guint i = 0; i < differences->len; i++) {
+        const CabackVerifyTrustDiff *d = differences->pdata[i];
         caback_json_begin_object(json, NULL);
         caback_json_string(json, "nickname", d->nickname);
         caback_json_string(json, "subject", d->subject);
@@ -161,34 +138,49 @@ static char *report_json(const CabackVerifyReport *r, const CabackVerifyResult *
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
-    json_items(json, "missing_keys", r->missing_keys);
-    json_items(json, "keys_without_certificate", r->keys_without_certificate);
+}
+
+static void json_rootless(CabackJson *json, const GPtrArray *chains)
+{
     caback_json_begin_array(json, "chains_without_root");
-    for (guint i = 0; i < r->chains_without_root->len; i++) {
-        const CabackVerifyRootless *x = r->chains_without_root->pdata[i];
+    for (guint i = 0; i < chains->len; i++) {
+        const CabackVerifyRootless *x = chains->pdata[i];
         caback_json_begin_object(json, NULL);
         caback_json_string(json, "top", x->top);
         caback_json_string(json, "missing_root", x->issuer);
-        json_strings(json, "certificates", x->certificates);
+        caback_json_strings(json, "certificates", x->certificates);
         caback_json_bool(json, "trusted_by_database", x->trusted_by_database);
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
-    caback_json_begin_array(json, "expired_certificates");
-    for (guint i = 0; i < r->expired->len; i++) {
-        const CabackVerifyCert *c = r->expired->pdata[i];
-        g_autofree char *na = date_text(c->not_after);
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "nickname", c->nickname);
-        caback_json_string(json, "subject", c->subject);
-        caback_json_string(json, "serial", c->serial_hex);
-        caback_json_string(json, "not_after", na);
-        caback_json_bool(json, "ca", c->is_ca);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-    json_strings(json, "notes", r->notes);
-    json_strings(json, "problems", r->problems);
+}
+
+static char *report_json(const CabackVerifyReport *r, const CabackVerifyResult *vs)
+{
+    g_autoptr(CabackJson) json = caback_cli_json_object_new();
+
+    caback_cli_json_path(json, "file", r->path);
+    caback_json_string(json, "sha256", r->sha256);
+    caback_json_string(json, "integrity", r->integrity);
+    caback_json_string(json, "signature_status", vs->signature_word);
+    caback_json_printf(json, "signature_line", vs->signature_status != NULL ? "signature: %s" : NULL,
+                       vs->signature_status);
+    json_keys(json, r->keys);
+    json_certs(json, r->certs);
+    caback_json_bool(json, "chain_ok", r->chain_ok);
+    json_expiry(json, "expiring", r->expiring, FALSE);
+    caback_json_string(json, "database", r->database);
+    caback_json_string(json, "token", r->token);
+    json_items(json, "missing_from_backup", r->missing_from_backup);
+    json_items(json, "not_in_database", r->not_in_database);
+    caback_json_bool(json, "stale", r->stale);
+    json_trust_differences(json, r->trust_differences);
+    json_items(json, "missing_keys", r->missing_keys);
+    json_items(json, "keys_without_certificate", r->keys_without_certificate);
+    json_rootless(json, r->chains_without_root);
+    json_expiry(json, "expired_certificates", r->expired, TRUE);
+    caback_json_strings(json, "notes", r->notes);
+    caback_json_strings(json, "problems", r->problems);
     caback_json_bool(json, "restorable", r->restorable);
     caback_json_end_object(json);
     return g_strdup(caback_json_text(json));
@@ -203,10 +195,8 @@ static char *failure_json(const char *path, const GError *error)
                                ? caback_digest_file_sha256_hex(path, NULL)
                                : NULL;
 
-    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
-
     caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", absolute);
+    caback_cli_json_path(json, "file", path);
     caback_json_string(json, "sha256", sha);
     caback_json_bool(json, "restorable", FALSE);
     caback_json_string(json, "error", error != NULL ? error->message : NULL);
@@ -323,7 +313,7 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
     g_autoptr(CabackSecret) password =
         caback_cli_shares_given(&o->shares)
             ? caback_cli_shares_password(common, path, &o->shares, rec, error)
-            : read_p12_password(o, path, error);
+            : caback_cli_p12_password_read(&o->p12, path, error);
     if (password == NULL)
         return FALSE;
 
@@ -384,27 +374,17 @@ static void log_options(CabackLogRecord *rec, const char *path, const VerifyOpti
                         const CabackCommonOptions *common)
 {
     if (path != NULL) {
-        g_autofree char *absolute = g_canonicalize_filename(path, NULL);
         caback_log_record_add_arg(rec, path);
-        caback_log_record_set_file(rec, absolute);
+        caback_cli_log_file(rec, path);
     }
     caback_cli_log_common(rec, common);
-    if (o->p12_password_file != NULL)
-        caback_log_record_add_option(rec, "-w", o->p12_password_file);
-    if (o->p12_password_env != NULL)
-        caback_log_record_add_option(rec, "--p12-password-env", o->p12_password_env);
-    if (o->signature_ca != NULL)
-        caback_log_record_add_option(rec, "--signature-ca", o->signature_ca);
-    if (o->require_signature)
-        caback_log_record_add_arg(rec, "--require-signature");
-    if (o->no_signature_check)
-        caback_log_record_add_arg(rec, "--no-signature-check");
-    if (o->allow_unauthenticated)
-        caback_log_record_add_arg(rec, "--allow-unauthenticated");
-    if (o->log_path != NULL)
-        caback_log_record_add_option(rec, "--log", o->log_path);
-    if (o->allow_expired)
-        caback_log_record_add_arg(rec, "--allow-expired");
+    caback_cli_log_p12_password(rec, &o->p12);
+    caback_cli_log_option(rec, "--signature-ca", o->signature_ca);
+    caback_cli_log_flag(rec, "--require-signature", o->require_signature);
+    caback_cli_log_flag(rec, "--no-signature-check", o->no_signature_check);
+    caback_cli_log_flag(rec, "--allow-unauthenticated", o->allow_unauthenticated);
+    caback_cli_log_option(rec, "--log", o->log_path);
+    caback_cli_log_flag(rec, "--allow-expired", o->allow_expired);
 }
 
 /* What caback help verify says above and below the options. */
@@ -446,10 +426,9 @@ static void set_help(GOptionContext *context)
 static GOptionContext *verify_context(VerifyOptions *o, CabackCommonOptions *common)
 {
     const GOptionEntry entries[] = {
-        {"p12-password-file", 'w', 0, G_OPTION_ARG_FILENAME, &o->p12_password_file,
-         "Password of the PKCS#12 file: the file's first line (default: asked)", "FILE"},
-        {"p12-password-env", 0, 0, G_OPTION_ARG_STRING, &o->p12_password_env,
-         "Read the password of the PKCS#12 file from environment variable VAR", "VAR"},
+        CABACK_CLI_P12_PASSWORD_ENTRIES(
+            &o->p12, "Password of the PKCS#12 file: the file's first line (default: asked)",
+            "Read the password of the PKCS#12 file from environment variable VAR"),
         {"signature-ca", 0, 0, G_OPTION_ARG_FILENAME, &o->signature_ca,
          "Check FILE.sig against only the CA certificate(s) in CERTFILE (default: the trust of "
          "the -d database)",
@@ -460,7 +439,7 @@ static GOptionContext *verify_context(VerifyOptions *o, CabackCommonOptions *com
          "Do not check FILE.sig", NULL},
         {"allow-unauthenticated", 0, 0, G_OPTION_ARG_NONE, &o->allow_unauthenticated,
          "Verify a file without MAC or checked signature instead of refusing it", NULL},
-        {"log", 0, 0, G_OPTION_ARG_FILENAME, &o->log_path, CABACK_CLI_LOG_HELP, CABACK_CLI_LOG_ARG},
+        CABACK_CLI_LOG_ENTRY(&o->log_path),
         {"allow-expired", 0, 0, G_OPTION_ARG_NONE, &o->allow_expired,
          "An expired CA certificate is reported but does not make the backup unrestorable",
          NULL},
@@ -485,16 +464,14 @@ static GOptionContext *verify_context(VerifyOptions *o, CabackCommonOptions *com
 static gboolean check_options(const VerifyOptions *o, const CabackCommonOptions *common,
                               GError **error)
 {
-    if (o->p12_password_file != NULL && o->p12_password_env != NULL) {
+    if (o->p12.file != NULL && o->p12.env != NULL) {
         caback_cli_usage_error(error, "verify",
                                "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
                                "password, not both");
         return FALSE;
     }
     if (!caback_cli_shares_exclusive(&o->shares, "verify",
-                                     o->p12_password_file != NULL  ? "-w"
-                                     : o->p12_password_env != NULL ? "--p12-password-env"
-                                                                  : NULL,
+                                     caback_cli_p12_password_option(&o->p12),
                                      error))
         return FALSE;
     if (o->no_signature_check && (o->require_signature || o->signature_ca != NULL)) {
@@ -524,12 +501,10 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
     g_autofree char *recorded_path = NULL;
     g_autoptr(GOptionContext) context = verify_context(&o, &common);
 
-    if (!caback_cli_parse(context, "verify", &common, &argc, &argv, error))
-        goto out;
     /* A log that is a link, a FIFO or another user's file stops the run before it starts. */
-    if (!caback_log_check(o.log_path, error))
+    if (!caback_cli_parse(context, "verify", &common, &argc, &argv, error) ||
+        (rec = caback_cli_log_begin("verify", o.log_path, error)) == NULL)
         goto out;
-    rec = caback_log_record_new("verify");
     log_options(rec, argc >= 2 ? argv[1] : NULL, &o, &common);
     caback_cli_log_shares(rec, &o.shares);
     if (argc != 2) {
@@ -571,8 +546,7 @@ gboolean caback_cmd_verify(int argc, char **argv, GError **error)
     ok = run(path, &o, &common, rec, error);
 out:
     caback_cli_log_finish(g_steal_pointer(&rec), ok, error, o.log_path);
-    g_free(o.p12_password_file);
-    g_free(o.p12_password_env);
+    caback_cli_p12_password_clear(&o.p12);
     g_free(o.log_path);
     g_free(o.recorded_sha256);
     g_free(o.max_age_text);
