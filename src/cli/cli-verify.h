@@ -1,0 +1,27 @@
+/* caback verify's report as text and JSON (cli-verify.c), for cmd-verify.c. */
+#pragma once
+
+#include <glib.h>
+
+#include <caback/log.h>
+#include <caback/verify.h>
+
+G_BEGIN_DECLS
+
+/* The --json object of a finished drill (@result's signature members); caller frees. */
+char *caback_cli_verify_report_json(const CabackVerifyReport *r, const CabackVerifyResult *vs);
+
+/* The --json object when the drill could not start: the file, its SHA-256 when it is a regular
+ * file, restorable false and @error's message; caller frees. */
+char *caback_cli_verify_failure_json(const char *path, const GError *error);
+
+/* -v: one line per key and per certificate. */
+void caback_cli_verify_print_details(const CabackVerifyReport *r);
+
+/* "FILE: restorable: ..." with the counts, the comparison and the SHA-256; caller frees. */
+char *caback_cli_verify_summary_line(const CabackVerifyReport *r);
+
+/* A warning (shown and recorded in @rec) per certificate expired or expiring soon. */
+void caback_cli_verify_warn_expiring(const CabackVerifyReport *r, CabackLogRecord *rec);
+
+G_END_DECLS
