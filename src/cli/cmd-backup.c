@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "cli.h"
+#include "cli-backup.h"
 #include "cli-log.h"
 
 #include <caback/backup.h>
@@ -52,166 +53,6 @@ static gboolean check_empty_password(const CabackSecret *password, const char *w
         where);
 }
 
-/* ---- output ---- */
-
-static void append_key_lines(GString *out, const CabackBackupSelection *sel)
-{
-    for (guint i = 0; i < sel->certs->len; i++) {
-        const CabackBackupCert *c = sel->certs->pdata[i];
-        if (c->key != NULL)
-            g_string_append_printf(
-                out, "  %s\n      key ID %s (CS.cfg form %s), trust %s\n",
-                c->nickname != NULL ? c->nickname : c->subject, c->key->info->id_hex,
-                c->key->info->dogtag_id ? c->key->info->dogtag_id : "-", c->trust);
-        else
-            g_string_append_printf(out, "  %s\n      %s, no key, trust %s\n",
-                                   c->nickname != NULL ? c->nickname : "(no nickname)",
-                                   c->selected ? "certificate" : "issuer certificate", c->trust);
-        if (c->nickname == NULL || c->key == NULL)
-            g_string_append_printf(out, "      subject %s\n", c->subject);
-    }
-}
-
-static char *selection_text(const CabackDb *db, const CabackBackupSelection *sel,
-                            const char *output)
-{
-    GString *out = g_string_new(NULL);
-
-    g_string_append_printf(out,
-                           "Backing up %u private key%s and %u certificate%s from token \"%s\" "
-                           "of NSS database %s to %s:\n",
-                           sel->keys->len, sel->keys->len == 1 ? "" : "s", sel->certs->len,
-                           sel->certs->len == 1 ? "" : "s", sel->token_name, db->dir, output);
-    append_key_lines(out, sel);
-    return g_string_free(out, FALSE);
-}
-
-typedef struct {
-    const char *output;
-    const CabackP12WriteOptions *write;
-    guint custody_threshold;  /* custody: M, else 0 */
-    GPtrArray *custodians;    /* custody: CabackCustodian */
-    GPtrArray *share_files;   /* custody: the share files written */
-    gboolean verified;
-    const CabackBackupReport *report;
-    const char *sha256;      /* the file's SHA-256 once verified and in place, else NULL */
-    gboolean latest_updated; /* latest_backup now points at the file */
-} Summary;
-
-static char *summary_text(const CabackBackupSelection *sel, const Summary *s)
-{
-    const char *keys_alg, *certs_alg, *mac;
-    guint iterations = caback_backup_describe_options(s->write, &keys_alg, &certs_alg, &mac);
-    GString *out = g_string_new(NULL);
-
-    g_string_append_printf(out, "Wrote %s (mode 0600): %u private key%s, %u certificate%s\n",
-                           s->output, sel->keys->len, sel->keys->len == 1 ? "" : "s",
-                           sel->certs->len, sel->certs->len == 1 ? "" : "s");
-    append_key_lines(out, sel);
-    if (sel->certs_only)
-        g_string_append(out, "This file holds no private keys (--certs-only): it restores "
-                             "certificates and trust flags only; the keys must come from the "
-                             "HSM's own backup\n");
-    if (s->verified && s->report->key_alg != NULL)
-        g_string_append_printf(out, "Keys: %s\n", s->report->key_alg);
-    else
-        g_string_append_printf(out, "Keys: %s, %u iterations\n", keys_alg, iterations);
-    if (s->verified && s->report->cert_alg != NULL)
-        g_string_append_printf(out, "Certificates: %s\n", s->report->cert_alg);
-    else
-        g_string_append_printf(out, "Certificates: %s, %u iterations\n", certs_alg, iterations);
-    if (s->verified && s->report->mac != NULL)
-        g_string_append_printf(out, "MAC: %s\n", s->report->mac);
-    else
-        g_string_append_printf(out, "MAC: %s, %u iterations\n", mac, iterations);
-    if (s->custody_threshold > 0)
-        caback_cli_custody_text(out, s->custody_threshold, s->custodians, s->share_files);
-    if (s->verified)
-        g_string_append_printf(
-            out,
-            "Verified: read back with the password%s (MAC checked), %u key%s decrypted and "
-            "matched to %s certificate%s by a test signature, %u certificate%s with their "
-            "nicknames, key IDs and trust flags\n",
-            s->custody_threshold > 0 ? " rebuilt from the shares" : "", s->report->keys, s->report->keys == 1 ? "" : "s",
-            s->report->keys == 1 ? "its" : "their", s->report->keys == 1 ? "" : "s",
-            s->report->certs, s->report->certs == 1 ? "" : "s");
-    else
-        g_string_append(out, "Not verified (--no-verify)\n");
-    if (s->sha256 != NULL)
-        g_string_append_printf(out, "SHA-256: %s\n", s->sha256);
-    if (s->latest_updated)
-        g_string_append(out, "Recorded as the latest backup (for caback restore automatic)\n");
-    else if (!s->verified)
-        g_string_append(out, "Not recorded as the latest backup: only a verified backup is "
-                             "(caback restore automatic will not pick this file)\n");
-    return g_string_free(out, FALSE);
-}
-
-static char *summary_json(const CabackDb *db, const CabackBackupSelection *sel, const Summary *s)
-{
-    const char *keys_alg, *certs_alg, *mac;
-    guint iterations = caback_backup_describe_options(s->write, &keys_alg, &certs_alg, &mac);
-    g_autoptr(CabackJson) json = caback_json_new();
-
-    caback_json_begin_object(json, NULL);
-    caback_cli_json_path(json, "file", s->output);
-    caback_json_string(json, "database", db->dir);
-    caback_json_string(json, "token", sel->token_name);
-    caback_json_begin_array(json, "keys");
-    for (guint i = 0; i < sel->keys->len; i++) {
-        const CabackBackupKey *k = sel->keys->pdata[i];
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "nickname", k->nickname);
-        caback_json_string(json, "nss_id", k->info->id_hex);
-        caback_json_string(json, "dogtag_id", k->info->dogtag_id);
-        caback_json_string(json, "subject", k->cert->subject);
-        caback_json_string(json, "type", k->info->type);
-        caback_json_int_or_null(json, "size", k->info->size_bits > 0, k->info->size_bits);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-    caback_json_begin_array(json, "certificates");
-    for (guint i = 0; i < sel->certs->len; i++) {
-        const CabackBackupCert *c = sel->certs->pdata[i];
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "nickname", c->nickname);
-        caback_json_string(json, "subject", c->subject);
-        caback_json_string(json, "trust", c->trust);
-        caback_json_bool(json, "has_key", c->key != NULL);
-        caback_json_string(json, "nss_id", c->key != NULL ? c->key->info->id_hex : NULL);
-        caback_json_bool(json, "chain_only", !c->selected);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-    caback_json_string(json, "profile",
-                       s->write->profile == CABACK_P12_LEGACY ? "legacy" : "modern");
-    caback_json_begin_object(json, "algorithms");
-    caback_json_string(json, "keys", keys_alg);
-    caback_json_string(json, "certificates", certs_alg);
-    caback_json_end_object(json);
-    caback_json_string(json, "mac", mac);
-    caback_json_int(json, "iterations", iterations);
-    caback_json_bool(json, "certs_only", sel->certs_only);
-    caback_json_bool(json, "verified", s->verified);
-    caback_json_string(json, "sha256", s->sha256);
-    caback_json_bool(json, "latest_backup", s->latest_updated);
-    if (s->custody_threshold > 0)
-        caback_cli_custody_json(json, s->custody_threshold, s->custodians, s->share_files);
-    /* What the run cost in password-based key derivations (writing and checking together): the
-     * figure the benchmark's floor is made of. */
-    caback_json_int(json, "key_derivations", caback_p12_derivations());
-    if (s->verified) {
-        caback_json_begin_object(json, "verification");
-        caback_json_int(json, "keys", s->report->keys);
-        caback_json_int(json, "certificates", s->report->certs);
-        caback_json_string(json, "mac", s->report->mac);
-        caback_json_end_object(json);
-    }
-    caback_json_strings(json, "warnings", sel->warnings);
-    caback_json_end_object(json);
-    return g_strdup(caback_json_text(json));
-}
-
 typedef struct {
     BackupOptions *o;
     CabackCommonOptions *common;
@@ -236,7 +77,7 @@ static void on_selected(const CabackBackupSelection *sel, gpointer data)
         caback_log_record_add_key(run->rec, k->nickname, k->info->id_hex, k->info->dogtag_id);
     }
     if (!run->common->json) {
-        g_autofree char *text = selection_text(run->db, sel, run->o->output);
+        g_autofree char *text = caback_cli_backup_selection_text(run->db, sel, run->o->output);
         caback_cli_info("%s", g_strchomp(text));
     }
     for (guint i = 0; i < sel->warnings->len; i++)
@@ -295,7 +136,7 @@ static gboolean run_backup(BackupRun *run, GError **error)
     if (ok) {
         if (result.sha256 != NULL)
             caback_log_record_set_file_sha256(run->rec, result.sha256);
-        Summary s = {.output = o->output,
+        CabackCliBackupSummary s = {.output = o->output,
                      .write = &run->write,
                      .custody_threshold = o->custody.threshold,
                      .custodians = run->custodians,
@@ -304,8 +145,8 @@ static gboolean run_backup(BackupRun *run, GError **error)
                      .report = &result.report,
                      .sha256 = result.sha256,
                      .latest_updated = result.latest_updated};
-        summary = run->common->json ? summary_json(run->db, result.selection, &s)
-                                    : summary_text(result.selection, &s);
+        summary = run->common->json ? caback_cli_backup_summary_json(run->db, result.selection, &s)
+                                    : caback_cli_backup_summary_text(result.selection, &s);
     }
     /* The selection holds NSS references: release them before NSS shuts down. */
     caback_backup_result_clear(&result);
