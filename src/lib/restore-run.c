@@ -332,32 +332,37 @@ static CabackSecret *load_file(CabackRestoreRun *run, char **sha256, GError **er
     return g_steal_pointer(&data);
 }
 
-/* The backup's date (its signing time, else its record in the run log) and whether the run log
- * records a newer backup of the same database: a warning, or with --require-latest a refusal
- * (also when the date cannot be told). */
-static gboolean judge_freshness(CabackRestoreRun *run, GError **error)
+/* The backup records of the run log (ro->log_path, else the default) into run->date; a log
+ * that cannot be read is *@unread (a missing one is no error: nothing is recorded). */
+static void read_backup_records(CabackRestoreRun *run, GError **unread)
 {
-    const CabackRestoreRunOptions *ro = run->options;
-    const CabackRestorePlan *plan = run->plan;
-    const CabackRestoreSignature *sc = &run->signature;
     CabackRestoreBackupDate *bd = &run->date;
-
     g_autofree char *default_log = NULL;
-    const char *log_path = ro->log_path;
-    if (log_path == NULL)
-        log_path = default_log = caback_log_default_path(NULL);
+    const char *log_path = run->options->log_path;
     g_autofree char *contents = NULL;
     gsize len = 0;
-    g_autoptr(GError) unread = NULL;
+
+    if (log_path == NULL)
+        log_path = default_log = caback_log_default_path(NULL);
     if (log_path != NULL) {
         bd->log = caback_log_json_path(log_path);
         /* Only a log of this user's or root's: another user's file could claim anything. */
-        if (!caback_state_read_file(bd->log, (gsize)256 << 20, &contents, &len, &unread) &&
-            g_error_matches(unread, CABACK_ERROR, CABACK_ERROR_NOT_FOUND))
-            g_clear_error(&unread);
+        if (!caback_state_read_file(bd->log, (gsize)256 << 20, &contents, &len, unread) &&
+            g_error_matches(*unread, CABACK_ERROR, CABACK_ERROR_NOT_FOUND))
+            g_clear_error(unread);
     }
     bd->records = contents != NULL ? caback_backup_records_parse(contents, len) : g_ptr_array_new();
+}
+
+/* The backup's date: its signing time when the signature was checked, else the time of its own
+ * record; and the newest record of another backup of its database (freshness.h). */
+static void date_backup(CabackRestoreRun *run)
+{
+    const CabackRestorePlan *plan = run->plan;
+    const CabackRestoreSignature *sc = &run->signature;
+    CabackRestoreBackupDate *bd = &run->date;
     g_autoptr(GPtrArray) ids = g_ptr_array_new();
+
     for (guint i = 0; i < plan->keys->len; i++) {
         const CabackRestoreKey *k = plan->keys->pdata[i];
         if (k->nss_id != NULL)
@@ -374,36 +379,44 @@ static gboolean judge_freshness(CabackRestoreRun *run, GError **error)
         bd->time = g_strdup(bd->freshness.self->time);
         bd->source = "run log";
     }
+}
 
-    if (bd->time == NULL) {
-        g_autofree char *why = g_strdup_printf(
-            "%s is not signed (or its signature states no time) and no backup with its SHA-256 "
-            "is recorded in the run log %s%s%s",
-            ro->path, bd->log != NULL ? bd->log : "(none)", unread != NULL ? ": " : "",
-            unread != NULL ? unread->message : "");
-        if (ro->require_latest) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                        "--require-latest: cannot tell whether %s is the newest backup of its "
-                        "database: %s; nothing was restored. Sign backups (caback sign), keep "
-                        "the run log, or drop --require-latest",
-                        ro->path, why);
-            return FALSE;
-        }
-        say(run, CABACK_RUN_INFO, "Backup date: unknown (%s).", why);
-        return TRUE;
+/* No date for the backup: said, or refused with --require-latest. */
+static gboolean judge_unknown_date(CabackRestoreRun *run, const GError *unread, GError **error)
+{
+    const CabackRestoreRunOptions *ro = run->options;
+    const CabackRestoreBackupDate *bd = &run->date;
+    g_autofree char *why = g_strdup_printf(
+        "%s is not signed (or its signature states no time) and no backup with its SHA-256 "
+        "is recorded in the run log %s%s%s",
+        ro->path, bd->log != NULL ? bd->log : "(none)", unread != NULL ? ": " : "",
+        unread != NULL ? unread->message : "");
+
+    if (ro->require_latest) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "--require-latest: cannot tell whether %s is the newest backup of its "
+                    "database: %s; nothing was restored. Sign backups (caback sign), keep "
+                    "the run log, or drop --require-latest",
+                    ro->path, why);
+        return FALSE;
     }
-    say(run, CABACK_RUN_INFO, "Backup date: %s (%s).", bd->time,
-        g_strcmp0(bd->source, "signing time") == 0
-            ? "the signing time of its signature"
-            : "when caback backup wrote it, from the run log");
+    say(run, CABACK_RUN_INFO, "Backup date: unknown (%s).", why);
+    return TRUE;
+}
+
+/* A newer backup of the same database is recorded: a warning, or refused with
+ * --require-latest. */
+static gboolean judge_newer(CabackRestoreRun *run, GError **error)
+{
+    const CabackRestoreRunOptions *ro = run->options;
+    const CabackRestoreBackupDate *bd = &run->date;
     const CabackBackupRecord *newer = bd->freshness.newer;
-    if (newer == NULL)
-        return TRUE;
     g_autofree char *what = g_strdup_printf(
         "the run log %s records a newer backup of the same database%s%s: %s, made at %s "
         "(SHA-256 %s); %s is from %s",
         bd->log, newer->database != NULL ? " " : "", newer->database != NULL ? newer->database : "",
         newer->file, newer->time, newer->sha256, ro->path, bd->time);
+
     if (ro->require_latest) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
                     "--require-latest: %s; nothing was restored. Restore the newer backup "
@@ -417,6 +430,25 @@ static gboolean judge_freshness(CabackRestoreRun *run, GError **error)
         "(--require-latest refuses instead)",
         what);
     return TRUE;
+}
+
+/* The backup's date (its signing time, else its record in the run log) and whether the run log
+ * records a newer backup of the same database: a warning, or with --require-latest a refusal
+ * (also when the date cannot be told). */
+static gboolean judge_freshness(CabackRestoreRun *run, GError **error)
+{
+    const CabackRestoreBackupDate *bd = &run->date;
+    g_autoptr(GError) unread = NULL;
+
+    read_backup_records(run, &unread);
+    date_backup(run);
+    if (bd->time == NULL)
+        return judge_unknown_date(run, unread, error);
+    say(run, CABACK_RUN_INFO, "Backup date: %s (%s).", bd->time,
+        g_strcmp0(bd->source, "signing time") == 0
+            ? "the signing time of its signature"
+            : "when caback backup wrote it, from the run log");
+    return bd->freshness.newer == NULL || judge_newer(run, error);
 }
 
 /* "caback check-stored-keys" on the database (see include/caback/stored-key-check.h), or NULL
