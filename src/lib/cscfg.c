@@ -511,57 +511,52 @@ typedef struct {
     gsize b; /* index in the new lines (EQUAL, INSERT) */
 } DiffStep;
 
-/* The shortest edit script from @a to @b (Myers' O(ND) algorithm), after the common first and
- * last lines are set aside. Each round's furthest reaching points are kept to walk back. */
-static GArray *diff_script(const GArray *a, const GArray *b)
+/* The lines of the two sides between their common first and last lines. */
+typedef struct {
+    const GArray *a, *b; /* DiffLine of each side */
+    gsize pre;           /* common first lines, set aside */
+    gssize n, m;         /* lines of each side between them */
+} DiffMiddle;
+
+#define MID_A(mid, i) (&g_array_index((mid)->a, DiffLine, (mid)->pre + (gsize)(i)))
+#define MID_B(mid, j) (&g_array_index((mid)->b, DiffLine, (mid)->pre + (gsize)(j)))
+
+/* Myers' forward pass over @mid: each round's furthest reaching points go to @trace (round d
+ * covers the diagonals -d..d), to walk back; returns the number of rounds of the shortest edit. */
+static gssize diff_forward(const DiffMiddle *mid, GPtrArray *trace)
 {
-    GArray *steps = g_array_new(FALSE, FALSE, sizeof(DiffStep));
-    gsize n = a->len, m = b->len, pre = 0, suf = 0;
-
-    while (pre < n && pre < m &&
-           diff_line_equal(&g_array_index(a, DiffLine, pre), &g_array_index(b, DiffLine, pre)))
-        pre++;
-    while (suf < n - pre && suf < m - pre &&
-           diff_line_equal(&g_array_index(a, DiffLine, n - 1 - suf),
-                           &g_array_index(b, DiffLine, m - 1 - suf)))
-        suf++;
-
-    gssize N = (gssize)(n - pre - suf), M = (gssize)(m - pre - suf);
-    gssize max = N + M, off = max + 1;
+    gssize N = mid->n, M = mid->m, max = N + M, off = max + 1;
     g_autofree gssize *v = g_new0(gssize, 2 * max + 3);
-    g_autoptr(GPtrArray) trace = g_ptr_array_new_with_free_func(g_free);
-    gssize D = 0;
 
-#define A_LINE(i) (&g_array_index(a, DiffLine, pre + (gsize)(i)))
-#define B_LINE(j) (&g_array_index(b, DiffLine, pre + (gsize)(j)))
     for (gssize d = 0; d <= max; d++) {
         /* v at the start of round d covers k in [-d, d] */
         gssize *copy = g_new(gssize, 2 * d + 1);
         memcpy(copy, v + off - d, sizeof(gssize) * (2 * d + 1));
         g_ptr_array_add(trace, copy);
-        gboolean done = FALSE;
         for (gssize k = -d; k <= d; k += 2) {
             gssize x = (k == -d || (k != d && v[off + k - 1] < v[off + k + 1]))
                            ? v[off + k + 1]
                            : v[off + k - 1] + 1;
             gssize y = x - k;
-            while (x < N && y < M && diff_line_equal(A_LINE(x), B_LINE(y)))
+            while (x < N && y < M && diff_line_equal(MID_A(mid, x), MID_B(mid, y)))
                 x++, y++;
             v[off + k] = x;
-            if (x >= N && y >= M) {
-                done = TRUE;
-                break;
-            }
-        }
-        if (done) {
-            D = d;
-            break;
+            if (x >= N && y >= M)
+                return d;
         }
     }
+    return 0;
+}
+#undef MID_A
+#undef MID_B
 
-    /* Walk back from (N, M), collecting steps in reverse. */
-    g_autoptr(GArray) rev = g_array_new(FALSE, FALSE, sizeof(DiffStep));
-    gssize x = N, y = M;
+/* Walk back from (N, M) through the @D rounds of @trace, appending the steps of @mid in reverse
+ * to @rev. */
+static void diff_backtrack(const DiffMiddle *mid, const GPtrArray *trace, gssize D, GArray *rev)
+{
+    gsize pre = mid->pre;
+    gssize x = mid->n, y = mid->m;
+
     for (gssize d = D; d >= 0; d--) {
         const gssize *vd = trace->pdata[d];
 #define VD(k) (vd[(k) + d])
@@ -591,8 +586,27 @@ static GArray *diff_script(const GArray *a, const GArray *b)
         }
         x = px, y = py;
     }
-#undef A_LINE
-#undef B_LINE
+}
+
+/* The shortest edit script from @a to @b (Myers' O(ND) algorithm), after the common first and
+ * last lines are set aside. Each round's furthest reaching points are kept to walk back. */
+static GArray *diff_script(const GArray *a, const GArray *b)
+{
+    GArray *steps = g_array_new(FALSE, FALSE, sizeof(DiffStep));
+    gsize n = a->len, m = b->len, pre = 0, suf = 0;
+
+    while (pre < n && pre < m &&
+           diff_line_equal(&g_array_index(a, DiffLine, pre), &g_array_index(b, DiffLine, pre)))
+        pre++;
+    while (suf < n - pre && suf < m - pre &&
+           diff_line_equal(&g_array_index(a, DiffLine, n - 1 - suf),
+                           &g_array_index(b, DiffLine, m - 1 - suf)))
+        suf++;
+
+    DiffMiddle mid = {a, b, pre, (gssize)(n - pre - suf), (gssize)(m - pre - suf)};
+    g_autoptr(GPtrArray) trace = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GArray) rev = g_array_new(FALSE, FALSE, sizeof(DiffStep));
+    diff_backtrack(&mid, trace, diff_forward(&mid, trace), rev);
 
     for (gsize i = 0; i < pre; i++) {
         DiffStep s = {OP_EQUAL, i, i};
@@ -627,6 +641,91 @@ static void diff_put_range(GString *out, gsize first, gsize count)
         g_string_append_printf(out, "%" G_GSIZE_FORMAT ",%" G_GSIZE_FORMAT, first + 1, count);
 }
 
+static DiffOp step_op(const GArray *steps, guint i)
+{
+    return g_array_index(steps, DiffStep, i).op;
+}
+
+/* The end (exclusive) of the hunk whose first change is step @i: changes at most 2 * @context
+ * equal lines apart join it, and @context equal lines follow its last change. */
+static guint hunk_end(const GArray *steps, guint i, guint context)
+{
+    guint end = i;
+
+    for (;;) {
+        while (end < steps->len && step_op(steps, end) != OP_EQUAL)
+            end++;
+        guint gap = end;
+        while (gap < steps->len && step_op(steps, gap) == OP_EQUAL)
+            gap++;
+        if (gap < steps->len && gap - end <= 2 * context) {
+            end = gap;
+            continue;
+        }
+        return MIN(end + context, steps->len);
+    }
+}
+
+/* "@@ -a,n +b,m @@" of the hunk of steps [@start, @end). */
+static void hunk_header(GString *out, const GArray *steps, guint start, guint end)
+{
+    gsize a_first = G_MAXSIZE, b_first = G_MAXSIZE, a_count = 0, b_count = 0;
+    gsize a_next = 0, b_next = 0; /* next line of each side, for empty sides */
+
+    for (guint j = 0; j < start; j++) {
+        const DiffStep *s = &g_array_index(steps, DiffStep, j);
+        if (s->op != OP_INSERT)
+            a_next = s->a + 1;
+        if (s->op != OP_DELETE)
+            b_next = s->b + 1;
+    }
+    for (guint j = start; j < end; j++) {
+        const DiffStep *s = &g_array_index(steps, DiffStep, j);
+        if (s->op != OP_INSERT) {
+            a_first = MIN(a_first, s->a);
+            a_count++;
+        }
+        if (s->op != OP_DELETE) {
+            b_first = MIN(b_first, s->b);
+            b_count++;
+        }
+    }
+    g_string_append(out, "@@ -");
+    diff_put_range(out, a_count > 0 ? a_first : a_next, a_count);
+    g_string_append(out, " +");
+    diff_put_range(out, b_count > 0 ? b_first : b_next, b_count);
+    g_string_append(out, " @@\n");
+}
+
+/* The lines of the hunk of steps [@start, @end): diff -u prints each run of changes as its
+ * deleted lines, then its inserted ones. */
+static void hunk_body(GString *out, const GArray *a, const GArray *b, const GArray *steps,
+                      guint start, guint end)
+{
+    for (guint j = start; j < end;) {
+        const DiffStep *s = &g_array_index(steps, DiffStep, j);
+        if (s->op == OP_EQUAL) {
+            diff_put_line(out, ' ', &g_array_index(a, DiffLine, s->a));
+            j++;
+            continue;
+        }
+        guint run_end = j;
+        while (run_end < end && step_op(steps, run_end) != OP_EQUAL)
+            run_end++;
+        for (guint r = j; r < run_end; r++) {
+            const DiffStep *t = &g_array_index(steps, DiffStep, r);
+            if (t->op == OP_DELETE)
+                diff_put_line(out, '-', &g_array_index(a, DiffLine, t->a));
+        }
+        for (guint r = j; r < run_end; r++) {
+            const DiffStep *t = &g_array_index(steps, DiffStep, r);
+            if (t->op == OP_INSERT)
+                diff_put_line(out, '+', &g_array_index(b, DiffLine, t->b));
+        }
+        j = run_end;
+    }
+}
+
 char *caback_cscfg_unified_diff(const char *label, const guint8 *old, gsize old_len,
                                 const guint8 *new, gsize new_len)
 {
@@ -639,78 +738,16 @@ char *caback_cscfg_unified_diff(const char *label, const guint8 *old, gsize old_
 
     while (i < steps->len) {
         /* find the next change */
-        while (i < steps->len && g_array_index(steps, DiffStep, i).op == OP_EQUAL)
+        while (i < steps->len && step_op(steps, i) == OP_EQUAL)
             i++;
         if (i >= steps->len)
             break;
         guint start = i > context ? i - context : 0;
-        /* extend the hunk while the gap between changes is at most 2 * context */
-        guint end = i;
-        for (;;) {
-            while (end < steps->len && g_array_index(steps, DiffStep, end).op != OP_EQUAL)
-                end++;
-            guint gap = end;
-            while (gap < steps->len && g_array_index(steps, DiffStep, gap).op == OP_EQUAL)
-                gap++;
-            if (gap < steps->len && gap - end <= 2 * context) {
-                end = gap;
-                continue;
-            }
-            end = MIN(end + context, steps->len);
-            break;
-        }
-
-        /* old and new line ranges of the hunk */
-        gsize a_first = G_MAXSIZE, b_first = G_MAXSIZE, a_count = 0, b_count = 0;
-        gsize a_next = 0, b_next = 0; /* next line of each side, for empty sides */
-        for (guint j = 0; j < start; j++) {
-            const DiffStep *s = &g_array_index(steps, DiffStep, j);
-            if (s->op != OP_INSERT)
-                a_next = s->a + 1;
-            if (s->op != OP_DELETE)
-                b_next = s->b + 1;
-        }
-        for (guint j = start; j < end; j++) {
-            const DiffStep *s = &g_array_index(steps, DiffStep, j);
-            if (s->op != OP_INSERT) {
-                a_first = MIN(a_first, s->a);
-                a_count++;
-            }
-            if (s->op != OP_DELETE) {
-                b_first = MIN(b_first, s->b);
-                b_count++;
-            }
-        }
+        guint end = hunk_end(steps, i, context);
         if (out->len == 0)
             g_string_append_printf(out, "--- %s\n+++ %s\n", label, label);
-        g_string_append(out, "@@ -");
-        diff_put_range(out, a_count > 0 ? a_first : a_next, a_count);
-        g_string_append(out, " +");
-        diff_put_range(out, b_count > 0 ? b_first : b_next, b_count);
-        g_string_append(out, " @@\n");
-        /* diff -u prints each run of changes as its deleted lines, then its inserted ones. */
-        for (guint j = start; j < end;) {
-            const DiffStep *s = &g_array_index(steps, DiffStep, j);
-            if (s->op == OP_EQUAL) {
-                diff_put_line(out, ' ', &g_array_index(a, DiffLine, s->a));
-                j++;
-                continue;
-            }
-            guint run_end = j;
-            while (run_end < end && g_array_index(steps, DiffStep, run_end).op != OP_EQUAL)
-                run_end++;
-            for (guint r = j; r < run_end; r++) {
-                const DiffStep *t = &g_array_index(steps, DiffStep, r);
-                if (t->op == OP_DELETE)
-                    diff_put_line(out, '-', &g_array_index(a, DiffLine, t->a));
-            }
-            for (guint r = j; r < run_end; r++) {
-                const DiffStep *t = &g_array_index(steps, DiffStep, r);
-                if (t->op == OP_INSERT)
-                    diff_put_line(out, '+', &g_array_index(b, DiffLine, t->b));
-            }
-            j = run_end;
-        }
+        hunk_header(out, steps, start, end);
+        hunk_body(out, a, b, steps, start, end);
         i = end;
     }
     return g_string_free(out, FALSE);
