@@ -54,6 +54,60 @@ static char *cert_summary(CERTCertificate *cert)
     return g_strdup_printf("serial 0x%s, valid %s to %s", serial, from, to);
 }
 
+/* How many certificates @certs (those with the nickname, may be NULL) holds, and the summaries
+ * of those that are not @cert, into @key. */
+static void note_other_certs(CabackCloneKey *key, CERTCertList *certs, CERTCertificate *cert)
+{
+    if (certs != NULL) {
+        g_autoptr(GPtrArray) others = g_ptr_array_new_with_free_func(g_free);
+        for (CERTCertListNode *node = CERT_LIST_HEAD(certs); !CERT_LIST_END(node, certs);
+             node = CERT_LIST_NEXT(node)) {
+            key->n_certs++;
+            if (!CERT_CompareCerts(node->cert, cert))
+                g_ptr_array_add(others, cert_summary(node->cert));
+        }
+        if (others->len > 0) {
+            g_ptr_array_add(others, NULL);
+            key->other_certs = g_strjoinv("; ", (char **)others->pdata);
+        }
+    }
+    key->n_certs = MAX(key->n_certs, 1);
+}
+
+/* The public key of @cert in the forms Dogtag writes (modulus and exponent for RSA, else the
+ * encoded SubjectPublicKeyInfo), into @key. */
+static gboolean read_public_key(CabackCloneKey *key, CERTCertificate *cert, const char *nickname,
+                                GError **error)
+{
+    g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(cert);
+    if (pub == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "cannot read the public key of certificate \"%s\"", nickname);
+        return FALSE;
+    }
+    if (pub->keyType == rsaKey) {
+        key->rsa = TRUE;
+        key->modulus = caback_cscfg_unsigned_hex(pub->u.rsa.modulus.data, pub->u.rsa.modulus.len);
+        key->exponent = caback_cscfg_unsigned_hex(pub->u.rsa.publicExponent.data,
+                                                  pub->u.rsa.publicExponent.len);
+        key->encoded = g_strdup("");
+        return TRUE;
+    }
+    /* Dogtag writes publicKey.getEncoded(): the SubjectPublicKeyInfo DER, the same as the
+     * certificate's (re-encoded here from NSS's decoded form; DER has one encoding). */
+    g_autoptr(SECItem) der = SEC_ASN1EncodeItem(NULL, NULL, &cert->subjectPublicKeyInfo,
+                                                SEC_ASN1_GET(CERT_SubjectPublicKeyInfoTemplate));
+    if (der == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
+                             "cannot encode the public key of certificate \"%s\"", nickname);
+        return FALSE;
+    }
+    key->modulus = g_strdup("");
+    key->exponent = g_strdup("");
+    key->encoded = caback_cscfg_unsigned_hex(der->data, der->len);
+    return TRUE;
+}
+
 CabackCloneKey *caback_clone_ids_find_key(CabackDb *db, const char *nickname, GError **error)
 {
     gboolean internal = PK11_IsInternalKeySlot(db->slot);
@@ -72,20 +126,7 @@ CabackCloneKey *caback_clone_ids_find_key(CabackDb *db, const char *nickname, GE
 
     g_autoptr(CabackCloneKey) key = g_new0(CabackCloneKey, 1);
     key->cert_summary = cert_summary(cert);
-    if (certs != NULL) {
-        g_autoptr(GPtrArray) others = g_ptr_array_new_with_free_func(g_free);
-        for (CERTCertListNode *node = CERT_LIST_HEAD(certs); !CERT_LIST_END(node, certs);
-             node = CERT_LIST_NEXT(node)) {
-            key->n_certs++;
-            if (!CERT_CompareCerts(node->cert, cert))
-                g_ptr_array_add(others, cert_summary(node->cert));
-        }
-        if (others->len > 0) {
-            g_ptr_array_add(others, NULL);
-            key->other_certs = g_strjoinv("; ", (char **)others->pdata);
-        }
-    }
-    key->n_certs = MAX(key->n_certs, 1);
+    note_other_certs(key, certs, cert);
 
     g_autoptr(SECKEYPrivateKey) priv = PK11_FindPrivateKeyFromCert(db->slot, cert, db);
     if (priv == NULL) {
@@ -107,33 +148,8 @@ CabackCloneKey *caback_clone_ids_find_key(CabackDb *db, const char *nickname, GE
     key->nss_id = plain_hex(id->data, id->len);
     key->dogtag_id = caback_keyid_bytes_to_dogtag(id->data, id->len);
 
-    g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(cert);
-    if (pub == NULL) {
-        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
-                             "cannot read the public key of certificate \"%s\"", nickname);
+    if (!read_public_key(key, cert, nickname, error))
         return NULL;
-    }
-    if (pub->keyType == rsaKey) {
-        key->rsa = TRUE;
-        key->modulus = caback_cscfg_unsigned_hex(pub->u.rsa.modulus.data, pub->u.rsa.modulus.len);
-        key->exponent = caback_cscfg_unsigned_hex(pub->u.rsa.publicExponent.data,
-                                                  pub->u.rsa.publicExponent.len);
-        key->encoded = g_strdup("");
-    } else {
-        /* Dogtag writes publicKey.getEncoded(): the SubjectPublicKeyInfo DER, the same as the
-         * certificate's (re-encoded here from NSS's decoded form; DER has one encoding). */
-        g_autoptr(SECItem) der =
-            SEC_ASN1EncodeItem(NULL, NULL, &cert->subjectPublicKeyInfo,
-                               SEC_ASN1_GET(CERT_SubjectPublicKeyInfoTemplate));
-        if (der == NULL) {
-            caback_error_set_nss(error, CABACK_ERROR_DATABASE,
-                                 "cannot encode the public key of certificate \"%s\"", nickname);
-            return NULL;
-        }
-        key->modulus = g_strdup("");
-        key->exponent = g_strdup("");
-        key->encoded = caback_cscfg_unsigned_hex(der->data, der->len);
-    }
     return g_steal_pointer(&key);
 }
 
