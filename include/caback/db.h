@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #include <caback/db-lock.h>
+#include <caback/progress.h>
 #include <caback/secret.h>
 
 #include <nss.h>
@@ -56,6 +57,12 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error);
 /* Log in to the selected token if it needs it, reading the password from the database's password
  * source. A wrong password is CABACK_ERROR_BAD_PASSWORD; there is no retry. */
 gboolean caback_db_login(CabackDb *db, GError **error);
+
+/* caback_db_open and caback_db_login, telling @message (may be NULL) which database and token
+ * were opened (CABACK_RUN_DETAIL) and that a change a stopped process left half done was rolled
+ * back (CABACK_RUN_WARNING). */
+CabackDb *caback_db_open_login(const CabackDbOptions *options, CabackRunMessageFunc message,
+                               gpointer data, GError **error);
 
 /* Release the slot and shut the NSS context down. Returns FALSE (CABACK_ERROR_DATABASE) when NSS
  * reports that a reference was leaked (SEC_ERROR_BUSY); @db is freed in every case. */

@@ -29,6 +29,10 @@ typedef enum {
     CABACK_RUN_INFO,    /* what a normal run says */
     CABACK_RUN_DETAIL,  /* for the curious (-v) */
     CABACK_RUN_WARNING, /* something the user should know; workflows also record it */
+    CABACK_RUN_NOTE,    /* a notice: nothing is wrong, but the run is not the usual one */
 } CabackRunLevel;
+
+/* How a library workflow hands its front end a line to show. */
+typedef void (*CabackRunMessageFunc)(CabackRunLevel level, const char *text, gpointer data);
 
 G_END_DECLS

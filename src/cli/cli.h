@@ -130,8 +130,14 @@ CabackSecret *caback_cli_p12_password_read(const CabackCliP12Password *p12, cons
                                            GError **error);
 void caback_cli_p12_password_clear(CabackCliP12Password *p12);
 
+/* The database options of @options for a library workflow: -d, --token, --module, -f /
+ * --password-env, @read_only, and the lock (caback_cli_db_lock_options). */
+void caback_cli_db_options(const CabackCommonOptions *options, gboolean read_only,
+                           CabackDbOptions *db_options);
+
 /* Open (and log in to) the database named by @options; with CABACK_COMMON_LOCK, locked first
- * (caback_cli_db_lock_options). */
+ * (caback_cli_db_lock_options). Which database was opened is a -v detail, a rolled-back change a
+ * warning. */
 CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only,
                              GError **error);
 
@@ -234,5 +240,7 @@ void caback_cli_note(const char *format, ...) G_GNUC_PRINTF(1, 2);
 /* Show a line a library workflow handed over (its hooks' message): info, detail or warning as
  * above. */
 void caback_cli_show(CabackRunLevel level, const char *text);
+/* caback_cli_show as a library workflow's message hook (@data unused). */
+void caback_cli_show_message(CabackRunLevel level, const char *text, gpointer data);
 
 G_END_DECLS

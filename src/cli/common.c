@@ -376,28 +376,25 @@ void caback_cli_db_lock_options(const CabackCommonOptions *options, gboolean rea
     db_options->lock_notify_data = NULL;
 }
 
-CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only, GError **error)
+void caback_cli_db_options(const CabackCommonOptions *options, gboolean read_only,
+                           CabackDbOptions *db_options)
 {
-    CabackDbOptions db_options = {
+    *db_options = (CabackDbOptions){
         .dbdir = options->dbdir,
         .token = options->token,
         .module = options->module,
         .password = {.file = options->password_file, .env_var = options->password_env},
         .read_only = read_only,
     };
-    caback_cli_db_lock_options(options, read_only, &db_options);
-    g_autoptr(CabackDb) db = caback_db_open(&db_options, error);
-    if (db == NULL)
-        return NULL;
-    caback_cli_detail("Opened NSS database %s, token \"%s\"", db->dir, db->token_name);
-    if (db->rolled_back)
-        caback_cli_warning("NSS database %s was left in the middle of a change by a process that "
-                           "was stopped (SQLite journal); the change was rolled back and the "
-                           "database is as it was before it",
-                           db->dir);
-    if (!caback_db_login(db, error))
-        return NULL;
-    return g_steal_pointer(&db);
+    caback_cli_db_lock_options(options, read_only, db_options);
+}
+
+CabackDb *caback_cli_open_db(const CabackCommonOptions *options, gboolean read_only, GError **error)
+{
+    CabackDbOptions db_options;
+
+    caback_cli_db_options(options, read_only, &db_options);
+    return caback_db_open_login(&db_options, caback_cli_show_message, NULL, error);
 }
 
 void caback_cli_show(CabackRunLevel level, const char *text)
@@ -406,8 +403,16 @@ void caback_cli_show(CabackRunLevel level, const char *text)
         caback_cli_info("%s", text);
     else if (level == CABACK_RUN_DETAIL)
         caback_cli_detail("%s", text);
+    else if (level == CABACK_RUN_NOTE)
+        caback_cli_note("%s", text);
     else
         caback_cli_warning("%s", text);
+}
+
+void caback_cli_show_message(CabackRunLevel level, const char *text, gpointer data)
+{
+    (void)data;
+    caback_cli_show(level, text);
 }
 
 void caback_cli_info(const char *format, ...)

@@ -619,3 +619,38 @@ void caback_db_free(CabackDb *db)
 {
     caback_db_close(db, NULL);
 }
+
+static void db_say(CabackRunMessageFunc message, gpointer data, CabackRunLevel level,
+                   const char *format, ...) G_GNUC_PRINTF(4, 5);
+static void db_say(CabackRunMessageFunc message, gpointer data, CabackRunLevel level,
+                   const char *format, ...)
+{
+    va_list args;
+
+    if (message == NULL)
+        return;
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    message(level, text, data);
+}
+
+CabackDb *caback_db_open_login(const CabackDbOptions *options, CabackRunMessageFunc message,
+                               gpointer data, GError **error)
+{
+    g_autoptr(CabackDb) db = caback_db_open(options, error);
+
+    if (db == NULL)
+        return NULL;
+    db_say(message, data, CABACK_RUN_DETAIL, "Opened NSS database %s, token \"%s\"", db->dir,
+           db->token_name);
+    if (db->rolled_back)
+        db_say(message, data, CABACK_RUN_WARNING,
+               "NSS database %s was left in the middle of a change by a process that was stopped "
+               "(SQLite journal); the change was rolled back and the database is as it was "
+               "before it",
+               db->dir);
+    if (!caback_db_login(db, error))
+        return NULL;
+    return g_steal_pointer(&db);
+}
