@@ -7,6 +7,8 @@
 
 #include <caback/cscfg.h>
 #include <caback/db.h>
+#include <caback/log.h>
+#include <caback/progress.h>
 
 G_BEGIN_DECLS
 
@@ -68,5 +70,48 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackCloneResult, caback_clone_result_free)
  * in). A tag whose key cannot be found is MISSING, not an error. Returns a new array of
  * CabackCloneResult* (with a free function); fails only when the database itself fails. */
 GPtrArray *caback_clone_ids_audit(CabackDb *db, const CabackCsCfg *cfg, GError **error);
+
+/* ---- the whole check and repair of a CS.cfg (src/lib/clone-fix.c) ---- */
+
+/* What caback_clone_ids_fix is asked to do. */
+typedef struct {
+    const char *path;        /* the CS.cfg (a link is followed: its target is changed) */
+    CabackDbOptions db;      /* the database holding the keys; opened read-only */
+    gboolean dry_run;        /* change nothing: the diff is made instead */
+    CabackLogRecord *record; /* this run's record (may be NULL): database, keys, warnings */
+} CabackCloneFixOptions;
+
+/* What the run found and did, as the hooks see it (valid only during the call). */
+typedef struct {
+    const char *path;          /* as given */
+    const char *dbdir;         /* the database folder */
+    const char *token;         /* the token's name */
+    gboolean has_list;         /* CS.cfg has a cloning.list */
+    const GPtrArray *results;  /* CabackCloneResult*, one per tag */
+    guint changes;             /* the entries that differ */
+    gboolean dry_run;
+    const char *diff;          /* dry run with changes: the unified diff of the change */
+    const char *backup;        /* the copy CS.cfg.<epoch-ms> when the file was changed, else NULL */
+} CabackCloneFix;
+
+/* How caback_clone_ids_fix talks to its front end; every member may be NULL. */
+typedef struct {
+    /* A line to show (CABACK_RUN_NOTE for "no cloning.list", "nothing to check"); a warning is
+     * recorded in options->record too. */
+    CabackRunMessageFunc message;
+    /* The audit is done and the file changed (or not): before the verdict. */
+    void (*finished)(const CabackCloneFix *fix, gpointer data);
+    gpointer data;
+} CabackCloneFixHooks;
+
+/* Check the cloning.<tag>.* entries of options->path against the keys of options->db
+ * (caback_clone_ids_audit) and, unless dry_run, rewrite the stale values: a copy
+ * CS.cfg.<epoch-ms> with the file's mode and owner is written first, then the new text replaces
+ * the file atomically, only if the file still holds the bytes that were read
+ * (CABACK_ERROR_CONFLICT otherwise). A file that is not a CS.cfg is CABACK_ERROR_CSCFG. After
+ * the finished hook: fails with CABACK_ERROR_NOT_FOUND when a tag is MISSING (the others are
+ * still fixed), and with CABACK_ERROR_CHANGES_NEEDED when a dry run found stale entries. */
+gboolean caback_clone_ids_fix(const CabackCloneFixOptions *options,
+                              const CabackCloneFixHooks *hooks, GError **error);
 
 G_END_DECLS
