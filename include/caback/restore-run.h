@@ -9,6 +9,7 @@
 
 #include <caback/db.h>
 #include <caback/freshness.h>
+#include <caback/json.h>
 #include <caback/log.h>
 #include <caback/progress.h>
 #include <caback/restore.h>
@@ -114,6 +115,24 @@ typedef struct {
 gboolean caback_restore_run(const CabackRestoreRunOptions *options,
                             const CabackRestoreHooks *hooks, CabackRestoreResult *result,
                             GError **error);
+
+/* The word of @outcome in the JSON member "result": "refused", "planned", "conflict",
+ * "unchanged", "restored"; NULL for CABACK_RESTORE_OUTCOME_NONE. */
+const char *caback_restore_outcome_name(CabackRestoreOutcome outcome);
+
+/* The JSON object (as caback_json_text writes it) of a run whose outcome is decided, as the
+ * finished hook sees it (src/lib/restore-json.c): the file, its signature and date, the database,
+ * "result", and the plan's "certificates", "keys" and "notes". Caller frees. */
+char *caback_restore_run_json(const CabackRestoreRun *run);
+
+/* The trust @c gets, as certutil -L will show it: with its key restored too, NSS reports u in
+ * all three fields ("u,u," is shown "u,u,u"). What the database already has (a skipped
+ * certificate) is shown as NSS reads it. Caller frees. */
+char *caback_restore_display_trust(const CabackRestoreCert *c);
+
+/* The members "weak_key" (@reason) and "weak_key_rule" (the rule's name; null for
+ * CABACK_WEAK_KEY_NONE) of a certificate or key in --json. */
+void caback_restore_json_weak_key(CabackJson *json, CabackWeakKey weak, const char *reason);
 
 /* "restore automatic": the archive the last verified backup recorded in the state folder
  * (*@path), its recorded SHA-256 (*@sha256) and whether caback sign ran on it (*@signed_).

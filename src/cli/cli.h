@@ -10,7 +10,6 @@
 #include <caback/log.h>
 #include <caback/progress.h>
 #include <caback/secret.h>
-#include <caback/weak-key.h>
 
 G_BEGIN_DECLS
 
@@ -226,9 +225,6 @@ CabackJson *caback_cli_json_object_new(void);
 void caback_cli_json_object_print(CabackJson *json);
 /* The member @key holding @path made absolute (g_canonicalize_filename); null for NULL. */
 void caback_cli_json_path(CabackJson *json, const char *key, const char *path);
-/* The members "weak_key" (@reason) and "weak_key_rule" (the rule's name; null for
- * CABACK_WEAK_KEY_NONE) of a certificate or key. */
-void caback_cli_json_weak_key(CabackJson *json, CabackWeakKey weak, const char *reason);
 
 /* Output: info is suppressed by -q, detail needs -v; warnings go to stderr always. */
 extern int caback_cli_verbosity; /* -1 quiet, 0 normal, 1 verbose */

@@ -60,16 +60,6 @@ static char *key_text(const CabackRestoreKey *k)
     return g_strdup(k->type_name);
 }
 
-/* The trust a certificate gets, as certutil -L will show it: with its key restored too, NSS
- * reports u in all three fields ("u,u," is shown "u,u,u"). What the database already has is
- * shown as NSS reads it. */
-static char *display_trust(const CabackRestoreCert *c)
-{
-    if (c->action == CABACK_RESTORE_SKIP)
-        return g_strdup(c->trust);
-    return caback_restore_trust_as_certutil(c->trust, c->key_index >= 0);
-}
-
 static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboolean would_create)
 {
     if (would_create)
@@ -83,7 +73,7 @@ static void print_plan(const CabackRestorePlan *plan, const CabackDb *db, gboole
         const char *word = c->action == CABACK_RESTORE_CONFLICT
                                ? "CONFLICT"
                                : caback_restore_action_name(c->action);
-        g_autofree char *trust = display_trust(c);
+        g_autofree char *trust = caback_restore_display_trust(c);
         switch (c->action) {
         case CABACK_RESTORE_ADD:
         case CABACK_RESTORE_RENAME:
@@ -210,135 +200,6 @@ static void print_key_ids(const CabackRestorePlan *plan, CabackLogRecord *rec)
                                    "later can)",
                                    k->nss_id, k->nickname != NULL ? k->nickname : "no name");
     }
-}
-
-static void json_plan(CabackJson *json, const CabackRestorePlan *plan)
-{
-    caback_json_begin_array(json, "certificates");
-    for (guint i = 0; i < plan->certs->len; i++) {
-        const CabackRestoreCert *c = plan->certs->pdata[i];
-        g_autofree char *trust = display_trust(c);
-        caback_json_begin_object(json, NULL);
-        caback_json_int(json, "index", c->index);
-        caback_json_string(json, "nickname", c->nickname);
-        caback_json_string(json, "nickname_source", c->nickname_source);
-        caback_json_string(json, "friendly_name", c->bag->attrs.friendly_name);
-        if (c->bag->attrs.friendly_name_flaws != 0) {
-            g_autofree char *flaws = caback_name_flaws_text(c->bag->attrs.friendly_name_flaws);
-            caback_json_string(json, "friendly_name_problem", flaws);
-        } else {
-            caback_json_null(json, "friendly_name_problem");
-        }
-        caback_json_string(json, "action", caback_restore_action_name(c->action));
-        caback_json_string(json, "subject", c->subject);
-        caback_json_string(json, "serial_hex", c->serial_hex);
-        caback_json_string(json, "serial", c->serial_hex);
-        caback_json_string(json, "trust", trust);
-        caback_json_string(json, "trust_source", c->trust_source);
-        caback_json_string(json, "old_trust", c->old_trust);
-        caback_json_bool(json, "key_in_file", c->key_index >= 0);
-        caback_json_string(json, "note", c->note);
-        caback_cli_json_weak_key(json, c->weak, c->weak_reason);
-        caback_json_bool(json, "weak_key_refused", c->weak_refused);
-        caback_json_begin_array(json, "replaced");
-        for (guint j = 0; c->replaced != NULL && j < c->replaced->len; j++) {
-            const CabackRestoreReplaced *r = c->replaced->pdata[j];
-            g_autofree char *nss_id = r->key_id_known ? caback_keyid_to_nss(&r->key_id) : NULL;
-            g_autofree char *dogtag_id =
-                r->key_id_known ? caback_keyid_to_dogtag(&r->key_id) : NULL;
-            caback_json_begin_object(json, NULL);
-            caback_json_string(json, "nickname", r->nickname);
-            caback_json_string(json, "subject", r->subject);
-            caback_json_string(json, "serial_hex", r->serial_hex);
-            caback_json_string(json, "serial", r->serial_hex);
-            caback_json_string(json, "trust", r->trust);
-            caback_json_string(json, "key_id", nss_id);
-            caback_json_string(json, "key_dogtag_id", dogtag_id);
-            caback_json_string(json, "nss_id", nss_id);
-            caback_json_string(json, "dogtag_id", dogtag_id);
-            caback_json_bool(json, "key_kept", r->has_key);
-            caback_json_bool(json, "key_in_use", r->key_kept_in_use);
-            caback_json_end_object(json);
-        }
-        caback_json_end_array(json);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-
-    caback_json_begin_array(json, "keys");
-    for (guint i = 0; i < plan->keys->len; i++) {
-        const CabackRestoreKey *k = plan->keys->pdata[i];
-        const char *tag = k->cert_found ? caback_restore_cscfg_tag(k->nickname) : NULL;
-        caback_json_begin_object(json, NULL);
-        caback_json_int(json, "index", k->index);
-        caback_json_string(json, "nickname", k->nickname);
-        caback_json_string(json, "action", caback_restore_action_name(k->action));
-        caback_json_string(json, "type", k->type_name);
-        caback_json_int_or_null(json, "size", k->bits > 0, k->bits);
-        caback_json_string(json, "id", k->nss_id);
-        caback_json_string(json, "nss_id", k->nss_id);
-        caback_json_string(json, "dogtag_id", k->dogtag_id);
-        caback_json_printf(json, "cscfg",
-                           tag != NULL && k->dogtag_id != NULL ? "cloning.%s.privkey.id=%s" : NULL,
-                           tag, k->dogtag_id);
-        caback_json_int_or_null(json, "certificate_index", k->cert_index >= 0, k->cert_index);
-        caback_json_bool(json, "certificate_found", k->cert_found);
-        caback_json_bool(json, "pair_checked", k->pair_checked);
-        caback_json_string(json, "note", k->note);
-        caback_cli_json_weak_key(json, k->weak, k->weak_reason);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-
-    caback_json_strings(json, "notes", plan->notes);
-}
-
-/* What the signature step found, for the output and the log. */
-static void print_json(const CabackRestoreRun *run, const char *result)
-{
-    const CabackRestorePlan *plan = run->plan;
-    const CabackDb *db = run->db;
-    const CabackRestoreSignature *sc = &run->signature;
-    const CabackRestoreBackupDate *bd = &run->date;
-    g_autoptr(CabackJson) json = caback_cli_json_object_new();
-
-    caback_cli_json_path(json, "file", plan->path);
-    caback_json_string(json, "sha256", plan->sha256);
-    caback_json_string(json, "signature", sc->exists ? sc->path : NULL);
-    caback_json_bool(json, "signature_checked", sc->checked);
-    caback_json_string(json, "signature_status", sc->status_word);
-    caback_json_printf(json, "signature_line", sc->status != NULL ? "signature: %s" : NULL,
-                       sc->status);
-    caback_json_string(json, "integrity", plan->file != NULL
-                                              ? caback_p12_integrity(caback_p12_file_info(plan->file))
-                                              : NULL);
-    caback_json_string(json, "signers", sc->signers);
-    caback_json_string(json, "signing_time", sc->signing_time);
-    caback_json_string(json, "signature_checked_at", sc->checked_at);
-    caback_json_bool(json, "signature_at_signing_time", sc->at_signing_time);
-    caback_json_string(json, "backup_time", bd->time);
-    caback_json_string(json, "backup_time_source", bd->source);
-    const CabackBackupRecord *newer = bd->freshness.newer;
-    if (newer != NULL) {
-        caback_json_begin_object(json, "newer_backup");
-        caback_json_string(json, "file", newer->file);
-        caback_json_string(json, "time", newer->time);
-        caback_json_string(json, "sha256", newer->sha256);
-        caback_json_string(json, "database", newer->database);
-        caback_json_end_object(json);
-    } else {
-        caback_json_null(json, "newer_backup");
-    }
-    caback_json_string(json, "database", db->dir);
-    caback_json_string(json, "token", db->token_name);
-    caback_json_bool(json, "dry_run", run->options->dry_run);
-    caback_json_bool(json, "created", run->created);
-    caback_json_string(json, "result", result);
-    caback_json_int(json, "conflicts", plan->conflicts);
-    caback_json_int(json, "changes", plan->changes);
-    caback_json_int(json, "weak_key_refusals", plan->weak_refusals);
-    json_plan(json, plan);
-    caback_cli_json_object_print(json);
 }
 
 /* ---- the verb ---- */
@@ -481,12 +342,6 @@ typedef struct {
     CabackLogRecord *rec;
 } RestoreCli;
 
-static void on_message(CabackRunLevel level, const char *text, gpointer data)
-{
-    (void)data;
-    caback_cli_show(level, text);
-}
-
 static void on_read_failed(const char *path, const char *sha256, GError **error, gpointer data)
 {
     const RestoreCli *cli = data;
@@ -536,20 +391,15 @@ static void print_restored(const CabackRestoreRun *run, const RestoreCli *cli)
 static void on_finished(const CabackRestoreRun *run, gpointer data)
 {
     const RestoreCli *cli = data;
-    const char *word = NULL;
 
     switch (run->outcome) {
     case CABACK_RESTORE_OUTCOME_REFUSED:
-        word = "refused";
+    case CABACK_RESTORE_OUTCOME_CONFLICT:
         break;
     case CABACK_RESTORE_OUTCOME_PLANNED:
         caback_cli_info("Dry run: nothing was changed (%u change(s) and %u conflict(s) "
                         "planned).",
                         run->plan->changes, run->plan->conflicts);
-        word = "planned";
-        break;
-    case CABACK_RESTORE_OUTCOME_CONFLICT:
-        word = "conflict";
         break;
     case CABACK_RESTORE_OUTCOME_UNCHANGED:
         caback_cli_info("Nothing to do: everything in %s is already in the database%s.",
@@ -558,17 +408,17 @@ static void on_finished(const CabackRestoreRun *run, gpointer data)
                             ? " or skipped (--skip-unsupported; see the notes)"
                             : "");
         print_key_ids(run->plan, cli->rec);
-        word = "unchanged";
         break;
     case CABACK_RESTORE_OUTCOME_RESTORED:
         print_restored(run, cli);
-        word = "restored";
         break;
     default:
         return;
     }
-    if (cli->common->json)
-        print_json(run, word);
+    if (cli->common->json) {
+        g_autofree char *text = caback_restore_run_json(run);
+        caback_cli_json_print(text);
+    }
 }
 
 static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions *common,
@@ -576,7 +426,7 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
                             GError **error)
 {
     RestoreCli cli = {ro, common, rec};
-    CabackRestoreHooks hooks = {on_message, on_read_failed, on_planned, on_finished, &cli};
+    CabackRestoreHooks hooks = {caback_cli_show_message, on_read_failed, on_planned, on_finished, &cli};
     g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
     CabackRestoreRunOptions options = {
         .db = {.dbdir = common->dbdir,

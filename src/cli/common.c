@@ -493,13 +493,6 @@ void caback_cli_json_path(CabackJson *json, const char *key, const char *path)
     caback_json_string(json, key, absolute);
 }
 
-void caback_cli_json_weak_key(CabackJson *json, CabackWeakKey weak, const char *reason)
-{
-    caback_json_string(json, "weak_key", reason);
-    caback_json_string(json, "weak_key_rule",
-                       weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(weak) : NULL);
-}
-
 void caback_cli_json_print(const char *object_text)
 {
     if (!caback_cli_json_mode) {

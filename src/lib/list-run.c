@@ -6,7 +6,7 @@
 #include <caback/json.h>
 #include <caback/list.h>
 #include <caback/names.h>
-#include <caback/weak-key.h>
+#include <caback/restore-run.h>
 
 #include <nss.h>
 #include <string.h>
@@ -98,13 +98,6 @@ static void json_iterations(CabackJson *json, const char *description)
     caback_json_int_or_null(json, "iterations", it >= 0, it);
 }
 
-static void json_weak_key(CabackJson *json, CabackWeakKey weak, const char *reason)
-{
-    caback_json_string(json, "weak_key", reason);
-    caback_json_string(json, "weak_key_rule",
-                       weak != CABACK_WEAK_KEY_NONE ? caback_weak_key_name(weak) : NULL);
-}
-
 static void json_names(CabackJson *json, guint index, const CabackP12Attributes *attrs)
 {
     g_autofree char *problem = caback_list_name_problem(attrs);
@@ -155,7 +148,7 @@ static void json_cert(CabackJson *json, guint index, const CabackRestoreCert *c)
     caback_json_string(json, "sha256_fingerprint", c->sha256);
     caback_json_bool(json, "ca", c->is_ca);
     caback_json_bool(json, "self_signed", c->self_signed);
-    json_weak_key(json, c->weak, c->weak_reason);
+    caback_restore_json_weak_key(json, c->weak, c->weak_reason);
     caback_json_string(json, "trust_flags", c->bag->attrs.trust_flags);
     caback_json_string(json, "trust", trust);
     caback_json_string(json, "nickname", c->bag->attrs.friendly_name);
@@ -178,7 +171,7 @@ static void json_key(CabackJson *json, guint index, const CabackRestoreKey *k)
     caback_json_string(json, "algorithm_oid", k->bag->algorithm_oid);
     caback_json_bool(json, "importable", k->type != nullKey);
     caback_json_int_or_null(json, "size", k->bits > 0, k->bits);
-    json_weak_key(json, k->weak, k->weak_reason);
+    caback_restore_json_weak_key(json, k->weak, k->weak_reason);
     caback_json_string(json, "id", k->nss_id);
     caback_json_string(json, "nss_id", k->nss_id);
     caback_json_string(json, "nickname", k->bag->attrs.friendly_name);
