@@ -47,4 +47,18 @@ gboolean caback_keyid_dogtag_legacy_problem(const CabackKeyId *id);
 /* TRUE when @a and @b are the same ID. */
 gboolean caback_keyid_equal(const CabackKeyId *a, const CabackKeyId *b);
 
+/* One ID of a batch (caback keyid's arguments or lines): the text as given, white space
+ * stripped, and the ID it names. */
+typedef struct {
+    char *input;
+    CabackKeyId id;
+} CabackKeyIdInput;
+
+void caback_keyid_input_free(CabackKeyIdInput *input);
+
+/* Parse each string of @inputs (char*) with caback_keyid_parse: returns the valid ones in order
+ * (CabackKeyIdInput*, with a free function); the error of each invalid one is appended to
+ * @invalid (GError*). */
+GPtrArray *caback_keyid_parse_each(const GPtrArray *inputs, GPtrArray *invalid);
+
 G_END_DECLS

@@ -20,17 +20,6 @@ typedef enum {
     FORM_0X,
 } OutputForm;
 
-typedef struct {
-    char *input;
-    CabackKeyId id;
-} ParsedId;
-
-static void parsed_id_free(ParsedId *p)
-{
-    g_free(p->input);
-    g_free(p);
-}
-
 static gboolean parse_form(const char *text, OutputForm *form, GError **error)
 {
     if (text == NULL)
@@ -116,7 +105,7 @@ static gboolean refuse_database_options(int argc, char **argv, GError **error)
     return TRUE;
 }
 
-static void warn_legacy(const ParsedId *p)
+static void warn_legacy(const CabackKeyIdInput *p)
 {
     g_autofree char *dogtag = caback_keyid_to_dogtag(&p->id);
 
@@ -129,7 +118,7 @@ static void warn_legacy(const ParsedId *p)
 static void print_all_forms(const GPtrArray *ids)
 {
     for (guint i = 0; i < ids->len; i++) {
-        const ParsedId *p = ids->pdata[i];
+        const CabackKeyIdInput *p = ids->pdata[i];
         g_autofree char *nss = caback_keyid_to_nss(&p->id);
         g_autofree char *dogtag = caback_keyid_to_dogtag(&p->id);
         g_autofree char *hex0x = caback_keyid_to_0x(&p->id);
@@ -150,7 +139,7 @@ static void print_all_forms(const GPtrArray *ids)
 static void print_one_form(const GPtrArray *ids, OutputForm form)
 {
     for (guint i = 0; i < ids->len; i++) {
-        const ParsedId *p = ids->pdata[i];
+        const CabackKeyIdInput *p = ids->pdata[i];
         g_autofree char *text = NULL;
 
         switch (form) {
@@ -176,7 +165,7 @@ static void print_json(const GPtrArray *ids)
 
     caback_json_begin_array(json, "ids");
     for (guint i = 0; i < ids->len; i++) {
-        const ParsedId *p = ids->pdata[i];
+        const CabackKeyIdInput *p = ids->pdata[i];
         g_autofree char *nss = caback_keyid_to_nss(&p->id);
         g_autofree char *dogtag = caback_keyid_to_dogtag(&p->id);
         g_autofree char *hex0x = caback_keyid_to_0x(&p->id);
@@ -196,17 +185,56 @@ static void print_json(const GPtrArray *ids)
     caback_cli_json_object_print(json);
 }
 
-gboolean caback_cmd_keyid(int argc, char **argv, GError **error)
+/* GOption keeps the pointers of positional arguments: the negative IDs of @argv are swapped for
+ * placeholder strings (kept in @placeholders, the IDs in @originals) in the returned copy. */
+static char **hide_negative_ids(int argc, char **argv, GPtrArray *originals,
+                                GPtrArray *placeholders)
 {
-    CabackCommonOptions common = {0};
-    g_autofree char *to = NULL;
+    char **args = g_new0(char *, argc + 1);
+    gboolean after_dashes = FALSE;
+
+    for (int i = 0; i < argc; i++) {
+        args[i] = argv[i];
+        if (i > 0 && strcmp(argv[i], "--") == 0)
+            after_dashes = TRUE;
+        if (i > 0 && !after_dashes && looks_like_negative_id(argv[i])) {
+            char *placeholder = g_strdup_printf("caback-keyid-argument-%d", i);
+            g_ptr_array_add(originals, argv[i]);
+            g_ptr_array_add(placeholders, placeholder);
+            args[i] = placeholder;
+        }
+    }
+    return args;
+}
+
+/* After parsing: the negative IDs back in place of their placeholders, and the "--" that ends
+ * the options (GLib leaves it) dropped. */
+static void show_negative_ids(int *argc, char **argv, const GPtrArray *originals,
+                              const GPtrArray *placeholders)
+{
+    for (int i = 1; i < *argc; i++) {
+        for (guint k = 0; k < placeholders->len; k++)
+            if (argv[i] == placeholders->pdata[k])
+                argv[i] = originals->pdata[k];
+    }
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            memmove(&argv[i], &argv[i + 1], sizeof(char *) * (size_t)(*argc - i));
+            (*argc)--;
+            break;
+        }
+    }
+}
+
+static GOptionContext *keyid_context(char **to, CabackCommonOptions *common)
+{
     const GOptionEntry entries[] = {
-        {"to", 0, 0, G_OPTION_ARG_STRING, &to,
+        {"to", 0, 0, G_OPTION_ARG_STRING, to,
          "Print only this form, one ID per line: dogtag (CS.cfg), nss (40 hex digits, as "
          "certutil -K) or 0x",
          "FORM"},
         {NULL}};
-    g_autoptr(GOptionContext) context = g_option_context_new("[ID...]");
+    GOptionContext *context = g_option_context_new("[ID...]");
 
     g_option_context_set_summary(
         context, "Convert key IDs between the NSS form (certutil -K) and the signed form Dogtag "
@@ -226,88 +254,38 @@ gboolean caback_cmd_keyid(int argc, char **argv, GError **error)
         "10.5.6 cannot read.\n\n"
         "Example: caback keyid --to dogtag a7b0944b7b8397729a4c8c9af3a9c2b96f49c6f3\n");
     g_option_context_add_main_entries(context, entries, NULL);
-    caback_cli_add_common(context, &common, CABACK_COMMON_JSON);
+    caback_cli_add_common(context, common, CABACK_COMMON_JSON);
+    return context;
+}
 
-    gboolean ok = FALSE;
-    OutputForm form = FORM_ALL;
-    g_autoptr(GPtrArray) inputs = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func((GDestroyNotify)parsed_id_free);
-    g_autoptr(GPtrArray) invalid = g_ptr_array_new_with_free_func((GDestroyNotify)g_error_free);
-
-    /* Placeholders for negative IDs; GOption keeps the pointers of positional arguments. */
-    g_autoptr(GPtrArray) originals = g_ptr_array_new();
-    g_autoptr(GPtrArray) placeholders = g_ptr_array_new_with_free_func(g_free);
-    g_autofree char **args = g_new0(char *, argc + 1);
-    gboolean after_dashes = FALSE;
-    for (int i = 0; i < argc; i++) {
-        args[i] = argv[i];
-        if (i > 0 && strcmp(argv[i], "--") == 0)
-            after_dashes = TRUE;
-        if (i > 0 && !after_dashes && looks_like_negative_id(argv[i])) {
-            char *placeholder = g_strdup_printf("caback-keyid-argument-%d", i);
-            g_ptr_array_add(originals, argv[i]);
-            g_ptr_array_add(placeholders, placeholder);
-            args[i] = placeholder;
-        }
-    }
-    int nargs = argc;
-    char **parsed = args;
-    if (!refuse_database_options(argc, args, error))
-        goto out;
-    if (!caback_cli_parse(context, "keyid", &common, &nargs, &parsed, error))
-        goto out;
-    for (int i = 1; i < nargs; i++) {
-        for (guint k = 0; k < placeholders->len; k++)
-            if (parsed[i] == placeholders->pdata[k])
-                parsed[i] = originals->pdata[k];
-    }
-    argc = nargs;
-    argv = parsed;
-    /* GLib leaves the "--" that ends the options in place. */
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0) {
-            memmove(&argv[i], &argv[i + 1], sizeof(char *) * (size_t)(argc - i));
-            argc--;
-            break;
-        }
-    }
-    if (!parse_form(to, &form, error))
-        goto out;
-    if (to != NULL && common.json) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "--to and --json cannot be combined (--json always gives every form)");
-        goto out;
-    }
-
+/* The IDs to convert: the arguments, else the lines of standard input. */
+static gboolean gather_inputs(int argc, char **argv, GPtrArray *inputs, GError **error)
+{
     if (argc > 1) {
         for (int i = 1; i < argc; i++)
             g_ptr_array_add(inputs, g_strdup(argv[i]));
     } else if (!read_stdin_ids(inputs, error)) {
-        goto out;
+        return FALSE;
     }
     if (inputs->len == 0) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "no key ID given: pass IDs as arguments or one per line on standard input "
                     "(see: caback help keyid)");
-        goto out;
+        return FALSE;
     }
+    return TRUE;
+}
 
-    for (guint i = 0; i < inputs->len; i++) {
-        GError *local = NULL;
-        ParsedId *p = g_new0(ParsedId, 1);
+/* Print the valid IDs of @inputs, and fail naming the invalid ones. */
+static gboolean convert(const GPtrArray *inputs, OutputForm form, gboolean json, GError **error)
+{
+    g_autoptr(GPtrArray) invalid = g_ptr_array_new_with_free_func((GDestroyNotify)g_error_free);
+    g_autoptr(GPtrArray) ids = caback_keyid_parse_each(inputs, invalid);
 
-        if (!caback_keyid_parse(inputs->pdata[i], &p->id, &local)) {
-            g_ptr_array_add(invalid, local);
-            g_free(p);
-            continue;
-        }
-        p->input = g_strstrip(g_strdup(inputs->pdata[i]));
-        g_ptr_array_add(ids, p);
-        if (caback_keyid_dogtag_legacy_problem(&p->id))
-            warn_legacy(p);
-    }
-
-    if (common.json)
+    for (guint i = 0; i < ids->len; i++)
+        if (caback_keyid_dogtag_legacy_problem(&((CabackKeyIdInput *)ids->pdata[i])->id))
+            warn_legacy(ids->pdata[i]);
+    if (json)
         print_json(ids);
     else if (form == FORM_ALL)
         print_all_forms(ids);
@@ -316,7 +294,7 @@ gboolean caback_cmd_keyid(int argc, char **argv, GError **error)
 
     if (invalid->len == 1) {
         g_propagate_error(error, g_ptr_array_steal_index(invalid, 0));
-        goto out;
+        return FALSE;
     }
     if (invalid->len > 1) {
         /* main prints only one error: name every invalid input here, then summarise. */
@@ -325,9 +303,37 @@ gboolean caback_cmd_keyid(int argc, char **argv, GError **error)
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
                     "%u of %u key IDs are invalid (each is named above)", invalid->len,
                     inputs->len);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean caback_cmd_keyid(int argc, char **argv, GError **error)
+{
+    CabackCommonOptions common = {0};
+    g_autofree char *to = NULL;
+    g_autoptr(GOptionContext) context = keyid_context(&to, &common);
+    gboolean ok = FALSE;
+    OutputForm form = FORM_ALL;
+    g_autoptr(GPtrArray) inputs = g_ptr_array_new_with_free_func(g_free);
+    /* Placeholders for negative IDs; GOption keeps the pointers of positional arguments. */
+    g_autoptr(GPtrArray) originals = g_ptr_array_new();
+    g_autoptr(GPtrArray) placeholders = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char **args = hide_negative_ids(argc, argv, originals, placeholders);
+    char **parsed = args;
+
+    if (!refuse_database_options(argc, args, error) ||
+        !caback_cli_parse(context, "keyid", &common, &argc, &parsed, error))
+        goto out;
+    show_negative_ids(&argc, parsed, originals, placeholders);
+    if (!parse_form(to, &form, error))
+        goto out;
+    if (to != NULL && common.json) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                    "--to and --json cannot be combined (--json always gives every form)");
         goto out;
     }
-    ok = TRUE;
+    ok = gather_inputs(argc, parsed, inputs, error) && convert(inputs, form, common.json, error);
 out:
     caback_cli_common_clear(&common);
     return ok;

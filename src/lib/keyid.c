@@ -320,3 +320,30 @@ gboolean caback_keyid_equal(const CabackKeyId *a, const CabackKeyId *b)
 {
     return memcmp(a->bytes, b->bytes, CABACK_KEYID_LEN) == 0;
 }
+
+void caback_keyid_input_free(CabackKeyIdInput *input)
+{
+    if (input == NULL)
+        return;
+    g_free(input->input);
+    g_free(input);
+}
+
+GPtrArray *caback_keyid_parse_each(const GPtrArray *inputs, GPtrArray *invalid)
+{
+    GPtrArray *ids = g_ptr_array_new_with_free_func((GDestroyNotify)caback_keyid_input_free);
+
+    for (guint i = 0; i < inputs->len; i++) {
+        GError *local = NULL;
+        CabackKeyIdInput *p = g_new0(CabackKeyIdInput, 1);
+
+        if (!caback_keyid_parse(inputs->pdata[i], &p->id, &local)) {
+            g_ptr_array_add(invalid, local);
+            g_free(p);
+            continue;
+        }
+        p->input = g_strstrip(g_strdup(inputs->pdata[i]));
+        g_ptr_array_add(ids, p);
+    }
+    return ids;
+}
