@@ -8,7 +8,6 @@
 #include "cli-log.h"
 
 #include <caback/backup.h>
-#include <caback/json.h>
 
 #include <string.h>
 
@@ -137,14 +136,14 @@ static gboolean run_backup(BackupRun *run, GError **error)
         if (result.sha256 != NULL)
             caback_log_record_set_file_sha256(run->rec, result.sha256);
         CabackCliBackupSummary s = {.output = o->output,
-                     .write = &run->write,
-                     .custody_threshold = o->custody.threshold,
-                     .custodians = run->custodians,
-                     .share_files = result.share_files,
-                     .verified = result.verified,
-                     .report = &result.report,
-                     .sha256 = result.sha256,
-                     .latest_updated = result.latest_updated};
+                                    .write = &run->write,
+                                    .custody_threshold = o->custody.threshold,
+                                    .custodians = run->custodians,
+                                    .share_files = result.share_files,
+                                    .verified = result.verified,
+                                    .report = &result.report,
+                                    .sha256 = result.sha256,
+                                    .latest_updated = result.latest_updated};
         summary = run->common->json ? caback_cli_backup_summary_json(run->db, result.selection, &s)
                                     : caback_cli_backup_summary_text(result.selection, &s);
     }

@@ -17,10 +17,8 @@ static void on_warning(const char *message, gpointer data)
 static void print_json(const char *path, const char *sig_path, const char *signer_nick,
                        const CabackSignResult *r)
 {
-    g_autoptr(CabackJson) json = caback_json_new();
-    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
-    caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", absolute);
+    g_autoptr(CabackJson) json = caback_cli_json_object_new();
+    caback_cli_json_path(json, "file", path);
     caback_json_string(json, "signature", sig_path);
     caback_json_string(json, "signer", signer_nick);
     caback_json_string(json, "subject", r->signer->subjectName);
@@ -38,8 +36,7 @@ static void print_json(const char *path, const char *sig_path, const char *signe
     caback_json_string(json, "nickname", signer_nick);
     caback_json_end_object(json);
     caback_json_end_array(json);
-    caback_json_end_object(json);
-    caback_cli_json_print(caback_json_text(json));
+    caback_cli_json_object_print(json);
 }
 
 static void print_text(const char *path, const char *sig_path, const char *signer_nick,

@@ -21,11 +21,9 @@ static void print_json(const char *path, const char *sig_path, const char *trust
                        gboolean at_signing_time, const CabackCmsVerification *v,
                        const GError *problem)
 {
-    g_autoptr(CabackJson) json = caback_json_new();
-    g_autofree char *absolute = g_canonicalize_filename(path, NULL);
+    g_autoptr(CabackJson) json = caback_cli_json_object_new();
 
-    caback_json_begin_object(json, NULL);
-    caback_json_string(json, "file", absolute);
+    caback_cli_json_path(json, "file", path);
     caback_json_string(json, "signature", sig_path);
     caback_json_bool(json, "valid", problem == NULL);
     caback_json_string(json, "trust", trust);
@@ -58,8 +56,7 @@ static void print_json(const char *path, const char *sig_path, const char *trust
     }
     caback_json_end_array(json);
     caback_json_string(json, "error", problem != NULL ? problem->message : NULL);
-    caback_json_end_object(json);
-    caback_cli_json_print(caback_json_text(json));
+    caback_cli_json_object_print(json);
 }
 
 static void print_text(const CabackCmsVerification *v, gboolean valid)
