@@ -254,4 +254,14 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CabackVerifyResult, caback_verify_result_clear)
 gboolean caback_verify_run(const CabackVerifyRunOptions *options, const CabackVerifyHooks *hooks,
                            CabackVerifyResult *result, GError **error);
 
+/* ---- the report as JSON (verify-json.c) ---- */
+
+/* The object caback verify --json prints for a finished drill (@result: the signature's word and
+ * line), as caback_json_text writes it; caller frees. */
+char *caback_verify_report_json(const CabackVerifyReport *r, const CabackVerifyResult *result);
+
+/* The same object when the drill could not start: the file (absolute), its SHA-256 when it is a
+ * regular file (a FIFO is not read again), restorable false and @error's message; caller frees. */
+char *caback_verify_failure_json(const char *path, const GError *error);
+
 G_END_DECLS

@@ -1,14 +1,12 @@
-/* caback verify's report as the command shows it: the --json object (also for a drill that could
- * not start), the per-key and per-certificate lines of -v, the summary line and the expiry
- * warnings. cmd-verify.c parses the options and runs the drill. */
+/* caback verify's report as the command shows it in text: the per-key and per-certificate lines
+ * of -v, the summary line and the expiry warnings (the --json object is verify-json.c's).
+ * cmd-verify.c parses the options and runs the drill. */
 #include "config.h"
 
 #include "cli-log.h"
 #include "cli-verify.h"
 #include "cli.h"
 
-#include <caback/digest.h>
-#include <caback/json.h>
 
 
 static char *date_text(GDateTime *t)
@@ -19,170 +17,6 @@ static char *date_text(GDateTime *t)
 static const char *display_name(const char *nickname, const char *subject)
 {
     return nickname != NULL ? nickname : subject;
-}
-
-static void json_items(CabackJson *json, const char *key, const GPtrArray *items)
-{
-    caback_json_begin_array(json, key);
-    for (guint i = 0; i < items->len; i++) {
-        const CabackVerifyItem *it = items->pdata[i];
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "type", it->kind);
-        caback_json_string(json, "nickname", it->nickname);
-        caback_json_string(json, "nss_id", it->nss_id);
-        caback_json_string(json, "dogtag_id", it->dogtag_id);
-        caback_json_string(json, "subject", it->subject);
-        caback_json_string(json, "serial", it->serial_hex);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-}
-
-static void json_keys(CabackJson *json, const GPtrArray *keys)
-{
-    caback_json_begin_array(json, "keys");
-    for (guint i = 0; i < keys->len; i++) {
-        const CabackVerifyKey *k = keys->pdata[i];
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "nickname", k->nickname);
-        caback_json_string(json, "nss_id", k->nss_id);
-        caback_json_string(json, "dogtag_id", k->dogtag_id);
-        caback_json_string(json, "type", k->type);
-        caback_json_int_or_null(json, "size", k->bits > 0, k->bits);
-        caback_json_bool(json, "signature_ok", k->signs);
-        caback_json_string(json, "problem", k->problem);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-}
-
-static void json_certs(CabackJson *json, const GPtrArray *certs)
-{
-    caback_json_begin_array(json, "certificates");
-    for (guint i = 0; i < certs->len; i++) {
-        const CabackVerifyCert *c = certs->pdata[i];
-        g_autofree char *nb = date_text(c->not_before);
-        g_autofree char *na = date_text(c->not_after);
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "nickname", c->nickname);
-        caback_json_string(json, "subject", c->subject);
-        caback_json_string(json, "issuer", c->issuer);
-        caback_json_string(json, "serial", c->serial_hex);
-        caback_json_string(json, "trust", c->trust);
-        caback_json_bool(json, "has_key", c->has_key);
-        caback_json_string(json, "not_before", nb);
-        caback_json_string(json, "not_after", na);
-        caback_json_int_or_null(json, "days_left", c->not_after != NULL, c->days_left);
-        caback_json_bool(json, "chain_ok", c->chain_ok);
-        caback_json_string(json, "chain", c->chain);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-}
-
-/* The certificates expired or expiring soon (@expired_only: the expired CA and key-holding
- * ones, "expired_certificates"). */
-static void json_expiry(CabackJson *json, const char *key, const GPtrArray *certs,
-                        gboolean expired_only)
-{
-    caback_json_begin_array(json, key);
-    for (guint i = 0; i < certs->len; i++) {
-        const CabackVerifyCert *c = certs->pdata[i];
-        g_autofree char *na = date_text(c->not_after);
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "nickname", c->nickname);
-        caback_json_string(json, "subject", c->subject);
-        caback_json_string(json, "serial", c->serial_hex);
-        caback_json_string(json, "not_after", na);
-        if (expired_only) {
-            caback_json_bool(json, "ca", c->is_ca);
-        } else {
-            caback_json_int(json, "days_left", c->days_left);
-            caback_json_bool(json, "expired", c->days_left < 0);
-        }
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-}
-
-static void json_trust_differences(CabackJson *json, const GPtrArray *differences)
-{
-    caback_json_begin_array(json, "trust_differences");
-    for (guint i = 0; i < differences->len; i++) {
-        const CabackVerifyTrustDiff *d = differences->pdata[i];
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "nickname", d->nickname);
-        caback_json_string(json, "subject", d->subject);
-        caback_json_string(json, "serial", d->serial_hex);
-        caback_json_string(json, "backup_trust", d->backup_trust);
-        caback_json_string(json, "database_trust", d->database_trust);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-}
-
-static void json_rootless(CabackJson *json, const GPtrArray *chains)
-{
-    caback_json_begin_array(json, "chains_without_root");
-    for (guint i = 0; i < chains->len; i++) {
-        const CabackVerifyRootless *x = chains->pdata[i];
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "top", x->top);
-        caback_json_string(json, "missing_root", x->issuer);
-        caback_json_strings(json, "certificates", x->certificates);
-        caback_json_bool(json, "trusted_by_database", x->trusted_by_database);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-}
-
-char *caback_cli_verify_report_json(const CabackVerifyReport *r, const CabackVerifyResult *vs)
-{
-    g_autoptr(CabackJson) json = caback_cli_json_object_new();
-
-    caback_cli_json_path(json, "file", r->path);
-    caback_json_string(json, "sha256", r->sha256);
-    caback_json_string(json, "integrity", r->integrity);
-    caback_json_string(json, "signature_status", vs->signature_word);
-    caback_json_printf(json, "signature_line", vs->signature_status != NULL ? "signature: %s" : NULL,
-                       vs->signature_status);
-    json_keys(json, r->keys);
-    json_certs(json, r->certs);
-    caback_json_bool(json, "chain_ok", r->chain_ok);
-    json_expiry(json, "expiring", r->expiring, FALSE);
-    caback_json_string(json, "database", r->database);
-    caback_json_string(json, "token", r->token);
-    json_items(json, "missing_from_backup", r->missing_from_backup);
-    json_items(json, "not_in_database", r->not_in_database);
-    caback_json_bool(json, "stale", r->stale);
-    json_trust_differences(json, r->trust_differences);
-    json_items(json, "missing_keys", r->missing_keys);
-    json_items(json, "keys_without_certificate", r->keys_without_certificate);
-    json_rootless(json, r->chains_without_root);
-    json_expiry(json, "expired_certificates", r->expired, TRUE);
-    caback_json_strings(json, "notes", r->notes);
-    caback_json_strings(json, "problems", r->problems);
-    caback_json_bool(json, "restorable", r->restorable);
-    caback_json_end_object(json);
-    return g_strdup(caback_json_text(json));
-}
-
-/* For --json when the drill could not even start: the same object, with what is known. */
-char *caback_cli_verify_failure_json(const char *path, const GError *error)
-{
-    g_autoptr(CabackJson) json = caback_json_new();
-    /* Read again only a regular file: a FIFO written once would block here for ever. */
-    g_autofree char *sha = g_file_test(path, G_FILE_TEST_IS_REGULAR)
-                               ? caback_digest_file_sha256_hex(path, NULL)
-                               : NULL;
-
-    caback_json_begin_object(json, NULL);
-    caback_cli_json_path(json, "file", path);
-    caback_json_string(json, "sha256", sha);
-    caback_json_bool(json, "restorable", FALSE);
-    caback_json_string(json, "error", error != NULL ? error->message : NULL);
-    caback_json_end_object(json);
-    return g_strdup(caback_json_text(json));
 }
 
 void caback_cli_verify_print_details(const CabackVerifyReport *r)

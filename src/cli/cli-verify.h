@@ -1,4 +1,4 @@
-/* caback verify's report as text and JSON (cli-verify.c), for cmd-verify.c. */
+/* caback verify's report as text (cli-verify.c), for cmd-verify.c. */
 #pragma once
 
 #include <glib.h>
@@ -7,13 +7,6 @@
 #include <caback/verify.h>
 
 G_BEGIN_DECLS
-
-/* The --json object of a finished drill (@result's signature members); caller frees. */
-char *caback_cli_verify_report_json(const CabackVerifyReport *r, const CabackVerifyResult *vs);
-
-/* The --json object when the drill could not start: the file, its SHA-256 when it is a regular
- * file, restorable false and @error's message; caller frees. */
-char *caback_cli_verify_failure_json(const char *path, const GError *error);
 
 /* -v: one line per key and per certificate. */
 void caback_cli_verify_print_details(const CabackVerifyReport *r);

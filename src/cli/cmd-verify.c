@@ -54,7 +54,7 @@ static void on_read_failed(const char *path, GError **error, gpointer data)
     const VerifyCli *cli = data;
     caback_cli_explain_p12_failure(path, NULL, cli->o->log_path, error);
     if (cli->common->json) {
-        g_autofree char *text = caback_cli_verify_failure_json(path, *error);
+        g_autofree char *text = caback_verify_failure_json(path, *error);
         caback_cli_json_print(text);
     }
 }
@@ -63,7 +63,7 @@ static void on_unauthenticated(const char *path, const GError *error, gpointer d
 {
     const VerifyCli *cli = data;
     if (cli->common->json) {
-        g_autofree char *text = caback_cli_verify_failure_json(path, error);
+        g_autofree char *text = caback_verify_failure_json(path, error);
         g_print("%s", text);
     }
 }
@@ -109,7 +109,7 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
         caback_cli_log_warning(rec, "%s", (const char *)report->notes->pdata[i]);
     caback_cli_verify_warn_expiring(report, rec);
     if (common->json) {
-        g_autofree char *text = caback_cli_verify_report_json(report, &result);
+        g_autofree char *text = caback_verify_report_json(report, &result);
         caback_cli_json_print(text);
     } else {
         if (caback_cli_verbosity > 0)
