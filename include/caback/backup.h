@@ -177,6 +177,12 @@ void caback_backup_result_clear(CabackBackupResult *result);
 gboolean caback_backup_check_output(const char *output, gboolean force,
                                     gboolean allow_shared_folder, GError **error);
 
+/* The object caback backup --json prints for the finished run of @options (@result filled by
+ * caback_backup_run), as caback_json_text writes it; call it before the database is closed.
+ * Caller frees. */
+char *caback_backup_run_json(const CabackBackupRunOptions *options,
+                             const CabackBackupResult *result);
+
 /* The writer settings of the option values a front end was given: @mac ("hmac", "pbmac1"; NULL
  * for the default), @legacy, @iterations (a whole number from 1 to 10000000; NULL for the
  * default). Every combination that cannot work is CABACK_ERROR_USAGE, naming the option and

@@ -8,6 +8,7 @@
 #include <caback/backup.h>
 #include <caback/custody.h>
 #include <caback/db.h>
+#include <caback/json.h>
 #include <caback/secret.h>
 
 #include <cert.h>
@@ -191,6 +192,12 @@ gboolean caback_reshare_confirm_files(const char *archive, const char *const *fi
 
 /* Remove the pending files of @archive (the archive and its shares are untouched). */
 gboolean caback_reshare_abort(const char *archive, GError **error);
+
+/* The member "custody" of a --json document: @threshold, the count, and per custodian
+ * (CabackCustodian) its share file of @files (char*, index order; NULL or shorter: null), made
+ * absolute, and its certificate. */
+void caback_custody_json(CabackJson *json, guint threshold, const GPtrArray *custodians,
+                         const GPtrArray *files);
 
 /* ---- a custodian opens their share (caback share-open) ---- */
 

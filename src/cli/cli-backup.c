@@ -6,7 +6,6 @@
 #include "cli-backup.h"
 #include "cli.h"
 
-#include <caback/json.h>
 
 static void append_key_lines(GString *out, const CabackBackupSelection *sel)
 {
@@ -40,45 +39,46 @@ char *caback_cli_backup_selection_text(const CabackDb *db, const CabackBackupSel
     return g_string_free(out, FALSE);
 }
 
-
-char *caback_cli_backup_summary_text(const CabackBackupSelection *sel,
-                                      const CabackCliBackupSummary *s)
+char *caback_cli_backup_summary_text(const CabackBackupRunOptions *o,
+                                     const CabackBackupResult *s)
 {
+    const CabackBackupSelection *sel = s->selection;
     const char *keys_alg, *certs_alg, *mac;
-    guint iterations = caback_backup_describe_options(s->write, &keys_alg, &certs_alg, &mac);
+    guint iterations = caback_backup_describe_options(&o->write, &keys_alg, &certs_alg, &mac);
     GString *out = g_string_new(NULL);
 
     g_string_append_printf(out, "Wrote %s (mode 0600): %u private key%s, %u certificate%s\n",
-                           s->output, sel->keys->len, sel->keys->len == 1 ? "" : "s",
+                           o->output, sel->keys->len, sel->keys->len == 1 ? "" : "s",
                            sel->certs->len, sel->certs->len == 1 ? "" : "s");
     append_key_lines(out, sel);
     if (sel->certs_only)
         g_string_append(out, "This file holds no private keys (--certs-only): it restores "
                              "certificates and trust flags only; the keys must come from the "
                              "HSM's own backup\n");
-    if (s->verified && s->report->key_alg != NULL)
-        g_string_append_printf(out, "Keys: %s\n", s->report->key_alg);
+    if (s->verified && s->report.key_alg != NULL)
+        g_string_append_printf(out, "Keys: %s\n", s->report.key_alg);
     else
         g_string_append_printf(out, "Keys: %s, %u iterations\n", keys_alg, iterations);
-    if (s->verified && s->report->cert_alg != NULL)
-        g_string_append_printf(out, "Certificates: %s\n", s->report->cert_alg);
+    if (s->verified && s->report.cert_alg != NULL)
+        g_string_append_printf(out, "Certificates: %s\n", s->report.cert_alg);
     else
         g_string_append_printf(out, "Certificates: %s, %u iterations\n", certs_alg, iterations);
-    if (s->verified && s->report->mac != NULL)
-        g_string_append_printf(out, "MAC: %s\n", s->report->mac);
+    if (s->verified && s->report.mac != NULL)
+        g_string_append_printf(out, "MAC: %s\n", s->report.mac);
     else
         g_string_append_printf(out, "MAC: %s, %u iterations\n", mac, iterations);
-    if (s->custody_threshold > 0)
-        caback_cli_custody_text(out, s->custody_threshold, s->custodians, s->share_files);
+    if (o->custody_threshold > 0)
+        caback_cli_custody_text(out, o->custody_threshold, o->custodians, s->share_files);
     if (s->verified)
         g_string_append_printf(
             out,
             "Verified: read back with the password%s (MAC checked), %u key%s decrypted and "
             "matched to %s certificate%s by a test signature, %u certificate%s with their "
             "nicknames, key IDs and trust flags\n",
-            s->custody_threshold > 0 ? " rebuilt from the shares" : "", s->report->keys, s->report->keys == 1 ? "" : "s",
-            s->report->keys == 1 ? "its" : "their", s->report->keys == 1 ? "" : "s",
-            s->report->certs, s->report->certs == 1 ? "" : "s");
+            o->custody_threshold > 0 ? " rebuilt from the shares" : "", s->report.keys,
+            s->report.keys == 1 ? "" : "s",
+            s->report.keys == 1 ? "its" : "their", s->report.keys == 1 ? "" : "s",
+            s->report.certs, s->report.certs == 1 ? "" : "s");
     else
         g_string_append(out, "Not verified (--no-verify)\n");
     if (s->sha256 != NULL)
@@ -89,70 +89,4 @@ char *caback_cli_backup_summary_text(const CabackBackupSelection *sel,
         g_string_append(out, "Not recorded as the latest backup: only a verified backup is "
                              "(caback restore automatic will not pick this file)\n");
     return g_string_free(out, FALSE);
-}
-
-char *caback_cli_backup_summary_json(const CabackDb *db, const CabackBackupSelection *sel,
-                                      const CabackCliBackupSummary *s)
-{
-    const char *keys_alg, *certs_alg, *mac;
-    guint iterations = caback_backup_describe_options(s->write, &keys_alg, &certs_alg, &mac);
-    g_autoptr(CabackJson) json = caback_json_new();
-
-    caback_json_begin_object(json, NULL);
-    caback_cli_json_path(json, "file", s->output);
-    caback_json_string(json, "database", db->dir);
-    caback_json_string(json, "token", sel->token_name);
-    caback_json_begin_array(json, "keys");
-    for (guint i = 0; i < sel->keys->len; i++) {
-        const CabackBackupKey *k = sel->keys->pdata[i];
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "nickname", k->nickname);
-        caback_json_string(json, "nss_id", k->info->id_hex);
-        caback_json_string(json, "dogtag_id", k->info->dogtag_id);
-        caback_json_string(json, "subject", k->cert->subject);
-        caback_json_string(json, "type", k->info->type);
-        caback_json_int_or_null(json, "size", k->info->size_bits > 0, k->info->size_bits);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-    caback_json_begin_array(json, "certificates");
-    for (guint i = 0; i < sel->certs->len; i++) {
-        const CabackBackupCert *c = sel->certs->pdata[i];
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "nickname", c->nickname);
-        caback_json_string(json, "subject", c->subject);
-        caback_json_string(json, "trust", c->trust);
-        caback_json_bool(json, "has_key", c->key != NULL);
-        caback_json_string(json, "nss_id", c->key != NULL ? c->key->info->id_hex : NULL);
-        caback_json_bool(json, "chain_only", !c->selected);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-    caback_json_string(json, "profile",
-                       s->write->profile == CABACK_P12_LEGACY ? "legacy" : "modern");
-    caback_json_begin_object(json, "algorithms");
-    caback_json_string(json, "keys", keys_alg);
-    caback_json_string(json, "certificates", certs_alg);
-    caback_json_end_object(json);
-    caback_json_string(json, "mac", mac);
-    caback_json_int(json, "iterations", iterations);
-    caback_json_bool(json, "certs_only", sel->certs_only);
-    caback_json_bool(json, "verified", s->verified);
-    caback_json_string(json, "sha256", s->sha256);
-    caback_json_bool(json, "latest_backup", s->latest_updated);
-    if (s->custody_threshold > 0)
-        caback_cli_custody_json(json, s->custody_threshold, s->custodians, s->share_files);
-    /* What the run cost in password-based key derivations (writing and checking together): the
-     * figure the benchmark's floor is made of. */
-    caback_json_int(json, "key_derivations", caback_p12_derivations());
-    if (s->verified) {
-        caback_json_begin_object(json, "verification");
-        caback_json_int(json, "keys", s->report->keys);
-        caback_json_int(json, "certificates", s->report->certs);
-        caback_json_string(json, "mac", s->report->mac);
-        caback_json_end_object(json);
-    }
-    caback_json_strings(json, "warnings", sel->warnings);
-    caback_json_end_object(json);
-    return g_strdup(caback_json_text(json));
 }

@@ -154,30 +154,6 @@ void caback_cli_custody_text(GString *out, guint threshold, GPtrArray *custodian
     }
 }
 
-void caback_cli_custody_json(CabackJson *json, guint threshold, GPtrArray *custodians,
-                             GPtrArray *files)
-{
-    caback_json_begin_object(json, "custody");
-    caback_json_int(json, "threshold", threshold);
-    caback_json_int(json, "count", custodians->len);
-    caback_json_begin_array(json, "shares");
-    for (guint i = 0; i < custodians->len; i++) {
-        const CabackCustodian *c = custodians->pdata[i];
-        caback_json_begin_object(json, NULL);
-        caback_json_int(json, "index", i + 1);
-        g_autofree char *absolute =
-            files != NULL && i < files->len ? g_canonicalize_filename(files->pdata[i], NULL)
-                                            : NULL;
-        caback_json_string(json, "file", absolute);
-        caback_json_string(json, "custodian", c->subject);
-        caback_json_string(json, "custodian_certificate", c->path);
-        caback_json_string(json, "fingerprint", c->fingerprint);
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-    caback_json_end_object(json);
-}
-
 /* ---- --share / --shares-prompt ---- */
 
 void caback_cli_add_share_options(GOptionContext *context, CabackCliShares *shares)

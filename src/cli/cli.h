@@ -169,11 +169,9 @@ void caback_cli_log_custody_options(CabackLogRecord *rec, const CabackCliCustody
 GPtrArray *caback_cli_custody_load(const CabackCliCustody *custody, const char *verb,
                                    gboolean force, CabackLogRecord *rec, GError **error);
 void caback_cli_custody_clear(CabackCliCustody *custody);
-/* The summary's custody lines (which share file is for whom), as text and as the JSON member
- * "custody". */
+/* The summary's custody lines (which share file is for whom); the JSON member is the library's
+ * caback_custody_json. */
 void caback_cli_custody_text(GString *out, guint threshold, GPtrArray *custodians,
-                             GPtrArray *files);
-void caback_cli_custody_json(CabackJson *json, guint threshold, GPtrArray *custodians,
                              GPtrArray *files);
 
 /* --share FILE... and --shares-prompt (M-of-N custody, doc/custody.md) of restore, verify, list

@@ -135,17 +135,8 @@ static gboolean run_backup(BackupRun *run, GError **error)
     if (ok) {
         if (result.sha256 != NULL)
             caback_log_record_set_file_sha256(run->rec, result.sha256);
-        CabackCliBackupSummary s = {.output = o->output,
-                                    .write = &run->write,
-                                    .custody_threshold = o->custody.threshold,
-                                    .custodians = run->custodians,
-                                    .share_files = result.share_files,
-                                    .verified = result.verified,
-                                    .report = &result.report,
-                                    .sha256 = result.sha256,
-                                    .latest_updated = result.latest_updated};
-        summary = run->common->json ? caback_cli_backup_summary_json(run->db, result.selection, &s)
-                                    : caback_cli_backup_summary_text(result.selection, &s);
+        summary = run->common->json ? caback_backup_run_json(&options, &result)
+                                    : caback_cli_backup_summary_text(&options, &result);
     }
     /* The selection holds NSS references: release them before NSS shuts down. */
     caback_backup_result_clear(&result);

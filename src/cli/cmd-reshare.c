@@ -87,7 +87,7 @@ static void print_result(const char *archive, const CabackReshareResult *r, GPtr
         caback_json_string(j, "old_sha256", r->old_sha256);
         caback_json_string(j, "sha256", r->sha256);
         if (custodians != NULL)
-            caback_cli_custody_json(j, r->threshold, custodians, r->share_files);
+            caback_custody_json(j, r->threshold, custodians, r->share_files);
         caback_json_int(j, "confirmed", r->confirmed);
         caback_json_begin_array(j, "waiting");
         for (guint i = 0; r->waiting != NULL && i < r->waiting->len; i++)

@@ -6,6 +6,7 @@
 #include <caback/custody.h>
 #include <caback/custody-flow.h>
 #include <caback/error.h>
+#include <caback/json.h>
 #include <caback/names.h>
 #include <caback/nss-util.h>
 
@@ -767,4 +768,28 @@ char *caback_share_archive_hex(const CabackShare *share)
     for (int i = 0; i < 32; i++)
         g_string_append_printf(hex, "%02x", share->archive_sha256[i]);
     return g_string_free(hex, FALSE);
+}
+
+void caback_custody_json(CabackJson *json, guint threshold, const GPtrArray *custodians,
+                         const GPtrArray *files)
+{
+    caback_json_begin_object(json, "custody");
+    caback_json_int(json, "threshold", threshold);
+    caback_json_int(json, "count", custodians->len);
+    caback_json_begin_array(json, "shares");
+    for (guint i = 0; i < custodians->len; i++) {
+        const CabackCustodian *c = custodians->pdata[i];
+        caback_json_begin_object(json, NULL);
+        caback_json_int(json, "index", i + 1);
+        g_autofree char *absolute =
+            files != NULL && i < files->len ? g_canonicalize_filename(files->pdata[i], NULL)
+                                            : NULL;
+        caback_json_string(json, "file", absolute);
+        caback_json_string(json, "custodian", c->subject);
+        caback_json_string(json, "custodian_certificate", c->path);
+        caback_json_string(json, "fingerprint", c->fingerprint);
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+    caback_json_end_object(json);
 }
