@@ -1,9 +1,10 @@
 #!/bin/bash
 # The database password file (-f) is read like every file holding a secret: opened without
 # following a symbolic link, checked with fstat on the descriptor read (a regular file of at most
-# 64 KiB), never waiting on a FIFO. A refusal names the file, says why, and changes nothing: the
-# database's files are compared byte for byte before and after. The accepted forms (a first line,
-# Dogtag's password.conf) and the message for a missing file stay as they were.
+# 64 KiB, or a named pipe read up to 64 KiB; never a folder or a device). A refusal names the
+# file, says why, and changes nothing: the database's files are compared byte for byte before and
+# after. The accepted forms (a first line, Dogtag's password.conf) and the message for a missing
+# file stay as they were.
 . "$CABACK_SRCDIR/tests/lib.sh"
 need certutil "$PYTHON3"
 
@@ -59,11 +60,23 @@ run "$CABACK" restore -i "$FILE" -w "$PW" -d "$DST" -f "$T/padded.pass"
 expect_equal "an oversized -f is refused even when its first line is right: exit 1" 1 "$STATUS"
 same_files "... and the database is unchanged, file by file"
 
-mkfifo "$T/fifo.pass"
-run timeout 60 "$CABACK" restore -i "$FILE" -w "$PW" -d "$DST" -f "$T/fifo.pass"
-expect_equal "a FIFO as -f is refused at once, without waiting for a writer: exit 1" 1 "$STATUS"
-expect_grep "... naming the file" "password file $T/fifo.pass: it is not a regular file" "$ERR"
+run timeout 60 "$CABACK" restore -i "$FILE" -w "$PW" -d "$DST" -f /dev/zero
+expect_equal "a device as -f is refused at once, before a byte is read: exit 1" 1 "$STATUS"
+expect_grep "... naming it" "password file /dev/zero: it is not a regular file" "$ERR"
 same_files "... and the database is unchanged, file by file"
+
+# A named pipe is read as it comes (a way to hand the password over without a file), up to the cap.
+mkfifo "$T/fifo.pass"
+{ head -c 70000 /dev/zero | tr '\0' 'x'; printf '\n'; } >"$T/big.stream"
+timeout 60 sh -c 'cat "$1" >"$2"' sh "$T/big.stream" "$T/fifo.pass" &
+run timeout 60 "$CABACK" restore -i "$FILE" -w "$PW" -d "$DST" -f "$T/fifo.pass"
+wait
+expect_equal "a named pipe that gives more than 64 KiB is refused: exit 1" 1 "$STATUS"
+expect_grep "... naming it" "password file $T/fifo.pass: more than the 65536 bytes caback reads from a file holding a secret came out of it" "$ERR"
+same_files "... and the database is unchanged, file by file"
+timeout 60 sh -c 'cat "$1" >"$2"' sh "$DST.pass" "$T/fifo.pass" &
+expect_status 0 "a named pipe that gives the password: listkeys works" timeout 60 "$CABACK" listkeys -d "$DST" -f "$T/fifo.pass"
+wait
 
 run "$CABACK" restore -i "$FILE" -w "$PW" -d "$DST" -f "$T"
 expect_equal "a folder as -f: exit 1" 1 "$STATUS"

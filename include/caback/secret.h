@@ -29,10 +29,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackSecret, caback_secret_free)
 #define CABACK_PASSWORD_FILE_MAX (64 * 1024)
 
 /* Read the file @path that holds a secret, the way caback reads every such file: opened with
- * O_NOFOLLOW (a symbolic link is refused), O_NONBLOCK and O_NOCTTY (a FIFO or a terminal cannot
- * make caback wait) and O_CLOEXEC; fstat on that descriptor must show a regular file of at most
- * @max bytes, and one that grows past @max while it is read is refused too. The bytes go straight
- * into a CabackSecret (locked where the system allows it, wiped when freed). Fails with
+ * O_NOFOLLOW (a symbolic link is refused), O_NOCTTY and O_CLOEXEC; fstat on that descriptor must
+ * show a regular file of at most @max bytes (one that grows while it is read is refused too) or a
+ * named pipe, read up to @max bytes (waiting for its writer: a way to hand a secret over without
+ * writing it to a disk); a folder or a device is refused before a byte is read. The bytes go
+ * straight into a CabackSecret (locked where the system allows it, wiped when freed). Fails with
  * CABACK_ERROR_IO; the message says what is wrong with the file, and the caller prefixes what the
  * file is for (g_prefix_error). */
 CabackSecret *caback_secret_read_file(const char *path, gsize max, GError **error);

@@ -113,7 +113,8 @@ CabackSecret *caback_secret_read_file(const char *path, gsize max, GError **erro
 {
     /* The failures g_file_get_contents reported before are worded as it worded them. */
     g_autofree char *shown = g_filename_display_name(path);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    /* Without O_NONBLOCK: a named pipe waits for its writer, as it always did. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
     if (fd < 0 && errno == ELOOP) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
                     "it is a symbolic link, and caback does not follow one to a secret: give "
@@ -135,12 +136,13 @@ CabackSecret *caback_secret_read_file(const char *path, gsize max, GError **erro
                     g_strerror(e));
         return NULL;
     }
-    if (!S_ISREG(st.st_mode) || (guint64)st.st_size > max) {
+    gboolean regular = S_ISREG(st.st_mode);
+    if ((!regular && !S_ISFIFO(st.st_mode)) || (regular && (guint64)st.st_size > max)) {
         close(fd);
-        if (!S_ISREG(st.st_mode))
+        if (!regular)
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                        "it is not a regular file (a secret is read only from a regular file, "
-                        "never from a folder, a pipe or a device)");
+                        "it is not a regular file (a secret is read from a regular file or a "
+                        "named pipe, never from a folder or a device)");
         else
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
                         "it has %" G_GUINT64_FORMAT " bytes, more than the %" G_GSIZE_FORMAT
@@ -148,24 +150,32 @@ CabackSecret *caback_secret_read_file(const char *path, gsize max, GError **erro
                         (guint64)st.st_size, max);
         return NULL;
     }
-    g_autofree char *zeros = g_malloc0((gsize)st.st_size + 1);
-    CabackSecret *contents = caback_secret_new(zeros, (gsize)st.st_size);
+    /* A regular file is read to the size fstat gave, a pipe to the cap. */
+    gsize size = regular ? (gsize)st.st_size : max;
+    g_autofree char *zeros = g_malloc0(size + 1);
+    CabackSecret *contents = caback_secret_new(zeros, size);
     gsize got = 0;
     gboolean ok = read_exactly(fd, contents->data, contents->len, &got);
     int e = errno;
     close(fd);
     if (!ok) {
         caback_secret_free(contents);
-        if (e == EFBIG)
+        if (e == EFBIG && regular)
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
                         "it grew while it was read; run caback again once it is complete");
+        else if (e == EFBIG)
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "more than the %" G_GSIZE_FORMAT " bytes caback reads from a file "
+                        "holding a secret came out of it",
+                        max);
         else
             g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
                         "Failed to read from file \u201c%s\u201d: %s", shown, g_strerror(e));
         return NULL;
     }
     if (got < contents->len) {
-        /* It became shorter since fstat: what was read, in a secret of that size. */
+        /* A pipe, or a file that became shorter since fstat: what was read, in a secret of
+         * that size. */
         CabackSecret *exact = caback_secret_new(contents->data, got);
         caback_secret_free(contents);
         contents = exact;
