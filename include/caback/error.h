@@ -4,6 +4,8 @@
 
 #include <glib.h>
 
+#include <stdarg.h>
+
 G_BEGIN_DECLS
 
 #define CABACK_ERROR (caback_error_quark())
@@ -53,6 +55,13 @@ void caback_error_set_nss(GError **error, CabackErrorCode code, const char *form
 /* Like caback_error_set_nss for an explicit NSPR/NSS error number @nss_error. */
 void caback_error_set_nss_code(GError **error, CabackErrorCode code, int nss_error,
                                const char *format, ...) G_GNUC_PRINTF(4, 5);
+
+/* A usage error of the front end's verb @verb: CABACK_ERROR_USAGE with the formatted text
+ * followed by " (see: caback help VERB)". Returns FALSE, for "return caback_error_usage(...)". */
+gboolean caback_error_usage(GError **error, const char *verb, const char *format, ...)
+    G_GNUC_PRINTF(3, 4);
+gboolean caback_error_usage_valist(GError **error, const char *verb, const char *format,
+                                   va_list args) G_GNUC_PRINTF(3, 0);
 
 /* "SEC_ERROR_X (text)" for an NSS error number, or "unknown NSS error N"; caller frees. */
 char *caback_nss_error_describe(int nss_error);

@@ -277,9 +277,8 @@ gboolean caback_cli_usage_error(GError **error, const char *verb, const char *fo
     va_list args;
 
     va_start(args, format);
-    g_autofree char *text = g_strdup_vprintf(format, args);
+    caback_error_usage_valist(error, verb, format, args);
     va_end(args);
-    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help %s)", text, verb);
     return FALSE;
 }
 

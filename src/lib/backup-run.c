@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -280,20 +279,6 @@ gboolean caback_backup_run(const CabackBackupRunOptions *options, const CabackBa
     return write_backup(options, hooks, writer, password, secret, result, error);
 }
 
-/* A usage error of a front end's verb, as the command line words them. */
-static gboolean usage_error(GError **error, const char *verb, const char *format, ...)
-    G_GNUC_PRINTF(3, 4);
-static gboolean usage_error(GError **error, const char *verb, const char *format, ...)
-{
-    va_list args;
-
-    va_start(args, format);
-    g_autofree char *text = g_strdup_vprintf(format, args);
-    va_end(args);
-    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help %s)", text, verb);
-    return FALSE;
-}
-
 gboolean caback_backup_write_options(const char *mac, gboolean legacy, const char *iterations,
                                      const char *verb, CabackP12WriteOptions *w, GError **error)
 {
@@ -304,21 +289,23 @@ gboolean caback_backup_write_options(const char *mac, gboolean legacy, const cha
         if (g_ascii_strcasecmp(mac, "pbmac1") == 0)
             w->mac = CABACK_P12_MAC_PBMAC1;
         else if (g_ascii_strcasecmp(mac, "hmac") != 0)
-            return usage_error(error, verb,
-                               "--mac \"%s\" is not a MAC kind; use --mac hmac (the default) or "
-                               "--mac pbmac1",
-                               mac);
+            return caback_error_usage(error, verb,
+                                      "--mac \"%s\" is not a MAC kind; use --mac hmac (the "
+                                      "default) or --mac pbmac1",
+                                      mac);
     }
     if (legacy && w->mac == CABACK_P12_MAC_PBMAC1)
-        return usage_error(error, verb,
-                           "--legacy and --mac pbmac1 cannot be combined: the readers --legacy "
-                           "is for (Windows Server 2012, Java 8, OpenSSL 1.0) do not know PBMAC1");
+        return caback_error_usage(error, verb,
+                                  "--legacy and --mac pbmac1 cannot be combined: the readers "
+                                  "--legacy is for (Windows Server 2012, Java 8, OpenSSL 1.0) "
+                                  "do not know PBMAC1");
     if (iterations != NULL) {
         guint64 n = 0;
         if (!g_ascii_string_to_unsigned(iterations, 10, 1, 10000000, &n, NULL))
-            return usage_error(error, verb,
-                               "--iterations \"%s\" is not a whole number from 1 to 10000000",
-                               iterations);
+            return caback_error_usage(error, verb,
+                                      "--iterations \"%s\" is not a whole number from 1 to "
+                                      "10000000",
+                                      iterations);
         w->iterations = (guint)n;
     }
     return TRUE;
@@ -334,10 +321,11 @@ static gboolean strip_internal_token(char **nicknames, const char *token, GError
             !caback_cscfg_token_is_internal(prefix))
             continue;
         if (!caback_cscfg_token_is_internal(token))
-            return usage_error(error, "backup",
-                               "-n \"%s\" names a certificate of the internal token, but --token "
-                               "\"%s\" is selected; drop \"%s:\" or --token",
-                               *n, token, prefix);
+            return caback_error_usage(error, "backup",
+                                      "-n \"%s\" names a certificate of the internal token, "
+                                      "but --token \"%s\" is selected; drop \"%s:\" or "
+                                      "--token",
+                                      *n, token, prefix);
         const char *bare = caback_nickname_bare(*n);
         memmove(*n, bare, strlen(bare) + 1);
     }

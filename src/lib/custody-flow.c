@@ -380,33 +380,27 @@ gboolean caback_custody_check_split(const char *verb, gint64 m, guint n, GPtrArr
                                     GError **error)
 {
     if (n == 0) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "--split needs the custodians' certificates: give --custodian FILE for each "
-                    "one, or --custodian-dir DIR (see: caback help %s)",
-                    verb);
-        return FALSE;
+        return caback_error_usage(error, verb,
+                                  "--split needs the custodians' certificates: give --custodian "
+                                  "FILE for each one, or --custodian-dir DIR");
     }
     if (m < 1) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "--split %" G_GINT64_FORMAT " is not possible: at least 1 share must be "
-                    "needed to open the backup (see: caback help %s)",
-                    m, verb);
-        return FALSE;
+        return caback_error_usage(error, verb,
+                                  "--split %" G_GINT64_FORMAT " is not possible: at least 1 "
+                                  "share must be needed to open the backup",
+                                  m);
     }
     if (n > CABACK_CUSTODY_MAX_SHARES) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "%u custodians: a backup can be split into at most %d shares (see: caback "
-                    "help %s)",
-                    n, CABACK_CUSTODY_MAX_SHARES, verb);
-        return FALSE;
+        return caback_error_usage(error, verb,
+                                  "%u custodians: a backup can be split into at most %d shares",
+                                  n, CABACK_CUSTODY_MAX_SHARES);
     }
     if (m > (gint64)n) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "--split %" G_GINT64_FORMAT " needs at least %" G_GINT64_FORMAT
-                    " custodians, but %u %s given: nobody could ever open the backup (see: "
-                    "caback help %s)",
-                    m, m, n, n == 1 ? "was" : "were", verb);
-        return FALSE;
+        return caback_error_usage(error, verb,
+                                  "--split %" G_GINT64_FORMAT " needs at least %" G_GINT64_FORMAT
+                                  " custodians, but %u %s given: nobody could ever open the "
+                                  "backup",
+                                  m, m, n, n == 1 ? "was" : "were");
     }
     if (m == 1 && warnings != NULL)
         g_ptr_array_add(warnings,
@@ -751,10 +745,8 @@ CabackShare *caback_share_open(const char *path, CabackDb *db, const char *outpu
     if (share == NULL)
         return NULL;
     if (!share->has_custodian) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "%s is already an open share (text); give the .p7m file (see: caback help "
-                    "share-open)",
-                    path);
+        caback_error_usage(error, "share-open",
+                           "%s is already an open share (text); give the .p7m file", path);
         return NULL;
     }
     if (output != NULL && !caback_share_write_text(output, share, force, error))

@@ -116,3 +116,22 @@ void caback_error_set_nss_code(GError **error, CabackErrorCode code, int nss_err
     set_nss_valist(error, code, nss_error, format, args);
     va_end(args);
 }
+
+gboolean caback_error_usage_valist(GError **error, const char *verb, const char *format,
+                                   va_list args)
+{
+    g_autofree char *text = g_strdup_vprintf(format, args);
+
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE, "%s (see: caback help %s)", text, verb);
+    return FALSE;
+}
+
+gboolean caback_error_usage(GError **error, const char *verb, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    caback_error_usage_valist(error, verb, format, args);
+    va_end(args);
+    return FALSE;
+}
