@@ -44,7 +44,13 @@ typedef struct {
 typedef struct {
     guint index;           /* position among the file's certificate bags, from 0 */
     CabackP12Cert *bag;    /* owned by the file */
-    CERTCertificate *cert; /* decoded, not in any database (owned); its DER is the bag's */
+    /* What planning compares, as slices of the bag's DER (bag->der: they live as long as the
+     * file). No decoded certificate is kept (NSS's takes about 4.5 KB, which made a file of many
+     * small certificates cost ten times its size in memory): caback_restore_cert_decode makes
+     * one where NSS needs it. */
+    SECItem der_subject;
+    SECItem der_issuer;
+    SECItem serial_number; /* the INTEGER's contents, as CERTCertificate.serialNumber */
     char *subject;         /* as NSS prints names (CN=...,O=...) */
     char *issuer;
     char *serial_hex; /* uppercase hex, no leading zero bytes (as openssl -serial) */
@@ -154,6 +160,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackRestorePlan, caback_restore_plan_free)
  * with CABACK_ERROR_PKCS12 (wrong password: CABACK_ERROR_BAD_PASSWORD) naming the bag; a key
  * type NSS cannot handle is not an error here (its problem field says so). */
 CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path, GError **error);
+
+/* Certificate @c of a plan decoded from its bag, as NSS's temporary certificate (in no
+ * database; its DER stays the bag's, so it must not outlive the file), for the steps that hand a
+ * certificate to NSS. NULL, with NSS's error set, when it does not decode (caback_restore_inspect
+ * has refused such a file already). Caller destroys it (g_autoptr(CERTCertificate)). */
+CERTCertificate *caback_restore_cert_decode(const CabackRestoreCert *c);
 
 /* Read the PKCS#12 file @path (any readable file, a pipe too) and inspect it. The password is
  * @given when not NULL, else read from @source (a file's first line, an environment variable);

@@ -488,10 +488,16 @@ static gboolean check_pair(PairJob *job, GError **error)
 {
     CabackDb *db = job->db;
     CabackRestoreCert *c = job->cert;
-    /* The file's certificate as the plan decoded it (not NSS's cached one, whose trust NSS
+    /* The file's certificate decoded from its bag (not NSS's cached one, whose trust NSS
      * would read and check again): NSS finds the database's certificate object by its DER,
      * then the private key whose CKA_ID that object names, as it does when the CA runs. */
-    CERTCertificate *cert = c->cert;
+    g_autoptr(CERTCertificate) cert = caback_restore_cert_decode(c);
+    if (cert == NULL) {
+        caback_error_set_nss(error, CABACK_ERROR_PKCS12,
+                             "cannot decode certificate \"%s\" again to check its key",
+                             c->nickname);
+        return FALSE;
+    }
     g_autoptr(SECItem) ckaid = PK11_GetLowLevelKeyIDForCert(db->slot, cert, db);
     if (ckaid == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_DATABASE,
@@ -677,8 +683,10 @@ static SECKEYPrivateKey *import_key(ApplyRun *run, guint i, CabackRestoreKey *k,
 static gboolean store_public_key(ApplyRun *run, CabackRestoreKey *k, CabackRestoreCert *c,
                                  SECKEYPrivateKey *key, GHashTable *public_ids)
 {
+    g_autoptr(CERTCertificate) cert = c != NULL ? caback_restore_cert_decode(c) : NULL;
     g_autoptr(SECKEYPublicKey) pub =
-        c != NULL ? CERT_ExtractPublicKey(c->cert) : SECKEY_ConvertToPublicKey(key);
+        c != NULL ? (cert != NULL ? CERT_ExtractPublicKey(cert) : NULL)
+                  : SECKEY_ConvertToPublicKey(key);
     g_autoptr(GBytes) id = g_bytes_new(k->id.bytes, CABACK_KEYID_LEN);
     if (pub == NULL || g_hash_table_contains(public_ids, id))
         return TRUE;

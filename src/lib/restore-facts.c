@@ -112,8 +112,6 @@ char *caback_restore_bag_label(const CabackP12Attributes *attrs)
 
 static void cert_free(CabackRestoreCert *c)
 {
-    if (c->cert != NULL)
-        CERT_DestroyCertificate(c->cert);
     g_free(c->subject);
     g_free(c->issuer);
     g_free(c->serial_hex);
@@ -162,22 +160,52 @@ void caback_restore_plan_free(CabackRestorePlan *plan)
 
 /* ---- inspect ---- */
 
-static gboolean describe_cert(CabackRestorePlan *plan, CabackRestoreCert *c, GError **error)
+CERTCertificate *caback_restore_cert_decode(const CabackRestoreCert *c)
 {
     gsize len;
     const guint8 *der = g_bytes_get_data(c->bag->der, &len);
     SECItem item = {siBuffer, (unsigned char *)der, (unsigned int)len};
+
+    return __CERT_DecodeDERCertificate(&item, PR_FALSE, NULL);
+}
+
+/* *@slice = @part, a field NSS decoded out of @der without copying it (QuickDER points into its
+ * input); FALSE when it lies anywhere else, so that no slice can outlive what it points into. */
+static gboolean der_slice(const SECItem *part, GBytes *der, SECItem *slice)
+{
+    gsize len;
+    guintptr start = (guintptr)g_bytes_get_data(der, &len);
+    guintptr at = (guintptr)part->data;
+
+    if (part->data == NULL || at < start || part->len > len || at - start > len - part->len)
+        return FALSE;
+    *slice = (SECItem){siBuffer, part->data, part->len};
+    return TRUE;
+}
+
+static gboolean describe_cert(CabackRestorePlan *plan, CabackRestoreCert *c, GError **error)
+{
+    gsize len;
+    const guint8 *der = g_bytes_get_data(c->bag->der, &len);
     g_autofree char *label = caback_restore_bag_label(&c->bag->attrs);
 
-    c->cert = __CERT_DecodeDERCertificate(&item, PR_FALSE, NULL);
-    if (c->cert == NULL) {
+    g_autoptr(CERTCertificate) cert = caback_restore_cert_decode(c);
+    if (cert == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_PKCS12,
                              "%s: certificate %u%s is not a valid X.509 certificate; the file "
                              "is damaged or was not written by a PKCS#12 tool",
                              plan->path, c->index + 1, label);
         return FALSE;
     }
-    CERTCertificate *cert = c->cert;
+    if (!der_slice(&cert->derSubject, c->bag->der, &c->der_subject) ||
+        !der_slice(&cert->derIssuer, c->bag->der, &c->der_issuer) ||
+        !der_slice(&cert->serialNumber, c->bag->der, &c->serial_number)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s: certificate %u%s: NSS did not read its subject, issuer and serial "
+                    "number out of its DER; the file cannot be planned with this NSS",
+                    plan->path, c->index + 1, label);
+        return FALSE;
+    }
     c->subject = g_strdup(cert->subjectName != NULL ? cert->subjectName : "");
     c->issuer = g_strdup(cert->issuerName != NULL ? cert->issuerName : "");
 
@@ -321,7 +349,8 @@ static gboolean pair_by_key(CabackRestorePlan *plan, CabackRestoreKey *k,
             break;
         if (c->key_index >= 0)
             continue;
-        g_autoptr(SECKEYPublicKey) cpub = CERT_ExtractPublicKey(c->cert);
+        g_autoptr(CERTCertificate) cert = caback_restore_cert_decode(c);
+        g_autoptr(SECKEYPublicKey) cpub = cert != NULL ? CERT_ExtractPublicKey(cert) : NULL;
         gboolean pairs = FALSE;
         if (cpub != NULL && cpub->keyType == probe->keyType &&
             caback_key_pairs_with(probe, cpub, &pairs, NULL, NULL) && pairs)

@@ -22,6 +22,7 @@
 #include <pkcs11.h>
 #include <pkcs11n.h>
 #include <prprf.h>
+#include <secasn1.h>
 #include <secerr.h>
 #include <string.h>
 
@@ -275,7 +276,7 @@ static char *internal_name_clash(CabackRestorePlan *plan, CabackDb *db, CabackRe
         if (node->cert->slot != NULL && !PK11_IsInternalKeySlot(node->cert->slot) &&
             PK11_FindCertInSlot(internal, node->cert, db) == CK_INVALID_HANDLE)
             continue;
-        if (!SECITEM_ItemsAreEqual(&node->cert->derSubject, &c->cert->derSubject))
+        if (!SECITEM_ItemsAreEqual(&node->cert->derSubject, &c->der_subject))
             return g_strdup(node->cert->subjectName);
     }
     return NULL;
@@ -292,16 +293,31 @@ static gboolean planned_elsewhere(CabackRestorePlan *plan, CabackRestoreCert *se
                                : NULL;
     if (o == NULL || o == self)
         return FALSE;
-    if (!SECITEM_ItemsAreEqual(&o->cert->derSubject, &self->cert->derSubject))
+    if (!SECITEM_ItemsAreEqual(&o->der_subject, &self->der_subject))
         *same_subject = FALSE;
     return TRUE;
+}
+
+/* The CN of @c's subject as NSS reads it, decoding the subject alone (NULL when it has none);
+ * caller PORT_Frees it. */
+static char *subject_cn(const CabackRestoreCert *c)
+{
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(DER_DEFAULT_CHUNKSIZE);
+    CERTName name;
+    SECItem der = c->der_subject;
+
+    memset(&name, 0, sizeof name);
+    if (arena == NULL ||
+        SEC_QuickDERDecodeItem(arena, &name, SEC_ASN1_GET(CERT_NameTemplate), &der) != SECSuccess)
+        return NULL;
+    return CERT_GetCommonName(&name);
 }
 
 /* The nickname a certificate without friendlyName gets: its subject's CN (the whole subject
  * when it has none), made unique among the database and the other certificates of the file. */
 static char *nickname_from_subject(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCert *c)
 {
-    char *cn = CERT_GetCommonName(&c->cert->subject);
+    char *cn = subject_cn(c);
     g_autofree char *base = g_strdup(cn != NULL && *cn != '\0' ? cn : c->subject);
     if (cn != NULL)
         PORT_Free(cn);
@@ -449,7 +465,7 @@ static void check_internal_name(CabackRestorePlan *plan, CabackDb *db,
  * one --replace removes, otherwise restoring this one is a conflict. */
 static void check_issuer_serial(CabackDb *db, CabackRestoreCert *c)
 {
-    CERTIssuerAndSN isn = {.derIssuer = c->cert->derIssuer, .serialNumber = c->cert->serialNumber};
+    CERTIssuerAndSN isn = {.derIssuer = c->der_issuer, .serialNumber = c->serial_number};
     g_autoptr(CERTCertificate) clash = CERT_FindCertByIssuerAndSN(CERT_GetDefaultCertDB(), &isn);
     gsize len;
     const guint8 *der = g_bytes_get_data(c->bag->der, &len);
@@ -750,7 +766,8 @@ static gboolean file_key_matches(CabackRestorePlan *plan, CabackRestoreKey *k,
         *matches = g_bytes_equal(*own, c->public_value);
         return TRUE;
     }
-    g_autoptr(SECKEYPublicKey) cpub = CERT_ExtractPublicKey(c->cert);
+    g_autoptr(CERTCertificate) cert = caback_restore_cert_decode(c);
+    g_autoptr(SECKEYPublicKey) cpub = cert != NULL ? CERT_ExtractPublicKey(cert) : NULL;
     gboolean pairs = FALSE;
     if (cpub != NULL && caback_key_pairs_with(probe, cpub, &pairs, NULL, NULL))
         *matches = pairs;
@@ -786,9 +803,11 @@ static gboolean cert_in_db(CabackDb *db, CabackRestoreKey *k, SECKEYPrivateKey *
 static gboolean plan_unsupported_cert(CabackRestorePlan *plan, const CabackRestoreOptions *options,
                                       CabackRestoreCert *c, GError **error)
 {
-    if (c->public_value != NULL || c->cert == NULL || c->action == CABACK_RESTORE_SKIP)
+    if (c->public_value != NULL || c->action == CABACK_RESTORE_SKIP)
         return TRUE;
-    char *oid = CERT_GetOidString(&c->cert->subjectPublicKeyInfo.algorithm.algorithm);
+    g_autoptr(CERTCertificate) cert = caback_restore_cert_decode(c);
+    char *oid = cert != NULL ? CERT_GetOidString(&cert->subjectPublicKeyInfo.algorithm.algorithm)
+                             : NULL;
     const char *dotted = oid != NULL && g_str_has_prefix(oid, "OID.") ? oid + 4 : oid;
     const char *name = NULL, *type = NULL;
     gboolean named = caback_p12_key_algorithm(dotted, &name, &type);
@@ -832,7 +851,8 @@ static gboolean plan_present_key(CabackRestorePlan *plan, CabackDb *db, GHashTab
     if (value != NULL && k->public_value != NULL) {
         pairs = same_bytes(value, k->public_value);
     } else if (c != NULL) {
-        g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(c->cert);
+        g_autoptr(CERTCertificate) cert = caback_restore_cert_decode(c);
+        g_autoptr(SECKEYPublicKey) pub = cert != NULL ? CERT_ExtractPublicKey(cert) : NULL;
         if (pub == NULL || !caback_key_pairs_with(existing, pub, &pairs, db, &local))
             pairs = FALSE;
     }

@@ -602,15 +602,14 @@ static void find_rootless(CabackVerifyReport *r, const CabackRestorePlan *plan)
 {
     for (guint i = 0; i < plan->certs->len; i++) {
         const CabackRestoreCert *start = plan->certs->pdata[i];
-        if (start->duplicate_of >= 0 || start->cert == NULL)
+        if (start->duplicate_of >= 0)
             continue;
         const CabackRestoreCert *top = start;
         for (guint depth = 0; depth <= plan->certs->len && !top->self_signed; depth++) {
             const CabackRestoreCert *up = NULL;
             for (guint j = 0; j < plan->certs->len && up == NULL; j++) {
                 const CabackRestoreCert *c = plan->certs->pdata[j];
-                if (c != top && c->cert != NULL &&
-                    SECITEM_ItemsAreEqual(&c->cert->derSubject, &top->cert->derIssuer))
+                if (c != top && SECITEM_ItemsAreEqual(&c->der_subject, &top->der_issuer))
                     up = c;
             }
             if (up == NULL)
@@ -619,7 +618,7 @@ static void find_rootless(CabackVerifyReport *r, const CabackRestorePlan *plan)
         }
         if (top->self_signed)
             continue;
-        g_autoptr(GBytes) issuer = bytes_of(&top->cert->derIssuer);
+        g_autoptr(GBytes) issuer = bytes_of(&top->der_issuer);
         CabackVerifyRootless *found = NULL;
         for (guint j = 0; j < r->chains_without_root->len && found == NULL; j++) {
             CabackVerifyRootless *x = r->chains_without_root->pdata[j];
