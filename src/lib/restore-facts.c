@@ -25,21 +25,29 @@
 
 char *caback_restore_hex_bytes(const guint8 *data, gsize len, const char *separator, gboolean upper)
 {
-    GString *s = g_string_sized_new(3 * len + 1);
+    /* Sized exactly: a plan keeps several of these per certificate. */
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    gsize sep = separator != NULL ? strlen(separator) : 0;
+    char *text = g_malloc(len > 0 ? 2 * len + sep * (len - 1) + 1 : 1);
+    char *p = text;
 
     for (gsize i = 0; i < len; i++) {
-        if (i > 0 && separator != NULL)
-            g_string_append(s, separator);
-        g_string_append_printf(s, upper ? "%02X" : "%02x", data[i]);
+        if (i > 0 && sep > 0) {
+            memcpy(p, separator, sep);
+            p += sep;
+        }
+        *p++ = digits[data[i] >> 4];
+        *p++ = digits[data[i] & 0x0f];
     }
-    return g_string_free(s, FALSE);
+    *p = '\0';
+    return text;
 }
 
 /* The decimal form of an unsigned big-endian integer (serial numbers have up to 20 bytes). */
 static char *decimal_of(const guint8 *data, gsize len)
 {
     g_autofree guint8 *n = g_memdup2(data, len);
-    GString *digits = g_string_new(NULL);
+    g_autoptr(GString) digits = g_string_new(NULL);
     gboolean zero;
 
     do {
@@ -54,7 +62,7 @@ static char *decimal_of(const guint8 *data, gsize len)
         }
         g_string_prepend_c(digits, (char)('0' + rem));
     } while (!zero);
-    return g_string_free(digits, FALSE);
+    return g_strndup(digits->str, digits->len); /* sized exactly, as above */
 }
 
 static GDateTime *datetime_of(PRTime t)
