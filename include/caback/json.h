@@ -30,8 +30,21 @@ void caback_json_printf(CabackJson *json, const char *key, const char *format, .
 /* An array member holding the strings (char*) of @strings; NULL writes an empty array. */
 void caback_json_strings(CabackJson *json, const char *key, const GPtrArray *strings);
 
-/* The text written so far, with a final newline; valid only while @json lives. */
+/* The text written so far, with a final newline; valid only while @json lives and until the
+ * next write to it. */
 const char *caback_json_text(CabackJson *json);
+
+/* caback_json_text handed over without a copy (caller frees); @json is left empty. */
+char *caback_json_steal_text(CabackJson *json);
+
+/* Where a streamed writer hands its text: @len bytes at @text (no NUL needed). */
+typedef void (*CabackJsonWriteFunc)(const char *text, gsize len, gpointer data);
+
+/* From now on, caback_json_merge_members hands the text of @json to @write as it goes (in
+ * pieces of about 64 KiB) instead of keeping it all, and caback_json_text gives only what was
+ * not handed over yet: for printing a merged object whose members are large (the result of a
+ * file of many certificates, issue 16 §3) without a second copy of them. */
+void caback_json_stream(CabackJson *json, CabackJsonWriteFunc write, gpointer data);
 
 /* Copy into the object open at the top level of @json the members of @object_text, a complete
  * object as caback_json_text writes it (one member per line at the first level), except those

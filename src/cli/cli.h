@@ -216,6 +216,9 @@ void caback_cli_db_lock_options(const CabackCommonOptions *options, gboolean rea
  * the verb's members in it, on success and failure alike. */
 extern gboolean caback_cli_json_mode;
 void caback_cli_json_print(const char *object_text);
+/* caback_cli_json_print taking @object_text (caller's, g_malloc'd) over without copying it:
+ * the result of a file of many certificates is large (issue 16 §3). */
+void caback_cli_json_print_take(char *object_text);
 void caback_cli_json_finish(const char *verb, const GError *error);
 /* A verb's result object: caback_cli_json_object_new opens it, caback_cli_json_object_print
  * closes it and hands it to caback_cli_json_print (the caller still frees @json). */

@@ -157,8 +157,7 @@ static void on_listed(const CabackRestorePlan *plan, const CabackP12Info *info, 
     const CabackCommonOptions *common = data;
 
     if (common->json) {
-        g_autofree char *text = caback_list_json(plan, info);
-        caback_cli_json_print(text);
+        caback_cli_json_print_take(caback_list_json(plan, info));
     } else {
         print_text(plan, info);
     }

@@ -415,10 +415,8 @@ static void on_finished(const CabackRestoreRun *run, gpointer data)
     default:
         return;
     }
-    if (cli->common->json) {
-        g_autofree char *text = caback_restore_run_json(run);
-        caback_cli_json_print(text);
-    }
+    if (cli->common->json)
+        caback_cli_json_print_take(caback_restore_run_json(run));
 }
 
 static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions *common,

@@ -482,7 +482,7 @@ CabackJson *caback_cli_json_object_new(void)
 void caback_cli_json_object_print(CabackJson *json)
 {
     caback_json_end_object(json);
-    caback_cli_json_print(caback_json_text(json));
+    caback_cli_json_print_take(caback_json_steal_text(json));
 }
 
 void caback_cli_json_path(CabackJson *json, const char *key, const char *path)
@@ -492,14 +492,55 @@ void caback_cli_json_path(CabackJson *json, const char *key, const char *path)
     caback_json_string(json, key, absolute);
 }
 
+/* TRUE when g_print would print @text as it is: the console's charset is UTF-8, or @text is
+ * ASCII (g_print converts it for any other charset). */
+static gboolean prints_as_is(const char *text)
+{
+    const char *charset;
+
+    if (g_get_console_charset(&charset))
+        return TRUE;
+    for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++)
+        if (*p >= 0x80)
+            return FALSE;
+    return TRUE;
+}
+
+/* g_print("%s", @text), without the copy of the whole text g_print makes first (the result of
+ * a file of many certificates is large: issue 16 §3). */
+static void print_text(const char *text)
+{
+    if (prints_as_is(text))
+        fputs(text, stdout);
+    else
+        g_print("%s", text);
+}
+
+static void write_stdout(const char *text, gsize len, gpointer data)
+{
+    (void)data;
+    fwrite(text, 1, len, stdout);
+}
+
 void caback_cli_json_print(const char *object_text)
 {
     if (!caback_cli_json_mode) {
-        g_print("%s", object_text);
+        print_text(object_text);
         return;
     }
     g_free(json_body);
     json_body = g_strdup(object_text);
+}
+
+void caback_cli_json_print_take(char *object_text)
+{
+    if (!caback_cli_json_mode) {
+        print_text(object_text);
+        g_free(object_text);
+        return;
+    }
+    g_free(json_body);
+    json_body = object_text;
 }
 
 void caback_cli_json_finish(const char *verb, const GError *error)
@@ -508,6 +549,8 @@ void caback_cli_json_finish(const char *verb, const GError *error)
      * verify-signature had a string "error": its text is error.message now). */
     static const char *const envelope[] = {"caback", "verb", "ok", "exit", "error", NULL};
     g_autoptr(CabackJson) json = caback_json_new();
+    gboolean own_warnings =
+        json_body == NULL || !caback_json_text_has_member(json_body, "warnings");
 
     caback_json_begin_object(json, NULL);
     caback_json_int(json, "caback", 1);
@@ -522,17 +565,21 @@ void caback_cli_json_finish(const char *verb, const GError *error)
     } else {
         caback_json_null(json, "error");
     }
+    /* The verb's members are printed as they are merged, not copied into the envelope first,
+     * when they print as they are (otherwise g_print converts the whole text at the end). */
+    if (json_body != NULL && prints_as_is(caback_json_text(json)) && prints_as_is(json_body))
+        caback_json_stream(json, write_stdout, NULL);
     if (json_body != NULL)
         caback_json_merge_members(json, json_body, envelope);
-    if (json_body == NULL || !caback_json_text_has_member(json_body, "warnings")) {
+    g_clear_pointer(&json_body, g_free); /* merged: one copy of a large result at a time */
+    if (own_warnings) {
         caback_json_begin_array(json, "warnings");
         for (guint i = 0; json_warnings != NULL && i < json_warnings->len; i++)
             caback_json_string(json, NULL, json_warnings->pdata[i]);
         caback_json_end_array(json);
     }
     caback_json_end_object(json);
-    g_print("%s", caback_json_text(json));
-    g_clear_pointer(&json_body, g_free);
+    print_text(caback_json_text(json));
     g_clear_pointer(&json_warnings, g_ptr_array_unref);
 }
 

@@ -9,8 +9,13 @@
 struct CabackJson {
     GString *out;
     GArray *first; /* per open level: TRUE until its first member is written */
-    char *text;
+    gboolean terminated; /* caback_json_text added the final newline to out */
+    CabackJsonWriteFunc write; /* caback_json_stream: where the text goes as it is made */
+    gpointer write_data;
 };
+
+/* Past this many bytes waiting, a streamed writer hands its text over. */
+#define STREAM_CHUNK (64 * 1024)
 
 CabackJson *caback_json_new(void)
 {
@@ -26,7 +31,6 @@ void caback_json_free(CabackJson *json)
         return;
     g_string_free(json->out, TRUE);
     g_array_free(json->first, TRUE);
-    g_free(json->text);
     g_free(json);
 }
 
@@ -73,9 +77,18 @@ static void indent(CabackJson *json)
         g_string_append(json->out, "  ");
 }
 
+/* Before writing on: take back the final newline caback_json_text added. */
+static void unterminate(CabackJson *json)
+{
+    if (json->terminated)
+        g_string_truncate(json->out, json->out->len - 1);
+    json->terminated = FALSE;
+}
+
 /* Separator, indentation and "key": before a value. */
 static void member(CabackJson *json, const char *key)
 {
+    unterminate(json);
     if (json->first->len > 0) {
         gboolean *first = &g_array_index(json->first, gboolean, json->first->len - 1);
         if (!*first)
@@ -100,6 +113,7 @@ static void open_level(CabackJson *json, const char *key, char c)
 
 static void close_level(CabackJson *json, char c)
 {
+    unterminate(json);
     gboolean empty = g_array_index(json->first, gboolean, json->first->len - 1);
     g_array_set_size(json->first, json->first->len - 1);
     if (!empty) {
@@ -188,24 +202,54 @@ void caback_json_strings(CabackJson *json, const char *key, const GPtrArray *str
     caback_json_end_array(json);
 }
 
+/* The text is the writer's own buffer: no copy, since the JSON of a large file is several times
+ * the size of anything else kept (issue 16 §3). */
 const char *caback_json_text(CabackJson *json)
 {
-    g_free(json->text);
-    json->text = g_strdup_printf("%s\n", json->out->str);
-    return json->text;
+    if (!json->terminated)
+        g_string_append_c(json->out, '\n');
+    json->terminated = TRUE;
+    return json->out->str;
+}
+
+void caback_json_stream(CabackJson *json, CabackJsonWriteFunc write, gpointer data)
+{
+    json->write = write;
+    json->write_data = data;
+}
+
+/* A streamed writer hands over what waits once there is enough of it. Called only where the
+ * text waiting is final (no comma of it may be taken back). */
+static void maybe_flush(CabackJson *json)
+{
+    if (json->write == NULL || json->out->len < STREAM_CHUNK)
+        return;
+    json->write(json->out->str, json->out->len, json->write_data);
+    g_string_truncate(json->out, 0);
+}
+
+char *caback_json_steal_text(CabackJson *json)
+{
+    caback_json_text(json);
+    char *text = g_string_free(json->out, FALSE);
+    json->out = g_string_new(NULL);
+    json->terminated = FALSE;
+    g_array_set_size(json->first, 0);
+    return text;
 }
 
 /* The writer puts each member of the top-level object on a line of its own that starts with two
  * spaces and the quoted name; deeper lines are indented further, and strings never hold a raw
- * line break (escaped). That is all a merge needs to find the members. */
-static gboolean top_member_start(const char *line, char **key)
+ * line break (escaped). That is all a merge needs to find the members. The @len bytes at @line
+ * (no newline) start a member: its name goes to *@key (caller frees). */
+static gboolean top_member_start(const char *line, gsize len, char **key)
 {
-    if (strncmp(line, "  \"", 3) != 0)
+    if (len < 3 || strncmp(line, "  \"", 3) != 0)
         return FALSE;
-    const char *p = line + 3;
+    const char *p = line + 3, *end = line + len;
     GString *k = g_string_new(NULL);
-    while (*p != '\0' && *p != '"' && *p != '\n') {
-        if (*p == '\\' && p[1] != '\0')
+    while (p < end && *p != '"') {
+        if (*p == '\\' && p + 1 < end)
             p++;
         g_string_append_c(k, *p++);
     }
@@ -213,70 +257,95 @@ static gboolean top_member_start(const char *line, char **key)
     return TRUE;
 }
 
-/* The members of @object_text as name, text pairs (text without the separating comma). The lines
- * are walked with memchr over the known length: splitting by strstr-based calls would rescan the
- * rest of the text at every line under sanitizers that check whole strings (minutes for the JSON
- * of a file with thousands of certificates). */
-static GPtrArray *split_members(const char *object_text)
+/* Calls @line for each line of @object_text: its start, its length (without the newline) and
+ * the member's name when the line starts a top-level member (else NULL). The lines are walked
+ * with memchr over the known length: strstr-based splitting would rescan the rest of the text at
+ * every line under sanitizers that check whole strings (minutes for the JSON of a file with
+ * thousands of certificates). Nothing is copied but the names: the text of a file with many
+ * certificates is large (issue 16 §3). */
+typedef void (*MemberLineFunc)(const char *line, gsize len, const char *key, gpointer data);
+
+static void member_lines(const char *object_text, MemberLineFunc func, gpointer data)
 {
-    GPtrArray *members = g_ptr_array_new_with_free_func(g_free);
-    GString *current = NULL;
-    g_autoptr(GString) line = g_string_new(NULL);
     const char *p = object_text, *end = object_text + strlen(object_text);
 
     for (;;) {
         const char *nl = memchr(p, '\n', (gsize)(end - p));
-        g_string_truncate(line, 0);
-        g_string_append_len(line, p, (nl != NULL ? nl : end) - p);
-        const char *l = line->str;
-        char *key = NULL;
-        if (top_member_start(l, &key)) {
-            if (current != NULL)
-                g_ptr_array_add(members, g_string_free(current, FALSE));
-            g_ptr_array_add(members, key);
-            current = g_string_new(l + 2);
-        } else if (current != NULL && g_str_has_prefix(l, "   ")) {
-            g_string_append_c(current, '\n');
-            g_string_append_len(current, l, line->len);
-        } else if (current != NULL && l[0] == ' ' && l[1] == ' ' && l[2] != ' ') {
-            /* "  ]" or "  }": the end of a multi-line member value */
-            g_string_append_c(current, '\n');
-            g_string_append_len(current, l, line->len);
-        }
+        gsize len = (gsize)((nl != NULL ? nl : end) - p);
+        g_autofree char *key = NULL;
+        if (!top_member_start(p, len, &key))
+            g_clear_pointer(&key, g_free);
+        func(p, len, key, data);
         if (nl == NULL)
             break;
         p = nl + 1;
     }
-    if (current != NULL)
-        g_ptr_array_add(members, g_string_free(current, FALSE));
-    for (guint i = 1; i < members->len; i += 2) {
-        char *text = members->pdata[i];
-        gsize n = strlen(text);
-        if (n > 0 && text[n - 1] == ',')
-            text[n - 1] = '\0';
+}
+
+typedef struct {
+    CabackJson *json;
+    const char *const *skip;
+    gboolean copying; /* a member is being copied (not one of @skip) */
+} MergeState;
+
+/* The member being copied ends: without the comma that separated it in its object. */
+static void merge_end_member(MergeState *m)
+{
+    GString *out = m->json->out;
+
+    if (m->copying && out->len > 0 && out->str[out->len - 1] == ',')
+        g_string_truncate(out, out->len - 1);
+    m->copying = FALSE;
+}
+
+static void merge_line(const char *line, gsize len, const char *key, gpointer data)
+{
+    MergeState *m = data;
+
+    if (key != NULL) {
+        merge_end_member(m);
+        maybe_flush(m->json);
+        if (m->skip != NULL && g_strv_contains(m->skip, key))
+            return;
+        member(m->json, NULL);
+        g_string_append_len(m->json->out, line + 2, (gssize)(len - 2));
+        m->copying = TRUE;
+    } else if (m->copying && len >= 2 && line[0] == ' ' && line[1] == ' ') {
+        /* a deeper line of the member, or "  ]" / "  }" that ends a multi-line value; the
+         * line before it is not the member's last, so its comma stays */
+        maybe_flush(m->json);
+        g_string_append_c(m->json->out, '\n');
+        g_string_append_len(m->json->out, line, (gssize)len);
     }
-    return members;
 }
 
 void caback_json_merge_members(CabackJson *json, const char *object_text, const char *const *skip)
 {
-    g_autoptr(GPtrArray) members = split_members(object_text);
+    MergeState m = {json, skip, FALSE};
 
-    for (guint i = 0; i + 1 < members->len; i += 2) {
-        const char *key = members->pdata[i];
-        if (skip != NULL && g_strv_contains(skip, key))
-            continue;
-        member(json, NULL);
-        g_string_append(json->out, members->pdata[i + 1]);
-    }
+    member_lines(object_text, merge_line, &m);
+    merge_end_member(&m);
+}
+
+typedef struct {
+    const char *key;
+    gboolean found;
+} HasMemberState;
+
+static void has_member_line(const char *line, gsize len, const char *key, gpointer data)
+{
+    HasMemberState *h = data;
+
+    (void)line;
+    (void)len;
+    if (key != NULL && strcmp(key, h->key) == 0)
+        h->found = TRUE;
 }
 
 gboolean caback_json_text_has_member(const char *object_text, const char *key)
 {
-    g_autoptr(GPtrArray) members = split_members(object_text);
+    HasMemberState h = {key, FALSE};
 
-    for (guint i = 0; i + 1 < members->len; i += 2)
-        if (strcmp(members->pdata[i], key) == 0)
-            return TRUE;
-    return FALSE;
+    member_lines(object_text, has_member_line, &h);
+    return h.found;
 }

@@ -213,5 +213,5 @@ char *caback_list_json(const CabackRestorePlan *plan, const CabackP12Info *info)
     }
     caback_json_end_array(json);
     caback_json_end_object(json);
-    return g_strdup(caback_json_text(json));
+    return caback_json_steal_text(json); /* no copy: large for many certificates */
 }

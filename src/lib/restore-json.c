@@ -181,5 +181,5 @@ char *caback_restore_run_json(const CabackRestoreRun *run)
     caback_json_end_array(json);
     caback_json_strings(json, "notes", plan->notes);
     caback_json_end_object(json);
-    return g_strdup(caback_json_text(json));
+    return caback_json_steal_text(json); /* no copy: large for many certificates */
 }

@@ -3,6 +3,8 @@
 
 #include <caback/json.h>
 
+#include <string.h>
+
 static void test_nested(void)
 {
     g_autoptr(CabackJson) j = caback_json_new();
@@ -83,11 +85,96 @@ static void test_shorthands(void)
                     "}\n");
 }
 
+/* The text of an object with a nested member, as a verb hands it to the envelope. */
+static char *verb_object(void)
+{
+    g_autoptr(CabackJson) j = caback_json_new();
+    caback_json_begin_object(j, NULL);
+    caback_json_string(j, "file", "a \"b\"");
+    caback_json_string(j, "error", "the verb's own");
+    caback_json_begin_array(j, "certificates");
+    for (int i = 0; i < 3000; i++) {
+        caback_json_begin_object(j, NULL);
+        caback_json_int(j, "index", i);
+        caback_json_string(j, "subject", "CN=x, O=\"y\"");
+        caback_json_end_object(j);
+    }
+    caback_json_end_array(j);
+    caback_json_begin_array(j, "empty");
+    caback_json_end_array(j);
+    caback_json_end_object(j);
+    return caback_json_steal_text(j);
+}
+
+/* The envelope around @object as caback_cli_json_finish makes it, kept or streamed. */
+static void append_written(const char *text, gsize len, gpointer data)
+{
+    g_string_append_len(data, text, (gssize)len);
+}
+
+static char *envelope(const char *object, gboolean streamed)
+{
+    static const char *const skip[] = {"error", NULL};
+    g_autoptr(CabackJson) j = caback_json_new();
+    g_autoptr(GString) written = g_string_new(NULL);
+    caback_json_begin_object(j, NULL);
+    caback_json_int(j, "caback", 1);
+    caback_json_null(j, "error");
+    if (streamed)
+        caback_json_stream(j, append_written, written);
+    caback_json_merge_members(j, object, skip);
+    caback_json_begin_array(j, "warnings");
+    caback_json_end_array(j);
+    caback_json_end_object(j);
+    g_string_append(written, caback_json_text(j));
+    return g_string_free(g_steal_pointer(&written), FALSE);
+}
+
+/* Merging copies every member but the skipped ones, nested values whole, without their
+ * separating comma; streaming it gives the same bytes, in pieces. */
+static void test_merge(void)
+{
+    g_autofree char *object = verb_object();
+    g_assert_true(caback_json_text_has_member(object, "certificates"));
+    g_assert_true(caback_json_text_has_member(object, "empty"));
+    g_assert_false(caback_json_text_has_member(object, "index"));
+    g_assert_false(caback_json_text_has_member(object, "warnings"));
+
+    g_autofree char *kept = envelope(object, FALSE);
+    g_autofree char *streamed = envelope(object, TRUE);
+    g_assert_cmpstr(kept, ==, streamed);
+    g_assert_true(g_str_has_prefix(kept, "{\n  \"caback\": 1,\n  \"error\": null,\n"
+                                         "  \"file\": \"a \\\"b\\\"\",\n"
+                                         "  \"certificates\": [\n    {\n      \"index\": 0,\n"));
+    g_assert_true(g_str_has_suffix(kept, "      \"index\": 2999,\n"
+                                         "      \"subject\": \"CN=x, O=\\\"y\\\"\"\n"
+                                         "    }\n  ],\n  \"empty\": [],\n  \"warnings\": []\n}\n"));
+    g_assert_null(strstr(kept, "the verb's own"));
+}
+
+/* The text is the writer's buffer: writing on after reading it takes its newline back. */
+static void test_text_then_more(void)
+{
+    g_autoptr(CabackJson) j = caback_json_new();
+    caback_json_begin_object(j, NULL);
+    caback_json_int(j, "a", 1);
+    g_assert_cmpstr(caback_json_text(j), ==, "{\n  \"a\": 1\n");
+    g_assert_cmpstr(caback_json_text(j), ==, "{\n  \"a\": 1\n");
+    caback_json_int(j, "b", 2);
+    caback_json_end_object(j);
+    g_assert_cmpstr(caback_json_text(j), ==, "{\n  \"a\": 1,\n  \"b\": 2\n}\n");
+    g_autofree char *stolen = caback_json_steal_text(j);
+    g_assert_cmpstr(stolen, ==, "{\n  \"a\": 1,\n  \"b\": 2\n}\n");
+    g_assert_cmpstr(caback_json_text(j), ==, "\n");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/json/nested", test_nested);
     g_test_add_func("/json/invalid-utf8", test_invalid_utf8);
     g_test_add_func("/json/shorthands", test_shorthands);
+    g_test_add_func("/json/merge", test_merge);
+    g_test_add_func("/json/text-then-more", test_text_then_more);
     return g_test_run();
 }
