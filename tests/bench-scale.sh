@@ -1,11 +1,15 @@
 #!/bin/bash
-# make bench, cases 6 and 7 (issue 16 §4): work that must grow linearly with the input.
+# make bench, cases 6 and 7 (issue 16 §4): work that must grow linearly with the input; case 8
+# (issue 16 §3): peak memory against the file's size.
 #  6. restore --dry-run of a file of 100,000 certificates into an empty database, beside the same
 #     with 10,000: under 15 s, and the 100k/10k time ratio at most 12 (quadratic planning gave
 #     694 s and a ratio near 100).
 #  7. fix-clone-ids on a 10 MB CS.cfg made of backslash continuations (runs of backslashes, the
 #     case that was quadratic: 800 KB took 30 s), beside the same at 1 MB: under 3 s, the ratio at
 #     most 12, and peak memory (/usr/bin/time's maximum resident size) under 3x the file.
+#  8. peak memory of list and restore --dry-run (text and JSON) on 30,000 and 100,000
+#     certificates, and of verify on 10,000: under 4x the file's size + 64 MB (a decoded
+#     certificate kept per entry gave about 10x: 466 MB for list of the 51 MB file).
 # Sourced by tests/bench.sh (its rows join the table), or run alone (make bench-scale), when it
 # prints its own rows. Timing is a benchmark here, never a test.
 if [ -z "${ROWS:-}" ]; then
@@ -94,6 +98,55 @@ F10_BYTES=$(stat -c %s "$T/cs10.cfg")
 F_MEM=$("$PYTHON3" -c 'import sys; print("%.2f" % (int(sys.argv[1]) * 1024 / int(sys.argv[2])))' "$F10_KB" "$F10_BYTES")
 row "7. fix-clone-ids, 10 MB CS.cfg of continuations (peer column: 1 MB)" "$F10_S" "$F1_S" "<= 3 s, <= 12x" "$(verdict "$F10_S" 3 "$F_RATIO" 12)"
 row "7. ... its peak memory / file size (whole process; peer column: 1)" "$F_MEM" "1" "< 3x" "$(verdict "$F_MEM" 2.9999)"
+
+# ---- case 8 ----
+# Issue 16 §3: list, restore and verify peak under 4x the file's size + 64 MB (maximum resident
+# size, /usr/bin/time's %M), on files of many small certificates. A reference, measured once
+# per command: the file of 30,000 certificates and the one of 100,000 of case 6, in text and
+# JSON; verify restores every certificate into a temporary database (minutes for 10,000), so
+# it runs on BENCH_VERIFY_CERTS of them (default 10,000; 0 leaves it out).
+say "case 8: peak memory of list, restore --dry-run and verify on files of many certificates"
+"$PYTHON3" "$CABACK_SRCDIR/tests/bench-certs.py" "$T/scale.der" 30000 "$T/certs30k.p12"
+: >"$T/empty.pass"
+# peak VAR_KB EXIT CMD...: run CMD once (output discarded), which must exit with EXIT; its peak
+# resident size (KB) goes to VAR_KB.
+peak() {
+    local var_kb=$1 want=$2 rc=0; shift 2
+    /usr/bin/time -f '%M' -o "$T/time.out" "$@" >/dev/null 2>"$T/last-error" || rc=$?
+    if [ "$rc" != "$want" ]; then
+        say "bench: this command exited with $rc, not $want, so its memory means nothing:" "  $*"
+        sed 's/^/  /' "$T/last-error" >&2
+        exit 1
+    fi
+    printf -v "$var_kb" '%s' "$(tail -n 1 "$T/time.out")"
+    say "  $*: peak $(tail -n 1 "$T/time.out") KB"
+}
+# mem_row NAME FILE KB: a row of KB (in MB) against 4x FILE's size + 64 MB.
+mem_row() {
+    local limit_kb=$(((4 * $(stat -c %s "$2") + 64 * 1048576) / 1024))
+    row "$1" "$(($3 / 1024))" "$((limit_kb / 1024))" "<= 4x file + 64 MB" "$(verdict "$3" "$limit_kb")"
+}
+for n in 30k 100k; do
+    f=$T/certs$n.p12
+    mb=$(stat -c %s "$f" | awk '{printf "%.1f", $1 / 1048576}')
+    peak KB 0 "$CABACK" list "$f"
+    mem_row "8. list, $n certificates ($mb MB), peak MB (peer column: the limit)" "$f" "$KB"
+    peak KB 0 "$CABACK" list --json "$f"
+    mem_row "8. list --json, $n certificates" "$f" "$KB"
+    peak KB 0 "$CABACK" restore -i "$f" -d "$T/scaledb" -f "$T/scaledb.pass" --dry-run --allow-unauthenticated
+    mem_row "8. restore --dry-run, $n certificates" "$f" "$KB"
+    peak KB 0 "$CABACK" restore -i "$f" -d "$T/scaledb" -f "$T/scaledb.pass" --dry-run --allow-unauthenticated --json
+    mem_row "8. restore --dry-run --json, $n certificates" "$f" "$KB"
+done
+VERIFY_CERTS=${BENCH_VERIFY_CERTS:-10000}
+if [ "$VERIFY_CERTS" -gt 0 ]; then
+    f=$T/certs-verify.p12
+    "$PYTHON3" "$CABACK_SRCDIR/tests/bench-certs.py" "$T/scale.der" "$VERIFY_CERTS" "$f"
+    # Exit 1: the copies' signatures do not verify (only their names differ), which verify reports.
+    peak KB 1 "$CABACK" verify "$f" -w "$T/empty.pass" --allow-unauthenticated --no-signature-check \
+        --no-progress --log "$T/verify.log"
+    mem_row "8. verify, $VERIFY_CERTS certificates" "$f" "$KB"
+fi
 
 if [ -n "${SCALE_ALONE:-}" ]; then
     echo
