@@ -10,9 +10,13 @@ G_BEGIN_DECLS
 #define CABACK_KEYID_LEN 20
 
 /* A key ID as 20 bytes, big-endian; shorter IDs are sign-extended (Dogtag form) or zero-extended
- * (unsigned forms) to 20 bytes when parsed. */
+ * (unsigned forms) to 20 bytes when parsed. The one type a key ID travels as, from the database
+ * to the printer: its text forms are made where it is shown. */
 typedef struct {
     guint8 bytes[CABACK_KEYID_LEN];
+    guint8 token_len; /* caback_keyid_from_bytes: the CKA_ID's own length when it is shorter than
+                       * 20 bytes (bytes holds it zero-extended); 0 for a 20-byte ID and for an
+                       * ID parsed from text */
 } CabackKeyId;
 
 /* Parse @text in any accepted form: 40-digit unsigned hex (certutil -K), "0x"-prefixed unsigned
@@ -22,11 +26,22 @@ typedef struct {
 gboolean caback_keyid_parse(const char *text, CabackKeyId *id, GError **error);
 
 /* A key ID from raw CKA_ID bytes. IDs of exactly 20 bytes are copied; shorter ones are
- * zero-extended on the left; longer ones fail with CABACK_ERROR_USAGE. */
+ * zero-extended on the left (their length is kept in token_len); longer ones fail with
+ * CABACK_ERROR_USAGE. */
 gboolean caback_keyid_from_bytes(const guint8 *data, gsize len, CabackKeyId *id, GError **error);
 
 /* The 40-digit lowercase unsigned hex form printed by certutil -K; caller frees. */
 char *caback_keyid_to_nss(const CabackKeyId *id);
+
+/* The ID as its token holds it: the lowercase hex of its own bytes, as certutil -K prints a
+ * CKA_ID of any length (40 digits for a 20-byte ID, the same as caback_keyid_to_nss); caller
+ * frees. */
+char *caback_keyid_to_token_hex(const CabackKeyId *id);
+
+/* The Dogtag CS.cfg form of the ID's own bytes (caback_keyid_bytes_to_dogtag of exactly those,
+ * as Dogtag computes it from the token's CKA_ID; caback_keyid_to_dogtag for a 20-byte ID);
+ * caller frees. */
+char *caback_keyid_to_token_dogtag(const CabackKeyId *id);
 
 /* "0x" followed by the 40-digit lowercase unsigned hex form; caller frees. */
 char *caback_keyid_to_0x(const CabackKeyId *id);

@@ -135,7 +135,10 @@ static gboolean parse_colon_bytes(const char *text, const char *s, gsize len, Ca
         buf[n++] = (guint8)v;
         start = i + 1;
     }
-    return caback_keyid_from_bytes(buf, n, id, error);
+    if (!caback_keyid_from_bytes(buf, n, id, error))
+        return FALSE;
+    id->token_len = 0; /* a parsed ID is a value, zero-extended to 20 bytes */
+    return TRUE;
 }
 
 /* Dogtag negative form: "-" and the magnitude MAG (MLEN chars) of a value in [-2^159, -1].
@@ -246,7 +249,15 @@ gboolean caback_keyid_from_bytes(const guint8 *data, gsize len, CabackKeyId *id,
     memset(id->bytes, 0, CABACK_KEYID_LEN);
     if (len > 0)
         memcpy(id->bytes + (CABACK_KEYID_LEN - len), data, len);
+    id->token_len = len < CABACK_KEYID_LEN ? (guint8)len : 0;
     return TRUE;
+}
+
+/* The ID's own bytes: the last token_len of them, or all 20. */
+static const guint8 *token_bytes(const CabackKeyId *id, gsize *len)
+{
+    *len = id->token_len > 0 ? id->token_len : CABACK_KEYID_LEN;
+    return id->bytes + (CABACK_KEYID_LEN - *len);
 }
 
 static void append_hex(GString *s, const guint8 *data, gsize len)
@@ -305,6 +316,24 @@ char *caback_keyid_bytes_to_dogtag(const guint8 *data, gsize len)
 char *caback_keyid_to_dogtag(const CabackKeyId *id)
 {
     return caback_keyid_bytes_to_dogtag(id->bytes, CABACK_KEYID_LEN);
+}
+
+char *caback_keyid_to_token_hex(const CabackKeyId *id)
+{
+    gsize len;
+    const guint8 *data = token_bytes(id, &len);
+    GString *s = g_string_sized_new(2 * len + 1);
+
+    append_hex(s, data, len);
+    return g_string_free(s, FALSE);
+}
+
+char *caback_keyid_to_token_dogtag(const CabackKeyId *id)
+{
+    gsize len;
+    const guint8 *data = token_bytes(id, &len);
+
+    return caback_keyid_bytes_to_dogtag(data, len);
 }
 
 gboolean caback_keyid_dogtag_legacy_problem(const CabackKeyId *id)

@@ -333,6 +333,36 @@ static void test_oracle(void)
     g_assert_cmpuint(compared, >=, 5000);
 }
 
+/* An ID read from a token keeps its own length for the forms of the ID as the token holds it
+ * (what certutil -K prints, what Dogtag computes); the 20-byte forms are unchanged. */
+static void test_token_forms(void)
+{
+    const guint8 short_id[] = {0x80, 0x01};
+    const guint8 full[CABACK_KEYID_LEN] = {0xa7, 0xb0, 0x94, 0x4b, 0x7b, 0x83, 0x97,
+                                           0x72, 0x9a, 0x4c, 0x8c, 0x9a, 0xf3, 0xa9,
+                                           0xc2, 0xb9, 0x6f, 0x49, 0xc6, 0xf3};
+    CabackKeyId id, parsed;
+
+    g_assert_true(caback_keyid_from_bytes(short_id, sizeof short_id, &id, NULL));
+    g_autofree char *hex = caback_keyid_to_token_hex(&id);
+    g_autofree char *dogtag = caback_keyid_to_token_dogtag(&id);
+    g_autofree char *nss = caback_keyid_to_nss(&id);
+    g_assert_cmpstr(hex, ==, "8001");
+    g_assert_cmpstr(dogtag, ==, "-7fff");
+    g_assert_cmpstr(nss, ==, "0000000000000000000000000000000000008001");
+
+    g_assert_true(caback_keyid_from_bytes(full, sizeof full, &id, NULL));
+    g_assert_true(caback_keyid_parse("a7:b0:94:4b:7b:83:97:72:9a:4c:8c:9a:f3:a9:c2:b9:6f:49:c6:f3",
+                                     &parsed, NULL));
+    g_assert_cmpuint(id.token_len, ==, 0);
+    g_assert_cmpuint(parsed.token_len, ==, 0);
+    g_autofree char *full_hex = caback_keyid_to_token_hex(&id);
+    g_autofree char *full_dogtag = caback_keyid_to_token_dogtag(&id);
+    g_autofree char *parsed_dogtag = caback_keyid_to_dogtag(&parsed);
+    g_assert_cmpstr(full_hex, ==, "a7b0944b7b8397729a4c8c9af3a9c2b96f49c6f3");
+    g_assert_cmpstr(full_dogtag, ==, parsed_dogtag);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -345,5 +375,6 @@ int main(int argc, char **argv)
     g_test_add_func("/keyid/legacy-problem", test_legacy_problem);
     g_test_add_func("/keyid/round-trips", test_round_trips);
     g_test_add_func("/keyid/oracle", test_oracle);
+    g_test_add_func("/keyid/token-forms", test_token_forms);
     return g_test_run();
 }
