@@ -7,6 +7,7 @@
 
 #include <caback/cscfg.h>
 #include <caback/db.h>
+#include <caback/keyid.h>
 #include <caback/log.h>
 #include <caback/progress.h>
 
@@ -20,8 +21,9 @@ typedef struct {
     char *other_certs;  /* the other certificates with this nickname, "; "-separated; NULL
                          * when there is only one */
     gboolean rsa;       /* the key is an RSA key */
-    char *nss_id;       /* the private key's CKA_ID in lowercase hex (certutil -K form) */
-    char *dogtag_id;    /* the same ID as Dogtag writes it: new BigInteger(id).toString(16) */
+    CabackKeyId id;     /* the private key's CKA_ID, as the token holds it: certutil -K prints
+                         * caback_keyid_to_token_hex, Dogtag writes caback_keyid_to_token_dogtag
+                         * (new BigInteger(id).toString(16)) */
     char *modulus;      /* RSA: modulus as Dogtag writes it (lowercase hex, no leading zeros);
                          * "" for other keys */
     char *exponent;     /* RSA: public exponent, same form; "" for other keys */
@@ -35,8 +37,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackCloneKey, caback_clone_key_free)
 /* Find the certificate @nickname (without a token prefix) on the selected token of @db, the one
  * NSS returns as current when several share the nickname (the newest valid), and its private key
  * on that token. Fails with CABACK_ERROR_NOT_FOUND, naming the nickname, the token and the
- * database, when there is no such certificate or no private key for it; with
- * CABACK_ERROR_DATABASE when NSS cannot read the key's ID or public key. */
+ * database, when there is no such certificate or no private key for it, or when the key's ID is
+ * empty or longer than 20 bytes (no CS.cfg key ID); with CABACK_ERROR_DATABASE when NSS cannot
+ * read the key's ID or public key. */
 CabackCloneKey *caback_clone_ids_find_key(CabackDb *db, const char *nickname, GError **error);
 
 typedef enum {
@@ -55,11 +58,13 @@ typedef struct {
     char *nickname_key; /* the CS.cfg key it came from; NULL when none */
     CabackCloneStatus status;
     char *old_id;       /* cloning.<tag>.privkey.id as CS.cfg has it */
-    char *new_id;       /* the Dogtag form of the key's CKA_ID; NULL when MISSING */
-    char *nss_id;       /* the CKA_ID as certutil -K prints it; NULL when MISSING */
+    gboolean has_key;   /* the key was found (not MISSING) */
+    CabackKeyId key_id; /* has_key: its CKA_ID; the entry's value must be its Dogtag form
+                         * (caback_keyid_to_token_dogtag) */
     GPtrArray *changes; /* of CabackCsCfgChange*: the entries to rewrite (empty unless STALE) */
     char *reason;       /* MISSING: why, and which nickname to look for; else NULL */
-    gboolean legacy_problem; /* Dogtag before 10.5.6 cannot decode new_id (see keyid.h) */
+    gboolean legacy_problem; /* Dogtag before 10.5.6 cannot decode the key's Dogtag form
+                              * (see keyid.h) */
     GPtrArray *notes;        /* of char*: details for -v (which certificate was used, ...) */
 } CabackCloneResult;
 

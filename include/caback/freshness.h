@@ -6,6 +6,8 @@
 
 #include <glib.h>
 
+#include <caback/keyid.h>
+
 G_BEGIN_DECLS
 
 /* One successful "backup" record of the run log. */
@@ -14,7 +16,7 @@ typedef struct {
     char *database;   /* the database backed up, as recorded, or NULL */
     char *file;       /* the archive written (absolute) */
     char *sha256;     /* its SHA-256, 64 lower-case hex digits */
-    GPtrArray *nss_ids; /* char*: the key IDs it holds (certutil -K form), possibly empty */
+    GArray *key_ids;  /* CabackKeyId: the key IDs it holds, possibly none */
 } CabackBackupRecord;
 
 void caback_backup_record_free(CabackBackupRecord *record);
@@ -33,13 +35,13 @@ typedef struct {
                                         database made after @date, or NULL */
 } CabackFreshness;
 
-/* Judge the backup whose bytes have @sha256 and which holds the keys @nss_ids (NULL-terminated,
- * may be NULL) against @records. Its date is @date (the signing time, "YYYY-MM-DDTHH:MM:SSZ")
+/* Judge the backup whose bytes have @sha256 and which holds the keys @key_ids (CabackKeyId, may
+ * be NULL) against @records. Its date is @date (the signing time, "YYYY-MM-DDTHH:MM:SSZ")
  * when not NULL, else the time of its own record. A record is of the same database when both
  * name the same database, or, when this backup has no record (or its record names no database),
  * when they share a key ID. With no date at all, nothing can be newer (the caller says the date
  * is unknown). The pointers point into @records. */
 CabackFreshness caback_freshness_judge(GPtrArray *records, const char *sha256,
-                                       const char *const *nss_ids, const char *date);
+                                       const GArray *key_ids, const char *date);
 
 G_END_DECLS

@@ -12,6 +12,8 @@
 
 #include <glib.h>
 
+#include <caback/keyid.h>
+
 G_BEGIN_DECLS
 
 /* The state folder chosen by the rules, without touching the file system: @state_env
@@ -80,10 +82,11 @@ void caback_log_record_set_integrity(CabackLogRecord *record, const char *integr
 void caback_log_record_set_custody(CabackLogRecord *record, guint threshold, guint count,
                                    const char *const *custodians);
 
-/* One key the run handled: its certificate's nickname (NULL when it has none), its NSS key ID
- * (40 hex digits as certutil -K prints it) and its Dogtag CS.cfg form (either may be NULL). */
-void caback_log_record_add_key(CabackLogRecord *record, const char *nickname, const char *nss_id,
-                               const char *dogtag_id);
+/* One key the run handled: its certificate's nickname (NULL when it has none) and its key ID
+ * (NULL when unknown), written in the certutil -K form and the Dogtag CS.cfg form of the ID as
+ * its token holds it (caback_keyid_to_token_hex, _to_token_dogtag). */
+void caback_log_record_add_key(CabackLogRecord *record, const char *nickname,
+                               const CabackKeyId *id);
 
 /* A warning the run printed; the result becomes WARNING unless the run fails. */
 void caback_log_record_add_warning(CabackLogRecord *record, const char *format, ...)

@@ -11,6 +11,7 @@
 
 #include <glib.h>
 
+#include <caback/keyid.h>
 #include <caback/log.h>
 #include <caback/progress.h>
 #include <caback/secret.h>
@@ -86,6 +87,8 @@ typedef struct {
     const char *type; /* "rsa", "ec"... (static) */
     guint bits;
     GBytes *key_id; /* 20 bytes, the same ID as bytes; NULL when unknown */
+    gboolean id_known; /* id is the restored key's ID (the run log records it) */
+    CabackKeyId id;
     gboolean signs; /* a test signature made with the restored key verifies with its
                      * restored certificate */
     char *problem;  /* why not, or NULL */

@@ -73,7 +73,7 @@ static void on_selected(const CabackBackupSelection *sel, gpointer data)
 
     for (guint i = 0; i < sel->keys->len; i++) {
         const CabackBackupKey *k = sel->keys->pdata[i];
-        caback_log_record_add_key(run->rec, k->nickname, k->info->id_hex, k->info->dogtag_id);
+        caback_log_record_add_key(run->rec, k->nickname, k->info->id_valid ? &k->info->id : NULL);
     }
     if (!run->common->json) {
         g_autofree char *text = caback_cli_backup_selection_text(run->db, sel, run->o->output);

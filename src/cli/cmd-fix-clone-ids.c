@@ -30,6 +30,36 @@ static const char *display(const char *s)
     return s != NULL ? s : "-";
 }
 
+/* A STALE tag's row: old -> new key ID, or "public key entries differ"; then each other entry
+ * that changes. */
+static void print_stale(const CabackCloneResult *r, int tagw, int nickw, const char *old_id)
+{
+    const char *status = caback_clone_status_name(r->status);
+    const char *nick = display(r->nickname);
+    gboolean id_changes = FALSE;
+
+    for (guint j = 0; j < r->changes->len; j++) {
+        const CabackCsCfgChange *c = r->changes->pdata[j];
+        id_changes |= g_str_has_suffix(c->key, ".privkey.id");
+    }
+    if (id_changes) {
+        g_autofree char *new_id = caback_keyid_to_token_dogtag(&r->key_id);
+        caback_cli_info("%-*s  %-7s  %-*s  %s -> %s", tagw, r->tag, status, nickw, nick, old_id,
+                        new_id);
+    } else {
+        caback_cli_info("%-*s  %-7s  %-*s  %s (public key entries differ)", tagw, r->tag, status,
+                        nickw, nick, old_id);
+    }
+    for (guint j = 0; j < r->changes->len; j++) {
+        const CabackCsCfgChange *c = r->changes->pdata[j];
+        if (g_str_has_suffix(c->key, ".privkey.id"))
+            continue;
+        g_autofree char *o = short_value(c->old_value);
+        g_autofree char *n = short_value(c->new_value);
+        caback_cli_info("%-*s    %s: %s -> %s", tagw, "", c->key, o, n);
+    }
+}
+
 static void print_table(const char *path, const char *dbdir, const char *token,
                         const GPtrArray *results)
 {
@@ -56,28 +86,9 @@ static void print_table(const char *path, const char *dbdir, const char *token,
         case CABACK_CLONE_OK:
             caback_cli_info("%-*s  %-7s  %-*s  %s", tagw, r->tag, status, nickw, nick, old_id);
             break;
-        case CABACK_CLONE_STALE: {
-            gboolean id_changes = FALSE;
-            for (guint j = 0; j < r->changes->len; j++) {
-                const CabackCsCfgChange *c = r->changes->pdata[j];
-                id_changes |= g_str_has_suffix(c->key, ".privkey.id");
-            }
-            if (id_changes)
-                caback_cli_info("%-*s  %-7s  %-*s  %s -> %s", tagw, r->tag, status, nickw, nick,
-                                old_id, r->new_id);
-            else
-                caback_cli_info("%-*s  %-7s  %-*s  %s (public key entries differ)", tagw, r->tag,
-                                status, nickw, nick, old_id);
-            for (guint j = 0; j < r->changes->len; j++) {
-                const CabackCsCfgChange *c = r->changes->pdata[j];
-                if (g_str_has_suffix(c->key, ".privkey.id"))
-                    continue;
-                g_autofree char *o = short_value(c->old_value);
-                g_autofree char *n = short_value(c->new_value);
-                caback_cli_info("%-*s    %s: %s -> %s", tagw, "", c->key, o, n);
-            }
+        case CABACK_CLONE_STALE:
+            print_stale(r, tagw, nickw, old_id);
             break;
-        }
         case CABACK_CLONE_MISSING:
             caback_cli_info("%-*s  %-7s  %-*s  %s", tagw, r->tag, status, nickw, nick, old_id);
             caback_cli_info("%-*s    %s", tagw, "", r->reason);
@@ -97,15 +108,17 @@ static void print_json(const char *path, const char *dbdir, gboolean has_list,
     caback_json_begin_array(json, "entries");
     for (guint i = 0; i < results->len; i++) {
         const CabackCloneResult *r = results->pdata[i];
+        g_autofree char *new_id = r->has_key ? caback_keyid_to_token_dogtag(&r->key_id) : NULL;
+        g_autofree char *nss_id = r->has_key ? caback_keyid_to_token_hex(&r->key_id) : NULL;
         caback_json_begin_object(json, NULL);
         caback_json_string(json, "tag", r->tag);
         caback_json_string(json, "nickname", r->nickname);
         caback_json_string(json, "status", caback_clone_status_name(r->status));
         caback_json_string(json, "old_id", r->old_id);
-        caback_json_string(json, "new_id", r->new_id);
-        caback_json_string(json, "nss_id", r->nss_id);
+        caback_json_string(json, "new_id", new_id);
+        caback_json_string(json, "nss_id", nss_id);
         /* the key's Dogtag form, the value the entry must have (new_id) */
-        caback_json_string(json, "dogtag_id", r->new_id);
+        caback_json_string(json, "dogtag_id", new_id);
         caback_json_begin_array(json, "changes");
         for (guint j = 0; j < r->changes->len; j++) {
             const CabackCsCfgChange *c = r->changes->pdata[j];

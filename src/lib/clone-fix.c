@@ -133,17 +133,19 @@ static void take_results(FixRun *run)
     run->changes = g_ptr_array_new();
     for (guint i = 0; i < results->len; i++) {
         const CabackCloneResult *r = results->pdata[i];
-        if (r->nss_id != NULL && run->options->record != NULL)
-            caback_log_record_add_key(run->options->record, r->nickname, r->nss_id, r->new_id);
+        if (r->has_key && run->options->record != NULL)
+            caback_log_record_add_key(run->options->record, r->nickname, &r->key_id);
         for (guint j = 0; j < r->notes->len; j++)
             say(run, CABACK_RUN_DETAIL, "%s: %s", r->tag, (const char *)r->notes->pdata[j]);
         for (guint j = 0; j < r->changes->len; j++)
             g_ptr_array_add(run->changes, r->changes->pdata[j]);
-        if (r->legacy_problem)
+        if (r->legacy_problem) {
+            g_autofree char *dogtag_id = caback_keyid_to_token_dogtag(&r->key_id);
             say(run, CABACK_RUN_WARNING,
                 "tag %s: Dogtag before 10.5.6 cannot decode the key ID %s (its short form loses "
                 "the sign); such a clone needs a newer Dogtag",
-                r->tag, r->new_id);
+                r->tag, dogtag_id);
+        }
     }
     run->pub.changes = run->changes->len;
 }

@@ -18,8 +18,6 @@ void caback_clone_key_free(CabackCloneKey *key)
         return;
     g_free(key->cert_summary);
     g_free(key->other_certs);
-    g_free(key->nss_id);
-    g_free(key->dogtag_id);
     g_free(key->modulus);
     g_free(key->exponent);
     g_free(key->encoded);
@@ -145,8 +143,13 @@ CabackCloneKey *caback_clone_ids_find_key(CabackDb *db, const char *nickname, GE
                              nickname, db->token_name);
         return NULL;
     }
-    key->nss_id = plain_hex(id->data, id->len);
-    key->dogtag_id = caback_keyid_bytes_to_dogtag(id->data, id->len);
+    if (id->len == 0 || !caback_keyid_from_bytes(id->data, id->len, &key->id, NULL)) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_NOT_FOUND,
+                    "the private key of \"%s\" on token \"%s\" has a key ID (CKA_ID) of %u "
+                    "bytes; a CS.cfg key ID has 1 to 20",
+                    nickname, db->token_name, id->len);
+        return NULL;
+    }
 
     if (!read_public_key(key, cert, nickname, error))
         return NULL;
@@ -174,8 +177,6 @@ void caback_clone_result_free(CabackCloneResult *result)
     g_free(result->nickname);
     g_free(result->nickname_key);
     g_free(result->old_id);
-    g_free(result->new_id);
-    g_free(result->nss_id);
     g_ptr_array_unref(result->changes);
     g_free(result->reason);
     g_ptr_array_unref(result->notes);
@@ -227,8 +228,10 @@ GPtrArray *caback_clone_ids_audit(CabackDb *db, const CabackCsCfg *cfg, GError *
                                         clone->nickname_key);
             continue;
         }
-        r->new_id = g_strdup(key->dogtag_id);
-        r->nss_id = g_strdup(key->nss_id);
+        r->has_key = TRUE;
+        r->key_id = key->id;
+        g_autofree char *nss_id = caback_keyid_to_token_hex(&key->id);
+        g_autofree char *dogtag_id = caback_keyid_to_token_dogtag(&key->id);
         if (key->n_certs > 1)
             g_ptr_array_add(r->notes,
                             g_strdup_printf("%u certificates have nickname \"%s\"; using the one "
@@ -238,15 +241,13 @@ GPtrArray *caback_clone_ids_audit(CabackDb *db, const CabackCsCfg *cfg, GError *
                                             key->other_certs != NULL ? key->other_certs : "-"));
         else
             g_ptr_array_add(r->notes, g_strdup_printf("certificate %s", key->cert_summary));
-        g_ptr_array_add(r->notes, g_strdup_printf("key ID %s (certutil -K), %s (CS.cfg)",
-                                                  key->nss_id, key->dogtag_id));
+        g_ptr_array_add(r->notes,
+                        g_strdup_printf("key ID %s (certutil -K), %s (CS.cfg)", nss_id, dogtag_id));
+        /* The rule is about 20-byte IDs (keyid.h). */
+        r->legacy_problem =
+            key->id.token_len == 0 && caback_keyid_dogtag_legacy_problem(&key->id);
 
-        CabackKeyId id;
-        r->legacy_problem = strlen(key->nss_id) == 2 * CABACK_KEYID_LEN &&
-                            caback_keyid_parse(key->nss_id, &id, NULL) &&
-                            caback_keyid_dogtag_legacy_problem(&id);
-
-        CabackCsCfgKeyValues values = {key->dogtag_id, key->modulus, key->exponent, key->encoded};
+        CabackCsCfgKeyValues values = {dogtag_id, key->modulus, key->exponent, key->encoded};
         g_ptr_array_unref(r->changes);
         r->changes = caback_cscfg_clone_changes(cfg, clone->tag, &values);
         r->status = r->changes->len > 0 ? CABACK_CLONE_STALE : CABACK_CLONE_OK;

@@ -13,7 +13,7 @@ void caback_backup_record_free(CabackBackupRecord *record)
     g_free(record->database);
     g_free(record->file);
     g_free(record->sha256);
-    g_ptr_array_unref(record->nss_ids);
+    g_array_unref(record->key_ids);
     g_free(record);
 }
 
@@ -98,6 +98,24 @@ static gboolean well_formed_sha256(const char *s)
     return TRUE;
 }
 
+/* A key ID as the log writes it (caback_keyid_to_token_hex: the CKA_ID's own bytes in hex), with
+ * its length kept; FALSE for anything else. */
+static gboolean log_key_id(const char *text, CabackKeyId *id)
+{
+    gsize n = strlen(text);
+    guint8 bytes[CABACK_KEYID_LEN];
+
+    if (n == 0 || n % 2 != 0 || n > 2 * CABACK_KEYID_LEN)
+        return FALSE;
+    for (gsize i = 0; i < n; i += 2) {
+        int hi = g_ascii_xdigit_value(text[i]), lo = g_ascii_xdigit_value(text[i + 1]);
+        if (hi < 0 || lo < 0)
+            return FALSE;
+        bytes[i / 2] = (guint8)(hi << 4 | lo);
+    }
+    return caback_keyid_from_bytes(bytes, n / 2, id, NULL);
+}
+
 static CabackBackupRecord *parse_line(const char *line, const char *limit)
 {
     g_autofree char *verb = member(line, limit, "verb");
@@ -105,7 +123,7 @@ static CabackBackupRecord *parse_line(const char *line, const char *limit)
     if (g_strcmp0(verb, "backup") != 0 || g_strcmp0(result, "OK") != 0)
         return NULL;
     g_autoptr(CabackBackupRecord) r = g_new0(CabackBackupRecord, 1);
-    r->nss_ids = g_ptr_array_new_with_free_func(g_free);
+    r->key_ids = g_array_new(FALSE, FALSE, sizeof(CabackKeyId));
     r->time = member(line, limit, "time");
     r->database = member(line, limit, "database");
     r->file = member(line, limit, "file");
@@ -121,7 +139,9 @@ static CabackBackupRecord *parse_line(const char *line, const char *limit)
         char *id = json_string_at(p + strlen(needle), limit, &end);
         if (id == NULL)
             break;
-        g_ptr_array_add(r->nss_ids, g_ascii_strdown(id, -1));
+        CabackKeyId key_id;
+        if (log_key_id(id, &key_id))
+            g_array_append_val(r->key_ids, key_id);
         g_free(id);
         p = end;
     }
@@ -145,17 +165,24 @@ GPtrArray *caback_backup_records_parse(const char *contents, gsize len)
     return records;
 }
 
-static gboolean shares_key(const CabackBackupRecord *r, const char *const *nss_ids)
+/* The same ID as its token holds it: the same bytes, and the same length. */
+static gboolean same_key_id(const CabackKeyId *a, const CabackKeyId *b)
 {
-    for (guint i = 0; nss_ids != NULL && i < r->nss_ids->len; i++)
-        for (const char *const *id = nss_ids; *id != NULL; id++)
-            if (g_ascii_strcasecmp(r->nss_ids->pdata[i], *id) == 0)
+    return a->token_len == b->token_len && caback_keyid_equal(a, b);
+}
+
+static gboolean shares_key(const CabackBackupRecord *r, const GArray *key_ids)
+{
+    for (guint i = 0; key_ids != NULL && i < r->key_ids->len; i++)
+        for (guint j = 0; j < key_ids->len; j++)
+            if (same_key_id(&g_array_index(r->key_ids, CabackKeyId, i),
+                            &g_array_index(key_ids, CabackKeyId, j)))
                 return TRUE;
     return FALSE;
 }
 
 CabackFreshness caback_freshness_judge(GPtrArray *records, const char *sha256,
-                                       const char *const *nss_ids, const char *date)
+                                       const GArray *key_ids, const char *date)
 {
     CabackFreshness f = {NULL, NULL};
 
@@ -175,7 +202,7 @@ CabackFreshness caback_freshness_judge(GPtrArray *records, const char *sha256,
             continue;
         gboolean same = f.self != NULL && f.self->database != NULL
                             ? g_strcmp0(r->database, f.self->database) == 0
-                            : shares_key(r, nss_ids);
+                            : shares_key(r, key_ids);
         if (same && (f.newer == NULL || strcmp(r->time, f.newer->time) >= 0))
             f.newer = r;
     }

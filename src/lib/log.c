@@ -5,6 +5,7 @@
 #include <caback/digest.h>
 #include <caback/error.h>
 #include <caback/json.h>
+#include <caback/keyid.h>
 #include <caback/log.h>
 #include <caback/names.h>
 #include <caback/secret.h>
@@ -159,8 +160,8 @@ char *caback_log_json_path(const char *log_path)
 
 typedef struct {
     char *nickname;
-    char *nss_id;
-    char *dogtag_id;
+    gboolean known; /* id is the key's ID */
+    CabackKeyId id; /* written in the certutil -K and the CS.cfg form as its token holds it */
 } LogKey;
 
 struct CabackLogRecord {
@@ -182,8 +183,6 @@ struct CabackLogRecord {
 static void log_key_free(LogKey *key)
 {
     g_free(key->nickname);
-    g_free(key->nss_id);
-    g_free(key->dogtag_id);
     g_free(key);
 }
 
@@ -277,14 +276,15 @@ void caback_log_record_set_integrity(CabackLogRecord *record, const char *integr
     record->integrity = g_strdup(integrity);
 }
 
-void caback_log_record_add_key(CabackLogRecord *record, const char *nickname, const char *nss_id,
-                               const char *dogtag_id)
+void caback_log_record_add_key(CabackLogRecord *record, const char *nickname,
+                               const CabackKeyId *id)
 {
     LogKey *key = g_new0(LogKey, 1);
 
     key->nickname = g_strdup(nickname);
-    key->nss_id = g_strdup(nss_id);
-    key->dogtag_id = g_strdup(dogtag_id);
+    key->known = id != NULL;
+    if (id != NULL)
+        key->id = *id;
     g_ptr_array_add(record->keys, key);
 }
 
@@ -420,11 +420,13 @@ char *caback_log_record_format_text(CabackLogRecord *record, const GError *outco
     }
     for (guint i = 0; i < record->keys->len; i++) {
         const LogKey *key = record->keys->pdata[i];
+        g_autofree char *nss_id = key->known ? caback_keyid_to_token_hex(&key->id) : NULL;
+        g_autofree char *dogtag_id = key->known ? caback_keyid_to_token_dogtag(&key->id) : NULL;
         g_autofree char *text = g_strdup_printf(
             "%s%s%s  nss %s  dogtag %s", key->nickname != NULL ? "\"" : "",
             key->nickname != NULL ? key->nickname : "(no certificate)",
-            key->nickname != NULL ? "\"" : "", key->nss_id != NULL ? key->nss_id : "-",
-            key->dogtag_id != NULL ? key->dogtag_id : "-");
+            key->nickname != NULL ? "\"" : "", nss_id != NULL ? nss_id : "-",
+            dogtag_id != NULL ? dogtag_id : "-");
         text_line(out, record, "key", text);
     }
     for (guint i = 0; i < record->warnings->len; i++)
@@ -485,10 +487,12 @@ char *caback_log_record_format_json(CabackLogRecord *record, const GError *outco
     g_string_append(out, ",\"keys\":[");
     for (guint i = 0; i < record->keys->len; i++) {
         const LogKey *key = record->keys->pdata[i];
+        g_autofree char *nss_id = key->known ? caback_keyid_to_token_hex(&key->id) : NULL;
+        g_autofree char *dogtag_id = key->known ? caback_keyid_to_token_dogtag(&key->id) : NULL;
         g_string_append(out, i > 0 ? ",{" : "{");
         json_member(out, record, "nickname", key->nickname);
-        json_member(out, record, "nss_id", key->nss_id);
-        json_member(out, record, "dogtag_id", key->dogtag_id);
+        json_member(out, record, "nss_id", nss_id);
+        json_member(out, record, "dogtag_id", dogtag_id);
         g_string_append_c(out, '}');
     }
     g_string_append_c(out, ']');

@@ -361,17 +361,15 @@ static void date_backup(CabackRestoreRun *run)
     const CabackRestorePlan *plan = run->plan;
     const CabackRestoreSignature *sc = &run->signature;
     CabackRestoreBackupDate *bd = &run->date;
-    g_autoptr(GPtrArray) ids = g_ptr_array_new();
+    g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(CabackKeyId));
 
     for (guint i = 0; i < plan->keys->len; i++) {
         const CabackRestoreKey *k = plan->keys->pdata[i];
-        if (k->nss_id != NULL)
-            g_ptr_array_add(ids, k->nss_id);
+        if (k->id_known)
+            g_array_append_val(ids, k->id);
     }
-    g_ptr_array_add(ids, NULL);
-    bd->freshness =
-        caback_freshness_judge(bd->records, plan->sha256, (const char *const *)ids->pdata,
-                               sc->checked ? sc->signing_time : NULL);
+    bd->freshness = caback_freshness_judge(bd->records, plan->sha256, ids,
+                                           sc->checked ? sc->signing_time : NULL);
     if (sc->checked && sc->signing_time != NULL) {
         bd->time = g_strdup(sc->signing_time);
         bd->source = "signing time";
@@ -707,8 +705,8 @@ static gboolean restore_into(CabackRestoreRun *run, GError **error)
     /* The keys of the file, with the nicknames the plan gave them. */
     for (guint i = 0; rec != NULL && run->plan != NULL && i < run->plan->keys->len; i++) {
         const CabackRestoreKey *k = run->plan->keys->pdata[i];
-        if (k->nss_id != NULL && k->duplicate_of < 0)
-            caback_log_record_add_key(rec, k->nickname, k->nss_id, k->dogtag_id);
+        if (k->id_known && k->duplicate_of < 0)
+            caback_log_record_add_key(rec, k->nickname, &k->id);
     }
     if (planned)
         ok = decide(run, checker, error);

@@ -275,7 +275,7 @@ gboolean caback_verify_run(const CabackVerifyRunOptions *options, const CabackVe
     }
     for (guint i = 0; rec != NULL && i < report->keys->len; i++) {
         const CabackVerifyKey *k = report->keys->pdata[i];
-        caback_log_record_add_key(rec, k->nickname, k->nss_id, k->dogtag_id);
+        caback_log_record_add_key(rec, k->nickname, k->id_known ? &k->id : NULL);
     }
     if (inv != NULL)
         caback_verify_compare(report, inv);

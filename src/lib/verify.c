@@ -730,6 +730,8 @@ static void check_keys(CabackVerifyReport *r, CabackDb *db, const CabackRestoreP
         vk->bits = k->bits;
         if (k->id_known)
             vk->key_id = g_bytes_new(k->id.bytes, sizeof k->id.bytes);
+        vk->id_known = k->id_known;
+        vk->id = k->id;
         g_ptr_array_add(r->keys, vk);
         caback_progress_report("checking that each key signs for its certificate", i + 1,
                                plan->keys->len);

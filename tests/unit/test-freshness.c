@@ -48,8 +48,9 @@ static void test_parse(void)
     /* The top-level "file", not the one quoted inside the command. */
     g_assert_cmpstr(r->file, ==, "/b/a.p12");
     g_assert_cmpstr(r->sha256, ==, SHA_A);
-    g_assert_cmpuint(r->nss_ids->len, ==, 1);
-    g_assert_cmpstr(r->nss_ids->pdata[0], ==, "01ab");
+    g_assert_cmpuint(r->key_ids->len, ==, 1);
+    g_autofree char *id = caback_keyid_to_token_hex(&g_array_index(r->key_ids, CabackKeyId, 0));
+    g_assert_cmpstr(id, ==, "01ab");
 }
 
 static void test_newer_same_database(void)
@@ -84,8 +85,14 @@ static void test_unrecorded_by_keys(void)
     g_autofree char *c = line("2026-03-01T00:00:00Z", "backup", "/x", "/b/c.p12", SHA_C, "ff", "OK");
     const char *const lines[] = {b, c, NULL};
     g_autoptr(GPtrArray) records = records_of(lines);
-    const char *const ids[] = {"0a0b", NULL};
-    const char *const other_ids[] = {"1234", NULL};
+    g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(CabackKeyId));
+    g_autoptr(GArray) other_ids = g_array_new(FALSE, FALSE, sizeof(CabackKeyId));
+    const guint8 id_bytes[] = {0x0a, 0x0b}, other_bytes[] = {0x12, 0x34};
+    CabackKeyId id;
+    g_assert_true(caback_keyid_from_bytes(id_bytes, sizeof id_bytes, &id, NULL));
+    g_array_append_val(ids, id);
+    g_assert_true(caback_keyid_from_bytes(other_bytes, sizeof other_bytes, &id, NULL));
+    g_array_append_val(other_ids, id);
 
     CabackFreshness f = caback_freshness_judge(records, SHA_A, ids, "2026-01-01T00:00:00Z");
     g_assert_null(f.self);

@@ -16,6 +16,14 @@ typedef struct {
     char *dir;
 } Fixture;
 
+/* A key ID for the records (the log writes its forms itself). */
+static CabackKeyId key_id(const char *text)
+{
+    CabackKeyId id;
+    g_assert_true(caback_keyid_parse(text, &id, NULL));
+    return id;
+}
+
 static void setup(Fixture *f, gconstpointer data)
 {
     f->dir = g_dir_make_tmp("caback-test-log-XXXXXX", NULL);
@@ -176,10 +184,11 @@ static CabackLogRecord *sample_record(Fixture *f, char **file_out, char **sha_ou
     caback_log_record_add_option(r, "-o", file);
     caback_log_record_set_database(r, "/var/lib/pki/pki-tomcat/alias", NULL);
     caback_log_record_set_file(r, file);
-    caback_log_record_add_key(r, "caSigningCert cert-pki-ca",
-                              "a7b0944b7b8397729a4c8c9af3a9c2b96f49c6f3",
-                              "-584f6bb4847c688d65b37365c563d4690b6393d");
-    caback_log_record_add_key(r, NULL, "0102030405060708090a0b0c0d0e0f1011121314", NULL);
+    CabackKeyId ca = key_id("a7b0944b7b8397729a4c8c9af3a9c2b96f49c6f3");
+    CabackKeyId orphan = key_id("0102030405060708090a0b0c0d0e0f1011121314");
+    caback_log_record_add_key(r, "caSigningCert cert-pki-ca", &ca);
+    caback_log_record_add_key(r, NULL, &orphan);
+    caback_log_record_add_key(r, "unknown", NULL);
     *file_out = g_steal_pointer(&file);
     return r;
 }
@@ -216,9 +225,11 @@ static void test_record_ok(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(text, file_line));
     g_assert_nonnull(strstr(text, "    key: \"caSigningCert cert-pki-ca\"  nss "
                                   "a7b0944b7b8397729a4c8c9af3a9c2b96f49c6f3  dogtag "
-                                  "-584f6bb4847c688d65b37365c563d4690b6393d\n"));
+                                  "-584f6bb4847c688d65b373650c563d4690b6390d\n"));
     g_assert_nonnull(strstr(text, "    key: (no certificate)  nss "
-                                  "0102030405060708090a0b0c0d0e0f1011121314  dogtag -\n"));
+                                  "0102030405060708090a0b0c0d0e0f1011121314  dogtag "
+                                  "102030405060708090a0b0c0d0e0f1011121314\n"));
+    g_assert_nonnull(strstr(text, "    key: \"unknown\"  nss -  dogtag -\n"));
     g_assert_null(strstr(text, "WARNING"));
     g_assert_null(strstr(text, "ERROR"));
     g_assert_true(g_str_has_suffix(text, "\n\n"));
@@ -293,7 +304,8 @@ static void test_record_as_is(Fixture *f, gconstpointer data)
     caback_log_record_add_option(r, "-o", "/srv/backup/redteam/ca.p12");
     caback_log_record_set_file(r, "/srv/backup/redteam/ca.p12");
     caback_log_record_set_database(r, "/srv/backup/redteam", "red");
-    caback_log_record_add_key(r, "red", "0102030405060708090a0b0c0d0e0f1011121314", NULL);
+    CabackKeyId red = key_id("0102030405060708090a0b0c0d0e0f1011121314");
+    caback_log_record_add_key(r, "red", &red);
     caback_log_record_add_warning(r, "red (hidden) team");
     g_autoptr(GError) outcome =
         g_error_new(CABACK_ERROR, CABACK_ERROR_FAILED, "cannot write /srv/backup/redteam/ca.p12");
@@ -435,10 +447,9 @@ static void test_concurrent(Fixture *f, gconstpointer data)
                 CabackLogRecord *r = caback_log_record_new("backup");
                 caback_log_record_set_file_sha256(r, SHA_A);
                 caback_log_record_set_file(r, "/nonexistent/x.p12");
+                CabackKeyId id = key_id("a7b0944b7b8397729a4c8c9af3a9c2b96f49c6f3");
                 for (int k = 0; k < 20; k++)
-                    caback_log_record_add_key(r, "a nickname long enough to need some room",
-                                              "a7b0944b7b8397729a4c8c9af3a9c2b96f49c6f3",
-                                              "-584f6bb4847c688d65b37365c563d4690b6393d");
+                    caback_log_record_add_key(r, "a nickname long enough to need some room", &id);
                 if (!caback_log_record_finish(r, NULL, log, NULL))
                     _exit(1);
             }
@@ -523,8 +534,9 @@ static void test_json_valid(Fixture *f, gconstpointer data)
     g_assert_no_error(error);
     g_autofree char *want = g_strdup_printf(
         "backup WARNING %s 1 None /var/lib/pki/pki-tomcat/alias caSigningCert "
-        "cert-pki-ca|a7b0944b7b8397729a4c8c9af3a9c2b96f49c6f3|-584f6bb4847c688d65b37365c563d4690b"
-        "6393d;None|0102030405060708090a0b0c0d0e0f1011121314|None True True\n"
+        "cert-pki-ca|a7b0944b7b8397729a4c8c9af3a9c2b96f49c6f3|-584f6bb4847c688d65b373650c563d4690b"
+        "6390d;None|0102030405060708090a0b0c0d0e0f1011121314|102030405060708090a0b0c0d0e0f1011121"
+        "314;unknown|None|None True True\n"
         "verify ERROR None 0 it failed None  True True\n",
         sha);
     g_assert_cmpstr(out, ==, want);
