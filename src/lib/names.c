@@ -121,9 +121,15 @@ char *caback_name_decode(const guint8 *data, gsize len, gboolean utf16, guint *f
     }
     if (flaws != NULL)
         *flaws = found;
-    if (cleaned != NULL)
-        *cleaned = g_string_free(clean, FALSE);
-    return g_string_free(shown, FALSE);
+    /* Copies sized exactly (a GString keeps at least 64 bytes): a file of many certificates
+     * keeps both names of each bag (issue 16 §3). */
+    if (cleaned != NULL) {
+        *cleaned = g_memdup2(clean->str, clean->len + 1);
+        g_string_free(clean, TRUE);
+    }
+    char *text = g_memdup2(shown->str, shown->len + 1);
+    g_string_free(shown, TRUE);
+    return text;
 }
 
 char *caback_name_escape(const char *name, guint *flaws)
