@@ -68,9 +68,11 @@ typedef struct {
 
     /* Filled by caback_restore_plan. */
     char *nickname;        /* the nickname it gets (or has, when already present) */
-    char *nickname_source; /* "friendlyName", "subject CN, made unique", ... */
+    const char *nickname_source; /* "friendlyName", "subject CN, made unique", ... (a text
+                                    of plan->texts) */
     char *trust;           /* flags set on import (NULL: none / left as they are) */
-    char *trust_source;    /* why these flags ("Dogtag trust attribute", "default: ...") */
+    const char *trust_source; /* why these flags ("Dogtag trust attribute", "default: ...";
+                                 a text of plan->texts) */
     CabackRestoreAction action;
     char *note;          /* why skipped / in conflict, or NULL */
     gint duplicate_of;   /* an earlier certificate bag with the same certificate, or -1 */
@@ -147,6 +149,8 @@ typedef struct {
     guint weak_refusals; /* certificates with weak_refused set: apply refuses the plan */
     struct CabackRestorePlanning *planning; /* private to restore-plan.c: the lookups that keep
                                                planning linear in the number of certificates */
+    GStringChunk *texts; /* the texts many entries share (nickname_source, trust_source), kept
+                            once for all of them rather than once per certificate */
 } CabackRestorePlan;
 
 void caback_restore_plan_free(CabackRestorePlan *plan);

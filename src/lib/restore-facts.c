@@ -129,9 +129,7 @@ static void cert_free(CabackRestoreCert *c)
     g_free(c->sha256);
     g_clear_pointer(&c->public_value, g_bytes_unref);
     g_free(c->nickname);
-    g_free(c->nickname_source);
     g_free(c->trust);
-    g_free(c->trust_source);
     g_free(c->note);
     g_clear_pointer(&c->replaced, g_ptr_array_unref);
     g_free(c->old_trust);
@@ -163,6 +161,8 @@ void caback_restore_plan_free(CabackRestorePlan *plan)
     g_ptr_array_unref(plan->crls);
     g_ptr_array_unref(plan->notes);
     caback_restore_planning_free(plan->planning);
+    if (plan->texts != NULL)
+        g_string_chunk_free(plan->texts);
     g_free(plan);
 }
 
@@ -477,6 +477,7 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
     plan->keys = g_ptr_array_new_with_free_func((GDestroyNotify)key_free);
     plan->crls = g_ptr_array_ref(caback_p12_file_crls(file));
     plan->notes = g_ptr_array_new_with_free_func(g_free);
+    plan->texts = g_string_chunk_new(1024);
 
     GPtrArray *certs = caback_p12_file_certs(file);
     for (guint i = 0; i < certs->len; i++) {

@@ -132,6 +132,25 @@ static gboolean db_may_have_nickname(CabackRestorePlan *plan, const char *name)
     return FALSE;
 }
 
+/* @text kept once in @plan->texts, however many certificates share it: a text per certificate
+ * ("friendlyName", why its trust) was a tenth of the memory of planning a file of many (issue
+ * 16 §3). */
+static const char *plan_text(CabackRestorePlan *plan, const char *text)
+{
+    return g_string_chunk_insert_const(plan->texts, text);
+}
+
+static const char *plan_textf(CabackRestorePlan *plan, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static const char *plan_textf(CabackRestorePlan *plan, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    va_end(args);
+    return plan_text(plan, text);
+}
+
 static void plan_note(CabackRestorePlan *plan, const char *format, ...) G_GNUC_PRINTF(2, 3);
 static void plan_note(CabackRestorePlan *plan, const char *format, ...)
 {
@@ -545,7 +564,8 @@ static const char *trust_override(const CabackRestoreOptions *options, const cha
 /* @first_by_der: the first certificate of the file with each DER. */
 /* pk12util writes the chain again with each certificate: a certificate the file already had is
  * restored once. TRUE when @c is such a repetition (planned as a skip). */
-static gboolean plan_repeated_cert(CabackPlanIndex *first_by_der, CabackRestoreCert *c)
+static gboolean plan_repeated_cert(CabackRestorePlan *plan, CabackPlanIndex *first_by_der,
+                                   CabackRestoreCert *c)
 {
     gsize len;
     const guint8 *der = g_bytes_get_data(c->bag->der, &len);
@@ -554,9 +574,9 @@ static gboolean plan_repeated_cert(CabackPlanIndex *first_by_der, CabackRestoreC
     if (o == NULL || o->index >= c->index)
         return FALSE;
     c->nickname = g_strdup(o->nickname);
-    c->nickname_source = g_strdup_printf("certificate %u of the file", o->index + 1);
+    c->nickname_source = plan_textf(plan, "certificate %u of the file", o->index + 1);
     c->trust = g_strdup(o->trust);
-    c->trust_source = g_strdup_printf("certificate %u of the file", o->index + 1);
+    c->trust_source = c->nickname_source;
     c->action = CABACK_RESTORE_SKIP;
     c->duplicate_of = (gint)o->index;
     c->note = g_strdup_printf("the same certificate as certificate %u of the file", o->index + 1);
@@ -575,35 +595,37 @@ static gboolean choose_nickname(CabackRestorePlan *plan, CabackDb *db, CabackRes
     if (existing != NULL) {
         g_autofree char *have = usable_nickname(db->slot, existing->nickname);
         c->nickname = g_strdup(have != NULL ? have : (friendly != NULL ? friendly : ""));
-        c->nickname_source = g_strdup("already in the database");
+        c->nickname_source = plan_text(plan, "already in the database");
     } else if (friendly != NULL && c->bag->attrs.friendly_name_flaws != 0) {
         /* Never a nickname as it is (names.h): the cleaned name, with --rename only. */
         c->nickname = g_strdup(c->bag->attrs.friendly_name_clean);
-        c->nickname_source = g_strdup("friendlyName, cleaned");
+        c->nickname_source = plan_text(plan, "friendlyName, cleaned");
         return TRUE;
     } else if (friendly != NULL && *friendly != '\0') {
         gboolean same_subject;
         if (planned_elsewhere(plan, c, friendly, &same_subject) && !same_subject) {
             c->nickname = nickname_from_subject(plan, db, c);
-            c->nickname_source = g_strdup_printf(
+            c->nickname_source = plan_textf(
+                plan,
                 "subject CN, made unique (another certificate of the file with a different "
                 "subject has friendlyName \"%s\")",
                 friendly);
         } else {
             c->nickname = g_strdup(friendly);
-            c->nickname_source = g_strdup("friendlyName");
+            c->nickname_source = plan_text(plan, "friendlyName");
         }
     } else {
         c->nickname = nickname_from_subject(plan, db, c);
-        c->nickname_source = g_strdup("subject CN, made unique (no friendlyName)");
+        c->nickname_source = plan_text(plan, "subject CN, made unique (no friendlyName)");
     }
     return FALSE;
 }
 
 /* Certificate @c is in the database already (@existing): default trust never overrides what
  * the database has; explicit trust (@explicit_trust, from @explicit_source) does. */
-static void plan_present_cert(CabackDb *db, CabackRestoreCert *c, CERTCertificate *existing,
-                              const char *explicit_trust, const char *explicit_source)
+static void plan_present_cert(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCert *c,
+                              CERTCertificate *existing, const char *explicit_trust,
+                              const char *explicit_source)
 {
     const char *friendly = c->bag->attrs.friendly_name;
     g_autofree char *old = db_trust_of(db, existing);
@@ -612,14 +634,14 @@ static void plan_present_cert(CabackDb *db, CabackRestoreCert *c, CERTCertificat
         c->action = CABACK_RESTORE_TRUST;
         c->old_trust = g_strdup(old != NULL ? old : ",,");
         c->trust = canonical_trust(explicit_trust);
-        c->trust_source = g_strdup(explicit_source);
+        c->trust_source = plan_text(plan, explicit_source);
         c->note =
             g_strdup_printf("already in the database; its trust changes from %s", c->old_trust);
         return;
     }
     c->action = CABACK_RESTORE_SKIP;
     c->trust = g_strdup(old);
-    c->trust_source = g_strdup("as in the database");
+    c->trust_source = plan_text(plan, "as in the database");
     /* On another token NSS names the certificate "TOKEN:nick". */
     const char *bare = PK11_IsInternalKeySlot(db->slot)
                            ? c->nickname
@@ -658,10 +680,9 @@ static void plan_internal_copy(CabackRestorePlan *plan, CabackDb *db, CabackRest
                                   c->old_trust);
     } else {
         g_free(c->trust);
-        g_free(c->trust_source);
         c->trust = g_strdup(old != NULL ? old : ",,");
-        c->trust_source = g_strdup("as the internal token's copy of it has it, where NSS keeps "
-                                   "its trust; left as it is");
+        c->trust_source = plan_text(plan, "as the internal token's copy of it has it, where NSS "
+                                          "keeps its trust; left as it is");
     }
 }
 
@@ -674,7 +695,7 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     const char *friendly = c->bag->attrs.friendly_name;
     const char *explicit_trust = NULL, *explicit_source = NULL;
 
-    if (plan_repeated_cert(first_by_der, c))
+    if (plan_repeated_cert(plan, first_by_der, c))
         return;
     g_autoptr(CERTCertificate) existing =
         db != NULL && db_may_have_der(plan, der, len)
@@ -693,23 +714,24 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     }
 
     if (existing != NULL) {
-        plan_present_cert(db, c, existing, explicit_trust, explicit_source);
+        plan_present_cert(plan, db, c, existing, explicit_trust, explicit_source);
         return;
     }
 
     if (explicit_trust != NULL) {
         c->trust = canonical_trust(explicit_trust);
-        c->trust_source = g_strdup(explicit_source);
+        c->trust_source = plan_text(plan, explicit_source);
     } else if (unauthenticated) {
         c->trust = g_strdup(",,");
-        c->trust_source = g_strdup("none: the file is not authenticated "
-                                   "(--allow-unauthenticated); only -t NICKNAME=FLAGS gives trust");
+        c->trust_source = plan_text(plan, "none: the file is not authenticated "
+                                          "(--allow-unauthenticated); only -t NICKNAME=FLAGS "
+                                          "gives trust");
     } else {
         const char *why;
         c->trust = g_strdup(caback_restore_default_trust(c->is_ca, c->self_signed,
                                                          c->key_index >= 0, c->audit_signing,
                                                          &why));
-        c->trust_source = g_strdup(why);
+        c->trust_source = plan_text(plan, why);
     }
 
     c->action = CABACK_RESTORE_ADD;
