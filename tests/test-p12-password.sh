@@ -116,6 +116,31 @@ done
 printf '%s\r' "${PASSWORDS[0]}" >"$TEST_TMP/lone-cr.txt"
 expect_status 3 "a lone '\\r' at the end is part of the password" \
     "$CABACK" list "$TEST_TMP/f0.p12" -w "$TEST_TMP/lone-cr.txt"
+# ---- -w FILE is opened like every file holding a secret ----
+# No symbolic link is followed (another user could point it at a password of theirs), except the
+# kernel's links to caback's own descriptors; a folder or a device is refused; nothing is written.
+printf '%s\n' "${PASSWORDS[0]}" >"$TEST_TMP/real.txt"
+ln -s "$TEST_TMP/real.txt" "$TEST_TMP/link.txt"
+run "$CABACK" list "$TEST_TMP/f0.p12" -w "$TEST_TMP/link.txt"
+expect_equal "a symbolic link as -w: exit 1" 1 "$STATUS"
+expect_grep "... naming the file and why" "password file $TEST_TMP/link.txt: it is a symbolic link, and caback does not follow one to a secret" "$ERR"
+run "$CABACK" backup -q -d "$DB" -f "$DB.pass" -o "$TEST_TMP/by-link.p12" -w "$TEST_TMP/link.txt" --iterations 2000
+expect_equal "backup with a symbolic link as -w: exit 1" 1 "$STATUS"
+check "... and writes no file" test ! -e "$TEST_TMP/by-link.p12"
+check "... nor any temporary one" test -z "$(find "$TEST_TMP" -maxdepth 1 -name 'by-link*')"
+run "$CABACK" list "$TEST_TMP/f0.p12" -w "$TEST_TMP"
+expect_equal "a folder as -w: exit 1" 1 "$STATUS"
+expect_grep "... it is not a regular file" "password file $TEST_TMP: it is not a regular file" "$ERR"
+run "$CABACK" list "$TEST_TMP/f0.p12" -w /dev/null
+expect_equal "a device as -w: exit 1" 1 "$STATUS"
+expect_status 0 "a pipe as -w (-w <(...)) opens the file" \
+    "$CABACK" list "$TEST_TMP/f0.p12" -w <(cat "$TEST_TMP/real.txt")
+# (run gives commands /dev/null as stdin, itself a device, so this one runs by hand.)
+STATUS=0
+"$CABACK" list "$TEST_TMP/f0.p12" -w /dev/stdin <"$TEST_TMP/real.txt" >"$OUT" 2>"$ERR" || STATUS=$?
+expect_equal "-w /dev/stdin from a file opens the file" 0 "$STATUS"
+expect_status 0 "the file itself opens it" "$CABACK" list "$TEST_TMP/f0.p12" -w "$TEST_TMP/real.txt"
+
 # Never shown: not in any output of this script's runs.
 expect_no_grep "the password is not in the last output" "Secret:9" "$OUT"
 expect_no_grep "nor in its errors" "Secret:9" "$ERR"

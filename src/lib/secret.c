@@ -464,16 +464,53 @@ CabackSecret *caback_p12_password_parse_file(const char *contents, gsize len)
 #define P12_PASSWORD_LINE_MAX 65536
 
 /* The first line of @path (only as much of the file as that takes, so a pipe works too). */
-static CabackSecret *read_first_line(const char *path, const char *what, GError **error)
+/* The kernel's links to a descriptor this process already holds (-w <(...), -w /dev/stdin): the
+ * one kind of symbolic link a password file may be, since no other user can swap its target. */
+static gboolean names_own_descriptor(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    return g_str_has_prefix(path, "/dev/fd/") || g_str_has_prefix(path, "/proc/self/fd/") ||
+           g_str_equal(path, "/dev/stdin");
+}
+
+/* Opens -w's FILE as caback_secret_read_file opens a secret: no symbolic link followed (but see
+ * names_own_descriptor), and a regular file or a pipe, checked on the descriptor read. */
+static int open_password_file(const char *path, const char *what, GError **error)
+{
+    int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | (names_own_descriptor(path) ? 0 : O_NOFOLLOW);
+    int fd = open(path, flags);
     if (fd < 0) {
         int e = errno;
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
-                    "cannot read the %s from password file %s: %s; check the name given to -w",
-                    what, path, g_strerror(e));
-        return NULL;
+        if (e == ELOOP)
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "cannot read the %s from password file %s: it is a symbolic link, and "
+                        "caback does not follow one to a secret: give -w the file itself",
+                        what, path);
+        else
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                        "cannot read the %s from password file %s: %s; check the name given to "
+                        "-w",
+                        what, path, g_strerror(e));
+        return -1;
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) ||
+                                 S_ISSOCK(st.st_mode))) {
+        close(fd);
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
+                    "cannot read the %s from password file %s: it is not a regular file (a "
+                    "secret is read from a regular file or a pipe, never from a folder, a "
+                    "terminal or a device); give -w the file that holds it",
+                    what, path);
+        return -1;
+    }
+    return fd;
+}
+
+static CabackSecret *read_first_line(const char *path, const char *what, GError **error)
+{
+    int fd = open_password_file(path, what, error);
+    if (fd < 0)
+        return NULL;
     char *buf = g_malloc(P12_PASSWORD_LINE_MAX + 1);
     gsize n = 0;
     gboolean line_ended = FALSE;
