@@ -125,4 +125,18 @@ jcheck "expired system certificate" "r['restorable'] is True" \
     "[(e['nickname'], e['ca']) for e in r['expired_certificates']] == [('oldsys', False)]"
 expect_grep "its own line" "warning: system certificate \"oldsys\" .* expired on" "$ERR"
 
+# ---- many problems: each on its own line; the error names the first three and counts the rest ----
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/many.key" \
+    -subj /CN=bench-cert-0000000 -addext basicConstraints=critical,CA:FALSE -out "$T/many.pem" \
+    -days 30 2>/dev/null
+openssl x509 -in "$T/many.pem" -outform DER -out "$T/many.der"
+# Six certificates whose subjects were edited after signing: six chains that do not verify.
+"$PYTHON3" "$CABACK_SRCDIR/tests/bench-certs.py" "$T/many.der" 6 "$T/many.p12"
+: >"$T/empty.pass"
+run "$CABACK" verify "$T/many.p12" -w "$T/empty.pass" --allow-unauthenticated
+expect_equal "six broken chains: not restorable" 1 "$STATUS"
+expect_equal "... one 'problem:' line each" 6 "$(grep -c '^problem: the chain of certificate' "$OUT")"
+expect_grep "... the error names the first three and counts the others" \
+    'is not restorable as it is: the chain of certificate .*; the chain of certificate .*; the chain of certificate [^;]*; and 3 more \(the output lists every one\)$' "$ERR"
+
 done_testing

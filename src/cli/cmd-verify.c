@@ -123,10 +123,16 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
 
     if (report->restorable)
         return TRUE;
+    /* The error (and the run log's record of it) names the first few problems: a file of 10,000
+     * certificates whose chains all fail would otherwise make one line of megabytes. */
+    enum { PROBLEMS_IN_ERROR = 3 };
     g_autoptr(GString) why = g_string_new(NULL);
-    for (guint i = 0; i < report->problems->len; i++)
+    for (guint i = 0; i < report->problems->len && i < PROBLEMS_IN_ERROR; i++)
         g_string_append_printf(why, "%s%s", i > 0 ? "; " : "",
                                (const char *)report->problems->pdata[i]);
+    if (report->problems->len > PROBLEMS_IN_ERROR)
+        g_string_append_printf(why, "; and %u more (the output lists every one)",
+                               report->problems->len - PROBLEMS_IN_ERROR);
     g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED, "%s is not restorable as it is: %s", path,
                 why->str);
     return FALSE;
