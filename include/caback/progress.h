@@ -35,4 +35,13 @@ typedef enum {
 /* How a library workflow hands its front end a line to show. */
 typedef void (*CabackRunMessageFunc)(CabackRunLevel level, const char *text, gpointer data);
 
+struct CabackLogRecord;
+
+/* A workflow's line: formatted from @format and @args, handed to @message (when the front end
+ * installed one) with @data, and, when it is a warning and @record is not NULL, recorded among
+ * the run record's warnings too. */
+void caback_run_say_valist(CabackRunMessageFunc message, gpointer data,
+                           struct CabackLogRecord *record, CabackRunLevel level,
+                           const char *format, va_list args) G_GNUC_PRINTF(5, 0);
+
 G_END_DECLS

@@ -45,12 +45,9 @@ static void say(FixRun *run, CabackRunLevel level, const char *format, ...)
     va_list args;
 
     va_start(args, format);
-    g_autofree char *text = g_strdup_vprintf(format, args);
+    caback_run_say_valist(run->hooks->message, run->hooks->data, run->options->record, level,
+                          format, args);
     va_end(args);
-    if (run->hooks->message != NULL)
-        run->hooks->message(level, text, run->hooks->data);
-    if (level == CABACK_RUN_WARNING && run->options->record != NULL)
-        caback_log_record_add_warning(run->options->record, "%s", text);
 }
 
 /* Any text parses as a properties file; a file that is none of Dogtag's must not pass as one

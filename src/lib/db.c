@@ -627,12 +627,9 @@ static void db_say(CabackRunMessageFunc message, gpointer data, CabackRunLevel l
 {
     va_list args;
 
-    if (message == NULL)
-        return;
     va_start(args, format);
-    g_autofree char *text = g_strdup_vprintf(format, args);
+    caback_run_say_valist(message, data, NULL, level, format, args);
     va_end(args);
-    message(level, text, data);
 }
 
 CabackDb *caback_db_open_login(const CabackDbOptions *options, CabackRunMessageFunc message,

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <caback/progress.h>
+#include <caback/log.h>
 
 static GMutex progress_lock;
 static CabackProgressSink progress_sink;
@@ -30,4 +31,15 @@ void caback_progress_end(void)
     if (progress_sink != NULL)
         progress_sink(NULL, 0, 0, progress_data);
     g_mutex_unlock(&progress_lock);
+}
+
+void caback_run_say_valist(CabackRunMessageFunc message, gpointer data,
+                           struct CabackLogRecord *record, CabackRunLevel level,
+                           const char *format, va_list args)
+{
+    g_autofree char *text = g_strdup_vprintf(format, args);
+    if (message != NULL)
+        message(level, text, data);
+    if (level == CABACK_RUN_WARNING && record != NULL)
+        caback_log_record_add_warning(record, "%s", text);
 }

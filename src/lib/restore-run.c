@@ -31,12 +31,8 @@ static void say(CabackRestoreRun *run, CabackRunLevel level, const char *format,
     va_list args;
 
     va_start(args, format);
-    g_autofree char *text = g_strdup_vprintf(format, args);
+    caback_run_say_valist(hooks->message, hooks->data, run->options->record, level, format, args);
     va_end(args);
-    if (hooks->message != NULL)
-        hooks->message(level, text, hooks->data);
-    if (level == CABACK_RUN_WARNING && run->options->record != NULL)
-        caback_log_record_add_warning(run->options->record, "%s", text);
 }
 
 static void signature_clear(CabackRestoreSignature *sc)
