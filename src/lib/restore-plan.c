@@ -59,7 +59,10 @@ static void replaced_free(CabackRestoreReplaced *r)
 
 /* What planning looks up for each certificate, made once per plan. */
 struct CabackRestorePlanning {
-    CabackPlanIndex *nicknames; /* the certificates planned so far, by nickname */
+    /* The first certificate planned so far with each nickname. The keys are the certificates'
+     * own nickname strings (set by plan_cert and not changed after), not copies: an index that
+     * copied them cost about 190 bytes per certificate (issue 16 §3). */
+    GHashTable *nicknames;
     /* What the database holds (every token), listed once: a DER or a nickname (ASCII case
      * folded, whole and after "TOKEN:") that no certificate of it has cannot be found by NSS's
      * lookups either, so NSS is asked only about those that may be there. NULL without a
@@ -73,7 +76,8 @@ void caback_restore_planning_free(struct CabackRestorePlanning *p)
 {
     if (p == NULL)
         return;
-    caback_plan_index_free(p->nicknames);
+    if (p->nicknames != NULL)
+        g_hash_table_unref(p->nicknames);
     if (p->db_ders != NULL)
         g_hash_table_unref(p->db_ders);
     if (p->db_nicknames != NULL)
@@ -307,8 +311,8 @@ static gboolean planned_elsewhere(CabackRestorePlan *plan, CabackRestoreCert *se
                                   const char *nickname, gboolean *same_subject)
 {
     *same_subject = TRUE;
-    CabackRestoreCert *o = plan->planning != NULL
-                               ? caback_plan_index_first_string(plan->planning->nicknames, nickname)
+    CabackRestoreCert *o = plan->planning != NULL && nickname != NULL
+                               ? g_hash_table_lookup(plan->planning->nicknames, nickname)
                                : NULL;
     if (o == NULL || o == self)
         return FALSE;
@@ -1137,13 +1141,14 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
     }
     caback_restore_planning_free(plan->planning);
     plan->planning = g_new0(struct CabackRestorePlanning, 1);
-    plan->planning->nicknames = caback_plan_index_new();
+    plan->planning->nicknames = g_hash_table_new(g_str_hash, g_str_equal);
     if (db != NULL)
         planning_list_db(plan->planning, db);
     for (guint i = 0; i < plan->certs->len; i++) {
         CabackRestoreCert *c = plan->certs->pdata[i];
         plan_cert(plan, db, options, first_by_der, c);
-        caback_plan_index_add_string(plan->planning->nicknames, c->nickname, c);
+        if (c->nickname != NULL && !g_hash_table_contains(plan->planning->nicknames, c->nickname))
+            g_hash_table_insert(plan->planning->nicknames, c->nickname, c);
     }
     g_autoptr(CabackPlanIndex) keys_by_id = caback_plan_index_new();
     for (guint i = 0; i < plan->keys->len; i++) {
