@@ -77,6 +77,12 @@ same_files "... and the database is unchanged, file by file"
 timeout 60 sh -c 'cat "$1" >"$2"' sh "$DST.pass" "$T/fifo.pass" &
 expect_status 0 "a named pipe that gives the password: listkeys works" timeout 60 "$CABACK" listkeys -d "$DST" -f "$T/fifo.pass"
 wait
+# The kernel's links to caback's own descriptors are the one kind of link followed, as before.
+expect_status 0 "-f <(...) (a /dev/fd link to a pipe): listkeys works" \
+    "$CABACK" listkeys -d "$DST" -f <(cat "$DST.pass")
+STATUS=0
+"$CABACK" listkeys -d "$DST" -f /dev/stdin <"$DST.pass" >"$OUT" 2>"$ERR" || STATUS=$?
+expect_equal "-f /dev/stdin from a file: listkeys works" 0 "$STATUS"
 
 run "$CABACK" restore -i "$FILE" -w "$PW" -d "$DST" -f "$T"
 expect_equal "a folder as -f: exit 1" 1 "$STATUS"

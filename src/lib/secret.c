@@ -109,12 +109,21 @@ static gboolean read_exactly(int fd, char *buf, gsize len, gsize *got)
     }
 }
 
+/* The kernel's links to a descriptor this process already holds (-f or -w <(...), /dev/stdin):
+ * the one kind of symbolic link a secret file may be, since no other user can swap its target. */
+static gboolean names_own_descriptor(const char *path)
+{
+    return g_str_has_prefix(path, "/dev/fd/") || g_str_has_prefix(path, "/proc/self/fd/") ||
+           g_str_equal(path, "/dev/stdin");
+}
+
 CabackSecret *caback_secret_read_file(const char *path, gsize max, GError **error)
 {
     /* The failures g_file_get_contents reported before are worded as it worded them. */
     g_autofree char *shown = g_filename_display_name(path);
     /* Without O_NONBLOCK: a named pipe waits for its writer, as it always did. */
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    int flags = O_RDONLY | O_NOCTTY | O_CLOEXEC | (names_own_descriptor(path) ? 0 : O_NOFOLLOW);
+    int fd = open(path, flags);
     if (fd < 0 && errno == ELOOP) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
                     "it is a symbolic link, and caback does not follow one to a secret: give "
@@ -464,14 +473,6 @@ CabackSecret *caback_p12_password_parse_file(const char *contents, gsize len)
 #define P12_PASSWORD_LINE_MAX 65536
 
 /* The first line of @path (only as much of the file as that takes, so a pipe works too). */
-/* The kernel's links to a descriptor this process already holds (-w <(...), -w /dev/stdin): the
- * one kind of symbolic link a password file may be, since no other user can swap its target. */
-static gboolean names_own_descriptor(const char *path)
-{
-    return g_str_has_prefix(path, "/dev/fd/") || g_str_has_prefix(path, "/proc/self/fd/") ||
-           g_str_equal(path, "/dev/stdin");
-}
-
 /* Opens -w's FILE as caback_secret_read_file opens a secret: no symbolic link followed (but see
  * names_own_descriptor), and a regular file or a pipe, checked on the descriptor read. */
 static int open_password_file(const char *path, const char *what, GError **error)
