@@ -273,6 +273,24 @@ if command -v certtool >/dev/null 2>&1; then
         --p12-name "certtool key" --password "ossl pass" --outfile "$OSSL/certtool.p12" \
         >/dev/null 2>&1
     check_read certtool "$OSSL/certtool.p12" "$OSSL/ascii.pass"
+    # --pkcs-cipher none puts the unencrypted PrivateKeyInfo in a pkcs8ShroudedKeyBag; certtool
+    # reads it back (OpenSSL and pk12util do not).
+    certtool --load-privkey "$OSSL/ee.key" --load-certificate "$OSSL/ee.crt" --to-p12 --outder \
+        --p12-name "certtool plain" --password "ossl pass" --pkcs-cipher none \
+        --outfile "$OSSL/certtool-none.p12" >/dev/null 2>&1
+    expect_status 0 "caback reads certtool --pkcs-cipher none" \
+        "$P12TOOL" dump -w "$OSSL/ascii.pass" --describe "$OSSL/certtool-none.p12"
+    expect_grep "its key is read as a plain key of the right type" \
+        '^key: name=certtool plain .* shrouded=no protection=none type=ec bits=256 ' "$OUT"
+    expect_grep "with a warning that says it was not encrypted" \
+        '^warning: shrouded key bag 1 holds an unencrypted PKCS#8 key' "$OUT"
+    make_nssdb "$TEST_TMP/none-db"
+    expect_status 0 "caback imports that key" \
+        "$P12TOOL" import -d "$TEST_TMP/none-db" -f "$TEST_TMP/none-db.pass" \
+        -w "$OSSL/ascii.pass" "$OSSL/certtool-none.p12"
+    certutil -K -d "sql:$TEST_TMP/none-db" -f "$TEST_TMP/none-db.pass" >"$TEST_TMP/none-db.keys" 2>&1
+    expect_grep "certutil -K lists it under its friendly name" \
+        '^< *0> ec +[0-9a-f]{40} +(NSS Certificate DB:)?certtool plain$' "$TEST_TMP/none-db.keys"
 else
     skip "caback reads certtool --to-p12" "certtool is not installed"
 fi

@@ -281,6 +281,21 @@ static void parse_attributes(CabackP12File *f, PLArenaPool *arena, P12Attribute 
 static gboolean parse_safe_contents(CabackP12File *f, PLArenaPool *arena, const SECItem *der,
                                     const char *protection, int depth, GError **error);
 
+/* Whether the value of a shrouded key bag is a PrivateKeyInfo (it begins with the version
+ * INTEGER) instead of an EncryptedPrivateKeyInfo (which begins with an AlgorithmIdentifier). */
+static gboolean holds_plain_key(PLArenaPool *arena, const SECItem *value)
+{
+    P12EncryptedPrivateKeyInfo epki;
+    P12PrivateKeyInfo pki;
+
+    memset(&epki, 0, sizeof(epki));
+    memset(&pki, 0, sizeof(pki));
+    if (SEC_ASN1DecodeItem(arena, &epki, p12_epki_template, value) == SECSuccess)
+        return FALSE;
+    return SEC_ASN1DecodeItem(arena, &pki, p12_pki_template, value) == SECSuccess &&
+           pki.algorithm.algorithm.len > 0 && pki.private_key.len > 0;
+}
+
 static gboolean add_key_bag(CabackP12File *f, PLArenaPool *arena, P12SafeBag *bag,
                             gboolean shrouded, const char *protection, GError **error)
 {
@@ -291,6 +306,12 @@ static gboolean add_key_bag(CabackP12File *f, PLArenaPool *arena, P12SafeBag *ba
     g_autofree char *pbe_error = NULL;
 
     memset(&pbe, 0, sizeof(pbe));
+    if (shrouded && holds_plain_key(arena, &bag->value)) {
+        /* GnuTLS's certtool --pkcs-cipher none writes its keys this way, and reads them back. */
+        warn(f, "shrouded key bag %u holds an unencrypted PKCS#8 key; it is read as a plain "
+                "key bag", n + 1);
+        shrouded = FALSE;
+    }
     if (shrouded) {
         P12EncryptedPrivateKeyInfo epki;
         memset(&epki, 0, sizeof(epki));
