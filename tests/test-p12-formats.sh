@@ -263,6 +263,8 @@ for c in aria-128-cbc:'ARIA-128-CBC \(OID 1\.2\.410\.200046\.1\.1\.2\)' \
     bf-cbc:'Blowfish-CBC \(OID 1\.3\.6\.1\.4\.1\.3029\.1\.2\)' \
     sm4-cbc:'SM4-CBC \(OID 1\.2\.156\.10197\.1\.104\.2\)' \
     seed-cbc:'SEED.*\(OID 1\.2\.410\.200004\.1\.4\)' \
+    aes-256-ofb:'AES-256-OFB \(OID 2\.16\.840\.1\.101\.3\.4\.1\.43\)' \
+    aes-128-cfb:'AES-128-CFB \(OID 2\.16\.840\.1\.101\.3\.4\.1\.4\)' \
     PBE-SHA1-DES:'pbeWithSHA1AndDES-CBC \(OID 1\.2\.840\.113549\.1\.5\.10\)' \
     PBE-MD5-RC2-64:'pbeWithMD5AndRC2-CBC \(OID 1\.2\.840\.113549\.1\.5\.6\)' \
     PBE-SHA1-RC2-64:'pbeWithSHA1AndRC2-CBC \(OID 1\.2\.840\.113549\.1\.5\.11\)'; do
