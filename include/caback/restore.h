@@ -105,9 +105,8 @@ typedef struct {
                               "public key" */
     GBytes *public_value;  /* NULL when unknown */
     gboolean id_known;
-    CabackKeyId id;
-    char *nss_id;    /* certutil -K form, NULL when unknown */
-    char *dogtag_id; /* CS.cfg form, NULL when unknown */
+    CabackKeyId id;  /* the NSS key ID (SHA-1 of public_value), when id_known: printed as
+                      * caback_keyid_to_nss (certutil -K) and caback_keyid_to_dogtag (CS.cfg) */
     char *problem;   /* why it cannot be restored (unsupported type...), or NULL */
 
     /* Filled by caback_restore_plan. */

@@ -9,6 +9,8 @@
 
 #include <caback/keys.h>
 
+#include <string.h>
+
 static char *key_text(const CabackRestoreKey *k)
 {
     if (k->type == nullKey)
@@ -80,9 +82,10 @@ static void print_plan_key(const CabackRestoreKey *k)
     g_autofree char *type = key_text(k);
     g_autofree char *owner =
         k->nickname != NULL ? g_strdup_printf("\"%s\"", k->nickname) : g_strdup("(no name)");
+    g_autofree char *nss_id = k->id_known ? caback_keyid_to_nss(&k->id) : NULL;
 
     caback_cli_info("  %-9s key %s %s of %s%s%s", word, type,
-                    k->nss_id != NULL ? k->nss_id : "(ID unknown)", owner,
+                    nss_id != NULL ? nss_id : "(ID unknown)", owner,
                     k->note != NULL ? ": " : "", k->note != NULL ? k->note : "");
     if (k->weak != CABACK_WEAK_KEY_NONE && k->duplicate_of < 0)
         caback_cli_info("            WEAK KEY: %s", k->weak_reason);
@@ -117,8 +120,10 @@ static void warn_locked_keys(const CabackRestorePlan *plan, CabackDb *db)
         const CabackKeyInfo *info = keys->pdata[i];
         for (guint j = 0; j < plan->keys->len; j++) {
             const CabackRestoreKey *k = plan->keys->pdata[j];
-            if (k->action == CABACK_RESTORE_ADD && k->nss_id != NULL &&
-                g_strcmp0(k->nss_id, info->id_hex) == 0 && info->extractable == 0)
+            if (k->action == CABACK_RESTORE_ADD && k->id_known &&
+                g_bytes_get_size(info->raw_id) == CABACK_KEYID_LEN &&
+                memcmp(g_bytes_get_data(info->raw_id, NULL), k->id.bytes, CABACK_KEYID_LEN) == 0 &&
+                info->extractable == 0)
                 locked++;
         }
     }
@@ -136,8 +141,9 @@ void caback_cli_restore_print_key_ids(const CabackRestorePlan *plan, CabackLogRe
 
     for (guint i = 0; i < plan->keys->len; i++) {
         const CabackRestoreKey *k = plan->keys->pdata[i];
-        if (k->nss_id == NULL || k->action == CABACK_RESTORE_CONFLICT || k->duplicate_of >= 0)
+        if (!k->id_known || k->action == CABACK_RESTORE_CONFLICT || k->duplicate_of >= 0)
             continue;
+        g_autofree char *nss_id = caback_keyid_to_nss(&k->id);
         if (!any)
             caback_cli_info("Key IDs (certutil -K form, then the CS.cfg form):");
         any = TRUE;
@@ -146,24 +152,25 @@ void caback_cli_restore_print_key_ids(const CabackRestorePlan *plan, CabackLogRe
             g_autofree char *label =
                 k->nickname != NULL ? g_strdup_printf("\"%s\"", k->nickname) : g_strdup("no name");
             caback_cli_info("  key without certificate (%s)", label);
-            caback_cli_info("      %s", k->nss_id);
+            caback_cli_info("      %s", nss_id);
             caback_cli_info("      no certificate for it in the file or the database: not a "
                             "CS.cfg key ID");
             continue;
         }
         const char *tag = caback_restore_cscfg_tag(k->nickname);
         caback_cli_info("  %s", k->nickname != NULL ? k->nickname : "(key without certificate)");
-        caback_cli_info("      %s", k->nss_id);
+        g_autofree char *dogtag_id = caback_keyid_to_dogtag(&k->id);
+        caback_cli_info("      %s", nss_id);
         if (tag != NULL)
-            caback_cli_info("      cloning.%s.privkey.id=%s", tag, k->dogtag_id);
+            caback_cli_info("      cloning.%s.privkey.id=%s", tag, dogtag_id);
         else
-            caback_cli_info("      %s", k->dogtag_id);
+            caback_cli_info("      %s", dogtag_id);
         if (caback_keyid_dogtag_legacy_problem(&k->id))
             caback_cli_log_warning(rec,
                                    "the CS.cfg form of key %s (%s) is shorter than 20 bytes: "
                                    "Dogtag before 10.5.6 cannot match it to the key (10.5.6 and "
                                    "later can)",
-                                   k->nss_id, k->nickname != NULL ? k->nickname : "no name");
+                                   nss_id, k->nickname != NULL ? k->nickname : "no name");
     }
 }
 

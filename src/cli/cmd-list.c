@@ -109,6 +109,8 @@ static void print_key(guint i, const CabackRestoreKey *k)
 {
     g_autofree char *title = bag_title(&k->bag->attrs);
     g_autofree char *lkid = caback_list_local_key_id(&k->bag->attrs);
+    g_autofree char *nss_id = k->id_known ? caback_keyid_to_nss(&k->id) : NULL;
+    g_autofree char *dogtag_id = k->id_known ? caback_keyid_to_dogtag(&k->id) : NULL;
 
     g_print("\nKey %u: %s\n", i + 1, title);
     print_name_problem(&k->bag->attrs);
@@ -116,9 +118,9 @@ static void print_key(guint i, const CabackRestoreKey *k)
     if (k->weak != CABACK_WEAK_KEY_NONE)
         g_print("  Weak key:     %s\n", k->weak_reason);
     g_print("  Key ID:       %s (NSS, as certutil -K prints it)\n",
-            k->nss_id != NULL ? k->nss_id : "(unknown)");
+            nss_id != NULL ? nss_id : "(unknown)");
     g_print("  CS.cfg form:  %s (Dogtag, cloning.<tag>.privkey.id)\n",
-            k->dogtag_id != NULL ? k->dogtag_id : "(unknown)");
+            dogtag_id != NULL ? dogtag_id : "(unknown)");
     if (k->cert_index >= 0)
         g_print("  Certificate:  %d\n", k->cert_index + 1);
     else

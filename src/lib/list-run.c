@@ -163,6 +163,8 @@ static void json_cert(CabackJson *json, guint index, const CabackRestoreCert *c)
 static void json_key(CabackJson *json, guint index, const CabackRestoreKey *k)
 {
     g_autofree char *lkid = caback_list_local_key_id(&k->bag->attrs);
+    g_autofree char *nss_id = k->id_known ? caback_keyid_to_nss(&k->id) : NULL;
+    g_autofree char *dogtag_id = k->id_known ? caback_keyid_to_dogtag(&k->id) : NULL;
 
     caback_json_begin_object(json, NULL);
     json_names(json, index, &k->bag->attrs);
@@ -172,10 +174,10 @@ static void json_key(CabackJson *json, guint index, const CabackRestoreKey *k)
     caback_json_bool(json, "importable", k->type != nullKey);
     caback_json_int_or_null(json, "size", k->bits > 0, k->bits);
     caback_restore_json_weak_key(json, k->weak, k->weak_reason);
-    caback_json_string(json, "id", k->nss_id);
-    caback_json_string(json, "nss_id", k->nss_id);
+    caback_json_string(json, "id", nss_id);
+    caback_json_string(json, "nss_id", nss_id);
     caback_json_string(json, "nickname", k->bag->attrs.friendly_name);
-    caback_json_string(json, "dogtag_id", k->dogtag_id);
+    caback_json_string(json, "dogtag_id", dogtag_id);
     caback_json_int_or_null(json, "certificate_index", k->cert_index >= 0, k->cert_index);
     caback_json_string(json, "paired_by", k->pairing);
     caback_json_string(json, "local_key_id", lkid);

@@ -657,8 +657,9 @@ static SECKEYPrivateKey *import_key(ApplyRun *run, guint i, CabackRestoreKey *k,
         g_prefix_error(&run->failure, "%s: ", what);
         return NULL;
     }
+    g_autofree char *nss_id = caback_keyid_to_nss(&k->id);
     UndoStep *u = journal_add(run->journal, UNDO_DELETE_KEY, NULL, k->nickname, NULL,
-                              g_strdup_printf("deleting the imported key %s", k->nss_id));
+                              g_strdup_printf("deleting the imported key %s", nss_id));
     u->key = key;
 
     /* The ID NSS gave the key must be the one computed (and printed for CS.cfg). */
@@ -690,7 +691,8 @@ static gboolean store_public_key(ApplyRun *run, CabackRestoreKey *k, CabackResto
     g_autoptr(GBytes) id = g_bytes_new(k->id.bytes, CABACK_KEYID_LEN);
     if (pub == NULL || g_hash_table_contains(public_ids, id))
         return TRUE;
-    g_autofree char *what = g_strdup_printf("storing the public key of key %s", k->nss_id);
+    g_autofree char *nss_id = caback_keyid_to_nss(&k->id);
+    g_autofree char *what = g_strdup_printf("storing the public key of key %s", nss_id);
     if (!step_allowed(run, what))
         return FALSE;
     CK_OBJECT_HANDLE handle = PK11_ImportPublicKey(run->db->slot, pub, PR_TRUE);
@@ -699,7 +701,7 @@ static gboolean store_public_key(ApplyRun *run, CabackRestoreKey *k, CabackResto
         return FALSE;
     }
     journal_object(run->journal, UNDO_DESTROY_OBJECT, run->db->slot, handle,
-                   g_strdup_printf("deleting the stored public key %s", k->nss_id));
+                   g_strdup_printf("deleting the stored public key %s", nss_id));
     g_hash_table_add(public_ids, g_steal_pointer(&id));
     return TRUE;
 }
@@ -717,6 +719,7 @@ static void store_keys(ApplyRun *run)
         if (k->action != CABACK_RESTORE_ADD && !k->store_public)
             continue;
         CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
+        g_autofree char *nss_id = caback_keyid_to_nss(&k->id);
         SECKEYPrivateKey *key = NULL;
         g_autoptr(SECKEYPrivateKey) present = NULL;
         if (k->store_public) {
@@ -725,12 +728,12 @@ static void store_keys(ApplyRun *run)
             key = present = PK11_FindKeyByKeyID(run->db->slot, &kid, run->db);
             if (key == NULL) {
                 caback_error_set_nss(&run->failure, CABACK_ERROR_DATABASE,
-                                     "key %s is no longer in the database", k->nss_id);
+                                     "key %s is no longer in the database", nss_id);
                 return;
             }
         } else {
             g_autofree char *what = g_strdup_printf(
-                "importing key %s%s%s%s", k->nss_id, k->nickname != NULL ? " (\"" : "",
+                "importing key %s%s%s%s", nss_id, k->nickname != NULL ? " (\"" : "",
                 k->nickname != NULL ? k->nickname : "", k->nickname != NULL ? "\")" : "");
             key = import_key(run, i, k, c, what);
             if (key == NULL)

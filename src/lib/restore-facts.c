@@ -141,8 +141,6 @@ static void key_free(CabackRestoreKey *k)
 {
     g_free(k->pairing);
     g_clear_pointer(&k->public_value, g_bytes_unref);
-    g_free(k->nss_id);
-    g_free(k->dogtag_id);
     g_free(k->problem);
     g_free(k->nickname);
     g_free(k->note);
@@ -504,10 +502,7 @@ CabackRestorePlan *caback_restore_inspect(CabackP12File *file, const char *path,
         CabackRestoreKey *k = plan->keys->pdata[i];
         if (k->public_value != NULL)
             k->id_known = caback_restore_id_of_public_value(k->public_value, &k->id);
-        if (k->id_known) {
-            k->nss_id = caback_keyid_to_nss(&k->id);
-            k->dogtag_id = caback_keyid_to_dogtag(&k->id);
-        } else if (k->problem == NULL) {
+        if (!k->id_known && k->problem == NULL) {
             k->problem = g_strdup("its public key (and so its NSS key ID) cannot be determined "
                                   "without its certificate");
         }

@@ -98,6 +98,8 @@ static void json_cert(CabackJson *json, const CabackRestoreCert *c)
 static void json_key(CabackJson *json, const CabackRestoreKey *k)
 {
     const char *tag = k->cert_found ? caback_restore_cscfg_tag(k->nickname) : NULL;
+    g_autofree char *nss_id = k->id_known ? caback_keyid_to_nss(&k->id) : NULL;
+    g_autofree char *dogtag_id = k->id_known ? caback_keyid_to_dogtag(&k->id) : NULL;
 
     caback_json_begin_object(json, NULL);
     caback_json_int(json, "index", k->index);
@@ -105,12 +107,12 @@ static void json_key(CabackJson *json, const CabackRestoreKey *k)
     caback_json_string(json, "action", caback_restore_action_name(k->action));
     caback_json_string(json, "type", k->type_name);
     caback_json_int_or_null(json, "size", k->bits > 0, k->bits);
-    caback_json_string(json, "id", k->nss_id);
-    caback_json_string(json, "nss_id", k->nss_id);
-    caback_json_string(json, "dogtag_id", k->dogtag_id);
+    caback_json_string(json, "id", nss_id);
+    caback_json_string(json, "nss_id", nss_id);
+    caback_json_string(json, "dogtag_id", dogtag_id);
     caback_json_printf(json, "cscfg",
-                       tag != NULL && k->dogtag_id != NULL ? "cloning.%s.privkey.id=%s" : NULL,
-                       tag, k->dogtag_id);
+                       tag != NULL && dogtag_id != NULL ? "cloning.%s.privkey.id=%s" : NULL, tag,
+                       dogtag_id);
     caback_json_int_or_null(json, "certificate_index", k->cert_index >= 0, k->cert_index);
     caback_json_bool(json, "certificate_found", k->cert_found);
     caback_json_bool(json, "pair_checked", k->pair_checked);

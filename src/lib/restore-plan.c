@@ -889,6 +889,7 @@ static gboolean plan_present_key(CabackRestorePlan *plan, CabackDb *db, GHashTab
     if (pairs && c != NULL && !file_key_matches(plan, k, c, &own_matches, &own, error))
         return FALSE;
     g_autoptr(GBytes) id_bytes = g_bytes_new(k->id.bytes, CABACK_KEYID_LEN);
+    g_autofree char *nss_id = caback_keyid_to_nss(&k->id);
     if (!own_matches) {
         g_autofree char *own_id = id_text(own);
         gboolean keep = options != NULL &&
@@ -898,7 +899,7 @@ static gboolean plan_present_key(CabackRestorePlan *plan, CabackDb *db, GHashTab
             "the file's key does not match its certificate \"%s\": the key's public key has ID "
             "%s, the certificate's public key has ID %s, and the database already holds the "
             "certificate's key under that ID; %s",
-            c->nickname, own_id, k->nss_id,
+            c->nickname, own_id, nss_id,
             keep ? "the database's key is kept and the file's is not restored (--replace)"
                  : "use --replace to keep the database's key (the file's is then not restored)");
     } else if (pairs && !g_hash_table_contains(public_ids, id_bytes)) {
@@ -917,15 +918,15 @@ static gboolean plan_present_key(CabackRestorePlan *plan, CabackDb *db, GHashTab
         g_autofree char *have_id = id_text(value);
         g_autofree char *differ =
             value != NULL ? g_strdup_printf(" (its public key has ID %s; the file's %s has %s)",
-                                            have_id, c != NULL ? "certificate" : "key", k->nss_id)
+                                            have_id, c != NULL ? "certificate" : "key", nss_id)
                           : g_strdup("");
         k->action = CABACK_RESTORE_CONFLICT;
         k->note = g_strdup_printf(
             "the database has a different private key with key ID %s%s%s%s; caback never "
             "deletes a private key: check it with caback listkeys and remove it yourself "
             "(certutil -F -k %s) if it is not needed",
-            k->nss_id, differ, local != NULL ? " (the check failed: " : "",
-            local != NULL ? local->message : "", k->nss_id);
+            nss_id, differ, local != NULL ? " (the check failed: " : "",
+            local != NULL ? local->message : "", nss_id);
         if (local != NULL) {
             char *fixed = g_strdup_printf("%s)", k->note);
             g_free(k->note);

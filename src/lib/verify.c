@@ -702,9 +702,11 @@ static gboolean refuse_conflicts(const CabackRestorePlan *plan, const char *path
     }
     for (guint i = 0; i < plan->keys->len; i++) {
         const CabackRestoreKey *k = plan->keys->pdata[i];
-        if (k->action == CABACK_RESTORE_CONFLICT)
-            g_string_append_printf(what, "; key %s: %s", k->nss_id ? k->nss_id : "?",
-                                   k->note != NULL ? k->note : "conflict");
+        if (k->action != CABACK_RESTORE_CONFLICT)
+            continue;
+        g_autofree char *nss_id = k->id_known ? caback_keyid_to_nss(&k->id) : NULL;
+        g_string_append_printf(what, "; key %s: %s", nss_id ? nss_id : "?",
+                               k->note != NULL ? k->note : "conflict");
     }
     g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                 "%s cannot be restored even into an empty database: caback restore finds "
@@ -724,8 +726,8 @@ static void check_keys(CabackVerifyReport *r, CabackDb *db, const CabackRestoreP
             continue;
         CabackVerifyKey *vk = g_new0(CabackVerifyKey, 1);
         vk->nickname = g_strdup(k->nickname);
-        vk->nss_id = g_strdup(k->nss_id);
-        vk->dogtag_id = g_strdup(k->dogtag_id);
+        vk->nss_id = k->id_known ? caback_keyid_to_nss(&k->id) : NULL;
+        vk->dogtag_id = k->id_known ? caback_keyid_to_dogtag(&k->id) : NULL;
         vk->type = k->type_name;
         vk->bits = k->bits;
         if (k->id_known)
