@@ -50,6 +50,10 @@ char *caback_keyid_to_0x(const CabackKeyId *id);
  * when the first byte is >= 0x80, no leading zeros, "0" for zero; caller frees. */
 char *caback_keyid_to_dogtag(const CabackKeyId *id);
 
+/* The lowercase hex of raw bytes of any length, as certutil -K prints a CKA_ID that is no key ID
+ * (empty, or over 20 bytes); caller frees. */
+char *caback_keyid_bytes_to_hex(const guint8 *data, gsize len);
+
 /* The Dogtag form of raw bytes of any length (BigInteger of the two's-complement value); caller
  * frees. Used for IDs that are not 20 bytes long. */
 char *caback_keyid_bytes_to_dogtag(const guint8 *data, gsize len);

@@ -287,6 +287,14 @@ char *caback_keyid_to_0x(const CabackKeyId *id)
     return g_string_free(s, FALSE);
 }
 
+char *caback_keyid_bytes_to_hex(const guint8 *data, gsize len)
+{
+    GString *s = g_string_sized_new(2 * len + 1);
+
+    append_hex(s, data, len);
+    return g_string_free(s, FALSE);
+}
+
 char *caback_keyid_bytes_to_dogtag(const guint8 *data, gsize len)
 {
     g_return_val_if_fail(data != NULL || len == 0, NULL);
@@ -322,10 +330,8 @@ char *caback_keyid_to_token_hex(const CabackKeyId *id)
 {
     gsize len;
     const guint8 *data = token_bytes(id, &len);
-    GString *s = g_string_sized_new(2 * len + 1);
 
-    append_hex(s, data, len);
-    return g_string_free(s, FALSE);
+    return caback_keyid_bytes_to_hex(data, len);
 }
 
 char *caback_keyid_to_token_dogtag(const CabackKeyId *id)

@@ -217,6 +217,14 @@ static void test_bytes_to_dogtag(void)
     g_assert_cmpstr(c, ==, "-80");
     g_assert_cmpstr(d, ==, "0");
     g_assert_cmpstr(e, ==, "-800000000000000000000000000000000000000000");
+
+    /* The hex of the same bytes, as certutil -K prints a CKA_ID of any length. */
+    g_autofree char *f = caback_keyid_bytes_to_hex(neg, sizeof neg);
+    g_autofree char *g = caback_keyid_bytes_to_hex(NULL, 0);
+    g_autofree char *h = caback_keyid_bytes_to_hex(long_neg, sizeof long_neg);
+    g_assert_cmpstr(f, ==, "ff1234");
+    g_assert_cmpstr(g, ==, "");
+    g_assert_cmpstr(h, ==, "800000000000000000000000000000000000000000");
 }
 
 static void test_legacy_problem(void)
