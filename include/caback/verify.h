@@ -34,8 +34,9 @@ typedef struct {
     char *serial_hex; /* uppercase hex, as openssl -serial */
     GBytes *der;
     gboolean has_key;     /* its private key is on the token */
-    char *nss_id;         /* has_key: the key's CKA_ID as certutil -K prints it */
-    char *dogtag_id;      /* has_key: the CS.cfg form, NULL when not meaningful */
+    GBytes *ckaid;        /* has_key: the key's CKA_ID as the token holds it */
+    gboolean id_known;    /* has_key, and that CKA_ID is a key ID (1 to 20 bytes) */
+    CabackKeyId id;       /* id_known: the key ID (shown as caback_verify_key_id_text says) */
     GBytes *key_id;       /* has_key: the key ID NSS derives from the certificate's public key
                            * (what a restored key gets), NULL when unknown */
     gboolean extractable; /* has_key: FALSE when the token marks the key not extractable */
@@ -46,9 +47,9 @@ typedef struct {
 typedef struct {
     char *nickname;       /* its certificate's nickname; NULL when it has none (an orphan: a
                            * pending re-key, or the old key of one) */
-    char *nss_id;         /* certutil -K form */
-    char *dogtag_id;      /* CS.cfg form, or NULL */
     GBytes *ckaid;        /* CKA_ID as the token holds it */
+    gboolean id_known;    /* that CKA_ID is a key ID (1 to 20 bytes) */
+    CabackKeyId id;       /* id_known: the key ID */
     GBytes *key_id;       /* the key ID of its public value, NULL when NSS cannot tell */
     gboolean extractable; /* FALSE when the token marks it not extractable */
 } CabackVerifyDbKey;
@@ -82,13 +83,12 @@ CabackVerifyInventory *caback_verify_inventory(CabackDb *db, GError **error);
 
 typedef struct {
     char *nickname;   /* as restored (NULL for a key without certificate) */
-    char *nss_id;     /* the key ID the restored key has, certutil -K form */
-    char *dogtag_id;  /* CS.cfg form */
     const char *type; /* "rsa", "ec"... (static) */
     guint bits;
     GBytes *key_id; /* 20 bytes, the same ID as bytes; NULL when unknown */
     gboolean id_known; /* id is the restored key's ID (the run log records it) */
-    CabackKeyId id;
+    CabackKeyId id;    /* certutil -K shows caback_keyid_to_token_hex, CS.cfg holds
+                        * caback_keyid_to_token_dogtag (20 bytes: _to_nss, _to_dogtag) */
     gboolean signs; /* a test signature made with the restored key verifies with its
                      * restored certificate */
     char *problem;  /* why not, or NULL */
@@ -134,8 +134,9 @@ typedef struct {
 typedef struct {
     const char *kind; /* "key" or "certificate" (static) */
     char *nickname;
-    char *nss_id;     /* keys */
-    char *dogtag_id;  /* keys */
+    gboolean id_known; /* keys: id is the key's ID */
+    CabackKeyId id;    /* keys */
+    GBytes *ckaid;     /* keys of the database: the CKA_ID as the token holds it; else NULL */
     char *subject;    /* certificates */
     char *serial_hex; /* certificates */
 } CabackVerifyItem;
@@ -258,6 +259,12 @@ gboolean caback_verify_run(const CabackVerifyRunOptions *options, const CabackVe
                            CabackVerifyResult *result, GError **error);
 
 /* ---- the report as JSON (verify-json.c) ---- */
+
+/* The certutil -K form of a key's ID in the drill or the database: the lowercase hex of the ID's
+ * own bytes (caback_keyid_to_token_hex) when @known, else of @ckaid, a CKA_ID that is no key ID
+ * (empty, or over 20 bytes), else NULL when unknown; caller frees. Its CS.cfg form is
+ * caback_keyid_to_token_dogtag of a known ID, and none otherwise. */
+char *caback_verify_key_id_text(gboolean known, const CabackKeyId *id, GBytes *ckaid);
 
 /* The object caback verify --json prints for a finished drill (@result: the signature's word and
  * line), as caback_json_text writes it; caller frees. */

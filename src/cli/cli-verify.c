@@ -23,7 +23,8 @@ void caback_cli_verify_print_details(const CabackVerifyReport *r)
 {
     for (guint i = 0; i < r->keys->len; i++) {
         const CabackVerifyKey *k = r->keys->pdata[i];
-        caback_cli_info("  key %s %s %u of \"%s\": %s", k->nss_id ? k->nss_id : "?", k->type,
+        g_autofree char *nss_id = k->id_known ? caback_keyid_to_token_hex(&k->id) : NULL;
+        caback_cli_info("  key %s %s %u of \"%s\": %s", nss_id ? nss_id : "?", k->type,
                         k->bits, k->nickname ? k->nickname : "(no certificate)",
                         k->signs ? "signs, verified with its certificate"
                                  : (k->problem ? k->problem : "not checked"));

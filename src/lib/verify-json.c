@@ -12,6 +12,27 @@ static char *date_text(GDateTime *t)
     return t != NULL ? g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ") : NULL;
 }
 
+char *caback_verify_key_id_text(gboolean known, const CabackKeyId *id, GBytes *ckaid)
+{
+    if (known)
+        return caback_keyid_to_token_hex(id);
+    if (ckaid == NULL)
+        return NULL;
+    gsize len;
+    const guint8 *data = g_bytes_get_data(ckaid, &len);
+    return caback_keyid_bytes_to_hex(data, len);
+}
+
+/* A key's two forms of its ID (see caback_verify_key_id_text). */
+static void json_key_id(CabackJson *json, gboolean known, const CabackKeyId *id, GBytes *ckaid)
+{
+    g_autofree char *nss_id = caback_verify_key_id_text(known, id, ckaid);
+    g_autofree char *dogtag_id = known ? caback_keyid_to_token_dogtag(id) : NULL;
+
+    caback_json_string(json, "nss_id", nss_id);
+    caback_json_string(json, "dogtag_id", dogtag_id);
+}
+
 static void json_items(CabackJson *json, const char *key, const GPtrArray *items)
 {
     caback_json_begin_array(json, key);
@@ -20,8 +41,7 @@ static void json_items(CabackJson *json, const char *key, const GPtrArray *items
         caback_json_begin_object(json, NULL);
         caback_json_string(json, "type", it->kind);
         caback_json_string(json, "nickname", it->nickname);
-        caback_json_string(json, "nss_id", it->nss_id);
-        caback_json_string(json, "dogtag_id", it->dogtag_id);
+        json_key_id(json, it->id_known, &it->id, it->ckaid); /* null for a certificate */
         caback_json_string(json, "subject", it->subject);
         caback_json_string(json, "serial", it->serial_hex);
         caback_json_end_object(json);
@@ -36,8 +56,7 @@ static void json_keys(CabackJson *json, const GPtrArray *keys)
         const CabackVerifyKey *k = keys->pdata[i];
         caback_json_begin_object(json, NULL);
         caback_json_string(json, "nickname", k->nickname);
-        caback_json_string(json, "nss_id", k->nss_id);
-        caback_json_string(json, "dogtag_id", k->dogtag_id);
+        json_key_id(json, k->id_known, &k->id, NULL);
         caback_json_string(json, "type", k->type);
         caback_json_int_or_null(json, "size", k->bits > 0, k->bits);
         caback_json_bool(json, "signature_ok", k->signs);

@@ -112,8 +112,8 @@ static void db_cert_free(CabackVerifyDbCert *c)
     g_free(c->serial_hex);
     if (c->der != NULL)
         g_bytes_unref(c->der);
-    g_free(c->nss_id);
-    g_free(c->dogtag_id);
+    if (c->ckaid != NULL)
+        g_bytes_unref(c->ckaid);
     if (c->key_id != NULL)
         g_bytes_unref(c->key_id);
     g_free(c->trust);
@@ -125,8 +125,6 @@ static void db_key_free(CabackVerifyDbKey *k)
     if (k == NULL)
         return;
     g_free(k->nickname);
-    g_free(k->nss_id);
-    g_free(k->dogtag_id);
     if (k->ckaid != NULL)
         g_bytes_unref(k->ckaid);
     if (k->key_id != NULL)
@@ -187,9 +185,9 @@ static void inventory_keys(CabackDb *db, CabackVerifyInventory *inv)
         g_autoptr(CabackKeyInfo) info = caback_keys_describe(db, node->key, NULL);
         CabackVerifyDbKey *k = g_new0(CabackVerifyDbKey, 1);
         k->nickname = g_strdup(info->nickname);
-        k->nss_id = g_strdup(info->id_hex);
-        k->dogtag_id = g_strdup(info->dogtag_id);
         k->ckaid = g_bytes_ref(info->raw_id);
+        k->id_known = info->id_valid;
+        k->id = info->id;
         k->key_id = id != NULL ? g_bytes_ref(id) : NULL;
         k->extractable = info->extractable != 0;
         g_ptr_array_add(inv->keys, k);
@@ -240,8 +238,9 @@ CabackVerifyInventory *caback_verify_inventory(CabackDb *db, GError **error)
         g_autoptr(CabackKeyInfo) info = caback_keys_describe(db, key, c->cert);
         g_autoptr(SECKEYPublicKey) pub = CERT_ExtractPublicKey(c->cert);
         dc->has_key = TRUE;
-        dc->nss_id = g_strdup(info->id_hex);
-        dc->dogtag_id = g_strdup(info->dogtag_id);
+        dc->ckaid = g_bytes_ref(info->raw_id);
+        dc->id_known = info->id_valid;
+        dc->id = info->id;
         dc->extractable = info->extractable != 0;
         dc->key_id = pub != NULL ? key_id_of(pub) : NULL;
     }
@@ -268,10 +267,7 @@ static void key_free(CabackVerifyKey *k)
     if (k == NULL)
         return;
     g_free(k->nickname);
-    g_free(k->nss_id);
-    g_free(k->dogtag_id);
-    if (k->key_id != NULL)
-        g_bytes_unref(k->key_id);
+    g_clear_pointer(&k->key_id, g_bytes_unref);
     g_free(k->problem);
     g_free(k);
 }
@@ -324,8 +320,7 @@ static void item_free(CabackVerifyItem *item)
     if (item == NULL)
         return;
     g_free(item->nickname);
-    g_free(item->nss_id);
-    g_free(item->dogtag_id);
+    g_clear_pointer(&item->ckaid, g_bytes_unref);
     g_free(item->subject);
     g_free(item->serial_hex);
     g_free(item);
@@ -375,8 +370,8 @@ CabackVerifyReport *caback_verify_report_new(const char *path)
     return r;
 }
 
-static CabackVerifyItem *key_item(const char *nickname, const char *nss_id,
-                                  const char *dogtag_id);
+static CabackVerifyItem *key_item(const char *nickname, gboolean id_known,
+                                  const CabackKeyId *id, GBytes *ckaid);
 static void problem(CabackVerifyReport *r, const char *format, ...) G_GNUC_PRINTF(2, 3);
 static void problem(CabackVerifyReport *r, const char *format, ...)
 {
@@ -726,8 +721,6 @@ static void check_keys(CabackVerifyReport *r, CabackDb *db, const CabackRestoreP
             continue;
         CabackVerifyKey *vk = g_new0(CabackVerifyKey, 1);
         vk->nickname = g_strdup(k->nickname);
-        vk->nss_id = k->id_known ? caback_keyid_to_nss(&k->id) : NULL;
-        vk->dogtag_id = k->id_known ? caback_keyid_to_dogtag(&k->id) : NULL;
         vk->type = k->type_name;
         vk->bits = k->bits;
         if (k->id_known)
@@ -737,21 +730,22 @@ static void check_keys(CabackVerifyReport *r, CabackDb *db, const CabackRestoreP
         g_ptr_array_add(r->keys, vk);
         caback_progress_report("checking that each key signs for its certificate", i + 1,
                                plan->keys->len);
+        g_autofree char *nss_id = k->id_known ? caback_keyid_to_nss(&k->id) : NULL;
         if (k->cert_index < 0) {
             g_ptr_array_add(r->keys_without_certificate,
-                            key_item(NULL, vk->nss_id, vk->dogtag_id));
+                            key_item(NULL, vk->id_known, &vk->id, NULL));
             problem(r,
                     "key %s has no certificate in the file: it restores as a key without "
                     "certificate that nothing can use, and caback cannot check it; back it up "
                     "with its certificate",
-                    vk->nss_id != NULL ? vk->nss_id : "?");
+                    nss_id != NULL ? nss_id : "?");
             continue;
         }
         check_key(db, plan->certs->pdata[k->cert_index], vk);
         if (vk->problem != NULL)
             problem(r, "the key of \"%s\" (key ID %s): %s",
                     vk->nickname != NULL ? vk->nickname : "?",
-                    vk->nss_id != NULL ? vk->nss_id : "?", vk->problem);
+                    nss_id != NULL ? nss_id : "?", vk->problem);
     }
 }
 
@@ -918,14 +912,17 @@ static CabackVerifyItem *cert_item(const char *nickname, const char *subject, co
     return item;
 }
 
-static CabackVerifyItem *key_item(const char *nickname, const char *nss_id, const char *dogtag_id)
+/* @ckaid: a key of the database's CKA_ID as the token holds it; NULL for a key of the file. */
+static CabackVerifyItem *key_item(const char *nickname, gboolean id_known, const CabackKeyId *id,
+                                  GBytes *ckaid)
 {
     CabackVerifyItem *item = g_new0(CabackVerifyItem, 1);
 
     item->kind = "key";
     item->nickname = g_strdup(nickname);
-    item->nss_id = g_strdup(nss_id);
-    item->dogtag_id = g_strdup(dogtag_id);
+    item->id_known = id_known;
+    item->id = *id;
+    item->ckaid = ckaid != NULL ? g_bytes_ref(ckaid) : NULL;
     return item;
 }
 
@@ -933,10 +930,11 @@ static void append_item(GString *s, const CabackVerifyItem *item)
 {
     if (s->len > 0)
         g_string_append(s, "; ");
+    g_autofree char *nss_id = caback_verify_key_id_text(item->id_known, &item->id, item->ckaid);
     if (strcmp(item->kind, "key") == 0)
         g_string_append_printf(s, "the key of \"%s\" (key ID %s)",
                                item->nickname != NULL ? item->nickname : "?",
-                               item->nss_id != NULL ? item->nss_id : "?");
+                               nss_id != NULL ? nss_id : "?");
     else
         g_string_append_printf(s, "certificate \"%s\" (serial 0x%s)",
                                item->nickname != NULL ? item->nickname : item->subject,
@@ -956,24 +954,25 @@ static void find_missing_from_backup(CabackVerifyReport *report,
                             cert_item(c->nickname, c->subject, c->serial_hex));
         if (!c->has_key || bytes_in(file_keys, c->key_id))
             continue;
+        g_autofree char *nss_id = caback_verify_key_id_text(c->id_known, &c->id, c->ckaid);
         if (!c->extractable) {
             g_ptr_array_add(report->notes,
                             g_strdup_printf("the key of \"%s\" (key ID %s) on token \"%s\" cannot "
                                             "leave it (not extractable), so no PKCS#12 file holds "
                                             "it; it needs the HSM vendor's own backup",
                                             c->nickname != NULL ? c->nickname : c->subject,
-                                            c->nss_id, inventory->token));
+                                            nss_id, inventory->token));
             continue;
         }
         /* A key shared by two certificates (a renewal) is listed once. */
         gboolean listed = FALSE;
         for (guint j = 0; j < report->missing_from_backup->len && !listed; j++) {
             const CabackVerifyItem *m = report->missing_from_backup->pdata[j];
-            listed = strcmp(m->kind, "key") == 0 && g_strcmp0(m->nss_id, c->nss_id) == 0;
+            listed = strcmp(m->kind, "key") == 0 && g_bytes_equal(m->ckaid, c->ckaid);
         }
         if (!listed)
             g_ptr_array_add(report->missing_from_backup,
-                            key_item(c->nickname, c->nss_id, c->dogtag_id));
+                            key_item(c->nickname, c->id_known, &c->id, c->ckaid));
     }
 }
 
@@ -985,7 +984,7 @@ static void find_not_in_database(CabackVerifyReport *report,
         const CabackVerifyKey *k = report->keys->pdata[i];
         if (!bytes_in(inventory->all_keys, k->key_id))
             g_ptr_array_add(report->not_in_database,
-                            key_item(k->nickname, k->nss_id, k->dogtag_id));
+                            key_item(k->nickname, k->id_known, &k->id, NULL));
     }
     for (guint i = 0; i < report->certs->len; i++) {
         const CabackVerifyCert *c = report->certs->pdata[i];
@@ -1026,15 +1025,17 @@ static void find_missing_keys(CabackVerifyReport *report, const CabackVerifyInve
             continue;
         if (!k->extractable) {
             /* No PKCS#12 file can hold it (a key with a certificate is noted above). */
+            g_autofree char *nss_id = caback_verify_key_id_text(k->id_known, &k->id, k->ckaid);
             if (k->nickname == NULL)
                 g_ptr_array_add(report->notes,
                                 g_strdup_printf("key %s on token \"%s\" has no certificate and "
                                                 "cannot leave the token (not extractable); it "
                                                 "needs the HSM vendor's own backup",
-                                                k->nss_id, inventory->token));
+                                                nss_id, inventory->token));
             continue;
         }
-        g_ptr_array_add(report->missing_keys, key_item(k->nickname, k->nss_id, k->dogtag_id));
+        g_ptr_array_add(report->missing_keys,
+                        key_item(k->nickname, k->id_known, &k->id, k->ckaid));
     }
 }
 
@@ -1059,7 +1060,8 @@ static void judge_comparison(CabackVerifyReport *report, const CabackVerifyInven
         g_autoptr(GString) what = g_string_new(NULL);
         for (guint i = 0; i < report->missing_keys->len; i++) {
             const CabackVerifyItem *m = report->missing_keys->pdata[i];
-            g_string_append_printf(what, "%skey %s (%s)", i > 0 ? "; " : "", m->nss_id,
+            g_autofree char *nss_id = caback_verify_key_id_text(m->id_known, &m->id, m->ckaid);
+            g_string_append_printf(what, "%skey %s (%s)", i > 0 ? "; " : "", nss_id,
                                    m->nickname != NULL
                                        ? m->nickname
                                        : "no certificate: a pending re-key, or a key left by one");

@@ -23,7 +23,8 @@ static void db_cert(CabackVerifyInventory *inv, const char *nick, const char *de
     c->der = bytes(der);
     if (key != NULL) {
         c->has_key = TRUE;
-        c->nss_id = g_strdup_printf("id-%s", key);
+        c->ckaid = bytes(key);
+        c->id_known = caback_keyid_from_bytes((const guint8 *)key, strlen(key), &c->id, NULL);
         c->key_id = bytes(key);
         c->extractable = extractable;
         g_ptr_array_add(inv->all_keys, bytes(key));
@@ -37,7 +38,7 @@ static void file_key(CabackVerifyReport *r, const char *nick, const char *key)
     CabackVerifyKey *k = g_new0(CabackVerifyKey, 1);
 
     k->nickname = g_strdup(nick);
-    k->nss_id = g_strdup_printf("id-%s", key);
+    k->id_known = caback_keyid_from_bytes((const guint8 *)key, strlen(key), &k->id, NULL);
     k->key_id = bytes(key);
     k->signs = TRUE;
     g_ptr_array_add(r->keys, k);
@@ -113,10 +114,11 @@ static void test_stale(void)
     g_assert_cmpstr(cert->kind, ==, "certificate");
     g_assert_cmpstr(cert->nickname, ==, "ocspSigning");
     g_assert_cmpstr(key->kind, ==, "key");
-    g_assert_cmpstr(key->nss_id, ==, "id-kOCSP");
+    g_autofree char *id = caback_verify_key_id_text(key->id_known, &key->id, key->ckaid);
+    g_assert_cmpstr(id, ==, "6b4f435350"); /* "kOCSP", the ID as its token holds it */
     g_assert_false(r->restorable);
     g_assert_true(has_problem(r, "the backup is stale"));
-    g_assert_true(has_problem(r, "the key of \"ocspSigning\" (key ID id-kOCSP)"));
+    g_assert_true(has_problem(r, "the key of \"ocspSigning\" (key ID 6b4f435350)"));
     g_assert_true(has_problem(r, "certificate \"ocspSigning\" (serial 0x0A)"));
 }
 
@@ -181,6 +183,31 @@ static void test_not_in_database(void)
     g_assert_cmpuint(r->problems->len, ==, 0);
 }
 
+/* A key of the database whose CKA_ID is no key ID (an HSM's own, over 20 bytes) is named by that
+ * CKA_ID in hex; one of 1 to 20 bytes by its own bytes, not zero-extended. */
+static void test_token_ids_named_as_held(void)
+{
+    g_autoptr(CabackVerifyReport) r = good_report();
+    g_autoptr(CabackVerifyInventory) inv = good_inventory();
+
+    db_cert(inv, "hsmLong", "certLong", "0123456789abcdefghijk", TRUE);
+    db_cert(inv, "hsmShort", "certShort", "\x01", TRUE);
+    caback_verify_compare(r, inv);
+    g_assert_cmpuint(r->missing_from_backup->len, ==, 4);
+    const CabackVerifyItem *longer = r->missing_from_backup->pdata[1];
+    const CabackVerifyItem *shorter = r->missing_from_backup->pdata[3];
+    g_assert_false(longer->id_known);
+    g_autofree char *a = caback_verify_key_id_text(longer->id_known, &longer->id, longer->ckaid);
+    g_assert_cmpstr(a, ==, "303132333435363738396162636465666768696a6b");
+    g_assert_true(shorter->id_known);
+    g_autofree char *b = caback_verify_key_id_text(shorter->id_known, &shorter->id, shorter->ckaid);
+    g_assert_cmpstr(b, ==, "01");
+    g_assert_true(has_problem(r, "the key of \"hsmLong\" (key ID 3031323334353637383961626364"));
+    g_assert_true(has_problem(r, "the key of \"hsmShort\" (key ID 01)"));
+    g_autofree char *none = caback_verify_key_id_text(FALSE, &shorter->id, NULL);
+    g_assert_null(none);
+}
+
 /* Notes of the inventory (orphan keys, incomplete chains) reach the report. */
 static void test_inventory_notes(void)
 {
@@ -202,5 +229,6 @@ int main(int argc, char **argv)
     g_test_add_func("/verify/compare/not-extractable", test_not_extractable);
     g_test_add_func("/verify/compare/not-in-database", test_not_in_database);
     g_test_add_func("/verify/compare/inventory-notes", test_inventory_notes);
+    g_test_add_func("/verify/compare/token-ids-named-as-held", test_token_ids_named_as_held);
     return g_test_run();
 }
