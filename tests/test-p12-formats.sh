@@ -7,8 +7,8 @@
 #    openssl pkcs8 -topk8 and tests/p12-wrap.py, which also writes a MAC with an empty salt;
 #  - certtool --to-p12 with its --pkcs-cipher choices, pk12util -o with its ciphers and MAC
 #    digests, pyca/cryptography's encryption builders, Java keytool keystores;
-#  - what caback cannot use (ARIA, CAST5, Blowfish, SM4, SEED, pbeWithSHA1AndDES,
-#    the PKCS#5 v1 RC2 variants, SHA-3 and SHA-512/t digests, scrypt beyond its bounds) is
+#  - what caback cannot use (ARIA, CAST5, Blowfish, SM4, SEED, AES-OFB/CFB, the PKCS#5 v1 RC2
+#    variants with MD5 or MD2, SHA-3 and SHA-512/t digests, scrypt beyond its bounds) is
 #    refused with exit 1 and named by name and OID, never as a wrong password.
 # The oracle is `openssl pkcs12 -nodes` read by tests/p12-facts.py (pyca/cryptography): certificate
 # SHA-256 fingerprints and NSS key IDs (SHA-1 of the RSA modulus or the EC point).
@@ -80,7 +80,7 @@ refused() {
 
 # ---- openssl pkcs12 -export: every PBE it writes, for the keys and the certificates ----------
 for alg in PBE-SHA1-3DES PBE-SHA1-2DES PBE-SHA1-RC2-40 PBE-SHA1-RC2-128 PBE-SHA1-RC4-40 PBE-SHA1-RC4-128 \
-    PBE-MD5-DES aes-128-cbc aes-192-cbc aes-256-cbc camellia-128-cbc camellia-192-cbc \
+    PBE-MD5-DES PBE-SHA1-DES PBE-SHA1-RC2-64 aes-128-cbc aes-192-cbc aes-256-cbc camellia-128-cbc camellia-192-cbc \
     camellia-256-cbc des-ede3-cbc des-cbc rc2-cbc rc2-40-cbc rc2-64-cbc; do
     for k in rsa ec; do
         f=$D/ossl-$alg-$k.p12
@@ -139,6 +139,10 @@ for c in aes-128-cbc aes-192-cbc camellia-256-cbc des-ede3-cbc des-cbc rc2-cbc r
 done
 wrap_key v1-md5-des "$D/rsa.key" "$D/rsa.der" -v1 PBE-MD5-DES -provider legacy -provider default
 same_as_openssl "PKCS#5 v1 pbeWithMD5AndDES-CBC shrouded key" "$D/v1-md5-des.p12"
+wrap_key v1-sha1-des "$D/ec.key" "$D/ec.der" -v1 PBE-SHA1-DES -provider legacy -provider default
+same_as_openssl "PKCS#5 v1 pbeWithSHA1AndDES-CBC shrouded key" "$D/v1-sha1-des.p12"
+wrap_key v1-sha1-rc2 "$D/ec.key" "$D/ec.der" -v1 PBE-SHA1-RC2-64 -provider legacy -provider default
+same_as_openssl "PKCS#5 v1 pbeWithSHA1AndRC2-CBC shrouded key" "$D/v1-sha1-rc2.p12"
 
 # scrypt (RFC 7914), OpenSSL's defaults and others within caback's bounds.
 wrap_key scrypt "$D/rsa.key" "$D/rsa.der" -scrypt
@@ -265,9 +269,7 @@ for c in aria-128-cbc:'ARIA-128-CBC \(OID 1\.2\.410\.200046\.1\.1\.2\)' \
     seed-cbc:'SEED.*\(OID 1\.2\.410\.200004\.1\.4\)' \
     aes-256-ofb:'AES-256-OFB \(OID 2\.16\.840\.1\.101\.3\.4\.1\.43\)' \
     aes-128-cfb:'AES-128-CFB \(OID 2\.16\.840\.1\.101\.3\.4\.1\.4\)' \
-    PBE-SHA1-DES:'pbeWithSHA1AndDES-CBC \(OID 1\.2\.840\.113549\.1\.5\.10\)' \
-    PBE-MD5-RC2-64:'pbeWithMD5AndRC2-CBC \(OID 1\.2\.840\.113549\.1\.5\.6\)' \
-    PBE-SHA1-RC2-64:'pbeWithSHA1AndRC2-CBC \(OID 1\.2\.840\.113549\.1\.5\.11\)'; do
+    PBE-MD5-RC2-64:'pbeWithMD5AndRC2-CBC \(OID 1\.2\.840\.113549\.1\.5\.6\)'; do
     alg=${c%%:*}
     if openssl pkcs12 -export -legacy -inkey "$D/rsa.key" -in "$D/rsa.crt" -keypbe "$alg" \
         -certpbe "$alg" -passout "file:$D/pw" -out "$D/no-$alg.p12" 2>/dev/null; then
@@ -396,6 +398,29 @@ if openssl pkcs12 -export -legacy -inkey "$D/two.key" -in "$D/two.crt" -name "tw
 else
     skip "2-key 3DES files" "this openssl cannot write them"
 fi
+
+# ---- PKCS#5 v1 with SHA-1 (DES, RC2-64): NSS's PBKDF1, key and IV split per RFC 8018 ----
+for alg in PBE-SHA1-DES PBE-SHA1-RC2-64; do
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$D/v1-$alg.key" -out "$D/v1-$alg.crt" \
+        -subj "/CN=v1 $alg" -days 30 2>/dev/null
+    if openssl pkcs12 -export -legacy -nomac -inkey "$D/v1-$alg.key" -in "$D/v1-$alg.crt" \
+        -name "v1 $alg" -keypbe "$alg" -certpbe "$alg" -passout "file:$D/pw" \
+        -out "$D/v1-$alg.p12" 2>/dev/null; then
+        printf 'not %s\n' "$PW" >"$D/wrong"
+        # Without a MAC, only the decryption's padding can tell a wrong password.
+        expect_status 3 "$alg without a MAC and a wrong password: exit 3" \
+            "$CABACK" list -w "$D/wrong" "$D/v1-$alg.p12"
+        expect_status 0 "restore a $alg file (no MAC: --allow-unauthenticated)" \
+            "$CABACK" restore -i "$D/v1-$alg.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" \
+            --no-signature-check --allow-unauthenticated
+        v1_id=$(openssl rsa -in "$D/v1-$alg.key" -noout -modulus 2>/dev/null | cut -d= -f2 |
+            "$PYTHON3" -c 'import hashlib,sys; print(hashlib.sha1(bytes.fromhex(sys.stdin.read().strip())).hexdigest())')
+        certutil -K -d "sql:$DB" -f "$DB.pass" >"$D/keys" 2>&1
+        expect_grep "certutil -K shows the $alg file's RSA key" "rsa +$v1_id .*:v1 $alg" "$D/keys"
+    else
+        skip "$alg files" "this openssl cannot write them"
+    fi
+done
 
 # ---- the run log has the warning the terminal shows about Dogtag's short key IDs ----
 # A key whose ID starts with a byte that is only sign extension (1 in 256 keys): found by trying.

@@ -10,6 +10,8 @@
 #include <caback/secret.h>
 
 #include <pkcs11n.h>
+#include <pkcs11.h>
+#include <secmod.h>
 #include <scrypt-kdf.h>
 #include <secerr.h>
 #include <secitem.h>
@@ -399,15 +401,6 @@ static gboolean parse_pkcs12_pbe(const SECAlgorithmID *alg, SECOidTag tag, P12Pb
                     "the salt of %s is implausibly long (%u bytes)", name, params.salt.len);
         return FALSE;
     }
-    if (tag == SEC_OID_PKCS5_PBE_WITH_SHA1_AND_DES_CBC) {
-        /* NSS 3.87 takes this algorithm's IV from the last 8 bytes of the SHA-1 output where
-         * RFC 8018 takes bytes 8 to 15, so it cannot decrypt what OpenSSL and Java write. */
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "pbeWithSHA1AndDES-CBC (OID 1.2.840.113549.1.5.10) cannot be decrypted with "
-                    "NSS, which derives its IV differently from RFC 8018; decrypt the file with "
-                    "the tool that wrote it (openssl pkcs12 -legacy) and export it again");
-        return FALSE;
-    }
     CK_MECHANISM_TYPE pbe_mech = PK11_AlgtagToMechanism(tag);
     SECOidTag cipher_tag = SEC_PKCS5GetCryptoAlgorithm((SECAlgorithmID *)alg);
     if (!slot_does(pbe_mech) || !slot_does(PK11_AlgtagToMechanism(cipher_tag))) {
@@ -420,8 +413,7 @@ static gboolean parse_pkcs12_pbe(const SECAlgorithmID *alg, SECOidTag tag, P12Pb
     }
     info->kind = P12_PBE_PKCS12;
     /* PKCS#5 v1 (PBKDF1) takes the password's bytes; the PKCS#12 KDF its BMPString. */
-    info->raw_password = tag == SEC_OID_PKCS5_PBE_WITH_SHA1_AND_DES_CBC ||
-                         tag == SEC_OID_PKCS5_PBE_WITH_MD5_AND_DES_CBC ||
+    info->raw_password = tag == SEC_OID_PKCS5_PBE_WITH_MD5_AND_DES_CBC ||
                          tag == SEC_OID_PKCS5_PBE_WITH_MD2_AND_DES_CBC;
     info->work = p12_kdf_work_iterations(info->iterations);
     info->alg_tag = tag;
@@ -431,6 +423,73 @@ static gboolean parse_pkcs12_pbe(const SECAlgorithmID *alg, SECOidTag tag, P12Pb
     info->description =
         g_strdup_printf("%s, %" G_GUINT64_FORMAT " iterations", name, info->iterations);
     return TRUE;
+}
+
+/* The PKCS#5 v1 algorithms (RFC 8018 6.1) caback splits itself, after NSS's PBKDF1:
+ * DK = PBKDF1-SHA1(password, salt, c, 16), key = DK[0..7], IV = DK[8..15]. NSS 3.87 has a
+ * mechanism for pbeWithSHA1AndDES-CBC but takes its IV from bytes 12 to 19 of the SHA-1 output,
+ * and none for pbeWithSHA1AndRC2-CBC. NSS's PBKDF1 still does the work: the key of
+ * CKM_NSS_PBE_SHA1_128_BIT_RC4 (the PKCS#12 draft's SHA-1 and RC4-128) is exactly the first 16
+ * bytes of PBKDF1-SHA1. (The MD5 and MD2 RC2 variants stay out of reach: NSS computes PBKDF1 with
+ * those digests only into DES keys, whose parity bits it overwrites.) */
+static const struct {
+    const char *dotted;
+    const char *name;
+    SECOidTag cipher;
+} pbes1_algs[] = {
+    {"1.2.840.113549.1.5.10", "PBE-SHA1-DES", SEC_OID_DES_CBC},
+    {"1.2.840.113549.1.5.11", "PBE-SHA1-RC2-64", SEC_OID_RC2_CBC},
+};
+
+static gboolean parse_pbes1(const SECAlgorithmID *alg, guint which, P12PbeInfo *info,
+                            GError **error)
+{
+    const char *name = pbes1_algs[which].name;
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(512);
+    P12PbeParams params;
+
+    memset(&params, 0, sizeof(params));
+    if (alg->parameters.len == 0 || SEC_ASN1DecodeItem(arena, &params, p12_pbe_params_template,
+                                                       &alg->parameters) != SECSuccess) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "the parameters of %s are malformed",
+                    name);
+        return FALSE;
+    }
+    if (!check_iterations(&params.iterations, name, &info->iterations, error))
+        return FALSE;
+    if (params.salt.len > 1024) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "the salt of %s is implausibly long (%u bytes)", name, params.salt.len);
+        return FALSE;
+    }
+    if (!slot_does(PK11_AlgtagToMechanism(pbes1_algs[which].cipher))) {
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s (OID %s) is not supported by this NSS build; decrypt the file with a "
+                    "tool that still has it (for example openssl pkcs12 -legacy) and export it "
+                    "again",
+                    name, pbes1_algs[which].dotted);
+        return FALSE;
+    }
+    info->kind = P12_PBE_PBES1;
+    info->raw_password = TRUE; /* PBKDF1 takes the password's bytes */
+    info->work = p12_kdf_work_iterations(info->iterations);
+    info->alg_tag = SECOID_GetAlgorithmTag(alg);
+    info->cipher_tag = pbes1_algs[which].cipher;
+    info->cache_id = make_cache_id(P12_PBE_PBES1, info->cipher_tag, NULL, &alg->algorithm,
+                                   &alg->parameters);
+    info->description = g_strdup_printf("%s (PKCS#5 v1), %" G_GUINT64_FORMAT " iterations",
+                                        name, info->iterations);
+    return TRUE;
+}
+
+/* The index in pbes1_algs of @alg's algorithm, or -1. */
+static int pbes1_index(const SECAlgorithmID *alg)
+{
+    g_autofree char *dotted = p12_oid_dotted(&alg->algorithm);
+    for (guint i = 0; i < G_N_ELEMENTS(pbes1_algs); i++)
+        if (strcmp(dotted, pbes1_algs[i].dotted) == 0)
+            return (int)i;
+    return -1;
 }
 
 static gboolean parse_pbkdf2(PLArenaPool *arena, const SECAlgorithmID *kdf, const char *what,
@@ -693,18 +752,29 @@ gboolean p12_pbe_info_parse(const SECAlgorithmID *alg, P12PbeInfo *info, GError 
 
     if (tag == SEC_OID_PKCS5_PBES2)
         return parse_pbes2(alg, info, error);
+    int pbes1 = pbes1_index(alg);
+    if (pbes1 >= 0)
+        return parse_pbes1(alg, (guint)pbes1, info, error);
     if (pkcs12_cipher_name(tag) != NULL)
         return parse_pkcs12_pbe(alg, tag, info, error);
 
     g_autofree char *label = alg_label_oid(&alg->algorithm);
-    if (SECITEM_ItemsAreEqual(&alg->algorithm, &p12_oid_scrypt))
+    g_autofree char *dotted = p12_oid_dotted(&alg->algorithm);
+    if (strcmp(dotted, "1.2.840.113549.1.5.6") == 0 || strcmp(dotted, "1.2.840.113549.1.5.4") == 0)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                    "%s cannot be decrypted with NSS 3.87, which computes PBKDF1 with MD5 or MD2 "
+                    "only into DES keys and overwrites their parity bits, which RC2 uses; "
+                    "decrypt the file with the tool that wrote it (openssl pkcs12 -legacy) and "
+                    "export it again",
+                    label);
+    else if (SECITEM_ItemsAreEqual(&alg->algorithm, &p12_oid_scrypt))
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "scrypt (OID 1.3.6.1.4.1.11591.4.11) is a key derivation function, not an "
                     "encryption scheme: it can only appear inside PBES2");
     else
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "the encryption algorithm %s is not supported by caback (PBES2, the PKCS#12 "
-                    "PBE algorithms and PKCS#5 v1 DES are)",
+                    "PBE algorithms and PKCS#5 v1 are)",
                     label);
     return FALSE;
 }
@@ -993,6 +1063,79 @@ static PK11SymKey *two_key_des3(PK11SlotInfo *slot, PK11SymKey *key3)
     return key;
 }
 
+/* DK = PBKDF1-SHA1(@password, @salt, @iterations, 16) into @dk, by softoken's
+ * CKM_NSS_PBE_SHA1_128_BIT_RC4 key generation. Softoken implements that mechanism but leaves it
+ * out of its mechanism list, so NSS's PK11 layer would look for another module: the key is made
+ * through the internal module's own PKCS#11 functions, in a session of its own, read and
+ * destroyed there. NSS's error code is set on failure. */
+static gboolean pbkdf1_sha1(PK11SlotInfo *slot, const SECItem *salt, guint64 iterations,
+                            const SECItem *password, guint8 dk[16])
+{
+    SECMODModule *module = PK11_GetModule(slot);
+    CK_FUNCTION_LIST_PTR p11 = module != NULL ? (CK_FUNCTION_LIST_PTR)module->functionList : NULL;
+    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+    CK_PBE_PARAMS pbe = {.pPassword = password->data,
+                         .ulPasswordLen = password->len,
+                         .pSalt = salt->data,
+                         .ulSaltLen = salt->len,
+                         .ulIteration = (CK_ULONG)iterations};
+    CK_MECHANISM mech = {CKM_NSS_PBE_SHA1_128_BIT_RC4, &pbe, sizeof(pbe)};
+    CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+    CK_ATTRIBUTE attrs[] = {{CKA_TOKEN, &no, sizeof(no)},
+                            {CKA_SENSITIVE, &no, sizeof(no)},
+                            {CKA_EXTRACTABLE, &yes, sizeof(yes)}};
+    CK_ATTRIBUTE value = {CKA_VALUE, dk, 16};
+    CK_RV rv = CKR_GENERAL_ERROR;
+
+    if (p11 == NULL) {
+        PORT_SetError(SEC_ERROR_NO_MODULE);
+        return FALSE;
+    }
+    rv = p11->C_OpenSession(PK11_GetSlotID(slot), CKF_SERIAL_SESSION, NULL, NULL, &session);
+    if (rv == CKR_OK)
+        rv = p11->C_GenerateKey(session, &mech, attrs, G_N_ELEMENTS(attrs), &handle);
+    if (rv == CKR_OK)
+        rv = p11->C_GetAttributeValue(session, handle, &value, 1);
+    if (rv == CKR_OK && value.ulValueLen != 16)
+        rv = CKR_KEY_SIZE_RANGE;
+    if (handle != CK_INVALID_HANDLE)
+        p11->C_DestroyObject(session, handle);
+    if (session != CK_INVALID_HANDLE)
+        p11->C_CloseSession(session);
+    if (rv != CKR_OK) {
+        caback_secret_wipe(dk, 16);
+        PORT_SetError(rv == CKR_MECHANISM_INVALID ? SEC_ERROR_INVALID_ALGORITHM
+                                                  : SEC_ERROR_PKCS11_GENERAL_ERROR);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* The PBES1 key and IV of @alg into @e (see pbes1_algs): PBKDF1 by NSS, the split by caback. */
+static void pbes1_key(CacheEntry *e, PK11SlotInfo *slot, const SECAlgorithmID *alg,
+                      const P12PbeInfo *info, const SECItem *password)
+{
+    g_autoptr(PLArenaPool) arena = PORT_NewArena(512);
+    P12PbeParams params;
+    guint8 dk[16];
+
+    memset(&params, 0, sizeof(params));
+    if (arena == NULL || SEC_ASN1DecodeItem(arena, &params, p12_pbe_params_template,
+                                            &alg->parameters) != SECSuccess)
+        return;
+    gboolean ok = pbkdf1_sha1(slot, &params.salt, info->iterations, password, dk);
+    if (ok) {
+        SECItem raw = {siBuffer, dk, 8};
+        e->key = PK11_ImportSymKeyWithFlags(slot, PK11_AlgtagToMechanism(info->cipher_tag),
+                                            PK11_OriginUnwrap, CKA_DECRYPT, &raw,
+                                            CKF_DECRYPT | CKF_UNWRAP, PR_FALSE, NULL);
+        memcpy(e->iv, dk + 8, 8);
+        e->iv_len = 8;
+    }
+    caback_secret_wipe(dk, sizeof(dk));
+}
+
 /* A PBE key for the AlgorithmIdentifier @a described by the P12PbeInfo @b. */
 static void derive_pbe(CacheEntry *e, const SECItem *password, gconstpointer a, gconstpointer b)
 {
@@ -1007,6 +1150,8 @@ static void derive_pbe(CacheEntry *e, const SECItem *password, gconstpointer a, 
     p12_count_derivation();
     if (info->scrypt) {
         e->key = scrypt_key(slot, alg, info, password);
+    } else if (info->kind == P12_PBE_PBES1) {
+        pbes1_key(e, slot, alg, info, password);
     } else if (info->kind == P12_PBE_PBES2) {
         e->key = PK11_PBEKeyGen(slot, (SECAlgorithmID *)alg, (SECItem *)password, PR_FALSE, NULL);
     } else {
@@ -1058,10 +1203,11 @@ static CacheEntry *pbe_entry(P12KeyCache *cache, const SECItem *password,
     return e;
 }
 
-static SECItem *pkcs12_cipher_param(const SECAlgorithmID *alg, const CacheEntry *e,
-                                    CK_MECHANISM_TYPE *mech)
+/* The padded mechanism and parameters of @cipher with the IV of @e; @rc2_key_len is RC2's
+ * effective key size in bytes. */
+static SECItem *cipher_param(SECOidTag cipher, int rc2_key_len, const CacheEntry *e,
+                             CK_MECHANISM_TYPE *mech)
 {
-    SECOidTag cipher = SEC_PKCS5GetCryptoAlgorithm((SECAlgorithmID *)alg);
     CK_MECHANISM_TYPE m = PK11_AlgtagToMechanism(cipher);
 
     if (m == CKM_INVALID_MECHANISM) {
@@ -1071,7 +1217,7 @@ static SECItem *pkcs12_cipher_param(const SECAlgorithmID *alg, const CacheEntry 
     *mech = PK11_GetPadMechanism(m);
     if (m == CKM_RC2_CBC) {
         /* RC2's parameter carries the effective key size (40 or 128 bits) besides the IV. */
-        int key_len = SEC_PKCS5GetKeyLength((SECAlgorithmID *)alg);
+        int key_len = rc2_key_len;
         if (key_len <= 0 || e->iv_len != 8) {
             PORT_SetError(SEC_ERROR_INVALID_ALGORITHM);
             return NULL;
@@ -1139,7 +1285,13 @@ PK11SymKey *p12_pbe_key(P12KeyCache *cache, const SECItem *password, const SECAl
         }
         *mech = PK11_GetPadMechanism(m);
     } else {
-        *param = pkcs12_cipher_param(alg, e, mech);
+        /* PKCS#12 PBE and PKCS#5 v1: the key and IV were derived together. PBES1's RC2 keys
+         * are 64 bits (RFC 8018 6.1.2). */
+        if (info->kind == P12_PBE_PBES1)
+            *param = cipher_param(info->cipher_tag, 8, e, mech);
+        else
+            *param = cipher_param(SEC_PKCS5GetCryptoAlgorithm((SECAlgorithmID *)alg),
+                                  SEC_PKCS5GetKeyLength((SECAlgorithmID *)alg), e, mech);
         if (*param == NULL) {
             caback_error_set_nss(error, CABACK_ERROR_PKCS12, "NSS cannot use the cipher of %s",
                                  info->description);

@@ -82,6 +82,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(P12Passwords, p12_passwords_free)
 typedef enum {
     P12_PBE_PKCS12, /* a PKCS#12 (or PKCS#5 v1) PBE OID: key and IV from the password */
     P12_PBE_PBES2,  /* PBES2: PBKDF2 (or scrypt) key, IV in the parameters */
+    P12_PBE_PBES1,  /* PKCS#5 v1 with SHA-1 (DES, RC2), which NSS has no usable mechanism for:
+                       NSS's PBKDF1 derives the 16 bytes, caback splits key and IV */
 } P12PbeKind;
 
 /* scrypt (RFC 7914) as the PBES2 key derivation is bounded so that one derivation needs at most
