@@ -25,6 +25,7 @@ typedef struct {
     guint lock_wait;                 /* seconds to wait for another run's lock (--wait) */
     CabackDbLockNotify lock_notify;  /* told when the wait starts (may be NULL) */
     gpointer lock_notify_data;
+    gboolean key_reader;             /* open CabackDb.reader at login (see there) */
 } CabackDbOptions;
 
 typedef struct {
@@ -42,6 +43,16 @@ typedef struct {
     gboolean rolled_back;   /* a change that a killed process left half done was rolled back
                              * when the database was opened (see caback_db_open) */
     CabackDbLock *lock;     /* options->lock, held until caback_db_close shut NSS down */
+    /* With options->key_reader, when the selected token is NSS's own: the same key database
+     * opened a second time by caback_db_login (read-only, without its certificates, logged in),
+     * so that keys can be read out of key4.db on two processors. Softoken reads a key under one
+     * lock per opening of the database (each private attribute decrypted and checked with its
+     * own PBKDF2), so one opening reads one key at a time. NULL when it could not be opened:
+     * everything then goes through @slot, as it always can. */
+    PK11SlotInfo *reader;
+    int reader_dirfd;         /* the folder @reader was opened through, or -1 */
+    gboolean want_reader;     /* options->key_reader */
+    CabackSecret *login_password; /* the password, kept only while caback_db_login runs */
 } CabackDb;
 
 /* The database folder to use when -d is not given: $CABACK_DBDIR, else the alias folder of the

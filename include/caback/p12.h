@@ -190,6 +190,10 @@ typedef struct {
     SECKEYPrivateKey *key;
     const char *friendly_name;
     const SECItem *local_key_id;
+    /* NULL, or the same key object as a second opening of its NSS database sees it (a
+     * CabackDb's reader): @key is then read out of the database through one opening or the
+     * other, so that two keys are read at once. */
+    SECKEYPrivateKey *reader;
 } CabackP12KeyIn;
 
 /* caback_p12_writer_add_key for @n keys, in this order, the tokens wrapping them side by side

@@ -107,7 +107,10 @@ static gboolean run_backup(BackupRun *run, GError **error)
     CabackBackupResult result = {0};
     g_autofree char *summary = NULL;
 
-    run->db = caback_cli_open_db(run->common, TRUE, error);
+    CabackDbOptions db_options;
+    caback_cli_db_options(run->common, TRUE, &db_options);
+    db_options.key_reader = TRUE; /* keys read out of key4.db on two processors */
+    run->db = caback_db_open_login(&db_options, caback_cli_show_message, NULL, error);
     if (run->db == NULL)
         return FALSE;
     caback_cli_log_database(run->rec, run->db);

@@ -506,6 +506,37 @@ static const char *key_name(const CabackBackupKey *key)
     return key->nickname != NULL ? key->nickname : key->cert->subject;
 }
 
+/* The private keys of db->reader by object handle (softoken names an object of key4.db by its
+ * row, so both openings give a key the same handle); NULL without a reader. */
+static GHashTable *reader_keys(CabackDb *db, SECKEYPrivateKeyList **out)
+{
+    SECKEYPrivateKeyList *list = db->reader != NULL ? PK11_ListPrivateKeysInSlot(db->reader) : NULL;
+    *out = list;
+    if (list == NULL)
+        return NULL;
+    GHashTable *by_handle = g_hash_table_new(g_direct_hash, g_direct_equal);
+    for (SECKEYPrivateKeyListNode *node = PRIVKEY_LIST_HEAD(list); !PRIVKEY_LIST_END(node, list);
+         node = PRIVKEY_LIST_NEXT(node))
+        g_hash_table_insert(by_handle, GSIZE_TO_POINTER(node->key->pkcs11ID), node->key);
+    return by_handle;
+}
+
+/* @key (of the database's own token) as db->reader sees it: the key with its handle there, if
+ * it has the same CKA_ID; else NULL. (A wrong key could not pass the check of the file anyway:
+ * each key read back must sign for its certificate.) */
+static SECKEYPrivateKey *reader_key(CabackDb *db, GHashTable *by_handle, const CabackBackupKey *k)
+{
+    if (by_handle == NULL || k->key->pkcs11Slot != db->slot)
+        return NULL;
+    SECKEYPrivateKey *other = g_hash_table_lookup(by_handle, GSIZE_TO_POINTER(k->key->pkcs11ID));
+    SECItem *id = other != NULL ? PK11_GetLowLevelKeyIDForPrivateKey(other) : NULL;
+    SECItem want = key_id_item(k);
+    gboolean same = id != NULL && SECITEM_ItemsAreEqual(id, &want);
+    if (id != NULL)
+        SECITEM_FreeItem(id, PR_TRUE);
+    return same ? other : NULL;
+}
+
 GBytes *caback_backup_encode_writer(CabackDb *db, CabackBackupSelection *selection,
                                     CabackP12Writer *writer, CabackBackupProgress progress,
                                     gpointer user_data, GError **error)
@@ -513,10 +544,13 @@ GBytes *caback_backup_encode_writer(CabackDb *db, CabackBackupSelection *selecti
     guint n = selection->keys->len;
     g_autofree CabackP12KeyIn *in = g_new0(CabackP12KeyIn, MAX(n, 1));
     g_autofree SECItem *ids = g_new0(SECItem, MAX(n, 1));
+    g_autoptr(SECKEYPrivateKeyList) readers = NULL;
+    g_autoptr(GHashTable) by_handle = n > 1 ? reader_keys(db, &readers) : NULL;
     for (guint i = 0; i < n; i++) {
         CabackBackupKey *k = selection->keys->pdata[i];
         ids[i] = key_id_item(k);
-        in[i] = (CabackP12KeyIn){k->key, file_name(selection, k->nickname), &ids[i]};
+        in[i] = (CabackP12KeyIn){k->key, file_name(selection, k->nickname), &ids[i],
+                                 reader_key(db, by_handle, k)};
         if (progress != NULL)
             progress("export", i + 1, n, k, user_data);
     }

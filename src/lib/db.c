@@ -68,6 +68,11 @@ char *caback_db_password_callback(PK11SlotInfo *slot, PRBool retry, void *arg)
         db->password_error = g_steal_pointer(&error);
         return NULL;
     }
+    /* caback_db_login logs the key reader in with it, and wipes it before it returns. */
+    if (db->want_reader && PK11_IsInternalKeySlot(slot)) {
+        caback_secret_free(db->login_password);
+        db->login_password = caback_secret_new(secret->data, secret->len);
+    }
     return PORT_Strdup(secret->data);
 }
 
@@ -509,6 +514,8 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
         return NULL;
 
     g_autoptr(CabackDb) db = g_new0(CabackDb, 1);
+    db->reader_dirfd = -1;
+    db->want_reader = options->key_reader;
     db->dir = g_canonicalize_filename(path, NULL);
     db->spec = g_strdup_printf("sql:%s", db->dir);
     db->password_file = g_strdup(options->password.file);
@@ -543,12 +550,60 @@ CabackDb *caback_db_open(const CabackDbOptions *options, GError **error)
     return g_steal_pointer(&db);
 }
 
+static void close_reader(CabackDb *db)
+{
+    if (db->reader != NULL) {
+        (void)SECMOD_CloseUserDB(db->reader);
+        PK11_FreeSlot(db->reader);
+        db->reader = NULL;
+    }
+    if (db->reader_dirfd >= 0)
+        close(db->reader_dirfd);
+    db->reader_dirfd = -1;
+}
+
+/* Open db->reader (see db.h) and log it in with @password (NULL: the database has none, or it
+ * was not read in this login). Any failure leaves db->reader NULL and is not an error. */
+static void open_reader(CabackDb *db, const CabackSecret *password)
+{
+    if (!db->want_reader || db->reader != NULL || !PK11_IsInternalKeySlot(db->slot))
+        return;
+    /* Through a descriptor of the folder: NSS opens a folder once under one name (it would
+     * hand back the slot it has). Opened as NSS opened it, following a link (Dogtag's alias
+     * folder is one); a different database here would only cost speed, since a key of the
+     * reader is used only if it has the handle and CKA_ID of the key selected. */
+    db->reader_dirfd = open(db->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (db->reader_dirfd < 0)
+        return;
+    g_autofree char *spec =
+        g_strdup_printf("configdir='sql:/proc/self/fd/%d' certPrefix='' keyPrefix='' "
+                        "tokenDescription='caback key reader' flags='readOnly,noCertDB'",
+                        db->reader_dirfd);
+    int saved = PORT_GetError();
+    db->reader = SECMOD_OpenUserDB(spec);
+    gboolean ok = db->reader != NULL && db->reader != db->slot && PK11_IsPresent(db->reader);
+    if (ok && PK11_NeedLogin(db->reader))
+        ok = password != NULL && PK11_CheckUserPassword(db->reader, password->data) == SECSuccess;
+    if (!ok)
+        close_reader(db);
+    PORT_SetError(saved);
+}
+
 gboolean caback_db_login(CabackDb *db, GError **error)
 {
-    if (!PK11_NeedLogin(db->slot) || PK11_IsLoggedIn(db->slot, db))
+    if (!PK11_NeedLogin(db->slot) || PK11_IsLoggedIn(db->slot, db)) {
+        open_reader(db, NULL);
+        db->want_reader = FALSE;
         return TRUE;
+    }
     g_clear_error(&db->password_error);
-    if (PK11_Authenticate(db->slot, PR_TRUE, db) == SECSuccess)
+    SECStatus rv = PK11_Authenticate(db->slot, PR_TRUE, db);
+    if (rv == SECSuccess)
+        open_reader(db, db->login_password);
+    /* The password is kept by the callback during this login only. */
+    db->want_reader = FALSE;
+    g_clear_pointer(&db->login_password, caback_secret_free);
+    if (rv == SECSuccess)
         return TRUE;
     if (db->password_error != NULL) {
         /* No password could be read at all: not a wrong password (exit 1, not 3). */
@@ -583,6 +638,7 @@ gboolean caback_db_close(CabackDb *db, GError **error)
 
     if (db == NULL)
         return TRUE;
+    close_reader(db);
     if (db->slot != NULL)
         PK11_FreeSlot(db->slot);
     db->slot = NULL;
@@ -611,6 +667,7 @@ gboolean caback_db_close(CabackDb *db, GError **error)
     g_free(db->password_file);
     g_free(db->password_env);
     g_clear_error(&db->password_error);
+    caback_secret_free(db->login_password);
     g_free(db);
     return ok;
 }
