@@ -74,11 +74,6 @@ GQuark caback_cli_help_quark(void);
 gboolean caback_cli_parse(GOptionContext *context, const char *verb,
                           CabackCommonOptions *options, int *argc, char ***argv, GError **error);
 
-/* The Windows forms (caback -backup / -restore PASSWORD FILE) put a password among the arguments:
- * replace the option parser's error in *@error (which quotes the argument it did not understand,
- * and that could be a misplaced password) by one that quotes no argument. */
-void caback_cli_windows_parse_error(GError **error, const char *verb);
-
 /* Set a CABACK_ERROR_USAGE error whose message ends with "(see: caback help @verb)"; returns
  * FALSE so that callers can write "return caback_cli_usage_error(...)". */
 gboolean caback_cli_usage_error(GError **error, const char *verb, const char *format, ...)
@@ -87,13 +82,6 @@ gboolean caback_cli_usage_error(GError **error, const char *verb, const char *fo
 /* For a verb that takes only options: after caback_cli_parse, a CABACK_ERROR_USAGE error naming
  * the first argument left in @argv, if there is one. */
 gboolean caback_cli_no_arguments(const char *verb, int argc, char **argv, GError **error);
-
-/* The Windows forms "caback -backup|-restore PASSWORD FILE": a CABACK_ERROR_USAGE error when
- * @password_arg names a .p12/.pfx file and @file_arg does not (the arguments are swapped, and
- * the run would write or read a file named after the password). The message names only the
- * file. @alias is "-backup" or "-restore". */
-gboolean caback_cli_windows_order_check(const char *alias, const char *password_arg,
-                                        const char *file_arg, GError **error);
 
 /* The exit statuses @verb can end with, one "  N  meaning" line each after a heading; the
  * table "caback help VERB" prints. Caller frees. */

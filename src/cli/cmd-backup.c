@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "cli-backup.h"
 #include "cli-log.h"
+#include "cli-windows.h"
 
 #include <caback/backup.h>
 
@@ -151,56 +152,6 @@ static gboolean run_backup(BackupRun *run, GError **error)
     else if (ok)
         caback_cli_info("%s", g_strchomp(summary));
     return ok;
-}
-
-/* The Windows form "caback -backup PASSWORD FILE [OPTIONS]" takes the password as its first
- * argument, before the options are parsed: a password that starts with '-' ("-Secret1") is a
- * password then, not an unknown option that the parser's error message would quote. Copy it,
- * blank the argument in place (/proc/PID/cmdline, what ps shows, reads this very memory) and
- * drop it from @argv (NULL-terminated at *@argc), so that nothing later can print it. */
-static gboolean take_windows_password(int *argc, char **argv, BackupRun *run, GError **error)
-{
-    if (*argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "--help-all") == 0)
-        return TRUE;
-    /* The one PKCS#12 password rule: the argument is copied, then wiped in place. */
-    CabackPasswordSource source = {.argument = argv[1]};
-    run->password = caback_p12_password_read(&source, "password for the new PKCS#12 file", FALSE,
-                                             error);
-    if (run->password == NULL)
-        return FALSE;
-    memmove(&argv[1], &argv[2], (gsize)(*argc - 1) * sizeof *argv);
-    (*argc)--;
-    return TRUE;
-}
-
-/* The rest of the Windows form, after the options are parsed: FILE, the one argument left. */
-static gboolean take_windows_arguments(int argc, char **argv, BackupRun *run, GError **error)
-{
-    BackupOptions *o = run->o;
-
-    /* No argument is quoted here: a misplaced password could be any of them. */
-    if (run->password == NULL || argc != 2)
-        return caback_cli_usage_error(error, "backup",
-                                      "the Windows form is: caback -backup PASSWORD FILE [-d DIR] "
-                                      "[-f FILE], with the password first");
-    if (!caback_cli_windows_order_check("-backup", run->password->data, argv[1], error)) {
-        /* Swapped: FILE is the password; it is wiped from the command line, never kept, and
-         * the log, which records o->output, never sees it. */
-        caback_secret_wipe(argv[1], strlen(argv[1]));
-        return FALSE;
-    }
-    caback_cli_log_warning(
-        run->rec, "a password given on the command line can be seen by other users of this "
-                  "machine (ps, /proc) and may stay in the shell history; prefer: caback "
-                  "backup -o FILE, with -w FILE, --p12-password-env VAR or the prompt");
-    if (o->output != NULL || o->p12.file != NULL || o->p12.env != NULL)
-        return caback_cli_usage_error(error, "backup",
-                                      "the Windows form caback -backup PASSWORD FILE takes the "
-                                      "password and the file as arguments; -o, -w and "
-                                      "--p12-password-env belong to caback backup");
-    o->output = g_strdup(argv[1]);
-    return check_empty_password(run->password, "given on the command line", error);
 }
 
 /* The run's command for the log, rebuilt from the options: names of files and variables only,
@@ -391,7 +342,7 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
     gboolean ok = FALSE;
     g_autoptr(GOptionContext) context = backup_context(&o, &common);
 
-    if (windows && !take_windows_password(&argc, argv, &run, error))
+    if (windows && !caback_cli_windows_backup_password(&argc, argv, &run.password, error))
         goto out;
     if (!caback_cli_parse(context, "backup", &common, &argc, &argv, error)) {
         if (windows)
@@ -403,7 +354,10 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
         goto out;
     /* The Windows form's password argument was taken out of argv before anything is parsed or
      * recorded. */
-    gboolean taken = !windows || take_windows_arguments(argc, argv, &run, error);
+    gboolean taken =
+        !windows || (caback_cli_windows_backup_file(argc, argv, run.password, &o.p12, &o.output,
+                                                    run.rec, error) &&
+                     check_empty_password(run.password, "given on the command line", error));
     log_options(run.rec, &o, &common);
     if (!taken)
         goto out;

@@ -6,6 +6,7 @@
 
 #include "cli-log.h"
 #include "cli-restore.h"
+#include "cli-windows.h"
 #include "cli.h"
 
 #include <caback/log.h>
@@ -48,42 +49,6 @@ static void restore_options_clear(RestoreOptions *ro)
 }
 
 /* ---- the verb ---- */
-
-/* "caback -restore PASSWORD FILE [OPTIONS]": takes the password out of argv (and wipes it there,
- * so that ps no longer shows it) and rewrites the rest as "restore -i FILE [OPTIONS]". The new
- * strings are kept in @owned, since option parsing drops pointers from the array it is given. */
-static gboolean windows_form(int *argc, char ***argv, GPtrArray *owned, char ***array,
-                             CabackSecret **password, GError **error)
-{
-    /* The password may start with '-'; the file must not (that is an option: a misuse). */
-    if (*argc < 3 || (*argv)[2][0] == '-') {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "usage: caback -restore PASSWORD FILE [-d DIR] (better: caback restore -i "
-                    "FILE -w PASSWORD_FILE, which keeps the password off the command line)");
-        return FALSE;
-    }
-    if (!caback_cli_windows_order_check("-restore", (*argv)[1], (*argv)[2], error)) {
-        caback_secret_wipe((*argv)[2], strlen((*argv)[2]));
-        return FALSE;
-    }
-    CabackPasswordSource source = {.argument = (*argv)[1]};
-    if ((*password = caback_p12_password_read(&source, "PKCS#12 password", FALSE, error)) == NULL)
-        return FALSE;
-    caback_cli_warning("a password given on the command line can be seen by other users (ps, "
-                       "/proc) and stays in the shell history; use caback restore -i FILE -w "
-                       "PASSWORD_FILE instead");
-
-    g_ptr_array_add(owned, g_strdup("restore"));
-    g_ptr_array_add(owned, g_strdup("-i"));
-    g_ptr_array_add(owned, g_strdup((*argv)[2]));
-    for (int i = 3; i < *argc; i++)
-        g_ptr_array_add(owned, g_strdup((*argv)[i]));
-    *argc = (int)owned->len;
-    *array = g_new0(char *, owned->len + 1);
-    memcpy(*array, owned->pdata, owned->len * sizeof(char *));
-    *argv = *array;
-    return TRUE;
-}
 
 /* "restore automatic": take the archive that the last verified backup recorded in the state
  * folder, and refuse it when it is gone or its bytes are no longer those that were verified. */
@@ -402,7 +367,7 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
 
     if (argc >= 1 && strcmp(argv[0], "-restore") == 0 &&
         !(argc == 2 && strcmp(argv[1], "--help") == 0)) {
-        if (!windows_form(&argc, &argv, owned_args, &args, &given, error))
+        if (!caback_cli_windows_restore_args(&argc, &argv, owned_args, &args, &given, error))
             return FALSE;
     }
 

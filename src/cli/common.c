@@ -260,18 +260,6 @@ gboolean caback_cli_parse(GOptionContext *context, const char *verb,
     return TRUE;
 }
 
-void caback_cli_windows_parse_error(GError **error, const char *verb)
-{
-    if (error == NULL || *error == NULL)
-        return;
-    g_clear_error(error);
-    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                "the Windows form is: caback -%s PASSWORD FILE [-d DIR] [-f FILE], with the "
-                "password first; an option was not understood (not quoted here: it could be the "
-                "password) (see: caback help %s)",
-                verb, verb);
-}
-
 gboolean caback_cli_usage_error(GError **error, const char *verb, const char *format, ...)
 {
     va_list args;
@@ -288,27 +276,6 @@ gboolean caback_cli_no_arguments(const char *verb, int argc, char **argv, GError
         return TRUE;
     return caback_cli_usage_error(error, verb, "unexpected argument \"%s\"; %s takes only options",
                                   argv[1], verb);
-}
-
-static gboolean names_p12(const char *arg)
-{
-    g_autofree char *lower = g_ascii_strdown(arg, -1);
-    return g_str_has_suffix(lower, ".p12") || g_str_has_suffix(lower, ".pfx");
-}
-
-gboolean caback_cli_windows_order_check(const char *alias, const char *password_arg,
-                                        const char *file_arg, GError **error)
-{
-    if (!names_p12(password_arg) || names_p12(file_arg))
-        return TRUE;
-    /* Only the file's name is printed: the other argument is likely the password. */
-    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                "caback %s PASSWORD FILE: the first argument \"%s\" names a PKCS#12 file and the "
-                "second does not, so they look swapped; the order is PASSWORD FILE. Nothing was "
-                "done (better: caback %s with -w PASSWORD_FILE, which keeps the password off the "
-                "command line)",
-                alias, password_arg, alias + 1);
-    return FALSE;
 }
 
 void caback_cli_common_clear(CabackCommonOptions *options)
