@@ -750,11 +750,15 @@ static void check_keys(CabackVerifyReport *r, CabackDb *db, const CabackRestoreP
 }
 
 /* The restore into the temporary database, then the checks there. */
-static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8 *data, gsize len,
+static CabackVerifyReport *drill_in(CabackDb *db, const char *path, CabackSecret **contents,
                                     const CabackSecret *password, GError **error)
 {
     g_autoptr(CabackVerifyReport) r = caback_verify_report_new(path);
-    g_autoptr(CabackP12File) file = read_for_drill(r, path, data, len, password, error);
+    g_autoptr(CabackP12File) file = read_for_drill(r, path, (const guint8 *)(*contents)->data,
+                                                   (*contents)->len, password, error);
+    /* The file's bags are copies: its bytes are not needed any more, and keeping them through
+     * the restore and the checks would cost the file's size again at the drill's peak. */
+    g_clear_pointer(contents, caback_secret_free);
     if (file == NULL)
         return NULL;
     g_autoptr(CabackRestorePlan) plan = caback_restore_inspect(file, path, error);
@@ -792,7 +796,7 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, const guint8
     return g_steal_pointer(&r);
 }
 
-static CabackVerifyReport *drill(const char *dir, const char *path, const guint8 *data, gsize len,
+static CabackVerifyReport *drill(const char *dir, const char *path, CabackSecret **contents,
                                  const CabackSecret *password, GError **error)
 {
     g_autoptr(CabackSecret) db_password = caback_secret_new_temporary_db_password(error);
@@ -814,7 +818,7 @@ static CabackVerifyReport *drill(const char *dir, const char *path, const guint8
         caback_error_set_nss(error, CABACK_ERROR_DATABASE,
                              "cannot log in to the temporary database %s", dir);
     else
-        report = drill_in(db, path, data, len, password, error);
+        report = drill_in(db, path, contents, password, error);
     if (!caback_db_close(db, report != NULL ? error : NULL))
         g_clear_pointer(&report, caback_verify_report_free);
     return report;
@@ -875,8 +879,6 @@ CabackVerifyReport *caback_verify_file(const char *path, const CabackSecret *pas
     g_autoptr(CabackSecret) contents = caback_p12_load_file(path, "PKCS#12 file", error);
     if (contents == NULL)
         return NULL;
-    const char *data = contents->data;
-    gsize len = contents->len;
     sweep_stale_drills(g_get_tmp_dir());
     g_autofree char *pattern = g_strdup_printf(DRILL_PREFIX "%d-XXXXXX", (int)getpid());
     g_autofree char *dir = g_dir_make_tmp(pattern, &local);
@@ -888,7 +890,7 @@ CabackVerifyReport *caback_verify_file(const char *path, const CabackSecret *pas
         return NULL;
     }
 
-    CabackVerifyReport *report = drill(dir, path, (const guint8 *)data, len, password, error);
+    CabackVerifyReport *report = drill(dir, path, &contents, password, error);
     g_autoptr(GError) removal = NULL;
     if (!remove_folder(dir, &removal)) {
         if (report != NULL)
