@@ -53,12 +53,39 @@ static GBytes *bytes_of(const SECItem *item)
     return g_bytes_new(item->data, item->len);
 }
 
-static gboolean bytes_in(GPtrArray *array, GBytes *bytes)
+/* A set of the byte strings of @array (GBytes*, kept by reference; NULL elements left out), so
+ * that each "is it there?" of a comparison costs O(1) and not a scan: the comparisons of a file
+ * of n certificates with a database of m stay linear in n + m. */
+static GHashTable *bytes_set(GPtrArray *array)
 {
-    for (guint i = 0; bytes != NULL && i < array->len; i++)
-        if (g_bytes_equal(array->pdata[i], bytes))
-            return TRUE;
-    return FALSE;
+    GHashTable *set = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
+                                            (GDestroyNotify)g_bytes_unref, NULL);
+
+    for (guint i = 0; array != NULL && i < array->len; i++)
+        if (array->pdata[i] != NULL)
+            g_hash_table_add(set, g_bytes_ref(array->pdata[i]));
+    return set;
+}
+
+static gboolean bytes_in(GHashTable *set, GBytes *bytes)
+{
+    return bytes != NULL && g_hash_table_contains(set, bytes);
+}
+
+/* A SECItem as a hash key (the bytes it points to, which must outlive the table). */
+static guint secitem_hash(gconstpointer p)
+{
+    const SECItem *item = p;
+    guint h = 5381;
+
+    for (unsigned int i = 0; i < item->len; i++)
+        h = h * 33 + item->data[i];
+    return h;
+}
+
+static gboolean secitem_equal(gconstpointer a, gconstpointer b)
+{
+    return SECITEM_ItemsAreEqual(a, b);
 }
 
 static char *cert_subject(CERTCertificate *cert)
@@ -588,6 +615,122 @@ static void check_cert(CabackVerifyReport *r, CabackDb *db, CabackRestoreCert *r
     }
 }
 
+/* The issuer of each certificate of @plan among its certificates: the index of the first one
+ * (in the file's order) whose DER subject is its DER issuer; -1 for a self-signed certificate
+ * and for one whose issuer is not in the file. One hash table by DER subject: linear. */
+static gint *issuers_in_file(const CabackRestorePlan *plan)
+{
+    guint n = plan->certs->len;
+    gint *up = g_new(gint, MAX(n, 1));
+    g_autoptr(GHashTable) by_subject = g_hash_table_new(secitem_hash, secitem_equal);
+
+    for (guint i = 0; i < n; i++) {
+        const CabackRestoreCert *c = plan->certs->pdata[i];
+        if (!g_hash_table_contains(by_subject, &c->der_subject))
+            g_hash_table_insert(by_subject, (gpointer)&c->der_subject, GUINT_TO_POINTER(i + 1));
+    }
+    for (guint i = 0; i < n; i++) {
+        const CabackRestoreCert *c = plan->certs->pdata[i];
+        up[i] = c->self_signed
+                    ? -1
+                    : (gint)GPOINTER_TO_UINT(g_hash_table_lookup(by_subject, &c->der_issuer)) - 1;
+    }
+    return up;
+}
+
+/* Where the walk up the issuers from each certificate ends. */
+typedef struct {
+    gint *up;       /* issuers_in_file */
+    guint8 *state;  /* 0 not reached yet, 1 on the walk under way, 2 known */
+    gint *top;      /* known, ending at a certificate without issuer: that one */
+    guint *dist;    /* known, ending in a cycle: the steps to reach it */
+    guint *cycle;   /* ... the offset of the cycle in members */
+    guint *len;     /* ... its length (0: not a cycle) */
+    guint *pos;     /* ... the position in it where the walk enters it */
+    GArray *members; /* guint: the certificates of each cycle, in the order of the walk */
+    GArray *path;    /* guint: the walk under way */
+} ChainWalk;
+
+/* Walk up from @start until a certificate without issuer in the file, a cycle, or a
+ * certificate already known; then every certificate of the walk is known. Each certificate
+ * is walked through once in all. */
+static void walk_up(ChainWalk *w, guint start)
+{
+    guint v = start;
+
+    g_array_set_size(w->path, 0);
+    while (w->state[v] == 0 && w->up[v] >= 0) {
+        w->state[v] = 1;
+        g_array_append_val(w->path, v);
+        v = (guint)w->up[v];
+    }
+    if (w->state[v] == 0) { /* a certificate without issuer: the top */
+        w->state[v] = 2;
+        w->top[v] = (gint)v;
+    } else if (w->state[v] == 1) { /* a cycle: v and the certificates after it on the walk */
+        guint k = 0;
+        while (g_array_index(w->path, guint, k) != v)
+            k++;
+        guint offset = w->members->len, cycle_len = w->path->len - k;
+        for (guint j = 0; j < cycle_len; j++) {
+            guint u = g_array_index(w->path, guint, k + j);
+            g_array_append_val(w->members, u);
+            w->state[u] = 2;
+            w->cycle[u] = offset;
+            w->len[u] = cycle_len;
+            w->pos[u] = j;
+        }
+        g_array_set_size(w->path, k);
+    }
+    while (w->path->len > 0) {
+        guint u = g_array_index(w->path, guint, w->path->len - 1), above = (guint)w->up[u];
+        g_array_set_size(w->path, w->path->len - 1);
+        w->state[u] = 2;
+        w->top[u] = w->top[above];
+        w->len[u] = w->len[above];
+        w->cycle[u] = w->cycle[above];
+        w->pos[u] = w->pos[above];
+        w->dist[u] = w->dist[above] + 1;
+    }
+}
+
+/* The highest certificate of the file in the chain of each certificate of @plan: where the
+ * walk up its issuers (by DER name) ends, at a self-signed certificate or one whose issuer is
+ * not in the file. In a cycle of issuers, where a walk of n + 1 steps ends (n certificates in
+ * the file). Linear in n. */
+static gint *chain_tops(const CabackRestorePlan *plan)
+{
+    guint n = plan->certs->len, size = MAX(n, 1);
+    ChainWalk w = {.up = issuers_in_file(plan),
+                   .state = g_new0(guint8, size),
+                   .top = g_new0(gint, size),
+                   .dist = g_new0(guint, size),
+                   .cycle = g_new0(guint, size),
+                   .len = g_new0(guint, size),
+                   .pos = g_new0(guint, size),
+                   .members = g_array_new(FALSE, FALSE, sizeof(guint)),
+                   .path = g_array_new(FALSE, FALSE, sizeof(guint))};
+
+    for (guint i = 0; i < n; i++) {
+        if (w.state[i] == 0)
+            walk_up(&w, i);
+        if (w.len[i] > 0) {
+            guint steps = n + 1 - w.dist[i];
+            w.top[i] = (gint)g_array_index(w.members, guint,
+                                           w.cycle[i] + (w.pos[i] + steps) % w.len[i]);
+        }
+    }
+    g_free(w.up);
+    g_free(w.state);
+    g_free(w.dist);
+    g_free(w.cycle);
+    g_free(w.len);
+    g_free(w.pos);
+    g_array_unref(w.members);
+    g_array_unref(w.path);
+    return w.top;
+}
+
 /* The chains of the file that stop below their root: from each certificate, follow the issuer
  * among the file's certificates (by DER name) until a self-signed one; when the top one is not
  * self-signed, its issuer is missing. The restore trusts a CA certificate without its key as an
@@ -595,31 +738,16 @@ static void check_cert(CabackVerifyReport *r, CabackDb *db, CabackRestoreCert *r
  * does not take the role for proof. One finding per missing root. */
 static void find_rootless(CabackVerifyReport *r, const CabackRestorePlan *plan)
 {
+    g_autofree gint *tops = chain_tops(plan);
+    g_autoptr(GHashTable) by_issuer = g_hash_table_new(g_bytes_hash, g_bytes_equal);
+
     for (guint i = 0; i < plan->certs->len; i++) {
         const CabackRestoreCert *start = plan->certs->pdata[i];
-        if (start->duplicate_of >= 0)
-            continue;
-        const CabackRestoreCert *top = start;
-        for (guint depth = 0; depth <= plan->certs->len && !top->self_signed; depth++) {
-            const CabackRestoreCert *up = NULL;
-            for (guint j = 0; j < plan->certs->len && up == NULL; j++) {
-                const CabackRestoreCert *c = plan->certs->pdata[j];
-                if (c != top && SECITEM_ItemsAreEqual(&c->der_subject, &top->der_issuer))
-                    up = c;
-            }
-            if (up == NULL)
-                break;
-            top = up;
-        }
-        if (top->self_signed)
+        const CabackRestoreCert *top = plan->certs->pdata[tops[i]];
+        if (start->duplicate_of >= 0 || top->self_signed)
             continue;
         g_autoptr(GBytes) issuer = bytes_of(&top->der_issuer);
-        CabackVerifyRootless *found = NULL;
-        for (guint j = 0; j < r->chains_without_root->len && found == NULL; j++) {
-            CabackVerifyRootless *x = r->chains_without_root->pdata[j];
-            if (g_bytes_equal(x->issuer_der, issuer))
-                found = x;
-        }
+        CabackVerifyRootless *found = g_hash_table_lookup(by_issuer, issuer);
         if (found == NULL) {
             found = g_new0(CabackVerifyRootless, 1);
             found->top = g_strdup(top->subject);
@@ -627,6 +755,7 @@ static void find_rootless(CabackVerifyReport *r, const CabackRestorePlan *plan)
             found->issuer_der = g_bytes_ref(issuer);
             found->certificates = g_ptr_array_new_with_free_func(g_free);
             g_ptr_array_add(r->chains_without_root, found);
+            g_hash_table_insert(by_issuer, found->issuer_der, found);
         }
         g_ptr_array_add(found->certificates,
                         g_strdup(start->nickname != NULL ? start->nickname : start->subject));
@@ -947,8 +1076,11 @@ static void append_item(GString *s, const CabackVerifyItem *item)
  * certificates (a key that cannot leave its token is a note instead). */
 static void find_missing_from_backup(CabackVerifyReport *report,
                                      const CabackVerifyInventory *inventory,
-                                     GPtrArray *file_keys, GPtrArray *file_certs)
+                                     GHashTable *file_keys, GHashTable *file_certs)
 {
+    /* The CKA_IDs of the keys listed so far. */
+    g_autoptr(GHashTable) listed_ids = g_hash_table_new(g_bytes_hash, g_bytes_equal);
+
     for (guint i = 0; i < inventory->certs->len; i++) {
         const CabackVerifyDbCert *c = inventory->certs->pdata[i];
         if (!bytes_in(file_certs, c->der))
@@ -967,14 +1099,12 @@ static void find_missing_from_backup(CabackVerifyReport *report,
             continue;
         }
         /* A key shared by two certificates (a renewal) is listed once. */
-        gboolean listed = FALSE;
-        for (guint j = 0; j < report->missing_from_backup->len && !listed; j++) {
-            const CabackVerifyItem *m = report->missing_from_backup->pdata[j];
-            listed = strcmp(m->kind, "key") == 0 && g_bytes_equal(m->ckaid, c->ckaid);
-        }
-        if (!listed)
-            g_ptr_array_add(report->missing_from_backup,
-                            key_item(c->nickname, c->id_known, &c->id, c->ckaid));
+        if (c->ckaid != NULL && g_hash_table_contains(listed_ids, c->ckaid))
+            continue;
+        CabackVerifyItem *item = key_item(c->nickname, c->id_known, &c->id, c->ckaid);
+        g_ptr_array_add(report->missing_from_backup, item);
+        if (item->ckaid != NULL)
+            g_hash_table_add(listed_ids, item->ckaid);
     }
 }
 
@@ -982,15 +1112,18 @@ static void find_missing_from_backup(CabackVerifyReport *report,
 static void find_not_in_database(CabackVerifyReport *report,
                                  const CabackVerifyInventory *inventory)
 {
+    g_autoptr(GHashTable) db_keys = bytes_set(inventory->all_keys);
+    g_autoptr(GHashTable) db_certs = bytes_set(inventory->all_certs);
+
     for (guint i = 0; i < report->keys->len; i++) {
         const CabackVerifyKey *k = report->keys->pdata[i];
-        if (!bytes_in(inventory->all_keys, k->key_id))
+        if (!bytes_in(db_keys, k->key_id))
             g_ptr_array_add(report->not_in_database,
                             key_item(k->nickname, k->id_known, &k->id, NULL));
     }
     for (guint i = 0; i < report->certs->len; i++) {
         const CabackVerifyCert *c = report->certs->pdata[i];
-        if (!bytes_in(inventory->all_certs, c->der))
+        if (!bytes_in(db_certs, c->der))
             g_ptr_array_add(report->not_in_database,
                             cert_item(c->nickname, c->subject, c->serial_hex));
     }
@@ -1000,11 +1133,24 @@ static void find_not_in_database(CabackVerifyReport *report,
 static void find_trust_differences(CabackVerifyReport *report,
                                    const CabackVerifyInventory *inventory)
 {
+    /* The file's certificates by DER, in the file's order. */
+    g_autoptr(GHashTable) by_der = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, NULL,
+                                                         (GDestroyNotify)g_ptr_array_unref);
+    for (guint j = 0; j < report->certs->len; j++) {
+        CabackVerifyCert *fc = report->certs->pdata[j];
+        GPtrArray *same = g_hash_table_lookup(by_der, fc->der);
+        if (same == NULL) {
+            same = g_ptr_array_new();
+            g_hash_table_insert(by_der, fc->der, same);
+        }
+        g_ptr_array_add(same, fc);
+    }
     for (guint i = 0; i < inventory->certs->len; i++) {
         const CabackVerifyDbCert *c = inventory->certs->pdata[i];
-        for (guint j = 0; j < report->certs->len; j++) {
-            const CabackVerifyCert *fc = report->certs->pdata[j];
-            if (!g_bytes_equal(fc->der, c->der) || g_strcmp0(fc->trust, c->trust) == 0)
+        GPtrArray *same = c->der != NULL ? g_hash_table_lookup(by_der, c->der) : NULL;
+        for (guint j = 0; same != NULL && j < same->len; j++) {
+            const CabackVerifyCert *fc = same->pdata[j];
+            if (g_strcmp0(fc->trust, c->trust) == 0)
                 continue;
             CabackVerifyTrustDiff *d = g_new0(CabackVerifyTrustDiff, 1);
             d->nickname = g_strdup(c->nickname);
@@ -1019,7 +1165,7 @@ static void find_trust_differences(CabackVerifyReport *report,
 
 /* Every private key of the token, also those without a certificate (a pending re-key). */
 static void find_missing_keys(CabackVerifyReport *report, const CabackVerifyInventory *inventory,
-                              GPtrArray *file_keys)
+                              GHashTable *file_keys)
 {
     for (guint i = 0; inventory->keys != NULL && i < inventory->keys->len; i++) {
         const CabackVerifyDbKey *k = inventory->keys->pdata[i];
@@ -1099,8 +1245,8 @@ static void judge_comparison(CabackVerifyReport *report, const CabackVerifyInven
 
 void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInventory *inventory)
 {
-    g_autoptr(GPtrArray) file_keys = g_ptr_array_new();
-    g_autoptr(GPtrArray) file_certs = g_ptr_array_new();
+    g_autoptr(GHashTable) file_keys = g_hash_table_new(g_bytes_hash, g_bytes_equal);
+    g_autoptr(GHashTable) file_certs = g_hash_table_new(g_bytes_hash, g_bytes_equal);
 
     report->compared = TRUE;
     g_free(report->database);
@@ -1110,10 +1256,10 @@ void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInvento
     for (guint i = 0; i < report->keys->len; i++) {
         CabackVerifyKey *k = report->keys->pdata[i];
         if (k->key_id != NULL)
-            g_ptr_array_add(file_keys, k->key_id);
+            g_hash_table_add(file_keys, k->key_id);
     }
     for (guint i = 0; i < report->certs->len; i++)
-        g_ptr_array_add(file_certs, ((CabackVerifyCert *)report->certs->pdata[i])->der);
+        g_hash_table_add(file_certs, ((CabackVerifyCert *)report->certs->pdata[i])->der);
 
     find_missing_from_backup(report, inventory, file_keys, file_certs);
     find_not_in_database(report, inventory);
@@ -1124,12 +1270,54 @@ void caback_verify_compare(CabackVerifyReport *report, const CabackVerifyInvento
     judge_comparison(report, inventory);
 }
 
+/* The certificates of @report by name (cert_name), each name's in the report's order. */
+static GHashTable *certs_by_name(const CabackVerifyReport *report)
+{
+    GHashTable *by_name = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                                (GDestroyNotify)g_ptr_array_unref);
+
+    for (guint i = 0; i < report->certs->len; i++) {
+        CabackVerifyCert *c = report->certs->pdata[i];
+        const char *name = cert_name(c);
+        if (name == NULL)
+            continue;
+        GPtrArray *same = g_hash_table_lookup(by_name, name);
+        if (same == NULL) {
+            same = g_ptr_array_new();
+            g_hash_table_insert(by_name, (gpointer)name, same);
+        }
+        g_ptr_array_add(same, c);
+    }
+    return by_name;
+}
+
+/* The certificates of the chain without root @x count as not verified. */
+static void mark_rootless(GHashTable *by_name, const CabackVerifyRootless *x)
+{
+    for (guint k = 0; k < x->certificates->len; k++) {
+        GPtrArray *same = g_hash_table_lookup(by_name, x->certificates->pdata[k]);
+        for (guint j = 0; same != NULL && j < same->len; j++) {
+            CabackVerifyCert *c = same->pdata[j];
+            if (!c->chain_ok)
+                continue;
+            c->chain_ok = FALSE;
+            g_free(c->chain);
+            c->chain = g_strdup_printf("the chain ends at \"%s\", whose issuer \"%s\" is "
+                                       "not in the file (no root)",
+                                       x->top, x->issuer);
+        }
+    }
+}
+
 void caback_verify_judge(CabackVerifyReport *report, const CabackVerifyInventory *inventory,
                          gboolean allow_expired)
 {
+    g_autoptr(GHashTable) trusted = bytes_set(inventory != NULL ? inventory->trusted_cas : NULL);
+    g_autoptr(GHashTable) by_name = NULL;
+
     for (guint i = 0; i < report->chains_without_root->len; i++) {
         CabackVerifyRootless *x = report->chains_without_root->pdata[i];
-        x->trusted_by_database = inventory != NULL && bytes_in(inventory->trusted_cas, x->issuer_der);
+        x->trusted_by_database = inventory != NULL && bytes_in(trusted, x->issuer_der);
         g_autoptr(GString) which = g_string_new(NULL);
         for (guint j = 0; j < x->certificates->len; j++)
             g_string_append_printf(which, "%s\"%s\"", j > 0 ? ", " : "",
@@ -1142,18 +1330,9 @@ void caback_verify_judge(CabackVerifyReport *report, const CabackVerifyInventory
             continue;
         }
         /* The restore would make the top certificate an anchor by its role: no proof. */
-        for (guint j = 0; j < report->certs->len; j++) {
-            CabackVerifyCert *c = report->certs->pdata[j];
-            for (guint k = 0; k < x->certificates->len; k++) {
-                if (g_strcmp0(x->certificates->pdata[k], cert_name(c)) != 0 || !c->chain_ok)
-                    continue;
-                c->chain_ok = FALSE;
-                g_free(c->chain);
-                c->chain = g_strdup_printf("the chain ends at \"%s\", whose issuer \"%s\" is "
-                                           "not in the file (no root)",
-                                           x->top, x->issuer);
-            }
-        }
+        if (by_name == NULL)
+            by_name = certs_by_name(report);
+        mark_rootless(by_name, x);
         report->chain_ok = FALSE;
         problem(report,
                 "the chain of %s has no root in the file: it ends at \"%s\", whose issuer \"%s\" "
