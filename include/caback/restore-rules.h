@@ -1,8 +1,8 @@
 /* The rules of caback restore that need no NSS: the actions of a plan, default trust by role,
- * audit-signing detection, --trust arguments, renamed nicknames and the CS.cfg tags of Dogtag
- * nicknames. Plain functions over strings and flags (src/lib/restore-rules.c), unit-tested in
- * tests/unit/test-restore-rules.c; this header includes GLib only, so the rules can be read and
- * tested without NSS. */
+ * audit-signing detection, --trust arguments, the options that exclude each other, renamed
+ * nicknames and the CS.cfg tags of Dogtag nicknames. Plain functions over strings and flags
+ * (src/lib/restore-rules.c), unit-tested in tests/unit/test-restore-rules.c; this header
+ * includes GLib only, so the rules can be read and tested without NSS. */
 #pragma once
 
 #include <glib.h>
@@ -47,6 +47,24 @@ gboolean caback_restore_trust_valid(const char *flags);
 /* Parse a --trust argument "NICKNAME=FLAGS" (split at the last '=', so nicknames may contain
  * '='). Fails with CABACK_ERROR_USAGE quoting @arg. */
 gboolean caback_restore_parse_trust(const char *arg, char **nickname, char **flags, GError **error);
+
+/* Every --trust argument of @args (NULL-terminated, may be NULL) with caback_restore_parse_trust,
+ * into a new table of nickname to flags (strings; a nickname given twice keeps its last flags).
+ * Fails as caback_restore_parse_trust does, on the first bad argument. */
+GHashTable *caback_restore_parse_trust_list(const char *const *args, GError **error);
+
+/* The choices of a restore that exclude each other, as the options give them; each fails with
+ * CABACK_ERROR_USAGE saying which to drop. --replace and --rename both say what happens to a
+ * nickname the database already uses. */
+gboolean caback_restore_check_conflict_choice(gboolean replace, gboolean rename, GError **error);
+
+/* --no-signature-check skips the check that --at-signing-time (@at_signing_time),
+ * --require-signature (@require_signature) and --signature-ca (@signature_ca) ask about; the
+ * first of these pairs given, in that order, fails. */
+gboolean caback_restore_check_signature_choices(gboolean no_signature_check,
+                                                gboolean at_signing_time,
+                                                gboolean require_signature,
+                                                gboolean signature_ca, GError **error);
 
 /* "NICKNAME (restored N)", the name --rename gives; caller frees. */
 char *caback_restore_renamed(const char *nickname, guint n);

@@ -207,3 +207,29 @@ void caback_cli_restore_print_restored(const CabackRestoreRun *run, gboolean non
     caback_cli_restore_print_key_ids(plan, rec);
 }
 
+
+gboolean caback_cli_restore_print_outcome(const CabackRestoreRun *run, const char *path,
+                                          gboolean skip_unsupported, gboolean non_extractable,
+                                          CabackLogRecord *rec)
+{
+    switch (run->outcome) {
+    case CABACK_RESTORE_OUTCOME_REFUSED:
+    case CABACK_RESTORE_OUTCOME_CONFLICT:
+        return TRUE;
+    case CABACK_RESTORE_OUTCOME_PLANNED:
+        caback_cli_info("Dry run: nothing was changed (%u change(s) and %u conflict(s) "
+                        "planned).",
+                        run->plan->changes, run->plan->conflicts);
+        return TRUE;
+    case CABACK_RESTORE_OUTCOME_UNCHANGED:
+        caback_cli_info("Nothing to do: everything in %s is already in the database%s.", path,
+                        skip_unsupported ? " or skipped (--skip-unsupported; see the notes)" : "");
+        caback_cli_restore_print_key_ids(run->plan, rec);
+        return TRUE;
+    case CABACK_RESTORE_OUTCOME_RESTORED:
+        caback_cli_restore_print_restored(run, non_extractable, rec);
+        return TRUE;
+    default:
+        return FALSE;
+    }
+}

@@ -22,4 +22,12 @@ void caback_cli_restore_print_key_ids(const CabackRestorePlan *plan, CabackLogRe
 void caback_cli_restore_print_restored(const CabackRestoreRun *run, gboolean non_extractable,
                                        CabackLogRecord *rec);
 
+/* How the run of the file @path ended, once it has: a dry run's counts, "nothing to do" (with
+ * --skip-unsupported, @skip_unsupported, the skipped are named) and the key IDs, or what a
+ * restore that changed the database says; nothing for a refused run or a conflict (the error
+ * says it). FALSE for a run that has not ended in one of these outcomes. */
+gboolean caback_cli_restore_print_outcome(const CabackRestoreRun *run, const char *path,
+                                          gboolean skip_unsupported, gboolean non_extractable,
+                                          CabackLogRecord *rec);
+
 G_END_DECLS

@@ -125,3 +125,13 @@ gboolean caback_cli_windows_restore_args(int *argc, char ***argv, GPtrArray *own
     *argv = *array;
     return TRUE;
 }
+
+gboolean caback_cli_windows_restore_alone(const CabackCliP12Password *p12, GError **error)
+{
+    if (caback_cli_p12_password_option(p12) == NULL)
+        return TRUE;
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                "-restore PASSWORD FILE already gives the PKCS#12 password; drop -w / "
+                "--p12-password-env");
+    return FALSE;
+}

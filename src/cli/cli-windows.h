@@ -35,4 +35,8 @@ gboolean caback_cli_windows_backup_file(int argc, char **argv, const CabackSecre
 gboolean caback_cli_windows_restore_args(int *argc, char ***argv, GPtrArray *owned, char ***array,
                                          CabackSecret **password, GError **error);
 
+/* After parsing the rewritten form: the password is its own, so neither -w nor
+ * --p12-password-env (@p12) may give another one. */
+gboolean caback_cli_windows_restore_alone(const CabackCliP12Password *p12, GError **error);
+
 G_END_DECLS

@@ -84,33 +84,11 @@ static gboolean check_options(RestoreOptions *ro, int argc, char **argv, GError 
                     "which PKCS#12 file? give it with -i FILE (see: caback help restore)");
         return FALSE;
     }
-    if (ro->replace && ro->rename) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "--replace and --rename exclude each other: choose what happens to a "
-                    "nickname the database already uses for another certificate");
-        return FALSE;
-    }
-    if (!caback_cli_p12_password_check(&ro->p12, error))
-        return FALSE;
-    if (ro->no_signature_check && ro->at_signing_time) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "--at-signing-time says when to check the signature that "
-                    "--no-signature-check skips; give one or the other");
-        return FALSE;
-    }
-    if (ro->no_signature_check && ro->require_signature) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "--require-signature asks for the signature check that "
-                    "--no-signature-check skips; give one or the other");
-        return FALSE;
-    }
-    if (ro->no_signature_check && ro->signature_ca != NULL) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "--signature-ca says whom to trust for the signature check that "
-                    "--no-signature-check skips; give one or the other");
-        return FALSE;
-    }
-    return TRUE;
+    return caback_restore_check_conflict_choice(ro->replace, ro->rename, error) &&
+           caback_cli_p12_password_check(&ro->p12, error) &&
+           caback_restore_check_signature_choices(ro->no_signature_check, ro->at_signing_time,
+                                                  ro->require_signature,
+                                                  ro->signature_ca != NULL, error);
 }
 
 /* The run's command for the log: names of files and variables, never what they hold. */
@@ -169,30 +147,9 @@ static void on_finished(const CabackRestoreRun *run, gpointer data)
 {
     const RestoreCli *cli = data;
 
-    switch (run->outcome) {
-    case CABACK_RESTORE_OUTCOME_REFUSED:
-    case CABACK_RESTORE_OUTCOME_CONFLICT:
-        break;
-    case CABACK_RESTORE_OUTCOME_PLANNED:
-        caback_cli_info("Dry run: nothing was changed (%u change(s) and %u conflict(s) "
-                        "planned).",
-                        run->plan->changes, run->plan->conflicts);
-        break;
-    case CABACK_RESTORE_OUTCOME_UNCHANGED:
-        caback_cli_info("Nothing to do: everything in %s is already in the database%s.",
-                        cli->ro->in,
-                        cli->ro->skip_unsupported
-                            ? " or skipped (--skip-unsupported; see the notes)"
-                            : "");
-        caback_cli_restore_print_key_ids(run->plan, cli->rec);
-        break;
-    case CABACK_RESTORE_OUTCOME_RESTORED:
-        caback_cli_restore_print_restored(run, cli->ro->non_extractable, cli->rec);
-        break;
-    default:
-        return;
-    }
-    if (cli->common->json)
+    if (caback_cli_restore_print_outcome(run, cli->ro->in, cli->ro->skip_unsupported,
+                                         cli->ro->non_extractable, cli->rec) &&
+        cli->common->json)
         caback_cli_json_print_take(caback_restore_run_json(run));
 }
 
@@ -360,7 +317,7 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
     g_autoptr(GPtrArray) owned_args = g_ptr_array_new_with_free_func(g_free);
     g_autofree char **args = NULL;
     g_autoptr(CabackSecret) given = NULL;
-    g_autoptr(GHashTable) trust = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_autoptr(GHashTable) trust = NULL;
     g_autoptr(GOptionContext) context = restore_context(&ro, &shares, &common);
     gboolean ok = FALSE;
     CabackLogRecord *rec = NULL;
@@ -388,18 +345,10 @@ gboolean caback_cmd_restore(int argc, char **argv, GError **error)
                                                    : caback_cli_p12_password_option(&ro.p12),
                                      error))
         goto out;
-    if (given != NULL && caback_cli_p12_password_option(&ro.p12) != NULL) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
-                    "-restore PASSWORD FILE already gives the PKCS#12 password; drop -w / "
-                    "--p12-password-env");
+    if (given != NULL && !caback_cli_windows_restore_alone(&ro.p12, error))
         goto out;
-    }
-    for (char **t = ro.trust; t != NULL && *t != NULL; t++) {
-        char *nickname, *flags;
-        if (!caback_restore_parse_trust(*t, &nickname, &flags, error))
-            goto out;
-        g_hash_table_replace(trust, nickname, flags);
-    }
+    if ((trust = caback_restore_parse_trust_list((const char *const *)ro.trust, error)) == NULL)
+        goto out;
 
     /* A password from a file or the environment is read here, once. */
     if (given == NULL && caback_cli_p12_password_option(&ro.p12) != NULL &&

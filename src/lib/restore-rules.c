@@ -1,6 +1,7 @@
 /* Owns the rules of caback restore that need no NSS (caback/restore-rules.h): the action words,
- * default trust by role, audit-signing detection, --trust arguments, renamed nicknames and the
- * CS.cfg tags of Dogtag nicknames. Includes no NSS header: plain functions over strings. */
+ * default trust by role, audit-signing detection, --trust arguments, the options that exclude
+ * each other, renamed nicknames and the CS.cfg tags of Dogtag nicknames. Includes no NSS
+ * header: plain functions over strings. */
 #include "config.h"
 
 #include <caback/error.h>
@@ -113,6 +114,48 @@ gboolean caback_restore_parse_trust(const char *arg, char **nickname, char **fla
     *nickname = g_strndup(arg, eq - arg);
     *flags = g_strdup(eq + 1);
     return TRUE;
+}
+
+GHashTable *caback_restore_parse_trust_list(const char *const *args, GError **error)
+{
+    g_autoptr(GHashTable) trust = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+
+    for (const char *const *t = args; t != NULL && *t != NULL; t++) {
+        char *nickname, *flags;
+        if (!caback_restore_parse_trust(*t, &nickname, &flags, error))
+            return NULL;
+        g_hash_table_replace(trust, nickname, flags);
+    }
+    return g_steal_pointer(&trust);
+}
+
+gboolean caback_restore_check_conflict_choice(gboolean replace, gboolean rename, GError **error)
+{
+    if (!replace || !rename)
+        return TRUE;
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                "--replace and --rename exclude each other: choose what happens to a "
+                "nickname the database already uses for another certificate");
+    return FALSE;
+}
+
+gboolean caback_restore_check_signature_choices(gboolean no_signature_check,
+                                                gboolean at_signing_time,
+                                                gboolean require_signature,
+                                                gboolean signature_ca, GError **error)
+{
+    const char *other = !no_signature_check ? NULL
+                        : at_signing_time   ? "--at-signing-time says when to check the signature"
+                        : require_signature ? "--require-signature asks for the signature check"
+                        : signature_ca ? "--signature-ca says whom to trust for the signature check"
+                                       : NULL;
+
+    if (other == NULL)
+        return TRUE;
+    g_set_error(error, CABACK_ERROR, CABACK_ERROR_USAGE,
+                "%s that --no-signature-check skips; give one or the other",
+                other);
+    return FALSE;
 }
 
 char *caback_restore_renamed(const char *nickname, guint n)

@@ -94,6 +94,65 @@ static void test_parse_trust(void)
     }
 }
 
+/* Every --trust of a run into one table; the last flags of a nickname given twice win, and a
+ * bad argument fails naming it. */
+static void test_parse_trust_list(void)
+{
+    const char *const args[] = {"a=CT,C,C", "b=u,u,u", "a=,,", NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GHashTable) trust = caback_restore_parse_trust_list(args, &error);
+
+    g_assert_no_error(error);
+    g_assert_cmpuint(g_hash_table_size(trust), ==, 2);
+    g_assert_cmpstr(g_hash_table_lookup(trust, "a"), ==, ",,");
+    g_assert_cmpstr(g_hash_table_lookup(trust, "b"), ==, "u,u,u");
+
+    g_autoptr(GHashTable) none = caback_restore_parse_trust_list(NULL, &error);
+    g_assert_nonnull(none);
+    g_assert_cmpuint(g_hash_table_size(none), ==, 0);
+
+    const char *const bad[] = {"a=CT,C,C", "oops", "b=Z,,", NULL};
+    g_assert_null(caback_restore_parse_trust_list(bad, &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_USAGE);
+    g_assert_nonnull(strstr(error->message, "\"oops\""));
+}
+
+/* Options that exclude each other: --replace with --rename, and --no-signature-check with what
+ * only a checked signature means; the first pair given is named. */
+static void test_exclusive_choices(void)
+{
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true(caback_restore_check_conflict_choice(TRUE, FALSE, &error));
+    g_assert_true(caback_restore_check_conflict_choice(FALSE, TRUE, &error));
+    g_assert_no_error(error);
+    g_assert_false(caback_restore_check_conflict_choice(TRUE, TRUE, &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_USAGE);
+    g_assert_nonnull(strstr(error->message, "--replace and --rename exclude each other"));
+    g_clear_error(&error);
+
+    g_assert_true(caback_restore_check_signature_choices(TRUE, FALSE, FALSE, FALSE, &error));
+    g_assert_true(caback_restore_check_signature_choices(FALSE, TRUE, TRUE, TRUE, &error));
+    g_assert_no_error(error);
+    static const struct {
+        gboolean at, require, ca;
+        const char *named;
+    } cases[] = {
+        {TRUE, TRUE, TRUE, "--at-signing-time says when to check the signature that"},
+        {FALSE, TRUE, TRUE, "--require-signature asks for the signature check that"},
+        {FALSE, FALSE, TRUE, "--signature-ca says whom to trust for the signature check that"},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_assert_false(caback_restore_check_signature_choices(TRUE, cases[i].at, cases[i].require,
+                                                              cases[i].ca, &error));
+        g_assert_error(error, CABACK_ERROR, CABACK_ERROR_USAGE);
+        g_assert_true(g_str_has_prefix(error->message, cases[i].named));
+        g_assert_nonnull(strstr(error->message, "--no-signature-check skips; give one or the "
+                                                "other"));
+        g_clear_error(&error);
+    }
+}
+
 static void test_renamed(void)
 {
     g_autofree char *a = caback_restore_renamed("caSigningCert cert-pki-ca", 1);
@@ -135,6 +194,8 @@ int main(int argc, char **argv)
     g_test_add_func("/restore/audit-signing", test_audit_signing);
     g_test_add_func("/restore/trust-valid", test_trust_valid);
     g_test_add_func("/restore/parse-trust", test_parse_trust);
+    g_test_add_func("/restore/parse-trust-list", test_parse_trust_list);
+    g_test_add_func("/restore/exclusive-choices", test_exclusive_choices);
     g_test_add_func("/restore/renamed", test_renamed);
     g_test_add_func("/restore/cscfg-tag", test_cscfg_tag);
     g_test_add_func("/restore/action-names", test_action_names);
