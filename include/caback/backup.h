@@ -171,9 +171,9 @@ typedef struct {
 void caback_backup_result_clear(CabackBackupResult *result);
 
 /* The checks that spare the user the password and the key derivations, made again when the file
- * is written: @output's folder exists, is private unless @allow_shared_folder
- * (caback_folder_check_private), and @output does not exist unless @force (CABACK_ERROR_CONFLICT).
- * Changes nothing. */
+ * is written: @output is not a folder (CABACK_ERROR_USAGE), its folder exists, is private unless
+ * @allow_shared_folder (caback_folder_check_private), and @output does not exist unless @force
+ * (CABACK_ERROR_CONFLICT). Changes nothing. */
 gboolean caback_backup_check_output(const char *output, gboolean force,
                                     gboolean allow_shared_folder, GError **error);
 
@@ -190,6 +190,23 @@ char *caback_backup_run_json(const CabackBackupRunOptions *options,
 gboolean caback_backup_write_options(const char *mac, gboolean legacy, const char *iterations,
                                      const char *verb, CabackP12WriteOptions *write,
                                      GError **error);
+
+/* What to back up is chosen one way: --include-sslserver (@include_sslserver) goes with --cscfg
+ * (@cscfg), which excludes -n (@nicknames given). CABACK_ERROR_USAGE otherwise. Pure. */
+gboolean caback_backup_check_selection(const char *cscfg, gboolean include_sslserver,
+                                       gboolean nicknames, GError **error);
+
+/* A backup of private keys needs a password: CABACK_ERROR_USAGE when @password is empty, saying
+ * where it was given (@where: "in FILE", "given at the prompt"...) and that nothing was written.
+ * Pure. */
+gboolean caback_backup_check_password(const CabackSecret *password, const char *where,
+                                      GError **error);
+
+/* The password for the new PKCS#12 file from @source (caback_p12_password_read; the prompt asks
+ * twice with @confirm), refused when empty (caback_backup_check_password, naming the file, the
+ * variable or the prompt it came from). */
+CabackSecret *caback_backup_password_read(const CabackPasswordSource *source, gboolean confirm,
+                                          GError **error);
 
 /* The nicknames to back up (a NULL-terminated array into *@out; NULL: every certificate whose key
  * is on the token): those of the CS.cfg @cscfg (caback_backup_cscfg_nicknames), else @nicknames

@@ -41,18 +41,6 @@ static void backup_options_clear(BackupOptions *o)
     caback_cli_custody_clear(&o->custody);
 }
 
-static gboolean check_empty_password(const CabackSecret *password, const char *where,
-                                     GError **error)
-{
-    if (password->len > 0)
-        return TRUE;
-    return caback_cli_usage_error(
-        error, "backup",
-        "the PKCS#12 password %s is empty; a backup of private keys needs "
-        "a password, nothing was written",
-        where);
-}
-
 typedef struct {
     BackupOptions *o;
     CabackCommonOptions *common;
@@ -89,11 +77,7 @@ static CabackSecret *ask_p12_password(gpointer data, GError **error)
 {
     (void)data;
     CabackPasswordSource source = {0};
-    g_autoptr(CabackSecret) password =
-        caback_p12_password_read(&source, "password for the new PKCS#12 file", TRUE, error);
-    if (password == NULL || !check_empty_password(password, "given at the prompt", error))
-        return NULL;
-    return g_steal_pointer(&password);
+    return caback_backup_password_read(&source, TRUE, error);
 }
 
 static void on_warning(const char *message, gpointer data)
@@ -283,15 +267,9 @@ static gboolean check_options(BackupRun *run, gboolean windows, int argc, char *
     if (!caback_backup_write_options(o->mac, o->legacy, o->iterations, "backup", &run->write,
                                      error))
         return FALSE;
-    if (o->include_sslserver && o->cscfg == NULL) {
-        caback_cli_usage_error(error, "backup", "--include-sslserver goes with --cscfg CS.cfg");
+    if (!caback_backup_check_selection(o->cscfg, o->include_sslserver, o->nicknames != NULL,
+                                       error))
         return FALSE;
-    }
-    if (o->cscfg != NULL && o->nicknames != NULL) {
-        caback_cli_usage_error(error, "backup",
-                               "choose either -n NICKNAME or --cscfg CS.cfg, not both");
-        return FALSE;
-    }
     if (o->p12.file != NULL && o->p12.env != NULL) {
         caback_cli_usage_error(error, "backup",
                                "choose either -w FILE or --p12-password-env VAR for the PKCS#12 "
@@ -303,30 +281,14 @@ static gboolean check_options(BackupRun *run, gboolean windows, int argc, char *
                                           : caback_cli_p12_password_option(&o->p12),
                                   o->no_verify, error))
         return FALSE;
-    if (g_file_test(o->output, G_FILE_TEST_IS_DIR)) {
-        caback_cli_usage_error(error, "backup",
-                               "%s is a folder; give the file to write, e.g. %s/ca-backup.p12",
-                               o->output, o->output);
-        return FALSE;
-    }
     if (!caback_backup_check_output(o->output, o->force, o->allow_shared_folder, error) ||
         !caback_cli_custody_check_output(&o->custody, o->output, o->force, run->rec, error))
         return FALSE;
 
-    if (o->p12.file != NULL || o->p12.env != NULL) {
-        CabackPasswordSource source = {.file = o->p12.file,
-                                       .env_var = o->p12.env};
-        run->password = caback_p12_password_read(&source, "password for the new PKCS#12 file",
-                                                FALSE, error);
-        if (run->password == NULL)
-            return FALSE;
-        g_autofree char *where =
-            o->p12.file != NULL
-                ? g_strdup_printf("in %s", o->p12.file)
-                : g_strdup_printf("in environment variable %s", o->p12.env);
-        if (!check_empty_password(run->password, where, error))
-            return FALSE;
-    }
+    CabackPasswordSource source = {.file = o->p12.file, .env_var = o->p12.env};
+    if ((source.file != NULL || source.env_var != NULL) &&
+        (run->password = caback_backup_password_read(&source, FALSE, error)) == NULL)
+        return FALSE;
 
     return caback_backup_nicknames(o->cscfg, o->include_sslserver,
                                    (const char *const *)o->nicknames, run->common->token,
@@ -357,7 +319,8 @@ gboolean caback_cmd_backup(int argc, char **argv, GError **error)
     gboolean taken =
         !windows || (caback_cli_windows_backup_file(argc, argv, run.password, &o.p12, &o.output,
                                                     run.rec, error) &&
-                     check_empty_password(run.password, "given on the command line", error));
+                     caback_backup_check_password(run.password, "given on the command line",
+                                                  error));
     log_options(run.rec, &o, &common);
     if (!taken)
         goto out;

@@ -39,6 +39,10 @@ void caback_backup_result_clear(CabackBackupResult *result)
 gboolean caback_backup_check_output(const char *output, gboolean force,
                                     gboolean allow_shared_folder, GError **error)
 {
+    if (g_file_test(output, G_FILE_TEST_IS_DIR))
+        return caback_error_usage(error, "backup",
+                                  "%s is a folder; give the file to write, e.g. %s/ca-backup.p12",
+                                  output, output);
     g_autofree char *folder = g_path_get_dirname(output);
     if (!g_file_test(folder, G_FILE_TEST_IS_DIR)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_IO,
@@ -330,6 +334,44 @@ static gboolean strip_internal_token(char **nicknames, const char *token, GError
         memmove(*n, bare, strlen(bare) + 1);
     }
     return TRUE;
+}
+
+gboolean caback_backup_check_selection(const char *cscfg, gboolean include_sslserver,
+                                       gboolean nicknames, GError **error)
+{
+    if (include_sslserver && cscfg == NULL)
+        return caback_error_usage(error, "backup", "--include-sslserver goes with --cscfg CS.cfg");
+    if (cscfg != NULL && nicknames)
+        return caback_error_usage(error, "backup",
+                                  "choose either -n NICKNAME or --cscfg CS.cfg, not both");
+    return TRUE;
+}
+
+gboolean caback_backup_check_password(const CabackSecret *password, const char *where,
+                                      GError **error)
+{
+    if (password->len > 0)
+        return TRUE;
+    return caback_error_usage(error, "backup",
+                              "the PKCS#12 password %s is empty; a backup of private keys needs "
+                              "a password, nothing was written",
+                              where);
+}
+
+CabackSecret *caback_backup_password_read(const CabackPasswordSource *source, gboolean confirm,
+                                          GError **error)
+{
+    g_autoptr(CabackSecret) password =
+        caback_p12_password_read(source, "password for the new PKCS#12 file", confirm, error);
+    if (password == NULL)
+        return NULL;
+    g_autofree char *where = source->file != NULL ? g_strdup_printf("in %s", source->file)
+                             : source->env_var != NULL
+                                 ? g_strdup_printf("in environment variable %s", source->env_var)
+                                 : g_strdup("given at the prompt");
+    if (!caback_backup_check_password(password, where, error))
+        return NULL;
+    return g_steal_pointer(&password);
 }
 
 gboolean caback_backup_nicknames(const char *cscfg, gboolean include_sslserver,

@@ -186,6 +186,53 @@ static void test_describe_options(void)
     g_assert_cmpstr(mac, ==, "HMAC-SHA1");
 }
 
+/* What to back up is chosen one way: --include-sslserver only with --cscfg, and --cscfg or -n. */
+static void test_check_selection(void)
+{
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true(caback_backup_check_selection(NULL, FALSE, FALSE, &error));
+    g_assert_true(caback_backup_check_selection(NULL, FALSE, TRUE, &error));
+    g_assert_true(caback_backup_check_selection("CS.cfg", TRUE, FALSE, &error));
+    g_assert_no_error(error);
+    g_assert_false(caback_backup_check_selection(NULL, TRUE, FALSE, &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_USAGE);
+    g_assert_nonnull(strstr(error->message, "--include-sslserver goes with --cscfg"));
+    g_clear_error(&error);
+    g_assert_false(caback_backup_check_selection("CS.cfg", FALSE, TRUE, &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_USAGE);
+    g_assert_nonnull(strstr(error->message, "either -n NICKNAME or --cscfg CS.cfg"));
+}
+
+/* An empty password is refused, naming where it came from; the output may not be a folder. */
+static void test_check_password_and_output(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(CabackSecret) some = caback_secret_new("x", 1);
+    g_autoptr(CabackSecret) none = caback_secret_new("", 0);
+
+    g_assert_true(caback_backup_check_password(some, "given at the prompt", &error));
+    g_assert_no_error(error);
+    g_assert_false(caback_backup_check_password(none, "given at the prompt", &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_USAGE);
+    g_assert_nonnull(strstr(error->message, "password given at the prompt is empty"));
+    g_clear_error(&error);
+
+    g_autofree char *path = write_temp("empty.pass", "\n");
+    CabackPasswordSource source = {.file = path};
+    g_assert_null(caback_backup_password_read(&source, FALSE, &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_USAGE);
+    g_autofree char *named = g_strdup_printf("password in %s is empty", path);
+    g_assert_nonnull(strstr(error->message, named));
+    g_clear_error(&error);
+
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_assert_false(caback_backup_check_output(dir, FALSE, TRUE, &error));
+    g_assert_error(error, CABACK_ERROR, CABACK_ERROR_USAGE);
+    g_assert_nonnull(strstr(error->message, "is a folder; give the file to write"));
+    remove_temp(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -194,5 +241,7 @@ int main(int argc, char **argv)
     g_test_add_func("/backup/password-file", test_password_file);
     g_test_add_func("/backup/cscfg", test_cscfg);
     g_test_add_func("/backup/describe-options", test_describe_options);
+    g_test_add_func("/backup/check-selection", test_check_selection);
+    g_test_add_func("/backup/check-password-and-output", test_check_password_and_output);
     return g_test_run();
 }
