@@ -1,6 +1,6 @@
 /* NSS key IDs (CKA_ID, 20 bytes; `certutil -K` prints them as 40 unsigned hex digits) and the
  * signed Java BigInteger hex form that Dogtag writes as cloning.<tag>.privkey.id in CS.cfg.
- * Pure functions: no NSS, no I/O. */
+ * Pure functions: no NSS, no I/O (the --json object is text). */
 #pragma once
 
 #include <glib.h>
@@ -79,5 +79,16 @@ void caback_keyid_input_free(CabackKeyIdInput *input);
  * (CabackKeyIdInput*, with a free function); the error of each invalid one is appended to
  * @invalid (GError*). */
 GPtrArray *caback_keyid_parse_each(const GPtrArray *inputs, GPtrArray *invalid);
+
+/* TRUE when the command-line argument @arg is a Dogtag negative ID, not an option: "-" followed
+ * by hex digits only (or "-0x" and hex digits). "-" and one letter ("-d", "-c", "-f") is an
+ * option as certutil writes them, never an ID, so that a misplaced option is refused instead of
+ * printed as a key ID. */
+gboolean caback_keyid_is_negative_argument(const char *arg);
+
+/* The object caback keyid --json prints for @ids (CabackKeyIdInput*): "ids", one object each with
+ * its input, its nss, dogtag and 0x forms (nss_id and dogtag_id too) and whether old Dogtag
+ * cannot read it; as caback_json_text writes it; caller frees. */
+char *caback_keyid_json(const GPtrArray *ids);
 
 G_END_DECLS

@@ -7,7 +7,6 @@
 
 #include "cli.h"
 
-#include <caback/json.h>
 #include <caback/keyid.h>
 
 #include <stdio.h>
@@ -57,27 +56,6 @@ static gboolean read_stdin_ids(GPtrArray *inputs, GError **error)
                                                           "input");
         return FALSE;
     }
-    return TRUE;
-}
-
-/* GOption would take a Dogtag negative ID ("-584f...", "-0x12") for a cluster of short options.
- * Such arguments are swapped for placeholder strings before parsing and swapped back after it,
- * keeping their order. A negative ID is "-" followed by hex digits only (or "-0x" and hex
- * digits); "-" and one letter ("-d", "-c", "-f") is an option as certutil writes them, never an
- * ID: it goes to the parser, which refuses it (exit 2) instead of printing it as -13. */
-static gboolean looks_like_negative_id(const char *arg)
-{
-    const char *digits = arg + 1;
-
-    if (arg[0] != '-' || !g_ascii_isxdigit(arg[1]))
-        return FALSE;
-    if (arg[2] == '\0' && !g_ascii_isdigit(arg[1]))
-        return FALSE;
-    if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X') && digits[2] != '\0')
-        digits += 2;
-    for (const char *p = digits; *p != '\0'; p++)
-        if (!g_ascii_isxdigit(*p))
-            return FALSE;
     return TRUE;
 }
 
@@ -158,35 +136,10 @@ static void print_one_form(const GPtrArray *ids, OutputForm form)
     }
 }
 
-static void print_json(const GPtrArray *ids)
-{
-    /* One object per run (--json's envelope); the IDs are its "ids". */
-    g_autoptr(CabackJson) json = caback_cli_json_object_new();
-
-    caback_json_begin_array(json, "ids");
-    for (guint i = 0; i < ids->len; i++) {
-        const CabackKeyIdInput *p = ids->pdata[i];
-        g_autofree char *nss = caback_keyid_to_nss(&p->id);
-        g_autofree char *dogtag = caback_keyid_to_dogtag(&p->id);
-        g_autofree char *hex0x = caback_keyid_to_0x(&p->id);
-
-        caback_json_begin_object(json, NULL);
-        caback_json_string(json, "input", p->input);
-        caback_json_string(json, "nss", nss);
-        caback_json_string(json, "dogtag", dogtag);
-        caback_json_string(json, "hex0x", hex0x);
-        caback_json_string(json, "nss_id", nss);
-        caback_json_string(json, "dogtag_id", dogtag);
-        caback_json_bool(json, "dogtag_legacy_problem",
-                         caback_keyid_dogtag_legacy_problem(&p->id));
-        caback_json_end_object(json);
-    }
-    caback_json_end_array(json);
-    caback_cli_json_object_print(json);
-}
-
-/* GOption keeps the pointers of positional arguments: the negative IDs of @argv are swapped for
- * placeholder strings (kept in @placeholders, the IDs in @originals) in the returned copy. */
+/* GOption would take a Dogtag negative ID ("-584f...", "-0x12") for a cluster of short options,
+ * and keeps the pointers of positional arguments: the negative IDs of @argv
+ * (caback_keyid_is_negative_argument) are swapped for placeholder strings (kept in
+ * @placeholders, the IDs in @originals) in the returned copy, and swapped back after parsing. */
 static char **hide_negative_ids(int argc, char **argv, GPtrArray *originals,
                                 GPtrArray *placeholders)
 {
@@ -197,7 +150,7 @@ static char **hide_negative_ids(int argc, char **argv, GPtrArray *originals,
         args[i] = argv[i];
         if (i > 0 && strcmp(argv[i], "--") == 0)
             after_dashes = TRUE;
-        if (i > 0 && !after_dashes && looks_like_negative_id(argv[i])) {
+        if (i > 0 && !after_dashes && caback_keyid_is_negative_argument(argv[i])) {
             char *placeholder = g_strdup_printf("caback-keyid-argument-%d", i);
             g_ptr_array_add(originals, argv[i]);
             g_ptr_array_add(placeholders, placeholder);
@@ -286,7 +239,7 @@ static gboolean convert(const GPtrArray *inputs, OutputForm form, gboolean json,
         if (caback_keyid_dogtag_legacy_problem(&((CabackKeyIdInput *)ids->pdata[i])->id))
             warn_legacy(ids->pdata[i]);
     if (json)
-        print_json(ids);
+        caback_cli_json_print_take(caback_keyid_json(ids));
     else if (form == FORM_ALL)
         print_all_forms(ids);
     else

@@ -1,8 +1,10 @@
 /* Key-ID forms: NSS CKA_ID bytes, their unsigned hex (certutil -K), and the signed Java
- * BigInteger hex Dogtag writes into CS.cfg. Pure byte and string work, no NSS. */
+ * BigInteger hex Dogtag writes into CS.cfg, which command-line argument is a negative ID, and
+ * caback keyid's --json object. Pure byte and string work, no NSS. */
 #include "config.h"
 
 #include <caback/error.h>
+#include <caback/json.h>
 #include <caback/keyid.h>
 
 #include <string.h>
@@ -381,4 +383,47 @@ GPtrArray *caback_keyid_parse_each(const GPtrArray *inputs, GPtrArray *invalid)
         g_ptr_array_add(ids, p);
     }
     return ids;
+}
+
+gboolean caback_keyid_is_negative_argument(const char *arg)
+{
+    const char *digits = arg + 1;
+
+    if (arg[0] != '-' || !g_ascii_isxdigit(arg[1]))
+        return FALSE;
+    if (arg[2] == '\0' && !g_ascii_isdigit(arg[1]))
+        return FALSE;
+    if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X') && digits[2] != '\0')
+        digits += 2;
+    for (const char *p = digits; *p != '\0'; p++)
+        if (!g_ascii_isxdigit(*p))
+            return FALSE;
+    return TRUE;
+}
+
+char *caback_keyid_json(const GPtrArray *ids)
+{
+    g_autoptr(CabackJson) json = caback_json_new();
+
+    caback_json_begin_object(json, NULL);
+    caback_json_begin_array(json, "ids");
+    for (guint i = 0; i < ids->len; i++) {
+        const CabackKeyIdInput *p = ids->pdata[i];
+        g_autofree char *nss = caback_keyid_to_nss(&p->id);
+        g_autofree char *dogtag = caback_keyid_to_dogtag(&p->id);
+        g_autofree char *hex0x = caback_keyid_to_0x(&p->id);
+
+        caback_json_begin_object(json, NULL);
+        caback_json_string(json, "input", p->input);
+        caback_json_string(json, "nss", nss);
+        caback_json_string(json, "dogtag", dogtag);
+        caback_json_string(json, "hex0x", hex0x);
+        caback_json_string(json, "nss_id", nss);
+        caback_json_string(json, "dogtag_id", dogtag);
+        caback_json_bool(json, "dogtag_legacy_problem", caback_keyid_dogtag_legacy_problem(&p->id));
+        caback_json_end_object(json);
+    }
+    caback_json_end_array(json);
+    caback_json_end_object(json);
+    return caback_json_steal_text(json);
 }

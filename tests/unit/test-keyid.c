@@ -371,6 +371,43 @@ static void test_token_forms(void)
     g_assert_cmpstr(full_dogtag, ==, parsed_dogtag);
 }
 
+/* Which arguments are negative IDs rather than options (caback keyid's command line). */
+static void test_negative_argument(void)
+{
+    const char *ids[] = {"-584f6bb4847c688d65b373650c563d4690b6390d", "-1", "-0x12", "-0X1f",
+                         "-ab", "-0"};
+    const char *options[] = {"-d", "-c", "-f", "-a", "--json", "-", "-x12", "-0x", "-1g", "584f",
+                             ""};
+
+    for (gsize i = 0; i < G_N_ELEMENTS(ids); i++)
+        g_assert_true(caback_keyid_is_negative_argument(ids[i]));
+    for (gsize i = 0; i < G_N_ELEMENTS(options); i++)
+        g_assert_false(caback_keyid_is_negative_argument(options[i]));
+}
+
+/* caback keyid --json: every form of each ID, under "ids". */
+static void test_json(void)
+{
+    g_autoptr(GPtrArray) inputs = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) invalid = g_ptr_array_new_with_free_func((GDestroyNotify)g_error_free);
+
+    g_ptr_array_add(inputs, g_strdup("-584f"));
+    g_autoptr(GPtrArray) ids = caback_keyid_parse_each(inputs, invalid);
+    g_autofree char *text = caback_keyid_json(ids);
+    g_autoptr(GString) json = g_string_new(NULL);
+    for (const char *c = text; *c != '\0'; c++) /* the values here hold no white space */
+        if (!g_ascii_isspace(*c))
+            g_string_append_c(json, *c);
+    g_autofree char *nss = caback_keyid_to_nss(&((CabackKeyIdInput *)ids->pdata[0])->id);
+    g_autofree char *expect = g_strdup_printf("\"nss_id\":\"%s\"", nss);
+
+    g_assert_true(g_str_has_prefix(json->str, "{\"ids\":[{\"input\":\"-584f\""));
+    g_assert_nonnull(strstr(json->str, expect));
+    g_assert_nonnull(strstr(json->str, "\"dogtag\":\"-584f\""));
+    g_assert_nonnull(strstr(json->str, "\"dogtag_legacy_problem\":true"));
+    g_assert_true(g_str_has_suffix(json->str, "}]}"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -384,5 +421,7 @@ int main(int argc, char **argv)
     g_test_add_func("/keyid/round-trips", test_round_trips);
     g_test_add_func("/keyid/oracle", test_oracle);
     g_test_add_func("/keyid/token-forms", test_token_forms);
+    g_test_add_func("/keyid/negative-argument", test_negative_argument);
+    g_test_add_func("/keyid/json", test_json);
     return g_test_run();
 }
