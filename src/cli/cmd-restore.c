@@ -161,10 +161,6 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
     CabackRestoreHooks hooks = {caback_cli_show_message, on_read_failed, on_planned, on_finished, &cli};
     g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
     CabackRestoreRunOptions options = {
-        .db = {.dbdir = common->dbdir,
-               .token = common->token,
-               .module = common->module,
-               .password = {.file = common->password_file, .env_var = common->password_env}},
         .path = ro->in,
         .recorded_sha256 = ro->recorded_sha256,
         .recorded_signed = ro->recorded_signed,
@@ -194,8 +190,8 @@ static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions 
     /* --json: standard output carries the JSON document only. */
     if (common->json)
         caback_cli_verbosity = -1;
-    /* Shared for a dry run, exclusive for a change. */
-    caback_cli_db_lock_options(common, ro->dry_run, &options.db);
+    /* The run opens it read-only for a dry run; its lock is shared then, exclusive for a change. */
+    caback_cli_db_options(common, ro->dry_run, &options.db);
     return caback_restore_run(&options, &hooks, &result, error);
 }
 
