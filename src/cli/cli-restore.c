@@ -1,6 +1,7 @@
 /* caback restore's text as the command shows it: the plan, the summary of a restore that changed
- * the database, and the key IDs for CS.cfg. The --json document is the library's
- * (caback_restore_run_json); cmd-restore.c parses the options and runs the restore. */
+ * the database, the key IDs for CS.cfg, and the hooks that show a run. The --json document is
+ * the library's (caback_restore_run_json); cmd-restore.c parses the options and runs the
+ * restore. */
 #include "config.h"
 
 #include "cli-log.h"
@@ -232,4 +233,33 @@ gboolean caback_cli_restore_print_outcome(const CabackRestoreRun *run, const cha
     default:
         return FALSE;
     }
+}
+
+static void on_read_failed(const char *path, const char *sha256, GError **error, gpointer data)
+{
+    const CabackCliRestoreView *view = data;
+    caback_cli_explain_p12_failure(path, sha256, view->log_path, error);
+}
+
+static void on_planned(const CabackRestoreRun *run, gpointer data)
+{
+    const CabackCliRestoreView *view = data;
+    if (!view->json)
+        caback_cli_restore_print_plan(run->plan, run->db, run->would_create);
+}
+
+static void on_finished(const CabackRestoreRun *run, gpointer data)
+{
+    const CabackCliRestoreView *view = data;
+
+    if (caback_cli_restore_print_outcome(run, view->path, view->skip_unsupported,
+                                         view->non_extractable, view->rec) &&
+        view->json)
+        caback_cli_json_print_take(caback_restore_run_json(run));
+}
+
+CabackRestoreHooks caback_cli_restore_hooks(CabackCliRestoreView *view)
+{
+    return (CabackRestoreHooks){caback_cli_show_message, on_read_failed, on_planned, on_finished,
+                                view};
 }

@@ -30,4 +30,19 @@ gboolean caback_cli_restore_print_outcome(const CabackRestoreRun *run, const cha
                                           gboolean skip_unsupported, gboolean non_extractable,
                                           CabackLogRecord *rec);
 
+/* What restore's text needs to know while the run goes: the hooks' data. */
+typedef struct {
+    const char *path;          /* the PKCS#12 file (-i) */
+    const char *log_path;      /* --log, or NULL: where an unreadable file's history is read */
+    gboolean skip_unsupported; /* --skip-unsupported */
+    gboolean non_extractable;  /* --non-extractable */
+    gboolean json;             /* --json: the plan and the outcome are the JSON object */
+    CabackLogRecord *rec;      /* this run's record (may be NULL) */
+} CabackCliRestoreView;
+
+/* The hooks through which the command shows a restore: its lines (caback_cli_show_message), why
+ * the file could not be read (caback_cli_explain_p12_failure), the plan (as text), and the
+ * outcome (caback_cli_restore_print_outcome, then the --json object). @view outlives the run. */
+CabackRestoreHooks caback_cli_restore_hooks(CabackCliRestoreView *view);
+
 G_END_DECLS

@@ -124,41 +124,13 @@ static void log_options(CabackLogRecord *rec, const RestoreOptions *ro,
 
 /* ---- the run, through the library ---- */
 
-typedef struct {
-    const RestoreOptions *ro;
-    const CabackCommonOptions *common;
-    CabackLogRecord *rec;
-} RestoreCli;
-
-static void on_read_failed(const char *path, const char *sha256, GError **error, gpointer data)
-{
-    const RestoreCli *cli = data;
-    caback_cli_explain_p12_failure(path, sha256, cli->ro->log_path, error);
-}
-
-static void on_planned(const CabackRestoreRun *run, gpointer data)
-{
-    const RestoreCli *cli = data;
-    if (!cli->common->json)
-        caback_cli_restore_print_plan(run->plan, run->db, run->would_create);
-}
-
-static void on_finished(const CabackRestoreRun *run, gpointer data)
-{
-    const RestoreCli *cli = data;
-
-    if (caback_cli_restore_print_outcome(run, cli->ro->in, cli->ro->skip_unsupported,
-                                         cli->ro->non_extractable, cli->rec) &&
-        cli->common->json)
-        caback_cli_json_print_take(caback_restore_run_json(run));
-}
-
 static gboolean run_restore(const RestoreOptions *ro, const CabackCommonOptions *common,
                             const CabackSecret *given, GHashTable *trust, CabackLogRecord *rec,
                             GError **error)
 {
-    RestoreCli cli = {ro, common, rec};
-    CabackRestoreHooks hooks = {caback_cli_show_message, on_read_failed, on_planned, on_finished, &cli};
+    CabackCliRestoreView view = {ro->in, ro->log_path, ro->skip_unsupported, ro->non_extractable,
+                                 common->json, rec};
+    CabackRestoreHooks hooks = caback_cli_restore_hooks(&view);
     g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
     CabackRestoreRunOptions options = {
         .path = ro->in,
