@@ -1,9 +1,10 @@
 /* caback backup's report as the command shows it: what will be written (before the password is
- * asked), and the summary of what was written and verified, as text or as the --json object.
- * cmd-backup.c parses the options and runs the backup. */
+ * asked), and the summary of what was written and verified, as text or as the --json object;
+ * the hooks that show a run. cmd-backup.c parses the options and runs the backup. */
 #include "config.h"
 
 #include "cli-backup.h"
+#include "cli-log.h"
 #include "cli.h"
 
 
@@ -89,4 +90,41 @@ char *caback_cli_backup_summary_text(const CabackBackupRunOptions *o,
         g_string_append(out, "Not recorded as the latest backup: only a verified backup is "
                              "(caback restore automatic will not pick this file)\n");
     return g_string_free(out, FALSE);
+}
+
+/* The selection is made: record its keys, show what will be written, print and record its
+ * warnings. */
+static void on_selected(const CabackBackupSelection *sel, gpointer data)
+{
+    const CabackCliBackupView *view = data;
+
+    for (guint i = 0; i < sel->keys->len; i++) {
+        const CabackBackupKey *k = sel->keys->pdata[i];
+        caback_log_record_add_key(view->rec, k->nickname, k->info->id_valid ? &k->info->id : NULL);
+    }
+    if (!view->json) {
+        g_autofree char *text = caback_cli_backup_selection_text(view->db, sel, view->output);
+        caback_cli_info("%s", g_strchomp(text));
+    }
+    for (guint i = 0; i < sel->warnings->len; i++)
+        caback_cli_log_warning(view->rec, "%s", (const char *)sel->warnings->pdata[i]);
+}
+
+/* A password asked at the prompt comes after the summary of what will be written. */
+static CabackSecret *ask_p12_password(gpointer data, GError **error)
+{
+    (void)data;
+    CabackPasswordSource source = {0};
+    return caback_backup_password_read(&source, TRUE, error);
+}
+
+static void on_warning(const char *message, gpointer data)
+{
+    const CabackCliBackupView *view = data;
+    caback_cli_log_warning(view->rec, "%s", message);
+}
+
+CabackBackupHooks caback_cli_backup_hooks(CabackCliBackupView *view)
+{
+    return (CabackBackupHooks){on_selected, ask_p12_password, on_warning, view};
 }

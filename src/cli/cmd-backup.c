@@ -54,38 +54,6 @@ typedef struct {
 
 /* ---- the work, once the options are known ---- */
 
-/* The selection is made: record its keys, show what will be written, print and record its
- * warnings. */
-static void on_selected(const CabackBackupSelection *sel, gpointer data)
-{
-    BackupRun *run = data;
-
-    for (guint i = 0; i < sel->keys->len; i++) {
-        const CabackBackupKey *k = sel->keys->pdata[i];
-        caback_log_record_add_key(run->rec, k->nickname, k->info->id_valid ? &k->info->id : NULL);
-    }
-    if (!run->common->json) {
-        g_autofree char *text = caback_cli_backup_selection_text(run->db, sel, run->o->output);
-        caback_cli_info("%s", g_strchomp(text));
-    }
-    for (guint i = 0; i < sel->warnings->len; i++)
-        caback_cli_log_warning(run->rec, "%s", (const char *)sel->warnings->pdata[i]);
-}
-
-/* A password asked at the prompt comes after the summary of what will be written. */
-static CabackSecret *ask_p12_password(gpointer data, GError **error)
-{
-    (void)data;
-    CabackPasswordSource source = {0};
-    return caback_backup_password_read(&source, TRUE, error);
-}
-
-static void on_warning(const char *message, gpointer data)
-{
-    BackupRun *run = data;
-    caback_cli_log_warning(run->rec, "%s", message);
-}
-
 static gboolean run_backup(BackupRun *run, GError **error)
 {
     BackupOptions *o = run->o;
@@ -118,7 +86,8 @@ static gboolean run_backup(BackupRun *run, GError **error)
                                       .allow_shared_folder = o->allow_shared_folder,
                                       .custody_threshold = o->custody.threshold,
                                       .custodians = run->custodians};
-    CabackBackupHooks hooks = {on_selected, ask_p12_password, on_warning, run};
+    CabackCliBackupView view = {run->db, o->output, run->common->json, run->rec};
+    CabackBackupHooks hooks = caback_cli_backup_hooks(&view);
     gboolean ok = caback_backup_run(&options, &hooks, &result, error);
     if (ok) {
         if (result.sha256 != NULL)
