@@ -80,12 +80,24 @@ static void undo_step_free(UndoStep *u)
     g_free(u);
 }
 
+static gboolean on_token(PK11SlotInfo *slot, CERTCertificate *cert);
+
+/* Certificate @der, when @db's token holds it. Found as NSS finds a certificate by its DER (by
+ * issuer and serial number, which the database indexes) and then checked on the token:
+ * PK11_FindCertFromDERCertItem searches the token by value, which reads every certificate of
+ * an NSS database, so that a restore of n certificates took time in n^2. */
 static CERTCertificate *find_cert(CabackDb *db, GBytes *der)
 {
     gsize len;
     const guint8 *data = g_bytes_get_data(der, &len);
     SECItem item = {siBuffer, (unsigned char *)data, (unsigned int)len};
-    return PK11_FindCertFromDERCertItem(db->slot, &item, db);
+    CERTCertificate *cert = CERT_FindCertByDERCert(CERT_GetDefaultCertDB(), &item);
+
+    if (cert != NULL && !on_token(db->slot, cert)) {
+        CERT_DestroyCertificate(cert);
+        return NULL;
+    }
+    return cert;
 }
 
 static gboolean set_trust(CabackDb *db, GBytes *der, const char *flags, const char *nickname,
@@ -231,11 +243,75 @@ static void raw_trust_values(RawSession *r, CK_OBJECT_HANDLE handle,
     }
 }
 
+/* The objects of @r's token that match @template (at most 4 attributes), appended to @found.
+ * FALSE when the token cannot be searched. */
+static gboolean raw_find(RawSession *r, CK_ATTRIBUTE *template, CK_ULONG n_attrs, GArray *found)
+{
+    gboolean ok = r->f->C_FindObjectsInit(r->session, template, n_attrs) == CKR_OK;
+    for (;;) {
+        CK_OBJECT_HANDLE h[16];
+        CK_ULONG n = 0;
+        if (!ok || r->f->C_FindObjects(r->session, h, G_N_ELEMENTS(h), &n) != CKR_OK || n == 0)
+            break;
+        g_array_append_vals(found, h, (guint)n);
+    }
+    if (ok)
+        r->f->C_FindObjectsFinal(r->session);
+    return ok;
+}
+
+/* The certificate object of @cert (DER-encoded serial number @serial) on @r's token, or
+ * CK_INVALID_HANDLE. Searched by issuer and serial number, which the token indexes, and then
+ * compared by value: a search by value (PK11_FindEncodedCertInSlot) reads every certificate of
+ * an NSS database, which made each step of a restore grow with the size of the database. */
+static CK_OBJECT_HANDLE raw_find_cert(RawSession *r, CERTCertificate *cert, const SECItem *serial)
+{
+    CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+    CK_ATTRIBUTE template[] = {
+        {CKA_CLASS, &cls, sizeof cls},
+        {CKA_ISSUER, cert->derIssuer.data, cert->derIssuer.len},
+        {CKA_SERIAL_NUMBER, serial->data, serial->len},
+    };
+    g_autoptr(GArray) found = g_array_new(FALSE, FALSE, sizeof(CK_OBJECT_HANDLE));
+    g_autofree guint8 *value = g_malloc(cert->derCert.len > 0 ? cert->derCert.len : 1);
+
+    (void)raw_find(r, template, G_N_ELEMENTS(template), found);
+    for (guint i = 0; i < found->len; i++) {
+        CK_OBJECT_HANDLE h = g_array_index(found, CK_OBJECT_HANDLE, i);
+        CK_ATTRIBUTE a = {CKA_VALUE, NULL, 0};
+        if (r->f->C_GetAttributeValue(r->session, h, &a, 1) != CKR_OK ||
+            a.ulValueLen != cert->derCert.len)
+            continue;
+        a.pValue = value;
+        if (r->f->C_GetAttributeValue(r->session, h, &a, 1) == CKR_OK &&
+            memcmp(value, cert->derCert.data, cert->derCert.len) == 0)
+            return h;
+    }
+    return CK_INVALID_HANDLE;
+}
+
+/* @slot holds a certificate object of @cert. */
+static gboolean on_token(PK11SlotInfo *slot, CERTCertificate *cert)
+{
+    SECItem *serial = SEC_ASN1EncodeItem(NULL, NULL, &cert->serialNumber,
+                                         SEC_ASN1_GET(SEC_IntegerTemplate));
+    RawSession r;
+    gboolean found = FALSE;
+
+    if (serial != NULL && raw_open(&r, slot, FALSE)) {
+        found = raw_find_cert(&r, cert, serial) != CK_INVALID_HANDLE;
+        raw_close(&r);
+    }
+    if (serial != NULL)
+        SECITEM_FreeItem(serial, PR_TRUE);
+    return found;
+}
+
 /* What @slot holds of @cert (whose DER-encoded serial number is @serial): the handle of its
  * certificate object and its trust objects with their values. FALSE when the token cannot be
  * asked. */
 static gboolean take_token_objects(TokenObjects *t, PK11SlotInfo *slot, CERTCertificate *cert,
-                                   const SECItem *serial, void *wincx)
+                                   const SECItem *serial)
 {
     CK_OBJECT_CLASS cls = CKO_NSS_TRUST;
     CK_BBOOL on_token = CK_TRUE;
@@ -248,21 +324,13 @@ static gboolean take_token_objects(TokenObjects *t, PK11SlotInfo *slot, CERTCert
     RawSession r;
 
     t->slot = PK11_ReferenceSlot(slot);
-    t->cert = PK11_FindEncodedCertInSlot(slot, &cert->derCert, wincx);
+    t->cert = CK_INVALID_HANDLE;
     t->trust = g_array_new(FALSE, TRUE, sizeof(TrustObject));
     if (!raw_open(&r, slot, FALSE))
         return FALSE;
-    gboolean ok = r.f->C_FindObjectsInit(r.session, template, G_N_ELEMENTS(template)) == CKR_OK;
+    t->cert = raw_find_cert(&r, cert, serial);
     GArray *found = g_array_new(FALSE, FALSE, sizeof(CK_OBJECT_HANDLE));
-    for (;;) {
-        CK_OBJECT_HANDLE h[16];
-        CK_ULONG n = 0;
-        if (!ok || r.f->C_FindObjects(r.session, h, G_N_ELEMENTS(h), &n) != CKR_OK || n == 0)
-            break;
-        g_array_append_vals(found, h, (guint)n);
-    }
-    if (ok)
-        r.f->C_FindObjectsFinal(r.session);
+    gboolean ok = raw_find(&r, template, G_N_ELEMENTS(template), found);
     for (guint i = 0; i < found->len; i++) {
         TrustObject to = {g_array_index(found, CK_OBJECT_HANDLE, i), {NULL}};
         raw_trust_values(&r, to.handle, to.values);
@@ -290,10 +358,10 @@ static gboolean take_cert_objects(CertObjects *s, CabackDb *db, GBytes *der)
                                          SEC_ASN1_GET(SEC_IntegerTemplate));
     if (serial == NULL)
         return FALSE;
-    gboolean ok = take_token_objects(&s->tokens[s->n++], db->slot, cert, serial, db);
+    gboolean ok = take_token_objects(&s->tokens[s->n++], db->slot, cert, serial);
     if (ok && !PK11_IsInternalKeySlot(db->slot)) {
         g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
-        ok = take_token_objects(&s->tokens[s->n++], internal, cert, serial, db);
+        ok = take_token_objects(&s->tokens[s->n++], internal, cert, serial);
     }
     SECITEM_FreeItem(serial, PR_TRUE);
     if (!ok)
