@@ -4,8 +4,9 @@
 # pending re-key) make the backup stale; a key without a certificate in the file, a chain without
 # its root (unless the live database trusts that root: the intermediate is not taken for an
 # anchor by its role) and an expired CA certificate (unless --allow-expired) make it not
-# restorable; an expired system certificate is reported. Backups are made with caback backup,
-# certutil, pk12util and openssl; certificates with chosen dates by tests/cms-maker.py.
+# restorable (a cycle of issuers too); an expired system certificate is reported. Backups are
+# made with caback backup, certutil, pk12util and openssl; certificates with chosen dates by
+# tests/cms-maker.py.
 . "$CABACK_SRCDIR/tests/lib.sh"
 need certutil pk12util openssl "$PYTHON3"
 "$PYTHON3" -c 'import cryptography' 2>/dev/null || {
@@ -103,6 +104,28 @@ jcheck "rootless, root trusted" "[x['trusted_by_database'] for x in r['chains_wi
     "any('holds no root' in n for n in r['notes'])" \
     "not any('has no root' in p for p in r['problems'])" \
     "[m['nickname'] for m in r['missing_from_backup']] == ['root']"
+
+# ---- a cycle of issuers (a hostile file: a issued by b, b by a) ----
+# The drill ends, and each chain is reported without root, ending where a walk of n + 1 steps up
+# the issuers ends (n certificates), as before the walk was made linear.
+C=$T/cycle
+mkdir -p "$C"
+for x in a b; do
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=cycle-$x" \
+        -keyout "$C/$x.key" -out "$C/$x-self.pem" -days 30 2>/dev/null
+done
+for pair in a:b b:a; do
+    s=${pair%:*} i=${pair#*:}
+    openssl req -new -key "$C/$s.key" -subj "/CN=cycle-$s" -out "$C/$s.csr" 2>/dev/null
+    openssl x509 -req -in "$C/$s.csr" -CA "$C/$i-self.pem" -CAkey "$C/$i.key" -set_serial 7 \
+        -days 30 -out "$C/$s.pem" 2>/dev/null
+done
+cat "$C/a.pem" "$C/b.pem" >"$C/both.pem"
+openssl pkcs12 -export -nokeys -in "$C/both.pem" -passout "file:$PW" -out "$T/cycle.p12" 2>/dev/null
+expect_status 1 "a cycle of issuers: not restorable" \
+    "$CABACK" verify "$T/cycle.p12" -w "$PW" --json
+jcheck "cycle" "r['restorable'] is False and r['chain_ok'] is False" \
+    "[(x['top'], x['missing_root']) for x in r['chains_without_root']] == [('CN=cycle-b', 'CN=cycle-a'), ('CN=cycle-a', 'CN=cycle-b')]"
 
 # ---- an expired CA certificate, an expired system certificate ----
 $MAKER cert "$M" oldca --ca --days-before 800 --days-after -10 2>/dev/null
