@@ -21,10 +21,9 @@ typedef struct {
     const char *type;    /* "rsa", "ec", "dsa", ... as certutil -K names it (static string) */
     guint size_bits;     /* key size in bits (RSA modulus, EC field, DSA prime); 0 if unknown */
     GBytes *raw_id;      /* CKA_ID exactly as the token holds it (may be empty, never NULL) */
-    gboolean id_valid;   /* raw_id is at most 20 bytes, so id / dogtag_id are meaningful */
-    CabackKeyId id;      /* raw_id zero-extended to 20 bytes (when id_valid) */
-    char *id_hex;        /* certutil -K form: lowercase hex of raw_id (40 digits for NSS keys) */
-    char *dogtag_id;     /* CS.cfg form of raw_id (Java BigInteger); NULL when !id_valid */
+    gboolean id_valid;   /* raw_id is at most 20 bytes, so id is meaningful */
+    CabackKeyId id;      /* raw_id zero-extended to 20 bytes (when id_valid); its text forms are
+                          * made where they are printed (caback_key_info_nss_id, _dogtag_id) */
     gboolean orphan;     /* no certificate on the key's token has this key */
     char *nickname;      /* nickname of the certificate for this key, as certutil -n and CS.cfg
                           * take it (no "NSS Certificate DB:" prefix on the internal token,
@@ -36,6 +35,14 @@ typedef struct {
     char *cert_token;    /* token(s) holding the certificate ("A" or "A, B"); NULL for an orphan */
     char *trust_token;   /* token(s) holding the certificate's NSS trust object; NULL for none */
 } CabackKeyInfo;
+
+/* The certutil -K form of @info's key ID: the lowercase hex of raw_id exactly (40 digits for NSS
+ * keys), "" when the key has no CKA_ID. Free with g_free. */
+char *caback_key_info_nss_id(const CabackKeyInfo *info);
+
+/* The CS.cfg form of @info's key ID (Java BigInteger of raw_id), or NULL when raw_id is empty or
+ * longer than 20 bytes. Free with g_free. */
+char *caback_key_info_dogtag_id(const CabackKeyInfo *info);
 
 /* Free @info and everything it holds; NULL is allowed. */
 void caback_key_info_free(CabackKeyInfo *info);
@@ -69,7 +76,7 @@ SECKEYPrivateKey *caback_keys_find_private_key(CabackDb *db, const char *nicknam
 
 /* The private key behind certificate @nickname, described as caback_keys_describe does (its
  * nickname field is @nickname's certificate). The key ID is what CS.cfg must hold for this
- * certificate: info->dogtag_id. Fails as caback_keys_find_private_key does; also fails with
+ * certificate: caback_key_info_dogtag_id(info). Fails as caback_keys_find_private_key does; also fails with
  * CABACK_ERROR_FAILED when the key's CKA_ID is longer than 20 bytes (not an NSS-made ID). */
 CabackKeyInfo *caback_keys_find_by_nickname(CabackDb *db, const char *nickname, GError **error);
 

@@ -12,12 +12,13 @@ static void append_key_lines(GString *out, const CabackBackupSelection *sel)
 {
     for (guint i = 0; i < sel->certs->len; i++) {
         const CabackBackupCert *c = sel->certs->pdata[i];
-        if (c->key != NULL)
-            g_string_append_printf(
-                out, "  %s\n      key ID %s (CS.cfg form %s), trust %s\n",
-                c->nickname != NULL ? c->nickname : c->subject, c->key->info->id_hex,
-                c->key->info->dogtag_id ? c->key->info->dogtag_id : "-", c->trust);
-        else
+        if (c->key != NULL) {
+            g_autofree char *hex = caback_key_info_nss_id(c->key->info);
+            g_autofree char *dogtag = caback_key_info_dogtag_id(c->key->info);
+            g_string_append_printf(out, "  %s\n      key ID %s (CS.cfg form %s), trust %s\n",
+                                   c->nickname != NULL ? c->nickname : c->subject, hex,
+                                   dogtag != NULL ? dogtag : "-", c->trust);
+        } else
             g_string_append_printf(out, "  %s\n      %s, no key, trust %s\n",
                                    c->nickname != NULL ? c->nickname : "(no nickname)",
                                    c->selected ? "certificate" : "issuer certificate", c->trust);

@@ -9,9 +9,14 @@
 
 #include <string.h>
 
-static const char *id_text(const CabackKeyInfo *k)
+/* The key ID as certutil -K prints it, or a word for a key without CKA_ID. */
+static char *id_text(const CabackKeyInfo *k)
 {
-    return *k->id_hex != '\0' ? k->id_hex : "(no CKA_ID)";
+    char *hex = caback_key_info_nss_id(k);
+    if (*hex != '\0')
+        return hex;
+    g_free(hex);
+    return g_strdup("(no CKA_ID)");
 }
 
 static const char *bool_text(int value)
@@ -40,8 +45,10 @@ static void print_table(const CabackDb *db, const GPtrArray *keys)
     int idw = 40, dogw = 16;
     for (guint i = 0; i < keys->len; i++) {
         const CabackKeyInfo *k = keys->pdata[i];
-        idw = MAX(idw, (int)strlen(id_text(k)));
-        dogw = MAX(dogw, k->dogtag_id != NULL ? (int)strlen(k->dogtag_id) : 1);
+        g_autofree char *id = id_text(k);
+        g_autofree char *dogtag = caback_key_info_dogtag_id(k);
+        idw = MAX(idw, (int)strlen(id));
+        dogw = MAX(dogw, dogtag != NULL ? (int)strlen(dogtag) : 1);
     }
     g_print("%3s  %-7s %5s  %-*s  %-*s  %s\n", "#", "type", "bits", idw, "key ID (certutil -K)",
             dogw, "CS.cfg form (Dogtag)", "nickname");
@@ -50,8 +57,10 @@ static void print_table(const CabackDb *db, const GPtrArray *keys)
         g_autofree char *bits = k->size_bits > 0 ? g_strdup_printf("%u", k->size_bits)
                                                  : g_strdup("?");
         g_autofree char *nick = nickname_text(k);
-        g_print("%3u  %-7s %5s  %-*s  %-*s  %s\n", k->index, k->type, bits, idw, id_text(k), dogw,
-                k->dogtag_id != NULL ? k->dogtag_id : "-", nick);
+        g_autofree char *id = id_text(k);
+        g_autofree char *dogtag = caback_key_info_dogtag_id(k);
+        g_print("%3u  %-7s %5s  %-*s  %-*s  %s\n", k->index, k->type, bits, idw, id, dogw,
+                dogtag != NULL ? dogtag : "-", nick);
         /* On the internal token every key can be exported; elsewhere it is the first thing an
          * administrator planning a backup needs to know. */
         if (!PK11_IsInternalKeySlot(db->slot) || k->extractable == 0)
@@ -76,6 +85,8 @@ static void print_json(const CabackDb *db, const GPtrArray *keys)
     caback_json_begin_array(json, "keys");
     for (guint i = 0; i < keys->len; i++) {
         const CabackKeyInfo *k = keys->pdata[i];
+        g_autofree char *hex = caback_key_info_nss_id(k);
+        g_autofree char *dogtag = caback_key_info_dogtag_id(k);
         caback_json_begin_object(json, NULL);
         caback_json_int(json, "index", k->index);
         caback_json_string(json, "type", k->type);
@@ -83,9 +94,9 @@ static void print_json(const CabackDb *db, const GPtrArray *keys)
             caback_json_int(json, "size", k->size_bits);
         else
             caback_json_null(json, "size");
-        caback_json_string(json, "id", *k->id_hex != '\0' ? k->id_hex : NULL);
-        caback_json_string(json, "nss_id", *k->id_hex != '\0' ? k->id_hex : NULL);
-        caback_json_string(json, "dogtag_id", k->dogtag_id);
+        caback_json_string(json, "id", *hex != '\0' ? hex : NULL);
+        caback_json_string(json, "nss_id", *hex != '\0' ? hex : NULL);
+        caback_json_string(json, "dogtag_id", dogtag);
         caback_json_string(json, "nickname", k->nickname);
         caback_json_bool(json, "orphan", k->orphan);
         caback_json_string(json, "label", k->label);

@@ -22,10 +22,12 @@ char *caback_backup_run_json(const CabackBackupRunOptions *o, const CabackBackup
     caback_json_begin_array(json, "keys");
     for (guint i = 0; i < sel->keys->len; i++) {
         const CabackBackupKey *k = sel->keys->pdata[i];
+        g_autofree char *hex = caback_key_info_nss_id(k->info);
+        g_autofree char *dogtag = caback_key_info_dogtag_id(k->info);
         caback_json_begin_object(json, NULL);
         caback_json_string(json, "nickname", k->nickname);
-        caback_json_string(json, "nss_id", k->info->id_hex);
-        caback_json_string(json, "dogtag_id", k->info->dogtag_id);
+        caback_json_string(json, "nss_id", hex);
+        caback_json_string(json, "dogtag_id", dogtag);
         caback_json_string(json, "subject", k->cert->subject);
         caback_json_string(json, "type", k->info->type);
         caback_json_int_or_null(json, "size", k->info->size_bits > 0, k->info->size_bits);
@@ -35,12 +37,13 @@ char *caback_backup_run_json(const CabackBackupRunOptions *o, const CabackBackup
     caback_json_begin_array(json, "certificates");
     for (guint i = 0; i < sel->certs->len; i++) {
         const CabackBackupCert *c = sel->certs->pdata[i];
+        g_autofree char *hex = c->key != NULL ? caback_key_info_nss_id(c->key->info) : NULL;
         caback_json_begin_object(json, NULL);
         caback_json_string(json, "nickname", c->nickname);
         caback_json_string(json, "subject", c->subject);
         caback_json_string(json, "trust", c->trust);
         caback_json_bool(json, "has_key", c->key != NULL);
-        caback_json_string(json, "nss_id", c->key != NULL ? c->key->info->id_hex : NULL);
+        caback_json_string(json, "nss_id", hex);
         caback_json_bool(json, "chain_only", !c->selected);
         caback_json_end_object(json);
     }

@@ -78,10 +78,11 @@ static void progress_line(const char *stage, guint index, guint total, const Cab
                           gpointer user_data)
 {
     (void)user_data;
+    g_autofree char *hex = caback_key_info_nss_id(key->info);
     g_autofree char *step = g_strdup_printf(
         "%s the private key of \"%s\" (%s)",
         strcmp(stage, "verify") == 0 ? "checking" : "encrypting",
-        key->nickname != NULL ? key->nickname : key->cert->subject, key->info->id_hex);
+        key->nickname != NULL ? key->nickname : key->cert->subject, hex);
     caback_progress_report(step, index, total);
 }
 

@@ -309,9 +309,11 @@ static gboolean check_exportable(CabackBackupSelection *sel, GError **error)
         read_bool_attribute(k->key, CKA_EXTRACTABLE, &extractable);
         if (extractable)
             continue;
+        g_autofree char *hex = caback_key_info_nss_id(k->info);
+        g_autofree char *dogtag = caback_key_info_dogtag_id(k->info);
         g_string_append_printf(locked, "%s\"%s\" (key ID %s, CS.cfg form %s, token \"%s\")",
-                               n > 0 ? "; " : "", k->nickname != NULL ? k->nickname : "?",
-                               k->info->id_hex, k->info->dogtag_id ? k->info->dogtag_id : "-",
+                               n > 0 ? "; " : "", k->nickname != NULL ? k->nickname : "?", hex,
+                               dogtag != NULL ? dogtag : "-",
                                PK11_GetTokenName(k->key->pkcs11Slot));
         n++;
     }
@@ -558,10 +560,12 @@ GBytes *caback_backup_encode_writer(CabackDb *db, CabackBackupSelection *selecti
     guint failed = 0;
     if (n > 0 && !caback_p12_writer_add_keys(writer, in, n, db, &failed, &local)) {
         const CabackBackupKey *k = selection->keys->pdata[MIN(failed, n - 1)];
+        g_autofree char *hex = caback_key_info_nss_id(k->info);
+        g_autofree char *dogtag = caback_key_info_dogtag_id(k->info);
         g_set_error(error, CABACK_ERROR, local->code,
                     "cannot put the private key of \"%s\" (key ID %s, CS.cfg form %s, token "
                     "\"%s\") into the PKCS#12 file: %s",
-                    key_name(k), k->info->id_hex, k->info->dogtag_id ? k->info->dogtag_id : "-",
+                    key_name(k), hex, dogtag != NULL ? dogtag : "-",
                     PK11_GetTokenName(k->key->pkcs11Slot), local->message);
         return NULL;
     }
@@ -821,8 +825,9 @@ static CabackBackupKey *find_written_key(CabackBackupSelection *sel, CabackP12Ke
                     i + 1, id);
         return NULL;
     }
+    g_autofree char *hex = caback_key_info_nss_id(k->info);
     g_autofree char *what =
-        g_strdup_printf("the private key of \"%s\" (key ID %s)", key_name(k), k->info->id_hex);
+        g_strdup_printf("the private key of \"%s\" (key ID %s)", key_name(k), hex);
     if (g_hash_table_contains(seen, k)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "%s is in the file twice", what);
         return NULL;

@@ -14,8 +14,6 @@ void caback_key_info_free(CabackKeyInfo *info)
     if (info == NULL)
         return;
     g_bytes_unref(info->raw_id);
-    g_free(info->id_hex);
-    g_free(info->dogtag_id);
     g_free(info->nickname);
     g_free(info->label);
     g_free(info->cert_token);
@@ -184,6 +182,23 @@ static void describe_cert_tokens(CabackKeyInfo *info, CERTCertificate *cert)
     info->trust_token = join_names(trust);
 }
 
+char *caback_key_info_nss_id(const CabackKeyInfo *info)
+{
+    gsize len;
+    const guint8 *data = g_bytes_get_data(info->raw_id, &len);
+    return caback_keyid_bytes_to_hex(data, len);
+}
+
+char *caback_key_info_dogtag_id(const CabackKeyInfo *info)
+{
+    gsize len;
+    const guint8 *data = g_bytes_get_data(info->raw_id, &len);
+    /* Dogtag takes the BigInteger of the bytes as they are, whatever their length. */
+    if (len == 0 || len > CABACK_KEYID_LEN)
+        return NULL;
+    return caback_keyid_bytes_to_dogtag(data, len);
+}
+
 CabackKeyInfo *caback_keys_describe(CabackDb *db, SECKEYPrivateKey *key, CERTCertificate *cert)
 {
     (void)db; /* kept in the signature so that token-specific lookups can use its password */
@@ -196,18 +211,10 @@ CabackKeyInfo *caback_keys_describe(CabackDb *db, SECKEYPrivateKey *key, CERTCer
     SECItem *ckaid = PK11_GetLowLevelKeyIDForPrivateKey(key);
     if (ckaid != NULL && ckaid->len > 0) {
         info->raw_id = g_bytes_new(ckaid->data, ckaid->len);
-        GString *hex = g_string_sized_new(2 * ckaid->len + 1);
-        for (unsigned i = 0; i < ckaid->len; i++)
-            g_string_append_printf(hex, "%02x", ckaid->data[i]);
-        info->id_hex = g_string_free(hex, FALSE);
-        if (ckaid->len <= CABACK_KEYID_LEN) {
+        if (ckaid->len <= CABACK_KEYID_LEN)
             info->id_valid = caback_keyid_from_bytes(ckaid->data, ckaid->len, &info->id, NULL);
-            /* Dogtag takes the BigInteger of the bytes as they are, whatever their length. */
-            info->dogtag_id = caback_keyid_bytes_to_dogtag(ckaid->data, ckaid->len);
-        }
     } else {
         info->raw_id = g_bytes_new(NULL, 0);
-        info->id_hex = g_strdup("");
     }
     if (ckaid != NULL)
         SECITEM_ZfreeItem(ckaid, PR_TRUE);
@@ -291,12 +298,13 @@ CabackKeyInfo *caback_keys_find_by_nickname(CabackDb *db, const char *nickname, 
 
     g_autoptr(CabackKeyInfo) info = caback_keys_describe(db, key, cert);
     if (!info->id_valid) {
+        g_autofree char *hex = caback_key_info_nss_id(info);
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
                     "the private key of \"%s\" has a CKA_ID of %" G_GSIZE_FORMAT
                     " bytes (%s), not an NSS key ID of at most 20 bytes; Dogtag cannot refer "
                     "to it",
                     nickname, g_bytes_get_size(info->raw_id),
-                    *info->id_hex != '\0' ? info->id_hex : "empty");
+                    *hex != '\0' ? hex : "empty");
         return NULL;
     }
     return g_steal_pointer(&info);

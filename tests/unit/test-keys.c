@@ -172,17 +172,19 @@ static void test_list(Fixture *f, gconstpointer data)
         g_assert_true(k->id_valid);
         g_assert_cmpuint(g_bytes_get_size(k->raw_id), ==, 20);
         g_autofree char *nss = caback_keyid_to_nss(&k->id);
-        g_assert_cmpstr(nss, ==, k->id_hex);
+        g_autofree char *hex = caback_key_info_nss_id(k);
+        g_assert_cmpstr(nss, ==, hex);
         g_autofree char *dogtag = caback_keyid_to_dogtag(&k->id);
-        g_assert_cmpstr(dogtag, ==, k->dogtag_id);
+        g_autofree char *info_dogtag = caback_key_info_dogtag_id(k);
+        g_assert_cmpstr(dogtag, ==, info_dogtag);
         if (k->orphan) {
-            g_assert_cmpstr(k->id_hex, ==, orphan_id);
+            g_assert_cmpstr(hex, ==, orphan_id);
             g_assert_null(k->nickname);
             g_assert_cmpstr(k->type, ==, "ec");
             g_assert_cmpuint(k->size_bits, ==, 256);
             seen |= 1;
         } else {
-            g_assert_cmpstr(k->id_hex, ==, ca_id);
+            g_assert_cmpstr(hex, ==, ca_id);
             g_assert_cmpstr(k->nickname, ==, CA_NICK);
             g_assert_cmpstr(k->type, ==, "rsa");
             g_assert_cmpuint(k->size_bits, ==, 2048);
@@ -206,7 +208,8 @@ static void test_find_by_nickname(Fixture *f, gconstpointer data)
     CabackKeyInfo *info = caback_keys_find_by_nickname(db, CA_NICK, &error);
     g_assert_no_error(error);
     g_assert_nonnull(info);
-    g_assert_cmpstr(info->id_hex, ==, ca_id);
+    g_autofree char *hex = caback_key_info_nss_id(info);
+    g_assert_cmpstr(hex, ==, ca_id);
     g_assert_cmpstr(info->nickname, ==, CA_NICK);
     g_assert_false(info->orphan);
     CabackKeyId want;
@@ -217,7 +220,8 @@ static void test_find_by_nickname(Fixture *f, gconstpointer data)
     /* The token-qualified form names the same certificate. */
     info = caback_keys_find_by_nickname(db, "NSS Certificate DB:" CA_NICK, &error);
     g_assert_no_error(error);
-    g_assert_cmpstr(info->id_hex, ==, ca_id);
+    g_autofree char *hex2 = caback_key_info_nss_id(info);
+    g_assert_cmpstr(hex2, ==, ca_id);
     caback_key_info_free(info);
 
     /* The key and certificate references are the caller's to release. */
