@@ -379,11 +379,11 @@ static gboolean check_iterations(const SECItem *item, const char *what, guint64 
     return TRUE;
 }
 
-static gboolean parse_pkcs12_pbe(const SECAlgorithmID *alg, SECOidTag tag, P12PbeInfo *info,
-                                 GError **error)
+/* The salt and iteration count of a PKCS#12 or PKCS#5 v1 PBE algorithm @name: well formed, the
+ * count within the cap (into *@iterations), the salt of a plausible size. */
+static gboolean check_pbe_params(const SECAlgorithmID *alg, const char *name,
+                                 guint64 *iterations, GError **error)
 {
-    const char *name = p12_alg_name(tag);
-    const char *cipher = pkcs12_cipher_name(tag);
     g_autoptr(PLArenaPool) arena = PORT_NewArena(512);
     P12PbeParams params;
 
@@ -394,13 +394,23 @@ static gboolean parse_pkcs12_pbe(const SECAlgorithmID *alg, SECOidTag tag, P12Pb
                     name);
         return FALSE;
     }
-    if (!check_iterations(&params.iterations, name, &info->iterations, error))
+    if (!check_iterations(&params.iterations, name, iterations, error))
         return FALSE;
     if (params.salt.len > 1024) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "the salt of %s is implausibly long (%u bytes)", name, params.salt.len);
         return FALSE;
     }
+    return TRUE;
+}
+
+static gboolean parse_pkcs12_pbe(const SECAlgorithmID *alg, SECOidTag tag, P12PbeInfo *info,
+                                 GError **error)
+{
+    const char *name = p12_alg_name(tag);
+    const char *cipher = pkcs12_cipher_name(tag);
+    if (!check_pbe_params(alg, name, &info->iterations, error))
+        return FALSE;
     CK_MECHANISM_TYPE pbe_mech = PK11_AlgtagToMechanism(tag);
     SECOidTag cipher_tag = SEC_PKCS5GetCryptoAlgorithm((SECAlgorithmID *)alg);
     if (!slot_does(pbe_mech) || !slot_does(PK11_AlgtagToMechanism(cipher_tag))) {
@@ -445,23 +455,8 @@ static gboolean parse_pbes1(const SECAlgorithmID *alg, guint which, P12PbeInfo *
                             GError **error)
 {
     const char *name = pbes1_algs[which].name;
-    g_autoptr(PLArenaPool) arena = PORT_NewArena(512);
-    P12PbeParams params;
-
-    memset(&params, 0, sizeof(params));
-    if (alg->parameters.len == 0 || SEC_ASN1DecodeItem(arena, &params, p12_pbe_params_template,
-                                                       &alg->parameters) != SECSuccess) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12, "the parameters of %s are malformed",
-                    name);
+    if (!check_pbe_params(alg, name, &info->iterations, error))
         return FALSE;
-    }
-    if (!check_iterations(&params.iterations, name, &info->iterations, error))
-        return FALSE;
-    if (params.salt.len > 1024) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                    "the salt of %s is implausibly long (%u bytes)", name, params.salt.len);
-        return FALSE;
-    }
     if (!slot_does(PK11_AlgtagToMechanism(pbes1_algs[which].cipher))) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "%s (OID %s) is not supported by this NSS build; decrypt the file with a "
