@@ -281,17 +281,13 @@ static void parse_attributes(CabackP12File *f, PLArenaPool *arena, P12Attribute 
 static gboolean parse_safe_contents(CabackP12File *f, PLArenaPool *arena, const SECItem *der,
                                     const char *protection, int depth, GError **error);
 
-/* Whether the value of a shrouded key bag is a PrivateKeyInfo (it begins with the version
- * INTEGER) instead of an EncryptedPrivateKeyInfo (which begins with an AlgorithmIdentifier). */
+/* Whether the value of a shrouded key bag that is not an EncryptedPrivateKeyInfo is a
+ * PrivateKeyInfo instead (it begins with the version INTEGER, not an AlgorithmIdentifier). */
 static gboolean holds_plain_key(PLArenaPool *arena, const SECItem *value)
 {
-    P12EncryptedPrivateKeyInfo epki;
     P12PrivateKeyInfo pki;
 
-    memset(&epki, 0, sizeof(epki));
     memset(&pki, 0, sizeof(pki));
-    if (SEC_ASN1DecodeItem(arena, &epki, p12_epki_template, value) == SECSuccess)
-        return FALSE;
     return SEC_ASN1DecodeItem(arena, &pki, p12_pki_template, value) == SECSuccess &&
            pki.algorithm.algorithm.len > 0 && pki.private_key.len > 0;
 }
@@ -306,21 +302,22 @@ static gboolean add_key_bag(CabackP12File *f, PLArenaPool *arena, P12SafeBag *ba
     g_autofree char *pbe_error = NULL;
 
     memset(&pbe, 0, sizeof(pbe));
-    if (shrouded && holds_plain_key(arena, &bag->value)) {
+    P12EncryptedPrivateKeyInfo epki;
+    memset(&epki, 0, sizeof(epki));
+    if (shrouded && (SEC_ASN1DecodeItem(arena, &epki, p12_epki_template, &bag->value) !=
+                         SECSuccess ||
+                     epki.encrypted.len == 0)) {
+        if (!holds_plain_key(arena, &bag->value)) {
+            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
+                        "shrouded key bag %u is malformed", n + 1);
+            return FALSE;
+        }
         /* GnuTLS's certtool --pkcs-cipher none writes its keys this way, and reads them back. */
         warn(f, "shrouded key bag %u holds an unencrypted PKCS#8 key; it is read as a plain "
                 "key bag", n + 1);
         shrouded = FALSE;
     }
     if (shrouded) {
-        P12EncryptedPrivateKeyInfo epki;
-        memset(&epki, 0, sizeof(epki));
-        if (SEC_ASN1DecodeItem(arena, &epki, p12_epki_template, &bag->value) != SECSuccess ||
-            epki.encrypted.len == 0) {
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
-                        "shrouded key bag %u is malformed", n + 1);
-            return FALSE;
-        }
         GError *pbe_err = NULL;
         pbe_ok = p12_pbe_info_parse(&epki.algorithm, &pbe, &pbe_err);
         if (!pbe_ok) {
