@@ -380,6 +380,16 @@ same_as_openssl "an EC key without point, with its certificate" "$D/ec-nopub.p12
 expect_status 0 "restore an EC key without point, with its certificate" \
     "$CABACK" restore -i "$D/ec-nopub.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" --no-signature-check
 
+# expect_rsa_key_in_db WHAT KEY.pem NICKNAME: certutil -K lists the RSA key of KEY.pem in $DB
+# under NICKNAME, by its NSS key ID (the SHA-1 of the modulus).
+expect_rsa_key_in_db() {
+    local id
+    id=$(openssl rsa -in "$2" -noout -modulus 2>/dev/null | cut -d= -f2 |
+        "$PYTHON3" -c 'import hashlib,sys; print(hashlib.sha1(bytes.fromhex(sys.stdin.read().strip())).hexdigest())')
+    certutil -K -d "sql:$DB" -f "$DB.pass" >"$D/keys" 2>&1
+    expect_grep "certutil -K shows $1 RSA key" "rsa +$id .*:$3" "$D/keys"
+}
+
 # ---- 2-key 3DES: NSS 3.87 cannot make its keys; caback derives them through the 3-key KDF ----
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$D/two.key" -out "$D/two.crt" -subj /CN=two \
     -days 30 2>/dev/null
@@ -391,10 +401,7 @@ if openssl pkcs12 -export -legacy -inkey "$D/two.key" -in "$D/two.crt" -name "tw
         "$CABACK" list -w "$D/wrong" "$D/2des.p12"
     expect_status 0 "restore a 2-key 3DES file" \
         "$CABACK" restore -i "$D/2des.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" --no-signature-check
-    two_id=$(openssl rsa -in "$D/two.key" -noout -modulus 2>/dev/null | cut -d= -f2 |
-        "$PYTHON3" -c 'import hashlib,sys; print(hashlib.sha1(bytes.fromhex(sys.stdin.read().strip())).hexdigest())')
-    certutil -K -d "sql:$DB" -f "$DB.pass" >"$D/keys" 2>&1
-    expect_grep "certutil -K shows the 2-key 3DES file's RSA key" "rsa +$two_id .*:two key" "$D/keys"
+    expect_rsa_key_in_db "the 2-key 3DES file's" "$D/two.key" "two key"
 else
     skip "2-key 3DES files" "this openssl cannot write them"
 fi
@@ -413,10 +420,7 @@ for alg in PBE-SHA1-DES PBE-SHA1-RC2-64; do
         expect_status 0 "restore a $alg file (no MAC: --allow-unauthenticated)" \
             "$CABACK" restore -i "$D/v1-$alg.p12" -w "$D/pw" -d "$DB" -f "$DB.pass" \
             --no-signature-check --allow-unauthenticated
-        v1_id=$(openssl rsa -in "$D/v1-$alg.key" -noout -modulus 2>/dev/null | cut -d= -f2 |
-            "$PYTHON3" -c 'import hashlib,sys; print(hashlib.sha1(bytes.fromhex(sys.stdin.read().strip())).hexdigest())')
-        certutil -K -d "sql:$DB" -f "$DB.pass" >"$D/keys" 2>&1
-        expect_grep "certutil -K shows the $alg file's RSA key" "rsa +$v1_id .*:v1 $alg" "$D/keys"
+        expect_rsa_key_in_db "the $alg file's" "$D/v1-$alg.key" "v1 $alg"
     else
         skip "$alg files" "this openssl cannot write them"
     fi
