@@ -892,10 +892,74 @@ static void check_keys(CabackVerifyReport *r, CabackDb *db, const CabackRestoreP
     }
 }
 
+/* The drill's temporary database: its folder, the password nobody else knows, and its opening. */
+typedef struct {
+    const char *dir;
+    const CabackSecret *password;
+    CabackDb *db;
+} DrillDb;
+
+/* Open the temporary database and log in to it. */
+static gboolean drill_db_open(DrillDb *d, GError **error)
+{
+    CabackDbOptions options = {.dbdir = d->dir, .password = {.no_prompt = TRUE}};
+
+    d->db = caback_db_open(&options, error);
+    if (d->db == NULL)
+        return FALSE;
+    if (PK11_CheckUserPassword(d->db->slot, d->password->data) == SECSuccess)
+        return TRUE;
+    caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot log in to the temporary database %s",
+                         d->dir);
+    caback_db_close(g_steal_pointer(&d->db), NULL);
+    return FALSE;
+}
+
+/* Shut NSS down and open the temporary database again. NSS keeps a CRL cache entry (about
+ * 1.1 KB) for every issuer a chain check meets, until it shuts down, and has no call that drops
+ * one: on a file of many self-issued certificates, each its own issuer, the drill would grow
+ * with every certificate checked. */
+static gboolean drill_db_reopen(DrillDb *d, GError **error)
+{
+    gboolean closed = caback_db_close(g_steal_pointer(&d->db), error);
+
+    if (!closed || !drill_db_open(d, error)) {
+        g_prefix_error(error, "cannot open the temporary database %s again between checks: ",
+                       d->dir);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Certificates whose chains are checked between two openings of NSS (see drill_db_reopen). */
+#define CHAIN_CHECKS_PER_OPENING 4096
+
+/* The chain, trust and validity of every certificate of @plan (not its duplicates), in batches
+ * of CHAIN_CHECKS_PER_OPENING with NSS opened again between them. */
+static gboolean check_certs(CabackVerifyReport *r, DrillDb *d, CabackRestorePlan *plan,
+                            GError **error)
+{
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    guint checked = 0;
+
+    for (guint i = 0; i < plan->certs->len; i++) {
+        CabackRestoreCert *c = plan->certs->pdata[i];
+        if (c->duplicate_of >= 0)
+            continue;
+        if (checked > 0 && checked % CHAIN_CHECKS_PER_OPENING == 0 && !drill_db_reopen(d, error))
+            return FALSE;
+        check_cert(r, d->db, c, now);
+        checked++;
+    }
+    return TRUE;
+}
+
 /* The restore into the temporary database, then the checks there. */
-static CabackVerifyReport *drill_in(CabackDb *db, const char *path, CabackSecret **contents,
+static CabackVerifyReport *drill_in(DrillDb *d, const char *path, CabackSecret **contents,
                                     const CabackSecret *password, GError **error)
 {
+    CabackDb *db = d->db;
+
     g_autoptr(CabackVerifyReport) r = caback_verify_report_new(path);
     g_autoptr(CabackP12File) file = read_for_drill(r, path, (const guint8 *)(*contents)->data,
                                                    (*contents)->len, password, error);
@@ -928,12 +992,8 @@ static CabackVerifyReport *drill_in(CabackDb *db, const char *path, CabackSecret
                                                   "back certificates and trust flags only",
                                                   path));
     find_rootless(r, plan); /* before check_cert takes the plan's strings */
-    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-    for (guint i = 0; i < plan->certs->len; i++) {
-        CabackRestoreCert *c = plan->certs->pdata[i];
-        if (c->duplicate_of < 0)
-            check_cert(r, db, c, now);
-    }
+    if (!check_certs(r, d, plan, error))
+        return NULL;
     if (r->certs->len == 0)
         problem(r, "%s holds no certificate", path);
     return g_steal_pointer(&r);
@@ -951,18 +1011,12 @@ static CabackVerifyReport *drill(const char *dir, const char *path, CabackSecret
         g_prefix_error(error, "cannot make the temporary database for the drill: ");
         return NULL;
     }
-    CabackDbOptions options = {.dbdir = dir, .password = {.no_prompt = TRUE}};
-    CabackDb *db = caback_db_open(&options, error);
-    if (db == NULL)
+    DrillDb d = {.dir = dir, .password = db_password};
+    if (!drill_db_open(&d, error))
         return NULL;
-
-    CabackVerifyReport *report = NULL;
-    if (PK11_CheckUserPassword(db->slot, db_password->data) != SECSuccess)
-        caback_error_set_nss(error, CABACK_ERROR_DATABASE,
-                             "cannot log in to the temporary database %s", dir);
-    else
-        report = drill_in(db, path, contents, password, error);
-    if (!caback_db_close(db, report != NULL ? error : NULL))
+    CabackVerifyReport *report = drill_in(&d, path, contents, password, error);
+    /* NULL when an opening between checks failed (its error is set). */
+    if (d.db != NULL && !caback_db_close(d.db, report != NULL ? error : NULL))
         g_clear_pointer(&report, caback_verify_report_free);
     return report;
 }
