@@ -179,11 +179,13 @@ CabackRestorePlan *caback_restore_read(const char *path, const CabackSecret *giv
                                        const CabackPasswordSource *source, CabackP12File **file,
                                        GError **error);
 
-/* caback_restore_read over @data, the whole file as the caller read it once
+/* caback_restore_read over *@data, the whole file as the caller read it once
  * (caback_p12_load_file), so that the recorded SHA-256, the signature check and the restore all
  * judge the same bytes, whatever happens to the file by its name meanwhile. @path only names the
- * file in messages; @data stays the caller's. */
-CabackRestorePlan *caback_restore_read_data(const CabackSecret *data, const char *path,
+ * file in messages. Once the file is decoded (its bags are copies), *@data is wiped, freed and
+ * set to NULL, whatever follows, so that the file's bytes do not stay beside the plan; while it
+ * cannot be decoded (a wrong password), it stays the caller's. */
+CabackRestorePlan *caback_restore_read_data(CabackSecret **data, const char *path,
                                             const CabackSecret *given,
                                             const CabackPasswordSource *source,
                                             CabackP12File **file, GError **error);

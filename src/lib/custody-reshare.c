@@ -360,15 +360,15 @@ static gboolean cert_in(GPtrArray *certs, GBytes *der)
     return FALSE;
 }
 
-/* The archive @data, opened with o->password, restored into the empty database @db (its
+/* The archive *@data, opened with o->password, restored into the empty database @db (its
  * SHA-256 into st->old_sha256); *@file receives the archive's contents. */
 static gboolean restore_archive(CabackDb *db, const CabackReshareOptions *o,
-                                const CabackSecret *data, State *st, CabackP12File **file,
+                                CabackSecret **data, State *st, CabackP12File **file,
                                 GError **error)
 {
     guint8 digest[32];
-    if (PK11_HashBuf(SEC_OID_SHA256, digest, (const unsigned char *)data->data,
-                     (PRInt32)data->len) != SECSuccess) {
+    if (PK11_HashBuf(SEC_OID_SHA256, digest, (const unsigned char *)(*data)->data,
+                     (PRInt32)(*data)->len) != SECSuccess) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute the SHA-256 of %s",
                              o->archive);
         return FALSE;
@@ -428,7 +428,7 @@ static gboolean check_same_contents(CabackP12File *file, const CabackBackupResul
 }
 
 /* In the temporary database @db: restore the archive, back it up as the pending archive. */
-static gboolean reshare_in(CabackDb *db, const CabackReshareOptions *o, const CabackSecret *data,
+static gboolean reshare_in(CabackDb *db, const CabackReshareOptions *o, CabackSecret **data,
                            State *st, CabackReshareResult *r, GError **error)
 {
     g_autoptr(CabackP12File) file = NULL;
@@ -524,7 +524,7 @@ static gboolean reshare_run_locked(const CabackReshareOptions *o, CabackReshareR
                 caback_error_set_nss(error, CABACK_ERROR_DATABASE,
                                      "cannot log in to the temporary database %s", dir);
             else
-                ok = reshare_in(db, o, data, &st, r, error);
+                ok = reshare_in(db, o, &data, &st, r, error);
             if (!caback_db_close(db, ok ? error : NULL))
                 ok = FALSE;
         }

@@ -546,26 +546,27 @@ static CabackSecret *read_whole_file(const char *path, GError **error)
     return caback_p12_load_file(path, "PKCS#12 file", error);
 }
 
-static CabackRestorePlan *read_with(const CabackSecret *data, const char *path,
+static CabackRestorePlan *read_with(CabackSecret **data, const char *path,
                                     const CabackSecret *password, CabackP12File **file,
                                     GError **error)
 {
-    g_autoptr(CabackP12File) f =
-        caback_p12_read((const guint8 *)data->data, data->len, password, path, error);
-    if (f == NULL)
-        return NULL;
-    CabackRestorePlan *plan = caback_restore_inspect(f, path, error);
-    if (plan == NULL)
-        return NULL;
     /* The digest of these very bytes, so that a signature checked on the file by name can be
      * tied to what is restored even if the file changed in between. */
     guint8 digest[SHA256_LENGTH];
-    if (PK11_HashBuf(SEC_OID_SHA256, digest, (const unsigned char *)data->data,
-                     (PRInt32)data->len) != SECSuccess) {
+    if (PK11_HashBuf(SEC_OID_SHA256, digest, (const unsigned char *)(*data)->data,
+                     (PRInt32)(*data)->len) != SECSuccess) {
         caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute the SHA-256 of %s", path);
-        caback_restore_plan_free(plan);
         return NULL;
     }
+    g_autoptr(CabackP12File) f =
+        caback_p12_read((const guint8 *)(*data)->data, (*data)->len, password, path, error);
+    if (f == NULL)
+        return NULL;
+    /* Its bags are copies: the file's bytes would only add its size again to the plan's peak. */
+    g_clear_pointer(data, caback_secret_free);
+    CabackRestorePlan *plan = caback_restore_inspect(f, path, error);
+    if (plan == NULL)
+        return NULL;
     g_autoptr(GBytes) bytes = g_bytes_new(digest, sizeof digest);
     plan->sha256 = caback_digest_to_hex(bytes);
     *file = g_steal_pointer(&f);
@@ -579,10 +580,10 @@ CabackRestorePlan *caback_restore_read(const char *path, const CabackSecret *giv
     g_autoptr(CabackSecret) data = read_whole_file(path, error);
     if (data == NULL)
         return NULL;
-    return caback_restore_read_data(data, path, given, source, file, error);
+    return caback_restore_read_data(&data, path, given, source, file, error);
 }
 
-CabackRestorePlan *caback_restore_read_data(const CabackSecret *data, const char *path,
+CabackRestorePlan *caback_restore_read_data(CabackSecret **data, const char *path,
                                             const CabackSecret *given,
                                             const CabackPasswordSource *source,
                                             CabackP12File **file, GError **error)

@@ -574,7 +574,7 @@ static void read_file(CabackRestoreRun *run, CabackP12File **file, CabackRestore
     if (rec != NULL)
         caback_log_record_set_file_sha256(rec, loaded_sha256);
     if (check_signature(run, data, error))
-        run->plan = caback_restore_read_data(data, ro->path, ro->password, &ro->password_source,
+        run->plan = caback_restore_read_data(&data, ro->path, ro->password, &ro->password_source,
                                              file, error);
     if (run->plan == NULL) {
         if (hooks->read_failed != NULL)
