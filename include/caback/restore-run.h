@@ -116,6 +116,10 @@ gboolean caback_restore_run(const CabackRestoreRunOptions *options,
                             const CabackRestoreHooks *hooks, CabackRestoreResult *result,
                             GError **error);
 
+/* TRUE when the decided outcome of @run is a success (exit 0): not a refusal for weak keys, nor
+ * a conflict (a dry run's included). The finished hook may ask. */
+gboolean caback_restore_run_succeeds(const CabackRestoreRun *run);
+
 /* The word of @outcome in the JSON member "result": "refused", "planned", "conflict",
  * "unchanged", "restored"; NULL for CABACK_RESTORE_OUTCOME_NONE. */
 const char *caback_restore_outcome_name(CabackRestoreOutcome outcome);
@@ -124,6 +128,8 @@ const char *caback_restore_outcome_name(CabackRestoreOutcome outcome);
  * finished hook sees it (src/lib/restore-json.c): the file, its signature and date, the database,
  * "result", and the plan's "certificates", "keys" and "notes". Caller frees. */
 char *caback_restore_run_json(const CabackRestoreRun *run);
+/* Those members, written into the object @json has open (streamed: see caback_list_json). */
+void caback_restore_run_json_members(CabackJson *json, const CabackRestoreRun *run);
 
 /* The trust @c gets, as certutil -L will show it: with its key restored too, NSS reports u in
  * all three fields ("u,u," is shown "u,u,u"). What the database already has (a skipped

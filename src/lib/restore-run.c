@@ -608,6 +608,51 @@ static void read_file(CabackRestoreRun *run, CabackP12File **file, CabackRestore
     }
 }
 
+gboolean caback_restore_run_succeeds(const CabackRestoreRun *run)
+{
+    switch (run->outcome) {
+    case CABACK_RESTORE_OUTCOME_REFUSED:
+    case CABACK_RESTORE_OUTCOME_CONFLICT:
+        return FALSE;
+    case CABACK_RESTORE_OUTCOME_PLANNED:
+        /* The dry run answers with the status the real run would have, so that it can gate the
+         * change in a script. */
+        return run->plan->conflicts == 0;
+    default:
+        return TRUE;
+    }
+}
+
+/* The words of a decided outcome that fails (caback_restore_run_succeeds). */
+static void set_refusal(const CabackRestoreRun *run, GError **error)
+{
+    const CabackRestoreRunOptions *ro = run->options;
+    const CabackRestorePlan *plan = run->plan;
+
+    if (run->outcome == CABACK_RESTORE_OUTCOME_REFUSED)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
+                    "%s%u certificate(s) of %s would get CA trust (C or T) although their "
+                    "key is weak (the plan says which and why); nothing was changed. Give "
+                    "them other trust with --trust NICKNAME=FLAGS, or accept the weak keys "
+                    "with --allow-weak-keys",
+                    ro->dry_run ? "dry run: " : "", plan->weak_refusals, ro->path);
+    else if (run->outcome == CABACK_RESTORE_OUTCOME_PLANNED)
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                    "dry run: %u conflict(s) with what NSS database %s holds (the plan "
+                    "says what each is); the restore would stop here and change "
+                    "nothing. Use --replace or --rename for a nickname the database uses "
+                    "for another certificate",
+                    plan->conflicts, run->db->dir);
+    else
+        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
+                    "%u conflict(s) with what NSS database %s holds (the plan says what "
+                    "each is); nothing was changed. For a nickname the database uses for "
+                    "another certificate, use --replace to give it to the restored "
+                    "certificate (no private key is ever deleted) or --rename to restore "
+                    "under a new nickname",
+                    plan->conflicts, run->db->dir);
+}
+
 /* The plan is made: decide the outcome (refused, planned, conflict, unchanged, or the import),
  * show it through the hooks, and fail with the refusal's words. */
 static gboolean decide(CabackRestoreRun *run, CabackStoredKeyChecker *checker, GError **error)
@@ -615,7 +660,6 @@ static gboolean decide(CabackRestoreRun *run, CabackStoredKeyChecker *checker, G
     const CabackRestoreRunOptions *ro = run->options;
     const CabackRestoreHooks *hooks = ((Run *)run)->hooks;
     const CabackRestorePlan *plan = run->plan;
-    gboolean ok = FALSE;
 
     if (hooks->planned != NULL)
         hooks->planned(run, hooks->data);
@@ -634,42 +678,10 @@ static gboolean decide(CabackRestoreRun *run, CabackStoredKeyChecker *checker, G
         return FALSE;
     if (hooks->finished != NULL)
         hooks->finished(run, hooks->data);
-
-    switch (run->outcome) {
-    case CABACK_RESTORE_OUTCOME_REFUSED:
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED,
-                    "%s%u certificate(s) of %s would get CA trust (C or T) although their "
-                    "key is weak (the plan says which and why); nothing was changed. Give "
-                    "them other trust with --trust NICKNAME=FLAGS, or accept the weak keys "
-                    "with --allow-weak-keys",
-                    ro->dry_run ? "dry run: " : "", plan->weak_refusals, ro->path);
-        break;
-    case CABACK_RESTORE_OUTCOME_PLANNED:
-        /* The dry run answers with the status the real run would have, so that it can gate the
-         * change in a script. */
-        if (plan->conflicts > 0)
-            g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
-                        "dry run: %u conflict(s) with what NSS database %s holds (the plan "
-                        "says what each is); the restore would stop here and change "
-                        "nothing. Use --replace or --rename for a nickname the database uses "
-                        "for another certificate",
-                        plan->conflicts, run->db->dir);
-        else
-            ok = TRUE;
-        break;
-    case CABACK_RESTORE_OUTCOME_CONFLICT:
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_CONFLICT,
-                    "%u conflict(s) with what NSS database %s holds (the plan says what "
-                    "each is); nothing was changed. For a nickname the database uses for "
-                    "another certificate, use --replace to give it to the restored "
-                    "certificate (no private key is ever deleted) or --rename to restore "
-                    "under a new nickname",
-                    plan->conflicts, run->db->dir);
-        break;
-    default:
-        ok = TRUE;
-    }
-    return ok;
+    if (caback_restore_run_succeeds(run))
+        return TRUE;
+    set_refusal(run, error);
+    return FALSE;
 }
 
 /* Everything between opening the database and closing it. */
