@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include <caback/json.h>
 #include <caback/p12.h>
 #include <caback/restore.h>
 #include <caback/secret.h>
@@ -40,6 +41,10 @@ gboolean caback_list_run(const CabackListOptions *options, const CabackListHooks
  * "file" (path, MAC, safes, warnings), "certificates", "keys", "certs_only", "crls". Caller
  * frees. */
 char *caback_list_json(const CabackRestorePlan *plan, const CabackP12Info *info);
+/* Those members, written into the object @json has open (a streamed writer hands them over as
+ * they are made: a file of many certificates has a large JSON). */
+void caback_list_json_members(CabackJson *json, const CabackRestorePlan *plan,
+                              const CabackP12Info *info);
 
 /* What is wrong with a bag's friendlyName and what restore does with it, or NULL when nothing
  * is (names.h). Caller frees. */

@@ -248,13 +248,24 @@ static void on_planned(const CabackRestoreRun *run, gpointer data)
         caback_cli_restore_print_plan(run->plan, run->db, run->would_create);
 }
 
+static void json_members(CabackJson *json, gconstpointer data)
+{
+    caback_restore_run_json_members(json, data);
+}
+
 static void on_finished(const CabackRestoreRun *run, gpointer data)
 {
     const CabackCliRestoreView *view = data;
 
-    if (caback_cli_restore_print_outcome(run, view->path, view->skip_unsupported,
-                                         view->non_extractable, view->rec) &&
-        view->json)
+    if (!caback_cli_restore_print_outcome(run, view->path, view->skip_unsupported,
+                                          view->non_extractable, view->rec) ||
+        !view->json)
+        return;
+    /* A success is streamed (the plan of a file of many certificates is large); a refusal's
+     * envelope carries an error the run words after this, so its object is kept whole. */
+    if (caback_restore_run_succeeds(run))
+        caback_cli_json_stream_success("restore", json_members, run, FALSE);
+    else
         caback_cli_json_print_take(caback_restore_run_json(run));
 }
 

@@ -1,5 +1,5 @@
 /* caback list FILE: what a PKCS#12 file holds, without touching any NSS database. The reading is
- * caback_list_run and the JSON caback_list_json (src/lib/list-run.c); this file turns the
+ * caback_list_run and the JSON caback_list_json_members (src/lib/list-run.c); this file turns the
  * options into that call and prints the text. */
 #include "config.h"
 
@@ -154,12 +154,26 @@ static void on_read_failed(const char *path, GError **error, gpointer data)
     caback_cli_explain_p12_failure(path, NULL, NULL, error);
 }
 
+typedef struct {
+    const CabackRestorePlan *plan;
+    const CabackP12Info *info;
+} Listed;
+
+static void json_members(CabackJson *json, gconstpointer data)
+{
+    const Listed *listed = data;
+
+    caback_list_json_members(json, listed->plan, listed->info);
+}
+
 static void on_listed(const CabackRestorePlan *plan, const CabackP12Info *info, gpointer data)
 {
     const CabackCommonOptions *common = data;
 
     if (common->json) {
-        caback_cli_json_print_take(caback_list_json(plan, info));
+        /* Streamed: nothing fails after a file is listed. */
+        Listed listed = {plan, info};
+        caback_cli_json_stream_success("list", json_members, &listed, FALSE);
     } else {
         print_text(plan, info);
     }

@@ -510,14 +510,21 @@ void caback_cli_json_print_take(char *object_text)
     json_body = object_text;
 }
 
-void caback_cli_json_finish(const char *verb, const GError *error)
+/* A piece of a streamed envelope on standard output, converted for the console's charset as
+ * g_print converts (a piece ends between two members, never inside a character). */
+static void write_console(const char *text, gsize len, gpointer data)
 {
-    /* The envelope's names win over a verb's member of the same name (verify and
-     * verify-signature had a string "error": its text is error.message now). */
-    static const char *const envelope[] = {"caback", "verb", "ok", "exit", "error", NULL};
-    g_autoptr(CabackJson) json = caback_json_new();
-    gboolean own_warnings =
-        json_body == NULL || !caback_json_text_has_member(json_body, "warnings");
+    (void)data;
+    if (prints_as_is(text))
+        fwrite(text, 1, len, stdout);
+    else
+        g_print("%.*s", (int)len, text);
+}
+
+/* The envelope's first members, for the outcome @error: caback, verb, ok, exit, error. */
+static CabackJson *envelope_new(const char *verb, const GError *error)
+{
+    CabackJson *json = caback_json_new();
 
     caback_json_begin_object(json, NULL);
     caback_json_int(json, "caback", 1);
@@ -532,13 +539,12 @@ void caback_cli_json_finish(const char *verb, const GError *error)
     } else {
         caback_json_null(json, "error");
     }
-    /* The verb's members are printed as they are merged, not copied into the envelope first,
-     * when they print as they are (otherwise g_print converts the whole text at the end). */
-    if (json_body != NULL && prints_as_is(caback_json_text(json)) && prints_as_is(json_body))
-        caback_json_stream(json, write_stdout, NULL);
-    if (json_body != NULL)
-        caback_json_merge_members(json, json_body, envelope);
-    g_clear_pointer(&json_body, g_free); /* merged: one copy of a large result at a time */
+    return json;
+}
+
+/* The envelope's last member, "warnings" (unless the verb's result has its own), and its end. */
+static void envelope_finish(CabackJson *json, gboolean own_warnings)
+{
     if (own_warnings) {
         caback_json_begin_array(json, "warnings");
         for (guint i = 0; json_warnings != NULL && i < json_warnings->len; i++)
@@ -548,5 +554,55 @@ void caback_cli_json_finish(const char *verb, const GError *error)
     caback_json_end_object(json);
     print_text(caback_json_text(json));
     g_clear_pointer(&json_warnings, g_ptr_array_unref);
+}
+
+/* The envelope caback_cli_json_stream_success began, when it did; closed by
+ * caback_cli_json_finish. */
+static CabackJson *json_streamed;
+static gboolean json_streamed_has_warnings;
+
+void caback_cli_json_stream_success(const char *verb, CabackCliJsonMembersFunc members,
+                                    gconstpointer data, gboolean has_warnings)
+{
+    if (!caback_cli_json_mode) {
+        g_autoptr(CabackJson) json = caback_json_new();
+        caback_json_begin_object(json, NULL);
+        members(json, data);
+        caback_json_end_object(json);
+        print_text(caback_json_text(json));
+        return;
+    }
+    g_clear_pointer(&json_body, g_free);
+    g_clear_pointer(&json_streamed, caback_json_free);
+    json_streamed = envelope_new(verb, NULL);
+    caback_json_stream(json_streamed, write_console, NULL);
+    members(json_streamed, data);
+    json_streamed_has_warnings = has_warnings;
+}
+
+void caback_cli_json_finish(const char *verb, const GError *error)
+{
+    /* Printed as a success already: what could fail after it is NSS finding a reference left
+     * behind (a bug), which standard error and the exit status report. */
+    if (json_streamed != NULL) {
+        g_autoptr(CabackJson) json = g_steal_pointer(&json_streamed);
+        envelope_finish(json, !json_streamed_has_warnings);
+        return;
+    }
+    /* The envelope's names win over a verb's member of the same name (verify and
+     * verify-signature had a string "error": its text is error.message now). */
+    static const char *const envelope[] = {"caback", "verb", "ok", "exit", "error", NULL};
+    g_autoptr(CabackJson) json = envelope_new(verb, error);
+    gboolean own_warnings =
+        json_body == NULL || !caback_json_text_has_member(json_body, "warnings");
+
+    /* The verb's members are printed as they are merged, not copied into the envelope first,
+     * when they print as they are (otherwise g_print converts the whole text at the end). */
+    if (json_body != NULL && prints_as_is(caback_json_text(json)) && prints_as_is(json_body))
+        caback_json_stream(json, write_stdout, NULL);
+    if (json_body != NULL)
+        caback_json_merge_members(json, json_body, envelope);
+    g_clear_pointer(&json_body, g_free); /* merged: one copy of a large result at a time */
+    envelope_finish(json, own_warnings);
 }
 

@@ -85,10 +85,22 @@ static void unterminate(CabackJson *json)
     json->terminated = FALSE;
 }
 
-/* Separator, indentation and "key": before a value. */
+/* A streamed writer hands over what waits once there is enough of it. Called only where the
+ * text waiting is final (no comma of it may be taken back). */
+static void maybe_flush(CabackJson *json)
+{
+    if (json->write == NULL || json->out->len < STREAM_CHUNK)
+        return;
+    json->write(json->out->str, json->out->len, json->write_data);
+    g_string_truncate(json->out, 0);
+}
+
+/* Separator, indentation and "key": before a value. What waits before it is final (a merge takes
+ * back a member's comma before it starts the next one), so a streamed writer may hand it over. */
 static void member(CabackJson *json, const char *key)
 {
     unterminate(json);
+    maybe_flush(json);
     if (json->first->len > 0) {
         gboolean *first = &g_array_index(json->first, gboolean, json->first->len - 1);
         if (!*first)
@@ -216,16 +228,6 @@ void caback_json_stream(CabackJson *json, CabackJsonWriteFunc write, gpointer da
 {
     json->write = write;
     json->write_data = data;
-}
-
-/* A streamed writer hands over what waits once there is enough of it. Called only where the
- * text waiting is final (no comma of it may be taken back). */
-static void maybe_flush(CabackJson *json)
-{
-    if (json->write == NULL || json->out->len < STREAM_CHUNK)
-        return;
-    json->write(json->out->str, json->out->len, json->write_data);
-    g_string_truncate(json->out, 0);
 }
 
 char *caback_json_steal_text(CabackJson *json)

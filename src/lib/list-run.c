@@ -188,11 +188,9 @@ static void json_key(CabackJson *json, guint index, const CabackRestoreKey *k)
     caback_json_end_object(json);
 }
 
-char *caback_list_json(const CabackRestorePlan *plan, const CabackP12Info *info)
+void caback_list_json_members(CabackJson *json, const CabackRestorePlan *plan,
+                              const CabackP12Info *info)
 {
-    g_autoptr(CabackJson) json = caback_json_new();
-
-    caback_json_begin_object(json, NULL);
     caback_json_string(json, "integrity", caback_p12_integrity(info));
     json_file(json, plan, info);
     caback_json_begin_array(json, "certificates");
@@ -214,6 +212,14 @@ char *caback_list_json(const CabackRestorePlan *plan, const CabackP12Info *info)
         caback_json_end_object(json);
     }
     caback_json_end_array(json);
+}
+
+char *caback_list_json(const CabackRestorePlan *plan, const CabackP12Info *info)
+{
+    g_autoptr(CabackJson) json = caback_json_new();
+
+    caback_json_begin_object(json, NULL);
+    caback_list_json_members(json, plan, info);
     caback_json_end_object(json);
     return caback_json_steal_text(json); /* no copy: large for many certificates */
 }

@@ -155,13 +155,11 @@ static void json_signature_date(CabackJson *json, const CabackRestoreRun *run)
     caback_json_end_object(json);
 }
 
-char *caback_restore_run_json(const CabackRestoreRun *run)
+void caback_restore_run_json_members(CabackJson *json, const CabackRestoreRun *run)
 {
     const CabackRestorePlan *plan = run->plan;
-    g_autoptr(CabackJson) json = caback_json_new();
     g_autofree char *absolute = g_canonicalize_filename(plan->path, NULL);
 
-    caback_json_begin_object(json, NULL);
     caback_json_string(json, "file", absolute);
     caback_json_string(json, "sha256", plan->sha256);
     json_signature_date(json, run);
@@ -182,6 +180,14 @@ char *caback_restore_run_json(const CabackRestoreRun *run)
         json_key(json, plan->keys->pdata[i]);
     caback_json_end_array(json);
     caback_json_strings(json, "notes", plan->notes);
+}
+
+char *caback_restore_run_json(const CabackRestoreRun *run)
+{
+    g_autoptr(CabackJson) json = caback_json_new();
+
+    caback_json_begin_object(json, NULL);
+    caback_restore_run_json_members(json, run);
     caback_json_end_object(json);
     return caback_json_steal_text(json); /* no copy: large for many certificates */
 }

@@ -85,13 +85,12 @@ static void test_shorthands(void)
                     "}\n");
 }
 
-/* The text of an object with a nested member, as a verb hands it to the envelope. */
-static char *verb_object(void)
+/* The members of a verb's object, one of them nested (3,000 certificates: over 64 KiB). */
+static void verb_members(CabackJson *j, gboolean with_error)
 {
-    g_autoptr(CabackJson) j = caback_json_new();
-    caback_json_begin_object(j, NULL);
     caback_json_string(j, "file", "a \"b\"");
-    caback_json_string(j, "error", "the verb's own");
+    if (with_error)
+        caback_json_string(j, "error", "the verb's own");
     caback_json_begin_array(j, "certificates");
     for (int i = 0; i < 3000; i++) {
         caback_json_begin_object(j, NULL);
@@ -102,6 +101,14 @@ static char *verb_object(void)
     caback_json_end_array(j);
     caback_json_begin_array(j, "empty");
     caback_json_end_array(j);
+}
+
+/* The text of that object, as a verb hands it to the envelope. */
+static char *verb_object(void)
+{
+    g_autoptr(CabackJson) j = caback_json_new();
+    caback_json_begin_object(j, NULL);
+    verb_members(j, TRUE);
     caback_json_end_object(j);
     return caback_json_steal_text(j);
 }
@@ -152,6 +159,44 @@ static void test_merge(void)
     g_assert_null(strstr(kept, "the verb's own"));
 }
 
+static void count_pieces(const char *text, gsize len, gpointer data)
+{
+    GPtrArray *pieces = data;
+    g_ptr_array_add(pieces, g_strndup(text, len));
+}
+
+/* Members written straight into a streamed envelope (caback_cli_json_stream_success) give the
+ * bytes of the merged one, in several pieces, each ending between two members. */
+static void test_stream_direct(void)
+{
+    g_autofree char *object = verb_object();
+    g_autofree char *kept = envelope(object, FALSE);
+
+    g_autoptr(CabackJson) j = caback_json_new();
+    g_autoptr(GPtrArray) pieces = g_ptr_array_new_with_free_func(g_free);
+    caback_json_begin_object(j, NULL);
+    caback_json_int(j, "caback", 1);
+    caback_json_null(j, "error");
+    caback_json_stream(j, count_pieces, pieces);
+    verb_members(j, FALSE);
+    caback_json_begin_array(j, "warnings");
+    caback_json_end_array(j);
+    caback_json_end_object(j);
+    g_ptr_array_add(pieces, g_strdup(caback_json_text(j)));
+
+    g_assert_cmpuint(pieces->len, >, 2);
+    g_autoptr(GString) joined = g_string_new(NULL);
+    for (guint i = 0; i < pieces->len; i++) {
+        const char *piece = pieces->pdata[i];
+        g_assert_cmpuint(strlen(piece), <=, 64 * 1024 + 256);
+        /* A piece ends after a value or an opening bracket, before the comma of the next. */
+        if (i + 1 < pieces->len)
+            g_assert_null(strchr(",\n ", piece[strlen(piece) - 1]));
+        g_string_append(joined, piece);
+    }
+    g_assert_cmpstr(joined->str, ==, kept);
+}
+
 /* The text is the writer's buffer: writing on after reading it takes its newline back. */
 static void test_text_then_more(void)
 {
@@ -175,6 +220,7 @@ int main(int argc, char **argv)
     g_test_add_func("/json/invalid-utf8", test_invalid_utf8);
     g_test_add_func("/json/shorthands", test_shorthands);
     g_test_add_func("/json/merge", test_merge);
+    g_test_add_func("/json/stream-direct", test_stream_direct);
     g_test_add_func("/json/text-then-more", test_text_then_more);
     return g_test_run();
 }
