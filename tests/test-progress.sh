@@ -40,6 +40,7 @@ expect_no_grep "restore: standard output carries no progress" "$cr" "$OUT"
 
 expect_status 0 "verify --progress" "$CABACK" verify "$TEST_TMP/a.p12" -w "$PW" --progress
 expect_grep "verify shows the key checks" 'caback verify: \[5/5\] checking that each key signs' "$ERR"
+expect_grep "verify shows the chain checks" 'caback verify: \[[0-9]+/[0-9]+\] checking the chain of each certificate' "$ERR"
 expect_status 0 "verify --no-progress" "$CABACK" verify "$TEST_TMP/a.p12" -w "$PW" --no-progress
 expect_no_grep "--no-progress shows none" "$cr" "$ERR"
 

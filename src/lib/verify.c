@@ -948,6 +948,7 @@ static gboolean check_certs(CabackVerifyReport *r, DrillDb *d, CabackRestorePlan
             continue;
         if (checked > 0 && checked % CHAIN_CHECKS_PER_OPENING == 0 && !drill_db_reopen(d, error))
             return FALSE;
+        caback_progress_report("checking the chain of each certificate", i + 1, plan->certs->len);
         check_cert(r, d->db, c, now);
         checked++;
     }
