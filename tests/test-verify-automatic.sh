@@ -51,4 +51,17 @@ cp "$TEST_TMP/other.p12" "$TEST_TMP/ca.p12"
 expect_status 1 "verify automatic refuses a file that changed after it was recorded" \
     "$CABACK" verify automatic -w "$TEST_TMP/p12.pass"
 expect_grep "says it changed after it was recorded" 'changed after caback backup recorded it' "$ERR"
+
+# A file that is not the newest backup: its digest is the one its backup's record in the run log
+# gives (the last successful one), not the latest_backup pointer's.
+expect_status 0 "a third backup, now the newest" \
+    "$CABACK" backup -d "$db" -f "$db.pass" -o "$TEST_TMP/third.p12" -w "$TEST_TMP/p12.pass" --iterations 2000
+expect_grep "the pointer names the third" 'third\.p12' "$latest"
+expect_status 0 "verify of the changed file by name (not the newest backup)" \
+    "$CABACK" verify "$TEST_TMP/ca.p12" -w "$TEST_TMP/p12.pass"
+expect_grep "the log's record says it is not the file backup wrote" \
+    'ca\.p12 is not the file caback backup wrote under this name: its SHA-256 is [0-9a-f]{64}, the backup.s record in .*\.jsonl recorded [0-9a-f]{64}' "$ERR"
+expect_status 0 "verify of the newest backup by name" \
+    "$CABACK" verify "$TEST_TMP/other.p12" -w "$TEST_TMP/p12.pass"
+expect_no_grep "the newest backup is the file backup wrote" 'is not the file caback backup wrote' "$ERR"
 done_testing

@@ -102,13 +102,17 @@ static char *sha_from_log(const char *jsonl, const char *absolute)
     g_autofree char *escaped = caback_json_escape(absolute);
     g_autofree char *needle = g_strdup_printf("\"file\":\"%s\",\"sha256\":\"", escaped);
     char *found = NULL;
-    g_auto(GStrv) lines = g_strsplit(contents, "\n", -1);
 
-    for (char **line = lines; *line != NULL; line++) {
-        if (strstr(*line, "\"verb\":\"backup\"") == NULL ||
-            strstr(*line, "\"result\":\"ERROR\"") != NULL)
+    /* Each line cut in place (a log read whole is not copied again line by line). */
+    for (char *line = contents, *next = NULL; line != NULL; line = next) {
+        char *nl = strchr(line, '\n');
+        next = nl != NULL ? nl + 1 : NULL;
+        if (nl != NULL)
+            *nl = '\0';
+        if (strstr(line, "\"verb\":\"backup\"") == NULL ||
+            strstr(line, "\"result\":\"ERROR\"") != NULL)
             continue;
-        const char *at = strstr(*line, needle);
+        const char *at = strstr(line, needle);
         if (at == NULL)
             continue;
         at += strlen(needle);
