@@ -264,7 +264,7 @@ static void on_finished(const CabackRestoreRun *run, gpointer data)
     /* A success is streamed (the plan of a file of many certificates is large); a refusal's
      * envelope carries an error the run words after this, so its object is kept whole. */
     if (caback_restore_run_succeeds(run))
-        caback_cli_json_stream_success("restore", json_members, run, FALSE);
+        caback_cli_json_stream_result("restore", NULL, json_members, run, FALSE);
     else
         caback_cli_json_print_take(caback_restore_run_json(run));
 }

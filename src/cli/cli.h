@@ -208,14 +208,16 @@ void caback_cli_json_print(const char *object_text);
  * the result of a file of many certificates is large (issue 16 §3). */
 void caback_cli_json_print_take(char *object_text);
 void caback_cli_json_finish(const char *verb, const GError *error);
-/* --json, for a verb that has succeeded, with a result too large to keep whole (the JSON of a
- * file of many certificates is about twice its size: issue 16 §3): the envelope of a success
- * of @verb is printed now, and @members writes the verb's members straight into it as they are
- * made; caback_cli_json_finish then adds "warnings" (unless @has_warnings: the members have
- * their own) and closes it. Without --json the members are printed as one object. */
+/* --json, for a verb whose outcome is known (@outcome: NULL for a success, else the error it
+ * fails with) and whose result is too large to keep whole (the JSON of a file of many
+ * certificates is about twice its size: issue 16 §3): the envelope is printed now, and @members
+ * writes the verb's members straight into it as they are made; caback_cli_json_finish then adds
+ * "warnings" (unless @has_warnings: the members have their own) and closes it. Without --json
+ * the members are printed as one object. */
 typedef void (*CabackCliJsonMembersFunc)(CabackJson *json, gconstpointer data);
-void caback_cli_json_stream_success(const char *verb, CabackCliJsonMembersFunc members,
-                                    gconstpointer data, gboolean has_warnings);
+void caback_cli_json_stream_result(const char *verb, const GError *outcome,
+                                   CabackCliJsonMembersFunc members, gconstpointer data,
+                                   gboolean has_warnings);
 /* A verb's result object: caback_cli_json_object_new opens it, caback_cli_json_object_print
  * closes it and hands it to caback_cli_json_print (the caller still frees @json). */
 CabackJson *caback_cli_json_object_new(void);

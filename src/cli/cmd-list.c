@@ -173,7 +173,7 @@ static void on_listed(const CabackRestorePlan *plan, const CabackP12Info *info, 
     if (common->json) {
         /* Streamed: nothing fails after a file is listed. */
         Listed listed = {plan, info};
-        caback_cli_json_stream_success("list", json_members, &listed, FALSE);
+        caback_cli_json_stream_result("list", NULL, json_members, &listed, FALSE);
     } else {
         print_text(plan, info);
     }

@@ -68,6 +68,36 @@ static void on_unauthenticated(const char *path, const GError *error, gpointer d
     }
 }
 
+/* Why @report is not restorable: the error names the first few problems (and the run log's
+ * record of it), since a file of 10,000 certificates whose chains all fail would otherwise make
+ * one line of megabytes. */
+static GError *not_restorable(const char *path, const CabackVerifyReport *report)
+{
+    enum { PROBLEMS_IN_ERROR = 3 };
+    g_autoptr(GString) why = g_string_new(NULL);
+
+    for (guint i = 0; i < report->problems->len && i < PROBLEMS_IN_ERROR; i++)
+        g_string_append_printf(why, "%s%s", i > 0 ? "; " : "",
+                               (const char *)report->problems->pdata[i]);
+    if (report->problems->len > PROBLEMS_IN_ERROR)
+        g_string_append_printf(why, "; and %u more (the output lists every one)",
+                               report->problems->len - PROBLEMS_IN_ERROR);
+    return g_error_new(CABACK_ERROR, CABACK_ERROR_FAILED, "%s is not restorable as it is: %s",
+                       path, why->str);
+}
+
+typedef struct {
+    const CabackVerifyReport *report;
+    const CabackVerifyResult *result;
+} ReportJson;
+
+static void report_members(CabackJson *json, gconstpointer data)
+{
+    const ReportJson *args = data;
+
+    caback_verify_report_json_members(json, args->report, args->result);
+}
+
 static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *common,
                     CabackLogRecord *rec, GError **error)
 {
@@ -108,9 +138,11 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
     for (guint i = 0; i < report->notes->len; i++)
         caback_cli_log_warning(rec, "%s", (const char *)report->notes->pdata[i]);
     caback_cli_verify_warn_expiring(report, rec);
+    g_autoptr(GError) failure = report->restorable ? NULL : not_restorable(path, report);
     if (common->json) {
-        g_autofree char *text = caback_verify_report_json(report, &result);
-        caback_cli_json_print(text);
+        /* Streamed with its outcome: the report of a file of many certificates is large. */
+        ReportJson args = {report, &result};
+        caback_cli_json_stream_result("verify", failure, report_members, &args, FALSE);
     } else {
         if (caback_cli_verbosity > 0)
             caback_cli_verify_print_details(report);
@@ -120,21 +152,9 @@ static gboolean run(const char *path, VerifyOptions *o, CabackCommonOptions *com
         g_autofree char *line = caback_cli_verify_summary_line(report);
         caback_cli_info("%s", line);
     }
-
-    if (report->restorable)
+    if (failure == NULL)
         return TRUE;
-    /* The error (and the run log's record of it) names the first few problems: a file of 10,000
-     * certificates whose chains all fail would otherwise make one line of megabytes. */
-    enum { PROBLEMS_IN_ERROR = 3 };
-    g_autoptr(GString) why = g_string_new(NULL);
-    for (guint i = 0; i < report->problems->len && i < PROBLEMS_IN_ERROR; i++)
-        g_string_append_printf(why, "%s%s", i > 0 ? "; " : "",
-                               (const char *)report->problems->pdata[i]);
-    if (report->problems->len > PROBLEMS_IN_ERROR)
-        g_string_append_printf(why, "; and %u more (the output lists every one)",
-                               report->problems->len - PROBLEMS_IN_ERROR);
-    g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED, "%s is not restorable as it is: %s", path,
-                why->str);
+    g_propagate_error(error, g_steal_pointer(&failure));
     return FALSE;
 }
 

@@ -556,13 +556,14 @@ static void envelope_finish(CabackJson *json, gboolean own_warnings)
     g_clear_pointer(&json_warnings, g_ptr_array_unref);
 }
 
-/* The envelope caback_cli_json_stream_success began, when it did; closed by
+/* The envelope caback_cli_json_stream_result began, when it did; closed by
  * caback_cli_json_finish. */
 static CabackJson *json_streamed;
 static gboolean json_streamed_has_warnings;
 
-void caback_cli_json_stream_success(const char *verb, CabackCliJsonMembersFunc members,
-                                    gconstpointer data, gboolean has_warnings)
+void caback_cli_json_stream_result(const char *verb, const GError *outcome,
+                                   CabackCliJsonMembersFunc members, gconstpointer data,
+                                   gboolean has_warnings)
 {
     if (!caback_cli_json_mode) {
         g_autoptr(CabackJson) json = caback_json_new();
@@ -574,7 +575,7 @@ void caback_cli_json_stream_success(const char *verb, CabackCliJsonMembersFunc m
     }
     g_clear_pointer(&json_body, g_free);
     g_clear_pointer(&json_streamed, caback_json_free);
-    json_streamed = envelope_new(verb, NULL);
+    json_streamed = envelope_new(verb, outcome);
     caback_json_stream(json_streamed, write_console, NULL);
     members(json_streamed, data);
     json_streamed_has_warnings = has_warnings;
@@ -582,8 +583,8 @@ void caback_cli_json_stream_success(const char *verb, CabackCliJsonMembersFunc m
 
 void caback_cli_json_finish(const char *verb, const GError *error)
 {
-    /* Printed as a success already: what could fail after it is NSS finding a reference left
-     * behind (a bug), which standard error and the exit status report. */
+    /* Printed with its outcome already: what could change it after is NSS finding a reference
+     * left behind (a bug), which standard error and the exit status report. */
     if (json_streamed != NULL) {
         g_autoptr(CabackJson) json = g_steal_pointer(&json_streamed);
         envelope_finish(json, !json_streamed_has_warnings);

@@ -146,12 +146,11 @@ static void json_rootless(CabackJson *json, const GPtrArray *chains)
     caback_json_end_array(json);
 }
 
-char *caback_verify_report_json(const CabackVerifyReport *r, const CabackVerifyResult *vs)
+void caback_verify_report_json_members(CabackJson *json, const CabackVerifyReport *r,
+                                       const CabackVerifyResult *vs)
 {
-    g_autoptr(CabackJson) json = caback_json_new();
     g_autofree char *absolute = g_canonicalize_filename(r->path, NULL);
 
-    caback_json_begin_object(json, NULL);
     caback_json_string(json, "file", absolute);
     caback_json_string(json, "sha256", r->sha256);
     caback_json_string(json, "integrity", r->integrity);
@@ -175,8 +174,16 @@ char *caback_verify_report_json(const CabackVerifyReport *r, const CabackVerifyR
     caback_json_strings(json, "notes", r->notes);
     caback_json_strings(json, "problems", r->problems);
     caback_json_bool(json, "restorable", r->restorable);
+}
+
+char *caback_verify_report_json(const CabackVerifyReport *r, const CabackVerifyResult *vs)
+{
+    g_autoptr(CabackJson) json = caback_json_new();
+
+    caback_json_begin_object(json, NULL);
+    caback_verify_report_json_members(json, r, vs);
     caback_json_end_object(json);
-    return g_strdup(caback_json_text(json));
+    return caback_json_steal_text(json); /* no copy: large for many certificates */
 }
 
 /* For --json when the drill could not even start: the same object, with what is known. */
