@@ -899,6 +899,35 @@ typedef struct {
     CabackDb *db;
 } DrillDb;
 
+/* NSS signs each trust attribute it writes, and checks each it reads, with a key it derives from
+ * the database password by PBKDF2, 10,000 iterations by default: about 50 ms of work for each
+ * certificate the drill gives trust, minutes for a file of a few thousand CA certificates.
+ * The temporary database's password is 192 random bits that nobody ever types, so iterations
+ * add nothing to it. Softoken takes the count from NSS_MAX_MP_PBE_ITERATION_COUNT when a
+ * database's password is set and when it is logged in to, so the variable is set to 1 around
+ * those two calls only (no other thread is at work then) and put back as it was: no other
+ * database sees it, and a value in the caller's environment (0 makes NSS fail) is not the
+ * drill's. */
+#define NSS_ITERATIONS_VARIABLE "NSS_MAX_MP_PBE_ITERATION_COUNT"
+
+/* Set the variable to 1; what it was, for iterations_restore. */
+static char *iterations_one(void)
+{
+    char *saved = g_strdup(g_getenv(NSS_ITERATIONS_VARIABLE));
+
+    g_setenv(NSS_ITERATIONS_VARIABLE, "1", TRUE);
+    return saved;
+}
+
+static void iterations_restore(char *saved)
+{
+    if (saved != NULL)
+        g_setenv(NSS_ITERATIONS_VARIABLE, saved, TRUE);
+    else
+        g_unsetenv(NSS_ITERATIONS_VARIABLE);
+    g_free(saved);
+}
+
 /* Open the temporary database and log in to it. */
 static gboolean drill_db_open(DrillDb *d, GError **error)
 {
@@ -907,7 +936,10 @@ static gboolean drill_db_open(DrillDb *d, GError **error)
     d->db = caback_db_open(&options, error);
     if (d->db == NULL)
         return FALSE;
-    if (PK11_CheckUserPassword(d->db->slot, d->password->data) == SECSuccess)
+    char *saved = iterations_one();
+    SECStatus rv = PK11_CheckUserPassword(d->db->slot, d->password->data);
+    iterations_restore(saved);
+    if (rv == SECSuccess)
         return TRUE;
     caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot log in to the temporary database %s",
                          d->dir);
@@ -1008,7 +1040,10 @@ static CabackVerifyReport *drill(const char *dir, const char *path, CabackSecret
 
     if (db_password == NULL)
         return NULL;
-    if (!caback_restore_create_db(dir, db_password, &created, error)) {
+    char *saved = iterations_one();
+    gboolean made = caback_restore_create_db(dir, db_password, &created, error);
+    iterations_restore(saved);
+    if (!made) {
         g_prefix_error(error, "cannot make the temporary database for the drill: ");
         return NULL;
     }
