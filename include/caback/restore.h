@@ -251,6 +251,16 @@ gboolean caback_restore_login_internal(CabackDb *db, GError **error);
 gboolean caback_restore_create_db(const char *dir, const CabackSecret *password,
                                   gboolean *created_dir, GError **error);
 
+/* A throwaway database of caback's own in the private folder @dir (the drill's, reshare's),
+ * whose password is random (caback_secret_new_temporary_db_password): made as
+ * caback_restore_create_db makes one, then opened and logged in to. NSS derives its keys from
+ * the password with a single PBKDF2 iteration (src/lib/restore-throwaway.c says why), whatever
+ * NSS_MAX_MP_PBE_ITERATION_COUNT says. */
+gboolean caback_restore_create_throwaway_db(const char *dir, const CabackSecret *password,
+                                            GError **error);
+CabackDb *caback_restore_open_throwaway_db(const char *dir, const CabackSecret *password,
+                                           GError **error);
+
 /* Remove a database made by caback_restore_create_db (its files, and the folder when
  * @remove_dir), after a failed run, so that the run leaves nothing behind. */
 void caback_restore_remove_created_db(const char *dir, gboolean remove_dir);

@@ -514,17 +514,12 @@ static gboolean reshare_run_locked(const CabackReshareOptions *o, CabackReshareR
         return FALSE;
     }
     g_auto(State) st = {0};
-    gboolean ok = FALSE, created = FALSE;
+    gboolean ok = FALSE;
     g_autoptr(CabackSecret) db_password = caback_secret_new_temporary_db_password(error);
-    if (db_password != NULL && caback_restore_create_db(dir, db_password, &created, error)) {
-        CabackDbOptions dbo = {.dbdir = dir, .password = {.no_prompt = TRUE}};
-        CabackDb *db = caback_db_open(&dbo, error);
+    if (db_password != NULL && caback_restore_create_throwaway_db(dir, db_password, error)) {
+        CabackDb *db = caback_restore_open_throwaway_db(dir, db_password, error);
         if (db != NULL) {
-            if (PK11_CheckUserPassword(db->slot, db_password->data) != SECSuccess)
-                caback_error_set_nss(error, CABACK_ERROR_DATABASE,
-                                     "cannot log in to the temporary database %s", dir);
-            else
-                ok = reshare_in(db, o, &data, &st, r, error);
+            ok = reshare_in(db, o, &data, &st, r, error);
             if (!caback_db_close(db, ok ? error : NULL))
                 ok = FALSE;
         }

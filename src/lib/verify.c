@@ -899,52 +899,11 @@ typedef struct {
     CabackDb *db;
 } DrillDb;
 
-/* NSS signs each trust attribute it writes, and checks each it reads, with a key it derives from
- * the database password by PBKDF2, 10,000 iterations by default: about 50 ms of work for each
- * certificate the drill gives trust, minutes for a file of a few thousand CA certificates.
- * The temporary database's password is 192 random bits that nobody ever types, so iterations
- * add nothing to it. Softoken takes the count from NSS_MAX_MP_PBE_ITERATION_COUNT when a
- * database's password is set and when it is logged in to, so the variable is set to 1 around
- * those two calls only (no other thread is at work then) and put back as it was: no other
- * database sees it, and a value in the caller's environment (0 makes NSS fail) is not the
- * drill's. */
-#define NSS_ITERATIONS_VARIABLE "NSS_MAX_MP_PBE_ITERATION_COUNT"
-
-/* Set the variable to 1; what it was, for iterations_restore. */
-static char *iterations_one(void)
-{
-    char *saved = g_strdup(g_getenv(NSS_ITERATIONS_VARIABLE));
-
-    g_setenv(NSS_ITERATIONS_VARIABLE, "1", TRUE);
-    return saved;
-}
-
-static void iterations_restore(char *saved)
-{
-    if (saved != NULL)
-        g_setenv(NSS_ITERATIONS_VARIABLE, saved, TRUE);
-    else
-        g_unsetenv(NSS_ITERATIONS_VARIABLE);
-    g_free(saved);
-}
-
 /* Open the temporary database and log in to it. */
 static gboolean drill_db_open(DrillDb *d, GError **error)
 {
-    CabackDbOptions options = {.dbdir = d->dir, .password = {.no_prompt = TRUE}};
-
-    d->db = caback_db_open(&options, error);
-    if (d->db == NULL)
-        return FALSE;
-    char *saved = iterations_one();
-    SECStatus rv = PK11_CheckUserPassword(d->db->slot, d->password->data);
-    iterations_restore(saved);
-    if (rv == SECSuccess)
-        return TRUE;
-    caback_error_set_nss(error, CABACK_ERROR_DATABASE, "cannot log in to the temporary database %s",
-                         d->dir);
-    caback_db_close(g_steal_pointer(&d->db), NULL);
-    return FALSE;
+    d->db = caback_restore_open_throwaway_db(d->dir, d->password, error);
+    return d->db != NULL;
 }
 
 /* Shut NSS down and open the temporary database again. NSS keeps a CRL cache entry (about
@@ -1036,14 +995,10 @@ static CabackVerifyReport *drill(const char *dir, const char *path, CabackSecret
                                  const CabackSecret *password, GError **error)
 {
     g_autoptr(CabackSecret) db_password = caback_secret_new_temporary_db_password(error);
-    gboolean created = FALSE;
 
     if (db_password == NULL)
         return NULL;
-    char *saved = iterations_one();
-    gboolean made = caback_restore_create_db(dir, db_password, &created, error);
-    iterations_restore(saved);
-    if (!made) {
+    if (!caback_restore_create_throwaway_db(dir, db_password, error)) {
         g_prefix_error(error, "cannot make the temporary database for the drill: ");
         return NULL;
     }
