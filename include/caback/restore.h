@@ -154,6 +154,11 @@ typedef struct {
 
 void caback_restore_plan_free(CabackRestorePlan *plan);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackRestorePlan, caback_restore_plan_free)
+/* Free certificate @i of @plan, which nothing reads any more (the drill, once it has checked it:
+ * the plan of a file of many certificates would otherwise stay whole beside the drill's report).
+ * Its place in plan->certs becomes NULL, which only caback_restore_plan_free may then see; the
+ * strings another owner took (g_steal_pointer) stay theirs. */
+void caback_restore_plan_drop_cert(CabackRestorePlan *plan, guint i);
 
 /* Describe the bags of @file (read from @path): decode each certificate, describe each key into
  * NSS's internal crypto slot (nothing permanent is created), pair keys with certificates (by

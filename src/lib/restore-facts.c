@@ -120,6 +120,8 @@ char *caback_restore_bag_label(const CabackP12Attributes *attrs)
 
 static void cert_free(CabackRestoreCert *c)
 {
+    if (c == NULL) /* dropped (caback_restore_plan_drop_cert) */
+        return;
     g_free(c->subject);
     g_free(c->issuer);
     g_free(c->serial_hex);
@@ -162,6 +164,11 @@ void caback_restore_plan_free(CabackRestorePlan *plan)
     if (plan->texts != NULL)
         g_string_chunk_free(plan->texts);
     g_free(plan);
+}
+
+void caback_restore_plan_drop_cert(CabackRestorePlan *plan, guint i)
+{
+    cert_free(g_steal_pointer(&plan->certs->pdata[i]));
 }
 
 /* ---- inspect ---- */

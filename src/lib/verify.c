@@ -926,7 +926,9 @@ static gboolean drill_db_reopen(DrillDb *d, GError **error)
 #define CHAIN_CHECKS_PER_OPENING 4096
 
 /* The chain, trust and validity of every certificate of @plan (not its duplicates), in batches
- * of CHAIN_CHECKS_PER_OPENING with NSS opened again between them. */
+ * of CHAIN_CHECKS_PER_OPENING with NSS opened again between them. The plan ends with the checks:
+ * each certificate's entry is freed once checked (the report holds what it took of it), so that
+ * the report grows into the room the plan leaves. */
 static gboolean check_certs(CabackVerifyReport *r, DrillDb *d, CabackRestorePlan *plan,
                             GError **error)
 {
@@ -935,13 +937,16 @@ static gboolean check_certs(CabackVerifyReport *r, DrillDb *d, CabackRestorePlan
 
     for (guint i = 0; i < plan->certs->len; i++) {
         CabackRestoreCert *c = plan->certs->pdata[i];
-        if (c->duplicate_of >= 0)
-            continue;
-        if (checked > 0 && checked % CHAIN_CHECKS_PER_OPENING == 0 && !drill_db_reopen(d, error))
-            return FALSE;
-        caback_progress_report("checking the chain of each certificate", i + 1, plan->certs->len);
-        check_cert(r, d->db, c, now);
-        checked++;
+        if (c->duplicate_of < 0) {
+            if (checked > 0 && checked % CHAIN_CHECKS_PER_OPENING == 0 &&
+                !drill_db_reopen(d, error))
+                return FALSE;
+            caback_progress_report("checking the chain of each certificate", i + 1,
+                                   plan->certs->len);
+            check_cert(r, d->db, c, now);
+            checked++;
+        }
+        caback_restore_plan_drop_cert(plan, i);
     }
     return TRUE;
 }
