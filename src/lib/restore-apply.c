@@ -33,15 +33,15 @@
 
 /* ---- apply ---- */
 
-/* The journal of a run: what it created, recorded when it created it (the key's object, the
- * handle of every other object on its token), and the values of the trust objects it changed.
+/* The journal of a run: what it created, recorded when it created it (the handle of every object
+ * it made on its token, a private key's too), and the values of the trust objects it changed.
  * The undo removes those objects and writes those values back, newest first; it never looks a
  * certificate up again by nickname or encoding, so it cannot touch an object it did not create
  * (another run's import, or a copy NSS made for another token). */
 typedef enum {
-    UNDO_DELETE_KEY,     /* a private key this run imported */
-    UNDO_DESTROY_OBJECT, /* an object this run created: a public key, a certificate, the copy of
-                            a certificate NSS put in the internal token, a trust object */
+    UNDO_DESTROY_OBJECT, /* an object this run created: a private or public key, a certificate,
+                            the copy of a certificate NSS put in the internal token, a trust
+                            object */
     UNDO_RESTORE_TRUST,  /* a trust object that existed before, whose flags this run changed */
     UNDO_REIMPORT_CERT,  /* a certificate --replace removed */
 } UndoKind;
@@ -54,7 +54,6 @@ static const CK_ATTRIBUTE_TYPE trust_attributes[] = {
 
 typedef struct {
     UndoKind kind;
-    SECKEYPrivateKey *key;   /* UNDO_DELETE_KEY */
     PK11SlotInfo *slot;      /* UNDO_DESTROY_OBJECT / UNDO_RESTORE_TRUST: the object's token */
     CK_OBJECT_HANDLE handle; /* ... and its handle there */
     SECItem *values[G_N_ELEMENTS(trust_attributes)]; /* UNDO_RESTORE_TRUST: the values before */
@@ -66,8 +65,6 @@ typedef struct {
 
 static void undo_step_free(UndoStep *u)
 {
-    if (u->key != NULL)
-        SECKEY_DestroyPrivateKey(u->key);
     if (u->slot != NULL)
         PK11_FreeSlot(u->slot);
     for (gsize i = 0; i < G_N_ELEMENTS(u->values); i++)
@@ -485,13 +482,6 @@ static char *undo(CabackDb *db, GPtrArray *journal)
         gboolean ok = TRUE;
 
         switch (u->kind) {
-        case UNDO_DELETE_KEY:
-            /* Only ever a key this run imported (its ID was not in the database before). */
-            ok = PK11_DeleteTokenPrivateKey(u->key, PR_TRUE) == SECSuccess;
-            u->key = NULL; /* PK11_DeleteTokenPrivateKey released the reference */
-            if (!ok)
-                caback_error_set_nss(&local, CABACK_ERROR_DATABASE, "cannot delete it");
-            break;
         case UNDO_DESTROY_OBJECT:
             ok = PK11_DestroyTokenObject(u->slot, u->handle) == SECSuccess;
             if (!ok)
@@ -703,8 +693,9 @@ static void remove_replaced(ApplyRun *run)
     }
 }
 
-/* Import key @k (number @i) of the file, journal it, and hand it to the second reader; the key
- * (NULL on failure) belongs to the journal. */
+/* Import key @k (number @i) of the file, journal its object, and hand it to the second reader;
+ * the key (NULL on failure) is the caller's. The journal keeps the object's handle, not the key:
+ * a reference holds an arena of about 2 KB, which a file of many keys kept to the end. */
 static SECKEYPrivateKey *import_key(ApplyRun *run, guint i, CabackRestoreKey *k,
                                     CabackRestoreCert *c, const char *what)
 {
@@ -726,9 +717,9 @@ static SECKEYPrivateKey *import_key(ApplyRun *run, guint i, CabackRestoreKey *k,
         return NULL;
     }
     g_autofree char *nss_id = caback_keyid_to_nss(&k->id);
-    UndoStep *u = journal_add(run->journal, UNDO_DELETE_KEY, NULL, k->nickname, NULL,
-                              g_strdup_printf("deleting the imported key %s", nss_id));
-    u->key = key;
+    /* Only ever a key this run imported (its ID was not in the database before). */
+    journal_object(run->journal, UNDO_DESTROY_OBJECT, key->pkcs11Slot, key->pkcs11ID,
+                   g_strdup_printf("deleting the imported key %s", nss_id));
 
     /* The ID NSS gave the key must be the one computed (and printed for CS.cfg). */
     g_autoptr(SECItem) got = PK11_GetLowLevelKeyIDForPrivateKey(key);
@@ -738,6 +729,7 @@ static SECKEYPrivateKey *import_key(ApplyRun *run, guint i, CabackRestoreKey *k,
                     "%s: the token gave the key a different key ID than NSS computes from its "
                     "public key",
                     what);
+        SECKEY_DestroyPrivateKey(key);
         return NULL;
     }
     /* The second reader can check this key now, while the next ones are stored. */
@@ -788,12 +780,11 @@ static void store_keys(ApplyRun *run)
             continue;
         CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
         g_autofree char *nss_id = caback_keyid_to_nss(&k->id);
-        SECKEYPrivateKey *key = NULL;
-        g_autoptr(SECKEYPrivateKey) present = NULL;
+        g_autoptr(SECKEYPrivateKey) key = NULL;
         if (k->store_public) {
             /* The key is there already (see plan_key): only its public key object is stored. */
             SECItem kid = {siBuffer, k->id.bytes, CABACK_KEYID_LEN};
-            key = present = PK11_FindKeyByKeyID(run->db->slot, &kid, run->db);
+            key = PK11_FindKeyByKeyID(run->db->slot, &kid, run->db);
             if (key == NULL) {
                 caback_error_set_nss(&run->failure, CABACK_ERROR_DATABASE,
                                      "key %s is no longer in the database", nss_id);
