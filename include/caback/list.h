@@ -37,12 +37,10 @@ typedef struct {
 gboolean caback_list_run(const CabackListOptions *options, const CabackListHooks *hooks,
                          GError **error);
 
-/* The JSON object (as caback_json_text writes it) of what @plan and @info hold: "integrity",
- * "file" (path, MAC, safes, warnings), "certificates", "keys", "certs_only", "crls". Caller
- * frees. */
-char *caback_list_json(const CabackRestorePlan *plan, const CabackP12Info *info);
-/* Those members, written into the object @json has open (a streamed writer hands them over as
- * they are made: a file of many certificates has a large JSON). */
+/* The members of caback list --json for what @plan and @info hold: "integrity", "file" (path,
+ * MAC, safes, warnings), "certificates", "keys", "certs_only", "crls", written into the object
+ * @json has open (a streamed writer hands them over as they are made: a file of many
+ * certificates has a large JSON). */
 void caback_list_json_members(CabackJson *json, const CabackRestorePlan *plan,
                               const CabackP12Info *info);
 

@@ -128,7 +128,8 @@ const char *caback_restore_outcome_name(CabackRestoreOutcome outcome);
  * finished hook sees it (src/lib/restore-json.c): the file, its signature and date, the database,
  * "result", and the plan's "certificates", "keys" and "notes". Caller frees. */
 char *caback_restore_run_json(const CabackRestoreRun *run);
-/* Those members, written into the object @json has open (streamed: see caback_list_json). */
+/* Those members, written into the object @json has open (streamed: see
+ * caback_list_json_members). */
 void caback_restore_run_json_members(CabackJson *json, const CabackRestoreRun *run);
 
 /* The trust @c gets, as certutil -L will show it: with its key restored too, NSS reports u in

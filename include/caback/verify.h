@@ -267,15 +267,13 @@ gboolean caback_verify_run(const CabackVerifyRunOptions *options, const CabackVe
  * caback_keyid_to_token_dogtag of a known ID, and none otherwise. */
 char *caback_verify_key_id_text(gboolean known, const CabackKeyId *id, GBytes *ckaid);
 
-/* The object caback verify --json prints for a finished drill (@result: the signature's word and
- * line), as caback_json_text writes it; caller frees. */
-char *caback_verify_report_json(const CabackVerifyReport *r, const CabackVerifyResult *result);
-/* Its members, written into the object @json has open (a streamed writer hands them over as
- * they are made: the report of a file of many certificates is large). */
+/* The members caback verify --json prints for a finished drill (@result: the signature's word and
+ * line), written into the object @json has open (a streamed writer hands them over as they are
+ * made: the report of a file of many certificates is large). */
 void caback_verify_report_json_members(CabackJson *json, const CabackVerifyReport *r,
                                        const CabackVerifyResult *result);
 
-/* The same object when the drill could not start: the file (absolute), its SHA-256 when it is a
+/* The object (as caback_json_text writes it; caller frees) when the drill could not start: the file (absolute), its SHA-256 when it is a
  * regular file (a FIFO is not read again), restorable false and @error's message; caller frees. */
 char *caback_verify_failure_json(const char *path, const GError *error);
 

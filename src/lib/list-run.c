@@ -213,13 +213,3 @@ void caback_list_json_members(CabackJson *json, const CabackRestorePlan *plan,
     }
     caback_json_end_array(json);
 }
-
-char *caback_list_json(const CabackRestorePlan *plan, const CabackP12Info *info)
-{
-    g_autoptr(CabackJson) json = caback_json_new();
-
-    caback_json_begin_object(json, NULL);
-    caback_list_json_members(json, plan, info);
-    caback_json_end_object(json);
-    return caback_json_steal_text(json); /* no copy: large for many certificates */
-}

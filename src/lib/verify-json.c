@@ -176,16 +176,6 @@ void caback_verify_report_json_members(CabackJson *json, const CabackVerifyRepor
     caback_json_bool(json, "restorable", r->restorable);
 }
 
-char *caback_verify_report_json(const CabackVerifyReport *r, const CabackVerifyResult *vs)
-{
-    g_autoptr(CabackJson) json = caback_json_new();
-
-    caback_json_begin_object(json, NULL);
-    caback_verify_report_json_members(json, r, vs);
-    caback_json_end_object(json);
-    return caback_json_steal_text(json); /* no copy: large for many certificates */
-}
-
 /* For --json when the drill could not even start: the same object, with what is known. */
 char *caback_verify_failure_json(const char *path, const GError *error)
 {
