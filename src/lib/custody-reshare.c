@@ -366,20 +366,12 @@ static gboolean restore_archive(CabackDb *db, const CabackReshareOptions *o,
                                 CabackSecret **data, State *st, CabackP12File **file,
                                 GError **error)
 {
-    guint8 digest[32];
-    if (PK11_HashBuf(SEC_OID_SHA256, digest, (const unsigned char *)(*data)->data,
-                     (PRInt32)(*data)->len) != SECSuccess) {
-        caback_error_set_nss(error, CABACK_ERROR_FAILED, "cannot compute the SHA-256 of %s",
-                             o->archive);
-        return FALSE;
-    }
-    g_autoptr(GBytes) digest_bytes = g_bytes_new(digest, sizeof digest);
-    st->old_sha256 = caback_digest_to_hex(digest_bytes);
-
     g_autoptr(CabackRestorePlan) plan =
         caback_restore_read_data(data, o->archive, o->password, NULL, file, error);
     if (plan == NULL)
         return FALSE;
+    /* The digest the reader took of these very bytes. */
+    st->old_sha256 = g_strdup(plan->sha256);
     CabackRestoreOptions ro = {.on_conflict = CABACK_RESTORE_ON_CONFLICT_STOP,
                                .allow_weak_keys = TRUE};
     if (!caback_restore_plan(plan, db, &ro, error))
