@@ -16,7 +16,25 @@ printf 'Plan keys 1\n' >"$PW"
 ORACLE=("$PYTHON3" "$CABACK_SRCDIR/tests/pbmac1-oracle.py")
 CA="caSigningCert cert-pki-ca"
 
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -subj "/CN=Plan CA" -days 30 \
+# Two RSA-2048 keys whose PKCS#8 encodings have the same length, so that the second can take the
+# CA key's place in a file byte for byte (below). That length varies by a few bytes with the key's
+# numbers, and a CA key of a rare length may have no match among many new keys: so keys are made
+# until two lengths agree, which takes a few (there are about six lengths).
+declare -A key_of_length
+for i in $(seq 1 40); do
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/k$i.key" 2>/dev/null ||
+        { echo "Bail out! openssl cannot make an RSA key"; exit 1; }
+    len=$(openssl pkcs8 -topk8 -nocrypt -in "$T/k$i.key" -outform DER | wc -c)
+    if [ -n "${key_of_length[$len]:-}" ]; then
+        mv "${key_of_length[$len]}" "$T/ca.key"
+        mv "$T/k$i.key" "$T/other.key"
+        break
+    fi
+    key_of_length[$len]=$T/k$i.key
+done
+[ -f "$T/other.key" ] ||
+    { echo "Bail out! no two of 40 RSA keys have PKCS#8 encodings of the same length"; exit 1; }
+openssl req -x509 -new -key "$T/ca.key" -subj "/CN=Plan CA" -days 30 \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
     -out "$T/ca.crt" 2>/dev/null
 # nss_id KEYFILE: the NSS key ID of an RSA key (SHA-1 of its modulus), computed here.
@@ -64,13 +82,8 @@ check "openssl: the CA with its key, plain safes" \
     openssl pkcs12 -export -inkey "$T/ca.key" -in "$T/ca.crt" -name "$CA" -keypbe NONE -certpbe NONE \
     -passout "file:$PW" -out "$T/genuine.p12"
 openssl pkcs8 -topk8 -nocrypt -in "$T/ca.key" -outform DER -out "$T/ca.p8"
-# Another RSA-2048 key whose PKCS#8 encoding has the same length, so that it can take the CA
-# key's place byte for byte.
-for i in $(seq 1 40); do
-    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/other.key" 2>/dev/null
-    openssl pkcs8 -topk8 -nocrypt -in "$T/other.key" -outform DER -out "$T/other.p8"
-    [ "$(stat -c %s "$T/other.p8")" = "$(stat -c %s "$T/ca.p8")" ] && break
-done
+# The other key (made above with the same PKCS#8 length) takes the CA key's place byte for byte.
+openssl pkcs8 -topk8 -nocrypt -in "$T/other.key" -outform DER -out "$T/other.p8"
 "$PYTHON3" - "$T/genuine.p12" "$T/ca.p8" "$T/other.p8" "$T/swapped-nomac.p12" <<'PY'
 import sys
 data, old, new = (open(p, "rb").read() for p in sys.argv[1:4])
