@@ -101,8 +101,8 @@ typedef struct {
     const char *type_name; /* "rsa", "ec", ... (static) */
     guint bits;            /* 0 when unknown */
     gint cert_index;       /* the certificate bag of this key, -1 when the file has none */
-    char *pairing;         /* how the certificate was found: "localKeyID", "friendlyName",
-                              "public key" */
+    const char *pairing;   /* how the certificate was found: "localKeyID", "friendlyName",
+                              "public key" (static) */
     GBytes *public_value;  /* NULL when unknown */
     gboolean id_known;
     CabackKeyId id;  /* the NSS key ID (SHA-1 of public_value), when id_known: printed as
@@ -112,7 +112,8 @@ typedef struct {
     /* Filled by caback_restore_plan. */
     char *nickname; /* its certificate's nickname (the key's label), may be NULL */
     CabackRestoreAction action;
-    char *note;
+    const char *note;  /* why skipped / in conflict, or NULL; kept in the plan's texts, once
+                          for all the keys that share it */
     gint duplicate_of; /* an earlier key bag with the same key, or -1 */
     gboolean store_public; /* CABACK_RESTORE_SKIP, but the public key object a restore stores
                               beside the key is missing (a restore stopped in between): the run

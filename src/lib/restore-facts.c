@@ -141,11 +141,9 @@ static void cert_free(CabackRestoreCert *c)
 
 static void key_free(CabackRestoreKey *k)
 {
-    g_free(k->pairing);
     g_clear_pointer(&k->public_value, g_bytes_unref);
     g_free(k->problem);
     g_free(k->nickname);
-    g_free(k->note);
     g_free(k->weak_reason);
     g_free(k);
 }
@@ -300,7 +298,7 @@ static void pair(CabackRestorePlan *plan, CabackRestoreKey *k, CabackRestoreCert
     (void)plan;
     k->cert_index = (gint)c->index;
     c->key_index = (gint)k->index;
-    k->pairing = g_strdup(how);
+    k->pairing = how;
 }
 
 /* Pair key bags with certificate bags: by localKeyID (what every writer sets), then by

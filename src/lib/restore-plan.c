@@ -136,7 +136,7 @@ static gboolean db_may_have_nickname(CabackRestorePlan *plan, const char *name)
     return FALSE;
 }
 
-/* @text kept once in @plan->texts, however many certificates share it: a text per certificate
+/* @text kept once in @plan->texts, however many entries share it: a text per certificate or key
  * ("friendlyName", why its trust) was a tenth of the memory of planning a file of many (issue
  * 16 §3). */
 static const char *plan_text(CabackRestorePlan *plan, const char *text)
@@ -895,7 +895,8 @@ static gboolean plan_present_key(CabackRestorePlan *plan, CabackDb *db, GHashTab
         gboolean keep = options != NULL &&
                         options->on_conflict == CABACK_RESTORE_ON_CONFLICT_REPLACE;
         k->action = keep ? CABACK_RESTORE_SKIP : CABACK_RESTORE_CONFLICT;
-        k->note = g_strdup_printf(
+        k->note = plan_textf(
+            plan,
             "the file's key does not match its certificate \"%s\": the key's public key has ID "
             "%s, the certificate's public key has ID %s, and the database already holds the "
             "certificate's key under that ID; %s",
@@ -907,11 +908,12 @@ static gboolean plan_present_key(CabackRestorePlan *plan, CabackDb *db, GHashTab
          * that object certutil -L shows no "u" flag, so the rerun stores it. */
         k->action = CABACK_RESTORE_SKIP;
         k->store_public = TRUE;
-        k->note = g_strdup("already in the database, the same key; the public key object "
-                           "stored beside it is missing (a restore was stopped?): stored now");
+        k->note = plan_text(plan, "already in the database, the same key; the public key object "
+                                  "stored beside it is missing (a restore was stopped?): stored "
+                                  "now");
     } else if (pairs) {
         k->action = CABACK_RESTORE_SKIP;
-        k->note = g_strdup("already in the database, the same key");
+        k->note = plan_text(plan, "already in the database, the same key");
     } else {
         /* Say which public keys differ: the database key's (by the NSS ID of its public value)
          * and the one the file's key ID was made from. */
@@ -921,17 +923,13 @@ static gboolean plan_present_key(CabackRestorePlan *plan, CabackDb *db, GHashTab
                                             have_id, c != NULL ? "certificate" : "key", nss_id)
                           : g_strdup("");
         k->action = CABACK_RESTORE_CONFLICT;
-        k->note = g_strdup_printf(
+        k->note = plan_textf(
+            plan,
             "the database has a different private key with key ID %s%s%s%s; caback never "
             "deletes a private key: check it with caback listkeys and remove it yourself "
-            "(certutil -F -k %s) if it is not needed",
+            "(certutil -F -k %s) if it is not needed%s",
             nss_id, differ, local != NULL ? " (the check failed: " : "",
-            local != NULL ? local->message : "", nss_id);
-        if (local != NULL) {
-            char *fixed = g_strdup_printf("%s)", k->note);
-            g_free(k->note);
-            k->note = fixed;
-        }
+            local != NULL ? local->message : "", nss_id, local != NULL ? ")" : "");
     }
     return TRUE;
 }
@@ -953,7 +951,7 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
 
     if (k->problem != NULL && k->type == nullKey && options != NULL && options->skip_unsupported) {
         k->action = CABACK_RESTORE_SKIP;
-        k->note = g_strdup_printf("not restored (--skip-unsupported): %s", k->problem);
+        k->note = plan_textf(plan, "not restored (--skip-unsupported): %s", k->problem);
         plan_note(plan, "key %u%s is skipped (--skip-unsupported): %s", k->index + 1, label,
                   k->problem);
         return TRUE;
@@ -970,14 +968,14 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
     if (o != NULL && o->index < k->index) {
         k->action = CABACK_RESTORE_SKIP;
         k->duplicate_of = (gint)o->index;
-        k->note = g_strdup_printf("the same key as key %u of the file", o->index + 1);
+        k->note = plan_textf(plan, "the same key as key %u of the file", o->index + 1);
         return TRUE;
     }
     k->cert_found = c != NULL;
     if (db == NULL) {
         k->action = CABACK_RESTORE_ADD;
         if (c == NULL)
-            k->note = g_strdup(KEY_WITHOUT_CERT);
+            k->note = plan_text(plan, KEY_WITHOUT_CERT);
         return TRUE;
     }
 
@@ -988,7 +986,7 @@ static gboolean plan_key(CabackRestorePlan *plan, CabackDb *db, GHashTable *publ
     if (existing == NULL) {
         k->action = CABACK_RESTORE_ADD;
         if (!k->cert_found)
-            k->note = g_strdup(KEY_WITHOUT_CERT);
+            k->note = plan_text(plan, KEY_WITHOUT_CERT);
         return TRUE;
     }
     return plan_present_key(plan, db, public_ids, options, k, c, existing, error);
@@ -1091,9 +1089,10 @@ static void hold_back_keys(CabackRestorePlan *plan)
         CabackRestoreKey *k = plan->keys->pdata[i];
         CabackRestoreCert *c = k->cert_index >= 0 ? plan->certs->pdata[k->cert_index] : NULL;
         if (c != NULL && c->action == CABACK_RESTORE_CONFLICT && k->action == CABACK_RESTORE_ADD)
-            k->note = g_strdup_printf("would be added with its certificate \"%s\", which is in "
-                                      "conflict",
-                                      c->nickname);
+            k->note = plan_textf(plan,
+                                 "would be added with its certificate \"%s\", which is in "
+                                 "conflict",
+                                 c->nickname);
         if (c != NULL && k->nickname != NULL && g_strcmp0(k->nickname, c->nickname) != 0) {
             g_free(k->nickname);
             k->nickname = g_strdup(c->nickname);
