@@ -82,9 +82,16 @@ void caback_log_record_set_integrity(CabackLogRecord *record, const char *integr
 void caback_log_record_set_custody(CabackLogRecord *record, guint threshold, guint count,
                                    const char *const *custodians);
 
+/* A record lists at most this many keys; the rest are counted. One line per key for a file of
+ * 100,000 keys made a 12 MB record, built twice at the end of the run and read again by every
+ * later restore (issue 16 §3). */
+#define CABACK_LOG_MAX_KEYS 1000
+
 /* One key the run handled: its certificate's nickname (NULL when it has none) and its key ID
  * (NULL when unknown), written in the certutil -K form and the Dogtag CS.cfg form of the ID as
- * its token holds it (caback_keyid_to_token_hex, _to_token_dogtag). */
+ * its token holds it (caback_keyid_to_token_hex, _to_token_dogtag). The first
+ * CABACK_LOG_MAX_KEYS keys are written; the record counts all of them (a "keys:" line and the
+ * JSON member "keys_total"). */
 void caback_log_record_add_key(CabackLogRecord *record, const char *nickname,
                                const CabackKeyId *id);
 

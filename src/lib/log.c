@@ -175,7 +175,8 @@ struct CabackLogRecord {
     char *integrity; /* the archive's integrity mode, or NULL */
     guint custody_threshold, custody_count; /* M of N, 0 when not under custody */
     char **custodians; /* fingerprints, or NULL */
-    GPtrArray *keys; /* LogKey */
+    GPtrArray *keys;  /* LogKey: the first CABACK_LOG_MAX_KEYS keys */
+    guint keys_total; /* every key the run handled, listed or not */
     GPtrArray *warnings;
     GDateTime *time;
 };
@@ -279,6 +280,10 @@ void caback_log_record_set_integrity(CabackLogRecord *record, const char *integr
 void caback_log_record_add_key(CabackLogRecord *record, const char *nickname,
                                const CabackKeyId *id)
 {
+    if (record->keys_total < G_MAXUINT)
+        record->keys_total++;
+    if (record->keys->len >= CABACK_LOG_MAX_KEYS)
+        return;
     LogKey *key = g_new0(LogKey, 1);
 
     key->nickname = g_strdup(nickname);
@@ -429,6 +434,11 @@ char *caback_log_record_format_text(CabackLogRecord *record, const GError *outco
             dogtag_id != NULL ? dogtag_id : "-");
         text_line(out, record, "key", text);
     }
+    if (record->keys_total > record->keys->len) {
+        g_autofree char *all = g_strdup_printf("%u in all; the first %u are listed above",
+                                               record->keys_total, record->keys->len);
+        text_line(out, record, "keys", all);
+    }
     for (guint i = 0; i < record->warnings->len; i++)
         text_line(out, record, "WARNING", record->warnings->pdata[i]);
     if (outcome != NULL)
@@ -495,7 +505,7 @@ char *caback_log_record_format_json(CabackLogRecord *record, const GError *outco
         json_member(out, record, "dogtag_id", dogtag_id);
         g_string_append_c(out, '}');
     }
-    g_string_append_c(out, ']');
+    g_string_append_printf(out, "],\"keys_total\":%u", record->keys_total);
     json_member(out, record, "result", result_word(record, outcome));
     g_string_append(out, ",\"warnings\":[");
     for (guint i = 0; i < record->warnings->len; i++)

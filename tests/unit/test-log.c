@@ -253,6 +253,53 @@ static void test_record_ok(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(text2 + strlen(text), " restore OK\n"));
     g_autofree char *json2 = read_file(json_path);
     g_assert_true(g_str_has_prefix(json2, json));
+    /* Three keys: all listed, none left to count. */
+    g_assert_nonnull(strstr(json, "}],\"keys_total\":3,\"result\""));
+    g_assert_null(strstr(text, "    keys: "));
+}
+
+/* A run of many keys lists the first CABACK_LOG_MAX_KEYS and counts the others: the record of a
+ * file of 100,000 keys was 12 MB of text and as much JSON. */
+static void test_record_many_keys(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *log = g_build_filename(f->dir, "many.log", NULL);
+    const guint total = CABACK_LOG_MAX_KEYS + 5;
+
+    CabackLogRecord *r = caback_log_record_new("restore");
+    for (guint i = 0; i < total; i++) {
+        g_autofree char *hex = g_strdup_printf("%040x", i + 1);
+        CabackKeyId id = key_id(hex);
+        g_autofree char *nickname = g_strdup_printf("key %u", i + 1);
+        caback_log_record_add_key(r, nickname, &id);
+    }
+    g_assert_true(caback_log_record_finish(r, NULL, log, &error));
+    g_assert_no_error(error);
+
+    g_autofree char *text = read_file(log);
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    guint key_lines = 0;
+    for (char **l = lines; *l != NULL; l++)
+        key_lines += g_str_has_prefix(*l, "    key: \"key ");
+    g_assert_cmpuint(key_lines, ==, CABACK_LOG_MAX_KEYS);
+    g_autofree char *last = g_strdup_printf("    key: \"key %u\"  nss ", CABACK_LOG_MAX_KEYS);
+    g_assert_nonnull(strstr(text, last));
+    g_autofree char *first_unlisted =
+        g_strdup_printf("    key: \"key %u\"", CABACK_LOG_MAX_KEYS + 1);
+    g_assert_null(strstr(text, first_unlisted));
+    g_autofree char *count = g_strdup_printf("    keys: %u in all; the first %u are listed above\n",
+                                             total, CABACK_LOG_MAX_KEYS);
+    g_assert_nonnull(strstr(text, count));
+
+    g_autofree char *json_path = g_strconcat(log, ".jsonl", NULL);
+    g_autofree char *json = read_file(json_path);
+    guint json_keys = 0;
+    for (const char *p = json; (p = strstr(p, "{\"nickname\":\"key ")) != NULL; p++)
+        json_keys++;
+    g_assert_cmpuint(json_keys, ==, CABACK_LOG_MAX_KEYS);
+    g_autofree char *member = g_strdup_printf("}],\"keys_total\":%u,\"result\":\"OK\"", total);
+    g_assert_nonnull(strstr(json, member));
+    g_assert_cmpint(strchr(json, '\n') - json, ==, (long)strlen(json) - 1);
 }
 
 static void test_record_warning_error(Fixture *f, gconstpointer data)
@@ -641,6 +688,7 @@ int main(int argc, char **argv)
     g_test_add_func("/log/state-dir/rules", test_state_dir_rules);
     g_test_add("/log/state-dir/env", Fixture, NULL, setup, test_state_dir_env, teardown);
     g_test_add("/log/record/ok", Fixture, NULL, setup, test_record_ok, teardown);
+    g_test_add("/log/record/many-keys", Fixture, NULL, setup, test_record_many_keys, teardown);
     g_test_add("/log/record/warning-error", Fixture, NULL, setup, test_record_warning_error,
                teardown);
     g_test_add("/log/record/as-is", Fixture, NULL, setup, test_record_as_is, teardown);
