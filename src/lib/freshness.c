@@ -171,14 +171,41 @@ static gboolean same_key_id(const CabackKeyId *a, const CabackKeyId *b)
     return a->token_len == b->token_len && caback_keyid_equal(a, b);
 }
 
-static gboolean shares_key(const CabackBackupRecord *r, const GArray *key_ids)
+static guint key_id_hash(gconstpointer p)
 {
-    for (guint i = 0; key_ids != NULL && i < r->key_ids->len; i++)
-        for (guint j = 0; j < key_ids->len; j++)
-            if (same_key_id(&g_array_index(r->key_ids, CabackKeyId, i),
-                            &g_array_index(key_ids, CabackKeyId, j)))
-                return TRUE;
+    const CabackKeyId *id = p;
+    guint h = id->token_len;
+
+    for (gsize i = 0; i < CABACK_KEYID_LEN; i++)
+        h = h * 31 + id->bytes[i];
+    return h;
+}
+
+static gboolean key_id_same(gconstpointer a, gconstpointer b)
+{
+    return same_key_id(a, b);
+}
+
+/* Does record @r name a key of @file_keys (a set of the file's CabackKeyId)? Looked up, not
+ * compared pairwise: a file of 100,000 keys against records of 1,000 would otherwise make 10^8
+ * comparisons per record. */
+static gboolean shares_key(const CabackBackupRecord *r, GHashTable *file_keys)
+{
+    for (guint i = 0; file_keys != NULL && i < r->key_ids->len; i++)
+        if (g_hash_table_contains(file_keys, &g_array_index(r->key_ids, CabackKeyId, i)))
+            return TRUE;
     return FALSE;
+}
+
+/* The IDs of @key_ids as a set (NULL for NULL); its keys point into @key_ids. */
+static GHashTable *key_id_set(const GArray *key_ids)
+{
+    if (key_ids == NULL)
+        return NULL;
+    GHashTable *set = g_hash_table_new(key_id_hash, key_id_same);
+    for (guint i = 0; i < key_ids->len; i++)
+        g_hash_table_add(set, &g_array_index(key_ids, CabackKeyId, i));
+    return set;
 }
 
 CabackFreshness caback_freshness_judge(GPtrArray *records, const char *sha256,
@@ -196,13 +223,14 @@ CabackFreshness caback_freshness_judge(GPtrArray *records, const char *sha256,
         date = f.self->time;
     if (date == NULL)
         return f;
+    g_autoptr(GHashTable) file_keys = key_id_set(key_ids);
     for (guint i = 0; i < records->len; i++) {
         const CabackBackupRecord *r = records->pdata[i];
         if (g_ascii_strcasecmp(r->sha256, sha256) == 0 || strcmp(r->time, date) <= 0)
             continue;
         gboolean same = f.self != NULL && f.self->database != NULL
                             ? g_strcmp0(r->database, f.self->database) == 0
-                            : shares_key(r, key_ids);
+                            : shares_key(r, file_keys);
         if (same && (f.newer == NULL || strcmp(r->time, f.newer->time) >= 0))
             f.newer = r;
     }

@@ -105,11 +105,41 @@ static void test_unrecorded_by_keys(void)
     g_assert_null(f.newer);
 }
 
+/* The file's keys are looked up, not compared with each record's one by one: a file of many
+ * keys finds the record that shares its last key, and one whose ID differs only in its length
+ * (the same bytes, zero-extended) is not the same key. */
+static void test_unrecorded_many_keys(void)
+{
+    g_autofree char *b = line("2026-02-01T00:00:00Z", "backup", "/x", "/b/b.p12", SHA_B,
+                              "00000000000000000000000000000000000061a8", "OK");
+    g_autofree char *c = line("2026-03-01T00:00:00Z", "backup", "/x", "/b/c.p12", SHA_C, "61a8",
+                              "OK");
+    const char *const lines[] = {b, c, NULL};
+    g_autoptr(GPtrArray) records = records_of(lines);
+    g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(CabackKeyId));
+    for (guint i = 1; i <= 25000; i++) {
+        guint8 bytes[20] = {0};
+        bytes[18] = (guint8)(i >> 8);
+        bytes[19] = (guint8)i;
+        CabackKeyId id;
+        g_assert_true(caback_keyid_from_bytes(bytes, sizeof bytes, &id, NULL));
+        g_array_append_val(ids, id);
+    }
+    /* 25000 is 0x61a8: record b names it with 20 bytes, record c with 2. */
+    CabackFreshness f = caback_freshness_judge(records, SHA_A, ids, "2026-01-01T00:00:00Z");
+    g_assert_nonnull(f.newer);
+    g_assert_cmpstr(f.newer->file, ==, "/b/b.p12");
+    g_array_set_size(ids, 24999);
+    f = caback_freshness_judge(records, SHA_A, ids, "2026-01-01T00:00:00Z");
+    g_assert_null(f.newer);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/freshness/parse", test_parse);
     g_test_add_func("/freshness/newer-same-database", test_newer_same_database);
     g_test_add_func("/freshness/unrecorded-by-keys", test_unrecorded_by_keys);
+    g_test_add_func("/freshness/unrecorded-many-keys", test_unrecorded_many_keys);
     return g_test_run();
 }
