@@ -5,27 +5,58 @@
 
 #include <string.h>
 
+/* A key's bytes: the bucket's own copy, or the bytes of a GBytes the bucket holds. */
 typedef struct {
-    GPtrArray *items; /* borrowed items, in the order they were added */
-    guint cursor;     /* caback_plan_index_next: items before it are unusable for good */
+    const guint8 *data;
+    gsize len;
+} IndexKey;
+
+/* All the items of one key. The hash table's key is the bucket itself (its first member), so
+ * that one allocation holds the key, its first item and its place: most keys of a file have one
+ * item, and a file of 100,000 keys used to pay for a GBytes, a GPtrArray and a bucket each. */
+typedef struct {
+    IndexKey key;    /* must stay first */
+    GBytes *held;    /* caback_plan_index_add_bytes: the key's bytes, held; NULL when copied */
+    gpointer first;  /* the first item */
+    GPtrArray *more; /* the items after it, NULL until there is a second one */
+    guint cursor;    /* caback_plan_index_next: items before it are unusable for good */
+    guint8 copy[];   /* the key's bytes, when copied */
 } Bucket;
 
 struct CabackPlanIndex {
-    GHashTable *buckets; /* GBytes key -> Bucket* */
+    GHashTable *buckets; /* a set of Bucket*, by their IndexKey */
 };
+
+static guint key_hash(gconstpointer p)
+{
+    const IndexKey *k = p;
+    guint h = 5381;
+
+    for (gsize i = 0; i < k->len; i++)
+        h = (h << 5) + h + k->data[i];
+    return h;
+}
+
+static gboolean key_equal(gconstpointer a, gconstpointer b)
+{
+    const IndexKey *x = a, *y = b;
+    return x->len == y->len && (x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
+}
 
 static void bucket_free(gpointer p)
 {
     Bucket *b = p;
-    g_ptr_array_unref(b->items);
+    if (b->more != NULL)
+        g_ptr_array_unref(b->more);
+    if (b->held != NULL)
+        g_bytes_unref(b->held);
     g_free(b);
 }
 
 CabackPlanIndex *caback_plan_index_new(void)
 {
     CabackPlanIndex *index = g_new0(CabackPlanIndex, 1);
-    index->buckets = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
-                                           (GDestroyNotify)g_bytes_unref, bucket_free);
+    index->buckets = g_hash_table_new_full(key_hash, key_equal, bucket_free, NULL);
     return index;
 }
 
@@ -39,31 +70,60 @@ void caback_plan_index_free(CabackPlanIndex *index)
 
 static Bucket *find(CabackPlanIndex *index, const void *key, gsize len)
 {
-    /* A static GBytes over the caller's bytes: a lookup copies nothing. */
-    g_autoptr(GBytes) probe = g_bytes_new_static(key != NULL ? key : "", key != NULL ? len : 0);
-    return g_hash_table_lookup(index->buckets, probe);
+    IndexKey probe = {key != NULL ? key : (const guint8 *)"", key != NULL ? len : 0};
+    return g_hash_table_lookup(index->buckets, &probe);
+}
+
+static guint bucket_count(const Bucket *b)
+{
+    return 1 + (b->more != NULL ? b->more->len : 0);
+}
+
+static gpointer bucket_item(const Bucket *b, guint i)
+{
+    return i == 0 ? b->first : b->more->pdata[i - 1];
+}
+
+static void bucket_append(Bucket *b, gpointer item)
+{
+    if (b->more == NULL)
+        b->more = g_ptr_array_new();
+    g_ptr_array_add(b->more, item);
 }
 
 void caback_plan_index_add(CabackPlanIndex *index, const void *key, gsize len, gpointer item)
 {
+    if (key == NULL)
+        len = 0;
     Bucket *b = find(index, key, len);
-    if (b == NULL) {
-        b = g_new0(Bucket, 1);
-        b->items = g_ptr_array_new();
-        g_hash_table_insert(index->buckets, g_bytes_new(key, key != NULL ? len : 0), b);
+    if (b != NULL) {
+        bucket_append(b, item);
+        return;
     }
-    g_ptr_array_add(b->items, item);
+    b = g_malloc0(sizeof(Bucket) + len);
+    if (len > 0)
+        memcpy(b->copy, key, len);
+    b->key.data = b->copy;
+    b->key.len = len;
+    b->first = item;
+    g_hash_table_add(index->buckets, b);
 }
 
 void caback_plan_index_add_bytes(CabackPlanIndex *index, GBytes *key, gpointer item)
 {
-    if (g_hash_table_lookup(index->buckets, key) == NULL) {
-        Bucket *b = g_new0(Bucket, 1);
-        b->items = g_ptr_array_new();
-        g_hash_table_insert(index->buckets, g_bytes_ref(key), b);
+    gsize len;
+    const guint8 *data = g_bytes_get_data(key, &len);
+    Bucket *b = find(index, data, len);
+    if (b != NULL) {
+        bucket_append(b, item);
+        return;
     }
-    Bucket *b = g_hash_table_lookup(index->buckets, key);
-    g_ptr_array_add(b->items, item);
+    b = g_new0(Bucket, 1);
+    b->held = g_bytes_ref(key);
+    b->key.data = data != NULL ? data : (const guint8 *)"";
+    b->key.len = data != NULL ? len : 0;
+    b->first = item;
+    g_hash_table_add(index->buckets, b);
 }
 
 void caback_plan_index_add_string(CabackPlanIndex *index, const char *key, gpointer item)
@@ -75,7 +135,7 @@ void caback_plan_index_add_string(CabackPlanIndex *index, const char *key, gpoin
 gpointer caback_plan_index_first(CabackPlanIndex *index, const void *key, gsize len)
 {
     Bucket *b = find(index, key, len);
-    return b != NULL && b->items->len > 0 ? b->items->pdata[0] : NULL;
+    return b != NULL ? b->first : NULL;
 }
 
 gpointer caback_plan_index_first_string(CabackPlanIndex *index, const char *key)
@@ -89,13 +149,14 @@ gpointer caback_plan_index_next(CabackPlanIndex *index, const void *key, gsize l
     Bucket *b = find(index, key, len);
     if (b == NULL)
         return NULL;
-    while (b->cursor < b->items->len && !usable(b->items->pdata[b->cursor], data))
+    guint n = bucket_count(b);
+    while (b->cursor < n && !usable(bucket_item(b, b->cursor), data))
         b->cursor++;
-    return b->cursor < b->items->len ? b->items->pdata[b->cursor] : NULL;
+    return b->cursor < n ? bucket_item(b, b->cursor) : NULL;
 }
 
 guint caback_plan_index_count(CabackPlanIndex *index, const void *key, gsize len)
 {
     Bucket *b = find(index, key, len);
-    return b != NULL ? b->items->len : 0;
+    return b != NULL ? bucket_count(b) : 0;
 }
