@@ -52,29 +52,51 @@ static const CK_ATTRIBUTE_TYPE trust_attributes[] = {
     CKA_TRUST_CODE_SIGNING, CKA_TRUST_STEP_UP_APPROVED,
 };
 
+/* What the undo of a changed trust object or a removed certificate needs besides a handle. */
 typedef struct {
-    UndoKind kind;
-    PK11SlotInfo *slot;      /* UNDO_DESTROY_OBJECT / UNDO_RESTORE_TRUST: the object's token */
-    CK_OBJECT_HANDLE handle; /* ... and its handle there */
     SECItem *values[G_N_ELEMENTS(trust_attributes)]; /* UNDO_RESTORE_TRUST: the values before */
     GBytes *der;                                     /* UNDO_REIMPORT_CERT: the certificate */
     char *nickname;
     char *trust; /* UNDO_REIMPORT_CERT: the flags before, or NULL */
-    char *what;  /* for messages */
+} UndoDetail;
+
+/* One step of the journal. A run of a file of many keys makes two steps per key (the key and its
+ * public key object), so that a step of a key is kept small: its message is made from the key
+ * ID only if the undo fails, and the rarer steps keep their detail apart. */
+typedef struct {
+    UndoKind kind;
+    PK11SlotInfo *slot;      /* UNDO_DESTROY_OBJECT / UNDO_RESTORE_TRUST: the object's token */
+    CK_OBJECT_HANDLE handle; /* ... and its handle there */
+    UndoDetail *detail;      /* UNDO_RESTORE_TRUST, UNDO_REIMPORT_CERT; NULL otherwise */
+    char *what;              /* for messages; NULL for a step of a key: */
+    const char *key_what;    /* "deleting the imported key" (static), followed by */
+    CabackKeyId key_id;      /* the key's ID */
 } UndoStep;
 
 static void undo_step_free(UndoStep *u)
 {
     if (u->slot != NULL)
         PK11_FreeSlot(u->slot);
-    for (gsize i = 0; i < G_N_ELEMENTS(u->values); i++)
-        if (u->values[i] != NULL)
-            SECITEM_FreeItem(u->values[i], PR_TRUE);
-    g_clear_pointer(&u->der, g_bytes_unref);
-    g_free(u->nickname);
-    g_free(u->trust);
+    if (u->detail != NULL) {
+        for (gsize i = 0; i < G_N_ELEMENTS(u->detail->values); i++)
+            if (u->detail->values[i] != NULL)
+                SECITEM_FreeItem(u->detail->values[i], PR_TRUE);
+        g_clear_pointer(&u->detail->der, g_bytes_unref);
+        g_free(u->detail->nickname);
+        g_free(u->detail->trust);
+        g_free(u->detail);
+    }
     g_free(u->what);
     g_free(u);
+}
+
+/* What step @u undoes, for a message. */
+static char *undo_step_what(const UndoStep *u)
+{
+    if (u->what != NULL)
+        return g_strdup(u->what);
+    g_autofree char *nss_id = caback_keyid_to_nss(&u->key_id);
+    return g_strdup_printf("%s %s", u->key_what, nss_id);
 }
 
 static gboolean on_token(PK11SlotInfo *slot, CERTCertificate *cert);
@@ -396,8 +418,19 @@ static UndoStep *journal_object(GPtrArray *journal, UndoKind kind, PK11SlotInfo 
     u->slot = PK11_ReferenceSlot(slot);
     u->handle = handle;
     u->what = what;
+    if (kind == UNDO_RESTORE_TRUST)
+        u->detail = g_new0(UndoDetail, 1);
     g_ptr_array_add(journal, u);
     return u;
+}
+
+/* Journal the object @handle of @slot that this run made for key @id: @what is static. */
+static void journal_key_object(GPtrArray *journal, PK11SlotInfo *slot, CK_OBJECT_HANDLE handle,
+                               const char *what, const CabackKeyId *id)
+{
+    UndoStep *u = journal_object(journal, UNDO_DESTROY_OBJECT, slot, handle, NULL);
+    u->key_what = what;
+    u->key_id = *id;
 }
 
 /* Record in @journal what changed for certificate @nickname between @before and now: each
@@ -442,7 +475,8 @@ static void journal_cert_changes(GPtrArray *journal, CabackDb *db, GBytes *der,
                 g_strdup_printf("putting back the trust of \"%s\" on token \"%s\"", nickname,
                                 token));
             for (gsize k = 0; k < G_N_ELEMENTS(old->values); k++)
-                u->values[k] = old->values[k] != NULL ? SECITEM_DupItem(old->values[k]) : NULL;
+                u->detail->values[k] =
+                    old->values[k] != NULL ? SECITEM_DupItem(old->values[k]) : NULL;
         }
     }
 }
@@ -455,8 +489,9 @@ static gboolean restore_trust_object(UndoStep *u, GError **error)
     RawSession r;
 
     for (gsize k = 0; k < G_N_ELEMENTS(trust_attributes); k++)
-        if (u->values[k] != NULL)
-            values[n++] = (CK_ATTRIBUTE){trust_attributes[k], u->values[k]->data, u->values[k]->len};
+        if (u->detail->values[k] != NULL)
+            values[n++] = (CK_ATTRIBUTE){trust_attributes[k], u->detail->values[k]->data,
+                                         u->detail->values[k]->len};
     if (!raw_open(&r, u->slot, TRUE)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
                     "cannot open a session on token \"%s\"", PK11_GetTokenName(u->slot));
@@ -491,13 +526,16 @@ static char *undo(CabackDb *db, GPtrArray *journal)
             ok = restore_trust_object(u, &local);
             break;
         case UNDO_REIMPORT_CERT:
-            ok = import_cert(db, u->der, u->nickname, &local) &&
-                 (u->trust == NULL || set_trust(db, u->der, u->trust, u->nickname, &local));
+            ok = import_cert(db, u->detail->der, u->detail->nickname, &local) &&
+                 (u->detail->trust == NULL ||
+                  set_trust(db, u->detail->der, u->detail->trust, u->detail->nickname, &local));
             break;
         }
-        if (!ok)
-            g_string_append_printf(failures, "%s%s: %s", failures->len > 0 ? "; " : "", u->what,
+        if (!ok) {
+            g_autofree char *what = undo_step_what(u);
+            g_string_append_printf(failures, "%s%s: %s", failures->len > 0 ? "; " : "", what,
                                    local != NULL ? local->message : "failed");
+        }
     }
     return failures->len > 0 ? g_strdup(failures->str) : NULL;
 }
@@ -522,9 +560,10 @@ static UndoStep *journal_add(GPtrArray *journal, UndoKind kind, GBytes *der, con
 {
     UndoStep *u = g_new0(UndoStep, 1);
     u->kind = kind;
-    u->der = der != NULL ? g_bytes_ref(der) : NULL;
-    u->nickname = g_strdup(nickname);
-    u->trust = g_strdup(trust);
+    u->detail = g_new0(UndoDetail, 1);
+    u->detail->der = der != NULL ? g_bytes_ref(der) : NULL;
+    u->detail->nickname = g_strdup(nickname);
+    u->detail->trust = g_strdup(trust);
     u->what = what;
     g_ptr_array_add(journal, u);
     return u;
@@ -716,10 +755,9 @@ static SECKEYPrivateKey *import_key(ApplyRun *run, guint i, CabackRestoreKey *k,
         g_prefix_error(&run->failure, "%s: ", what);
         return NULL;
     }
-    g_autofree char *nss_id = caback_keyid_to_nss(&k->id);
     /* Only ever a key this run imported (its ID was not in the database before). */
-    journal_object(run->journal, UNDO_DESTROY_OBJECT, key->pkcs11Slot, key->pkcs11ID,
-                   g_strdup_printf("deleting the imported key %s", nss_id));
+    journal_key_object(run->journal, key->pkcs11Slot, key->pkcs11ID, "deleting the imported key",
+                       &k->id);
 
     /* The ID NSS gave the key must be the one computed (and printed for CS.cfg). */
     g_autoptr(SECItem) got = PK11_GetLowLevelKeyIDForPrivateKey(key);
@@ -760,8 +798,8 @@ static gboolean store_public_key(ApplyRun *run, CabackRestoreKey *k, CabackResto
         caback_error_set_nss(&run->failure, CABACK_ERROR_DATABASE, "%s", what);
         return FALSE;
     }
-    journal_object(run->journal, UNDO_DESTROY_OBJECT, run->db->slot, handle,
-                   g_strdup_printf("deleting the stored public key %s", nss_id));
+    journal_key_object(run->journal, run->db->slot, handle, "deleting the stored public key",
+                       &k->id);
     g_hash_table_add(public_ids, g_steal_pointer(&id));
     return TRUE;
 }
