@@ -106,6 +106,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackP12File, caback_p12_file_free)
 GPtrArray *caback_p12_file_certs(CabackP12File *file); /* of CabackP12Cert* */
 GPtrArray *caback_p12_file_keys(CabackP12File *file);  /* of CabackP12Key* */
 GPtrArray *caback_p12_file_crls(CabackP12File *file);  /* of CabackP12Crl* */
+/* Free key bag @i of @file, which nothing reads any more (see caback_restore_plan_drop_key); its
+ * place in caback_p12_file_keys becomes NULL. */
+void caback_p12_file_drop_key(CabackP12File *file, guint i);
 const CabackP12Info *caback_p12_file_info(CabackP12File *file);
 
 /* Decrypt @key into @slot as a private key object: a session object unless @permanent, with

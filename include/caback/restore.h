@@ -160,6 +160,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CabackRestorePlan, caback_restore_plan_free)
  * Its place in plan->certs becomes NULL, which only caback_restore_plan_free may then see; the
  * strings another owner took (g_steal_pointer) stay theirs. */
 void caback_restore_plan_drop_cert(CabackRestorePlan *plan, guint i);
+/* Free key @i of @plan and its key bag in the plan's file, which nothing reads any more (the
+ * drill, once the key is restored and checked). Both places become NULL, which only
+ * caback_restore_plan_free and caback_p12_file_free may then see. */
+void caback_restore_plan_drop_key(CabackRestorePlan *plan, guint i);
 
 /* Describe the bags of @file (read from @path): decode each certificate, describe each key into
  * NSS's internal crypto slot (nothing permanent is created), pair keys with certificates (by

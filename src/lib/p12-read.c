@@ -94,6 +94,8 @@ static void crl_free(gpointer p)
 static void key_free(gpointer p)
 {
     KeyPriv *k = p;
+    if (k == NULL) /* dropped (caback_p12_file_drop_key) */
+        return;
     attrs_clear(&k->pub.attrs);
     g_free(k->pub.protection);
     g_free(k->pub.algorithm_oid);
@@ -151,6 +153,11 @@ void caback_p12_file_free(CabackP12File *file)
 GPtrArray *caback_p12_file_certs(CabackP12File *file)
 {
     return file->certs;
+}
+
+void caback_p12_file_drop_key(CabackP12File *file, guint i)
+{
+    key_free(g_steal_pointer(&file->keys->pdata[i]));
 }
 
 GPtrArray *caback_p12_file_keys(CabackP12File *file)

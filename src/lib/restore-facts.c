@@ -141,6 +141,8 @@ static void cert_free(CabackRestoreCert *c)
 
 static void key_free(CabackRestoreKey *k)
 {
+    if (k == NULL) /* dropped (caback_restore_plan_drop_key) */
+        return;
     g_clear_pointer(&k->public_value, g_bytes_unref);
     g_free(k->problem);
     g_free(k->nickname);
@@ -167,6 +169,15 @@ void caback_restore_plan_free(CabackRestorePlan *plan)
 void caback_restore_plan_drop_cert(CabackRestorePlan *plan, guint i)
 {
     cert_free(g_steal_pointer(&plan->certs->pdata[i]));
+}
+
+void caback_restore_plan_drop_key(CabackRestorePlan *plan, guint i)
+{
+    CabackRestoreKey *k = g_steal_pointer(&plan->keys->pdata[i]);
+    if (k == NULL)
+        return;
+    caback_p12_file_drop_key(plan->file, k->index);
+    key_free(k);
 }
 
 /* ---- inspect ---- */

@@ -854,41 +854,51 @@ static gboolean refuse_conflicts(const CabackRestorePlan *plan, const char *path
     return FALSE;
 }
 
+/* The report's entry for key @k of @plan, which the drill restored: it signs a test value its
+ * certificate verifies, or why not. */
+static void check_key_of_plan(CabackVerifyReport *r, CabackDb *db, CabackRestorePlan *plan,
+                              CabackRestoreKey *k)
+{
+    if (k->duplicate_of >= 0)
+        return;
+    CabackVerifyKey *vk = g_new0(CabackVerifyKey, 1);
+    vk->nickname = g_strdup(k->nickname);
+    vk->type = k->type_name;
+    vk->bits = k->bits;
+    if (k->id_known)
+        vk->key_id = g_bytes_new(k->id.bytes, sizeof k->id.bytes);
+    vk->id_known = k->id_known;
+    vk->id = k->id;
+    g_ptr_array_add(r->keys, vk);
+    caback_progress_report("checking that each key signs for its certificate", k->index + 1,
+                           plan->keys->len);
+    g_autofree char *nss_id = k->id_known ? caback_keyid_to_nss(&k->id) : NULL;
+    if (k->cert_index < 0) {
+        g_ptr_array_add(r->keys_without_certificate,
+                        key_item(NULL, vk->id_known, &vk->id, NULL));
+        problem(r,
+                "key %s has no certificate in the file: it restores as a key without "
+                "certificate that nothing can use, and caback cannot check it; back it up "
+                "with its certificate",
+                nss_id != NULL ? nss_id : "?");
+        return;
+    }
+    check_key(db, plan->certs->pdata[k->cert_index], vk);
+    if (vk->problem != NULL)
+        problem(r, "the key of \"%s\" (key ID %s): %s",
+                vk->nickname != NULL ? vk->nickname : "?",
+                nss_id != NULL ? nss_id : "?", vk->problem);
+}
+
 /* Every key of the restored file signs a test value its certificate verifies; a key without a
- * certificate is a problem. */
-static void check_keys(CabackVerifyReport *r, CabackDb *db, const CabackRestorePlan *plan)
+ * certificate is a problem. Each key of the plan, and its bag in the file, is freed once checked,
+ * so that the report grows into their room: a file of many keys would otherwise have the plan,
+ * the file's keys and the report at once. */
+static void check_keys(CabackVerifyReport *r, CabackDb *db, CabackRestorePlan *plan)
 {
     for (guint i = 0; i < plan->keys->len; i++) {
-        CabackRestoreKey *k = plan->keys->pdata[i];
-        if (k->duplicate_of >= 0)
-            continue;
-        CabackVerifyKey *vk = g_new0(CabackVerifyKey, 1);
-        vk->nickname = g_strdup(k->nickname);
-        vk->type = k->type_name;
-        vk->bits = k->bits;
-        if (k->id_known)
-            vk->key_id = g_bytes_new(k->id.bytes, sizeof k->id.bytes);
-        vk->id_known = k->id_known;
-        vk->id = k->id;
-        g_ptr_array_add(r->keys, vk);
-        caback_progress_report("checking that each key signs for its certificate", i + 1,
-                               plan->keys->len);
-        g_autofree char *nss_id = k->id_known ? caback_keyid_to_nss(&k->id) : NULL;
-        if (k->cert_index < 0) {
-            g_ptr_array_add(r->keys_without_certificate,
-                            key_item(NULL, vk->id_known, &vk->id, NULL));
-            problem(r,
-                    "key %s has no certificate in the file: it restores as a key without "
-                    "certificate that nothing can use, and caback cannot check it; back it up "
-                    "with its certificate",
-                    nss_id != NULL ? nss_id : "?");
-            continue;
-        }
-        check_key(db, plan->certs->pdata[k->cert_index], vk);
-        if (vk->problem != NULL)
-            problem(r, "the key of \"%s\" (key ID %s): %s",
-                    vk->nickname != NULL ? vk->nickname : "?",
-                    nss_id != NULL ? nss_id : "?", vk->problem);
+        check_key_of_plan(r, db, plan, plan->keys->pdata[i]);
+        caback_restore_plan_drop_key(plan, i);
     }
 }
 
