@@ -34,17 +34,19 @@ typedef struct {
 
 typedef struct {
     CabackP12Attributes attrs;
-    GBytes *der;           /* the X.509 certificate, DER */
-    char *protection;      /* how its safe was protected, e.g. "PBES2 (PBKDF2-HMAC-SHA256,
-                              AES-256-CBC), 600000 iterations" or "none" */
+    GBytes *der;            /* the X.509 certificate, DER */
+    const char *protection; /* how its safe was protected, e.g. "PBES2 (PBKDF2-HMAC-SHA256,
+                               AES-256-CBC), 600000 iterations" or "none"; kept once in the file
+                               for all the bags that share it */
 } CabackP12Cert;
 
 typedef struct {
     CabackP12Attributes attrs;
-    gboolean shrouded;     /* PKCS8ShroudedKeyBag (TRUE) or plain KeyBag (FALSE) */
-    char *protection;      /* how the key was encrypted, same style as CabackP12Cert.protection */
-    char *algorithm_oid;   /* the key's algorithm OID (dotted), once known (after decryption for
-                              shrouded keys; see caback_p12_key_describe) */
+    gboolean shrouded;      /* PKCS8ShroudedKeyBag (TRUE) or plain KeyBag (FALSE) */
+    const char *protection; /* how the key was encrypted, same style as CabackP12Cert.protection */
+    const char *algorithm_oid; /* the key's algorithm OID (dotted, kept once in the file), once
+                                  known (after decryption for shrouded keys; see
+                                  caback_p12_key_describe) */
     /* Private to the codec: the encrypted or plain key as found in the file. */
     GBytes *encoded;
     gint64 index;          /* position among the file's key bags, from 0 */

@@ -30,7 +30,7 @@ SEC_ASN1_MKSUB(SEC_OctetStringTemplate)
 
 typedef struct {
     CabackP12Key pub; /* first, so a CabackP12Key* is a KeyPriv* */
-    P12PbeInfo pbe;   /* shrouded keys whose algorithm NSS can do */
+    P12PbeInfo *pbe; /* shrouded keys whose algorithm NSS can do (pbe_ok); NULL otherwise */
     gboolean pbe_ok;
     char *pbe_error; /* why the key's encryption cannot be used */
 } KeyPriv;
@@ -44,6 +44,8 @@ struct CabackP12File {
     gboolean mac_checked; /* the MAC matched: the password is known good */
     P12KeyCache *cache;
     gboolean keys_prefetched;
+    GStringChunk *texts; /* the bags' protection and algorithm texts, each kept once: a file
+                            of 100,000 bags has a handful of them */
     GPtrArray *certs;
     GPtrArray *keys;
     GPtrArray *crls;
@@ -79,7 +81,6 @@ static void cert_free(gpointer p)
     CabackP12Cert *c = p;
     attrs_clear(&c->attrs);
     g_bytes_unref(c->der);
-    g_free(c->protection);
     g_free(c);
 }
 
@@ -97,11 +98,12 @@ static void key_free(gpointer p)
     if (k == NULL) /* dropped (caback_p12_file_drop_key) */
         return;
     attrs_clear(&k->pub.attrs);
-    g_free(k->pub.protection);
-    g_free(k->pub.algorithm_oid);
     if (k->pub.encoded != NULL)
         g_bytes_unref(k->pub.encoded);
-    p12_pbe_info_clear(&k->pbe);
+    if (k->pbe != NULL) {
+        p12_pbe_info_clear(k->pbe);
+        g_free(k->pbe);
+    }
     g_free(k->pbe_error);
     g_free(k);
 }
@@ -112,25 +114,38 @@ static void wipe_free(gpointer p, gsize len)
     g_free(p);
 }
 
+/* Bytes and their length in one allocation. */
 typedef struct {
-    gpointer data;
     gsize len;
+    guint8 data[];
 } WipeBlock;
 
 static void wipe_block_free(gpointer p)
 {
     WipeBlock *b = p;
-    wipe_free(b->data, b->len);
-    g_free(b);
+    wipe_free(b, sizeof(WipeBlock) + b->len);
 }
 
 /* A GBytes whose memory is wiped when it is freed (plain key bags are key material). */
 static GBytes *bytes_wiped(const guint8 *data, gsize len)
 {
-    WipeBlock *b = g_new(WipeBlock, 1);
-    b->data = g_memdup2(data, len);
+    WipeBlock *b = g_malloc(sizeof(WipeBlock) + len);
     b->len = len;
+    memcpy(b->data, data, len);
     return g_bytes_new_with_free_func(b->data, len, wipe_block_free, b);
+}
+
+/* @text kept once in @f's texts (NULL stays NULL). */
+static const char *file_text(CabackP12File *f, const char *text)
+{
+    return text != NULL ? g_string_chunk_insert_const(f->texts, text) : NULL;
+}
+
+/* The dotted form of @oid, kept once in @f's texts. */
+static const char *file_oid_text(CabackP12File *f, const SECItem *oid)
+{
+    g_autofree char *dotted = p12_oid_dotted(oid);
+    return file_text(f, dotted);
 }
 
 void caback_p12_file_free(CabackP12File *file)
@@ -144,6 +159,8 @@ void caback_p12_file_free(CabackP12File *file)
     g_clear_pointer(&file->certs, g_ptr_array_unref);
     g_clear_pointer(&file->keys, g_ptr_array_unref);
     g_clear_pointer(&file->crls, g_ptr_array_unref);
+    if (file->texts != NULL)
+        g_string_chunk_free(file->texts);
     g_free(file->info.mac);
     g_clear_pointer(&file->info.safes, g_ptr_array_unref);
     g_clear_pointer(&file->info.warnings, g_ptr_array_unref);
@@ -303,7 +320,7 @@ static gboolean add_key_bag(CabackP12File *f, PLArenaPool *arena, P12SafeBag *ba
                             gboolean shrouded, const char *protection, GError **error)
 {
     guint n = f->keys->len;
-    g_autofree char *oid = NULL;
+    const char *oid = NULL;
     P12PbeInfo pbe;
     gboolean pbe_ok = FALSE;
     g_autofree char *pbe_error = NULL;
@@ -342,21 +359,24 @@ static gboolean add_key_bag(CabackP12File *f, PLArenaPool *arena, P12SafeBag *ba
                         "key bag %u is not a valid PKCS#8 PrivateKeyInfo", n + 1);
             return FALSE;
         }
-        oid = p12_oid_dotted(&pki.algorithm.algorithm);
+        oid = file_oid_text(f, &pki.algorithm.algorithm);
     }
 
     KeyPriv *k = g_new0(KeyPriv, 1);
     parse_attributes(f, arena, bag->attributes, &k->pub.attrs);
     k->pub.shrouded = shrouded;
     k->pub.index = n;
-    k->pub.algorithm_oid = g_steal_pointer(&oid);
+    k->pub.algorithm_oid = oid;
     k->pub.encoded = shrouded ? g_bytes_new(bag->value.data, bag->value.len)
                               : bytes_wiped(bag->value.data, bag->value.len);
     if (shrouded)
-        k->pub.protection = g_strdup(pbe_ok ? pbe.description : "unsupported encryption");
+        k->pub.protection = file_text(f, pbe_ok ? pbe.description : "unsupported encryption");
     else
-        k->pub.protection = g_strdup(protection);
-    k->pbe = pbe;
+        k->pub.protection = file_text(f, protection);
+    if (pbe_ok)
+        k->pbe = g_memdup2(&pbe, sizeof pbe);
+    else
+        p12_pbe_info_clear(&pbe);
     k->pbe_ok = pbe_ok;
     k->pbe_error = g_steal_pointer(&pbe_error);
     g_ptr_array_add(f->keys, k);
@@ -395,7 +415,7 @@ static gboolean add_cert_bag(CabackP12File *f, PLArenaPool *arena, P12SafeBag *b
         CabackP12Cert *c = g_new0(CabackP12Cert, 1);
         parse_attributes(f, arena, bag->attributes, &c->attrs);
         c->der = g_bytes_new(der.data, der.len);
-        c->protection = g_strdup(protection);
+        c->protection = file_text(f, protection);
         g_ptr_array_add(f->certs, c);
     }
     return TRUE;
@@ -908,10 +928,10 @@ static gboolean charge_key_derivations(CabackP12File *f, GError **error)
         KeyPriv *k = f->keys->pdata[i];
         if (!k->pub.shrouded || !k->pbe_ok)
             continue;
-        g_autoptr(GPtrArray) pws = candidates(f, &k->pbe);
+        g_autoptr(GPtrArray) pws = candidates(f, k->pbe);
         if (pws->len == 0)
             continue;
-        P12KdfCharge c = {pws->pdata[0], k->pbe.cache_id, k->pbe.work};
+        P12KdfCharge c = {pws->pdata[0], k->pbe->cache_id, k->pbe->work};
         g_array_append_val(charges, c);
     }
     return p12_kdf_charge(f->cache, (P12KdfCharge *)(void *)charges->data, charges->len,
@@ -990,6 +1010,7 @@ static CabackP12File *read_with_cache(const guint8 *data, gsize len, const Cabac
     f->certs = g_ptr_array_new_with_free_func(cert_free);
     f->keys = g_ptr_array_new_with_free_func(key_free);
     f->crls = g_ptr_array_new_with_free_func(crl_free);
+    f->texts = g_string_chunk_new(256);
     f->info.safes = g_ptr_array_new_with_free_func(g_free);
     f->info.warnings = g_ptr_array_new_with_free_func(g_free);
 
@@ -1330,7 +1351,7 @@ static void prefetch_keys(CabackP12File *f)
         KeyPriv *k = f->keys->pdata[i];
         if (!k->pub.shrouded || !k->pbe_ok)
             continue;
-        g_autoptr(GPtrArray) pws = candidates(f, &k->pbe);
+        g_autoptr(GPtrArray) pws = candidates(f, k->pbe);
         P12EncryptedPrivateKeyInfo *epki = PORT_ArenaZNew(arena, P12EncryptedPrivateKeyInfo);
         gsize len;
         const guint8 *der = g_bytes_get_data(k->pub.encoded, &len);
@@ -1338,7 +1359,7 @@ static void prefetch_keys(CabackP12File *f)
         if (pws->len == 0 || epki == NULL ||
             SEC_ASN1DecodeItem(arena, epki, p12_epki_template, &item) != SECSuccess)
             continue;
-        P12PbeRequest r = {pws->pdata[0], &epki->algorithm, &k->pbe};
+        P12PbeRequest r = {pws->pdata[0], &epki->algorithm, k->pbe};
         g_array_append_val(requests, r);
     }
     p12_pbe_prefetch(f->cache, requests, NULL, NULL);
@@ -1371,13 +1392,13 @@ static PK11SymKey *open_shrouded(CabackP12File *f, KeyPriv *k, PLArenaPool *aren
      * own derivation checks it: a wrong password costs one derivation, not one per key. */
     if (f->mac_checked || f->variant >= 0)
         prefetch_keys(f);
-    g_autoptr(GPtrArray) pws = candidates(f, &k->pbe);
+    g_autoptr(GPtrArray) pws = candidates(f, k->pbe);
     for (guint i = 0; i < pws->len; i++) {
         const SECItem *pw = pws->pdata[i];
         SECItem *p = NULL;
         g_autofree char *what = g_strdup_printf("the key of key %u", n);
         PK11SymKey *key =
-            charged_pbe_key(f, pw, &epki->algorithm, &k->pbe, what, mech, &p, error);
+            charged_pbe_key(f, pw, &epki->algorithm, k->pbe, what, mech, &p, error);
         if (key == NULL) {
             g_prefix_error(error, "key %u of %s: ", n, f->path);
             return NULL;
@@ -1394,7 +1415,7 @@ static PK11SymKey *open_shrouded(CabackP12File *f, KeyPriv *k, PLArenaPool *aren
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_PKCS12,
                     "key %u of %s (%s) cannot be decrypted although the MAC matched the "
                     "password: it was encrypted with another password or is damaged",
-                    n, f->path, k->pbe.description);
+                    n, f->path, k->pbe->description);
     else
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_BAD_PASSWORD,
                     "wrong password for %s (key %u cannot be decrypted, and the file has no MAC "
@@ -1462,8 +1483,7 @@ static SECKEYPrivateKey *unwrap_into(CabackP12File *f, KeyPriv *k, PK11SlotInfo 
     }
     if (key == NULL)
         return NULL;
-    g_free(k->pub.algorithm_oid);
-    k->pub.algorithm_oid = p12_oid_dotted(&oid);
+    k->pub.algorithm_oid = file_oid_text(f, &oid);
 
     KeyKind kind;
     if (!key_kind(&oid, &kind)) {
@@ -1747,8 +1767,7 @@ gboolean caback_p12_key_describe(CabackP12File *file, CabackP12Key *key, PK11Slo
             return FALSE;
         }
     }
-    g_free(key->algorithm_oid);
-    key->algorithm_oid = p12_oid_dotted(&oid);
+    key->algorithm_oid = file_oid_text(file, &oid);
     KeyKind kind;
     if (!key_kind(&oid, &kind))
         return TRUE; /* a type NSS cannot handle: listed by OID */
