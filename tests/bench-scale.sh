@@ -153,6 +153,38 @@ for VERIFY_CERTS in ${BENCH_VERIFY_CERTS:-10000 100000}; do
     mem_row "8. verify --json, $VERIFY_CERTS certificates" "$f" "$KB"
 done
 
+# ---- case 9 ----
+# The same bound on a file of BENCH_KEYS (default 100000; 0 leaves the case out) plain EC keys
+# without certificates (tests/bench-keys.py), whose paths differ: each key is decrypted to find
+# its public key, gets a note, two undo steps, and a report entry. list and restore --dry-run in
+# text and JSON, a real restore into a new database and verify (each about 7 minutes for
+# 100,000 on 2 cores: every key is stored with a commit of its own).
+BENCH_KEYS=${BENCH_KEYS:-100000}
+if [ "$BENCH_KEYS" -gt 0 ]; then
+    say "case 9: peak memory on a file of $BENCH_KEYS keys without certificates"
+    f=$T/keys.p12
+    "$PYTHON3" "$CABACK_SRCDIR/tests/bench-keys.py" "$BENCH_KEYS" "$f"
+    mb=$(stat -c %s "$f" | awk '{printf "%.1f", $1 / 1048576}')
+    peak KB 0 "$CABACK" list "$f" -w "$T/empty.pass"
+    mem_row "9. list, $BENCH_KEYS keys ($mb MB), peak MB (peer column: the limit)" "$f" "$KB"
+    peak KB 0 "$CABACK" list --json "$f" -w "$T/empty.pass"
+    mem_row "9. list --json, $BENCH_KEYS keys" "$f" "$KB"
+    peak KB 0 "$CABACK" restore -i "$f" -w "$T/empty.pass" -d "$T/scaledb" -f "$T/scaledb.pass" \
+        --dry-run --allow-unauthenticated --log "$T/keys.log"
+    mem_row "9. restore --dry-run, $BENCH_KEYS keys" "$f" "$KB"
+    peak KB 0 "$CABACK" restore -i "$f" -w "$T/empty.pass" -d "$T/scaledb" -f "$T/scaledb.pass" \
+        --dry-run --allow-unauthenticated --json --log "$T/keys.log"
+    mem_row "9. restore --dry-run --json, $BENCH_KEYS keys" "$f" "$KB"
+    make_nssdb "$T/keysdb"
+    peak KB 0 "$CABACK" restore -i "$f" -w "$T/empty.pass" -d "$T/keysdb" -f "$T/keysdb.pass" \
+        --allow-unauthenticated --no-progress --log "$T/keys.log"
+    mem_row "9. restore into a new database, $BENCH_KEYS keys" "$f" "$KB"
+    # Exit 1: a key without certificate cannot be checked, which verify reports for each.
+    peak KB 1 "$CABACK" verify "$f" -w "$T/empty.pass" --allow-unauthenticated --no-progress \
+        --log "$T/keys.log"
+    mem_row "9. verify, $BENCH_KEYS keys" "$f" "$KB"
+fi
+
 if [ -n "${SCALE_ALONE:-}" ]; then
     echo
     printf '%-78s %9s %9s %7s  %-16s %s\n' "case" "caback" "peer" "ratio" "target" "result"
