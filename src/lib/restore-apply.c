@@ -60,17 +60,34 @@ typedef struct {
     char *trust; /* UNDO_REIMPORT_CERT: the flags before, or NULL */
 } UndoDetail;
 
-/* One step of the journal. A run of a file of many keys makes two steps per key (the key and its
- * public key object), so that a step of a key is kept small: its message is made from the key
- * ID only if the undo fails, and the rarer steps keep their detail apart. */
+/* How the message of a step is made, only when its undo fails. */
+typedef enum {
+    UNDO_WHAT_TEXT,       /* u->text */
+    UNDO_WHAT_KEY,        /* "deleting the imported key" and u->key_id */
+    UNDO_WHAT_PUBLIC_KEY, /* "deleting the stored public key" and u->key_id */
+    UNDO_WHAT_CERT,       /* "removing certificate" u->nickname from u->slot's token */
+    UNDO_WHAT_NEW_TRUST,  /* "removing the trust of" u->nickname from u->slot's token */
+    UNDO_WHAT_OLD_TRUST,  /* "putting back the trust of" u->nickname on u->slot's token */
+} UndoWhat;
+
+/* One step of the journal. A run of a file of many certificates and keys makes a step for each
+ * object, so that a step is kept small: its message is made (from the key ID, or the
+ * certificate's nickname, which the plan keeps longer than the journal) only if the undo fails;
+ * a key and the public key object stored beside it share one step; and the rarer steps keep
+ * their detail apart. */
 typedef struct {
     UndoKind kind;
+    UndoWhat what;
     PK11SlotInfo *slot;      /* UNDO_DESTROY_OBJECT / UNDO_RESTORE_TRUST: the object's token */
     CK_OBJECT_HANDLE handle; /* ... and its handle there */
+    CK_OBJECT_HANDLE public_handle; /* UNDO_WHAT_KEY: the public key object stored after the key
+                                       on the same token, or CK_INVALID_HANDLE */
     UndoDetail *detail;      /* UNDO_RESTORE_TRUST, UNDO_REIMPORT_CERT; NULL otherwise */
-    char *what;              /* for messages; NULL for a step of a key: */
-    const char *key_what;    /* "deleting the imported key" (static), followed by */
-    CabackKeyId key_id;      /* the key's ID */
+    union {
+        char *text;           /* UNDO_WHAT_TEXT (owned) */
+        const char *nickname; /* UNDO_WHAT_CERT, _NEW_TRUST, _OLD_TRUST (the plan's) */
+    };
+    CabackKeyId key_id; /* UNDO_WHAT_KEY, UNDO_WHAT_PUBLIC_KEY */
 } UndoStep;
 
 static void undo_step_free(UndoStep *u)
@@ -86,17 +103,38 @@ static void undo_step_free(UndoStep *u)
         g_free(u->detail->trust);
         g_free(u->detail);
     }
-    g_free(u->what);
+    if (u->what == UNDO_WHAT_TEXT)
+        g_free(u->text);
     g_free(u);
 }
 
-/* What step @u undoes, for a message. */
-static char *undo_step_what(const UndoStep *u)
+/* What step @u undoes (@what for a step of a key: UNDO_WHAT_KEY or _PUBLIC_KEY), for a
+ * message. */
+static char *undo_step_what(const UndoStep *u, UndoWhat what)
 {
-    if (u->what != NULL)
-        return g_strdup(u->what);
-    g_autofree char *nss_id = caback_keyid_to_nss(&u->key_id);
-    return g_strdup_printf("%s %s", u->key_what, nss_id);
+    g_autofree char *nss_id = NULL;
+    const char *token = u->slot != NULL ? PK11_GetTokenName(u->slot) : "?";
+
+    switch (what) {
+    case UNDO_WHAT_KEY:
+    case UNDO_WHAT_PUBLIC_KEY:
+        nss_id = caback_keyid_to_nss(&u->key_id);
+        return g_strdup_printf(what == UNDO_WHAT_KEY ? "deleting the imported key %s"
+                                                     : "deleting the stored public key %s",
+                               nss_id);
+    case UNDO_WHAT_CERT:
+        return g_strdup_printf("removing certificate \"%s\" from token \"%s\"", u->nickname,
+                               token);
+    case UNDO_WHAT_NEW_TRUST:
+        return g_strdup_printf("removing the trust of \"%s\" from token \"%s\"", u->nickname,
+                               token);
+    case UNDO_WHAT_OLD_TRUST:
+        return g_strdup_printf("putting back the trust of \"%s\" on token \"%s\"", u->nickname,
+                               token);
+    case UNDO_WHAT_TEXT:
+    default:
+        return g_strdup(u->text);
+    }
 }
 
 static gboolean on_token(PK11SlotInfo *slot, CERTCertificate *cert);
@@ -410,27 +448,48 @@ static gboolean handle_in(GArray *trust, CK_OBJECT_HANDLE handle, guint *index)
     return FALSE;
 }
 
+/* A step for object @handle of @slot, whose message is made as @what says (the caller sets
+ * the nickname or key ID it needs). */
 static UndoStep *journal_object(GPtrArray *journal, UndoKind kind, PK11SlotInfo *slot,
-                                CK_OBJECT_HANDLE handle, char *what)
+                                CK_OBJECT_HANDLE handle, UndoWhat what)
 {
     UndoStep *u = g_new0(UndoStep, 1);
     u->kind = kind;
+    u->what = what;
     u->slot = PK11_ReferenceSlot(slot);
     u->handle = handle;
-    u->what = what;
+    u->public_handle = CK_INVALID_HANDLE;
     if (kind == UNDO_RESTORE_TRUST)
         u->detail = g_new0(UndoDetail, 1);
     g_ptr_array_add(journal, u);
     return u;
 }
 
-/* Journal the object @handle of @slot that this run made for key @id: @what is static. */
+/* Journal the object @handle of @slot that this run made for key @id: the key itself
+ * (UNDO_WHAT_KEY), or the public key object stored beside it (UNDO_WHAT_PUBLIC_KEY), which joins
+ * the key's step when that is the journal's last. */
 static void journal_key_object(GPtrArray *journal, PK11SlotInfo *slot, CK_OBJECT_HANDLE handle,
-                               const char *what, const CabackKeyId *id)
+                               UndoWhat what, const CabackKeyId *id)
 {
-    UndoStep *u = journal_object(journal, UNDO_DESTROY_OBJECT, slot, handle, NULL);
-    u->key_what = what;
+    UndoStep *last = journal->len > 0 ? journal->pdata[journal->len - 1] : NULL;
+    if (what == UNDO_WHAT_PUBLIC_KEY && last != NULL && last->what == UNDO_WHAT_KEY &&
+        last->slot == slot && last->public_handle == CK_INVALID_HANDLE &&
+        caback_keyid_equal(&last->key_id, id)) {
+        last->public_handle = handle;
+        return;
+    }
+    UndoStep *u = journal_object(journal, UNDO_DESTROY_OBJECT, slot, handle, what);
     u->key_id = *id;
+}
+
+/* A step of certificate @nickname (the plan's string, which outlives the journal). */
+static UndoStep *journal_cert_object(GPtrArray *journal, UndoKind kind, PK11SlotInfo *slot,
+                                     CK_OBJECT_HANDLE handle, UndoWhat what,
+                                     const char *nickname)
+{
+    UndoStep *u = journal_object(journal, kind, slot, handle, what);
+    u->nickname = nickname;
+    return u;
 }
 
 /* Record in @journal what changed for certificate @nickname between @before and now: each
@@ -447,19 +506,16 @@ static void journal_cert_changes(GPtrArray *journal, CabackDb *db, GBytes *der,
     (void)take_cert_objects(&after, db, der);
     for (guint t = 0; t < after.n && t < before->n; t++) {
         const TokenObjects *a = &after.tokens[t], *b = &before->tokens[t];
-        const char *token = PK11_GetTokenName(a->slot);
         /* The certificate first: the undo, newest first, removes its trust before it. */
         if (b->cert == CK_INVALID_HANDLE && a->cert != CK_INVALID_HANDLE)
-            journal_object(journal, UNDO_DESTROY_OBJECT, a->slot, a->cert,
-                           g_strdup_printf("removing certificate \"%s\" from token \"%s\"",
-                                           nickname, token));
+            journal_cert_object(journal, UNDO_DESTROY_OBJECT, a->slot, a->cert, UNDO_WHAT_CERT,
+                                nickname);
         for (guint i = 0; i < a->trust->len; i++) {
             const TrustObject *o = &g_array_index(a->trust, TrustObject, i);
             guint j;
             if (!handle_in(b->trust, o->handle, &j)) {
-                journal_object(journal, UNDO_DESTROY_OBJECT, a->slot, o->handle,
-                               g_strdup_printf("removing the trust of \"%s\" from token \"%s\"",
-                                               nickname, token));
+                journal_cert_object(journal, UNDO_DESTROY_OBJECT, a->slot, o->handle,
+                                    UNDO_WHAT_NEW_TRUST, nickname);
                 continue;
             }
             const TrustObject *old = &g_array_index(b->trust, TrustObject, j);
@@ -470,10 +526,8 @@ static void journal_cert_changes(GPtrArray *journal, CabackDb *db, GBytes *der,
                             !SECITEM_ItemsAreEqual(old->values[k], o->values[k]));
             if (!changed)
                 continue;
-            UndoStep *u = journal_object(
-                journal, UNDO_RESTORE_TRUST, a->slot, o->handle,
-                g_strdup_printf("putting back the trust of \"%s\" on token \"%s\"", nickname,
-                                token));
+            UndoStep *u = journal_cert_object(journal, UNDO_RESTORE_TRUST, a->slot, o->handle,
+                                              UNDO_WHAT_OLD_TRUST, nickname);
             for (gsize k = 0; k < G_N_ELEMENTS(old->values); k++)
                 u->detail->values[k] =
                     old->values[k] != NULL ? SECITEM_DupItem(old->values[k]) : NULL;
@@ -505,6 +559,14 @@ static gboolean restore_trust_object(UndoStep *u, GError **error)
     return rv == CKR_OK;
 }
 
+/* Add to @failures that undoing @what (UNDO_WHAT_*) of step @u failed with @local. */
+static void undo_failure(GString *failures, const UndoStep *u, UndoWhat what, const GError *local)
+{
+    g_autofree char *text = undo_step_what(u, what);
+    g_string_append_printf(failures, "%s%s: %s", failures->len > 0 ? "; " : "", text,
+                           local != NULL ? local->message : "failed");
+}
+
 /* Undo the steps of @journal, newest first. Returns a description of what could not be undone,
  * or NULL when everything was. */
 static char *undo(CabackDb *db, GPtrArray *journal)
@@ -518,6 +580,13 @@ static char *undo(CabackDb *db, GPtrArray *journal)
 
         switch (u->kind) {
         case UNDO_DESTROY_OBJECT:
+            /* A key's public key object was stored after the key: it goes first. */
+            if (u->public_handle != CK_INVALID_HANDLE &&
+                PK11_DestroyTokenObject(u->slot, u->public_handle) != SECSuccess) {
+                g_autoptr(GError) pub = NULL;
+                caback_error_set_nss(&pub, CABACK_ERROR_DATABASE, "cannot delete it");
+                undo_failure(failures, u, UNDO_WHAT_PUBLIC_KEY, pub);
+            }
             ok = PK11_DestroyTokenObject(u->slot, u->handle) == SECSuccess;
             if (!ok)
                 caback_error_set_nss(&local, CABACK_ERROR_DATABASE, "cannot delete it");
@@ -531,11 +600,8 @@ static char *undo(CabackDb *db, GPtrArray *journal)
                   set_trust(db, u->detail->der, u->detail->trust, u->detail->nickname, &local));
             break;
         }
-        if (!ok) {
-            g_autofree char *what = undo_step_what(u);
-            g_string_append_printf(failures, "%s%s: %s", failures->len > 0 ? "; " : "", what,
-                                   local != NULL ? local->message : "failed");
-        }
+        if (!ok)
+            undo_failure(failures, u, u->what, local);
     }
     return failures->len > 0 ? g_strdup(failures->str) : NULL;
 }
@@ -564,7 +630,9 @@ static UndoStep *journal_add(GPtrArray *journal, UndoKind kind, GBytes *der, con
     u->detail->der = der != NULL ? g_bytes_ref(der) : NULL;
     u->detail->nickname = g_strdup(nickname);
     u->detail->trust = g_strdup(trust);
-    u->what = what;
+    u->what = UNDO_WHAT_TEXT;
+    u->text = what;
+    u->public_handle = CK_INVALID_HANDLE;
     g_ptr_array_add(journal, u);
     return u;
 }
@@ -756,8 +824,7 @@ static SECKEYPrivateKey *import_key(ApplyRun *run, guint i, CabackRestoreKey *k,
         return NULL;
     }
     /* Only ever a key this run imported (its ID was not in the database before). */
-    journal_key_object(run->journal, key->pkcs11Slot, key->pkcs11ID, "deleting the imported key",
-                       &k->id);
+    journal_key_object(run->journal, key->pkcs11Slot, key->pkcs11ID, UNDO_WHAT_KEY, &k->id);
 
     /* The ID NSS gave the key must be the one computed (and printed for CS.cfg). */
     g_autoptr(SECItem) got = PK11_GetLowLevelKeyIDForPrivateKey(key);
@@ -798,8 +865,7 @@ static gboolean store_public_key(ApplyRun *run, CabackRestoreKey *k, CabackResto
         caback_error_set_nss(&run->failure, CABACK_ERROR_DATABASE, "%s", what);
         return FALSE;
     }
-    journal_key_object(run->journal, run->db->slot, handle, "deleting the stored public key",
-                       &k->id);
+    journal_key_object(run->journal, run->db->slot, handle, UNDO_WHAT_PUBLIC_KEY, &k->id);
     g_hash_table_add(public_ids, g_steal_pointer(&id));
     return TRUE;
 }
