@@ -57,7 +57,8 @@ typedef struct {
     char *serial_decimal;
     GDateTime *not_before; /* UTC */
     GDateTime *not_after;
-    char *sha256;           /* fingerprint, uppercase hex bytes separated by ':' */
+    guint8 sha256[32];      /* fingerprint (caback_restore_cert_fingerprint), when sha256_known */
+    gboolean sha256_known;
     gboolean is_ca;         /* basicConstraints cA, or a self-signed version 1 certificate */
     gboolean self_signed;   /* subject == issuer */
     gboolean audit_signing; /* see caback_restore_is_audit_signing */
@@ -164,6 +165,10 @@ void caback_restore_plan_drop_cert(CabackRestorePlan *plan, guint i);
  * drill, once the key is restored and checked). Both places become NULL, which only
  * caback_restore_plan_free and caback_p12_file_free may then see. */
 void caback_restore_plan_drop_key(CabackRestorePlan *plan, guint i);
+
+/* The SHA-256 fingerprint of certificate @c, uppercase hex bytes separated by ':' (as certutil
+ * prints it), or NULL when unknown; made when asked for, not kept with each certificate. */
+char *caback_restore_cert_fingerprint(const CabackRestoreCert *c);
 
 /* Describe the bags of @file (read from @path): decode each certificate, describe each key into
  * NSS's internal crypto slot (nothing permanent is created), pair keys with certificates (by

@@ -59,6 +59,7 @@ static void print_cert(const CabackRestorePlan *plan, guint i, const CabackResto
     g_autofree char *nb = time_text(c->not_before);
     g_autofree char *na = time_text(c->not_after);
     g_autofree char *lkid = caback_list_local_key_id(&c->bag->attrs);
+    g_autofree char *fingerprint = caback_restore_cert_fingerprint(c);
 
     g_print("\nCertificate %u: %s\n", i + 1, title);
     print_name_problem(&c->bag->attrs);
@@ -66,7 +67,7 @@ static void print_cert(const CabackRestorePlan *plan, guint i, const CabackResto
     g_print("  Issuer:       %s\n", c->issuer);
     g_print("  Serial:       %s (0x%s)\n", c->serial_decimal, c->serial_hex);
     g_print("  Valid:        %s to %s\n", nb, na);
-    g_print("  SHA-256:      %s\n", c->sha256 != NULL ? c->sha256 : "?");
+    g_print("  SHA-256:      %s\n", fingerprint != NULL ? fingerprint : "?");
     g_print("  CA:           %s%s\n", c->is_ca ? "yes" : "no",
             c->self_signed ? " (self-signed)" : "");
     if (c->weak != CABACK_WEAK_KEY_NONE)

@@ -145,7 +145,8 @@ static void json_cert(CabackJson *json, guint index, const CabackRestoreCert *c)
     caback_json_string(json, "serial_hex", c->serial_hex);
     caback_json_string(json, "not_before", nb);
     caback_json_string(json, "not_after", na);
-    caback_json_string(json, "sha256_fingerprint", c->sha256);
+    g_autofree char *fingerprint = caback_restore_cert_fingerprint(c);
+    caback_json_string(json, "sha256_fingerprint", fingerprint);
     caback_json_bool(json, "ca", c->is_ca);
     caback_json_bool(json, "self_signed", c->self_signed);
     caback_restore_json_weak_key(json, c->weak, c->weak_reason);

@@ -128,7 +128,6 @@ static void cert_free(CabackRestoreCert *c)
     g_free(c->serial_decimal);
     g_clear_pointer(&c->not_before, g_date_time_unref);
     g_clear_pointer(&c->not_after, g_date_time_unref);
-    g_free(c->sha256);
     g_clear_pointer(&c->public_value, g_bytes_unref);
     g_free(c->nickname);
     g_free(c->trust);
@@ -169,6 +168,12 @@ void caback_restore_plan_free(CabackRestorePlan *plan)
 void caback_restore_plan_drop_cert(CabackRestorePlan *plan, guint i)
 {
     cert_free(g_steal_pointer(&plan->certs->pdata[i]));
+}
+
+char *caback_restore_cert_fingerprint(const CabackRestoreCert *c)
+{
+    return c->sha256_known ? caback_restore_hex_bytes(c->sha256, sizeof c->sha256, ":", TRUE)
+                           : NULL;
 }
 
 void caback_restore_plan_drop_key(CabackRestorePlan *plan, guint i)
@@ -246,9 +251,7 @@ static gboolean describe_cert(CabackRestorePlan *plan, CabackRestoreCert *c, GEr
         c->not_before = datetime_of(nb);
         c->not_after = datetime_of(na);
     }
-    guint8 digest[32];
-    if (PK11_HashBuf(SEC_OID_SHA256, digest, der, (PRInt32)len) == SECSuccess)
-        c->sha256 = caback_restore_hex_bytes(digest, sizeof digest, ":", TRUE);
+    c->sha256_known = PK11_HashBuf(SEC_OID_SHA256, c->sha256, der, (PRInt32)len) == SECSuccess;
 
     c->self_signed = SECITEM_ItemsAreEqual(&cert->derSubject, &cert->derIssuer);
     CERTBasicConstraints bc;
