@@ -91,7 +91,9 @@ static void bucket_append(Bucket *b, gpointer item)
     g_ptr_array_add(b->more, item);
 }
 
-void caback_plan_index_add(CabackPlanIndex *index, const void *key, gsize len, gpointer item)
+/* Add @item under the @len bytes at @key: after the items already there, or in a new bucket
+ * that copies the bytes, or holds @held (whose bytes they are) instead when it is not NULL. */
+static void add(CabackPlanIndex *index, const void *key, gsize len, GBytes *held, gpointer item)
 {
     if (key == NULL)
         len = 0;
@@ -100,30 +102,30 @@ void caback_plan_index_add(CabackPlanIndex *index, const void *key, gsize len, g
         bucket_append(b, item);
         return;
     }
-    b = g_malloc0(sizeof(Bucket) + len);
-    if (len > 0)
-        memcpy(b->copy, key, len);
-    b->key.data = b->copy;
+    b = g_malloc0(sizeof(Bucket) + (held != NULL ? 0 : len));
+    if (held != NULL) {
+        b->held = g_bytes_ref(held);
+        b->key.data = key != NULL ? key : (const guint8 *)"";
+    } else {
+        if (len > 0)
+            memcpy(b->copy, key, len);
+        b->key.data = b->copy;
+    }
     b->key.len = len;
     b->first = item;
     g_hash_table_add(index->buckets, b);
+}
+
+void caback_plan_index_add(CabackPlanIndex *index, const void *key, gsize len, gpointer item)
+{
+    add(index, key, len, NULL, item);
 }
 
 void caback_plan_index_add_bytes(CabackPlanIndex *index, GBytes *key, gpointer item)
 {
     gsize len;
     const guint8 *data = g_bytes_get_data(key, &len);
-    Bucket *b = find(index, data, len);
-    if (b != NULL) {
-        bucket_append(b, item);
-        return;
-    }
-    b = g_new0(Bucket, 1);
-    b->held = g_bytes_ref(key);
-    b->key.data = data != NULL ? data : (const guint8 *)"";
-    b->key.len = data != NULL ? len : 0;
-    b->first = item;
-    g_hash_table_add(index->buckets, b);
+    add(index, data, len, key, item);
 }
 
 void caback_plan_index_add_string(CabackPlanIndex *index, const char *key, gpointer item)
