@@ -19,6 +19,8 @@
 #include <cert.h>
 #include <certdb.h>
 #include <errno.h>
+#include <glib-unix.h>
+#include <poll.h>
 #include <pk11pub.h>
 #include <string.h>
 #include <signal.h>
@@ -107,13 +109,21 @@ static void answer_free(gpointer p)
     g_free(a);
 }
 
+/* Both pipes are non-blocking, and the restore reads answers whenever a request would wait: the
+ * checker answers each request as it reads it, so a restore that only read answers at the end
+ * filled the answer pipe (64 KiB: about 6,000 answers), the checker stopped reading, and both
+ * waited for each other for ever. */
 struct CabackStoredKeyChecker {
     GPid pid;
-    int to_child;   /* -1 once closed */
-    FILE *from_child; /* NULL once the checker is gone */
+    int to_child;        /* -1 once closed */
+    int from_child;      /* -1 once the checker is gone */
+    GString *partial;    /* the start of an answer whose end has not come yet */
     GHashTable *answers; /* ticket -> Answer */
     char *problem;       /* why it stopped before its input ended, once known */
 };
+
+/* The longest answer line the protocol has: a ticket and a one-line error message. */
+#define CHECKER_MAX_LINE 65536
 
 /* In the checker, between fork and exec: it dies with the restore (kill -9 included), so that no
  * caback process outlives the one an administrator stopped. It only reads the database, so
@@ -123,6 +133,26 @@ static void die_with_parent(gpointer data)
     pid_t parent = (pid_t)GPOINTER_TO_INT(data);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
         _exit(1);
+}
+
+static void checker_gone(CabackStoredKeyChecker *checker)
+{
+    if (checker->from_child >= 0) {
+        close(checker->from_child);
+        checker->from_child = -1;
+    }
+    if (checker->to_child >= 0) {
+        close(checker->to_child);
+        checker->to_child = -1;
+    }
+}
+
+/* The checker can help no more, because of @why (the first reason is kept). */
+static void checker_stopped(CabackStoredKeyChecker *checker, const char *why)
+{
+    if (checker->problem == NULL)
+        checker->problem = g_strdup(why);
+    checker_gone(checker);
 }
 
 CabackStoredKeyChecker *caback_stored_key_checker_start(const char *exe, const CabackDb *db,
@@ -171,23 +201,84 @@ CabackStoredKeyChecker *caback_stored_key_checker_start(const char *exe, const C
     CabackStoredKeyChecker *checker = g_new0(CabackStoredKeyChecker, 1);
     checker->pid = pid;
     checker->to_child = in;
-    checker->from_child = fdopen(out, "r");
-    if (checker->from_child == NULL)
-        close(out);
+    checker->from_child = out;
+    checker->partial = g_string_new(NULL);
     checker->answers = g_hash_table_new_full(NULL, NULL, NULL, answer_free);
+    if (!g_unix_set_fd_nonblocking(in, TRUE, NULL) || !g_unix_set_fd_nonblocking(out, TRUE, NULL))
+        checker_stopped(checker, g_strerror(errno));
     return checker;
 }
 
-static void checker_gone(CabackStoredKeyChecker *checker)
+/* Take answer line @line (a "fatal" line, or one that is not the protocol, stops the checker). */
+static void take_answer(CabackStoredKeyChecker *checker, char *line)
 {
-    if (checker->from_child != NULL) {
-        fclose(checker->from_child);
-        checker->from_child = NULL;
+    g_strchomp(line);
+    char *end = NULL;
+    guint64 ticket = g_ascii_strtoull(line, &end, 10);
+    if (g_str_has_prefix(line, "fatal ") || end == line || *end != ' ') {
+        /* "fatal": it could not open the database; anything else is not the protocol. Either
+         * way nothing more will come. "ready" is the only other line. */
+        if (strcmp(line, "ready") != 0)
+            checker_stopped(checker, g_str_has_prefix(line, "fatal ")
+                                         ? line + 6
+                                         : "it wrote something that is not its protocol");
+        return;
     }
-    if (checker->to_child >= 0) {
-        close(checker->to_child);
-        checker->to_child = -1;
+    const char *rest = end + 1;
+    Answer *a = g_new0(Answer, 1);
+    if (strcmp(rest, "pairs") == 0) {
+        a->verdict = CABACK_STORED_KEY_PAIRS;
+    } else if (strcmp(rest, "nopair") == 0) {
+        a->verdict = CABACK_STORED_KEY_NO_PAIR;
+    } else if (g_str_has_prefix(rest, "failed ")) {
+        a->verdict = CABACK_STORED_KEY_FAILED;
+        a->message = g_strdup(rest + 7);
+    } else {
+        a->verdict = CABACK_STORED_KEY_UNANSWERED;
     }
+    g_hash_table_replace(checker->answers, GUINT_TO_POINTER((guint)ticket), a);
+}
+
+/* Take the answers the checker has written so far, without waiting for more. */
+static void read_answers(CabackStoredKeyChecker *checker)
+{
+    char buf[4096];
+
+    while (checker->from_child >= 0) {
+        ssize_t n = read(checker->from_child, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            checker_stopped(checker, n == 0 ? "it stopped before answering every request"
+                                            : g_strerror(errno));
+            return;
+        }
+        g_string_append_len(checker->partial, buf, n);
+        char *nl;
+        while (checker->from_child >= 0 && (nl = memchr(checker->partial->str, '\n',
+                                                         checker->partial->len)) != NULL) {
+            g_autofree char *line = g_strndup(checker->partial->str, nl - checker->partial->str);
+            g_string_erase(checker->partial, 0, nl - checker->partial->str + 1);
+            take_answer(checker, line);
+        }
+        if (checker->partial->len > CHECKER_MAX_LINE)
+            checker_stopped(checker, "it wrote something that is not its protocol");
+    }
+}
+
+/* Wait until the checker has written something, or (@writing) can take more of a request. */
+static void await_checker(CabackStoredKeyChecker *checker, gboolean writing)
+{
+    struct pollfd fds[2] = {
+        {checker->from_child, POLLIN, 0},
+        {writing ? checker->to_child : -1, POLLOUT, 0},
+    };
+    if (poll(fds, G_N_ELEMENTS(fds), -1) < 0 && errno != EINTR)
+        checker_stopped(checker, g_strerror(errno));
+    else if (fds[0].revents != 0)
+        read_answers(checker);
 }
 
 void caback_stored_key_checker_submit(CabackStoredKeyChecker *checker, guint ticket,
@@ -202,67 +293,22 @@ void caback_stored_key_checker_submit(CabackStoredKeyChecker *checker, guint tic
     g_autofree char *line = g_strdup_printf("%u %s %s\n", ticket, id_hex, b64);
     gsize left = strlen(line);
     const char *p = line;
-    while (left > 0) {
+    while (left > 0 && checker->to_child >= 0) {
         ssize_t n = write(checker->to_child, p, left);
-        if (n < 0 && errno == EINTR)
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* The pipe is full: take the answers the checker may be waiting to write. */
+            await_checker(checker, TRUE);
             continue;
+        }
         if (n <= 0) {
             /* The checker died (EPIPE): what it did not answer is checked here. */
-            if (checker->problem == NULL)
-                checker->problem = g_strdup_printf("it stopped (%s)", g_strerror(errno));
-            checker_gone(checker);
+            g_autofree char *why = g_strdup_printf("it stopped (%s)", g_strerror(errno));
+            checker_stopped(checker, why);
             return;
         }
         p += n;
         left -= (gsize)n;
     }
-}
-
-/* Read one answer line; FALSE when the checker is gone. */
-static gboolean read_answer(CabackStoredKeyChecker *checker)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = checker->from_child != NULL ? getline(&line, &cap, checker->from_child) : -1;
-    if (n <= 0) {
-        free(line);
-        if (checker->problem == NULL && checker->from_child != NULL)
-            checker->problem = g_strdup("it stopped before answering every request");
-        checker_gone(checker);
-        return FALSE;
-    }
-    g_strchomp(line);
-    gboolean ok = TRUE;
-    char *end = NULL;
-    guint64 ticket = g_ascii_strtoull(line, &end, 10);
-    if (g_str_has_prefix(line, "fatal ") || end == line || *end != ' ') {
-        /* "fatal": it could not open the database; anything else is not the protocol. Either
-         * way nothing more will come. "ready" is the only other line. */
-        ok = strcmp(line, "ready") == 0;
-        if (!ok) {
-            if (checker->problem == NULL)
-                checker->problem = g_strdup(g_str_has_prefix(line, "fatal ")
-                                                ? line + 6
-                                                : "it wrote something that is not its protocol");
-            checker_gone(checker);
-        }
-    } else {
-        const char *rest = end + 1;
-        Answer *a = g_new0(Answer, 1);
-        if (strcmp(rest, "pairs") == 0) {
-            a->verdict = CABACK_STORED_KEY_PAIRS;
-        } else if (strcmp(rest, "nopair") == 0) {
-            a->verdict = CABACK_STORED_KEY_NO_PAIR;
-        } else if (g_str_has_prefix(rest, "failed ")) {
-            a->verdict = CABACK_STORED_KEY_FAILED;
-            a->message = g_strdup(rest + 7);
-        } else {
-            a->verdict = CABACK_STORED_KEY_UNANSWERED;
-        }
-        g_hash_table_replace(checker->answers, GUINT_TO_POINTER((guint)ticket), a);
-    }
-    free(line);
-    return ok;
 }
 
 CabackStoredKeyVerdict caback_stored_key_checker_wait(CabackStoredKeyChecker *checker,
@@ -272,8 +318,8 @@ CabackStoredKeyVerdict caback_stored_key_checker_wait(CabackStoredKeyChecker *ch
     if (checker == NULL)
         return CABACK_STORED_KEY_UNANSWERED;
     gpointer key = GUINT_TO_POINTER(ticket);
-    while (!g_hash_table_contains(checker->answers, key) && read_answer(checker))
-        ;
+    while (!g_hash_table_contains(checker->answers, key) && checker->from_child >= 0)
+        await_checker(checker, FALSE);
     Answer *a = g_hash_table_lookup(checker->answers, key);
     if (a == NULL)
         return CABACK_STORED_KEY_UNANSWERED;
@@ -296,6 +342,7 @@ void caback_stored_key_checker_free(CabackStoredKeyChecker *checker)
         ;
     g_spawn_close_pid(checker->pid);
     g_hash_table_unref(checker->answers);
+    g_string_free(checker->partial, TRUE);
     g_free(checker->problem);
     g_free(checker);
 }

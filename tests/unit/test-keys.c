@@ -1,14 +1,20 @@
 /* Unit tests for caback/keys.h on a real NSS database made by certutil: the key list equals
  * certutil -K's, the key behind a nickname is found (and a missing one is reported), and every
- * NSS reference is released (caback_db_close would fail with SEC_ERROR_BUSY otherwise). */
+ * NSS reference is released (caback_db_close would fail with SEC_ERROR_BUSY otherwise). And the
+ * restore's side of the second reader (caback/stored-key-check.h) with the real caback
+ * check-stored-keys on that database: thousands of requests, none of them lost or stuck. */
 #include "config.h"
 
 #include <caback/db.h>
 #include <caback/error.h>
 #include <caback/keys.h>
+#include <caback/stored-key-check.h>
 
 #include <glib/gstdio.h>
+#include <pk11pub.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CA_NICK "caSigningCert cert-pki-ca"
 #define PASSWORD "Unit.Test-pass 2"
@@ -242,11 +248,66 @@ static void test_find_by_nickname(Fixture *f, gconstpointer data)
     close_db(db);
 }
 
+/* A restore hands the second reader one request per key it stores and waits for the answers
+ * only when every key is stored. The reader answers each request as it reads it: a restore that
+ * did not read answers while it sent requests filled the answer pipe (64 KiB, about 6,000
+ * answers), and both processes then waited for each other for ever. Every request here is sent
+ * before the first answer is asked for; most name a key that is not there, whose longer answer
+ * fills the pipe sooner, and every 500th the CA key. */
+#define CHECKER_REQUESTS 5000
+
+static void test_checker_many_requests(Fixture *f, gconstpointer data)
+{
+    (void)data;
+    const char *exe = g_getenv("CABACK");
+    if (f->dir == NULL)
+        return;
+    if (exe == NULL) {
+        g_test_skip("CABACK (the caback program the tests run) is not set");
+        return;
+    }
+    /* As a restore does: a reader that dies must not kill this process. A deadlock makes the
+     * test fail (SIGALRM) rather than hang make check. */
+    signal(SIGPIPE, SIG_IGN);
+    alarm(600);
+    CabackDb *db = open_db(f);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *ca_hex = certutil_id(f, CA_NICK);
+    CabackKeyId ca_id, missing = {0};
+    g_assert_true(caback_keyid_parse(ca_hex, &ca_id, NULL));
+    missing.bytes[CABACK_KEYID_LEN - 1] = 0x5a;
+    CERTCertificate *cert = PK11_FindCertFromNickname(CA_NICK, db);
+    g_assert_nonnull(cert);
+    g_autoptr(GBytes) der = g_bytes_new(cert->derCert.data, cert->derCert.len);
+    CERT_DestroyCertificate(cert);
+
+    CabackStoredKeyChecker *checker = caback_stored_key_checker_start(exe, db, &error);
+    g_assert_no_error(error);
+    for (guint t = 1; t <= CHECKER_REQUESTS; t++)
+        caback_stored_key_checker_submit(checker, t, t % 500 == 0 ? &ca_id : &missing, der);
+    for (guint t = 1; t <= CHECKER_REQUESTS; t++) {
+        g_autofree char *message = NULL;
+        CabackStoredKeyVerdict v = caback_stored_key_checker_wait(checker, t, &message);
+        if (t % 500 == 0) {
+            g_assert_cmpint(v, ==, CABACK_STORED_KEY_PAIRS);
+        } else {
+            g_assert_cmpint(v, ==, CABACK_STORED_KEY_FAILED);
+            g_assert_nonnull(strstr(message, "NSS finds no private key with ID "));
+        }
+    }
+    g_assert_null(caback_stored_key_checker_problem(checker));
+    caback_stored_key_checker_free(checker);
+    alarm(0);
+    close_db(db);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add("/keys/list", Fixture, NULL, fixture_set_up, test_list, fixture_tear_down);
     g_test_add("/keys/find-by-nickname", Fixture, NULL, fixture_set_up, test_find_by_nickname,
                fixture_tear_down);
+    g_test_add("/stored-key-check/many-requests", Fixture, NULL, fixture_set_up,
+               test_checker_many_requests, fixture_tear_down);
     return g_test_run();
 }
