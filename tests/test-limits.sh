@@ -5,7 +5,8 @@
 # figure; iteration counts above the per-derivation limit (2^63 and 2^100 too) reported as too
 # large with the number and the limit, negative and zero ones as such. Every refusal leaves the
 # database byte-identical. Peak memory of list and restore on a file of many small certificates,
-# and of verify on one of 10,000, under 4x its size + 64 MB.
+# and of verify on one of 10,000, under 4x its size + 64 MB. No certificate searched for by its
+# value in the pair checks of restore and verify.
 . "$CABACK_SRCDIR/tests/lib.sh"
 need certutil openssl "$PYTHON3"
 
@@ -174,6 +175,62 @@ print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@")
         "sum('SEC_ERROR_BAD_SIGNATURE' in c['chain'] for c in r['certificates']) == 9999" \
         "not any('temporary database' in c['chain'] for c in r['certificates'])" \
         "r['restorable'] is False and r['exit'] == 1"
+fi
+
+# ---- no certificate searched for by its value ----
+# A restore checks that each key it stored signs for its certificate, and verify's drill checks
+# each pair again. Each check found the certificate's object in the database through NSS
+# (PK11_GetLowLevelKeyIDForCert, PK11_FindPrivateKeyFromCert), which searches for a certificate
+# it did not read from that token by its value: a read of every certificate of the database
+# (PK11_FindEncodedCertInSlot), so that n pairs took time in n^2 (10,000: about 227 s of checks;
+# 100,000: more than an hour). They are now found by issuer and serial number, which the database
+# indexes. gdb counts the searches by value on a file of 30 certificates with their keys: there
+# were 30 in the restore and 60 in verify; there must be none. Timing itself is make bench-scale's
+# (case 10), never a test.
+if ! command -v gdb >/dev/null 2>&1; then
+    skip "no certificate searched for by its value" "gdb is not installed"
+else
+    PAIRS=$TEST_TMP/pairs.p12
+    "$PYTHON3" "$CABACK_SRCDIR/tests/bench-keys.py" --certs 30 "$PAIRS"
+    : >"$TEST_TMP/empty.pass"
+    cat >"$TEST_TMP/count.gdb" <<'GDB'
+set pagination off
+set confirm off
+set startup-with-shell off
+set breakpoint pending on
+handle SIGPIPE nostop noprint pass
+break PK11_FindEncodedCertInSlot
+commands 1
+silent
+continue
+end
+run
+info breakpoints
+GDB
+    # searched_by_value COMMAND...: run COMMAND under gdb; prints its exit ("exited normally" or
+    # "exited with code N") and the number of searches by value.
+    searched_by_value() {
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+            gdb -q -batch -nx -x "$TEST_TMP/count.gdb" --args "$@" </dev/null >"$TEST_TMP/gdb.out" 2>&1
+        grep -o 'Inferior 1 (process [0-9]*) exited[a-z0-9 ]*' "$TEST_TMP/gdb.out" | sed 's/.*) //'
+        grep -o 'already hit [0-9]* time' "$TEST_TMP/gdb.out" | awk '{print $3} END {if (NR == 0) print 0}'
+    }
+    make_nssdb "$TEST_TMP/pairsdb"
+    expect_equal "restore of 30 certificates with their keys: exit 0, no certificate searched for by value" \
+        "exited normally 0" "$(searched_by_value "$CABACK" restore -q -i "$PAIRS" -w "$TEST_TMP/empty.pass" \
+            --allow-unauthenticated -d "$TEST_TMP/pairsdb" -f "$TEST_TMP/pairsdb.pass" | tr '\n' ' ' | sed 's/ $//')"
+    expect_equal "... all 30 keys are in the database" 30 \
+        "$(certutil -K -d "sql:$TEST_TMP/pairsdb" -f "$TEST_TMP/pairsdb.pass" 2>/dev/null | grep -c 'bench pair')"
+    # Exit 1: the self-signed certificates are not trusted CAs, so their chains do not verify.
+    expect_equal "verify of the file: exit 1 (untrusted chains), no certificate searched for by value" \
+        "exited with code 01 0" "$(searched_by_value "$CABACK" verify -q "$PAIRS" -w "$TEST_TMP/empty.pass" \
+            --allow-unauthenticated --log "$TEST_TMP/pairs.log" | tr '\n' ' ' | sed 's/ $//')"
+    expect_status 1 "verify --json of the file" "$CABACK" verify --json "$PAIRS" -w "$TEST_TMP/empty.pass" \
+        --allow-unauthenticated --log "$TEST_TMP/pairs.log"
+    json_checks "... every key is restored and signs for its certificate" "$OUT" \
+        "len(r['keys']) == 30" \
+        "all(k['signature_ok'] is True and k['problem'] is None for k in r['keys'])" \
+        "sorted(k['nickname'] for k in r['keys']) == ['bench pair %07d' % i for i in range(30)]"
 fi
 
 done_testing

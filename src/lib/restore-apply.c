@@ -280,24 +280,28 @@ static void raw_close(RawSession *r)
     r->f->C_CloseSession(r->session);
 }
 
+/* The value of attribute @type of object @handle (NULL when the object lacks it). */
+static SECItem *raw_attribute(RawSession *r, CK_OBJECT_HANDLE handle, CK_ATTRIBUTE_TYPE type)
+{
+    CK_ATTRIBUTE a = {type, NULL, 0};
+    if (r->f->C_GetAttributeValue(r->session, handle, &a, 1) != CKR_OK ||
+        a.ulValueLen == (CK_ULONG)-1)
+        return NULL;
+    SECItem *item = SECITEM_AllocItem(NULL, NULL, a.ulValueLen > 0 ? a.ulValueLen : 1);
+    item->len = a.ulValueLen;
+    a.pValue = item->data;
+    if (r->f->C_GetAttributeValue(r->session, handle, &a, 1) == CKR_OK)
+        return item;
+    SECITEM_FreeItem(item, PR_TRUE);
+    return NULL;
+}
+
 /* The values of the trust attributes of object @handle (an attribute the object lacks: NULL). */
 static void raw_trust_values(RawSession *r, CK_OBJECT_HANDLE handle,
                              SECItem *values[G_N_ELEMENTS(trust_attributes)])
 {
-    for (gsize j = 0; j < G_N_ELEMENTS(trust_attributes); j++) {
-        CK_ATTRIBUTE a = {trust_attributes[j], NULL, 0};
-        values[j] = NULL;
-        if (r->f->C_GetAttributeValue(r->session, handle, &a, 1) != CKR_OK ||
-            a.ulValueLen == (CK_ULONG)-1)
-            continue;
-        SECItem *item = SECITEM_AllocItem(NULL, NULL, a.ulValueLen > 0 ? a.ulValueLen : 1);
-        item->len = a.ulValueLen;
-        a.pValue = item->data;
-        if (r->f->C_GetAttributeValue(r->session, handle, &a, 1) == CKR_OK)
-            values[j] = item;
-        else
-            SECITEM_FreeItem(item, PR_TRUE);
-    }
+    for (gsize j = 0; j < G_N_ELEMENTS(trust_attributes); j++)
+        values[j] = raw_attribute(r, handle, trust_attributes[j]);
 }
 
 /* The objects of @r's token that match @template (at most 4 attributes), appended to @found.
@@ -347,21 +351,45 @@ static CK_OBJECT_HANDLE raw_find_cert(RawSession *r, CERTCertificate *cert, cons
     return CK_INVALID_HANDLE;
 }
 
-/* @slot holds a certificate object of @cert. */
-static gboolean on_token(PK11SlotInfo *slot, CERTCertificate *cert)
+/* The DER encoding of @cert's serial number, as NSS's certificate and trust objects hold it
+ * (tag and length included). */
+static SECItem *encoded_serial(CERTCertificate *cert)
 {
-    SECItem *serial = SEC_ASN1EncodeItem(NULL, NULL, &cert->serialNumber,
-                                         SEC_ASN1_GET(SEC_IntegerTemplate));
+    return SEC_ASN1EncodeItem(NULL, NULL, &cert->serialNumber, SEC_ASN1_GET(SEC_IntegerTemplate));
+}
+
+/* Whether @slot holds a certificate object of @cert; when it does and @value is not NULL, that
+ * object's attribute @type in *@value (NULL when the object lacks it). */
+static gboolean stored_cert_attribute(PK11SlotInfo *slot, CERTCertificate *cert,
+                                      CK_ATTRIBUTE_TYPE type, SECItem **value)
+{
+    SECItem *serial = encoded_serial(cert);
     RawSession r;
     gboolean found = FALSE;
 
     if (serial != NULL && raw_open(&r, slot, FALSE)) {
-        found = raw_find_cert(&r, cert, serial) != CK_INVALID_HANDLE;
+        CK_OBJECT_HANDLE h = raw_find_cert(&r, cert, serial);
+        found = h != CK_INVALID_HANDLE;
+        if (found && value != NULL)
+            *value = raw_attribute(&r, h, type);
         raw_close(&r);
     }
     if (serial != NULL)
         SECITEM_FreeItem(serial, PR_TRUE);
     return found;
+}
+
+/* @slot holds a certificate object of @cert. */
+static gboolean on_token(PK11SlotInfo *slot, CERTCertificate *cert)
+{
+    return stored_cert_attribute(slot, cert, CKA_CLASS, NULL);
+}
+
+SECItem *caback_restore_stored_cert_key_id(PK11SlotInfo *slot, CERTCertificate *cert)
+{
+    SECItem *id = NULL;
+
+    return stored_cert_attribute(slot, cert, CKA_ID, &id) ? id : NULL;
 }
 
 /* What @slot holds of @cert (whose DER-encoded serial number is @serial): the handle of its
@@ -410,9 +438,7 @@ static gboolean take_cert_objects(CertObjects *s, CabackDb *db, GBytes *der)
     s->n = 0;
     if (cert == NULL)
         return FALSE;
-    /* NSS's trust objects hold the serial number DER-encoded, tag and length included. */
-    SECItem *serial = SEC_ASN1EncodeItem(NULL, NULL, &cert->serialNumber,
-                                         SEC_ASN1_GET(SEC_IntegerTemplate));
+    SECItem *serial = encoded_serial(cert);
     if (serial == NULL)
         return FALSE;
     gboolean ok = take_token_objects(&s->tokens[s->n++], db->slot, cert, serial);
@@ -654,8 +680,8 @@ static gboolean check_pair(PairJob *job, GError **error)
     CabackDb *db = job->db;
     CabackRestoreCert *c = job->cert;
     /* The file's certificate decoded from its bag (not NSS's cached one, whose trust NSS
-     * would read and check again): NSS finds the database's certificate object by its DER,
-     * then the private key whose CKA_ID that object names, as it does when the CA runs. */
+     * would read and check again): the token's certificate object of it, then the private key
+     * whose CKA_ID that object names, the one NSS pairs with it when the CA runs. */
     g_autoptr(CERTCertificate) cert = caback_restore_cert_decode(c);
     if (cert == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_PKCS12,
@@ -663,7 +689,7 @@ static gboolean check_pair(PairJob *job, GError **error)
                              c->nickname);
         return FALSE;
     }
-    g_autoptr(SECItem) ckaid = PK11_GetLowLevelKeyIDForCert(db->slot, cert, db);
+    g_autoptr(SECItem) ckaid = caback_restore_stored_cert_key_id(db->slot, cert);
     if (ckaid == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_DATABASE,
                              "certificate \"%s\" is not in the database after its import",

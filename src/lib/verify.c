@@ -14,6 +14,8 @@
 #include <caback/restore.h>
 #include <caback/verify.h>
 
+#include "restore-internal.h"
+
 #include <certdb.h>
 #include <cryptohi.h>
 #include <errno.h>
@@ -443,7 +445,15 @@ static void check_key(CabackDb *db, CabackRestoreCert *rc, CabackVerifyKey *vk)
                                       why);
         return;
     }
-    g_autoptr(SECKEYPrivateKey) priv = PK11_FindPrivateKeyFromCert(db->slot, cert, db);
+    /* The key NSS pairs with the certificate: the one whose CKA_ID its object names. */
+    g_autoptr(SECItem) ckaid = caback_restore_stored_cert_key_id(db->slot, cert);
+    if (ckaid == NULL) {
+        vk->problem = g_strdup_printf("its certificate is not on token \"%s\" of the temporary "
+                                      "database after the restore",
+                                      db->token_name);
+        return;
+    }
+    g_autoptr(SECKEYPrivateKey) priv = PK11_FindKeyByKeyID(db->slot, ckaid, db);
     if (priv == NULL) {
         g_autofree char *why = caback_nss_error_describe(PORT_GetError());
         vk->problem = g_strdup_printf("NSS finds no private key for its certificate after the "
