@@ -9,11 +9,13 @@
 # nicknames that loop times, default 25; its time is that sample's time scaled to 200, and the table
 # says so; 200 times it all), BENCH_RSA_SAMPLE (the same for the RSA reference rows, default 10).
 #
-# Cases 6 and 7 (tests/bench-scale.sh, also alone: make bench-scale) time work that must grow
-# linearly with the input: restore planning of 100,000 certificates, fix-clone-ids on a 10 MB
-# CS.cfg; their "peer" column is the same work on a tenth of the input, so the ratio column is
-# the growth for 10x the input. Case 8 (there too) is peak memory: its "peer" column is the
-# limit, 4x the file's size + 64 MB, so the ratio column is the share of it used.
+# Cases 6, 7 and 10 (tests/bench-scale.sh, also alone: make bench-scale) time work that must
+# grow linearly with the input: restore planning of 100,000 certificates, fix-clone-ids on a
+# 10 MB CS.cfg, restore and verify of 10,000 certificates with their keys; their "peer" column is
+# the same work on a tenth of the input, so the ratio column is the growth for 10x the input.
+# Cases 8 to 10 (there too) measure peak memory: its "peer" column is the limit, 4x the file's
+# size + 64 MB, so the ratio column is the share of it used. The scale cases take about an hour
+# at their defaults (BENCH_VERIFY_CERTS, BENCH_KEYS and BENCH_PAIRS make them smaller).
 #
 # Case 4 runs on 200 EC P-256 keys (its targets) and again on 200 RSA-2048 keys, for reference:
 # with RSA, NSS's key database alone takes longer than the targets allow (see doc/performance.md),
@@ -255,7 +257,7 @@ say "  one PBKDF2 at 10,000 iterations: ${KDB[*]} -> median $KDB_ONE s; 195 RSA 
 c4_rows "RSA-2048" "$C4R_CABACK" "$C4R_CABACK5" "$C4R_SAMPLE" "$RSA_SAMPLE" no \
     "key4.db alone: 195 x 14 x $KDB_ONE s = $KDB_FLOOR s of CPU, +$KDB_HALF s on 2 cores"
 
-# ---- cases 6 to 8: linear growth, peak memory (tests/bench-scale.sh) ----
+# ---- cases 6 to 10: linear growth, peak memory (tests/bench-scale.sh) ----
 . "$CABACK_SRCDIR/tests/bench-scale.sh"
 
 # ---- the table ----
