@@ -256,14 +256,18 @@ static void read_answers(CabackStoredKeyChecker *checker)
             return;
         }
         g_string_append_len(checker->partial, buf, n);
+        /* Each whole line is taken where it lies; what follows the last one is kept. */
+        GString *p = checker->partial;
+        gsize start = 0;
         char *nl;
-        while (checker->from_child >= 0 && (nl = memchr(checker->partial->str, '\n',
-                                                         checker->partial->len)) != NULL) {
-            g_autofree char *line = g_strndup(checker->partial->str, nl - checker->partial->str);
-            g_string_erase(checker->partial, 0, nl - checker->partial->str + 1);
-            take_answer(checker, line);
+        while (checker->from_child >= 0 &&
+               (nl = memchr(p->str + start, '\n', p->len - start)) != NULL) {
+            *nl = '\0';
+            take_answer(checker, p->str + start);
+            start = (gsize)(nl - p->str) + 1;
         }
-        if (checker->partial->len > CHECKER_MAX_LINE)
+        g_string_erase(p, 0, (gssize)start);
+        if (p->len > CHECKER_MAX_LINE)
             checker_stopped(checker, "it wrote something that is not its protocol");
     }
 }
