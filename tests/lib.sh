@@ -92,6 +92,17 @@ gone_within() {
     done
 }
 
+# gdb_batch ARGS...: gdb in batch mode as the tests run it: no init files, no pager and no
+# questions, the program started directly (not through a shell, so that its exit status and
+# signals are its own), and breakpoints allowed in libraries not loaded yet. Without the shell,
+# gdb splits the program's arguments at spaces and keeps its shell quoting: give it none with a
+# space or a quote (test-backup-key-reader.sh, whose nickname has spaces, runs gdb through the
+# shell for that reason).
+gdb_batch() {
+    gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
+        -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' "$@"
+}
+
 # core_at_breakpoint CORE BREAKPOINT ARGS...: run caback ARGS under gdb until it reaches the
 # function BREAKPOINT (e.g. exit), write the process's core to CORE (gdb's output beside it, in
 # CORE.gdb) and kill it. Succeeds when the breakpoint was reached and a core written. Without the
@@ -100,10 +111,11 @@ gone_within() {
 core_at_breakpoint() {
     local core=$1 bp=$2; shift 2
     rm -f "$core"
-    env -u NSS_DISABLE_UNLOAD -u NSS_DISABLE_ARENA_FREE_LIST \
-    gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
-        -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' -ex "break $bp" -ex run \
-        -ex "gcore $core" -ex kill --args "$CABACK" "$@" >"$core.gdb" 2>&1 </dev/null
+    (
+        unset NSS_DISABLE_UNLOAD NSS_DISABLE_ARENA_FREE_LIST
+        gdb_batch -ex "break $bp" -ex run -ex "gcore $core" -ex kill --args "$CABACK" "$@" \
+            >"$core.gdb" 2>&1 </dev/null
+    )
     [ -s "$core" ] && grep -q 'Breakpoint 1, ' "$core.gdb"
 }
 

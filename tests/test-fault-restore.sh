@@ -126,9 +126,7 @@ if command -v gdb >/dev/null 2>&1; then
         points=$((points + 1))
         DB=$TEST_TMP/exact$points
         cp "$CA.pass" "$DB.pass"
-        gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
-            -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' -ex "break $fn" \
-            -ex "ignore 1 $((nth - 1))" -ex run -ex 'info breakpoints' -ex 'kill' \
+        gdb_batch -ex "break $fn" -ex "ignore 1 $((nth - 1))" -ex run -ex 'info breakpoints' -ex 'kill' \
             --args "$CABACK" restore -q -i "$FILE" -w "$PW" -d "$DB" -f "$DB.pass" --create \
             >"$TEST_TMP/exact.gdb" 2>&1 </dev/null
         # gdb says "Thread N "caback" hit Breakpoint 1, ..." once the process has had a second

@@ -194,10 +194,6 @@ else
     "$PYTHON3" "$CABACK_SRCDIR/tests/bench-keys.py" --certs 30 "$PAIRS"
     : >"$TEST_TMP/empty.pass"
     cat >"$TEST_TMP/count.gdb" <<'GDB'
-set pagination off
-set confirm off
-set startup-with-shell off
-set breakpoint pending on
 handle SIGPIPE nostop noprint pass
 break PK11_FindEncodedCertInSlot
 commands 1
@@ -211,7 +207,7 @@ GDB
     # "exited with code N") and the number of searches by value.
     searched_by_value() {
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-            gdb -q -batch -nx -x "$TEST_TMP/count.gdb" --args "$@" </dev/null >"$TEST_TMP/gdb.out" 2>&1
+            gdb_batch -x "$TEST_TMP/count.gdb" --args "$@" </dev/null >"$TEST_TMP/gdb.out" 2>&1
         grep -o 'Inferior 1 (process [0-9]*) exited[a-z0-9 ]*' "$TEST_TMP/gdb.out" | sed 's/.*) //'
         grep -o 'already hit [0-9]* time' "$TEST_TMP/gdb.out" | awk '{print $3} END {if (NR == 0) print 0}'
     }

@@ -51,8 +51,7 @@ expect_grep "without a password source it never prompts: fatal" '^fatal ' "$OUT"
 gdb_restore() {
     local db=$1; shift
     make_nssdb "$db" >/dev/null
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" gdb -q -batch -nx -ex 'set pagination off' -ex 'set confirm off' \
-        -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' \
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" gdb_batch \
         -ex 'handle SIGPIPE nostop noprint pass' "$@" \
         --args "$CABACK" restore -v -i "$FILE" -w "$PW" -d "$db" -f "$db.pass" >"$T/gdb.out" 2>&1 </dev/null
 }
