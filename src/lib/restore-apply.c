@@ -17,6 +17,7 @@
 #include <caback/stored-key-check.h>
 
 #include "restore-internal.h"
+#include "token-objects.h"
 
 #include <certdb.h>
 #include <errno.h>
@@ -137,24 +138,14 @@ static char *undo_step_what(const UndoStep *u, UndoWhat what)
     }
 }
 
-static gboolean on_token(PK11SlotInfo *slot, CERTCertificate *cert);
-
-/* Certificate @der, when @db's token holds it. Found as NSS finds a certificate by its DER (by
- * issuer and serial number, which the database indexes) and then checked on the token:
- * PK11_FindCertFromDERCertItem searches the token by value, which reads every certificate of
- * an NSS database, so that a restore of n certificates took time in n^2. */
+/* Certificate @der, when @db's token holds it (token-objects.h: never a search by value). */
 static CERTCertificate *find_cert(CabackDb *db, GBytes *der)
 {
     gsize len;
     const guint8 *data = g_bytes_get_data(der, &len);
     SECItem item = {siBuffer, (unsigned char *)data, (unsigned int)len};
-    CERTCertificate *cert = CERT_FindCertByDERCert(CERT_GetDefaultCertDB(), &item);
 
-    if (cert != NULL && !on_token(db->slot, cert)) {
-        CERT_DestroyCertificate(cert);
-        return NULL;
-    }
-    return cert;
+    return caback_token_find_cert(db->slot, &item);
 }
 
 static gboolean set_trust(CabackDb *db, GBytes *der, const char *flags, const char *nickname,
@@ -256,145 +247,19 @@ static void cert_objects_clear(CertObjects *s)
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CertObjects, cert_objects_clear)
 
-/* A session of our own on @slot, for what NSS exports no function for: finding the trust objects
- * of one certificate by a template (PK11_FindGenericObjects would read every trust object of the
- * token, for each certificate: a restore would grow with the square of the database), reading
- * and writing their values by handle. The session sees the token as NSS logged it in. */
-typedef struct {
-    CK_FUNCTION_LIST_PTR f;
-    CK_SESSION_HANDLE session;
-} RawSession;
-
-static gboolean raw_open(RawSession *r, PK11SlotInfo *slot, gboolean rw)
-{
-    SECMODModule *module = PK11_GetModule(slot);
-
-    r->f = module != NULL ? (CK_FUNCTION_LIST_PTR)module->functionList : NULL;
-    return r->f != NULL &&
-           r->f->C_OpenSession(PK11_GetSlotID(slot), CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0),
-                               NULL, NULL, &r->session) == CKR_OK;
-}
-
-static void raw_close(RawSession *r)
-{
-    r->f->C_CloseSession(r->session);
-}
-
-/* The value of attribute @type of object @handle (NULL when the object lacks it). */
-static SECItem *raw_attribute(RawSession *r, CK_OBJECT_HANDLE handle, CK_ATTRIBUTE_TYPE type)
-{
-    CK_ATTRIBUTE a = {type, NULL, 0};
-    if (r->f->C_GetAttributeValue(r->session, handle, &a, 1) != CKR_OK ||
-        a.ulValueLen == (CK_ULONG)-1)
-        return NULL;
-    SECItem *item = SECITEM_AllocItem(NULL, NULL, a.ulValueLen > 0 ? a.ulValueLen : 1);
-    item->len = a.ulValueLen;
-    a.pValue = item->data;
-    if (r->f->C_GetAttributeValue(r->session, handle, &a, 1) == CKR_OK)
-        return item;
-    SECITEM_FreeItem(item, PR_TRUE);
-    return NULL;
-}
-
 /* The values of the trust attributes of object @handle (an attribute the object lacks: NULL). */
-static void raw_trust_values(RawSession *r, CK_OBJECT_HANDLE handle,
+static void raw_trust_values(CabackRawSession *r, CK_OBJECT_HANDLE handle,
                              SECItem *values[G_N_ELEMENTS(trust_attributes)])
 {
     for (gsize j = 0; j < G_N_ELEMENTS(trust_attributes); j++)
-        values[j] = raw_attribute(r, handle, trust_attributes[j]);
-}
-
-/* The objects of @r's token that match @template (at most 4 attributes), appended to @found.
- * FALSE when the token cannot be searched. */
-static gboolean raw_find(RawSession *r, CK_ATTRIBUTE *template, CK_ULONG n_attrs, GArray *found)
-{
-    gboolean ok = r->f->C_FindObjectsInit(r->session, template, n_attrs) == CKR_OK;
-    for (;;) {
-        CK_OBJECT_HANDLE h[16];
-        CK_ULONG n = 0;
-        if (!ok || r->f->C_FindObjects(r->session, h, G_N_ELEMENTS(h), &n) != CKR_OK || n == 0)
-            break;
-        g_array_append_vals(found, h, (guint)n);
-    }
-    if (ok)
-        r->f->C_FindObjectsFinal(r->session);
-    return ok;
-}
-
-/* The certificate object of @cert (DER-encoded serial number @serial) on @r's token, or
- * CK_INVALID_HANDLE. Searched by issuer and serial number, which the token indexes, and then
- * compared by value: a search by value (PK11_FindEncodedCertInSlot) reads every certificate of
- * an NSS database, which made each step of a restore grow with the size of the database. */
-static CK_OBJECT_HANDLE raw_find_cert(RawSession *r, CERTCertificate *cert, const SECItem *serial)
-{
-    CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
-    CK_ATTRIBUTE template[] = {
-        {CKA_CLASS, &cls, sizeof cls},
-        {CKA_ISSUER, cert->derIssuer.data, cert->derIssuer.len},
-        {CKA_SERIAL_NUMBER, serial->data, serial->len},
-    };
-    g_autoptr(GArray) found = g_array_new(FALSE, FALSE, sizeof(CK_OBJECT_HANDLE));
-    g_autofree guint8 *value = g_malloc(cert->derCert.len > 0 ? cert->derCert.len : 1);
-
-    (void)raw_find(r, template, G_N_ELEMENTS(template), found);
-    for (guint i = 0; i < found->len; i++) {
-        CK_OBJECT_HANDLE h = g_array_index(found, CK_OBJECT_HANDLE, i);
-        CK_ATTRIBUTE a = {CKA_VALUE, NULL, 0};
-        if (r->f->C_GetAttributeValue(r->session, h, &a, 1) != CKR_OK ||
-            a.ulValueLen != cert->derCert.len)
-            continue;
-        a.pValue = value;
-        if (r->f->C_GetAttributeValue(r->session, h, &a, 1) == CKR_OK &&
-            memcmp(value, cert->derCert.data, cert->derCert.len) == 0)
-            return h;
-    }
-    return CK_INVALID_HANDLE;
-}
-
-/* The DER encoding of @cert's serial number, as NSS's certificate and trust objects hold it
- * (tag and length included). */
-static SECItem *encoded_serial(CERTCertificate *cert)
-{
-    return SEC_ASN1EncodeItem(NULL, NULL, &cert->serialNumber, SEC_ASN1_GET(SEC_IntegerTemplate));
-}
-
-/* Whether @slot holds a certificate object of @cert; when it does and @value is not NULL, that
- * object's attribute @type in *@value (NULL when the object lacks it). */
-static gboolean stored_cert_attribute(PK11SlotInfo *slot, CERTCertificate *cert,
-                                      CK_ATTRIBUTE_TYPE type, SECItem **value)
-{
-    SECItem *serial = encoded_serial(cert);
-    RawSession r;
-    gboolean found = FALSE;
-
-    if (serial != NULL && raw_open(&r, slot, FALSE)) {
-        CK_OBJECT_HANDLE h = raw_find_cert(&r, cert, serial);
-        found = h != CK_INVALID_HANDLE;
-        if (found && value != NULL)
-            *value = raw_attribute(&r, h, type);
-        raw_close(&r);
-    }
-    if (serial != NULL)
-        SECITEM_FreeItem(serial, PR_TRUE);
-    return found;
-}
-
-/* @slot holds a certificate object of @cert. */
-static gboolean on_token(PK11SlotInfo *slot, CERTCertificate *cert)
-{
-    return stored_cert_attribute(slot, cert, CKA_CLASS, NULL);
-}
-
-SECItem *caback_restore_stored_cert_key_id(PK11SlotInfo *slot, CERTCertificate *cert)
-{
-    SECItem *id = NULL;
-
-    return stored_cert_attribute(slot, cert, CKA_ID, &id) ? id : NULL;
+        values[j] = caback_raw_attribute(r, handle, trust_attributes[j]);
 }
 
 /* What @slot holds of @cert (whose DER-encoded serial number is @serial): the handle of its
  * certificate object and its trust objects with their values. FALSE when the token cannot be
- * asked. */
+ * asked. The trust objects are found by a template in a session of our own: NSS's
+ * PK11_FindGenericObjects would read every trust object of the token, for each certificate, so
+ * that a restore would grow with the square of the database. */
 static gboolean take_token_objects(TokenObjects *t, PK11SlotInfo *slot, CERTCertificate *cert,
                                    const SECItem *serial)
 {
@@ -406,23 +271,23 @@ static gboolean take_token_objects(TokenObjects *t, PK11SlotInfo *slot, CERTCert
         {CKA_ISSUER, cert->derIssuer.data, cert->derIssuer.len},
         {CKA_SERIAL_NUMBER, serial->data, serial->len},
     };
-    RawSession r;
+    CabackRawSession r;
 
     t->slot = PK11_ReferenceSlot(slot);
     t->cert = CK_INVALID_HANDLE;
     t->trust = g_array_new(FALSE, TRUE, sizeof(TrustObject));
-    if (!raw_open(&r, slot, FALSE))
+    if (!caback_raw_open(&r, slot, FALSE))
         return FALSE;
-    t->cert = raw_find_cert(&r, cert, serial);
+    t->cert = caback_raw_find_cert(&r, cert, serial);
     GArray *found = g_array_new(FALSE, FALSE, sizeof(CK_OBJECT_HANDLE));
-    gboolean ok = raw_find(&r, template, G_N_ELEMENTS(template), found);
+    gboolean ok = caback_raw_find(&r, template, G_N_ELEMENTS(template), found);
     for (guint i = 0; i < found->len; i++) {
         TrustObject to = {g_array_index(found, CK_OBJECT_HANDLE, i), {NULL}};
         raw_trust_values(&r, to.handle, to.values);
         g_array_append_val(t->trust, to);
     }
     g_array_unref(found);
-    raw_close(&r);
+    caback_raw_close(&r);
     return ok;
 }
 
@@ -438,7 +303,7 @@ static gboolean take_cert_objects(CertObjects *s, CabackDb *db, GBytes *der)
     s->n = 0;
     if (cert == NULL)
         return FALSE;
-    SECItem *serial = encoded_serial(cert);
+    SECItem *serial = caback_cert_encoded_serial(cert);
     if (serial == NULL)
         return FALSE;
     gboolean ok = take_token_objects(&s->tokens[s->n++], db->slot, cert, serial);
@@ -566,19 +431,19 @@ static gboolean restore_trust_object(UndoStep *u, GError **error)
 {
     CK_ATTRIBUTE values[G_N_ELEMENTS(trust_attributes)];
     CK_ULONG n = 0;
-    RawSession r;
+    CabackRawSession r;
 
     for (gsize k = 0; k < G_N_ELEMENTS(trust_attributes); k++)
         if (u->detail->values[k] != NULL)
             values[n++] = (CK_ATTRIBUTE){trust_attributes[k], u->detail->values[k]->data,
                                          u->detail->values[k]->len};
-    if (!raw_open(&r, u->slot, TRUE)) {
+    if (!caback_raw_open(&r, u->slot, TRUE)) {
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
                     "cannot open a session on token \"%s\"", PK11_GetTokenName(u->slot));
         return FALSE;
     }
     CK_RV rv = r.f->C_SetAttributeValue(r.session, u->handle, values, n);
-    raw_close(&r);
+    caback_raw_close(&r);
     if (rv != CKR_OK)
         g_set_error(error, CABACK_ERROR, CABACK_ERROR_DATABASE,
                     "cannot write its flags back (PKCS#11 error 0x%lx)", (unsigned long)rv);
@@ -689,7 +554,7 @@ static gboolean check_pair(PairJob *job, GError **error)
                              c->nickname);
         return FALSE;
     }
-    g_autoptr(SECItem) ckaid = caback_restore_stored_cert_key_id(db->slot, cert);
+    g_autoptr(SECItem) ckaid = caback_token_cert_key_id(db->slot, cert);
     if (ckaid == NULL) {
         caback_error_set_nss(error, CABACK_ERROR_DATABASE,
                              "certificate \"%s\" is not in the database after its import",

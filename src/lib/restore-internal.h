@@ -43,13 +43,4 @@ gboolean caback_restore_stores_trust(const char *flags);
 /* The CKA_IDs of the public key objects stored on @slot, as a set of GBytes (caller unrefs). */
 GHashTable *caback_restore_stored_public_key_ids(PK11SlotInfo *slot);
 
-/* The CKA_ID of @slot's certificate object of @cert, which names the private key NSS pairs with
- * the certificate (PK11_FindPrivateKeyFromCert finds the key of that CKA_ID); NULL when the token
- * holds no such object. Found by issuer and serial number, which the database indexes, and then
- * compared by value: NSS's own lookups (PK11_GetLowLevelKeyIDForCert,
- * PK11_FindPrivateKeyFromCert) search by value for a certificate they did not read from that
- * token, which reads every certificate of the database, so that checking n stored certificates
- * with their keys took time in n^2. Caller frees (g_autoptr(SECItem)). */
-SECItem *caback_restore_stored_cert_key_id(PK11SlotInfo *slot, CERTCertificate *cert);
-
 G_END_DECLS

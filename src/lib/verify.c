@@ -15,6 +15,7 @@
 #include <caback/verify.h>
 
 #include "restore-internal.h"
+#include "token-objects.h"
 
 #include <certdb.h>
 #include <cryptohi.h>
@@ -446,7 +447,7 @@ static void check_key(CabackDb *db, CabackRestoreCert *rc, CabackVerifyKey *vk)
         return;
     }
     /* The key NSS pairs with the certificate: the one whose CKA_ID its object names. */
-    g_autoptr(SECItem) ckaid = caback_restore_stored_cert_key_id(db->slot, cert);
+    g_autoptr(SECItem) ckaid = caback_token_cert_key_id(db->slot, cert);
     if (ckaid == NULL) {
         vk->problem = g_strdup_printf("its certificate is not on token \"%s\" of the temporary "
                                       "database after the restore",

@@ -1,0 +1,75 @@
+/* Internal to caback's library: a token's certificate objects found by issuer and serial number,
+ * through a PKCS#11 session of our own.
+ *
+ * NSS's own lookups of "this certificate on that token" (PK11_FindCertFromDERCertItem,
+ * PK11_FindCertInSlot and so PK11_FindPrivateKeyFromCert, PK11_GetLowLevelKeyIDForCert) search
+ * the token by value (CKA_VALUE) for a certificate NSS did not read from that token. softoken
+ * answers such a search by reading every certificate of the database, so that doing it for each
+ * of n certificates takes time in n^2. softoken indexes issuer and serial number; the functions
+ * here search by those and then compare the value. The session sees the token as NSS logged it
+ * in. Not installed, not part of the library's contract. */
+#pragma once
+
+#include <glib.h>
+
+#include <cert.h>
+#include <pk11pub.h>
+#include <pkcs11.h>
+
+G_BEGIN_DECLS
+
+/* A session of our own on a token, for what NSS exports no function for. */
+typedef struct {
+    CK_FUNCTION_LIST_PTR f;
+    CK_SESSION_HANDLE session;
+} CabackRawSession;
+
+/* Open a session on @slot (read-write when @rw); FALSE when the module cannot. */
+gboolean caback_raw_open(CabackRawSession *r, PK11SlotInfo *slot, gboolean rw);
+void caback_raw_close(CabackRawSession *r);
+
+/* The value of attribute @type of object @handle (NULL when the object lacks it); caller frees
+ * with SECITEM_FreeItem(item, PR_TRUE). */
+SECItem *caback_raw_attribute(CabackRawSession *r, CK_OBJECT_HANDLE handle, CK_ATTRIBUTE_TYPE type);
+
+/* The objects of @r's token that match @template, appended to @found (a GArray of
+ * CK_OBJECT_HANDLE). FALSE when the token cannot be searched. */
+gboolean caback_raw_find(CabackRawSession *r, CK_ATTRIBUTE *template, CK_ULONG n_attrs,
+                         GArray *found);
+
+/* The certificate object of @cert (DER-encoded serial number @serial) on @r's token, or
+ * CK_INVALID_HANDLE: searched by issuer and serial number, then compared by value. */
+CK_OBJECT_HANDLE caback_raw_find_cert(CabackRawSession *r, CERTCertificate *cert,
+                                      const SECItem *serial);
+
+/* The DER encoding of @cert's serial number as NSS's certificate and trust objects hold it (tag
+ * and length included); caller frees with SECITEM_FreeItem(item, PR_TRUE). */
+SECItem *caback_cert_encoded_serial(CERTCertificate *cert);
+
+/* TRUE when @slot holds a certificate object of @cert. */
+gboolean caback_token_holds_cert(PK11SlotInfo *slot, CERTCertificate *cert);
+
+/* The certificate with the bytes @der when @slot holds it, else NULL. Found as NSS finds a
+ * certificate by its DER (CERT_FindCertByDERCert: by issuer and serial number), then checked on
+ * the token. The CERTCertificate is NSS's shared one: its trust is the trust domain's (what
+ * certutil -L shows), and its nickname may be another token's; caback_token_cert_nickname gives
+ * @slot's. Caller destroys it. */
+CERTCertificate *caback_token_find_cert(PK11SlotInfo *slot, const SECItem *der);
+
+/* The nickname NSS gives @slot's certificate object of @cert ("TOKEN:label", as
+ * PK11_MakeCertFromHandle builds it; NULL when the token holds no such object or it has no
+ * label). Caller frees. */
+char *caback_token_cert_nickname(PK11SlotInfo *slot, CERTCertificate *cert);
+
+/* The CKA_ID of @slot's certificate object of @cert, which names the private key NSS pairs with
+ * the certificate (PK11_FindPrivateKeyFromCert finds the key of that CKA_ID); NULL when the token
+ * holds no such object. Caller frees (g_autoptr(SECItem)). */
+SECItem *caback_token_cert_key_id(PK11SlotInfo *slot, CERTCertificate *cert);
+
+/* The private key on @slot of @cert, as PK11_FindPrivateKeyFromCert finds it (the key whose
+ * CKA_ID the certificate object has; the token logged in with @wincx when it must be), without
+ * its search by value. NULL when there is none. */
+SECKEYPrivateKey *caback_token_private_key_of(PK11SlotInfo *slot, CERTCertificate *cert,
+                                              void *wincx);
+
+G_END_DECLS
