@@ -134,7 +134,8 @@ void caback_restore_run_json_members(CabackJson *json, const CabackRestoreRun *r
 
 /* The trust @c gets, as certutil -L will show it: with its key restored too, NSS reports u in
  * all three fields ("u,u," is shown "u,u,u"). What the database already has (a skipped
- * certificate) is shown as NSS reads it. Caller frees. */
+ * certificate) is shown as certutil -L shows it, from the trust domain (never the implied flags
+ * NSS gives a certificate built from one token's object). Caller frees. */
 char *caback_restore_display_trust(const CabackRestoreCert *c);
 
 /* The members "weak_key" (@reason) and "weak_key_rule" (the rule's name; null for

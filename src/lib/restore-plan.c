@@ -16,6 +16,7 @@
 #include <caback/stored-key-check.h>
 
 #include "restore-internal.h"
+#include "token-objects.h"
 
 #include <certdb.h>
 #include <pk11pub.h>
@@ -234,6 +235,12 @@ char *caback_restore_trust_as_certutil(const char *trust, gboolean has_key)
     return trust_string(&flags);
 }
 
+/* The trust flags of @cert as certutil -L shows them: NSS's shared certificate (as
+ * caback_token_find_cert returns it) carries the trust domain's flags, the trust object's on
+ * whichever token holds it (for a certificate on another token, the copy NSS keeps in the
+ * internal token) with "u" in all three fields when a token has its private key. A certificate
+ * NSS built from one token's object (PK11_FindCertFromDERCertItem) carries that token's view
+ * instead: an implied "c" for a CA without trust object, "u" in two fields only. */
 static char *trust_of(CERTCertificate *cert)
 {
     CERTCertTrust trust;
@@ -241,22 +248,6 @@ static char *trust_of(CERTCertificate *cert)
     if (CERT_GetCertTrust(cert, &trust) != SECSuccess)
         return NULL;
     return trust_string(&trust);
-}
-
-/* The trust flags of @cert (on the token of @db) as NSS applies them. For a certificate on
- * another token, NSS keeps the trust with a copy of the certificate in the database's own token;
- * the CERTCertificate NSS returns shows the flags of whichever instance it read last, so the
- * copy's are read explicitly. */
-static char *db_trust_of(CabackDb *db, CERTCertificate *cert)
-{
-    if (!PK11_IsInternalKeySlot(db->slot)) {
-        g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
-        g_autoptr(CERTCertificate) copy =
-            PK11_FindCertFromDERCertItem(internal, &cert->derCert, db);
-        if (copy != NULL)
-            return trust_of(copy);
-    }
-    return trust_of(cert);
 }
 
 /* TRUE when a certificate with @nickname exists on the token of @db. */
@@ -297,7 +288,7 @@ static char *internal_name_clash(CabackRestorePlan *plan, CabackDb *db, CabackRe
     for (CERTCertListNode *node = list != NULL ? CERT_LIST_HEAD(list) : NULL;
          node != NULL && !CERT_LIST_END(node, list); node = CERT_LIST_NEXT(node)) {
         if (node->cert->slot != NULL && !PK11_IsInternalKeySlot(node->cert->slot) &&
-            PK11_FindCertInSlot(internal, node->cert, db) == CK_INVALID_HANDLE)
+            !caback_token_holds_cert(internal, node->cert))
             continue;
         if (!SECITEM_ItemsAreEqual(&node->cert->derSubject, &c->der_subject))
             return g_strdup(node->cert->subjectName);
@@ -371,7 +362,7 @@ static void add_replaced(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCer
         r->serial_hex =
             caback_restore_hex_bytes(old->serialNumber.data, old->serialNumber.len, NULL, TRUE);
         r->der = g_bytes_new(old->derCert.data, old->derCert.len);
-        r->trust = db_trust_of(db, old);
+        r->trust = trust_of(old);
         g_autoptr(SECKEYPrivateKey) key = PK11_FindKeyByAnyCert(old, db);
         if (key != NULL) {
             r->has_key = TRUE;
@@ -597,7 +588,10 @@ static gboolean choose_nickname(CabackRestorePlan *plan, CabackDb *db, CabackRes
     const char *friendly = c->bag->attrs.friendly_name;
 
     if (existing != NULL) {
-        g_autofree char *have = usable_nickname(db->slot, existing->nickname);
+        /* The token's own name for it: NSS's shared certificate may carry another token's. */
+        g_autofree char *stored = caback_token_cert_nickname(db->slot, existing);
+        g_autofree char *have =
+            usable_nickname(db->slot, stored != NULL ? stored : existing->nickname);
         c->nickname = g_strdup(have != NULL ? have : (friendly != NULL ? friendly : ""));
         c->nickname_source = plan_text(plan, "already in the database");
     } else if (friendly != NULL && c->bag->attrs.friendly_name_flaws != 0) {
@@ -632,7 +626,7 @@ static void plan_present_cert(CabackRestorePlan *plan, CabackDb *db, CabackResto
                               const char *explicit_source)
 {
     const char *friendly = c->bag->attrs.friendly_name;
-    g_autofree char *old = db_trust_of(db, existing);
+    g_autofree char *old = trust_of(existing);
 
     if (explicit_trust != NULL && !trust_equal(old, explicit_trust)) {
         c->action = CABACK_RESTORE_TRUST;
@@ -669,7 +663,7 @@ static void plan_internal_copy(CabackRestorePlan *plan, CabackDb *db, CabackRest
     SECItem item = {siBuffer, (unsigned char *)der, (unsigned int)len};
     g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
     g_autoptr(CERTCertificate) copy =
-        db_may_have_der(plan, der, len) ? PK11_FindCertFromDERCertItem(internal, &item, db) : NULL;
+        db_may_have_der(plan, der, len) ? caback_token_find_cert(internal, &item) : NULL;
 
     if (copy == NULL)
         return;
@@ -703,7 +697,7 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
         return;
     g_autoptr(CERTCertificate) existing =
         db != NULL && db_may_have_der(plan, der, len)
-            ? PK11_FindCertFromDERCertItem(db->slot, &item, db)
+            ? caback_token_find_cert(db->slot, &item)
             : NULL;
     gboolean flawed = choose_nickname(plan, db, c, existing);
 
