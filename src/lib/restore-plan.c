@@ -64,11 +64,11 @@ struct CabackRestorePlanning {
      * own nickname strings (set by plan_cert and not changed after), not copies: an index that
      * copied them cost about 190 bytes per certificate (issue 16 §3). */
     GHashTable *nicknames;
-    /* What the database holds (every token), listed once: a DER or a nickname (ASCII case
-     * folded, whole and after "TOKEN:") that no certificate of it has cannot be found by NSS's
-     * lookups either, so NSS is asked only about those that may be there. NULL without a
-     * database. (One query per certificate of the file was most of the time of planning a
-     * large file.) */
+    /* What the database holds (every token), listed once: a DER (by der_hash) or a nickname
+     * (ASCII case folded, whole and after "TOKEN:") that no certificate of it has cannot be
+     * found by NSS's lookups either, so NSS is asked only about those that may be there. NULL
+     * without a database. (One query per certificate of the file was most of the time of
+     * planning a large file.) */
     GHashTable *db_ders;
     GHashTable *db_nicknames;
 };
@@ -86,6 +86,15 @@ void caback_restore_planning_free(struct CabackRestorePlanning *p)
     g_free(p);
 }
 
+/* A certificate's DER reduced to a hash: the listing of the database is a filter (a certificate
+ * whose hash is not listed is not there; one whose hash is listed is looked up), so that it
+ * keeps a few bytes per certificate rather than a copy of each. */
+static guint der_hash(const guint8 *der, gsize len)
+{
+    g_autoptr(GBytes) b = g_bytes_new_static(der, len);
+    return g_bytes_hash(b);
+}
+
 static void add_nickname_forms(GHashTable *set, const char *nickname)
 {
     if (nickname == NULL)
@@ -96,18 +105,48 @@ static void add_nickname_forms(GHashTable *set, const char *nickname)
         g_hash_table_add(set, g_ascii_strdown(bare, -1));
 }
 
+/* What planning_list_db reads of each certificate object: its value and its label. */
+static const CK_ATTRIBUTE_TYPE listed_attributes[] = {CKA_VALUE, CKA_LABEL};
+
+/* What planning_list_db fills, for one token. */
+typedef struct {
+    struct CabackRestorePlanning *p;
+    const char *token;
+} ListedToken;
+
+static void add_listed_cert(SECItem *const *values, gpointer data)
+{
+    ListedToken *t = data;
+    const SECItem *value = values[0], *label = values[1];
+
+    if (value != NULL)
+        g_hash_table_add(t->p->db_ders, GUINT_TO_POINTER(der_hash(value->data, value->len)));
+    if (label == NULL || label->len == 0)
+        return;
+    g_autofree char *bare = g_strndup((const char *)label->data, label->len);
+    g_autofree char *full = caback_nickname_on_token(bare, t->token, FALSE);
+    add_nickname_forms(t->p->db_nicknames, bare);
+    add_nickname_forms(t->p->db_nicknames, full);
+}
+
+/* The certificates of every token the database shows (logged in as PK11_ListCerts logs in: a
+ * token whose certificates are private objects), read from the tokens' objects. */
 static void planning_list_db(struct CabackRestorePlanning *p, CabackDb *db)
 {
-    p->db_ders = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
-                                       (GDestroyNotify)g_bytes_unref, NULL);
+    p->db_ders = g_hash_table_new(g_direct_hash, g_direct_equal);
     p->db_nicknames = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    g_autoptr(CERTCertList) list = PK11_ListCerts(PK11CertListAll, db);
-    for (CERTCertListNode *node = list != NULL ? CERT_LIST_HEAD(list) : NULL;
-         node != NULL && !CERT_LIST_END(node, list); node = CERT_LIST_NEXT(node)) {
-        CERTCertificate *cert = node->cert;
-        g_hash_table_add(p->db_ders, g_bytes_new(cert->derCert.data, cert->derCert.len));
-        add_nickname_forms(p->db_nicknames, cert->nickname);
-        add_nickname_forms(p->db_nicknames, node->appData);
+    g_autoptr(PK11SlotList) slots =
+        PK11_GetAllTokens(CKM_INVALID_MECHANISM, PR_FALSE, PR_FALSE, db);
+    for (PK11SlotListElement *le = slots != NULL ? PK11_GetFirstSafe(slots) : NULL; le != NULL;
+         le = PK11_GetNextSafe(slots, le, PR_FALSE)) {
+        PK11SlotInfo *slot = le->slot;
+        if (!PK11_IsPresent(slot))
+            continue;
+        if (!PK11_IsFriendly(slot) && PK11_NeedLogin(slot) && !PK11_IsLoggedIn(slot, db))
+            (void)PK11_Authenticate(slot, PR_FALSE, db);
+        ListedToken t = {p, PK11_GetTokenName(slot)};
+        (void)caback_token_each_object(slot, CKO_CERTIFICATE, listed_attributes,
+                                       G_N_ELEMENTS(listed_attributes), add_listed_cert, &t);
     }
 }
 
@@ -116,8 +155,7 @@ static gboolean db_may_have_der(CabackRestorePlan *plan, const guint8 *der, gsiz
 {
     if (plan->planning == NULL || plan->planning->db_ders == NULL)
         return TRUE;
-    g_autoptr(GBytes) key = g_bytes_new_static(der, len);
-    return g_hash_table_contains(plan->planning->db_ders, key);
+    return g_hash_table_contains(plan->planning->db_ders, GUINT_TO_POINTER(der_hash(der, len)));
 }
 
 /* FALSE when no certificate of the database listed before planning has this nickname (or its
@@ -799,11 +837,9 @@ static gboolean file_key_matches(CabackRestorePlan *plan, CabackRestoreKey *k,
  * database's key with the same ID)? */
 static gboolean cert_in_db(CabackDb *db, CabackRestoreKey *k, SECKEYPrivateKey *existing)
 {
-    if (existing != NULL) {
-        g_autoptr(CERTCertificate) cert = PK11_GetCertFromPrivateKey(existing);
-        if (cert != NULL)
-            return TRUE;
-    }
+    SECItem id = {siBuffer, k->id.bytes, CABACK_KEYID_LEN};
+    if (existing != NULL && caback_token_cert_with_id(db->slot, &id, NULL))
+        return TRUE;
     if (k->nickname == NULL || *k->nickname == '\0' || k->public_value == NULL)
         return FALSE;
     g_autofree char *name = lookup_name(db->slot, k->nickname);
@@ -851,6 +887,26 @@ static gboolean plan_unsupported_cert(CabackRestorePlan *plan, const CabackResto
     return FALSE;
 }
 
+/* The public key of @existing, the database's key with the ID of key bag @k: its certificate's
+ * (the one whose object names that ID), as SECKEY_ConvertToPublicKey would give it, else what
+ * SECKEY_ConvertToPublicKey builds from the key. Not SECKEY_ConvertToPublicKey first: it makes
+ * the certificate from its object (PK11_GetCertFromPrivateKey), and NSS then finds the
+ * certificate's trust by a search of its SHA-1 hash, which the database does not index, so
+ * that planning n keys already present read every object n times. */
+static SECKEYPublicKey *db_public_key(CabackDb *db, CabackRestoreKey *k, SECKEYPrivateKey *existing)
+{
+    SECItem id = {siBuffer, k->id.bytes, CABACK_KEYID_LEN};
+    g_autoptr(SECItem) der = NULL;
+
+    if (caback_token_cert_with_id(db->slot, &id, &der) && der != NULL) {
+        g_autoptr(CERTCertificate) cert = __CERT_DecodeDERCertificate(der, PR_FALSE, NULL);
+        SECKEYPublicKey *pub = cert != NULL ? CERT_ExtractPublicKey(cert) : NULL;
+        if (pub != NULL)
+            return pub;
+    }
+    return SECKEY_ConvertToPublicKey(existing);
+}
+
 /* @public_ids: the CKA_IDs of the public key objects on the token (NULL without a database);
  * @keys_by_id: the key bags of the file whose ID is known, by ID. */
 /* Key @k has the ID of a key the database holds (@existing): the same key (skip, or store its
@@ -866,7 +922,7 @@ static gboolean plan_present_key(CabackRestorePlan *plan, CabackDb *db, GHashTab
      * private key operation); otherwise a test signature decides. */
     gboolean pairs = FALSE;
     g_autoptr(GError) local = NULL;
-    g_autoptr(SECKEYPublicKey) have = SECKEY_ConvertToPublicKey(existing);
+    g_autoptr(SECKEYPublicKey) have = db_public_key(db, k, existing);
     g_autoptr(GBytes) value = have != NULL ? caback_restore_public_value_of(have) : NULL;
     if (value != NULL && k->public_value != NULL) {
         pairs = same_bytes(value, k->public_value);
@@ -1172,24 +1228,22 @@ gboolean caback_restore_plan(CabackRestorePlan *plan, CabackDb *db,
     return TRUE;
 }
 
+static void add_stored_id(SECItem *const *values, gpointer data)
+{
+    if (values[0] != NULL)
+        g_hash_table_add(data, g_bytes_new(values[0]->data, values[0]->len));
+}
+
 /* The CKA_IDs of the public key objects stored on @slot, as a set of GBytes: read once per
- * restore, since asking for each key would read them all again each time. */
+ * restore, since asking for each key would read them all again each time; read from the
+ * objects, since PK11_ListPublicKeysInSlot builds a SECKEYPublicKey of each (about 2 KB apiece
+ * while the list lives). */
 GHashTable *caback_restore_stored_public_key_ids(PK11SlotInfo *slot)
 {
+    static const CK_ATTRIBUTE_TYPE id_only[] = {CKA_ID};
     GHashTable *ids =
         g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, NULL);
-    SECKEYPublicKeyList *list = PK11_ListPublicKeysInSlot(slot, NULL);
 
-    if (list == NULL)
-        return ids;
-    for (SECKEYPublicKeyListNode *node = PUBKEY_LIST_HEAD(list); !PUBKEY_LIST_END(node, list);
-         node = PUBKEY_LIST_NEXT(node)) {
-        SECItem ckaid = {siBuffer, NULL, 0};
-        if (PK11_ReadRawAttribute(PK11_TypePubKey, node->key, CKA_ID, &ckaid) == SECSuccess) {
-            g_hash_table_add(ids, g_bytes_new(ckaid.data, ckaid.len));
-            SECITEM_FreeItem(&ckaid, PR_FALSE);
-        }
-    }
-    SECKEY_DestroyPublicKeyList(list);
+    (void)caback_token_each_object(slot, CKO_PUBLIC_KEY, id_only, 1, add_stored_id, ids);
     return ids;
 }

@@ -142,6 +142,50 @@ SECItem *caback_token_cert_key_id(PK11SlotInfo *slot, CERTCertificate *cert)
     return stored_cert_attribute(slot, cert, CKA_ID, &id) ? id : NULL;
 }
 
+gboolean caback_token_each_object(PK11SlotInfo *slot, CK_OBJECT_CLASS cls,
+                                  const CK_ATTRIBUTE_TYPE *types, guint n_types,
+                                  CabackTokenObjectFunc func, gpointer data)
+{
+    CK_ATTRIBUTE template[] = {{CKA_CLASS, &cls, sizeof cls}};
+    g_autoptr(GArray) found = g_array_new(FALSE, FALSE, sizeof(CK_OBJECT_HANDLE));
+    SECItem *values[4] = {NULL};
+    CabackRawSession r;
+
+    g_return_val_if_fail(n_types <= G_N_ELEMENTS(values), FALSE);
+    if (!caback_raw_open(&r, slot, FALSE))
+        return FALSE;
+    gboolean ok = caback_raw_find(&r, template, G_N_ELEMENTS(template), found);
+    for (guint i = 0; ok && i < found->len; i++) {
+        CK_OBJECT_HANDLE h = g_array_index(found, CK_OBJECT_HANDLE, i);
+        for (guint t = 0; t < n_types; t++)
+            values[t] = caback_raw_attribute(&r, h, types[t]);
+        func(values, data);
+        for (guint t = 0; t < n_types; t++)
+            g_clear_pointer(&values[t], caback_secitem_free);
+    }
+    caback_raw_close(&r);
+    return ok;
+}
+
+gboolean caback_token_cert_with_id(PK11SlotInfo *slot, const SECItem *id, SECItem **value)
+{
+    CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+    CK_ATTRIBUTE template[] = {
+        {CKA_CLASS, &cls, sizeof cls},
+        {CKA_ID, id->data, id->len},
+    };
+    g_autoptr(GArray) found = g_array_new(FALSE, FALSE, sizeof(CK_OBJECT_HANDLE));
+    CabackRawSession r;
+
+    if (!caback_raw_open(&r, slot, FALSE))
+        return FALSE;
+    (void)caback_raw_find(&r, template, G_N_ELEMENTS(template), found);
+    if (found->len > 0 && value != NULL)
+        *value = caback_raw_attribute(&r, g_array_index(found, CK_OBJECT_HANDLE, 0), CKA_VALUE);
+    caback_raw_close(&r);
+    return found->len > 0;
+}
+
 /* The key of @slot that @cert's certificate object names, if any. */
 static SECKEYPrivateKey *key_named_by_cert(PK11SlotInfo *slot, CERTCertificate *cert, void *wincx)
 {

@@ -66,6 +66,24 @@ char *caback_token_cert_nickname(PK11SlotInfo *slot, CERTCertificate *cert);
  * holds no such object. Caller frees (g_autoptr(SECItem)). */
 SECItem *caback_token_cert_key_id(PK11SlotInfo *slot, CERTCertificate *cert);
 
+/* Called by caback_token_each_object with the values of the attributes it was asked for, in
+ * that order (NULL for one the object lacks). */
+typedef void (*CabackTokenObjectFunc)(SECItem *const *values, gpointer data);
+
+/* Call @func for each object of class @cls that @slot shows (as logged in now), with its
+ * attributes @types (at most 4): a listing that reads only those, where PK11_ListCerts and
+ * PK11_ListPublicKeysInSlot build a CERTCertificate or SECKEYPublicKey of each (about 7 KB and
+ * 2 KB apiece while the list lives). FALSE when the token cannot be searched. */
+gboolean caback_token_each_object(PK11SlotInfo *slot, CK_OBJECT_CLASS cls,
+                                  const CK_ATTRIBUTE_TYPE *types, guint n_types,
+                                  CabackTokenObjectFunc func, gpointer data);
+
+/* TRUE when @slot holds a certificate object whose CKA_ID is @id: a certificate NSS pairs with
+ * the key of that ID, as PK11_GetCertFromPrivateKey finds it but without building the
+ * certificate (NSS then reads its trust by a search of its SHA-1 hash, which the database does
+ * not index). With @value, the first such object's CKA_VALUE in *@value (caller frees). */
+gboolean caback_token_cert_with_id(PK11SlotInfo *slot, const SECItem *id, SECItem **value);
+
 /* The private key on @slot of @cert, as PK11_FindPrivateKeyFromCert finds it (the key whose
  * CKA_ID the certificate object has; the token logged in with @wincx when it must be), without
  * its search by value. NULL when there is none. */
