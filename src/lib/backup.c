@@ -11,6 +11,8 @@
 #include <caback/error.h>
 #include <caback/nss-util.h>
 
+#include "token-objects.h"
+
 #include <certdb.h>
 #include <cryptohi.h>
 #include <pkcs11t.h>
@@ -381,7 +383,7 @@ static gboolean select_all(CabackDb *db, CabackBackupSelection *sel, GError **er
 
     for (guint i = 0; i < certs->len; i++) {
         CERTCertificate *cert = certs->pdata[i];
-        g_autoptr(SECKEYPrivateKey) key = PK11_FindPrivateKeyFromCert(db->slot, cert, db);
+        g_autoptr(SECKEYPrivateKey) key = caback_token_private_key_of(db->slot, cert, db);
         if (key == NULL)
             continue;
         if (!add_cert_with_key(db, sel, cert, key, error))

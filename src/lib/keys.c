@@ -7,6 +7,8 @@
 #include <caback/keys.h>
 #include <caback/nss-util.h>
 
+#include "token-objects.h"
+
 #include <string.h>
 
 void caback_key_info_free(CabackKeyInfo *info)
@@ -94,49 +96,6 @@ static int read_key_bool(SECKEYPrivateKey *key, CK_ATTRIBUTE_TYPE type)
     return value;
 }
 
-static gboolean generic_attr_equals(PK11GenericObject *obj, CK_ATTRIBUTE_TYPE type,
-                                    const SECItem *want)
-{
-    SECItem item = {siBuffer, NULL, 0};
-
-    if (PK11_ReadRawAttribute(PK11_TypeGeneric, obj, type, &item) != SECSuccess)
-        return FALSE;
-    gboolean same = SECITEM_ItemsAreEqual(&item, want);
-    SECITEM_FreeItem(&item, PR_FALSE);
-    return same;
-}
-
-/* Whether @slot holds an NSS trust object for @cert (matched, as NSS does, by issuer and DER
- * serial number). */
-static gboolean slot_has_trust(PK11SlotInfo *slot, CERTCertificate *cert)
-{
-    /* Trust objects hold the serial as a DER INTEGER; serials are at most 20 bytes (RFC 5280),
-     * a little more in old certificates, so a short or one-byte long form is enough. */
-    unsigned char der[2 + 1 + 255];
-    unsigned int n = cert->serialNumber.len, hdr = n < 128 ? 2 : 3;
-    if (n > 255)
-        return FALSE;
-    der[0] = 0x02;
-    if (n < 128)
-        der[1] = (unsigned char)n;
-    else {
-        der[1] = 0x81;
-        der[2] = (unsigned char)n;
-    }
-    memcpy(der + hdr, cert->serialNumber.data, n);
-    SECItem serial = {siBuffer, der, hdr + n};
-
-    PK11GenericObject *objs = PK11_FindGenericObjects(slot, CKO_NSS_TRUST);
-    gboolean found = FALSE;
-
-    for (PK11GenericObject *o = objs; o != NULL && !found; o = PK11_GetNextGenericObject(o))
-        found = generic_attr_equals(o, CKA_ISSUER, &cert->derIssuer) &&
-                generic_attr_equals(o, CKA_SERIAL_NUMBER, &serial);
-    if (objs != NULL)
-        PK11_DestroyGenericObjects(objs);
-    return found;
-}
-
 static void append_name(GPtrArray *names, PK11SlotInfo *slot)
 {
     const char *name = PK11_GetTokenName(slot);
@@ -173,10 +132,10 @@ static void describe_cert_tokens(CabackKeyInfo *info, CERTCertificate *cert)
         append_name(certs, le->slot);
         if (le->slot == internal)
             internal_seen = TRUE;
-        if (slot_has_trust(le->slot, cert))
+        if (caback_token_holds_trust(le->slot, cert))
             append_name(trust, le->slot);
     }
-    if (!internal_seen && internal != NULL && slot_has_trust(internal, cert))
+    if (!internal_seen && internal != NULL && caback_token_holds_trust(internal, cert))
         append_name(trust, internal);
     info->cert_token = join_names(certs);
     info->trust_token = join_names(trust);

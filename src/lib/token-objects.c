@@ -6,6 +6,7 @@
 #include <caback/nickname.h>
 #include <caback/nss-util.h>
 
+#include <pkcs11n.h>
 #include <secasn1.h>
 #include <secmod.h>
 #include <string.h>
@@ -112,6 +113,25 @@ static gboolean stored_cert_attribute(PK11SlotInfo *slot, CERTCertificate *cert,
 gboolean caback_token_holds_cert(PK11SlotInfo *slot, CERTCertificate *cert)
 {
     return stored_cert_attribute(slot, cert, CKA_CLASS, NULL);
+}
+
+gboolean caback_token_holds_trust(PK11SlotInfo *slot, CERTCertificate *cert)
+{
+    g_autoptr(SECItem) serial = caback_cert_encoded_serial(cert);
+    g_autoptr(GArray) found = g_array_new(FALSE, FALSE, sizeof(CK_OBJECT_HANDLE));
+    CabackRawSession r;
+
+    if (serial == NULL || !caback_raw_open(&r, slot, FALSE))
+        return FALSE;
+    CK_OBJECT_CLASS cls = CKO_NSS_TRUST;
+    CK_ATTRIBUTE template[] = {
+        {CKA_CLASS, &cls, sizeof cls},
+        {CKA_ISSUER, cert->derIssuer.data, cert->derIssuer.len},
+        {CKA_SERIAL_NUMBER, serial->data, serial->len},
+    };
+    (void)caback_raw_find(&r, template, G_N_ELEMENTS(template), found);
+    caback_raw_close(&r);
+    return found->len > 0;
 }
 
 CERTCertificate *caback_token_find_cert(PK11SlotInfo *slot, const SECItem *der)

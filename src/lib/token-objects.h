@@ -49,6 +49,11 @@ SECItem *caback_cert_encoded_serial(CERTCertificate *cert);
 /* TRUE when @slot holds a certificate object of @cert. */
 gboolean caback_token_holds_cert(PK11SlotInfo *slot, CERTCertificate *cert);
 
+/* TRUE when @slot holds an NSS trust object for @cert, matched as NSS matches them (issuer and
+ * DER serial number) by a search of those, which the database indexes; reading every trust
+ * object of the token (PK11_FindGenericObjects) for each certificate took time in n^2. */
+gboolean caback_token_holds_trust(PK11SlotInfo *slot, CERTCertificate *cert);
+
 /* The certificate with the bytes @der when @slot holds it, else NULL. Found as NSS finds a
  * certificate by its DER (CERT_FindCertByDERCert: by issuer and serial number), then checked on
  * the token. The CERTCertificate is NSS's shared one: its trust is the trust domain's (what

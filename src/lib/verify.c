@@ -273,7 +273,7 @@ CabackVerifyInventory *caback_verify_inventory(CabackDb *db, GError **error)
         g_ptr_array_add(inv->certs, dc);
         if (!c->selected)
             continue;
-        g_autoptr(SECKEYPrivateKey) key = PK11_FindPrivateKeyFromCert(db->slot, c->cert, db);
+        g_autoptr(SECKEYPrivateKey) key = caback_token_private_key_of(db->slot, c->cert, db);
         if (key == NULL)
             continue;
         g_autoptr(CabackKeyInfo) info = caback_keys_describe(db, key, c->cert);
