@@ -461,7 +461,7 @@ typedef struct {
     SECItem *param;
     PK11SymKey *wrap_key;
     SECKEYPrivateKey *copy; /* a session copy of the key to wrap instead, or NULL */
-    SECItem wrapped; /* in the writer's arena, filled by the token */
+    SECItem wrapped; /* the token's output, its own size (heap; freed with the job) */
     gboolean ok;
     int nss_error;
 } WrapJob;
@@ -471,25 +471,38 @@ typedef struct {
 static void wrap_one(WrapJob *job, void *wincx)
 {
     SECKEYPrivateKey *key = job->copy != NULL ? job->copy : job->in->key;
-    guint capacity = job->wrapped.len;
     g_autoptr(SECKEYPrivateKey) copy = NULL;
+    /* The token needs room for the largest key; the job keeps only what it wrote (a buffer of
+     * that size per key made a backup of 10,000 keys take 320 MB more than its keys). */
+    SECItem buffer = {siBuffer, NULL, 0};
 
+    if (SECITEM_AllocItem(NULL, &buffer, P12_WRAP_BUFFER) == NULL) {
+        job->ok = FALSE;
+        job->nss_error = SEC_ERROR_NO_MEMORY;
+        return;
+    }
     job->ok = PK11_WrapPrivKey(key->pkcs11Slot, job->wrap_key, key, job->mech, job->param,
-                               &job->wrapped, wincx) == SECSuccess &&
-              job->wrapped.len > 0;
+                               &buffer, wincx) == SECSuccess &&
+              buffer.len > 0;
     if (!job->ok && job->copy == NULL && !PK11_IsInternal(key->pkcs11Slot)) {
         /* Many HSMs wrap private keys only with AES key wrap, not with the PBE cipher of the
          * file: move the key (wrapped, never in clear here) into a session object of NSS's own
          * token and wrap it from there. */
         copy = copy_to_internal(key, wincx);
-        job->wrapped.len = capacity;
+        buffer.len = P12_WRAP_BUFFER;
         job->ok = copy != NULL &&
                   PK11_WrapPrivKey(copy->pkcs11Slot, job->wrap_key, copy, job->mech, job->param,
-                                   &job->wrapped, wincx) == SECSuccess &&
-                  job->wrapped.len > 0;
+                                   &buffer, wincx) == SECSuccess &&
+                  buffer.len > 0;
     }
     if (!job->ok)
         job->nss_error = PORT_GetError();
+    else if (SECITEM_CopyItem(NULL, &job->wrapped, &buffer) != SECSuccess) {
+        job->ok = FALSE;
+        job->nss_error = SEC_ERROR_NO_MEMORY;
+    }
+    buffer.len = P12_WRAP_BUFFER;
+    SECITEM_ZfreeItem(&buffer, PR_FALSE);
 }
 
 typedef struct {
@@ -614,13 +627,7 @@ static void copy_all(WrapJob *jobs, guint n)
 static gboolean prepare_wrap(CabackP12Writer *writer, WrapJob *job, GError **error)
 {
     job->wrap_key = next_cipher(writer, &job->alg, &job->mech, &job->param, error);
-    if (job->wrap_key == NULL)
-        return FALSE;
-    if (SECITEM_AllocItem(writer->arena, &job->wrapped, P12_WRAP_BUFFER) == NULL) {
-        g_set_error(error, CABACK_ERROR, CABACK_ERROR_FAILED, "out of memory");
-        return FALSE;
-    }
-    return TRUE;
+    return job->wrap_key != NULL;
 }
 
 /* The shrouded key bag of a wrapped @job, added to the writer. */
@@ -695,6 +702,7 @@ gboolean caback_p12_writer_add_keys(CabackP12Writer *writer, const CabackP12KeyI
             PK11_FreeSymKey(jobs[j].wrap_key);
         if (jobs[j].param != NULL)
             SECITEM_FreeItem(jobs[j].param, PR_TRUE);
+        SECITEM_FreeItem(&jobs[j].wrapped, PR_FALSE);
     }
     return ok;
 }
