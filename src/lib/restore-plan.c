@@ -693,7 +693,7 @@ static void plan_present_cert(CabackRestorePlan *plan, CabackDb *db, CabackResto
 /* Into another token: NSS applies one trust to a certificate, kept with its copy in the internal
  * token when that token holds it already. That trust is the certificate's: as for a certificate
  * already present, only explicit flags change it, and the plan says so. */
-static void plan_internal_copy(CabackRestorePlan *plan, CabackDb *db, CabackRestoreCert *c,
+static void plan_internal_copy(CabackRestorePlan *plan, CabackRestoreCert *c,
                                const char *explicit_trust)
 {
     gsize len;
@@ -776,7 +776,7 @@ static void plan_cert(CabackRestorePlan *plan, CabackDb *db, const CabackRestore
     if (db == NULL)
         return;
     if (!PK11_IsInternalKeySlot(db->slot))
-        plan_internal_copy(plan, db, c, explicit_trust);
+        plan_internal_copy(plan, c, explicit_trust);
     if (!flawed && nickname_taken(plan, db, c->nickname))
         resolve_nickname_conflict(plan, db, options, c);
     check_internal_name(plan, db, options, c);
