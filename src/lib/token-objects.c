@@ -1,4 +1,5 @@
-/* A token's certificate objects found by issuer and serial number (see token-objects.h). */
+/* A token's objects found by indexed attributes, through a session of our own (see
+ * token-objects.h). */
 #include "config.h"
 
 #include "token-objects.h"
@@ -33,6 +34,8 @@ SECItem *caback_raw_attribute(CabackRawSession *r, CK_OBJECT_HANDLE handle, CK_A
         a.ulValueLen == (CK_ULONG)-1)
         return NULL;
     SECItem *item = SECITEM_AllocItem(NULL, NULL, a.ulValueLen > 0 ? a.ulValueLen : 1);
+    if (item == NULL)
+        return NULL;
     item->len = a.ulValueLen;
     a.pValue = item->data;
     if (r->f->C_GetAttributeValue(r->session, handle, &a, 1) == CKR_OK)

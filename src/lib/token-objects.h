@@ -1,13 +1,16 @@
-/* Internal to caback's library: a token's certificate objects found by issuer and serial number,
- * through a PKCS#11 session of our own.
+/* Internal to caback's library: a token's objects found by the attributes softoken indexes
+ * (issuer and serial number, CKA_ID), and listed by the few attributes caback keeps, through a
+ * PKCS#11 session of our own.
  *
  * NSS's own lookups of "this certificate on that token" (PK11_FindCertFromDERCertItem,
  * PK11_FindCertInSlot and so PK11_FindPrivateKeyFromCert, PK11_GetLowLevelKeyIDForCert) search
- * the token by value (CKA_VALUE) for a certificate NSS did not read from that token. softoken
- * answers such a search by reading every certificate of the database, so that doing it for each
- * of n certificates takes time in n^2. softoken indexes issuer and serial number; the functions
- * here search by those and then compare the value. The session sees the token as NSS logged it
- * in. Not installed, not part of the library's contract. */
+ * the token by value (CKA_VALUE) for a certificate NSS did not read from that token; a
+ * certificate NSS builds from a token's object (PK11_GetCertFromPrivateKey,
+ * SECKEY_ConvertToPublicKey) gets its trust by a search of its SHA-1 hash; PK11_FindGenericObjects
+ * reads every object of a class. softoken answers each of these by reading every object of the
+ * database, so that doing it for each of n certificates or keys takes time in n^2. The functions
+ * here search by indexed attributes and then compare the value where it matters. The session
+ * sees the token as NSS logged it in. Not installed, not part of the library's contract. */
 #pragma once
 
 #include <glib.h>
