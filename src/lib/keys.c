@@ -119,21 +119,30 @@ static char *join_names(GPtrArray *names)
 }
 
 /* Where @cert and its trust live: an HSM usually keeps the certificate but not NSS's trust
- * objects, which NSS then keeps in the database's internal token. */
-static void describe_cert_tokens(CabackKeyInfo *info, CERTCertificate *cert)
+ * objects, which NSS then keeps in the database's internal token. @key_slot: the token of the
+ * key whose certificate @cert was found as (caback_token_cert_of_key), which is where it lives
+ * for the key; NULL for the tokens NSS knows it on. */
+static void describe_cert_tokens(CabackKeyInfo *info, CERTCertificate *cert,
+                                 PK11SlotInfo *key_slot)
 {
     g_autoptr(GPtrArray) certs = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GPtrArray) trust = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(PK11SlotInfo) internal = PK11_GetInternalKeySlot();
     gboolean internal_seen = FALSE;
 
-    g_autoptr(PK11SlotList) slots = PK11_GetAllSlotsForCert(cert, NULL);
-    for (PK11SlotListElement *le = slots != NULL ? slots->head : NULL; le != NULL; le = le->next) {
-        append_name(certs, le->slot);
-        if (le->slot == internal)
+    g_autoptr(PK11SlotList) list = key_slot == NULL ? PK11_GetAllSlotsForCert(cert, NULL) : NULL;
+    g_autoptr(GPtrArray) slots = g_ptr_array_new(); /* not owned */
+    if (key_slot != NULL)
+        g_ptr_array_add(slots, key_slot);
+    for (PK11SlotListElement *le = list != NULL ? list->head : NULL; le != NULL; le = le->next)
+        g_ptr_array_add(slots, le->slot);
+    for (guint i = 0; i < slots->len; i++) {
+        PK11SlotInfo *slot = slots->pdata[i];
+        append_name(certs, slot);
+        if (slot == internal)
             internal_seen = TRUE;
-        if (caback_token_holds_trust(le->slot, cert))
-            append_name(trust, le->slot);
+        if (caback_token_holds_trust(slot, cert))
+            append_name(trust, slot);
     }
     if (!internal_seen && internal != NULL && caback_token_holds_trust(internal, cert))
         append_name(trust, internal);
@@ -184,19 +193,27 @@ CabackKeyInfo *caback_keys_describe(CabackDb *db, SECKEYPrivateKey *key, CERTCer
     if (label != NULL)
         PORT_Free(label);
 
+    /* Not PK11_GetCertFromPrivateKey: NSS builds the certificate from its object and finds its
+     * trust by a search the database does not index, so that listing n keys took time in n^2
+     * (token-objects.h). */
+    g_autofree char *stored_nickname = NULL;
     if (cert == NULL) {
-        found = PK11_GetCertFromPrivateKey(key);
+        found = caback_token_cert_of_key(key);
         cert = found;
+        if (found != NULL)
+            stored_nickname = caback_token_cert_nickname(key->pkcs11Slot, found);
     }
     info->orphan = cert == NULL;
-    if (cert != NULL)
+    if (cert != NULL && stored_nickname == NULL)
         info->nickname = usable_nickname(key->pkcs11Slot, cert->nickname);
+    else if (cert != NULL)
+        info->nickname = usable_nickname(key->pkcs11Slot, stored_nickname);
 
     info->size_bits = key_size_bits(key, cert);
     info->extractable = read_key_bool(key, CKA_EXTRACTABLE);
     info->sensitive = read_key_bool(key, CKA_SENSITIVE);
     if (cert != NULL)
-        describe_cert_tokens(info, cert);
+        describe_cert_tokens(info, cert, found != NULL ? key->pkcs11Slot : NULL);
     return info;
 }
 

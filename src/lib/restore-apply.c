@@ -743,7 +743,7 @@ static gboolean store_public_key(ApplyRun *run, CabackRestoreKey *k, CabackResto
     g_autoptr(CERTCertificate) cert = c != NULL ? caback_restore_cert_decode(c) : NULL;
     g_autoptr(SECKEYPublicKey) pub =
         c != NULL ? (cert != NULL ? CERT_ExtractPublicKey(cert) : NULL)
-                  : SECKEY_ConvertToPublicKey(key);
+                  : caback_token_public_key_of(key);
     g_autoptr(GBytes) id = g_bytes_new(k->id.bytes, CABACK_KEYID_LEN);
     if (pub == NULL || g_hash_table_contains(public_ids, id))
         return TRUE;

@@ -887,26 +887,6 @@ static gboolean plan_unsupported_cert(CabackRestorePlan *plan, const CabackResto
     return FALSE;
 }
 
-/* The public key of @existing, the database's key with the ID of key bag @k: its certificate's
- * (the one whose object names that ID), as SECKEY_ConvertToPublicKey would give it, else what
- * SECKEY_ConvertToPublicKey builds from the key. Not SECKEY_ConvertToPublicKey first: it makes
- * the certificate from its object (PK11_GetCertFromPrivateKey), and NSS then finds the
- * certificate's trust by a search of its SHA-1 hash, which the database does not index, so
- * that planning n keys already present read every object n times. */
-static SECKEYPublicKey *db_public_key(CabackDb *db, CabackRestoreKey *k, SECKEYPrivateKey *existing)
-{
-    SECItem id = {siBuffer, k->id.bytes, CABACK_KEYID_LEN};
-    g_autoptr(SECItem) der = NULL;
-
-    if (caback_token_cert_with_id(db->slot, &id, &der) && der != NULL) {
-        g_autoptr(CERTCertificate) cert = __CERT_DecodeDERCertificate(der, PR_FALSE, NULL);
-        SECKEYPublicKey *pub = cert != NULL ? CERT_ExtractPublicKey(cert) : NULL;
-        if (pub != NULL)
-            return pub;
-    }
-    return SECKEY_ConvertToPublicKey(existing);
-}
-
 /* @public_ids: the CKA_IDs of the public key objects on the token (NULL without a database);
  * @keys_by_id: the key bags of the file whose ID is known, by ID. */
 /* Key @k has the ID of a key the database holds (@existing): the same key (skip, or store its
@@ -922,7 +902,7 @@ static gboolean plan_present_key(CabackRestorePlan *plan, CabackDb *db, GHashTab
      * private key operation); otherwise a test signature decides. */
     gboolean pairs = FALSE;
     g_autoptr(GError) local = NULL;
-    g_autoptr(SECKEYPublicKey) have = db_public_key(db, k, existing);
+    g_autoptr(SECKEYPublicKey) have = caback_token_public_key_of(existing);
     g_autoptr(GBytes) value = have != NULL ? caback_restore_public_value_of(have) : NULL;
     if (value != NULL && k->public_value != NULL) {
         pairs = same_bytes(value, k->public_value);

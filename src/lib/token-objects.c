@@ -7,6 +7,7 @@
 #include <caback/nickname.h>
 #include <caback/nss-util.h>
 
+#include <keyhi.h>
 #include <pkcs11n.h>
 #include <secasn1.h>
 #include <secmod.h>
@@ -207,6 +208,24 @@ gboolean caback_token_cert_with_id(PK11SlotInfo *slot, const SECItem *id, SECIte
         *value = caback_raw_attribute(&r, g_array_index(found, CK_OBJECT_HANDLE, 0), CKA_VALUE);
     caback_raw_close(&r);
     return found->len > 0;
+}
+
+CERTCertificate *caback_token_cert_of_key(SECKEYPrivateKey *key)
+{
+    g_autoptr(SECItem) id = PK11_GetLowLevelKeyIDForPrivateKey(key);
+    g_autoptr(SECItem) der = NULL;
+
+    if (id == NULL || !caback_token_cert_with_id(key->pkcs11Slot, id, &der) || der == NULL)
+        return NULL;
+    return CERT_FindCertByDERCert(CERT_GetDefaultCertDB(), der);
+}
+
+SECKEYPublicKey *caback_token_public_key_of(SECKEYPrivateKey *key)
+{
+    g_autoptr(CERTCertificate) cert = caback_token_cert_of_key(key);
+    SECKEYPublicKey *pub = cert != NULL ? CERT_ExtractPublicKey(cert) : NULL;
+
+    return pub != NULL ? pub : SECKEY_ConvertToPublicKey(key);
 }
 
 /* The key of @slot that @cert's certificate object names, if any. */

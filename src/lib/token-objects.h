@@ -92,6 +92,18 @@ gboolean caback_token_each_object(PK11SlotInfo *slot, CK_OBJECT_CLASS cls,
  * not index). With @value, the first such object's CKA_VALUE in *@value (caller frees). */
 gboolean caback_token_cert_with_id(PK11SlotInfo *slot, const SECItem *id, SECItem **value);
 
+/* The certificate NSS pairs with @key (the one whose object on @key's token has the key's
+ * CKA_ID), as PK11_GetCertFromPrivateKey finds it but as NSS's shared certificate (trust from
+ * the trust domain, as certutil -L shows it; caback_token_cert_nickname gives the token's name
+ * for it) rather than built from the object. NULL when there is none. Caller destroys it. */
+CERTCertificate *caback_token_cert_of_key(SECKEYPrivateKey *key);
+
+/* The public key of @key: its certificate's (caback_token_cert_of_key), else what
+ * SECKEY_ConvertToPublicKey builds from the key's objects. SECKEY_ConvertToPublicKey looks for
+ * the certificate first too, but through PK11_GetCertFromPrivateKey. NULL when neither gives
+ * one. Caller destroys it. */
+SECKEYPublicKey *caback_token_public_key_of(SECKEYPrivateKey *key);
+
 /* The private key on @slot of @cert, as PK11_FindPrivateKeyFromCert finds it (the key whose
  * CKA_ID the certificate object has; the token logged in with @wincx when it must be), without
  * its search by value. NULL when there is none. */

@@ -215,7 +215,7 @@ static void inventory_keys(CabackDb *db, CabackVerifyInventory *inv)
             g_ptr_array_add(inv->all_keys, bytes_of(ckaid));
         /* A key whose CKA_ID is not NSS's own (some HSMs) is still the same key when its public
          * value matches. */
-        g_autoptr(SECKEYPublicKey) pub = SECKEY_ConvertToPublicKey(node->key);
+        g_autoptr(SECKEYPublicKey) pub = caback_token_public_key_of(node->key);
         GBytes *id = pub != NULL ? key_id_of(pub) : NULL;
         if (id != NULL)
             g_ptr_array_add(inv->all_keys, id);
