@@ -103,6 +103,27 @@ gdb_batch() {
         -ex 'set startup-with-shell off' -ex 'set breakpoint pending on' "$@"
 }
 
+# gdb_count_calls "FUNCTION..." COMMAND...: run COMMAND under gdb with a silent breakpoint on
+# each FUNCTION (names separated by spaces) that only counts; prints on one line how COMMAND
+# ended ("exited normally" or "exited with code N") and the calls counted, all functions
+# together. For tests that prove a costly NSS lookup is gone; leak checks are off under gdb.
+gdb_count_calls() {
+    local fns=$1 script=$TEST_TMP/count-calls.gdb out=$TEST_TMP/count-calls.out n=0 fn
+    shift
+    echo 'handle SIGPIPE nostop noprint pass' >"$script"
+    for fn in $fns; do
+        n=$((n + 1))
+        printf 'break %s\ncommands %d\nsilent\ncontinue\nend\n' "$fn" "$n" >>"$script"
+    done
+    printf 'run\ninfo breakpoints\n' >>"$script"
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+        gdb_batch -x "$script" --args "$@" </dev/null >"$out" 2>&1
+    {
+        grep -o 'Inferior 1 (process [0-9]*) exited[a-z0-9 ]*' "$out" | sed 's/.*) //'
+        grep -o 'already hit [0-9]* time' "$out" | awk '{n += $3} END {print n + 0}'
+    } | tr '\n' ' ' | sed 's/ $//'
+}
+
 # core_at_breakpoint CORE BREAKPOINT ARGS...: run caback ARGS under gdb until it reaches the
 # function BREAKPOINT (e.g. exit), write the process's core to CORE (gdb's output beside it, in
 # CORE.gdb) and kill it. Succeeds when the breakpoint was reached and a core written. Without the
